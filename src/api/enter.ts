@@ -1,0 +1,159 @@
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { admit, type Rejection } from '../domain/campaign.js';
+import { EVENT_VERSION, ticketOf, type EntrantRegistered } from '../domain/events.js';
+import type { Reply } from '../decider/replies.js';
+import { partitionFor, type EventAppender } from '../infra/kafka/eventLog.js';
+import type { EntryView, RedisOrdering } from '../infra/redis/ordering.js';
+import { logger } from '../logger.js';
+import { notFound, unavailable } from './errors.js';
+
+const log = logger.child({ component: 'enter' });
+
+export type EnterResult = { entry: EntryView } | { rejection: Rejection };
+
+/** Waiting `enter` calls of this process, answered by the decider on this process's own channel. */
+export class ReplyWaiter {
+  private readonly waiting = new Map<string, (r: Reply) => void>();
+  private constructor(private readonly sub: Redis) {}
+
+  static async listen(subscriber: Redis, channel: string): Promise<ReplyWaiter> {
+    const w = new ReplyWaiter(subscriber);
+    subscriber.on('message', (_ch: string, body: string) => {
+      for (const r of JSON.parse(body) as Reply[]) {
+        w.waiting.get(r.request)?.(r);
+      }
+    });
+    await subscriber.subscribe(channel);
+    return w;
+  }
+
+  /** Registers before the append, so a fast decision cannot slip past. */
+  expect(request: string, timeoutMs: number): Promise<Reply | null> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(request);
+        resolve(null);
+      }, timeoutMs);
+      this.waiting.set(request, (r) => {
+        clearTimeout(timer);
+        this.waiting.delete(request);
+        resolve(r);
+      });
+    });
+  }
+
+  cancel(request: string): void {
+    this.waiting.delete(request);
+  }
+
+  get size(): number {
+    return this.waiting.size;
+  }
+
+  async close(): Promise<void> {
+    await this.sub.quit().catch(() => undefined);
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The write path of `enter`: a gate in Redis (one Lua round trip), a claim so that one request of a
+ * user appends at a time, the append (group-committed), then the wait for the decision.
+ */
+export class EnterService {
+  readonly stats = { appended: 0, rejected: 0, duplicates: 0, queued: 0 };
+
+  constructor(
+    private readonly ordering: RedisOrdering,
+    private readonly appender: EventAppender,
+    private readonly waiter: ReplyWaiter,
+    private readonly opts: { instance: string; topic: string; partitions: number; waitMs: number; claimTtlMs?: number },
+  ) {}
+
+  async enter(campaignId: string, userId: string): Promise<EnterResult> {
+    const deadline = Date.now() + this.opts.waitMs;
+    for (;;) {
+      const now = Date.now();
+      const r = await this.ordering.lookup(campaignId, userId);
+      switch (r[0]) {
+        case 'NOMETA':
+          if (await this.ordering.isBuilt(this.opts.topic, partitionFor(campaignId, this.opts.partitions))) throw notFound('campaign');
+          throw unavailable();
+        case 'BUILDING':
+          throw unavailable();
+        case 'PLACED':
+        case 'PENDING':
+          this.stats.duplicates++;
+          return { entry: await this.settledEntry(campaignId, userId, deadline) };
+        case 'NEW': {
+          const [, stock, opensAt, closesAt, closedAt, taken] = r;
+          const terms = {
+            stock: Number(stock),
+            opensAt: Number(opensAt),
+            closesAt: Number(closesAt),
+            closedAt: closedAt ? Number(closedAt) : null,
+          };
+          const rejection = admit(terms, now, Number(taken));
+          if (rejection) {
+            this.stats.rejected++;
+            return { rejection };
+          }
+          const request = randomUUID();
+          if (!(await this.ordering.claim(campaignId, userId, request, this.opts.claimTtlMs ?? 10_000))) {
+            // another request of this user is appending right now: its ticket is ours too
+            await sleep(10);
+            continue;
+          }
+          return this.append(campaignId, userId, request, now, deadline);
+        }
+        default:
+          throw new Error(`unexpected gate answer ${String(r[0])}`);
+      }
+    }
+  }
+
+  private async append(campaignId: string, userId: string, request: string, now: number, deadline: number): Promise<EnterResult> {
+    const event: EntrantRegistered = {
+      type: 'EntrantRegistered',
+      version: EVENT_VERSION,
+      eventId: `entrant:${campaignId}:${userId}:${request}`,
+      campaignId,
+      occurredAt: new Date(now).toISOString(),
+      userId,
+      replyTo: { instance: this.opts.instance, request },
+    };
+    const decision = this.waiter.expect(request, Math.max(0, deadline - Date.now()));
+    let ticket: string;
+    try {
+      const at = await this.appender.append(event);
+      ticket = ticketOf(at.partition, at.offset);
+    } catch (err) {
+      this.waiter.cancel(request);
+      await this.ordering.releaseClaim(campaignId, userId).catch(() => undefined);
+      log.error({ err, campaignId }, 'append failed');
+      throw err;
+    }
+    this.stats.appended++;
+    await this.ordering.markPending(campaignId, userId, ticket);
+    const reply = await decision;
+    if (reply?.kind === 'rejected') return { rejection: reply.rejection };
+    if (reply === null) this.stats.queued++;
+    const entry = await this.ordering.entry(campaignId, userId);
+    if (entry && typeof entry === 'object') return { entry };
+    // the projection is being rebuilt: the entry is durable in the log, its place comes later
+    return { entry: { campaignId, userId, ticket, position: null, stock: 0, won: null, gifticon: null } };
+  }
+
+  /** A repeated click: the same entry, with its decision once made (or QUEUED at the deadline). */
+  private async settledEntry(campaignId: string, userId: string, deadline: number): Promise<EntryView> {
+    for (;;) {
+      const e = await this.ordering.entry(campaignId, userId);
+      if (e === 'building' || e === 'unknown-campaign') throw unavailable();
+      if (e && (e.position !== null || Date.now() >= deadline)) return e;
+      if (!e && Date.now() >= deadline) throw unavailable();
+      await sleep(20);
+    }
+  }
+}

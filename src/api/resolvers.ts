@@ -1,0 +1,222 @@
+import { randomBytes } from 'node:crypto';
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { z } from 'zod';
+import type { Config } from '../config.js';
+import { outcomeOf, statusOf } from '../domain/campaign.js';
+import { EVENT_VERSION, eventIds, type CampaignClosed, type CampaignCreated } from '../domain/events.js';
+import { partitionFor, type EventAppender } from '../infra/kafka/eventLog.js';
+import type { CampaignView, EntryView, RedisOrdering } from '../infra/redis/ordering.js';
+import type { Caller } from './auth.js';
+import { USER_ID } from './auth.js';
+import type { EnterService } from './enter.js';
+import { badInput, forbidden, notFound, rateLimited, unauthenticated, unavailable } from './errors.js';
+import { DateTime } from './scalars.js';
+
+export interface ApiServices {
+  config: Config;
+  ordering: RedisOrdering;
+  appender: EventAppender;
+  enter: EnterService;
+  /** read side in Postgres and batch jobs plug in here (see projections/ and batch/) */
+  extraResolvers?: Record<string, Record<string, unknown>>;
+}
+
+export interface Ctx {
+  caller: Caller | null;
+  services: ApiServices;
+}
+
+export function requireUser(ctx: Ctx): Caller {
+  if (!ctx.caller) throw unauthenticated();
+  return ctx.caller;
+}
+
+export function requireAdmin(ctx: Ctx): Caller {
+  const c = requireUser(ctx);
+  if (!c.admin) throw forbidden();
+  return c;
+}
+
+export const CAMPAIGN_ID = /^[a-z0-9-]{1,64}$/;
+
+export function campaignId(value: unknown, field = 'campaignId'): string {
+  if (typeof value !== 'string' || !CAMPAIGN_ID.test(value)) throw badInput(field, 'must match [a-z0-9-]{1,64}');
+  return value;
+}
+
+export function userId(value: unknown, field = 'userId'): string {
+  if (typeof value !== 'string' || !USER_ID.test(value)) throw badInput(field, 'must be 1-128 chars of A-Za-z0-9._:@-');
+  return value;
+}
+
+export function campaignOut(v: CampaignView, now = Date.now()) {
+  return {
+    id: v.id,
+    title: v.title,
+    reward: v.reward,
+    stock: v.terms.stock,
+    opensAt: new Date(v.terms.opensAt),
+    closesAt: new Date(v.terms.closesAt),
+    status: statusOf(v.terms, v.winners, now),
+    entrants: v.entrants,
+    winners: v.winners,
+    remaining: Math.max(0, v.terms.stock - v.winners),
+  };
+}
+
+/** The gifticon is shown to its owner and to admins only. */
+export function entryOut(e: EntryView, viewer: Caller) {
+  const status = e.position === null ? 'QUEUED' : outcomeOf(e.stock, e.position);
+  const visible = viewer.admin || viewer.userId === e.userId;
+  return {
+    campaignId: e.campaignId,
+    userId: e.userId,
+    ticket: e.ticket,
+    position: e.position,
+    status,
+    gifticon:
+      visible && status === 'WON' && e.gifticon
+        ? { id: e.gifticon.id, campaignId: e.campaignId, userId: e.userId, code: e.gifticon.code, issuedAt: new Date(e.gifticon.issuedAt) }
+        : null,
+  };
+}
+
+async function readCampaign(s: ApiServices, id: string): Promise<CampaignView | null> {
+  const v = await s.ordering.campaign(id);
+  if (v) {
+    if (v.building) throw unavailable();
+    return v;
+  }
+  if (!(await s.ordering.isBuilt(s.config.topics.events, partitionFor(id, s.config.EVENT_PARTITIONS)))) throw unavailable();
+  return null;
+}
+
+async function readEntry(s: ApiServices, id: string, user: string): Promise<EntryView | null> {
+  const e = await s.ordering.entry(id, user);
+  if (e === 'building') throw unavailable();
+  if (e === 'unknown-campaign') {
+    if (!(await s.ordering.isBuilt(s.config.topics.events, partitionFor(id, s.config.EVENT_PARTITIONS)))) throw unavailable();
+    return null;
+  }
+  return e;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until the decider has projected what was just appended, so the next call finds it. */
+async function until<T>(probe: () => Promise<T | null | undefined | false>, timeoutMs = 15_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > end) throw unavailable(1000);
+    await sleep(15);
+  }
+}
+
+const createInput = z.object({
+  id: z.string().regex(CAMPAIGN_ID, 'must match [a-z0-9-]{1,64}').nullish(),
+  title: z.string().trim().min(1, 'must not be empty').max(200, 'at most 200 characters'),
+  reward: z.string().trim().min(1, 'must not be empty').max(200, 'at most 200 characters'),
+  stock: z.number().int().min(1, 'must be 1 .. 10,000,000').max(10_000_000, 'must be 1 .. 10,000,000'),
+  opensAt: z.date().nullish(),
+  closesAt: z.date(),
+});
+
+function parseInput<T>(schema: z.ZodType<T>, value: unknown, prefix: string): T {
+  const r = schema.safeParse(value);
+  if (!r.success) {
+    const i = r.error.issues[0]!;
+    throw badInput([prefix, ...i.path.map(String)].join('.'), i.message);
+  }
+  return r.data;
+}
+
+export function buildResolvers() {
+  // per-process limiter: a user hammering `enter` is slowed before touching Redis or Kafka
+  let limiter: RateLimiterMemory | null = null;
+
+  return {
+    DateTime,
+    Query: {
+      campaign: async (_: unknown, args: { id: unknown }, ctx: Ctx) => {
+        requireUser(ctx);
+        const v = await readCampaign(ctx.services, campaignId(args.id, 'id'));
+        return v && campaignOut(v);
+      },
+      myEntry: async (_: unknown, args: { campaignId: unknown }, ctx: Ctx) => {
+        const caller = requireUser(ctx);
+        const e = await readEntry(ctx.services, campaignId(args.campaignId), caller.userId);
+        return e && entryOut(e, caller);
+      },
+      entry: async (_: unknown, args: { campaignId: unknown; userId: unknown }, ctx: Ctx) => {
+        const caller = requireAdmin(ctx);
+        const e = await readEntry(ctx.services, campaignId(args.campaignId), userId(args.userId));
+        return e && entryOut(e, caller);
+      },
+    },
+    Mutation: {
+      enter: async (_: unknown, args: { campaignId: unknown }, ctx: Ctx) => {
+        const caller = requireUser(ctx);
+        const id = campaignId(args.campaignId);
+        limiter ??= new RateLimiterMemory({ points: ctx.services.config.ENTER_RATE_PER_SEC, duration: 1 });
+        try {
+          await limiter.consume(caller.userId);
+        } catch (res) {
+          if (res instanceof RateLimiterRes) throw rateLimited(res.msBeforeNext);
+          throw res;
+        }
+        const r = await ctx.services.enter.enter(id, caller.userId);
+        return 'rejection' in r ? { entry: null, rejection: r.rejection } : { entry: entryOut(r.entry, caller), rejection: null };
+      },
+      createCampaign: async (_: unknown, args: { input: Record<string, unknown> }, ctx: Ctx) => {
+        requireAdmin(ctx);
+        const s = ctx.services;
+        const input = parseInput(createInput, args.input, 'input');
+        const now = Date.now();
+        const opensAt = input.opensAt ?? new Date(now);
+        if (input.closesAt.getTime() <= opensAt.getTime()) throw badInput('input.closesAt', 'must be after opensAt');
+        if (input.closesAt.getTime() <= now) throw badInput('input.closesAt', 'must be in the future');
+        const id = input.id ?? `c-${randomBytes(6).toString('hex')}`;
+        if (await s.ordering.meta(id)) throw badInput('input.id', `campaign ${id} already exists`);
+        const event: CampaignCreated = {
+          type: 'CampaignCreated',
+          version: EVENT_VERSION,
+          eventId: eventIds.created(id),
+          campaignId: id,
+          occurredAt: new Date(now).toISOString(),
+          title: input.title,
+          reward: input.reward,
+          stock: input.stock,
+          opensAt: opensAt.toISOString(),
+          closesAt: input.closesAt.toISOString(),
+        };
+        await s.appender.append(event);
+        const v = await until(() => s.ordering.campaign(id));
+        return campaignOut(v);
+      },
+      closeCampaign: async (_: unknown, args: { id: unknown }, ctx: Ctx) => {
+        requireAdmin(ctx);
+        const s = ctx.services;
+        const id = campaignId(args.id, 'id');
+        const v = await readCampaign(s, id);
+        if (!v) throw notFound('campaign');
+        if (v.terms.closedAt === null) {
+          const event: CampaignClosed = {
+            type: 'CampaignClosed',
+            version: EVENT_VERSION,
+            eventId: eventIds.closed(id),
+            campaignId: id,
+            occurredAt: new Date().toISOString(),
+            reason: 'admin',
+          };
+          await s.appender.append(event);
+        }
+        return campaignOut(await until(async () => {
+          const c = await s.ordering.campaign(id);
+          return c && c.terms.closedAt !== null ? c : null;
+        }));
+      },
+    },
+  };
+}

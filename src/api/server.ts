@@ -1,0 +1,122 @@
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { ApolloServer, HeaderMap } from '@apollo/server';
+import { unwrapResolverError } from '@apollo/server/errors';
+import type { GraphQLFormattedError } from 'graphql';
+import { logger } from '../logger.js';
+import { bearer, verifyToken } from './auth.js';
+import { buildResolvers, type ApiServices, type Ctx } from './resolvers.js';
+
+const log = logger.child({ component: 'http' });
+
+export const typeDefs = readFileSync(new URL('./schema.graphql', import.meta.url), 'utf8');
+
+export interface HttpHooks {
+  /** 200 only when every dependency answers and the role's consumers are assigned */
+  ready: () => Promise<{ ok: boolean; checks: Record<string, boolean> }>;
+  metrics: () => Promise<{ contentType: string; body: string }>;
+  observe?: (operation: string, seconds: number, ok: boolean) => void;
+}
+
+function mergeResolvers(...parts: (Record<string, Record<string, unknown>> | undefined)[]) {
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const p of parts) for (const [type, fields] of Object.entries(p ?? {})) out[type] = { ...(out[type] ?? {}), ...fields };
+  return out;
+}
+
+export async function createApollo(services: ApiServices | null): Promise<ApolloServer<Ctx>> {
+  const production = services?.config.NODE_ENV === 'production';
+  const apollo = new ApolloServer<Ctx>({
+    typeDefs,
+    resolvers: mergeResolvers(buildResolvers() as never, services?.extraResolvers as never),
+    includeStacktraceInErrorResponses: !production,
+    // hot path: no landing page or usage reporting plugins on a server that answers a crowd
+    csrfPrevention: true,
+    formatError: (formatted: GraphQLFormattedError, error: unknown) => {
+      const code = formatted.extensions?.code;
+      if (code === 'INTERNAL_SERVER_ERROR' || code === undefined) {
+        log.error({ err: unwrapResolverError(error) }, 'unexpected error');
+        return production ? { message: 'internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } } : formatted;
+      }
+      return formatted;
+    },
+  });
+  await apollo.start();
+  return apollo;
+}
+
+async function readBody(req: IncomingMessage, limit = 1 << 20): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > limit) throw Object.assign(new Error('body too large'), { status: 413 });
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * A thin node:http integration of Apollo (its documented `executeHTTPGraphQLRequest`), beside the
+ * health and metrics routes. No web framework on the hot path.
+ */
+export function createHttpServer(apollo: ApolloServer<Ctx> | null, services: ApiServices | null, hooks: HttpHooks): Server {
+  let inFlight = 0;
+  const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
+    inFlight++;
+    try {
+      const url = new URL(req.url ?? '/', 'http://x');
+      if (url.pathname === '/healthz') return send(res, 200, 'application/json', '{"ok":true}');
+      if (url.pathname === '/readyz') {
+        const r = await hooks.ready();
+        return send(res, r.ok ? 200 : 503, 'application/json', JSON.stringify(r));
+      }
+      if (url.pathname === '/metrics') {
+        const m = await hooks.metrics();
+        return send(res, 200, m.contentType, m.body);
+      }
+      if (url.pathname !== '/graphql' || !apollo || !services) return send(res, 404, 'application/json', '{"error":"not found"}');
+
+      const headers = new HeaderMap();
+      for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
+      let body: unknown = undefined;
+      if (req.method === 'POST') {
+        const text = await readBody(req);
+        try {
+          body = text ? JSON.parse(text) : {};
+        } catch {
+          return send(res, 400, 'application/json', JSON.stringify({ errors: [{ message: 'body is not JSON', extensions: { code: 'BAD_REQUEST' } }] }));
+        }
+      }
+      const token = bearer(req.headers.authorization);
+      const caller = token ? await verifyToken(token, services.config.JWT_SECRET) : null;
+      const started = performance.now();
+      const result = await apollo.executeHTTPGraphQLRequest({
+        httpGraphQLRequest: { method: req.method ?? 'GET', headers, search: url.search, body },
+        context: async () => ({ caller, services }),
+      });
+      for (const [k, v] of result.headers) res.setHeader(k, v);
+      res.statusCode = result.status ?? 200;
+      let out = '';
+      if (result.body.kind === 'complete') out = result.body.string;
+      else for await (const chunk of result.body.asyncIterator) out += chunk;
+      res.end(out);
+      hooks.observe?.(typeof (body as { operationName?: string })?.operationName === 'string' ? (body as { operationName: string }).operationName : 'graphql', (performance.now() - started) / 1000, res.statusCode < 500);
+    } catch (err) {
+      const status = (err as { status?: number }).status ?? 500;
+      if (status === 500) log.error({ err }, 'request failed');
+      if (!res.headersSent) send(res, status, 'application/json', JSON.stringify({ errors: [{ message: status === 413 ? 'body too large' : 'internal server error' }] }));
+    } finally {
+      inFlight--;
+    }
+  });
+  server.keepAliveTimeout = 65_000;
+  (server as Server & { inFlight: () => number }).inFlight = () => inFlight;
+  return server;
+}
+
+function send(res: ServerResponse, status: number, type: string, body: string) {
+  res.statusCode = status;
+  res.setHeader('content-type', type);
+  res.end(body);
+}

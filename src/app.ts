@@ -1,0 +1,149 @@
+import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Kafka } from 'kafkajs';
+import type { Redis } from 'ioredis';
+import type { Config } from './config.js';
+import { Decider } from './decider/decider.js';
+import { EnterService, ReplyWaiter } from './api/enter.js';
+import type { ApiServices } from './api/resolvers.js';
+import { createApollo, createHttpServer } from './api/server.js';
+import { createKafka, ensureTopics, EventAppender } from './infra/kafka/eventLog.js';
+import { createPrisma, type PrismaClient } from './infra/prisma/client.js';
+import { createRedis, RedisOrdering } from './infra/redis/ordering.js';
+import { logger } from './logger.js';
+import { createMetrics } from './metrics.js';
+
+export const ROLES = ['api', 'decider', 'projector', 'worker'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface RoleHandle {
+  /** true once the role's consumers are assigned (or it needs none) */
+  ready(): boolean;
+  stop(): Promise<void>;
+  resolvers?: Record<string, Record<string, unknown>>;
+}
+
+/** What every role may use: one Kafka client, one Redis, one Prisma, one metrics registry. */
+export interface Shared {
+  config: Config;
+  kafka: Kafka;
+  redis: Redis;
+  ordering: RedisOrdering;
+  prisma: PrismaClient;
+  metrics: ReturnType<typeof createMetrics>;
+  instance: string;
+}
+
+/** Roles that live outside src/ plug in here (projections/, batch/). */
+export type RoleFactory = (shared: Shared) => Promise<RoleHandle>;
+const external: Partial<Record<Role, () => Promise<RoleFactory>>> = {};
+export function registerRole(role: Role, load: () => Promise<RoleFactory>) {
+  external[role] = load;
+}
+
+export interface App {
+  port: number;
+  instance: string;
+  stop(): Promise<void>;
+}
+
+export async function startApp(config: Config, roles: readonly Role[]): Promise<App> {
+  const instance = `${process.pid}-${randomUUID().slice(0, 8)}`;
+  const log = logger.child({ instance, roles });
+  if (config.jwtSecretIsDefault) log.warn('JWT_SECRET is not set: using the development default (never in production)');
+
+  const kafka = createKafka(config, `firstcome-${instance}`);
+  const admin = kafka.admin();
+  await admin.connect();
+  await ensureTopics(admin, config);
+  const redis = createRedis(config.REDIS_URL);
+  const ordering = new RedisOrdering(redis, config.REDIS_PREFIX);
+  const prisma = createPrisma(config.DATABASE_URL, { poolSize: 8 });
+  const metrics = createMetrics();
+  const shared: Shared = { config, kafka, redis, ordering, prisma, metrics, instance };
+
+  const handles: RoleHandle[] = [];
+  let decider: Decider | null = null;
+  if (roles.includes('decider')) {
+    decider = new Decider(kafka, ordering, config);
+    await decider.start();
+    const d = decider;
+    let assigned = false;
+    void d.ready().then(() => (assigned = true));
+    metrics.counterFrom('firstcome_decider_batches_total', 'fetched batches decided', () => d.stats.batches);
+    metrics.counterFrom('firstcome_decider_entries_total', 'entries placed', () => d.stats.entries);
+    metrics.counterFrom('firstcome_decider_winners_total', 'winners selected', () => d.stats.winners);
+    metrics.counterFrom('firstcome_decider_rebuilds_total', 'Redis projection rebuilds from the log', () => d.stats.rebuilds);
+    handles.push({ ready: () => assigned, stop: () => d.stop() });
+  }
+  for (const role of roles) {
+    if (role === 'api' || role === 'decider') continue;
+    const load = external[role];
+    if (!load) throw new Error(`role ${role} is not available in this build`);
+    handles.push(await (await load())(shared));
+  }
+
+  let services: ApiServices | null = null;
+  let appender: EventAppender | null = null;
+  let waiter: ReplyWaiter | null = null;
+  if (roles.includes('api')) {
+    appender = await EventAppender.connect(kafka, config);
+    waiter = await ReplyWaiter.listen(redis.duplicate(), ordering.keys.reply(instance));
+    const enter = new EnterService(ordering, appender, waiter, {
+      instance,
+      topic: config.topics.events,
+      partitions: config.EVENT_PARTITIONS,
+      waitMs: config.ENTER_WAIT_MS,
+    });
+    const extraResolvers: Record<string, Record<string, unknown>> = {};
+    for (const h of handles) for (const [t, f] of Object.entries(h.resolvers ?? {})) extraResolvers[t] = { ...(extraResolvers[t] ?? {}), ...f };
+    services = { config, ordering, appender, enter, extraResolvers };
+    metrics.counterFrom('firstcome_enter_appended_total', 'entries appended to the log', () => enter.stats.appended);
+    metrics.counterFrom('firstcome_enter_rejected_total', 'enter calls rejected at the gate', () => enter.stats.rejected);
+    metrics.counterFrom('firstcome_enter_queued_total', 'enter calls answered QUEUED', () => enter.stats.queued);
+    metrics.gauge('firstcome_enter_waiting', 'enter calls waiting for a decision', () => waiter!.size);
+  }
+
+  const apollo = services ? await createApollo(services) : null;
+  let kafkaUp = true;
+  const kafkaProbe = setInterval(() => {
+    admin.describeCluster().then(() => (kafkaUp = true), () => (kafkaUp = false));
+  }, 2000);
+  const server: Server = createHttpServer(apollo, services, {
+    ready: async () => {
+      const [redisOk, pgOk] = await Promise.all([
+        redis.ping().then(() => true, () => false),
+        prisma.$queryRaw`SELECT 1`.then(() => true, () => false),
+      ]);
+      const checks: Record<string, boolean> = { kafka: kafkaUp, redis: redisOk, postgres: pgOk, consumers: handles.every((h) => h.ready()) };
+      return { ok: Object.values(checks).every(Boolean), checks };
+    },
+    metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
+    observe: (op, s, ok) => metrics.requests.observe({ operation: op, ok: String(ok) }, s),
+  });
+  await new Promise<void>((resolve) => server.listen(config.PORT, '0.0.0.0', resolve));
+  const port = (server.address() as AddressInfo).port;
+  log.info({ port }, 'firstcome is up');
+
+  let stopping: Promise<void> | null = null;
+  const stop = () =>
+    (stopping ??= (async () => {
+      log.info('draining');
+      clearInterval(kafkaProbe);
+      // stop taking requests, let those in flight finish (they may be waiting for a decision)
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      server.closeIdleConnections();
+      await Promise.race([closed, new Promise((r) => setTimeout(r, config.ENTER_WAIT_MS + 2000))]);
+      server.closeAllConnections();
+      await apollo?.stop();
+      await appender?.close();
+      for (const h of handles.reverse()) await h.stop().catch((err) => log.warn({ err }, 'role stop failed'));
+      await waiter?.close();
+      await admin.disconnect();
+      await prisma.$disconnect();
+      redis.disconnect();
+      log.info('stopped');
+    })());
+  return { port, instance, stop };
+}

@@ -1,0 +1,316 @@
+import type { Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
+import type { Config } from '../config.js';
+import { cryptoMinter, eventsForPlace, judgeEntry, type CampaignTerms, type Minter } from '../domain/campaign.js';
+import { ticketOf, type CampaignEvent, type EntrantRegistered, type Logged } from '../domain/events.js';
+import { fromMessage, toMessage } from '../infra/kafka/eventLog.js';
+import type { RedisOrdering } from '../infra/redis/ordering.js';
+import { logger } from '../logger.js';
+import type { Reply } from './replies.js';
+
+const log = logger.child({ role: 'decider' });
+
+/**
+ * The single writer of each partition. Per fetched batch: judge entries against the campaign's
+ * terms, place them in Redis with one Lua call per campaign, mint gifticons for new winners and
+ * append them in a Kafka transaction together with the input offsets. A zombie is fenced by the
+ * transactional id, which is one per input partition (KafkaJS has no KIP-447).
+ *
+ * Redis is a projection: when it has been flushed the decider replays its partition from offset 0,
+ * placing entries again (same offsets → same places) and re-applying the decisions already in the
+ * log, and only then decides anew.
+ */
+export class Decider {
+  private consumer: Consumer | null = null;
+  private readonly producers = new Map<number, Promise<Producer>>();
+  /** partition → offset from which entries are decided anew; below it the log is only re-applied */
+  private readonly replayUntil = new Map<number, bigint>();
+  private readonly needsRebuild = new Set<number>();
+  /** campaigns met while rebuilding a partition, to mark complete at the end */
+  private readonly rebuilt = new Map<number, Set<string>>();
+  /** partition → next offset to process */
+  private readonly next = new Map<number, bigint>();
+  private readonly busy = new Set<number>();
+  private assigned: number[] = [];
+  private readonly terms = new Map<string, CampaignTerms>();
+  private watch: NodeJS.Timeout | null = null;
+  private assignedOnce!: Promise<void>;
+  /** counters for /metrics */
+  readonly stats = { batches: 0, entries: 0, winners: 0, rebuilds: 0 };
+
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly ordering: RedisOrdering,
+    private readonly config: Config,
+    private readonly mint: Minter = cryptoMinter,
+  ) {}
+
+  get topic() {
+    return this.config.topics.events;
+  }
+
+  /** Partitions this member owns, once the group has assigned them. */
+  get partitions(): readonly number[] {
+    return this.assigned;
+  }
+
+  async start(): Promise<void> {
+    const consumer = this.kafka.consumer({
+      groupId: this.config.groups.decider,
+      readUncommitted: false,
+      // a decider must answer within milliseconds; the default waits 5 s on a quiet partition
+      maxWaitTimeInMs: this.config.DECIDER_MAX_WAIT_MS,
+      minBytes: 1,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1_000,
+      allowAutoTopicCreation: false,
+    });
+    this.consumer = consumer;
+    let onAssigned!: () => void;
+    this.assignedOnce = new Promise((r) => (onAssigned = r));
+    consumer.on(consumer.events.GROUP_JOIN, (e) => {
+      this.assigned = (e.payload.memberAssignment[this.topic] ?? []).slice().sort((a, b) => a - b);
+      void this.onAssigned().then(onAssigned, (err) => log.error({ err }, 'assignment check failed'));
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topic: this.topic, fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.config.EVENT_PARTITIONS,
+      eachBatch: (payload) => this.onBatch(payload),
+    });
+    this.watch = setInterval(() => void this.checkBuilt().catch((err) => log.warn({ err }, 'built check failed')), 250);
+  }
+
+  /** Resolves once the first assignment was checked (the consumer is ready to decide). */
+  ready(): Promise<void> {
+    return this.assignedOnce;
+  }
+
+  async stop(): Promise<void> {
+    if (this.watch) clearInterval(this.watch);
+    await this.consumer?.disconnect();
+    for (const p of this.producers.values()) await (await p).disconnect().catch(() => undefined);
+    this.producers.clear();
+  }
+
+  private async onAssigned(): Promise<void> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      const [committed] = await admin.fetchOffsets({ groupId: this.config.groups.decider, topics: [this.topic] });
+      for (const p of this.assigned) {
+        const c = committed?.partitions.find((x) => x.partition === p);
+        const off = c && Number(c.offset) >= 0 ? BigInt(c.offset) : 0n;
+        this.next.set(p, off);
+        if (!(await this.ordering.isBuilt(this.topic, p))) {
+          if (off === 0n) await this.markBuilt(p);
+          else this.needsRebuild.add(p);
+        }
+      }
+    } finally {
+      await admin.disconnect();
+    }
+    log.info({ partitions: this.assigned }, 'decider assigned');
+  }
+
+  /** Notices a flush between batches (an idle partition fetches nothing that would tell). */
+  private async checkBuilt(): Promise<void> {
+    for (const p of this.assigned) {
+      if (this.busy.has(p) || this.replayUntil.has(p)) continue;
+      if (this.needsRebuild.has(p) || !(await this.ordering.isBuilt(this.topic, p))) {
+        if (this.busy.has(p)) continue;
+        this.beginRebuild(p, this.next.get(p) ?? 0n);
+      }
+    }
+  }
+
+  private beginRebuild(partition: number, until: bigint): void {
+    this.needsRebuild.delete(partition);
+    if (until === 0n) {
+      void this.markBuilt(partition);
+      return;
+    }
+    this.stats.rebuilds++;
+    log.warn({ partition, until: until.toString() }, 'Redis projection missing: replaying the partition from offset 0');
+    this.replayUntil.set(partition, until);
+    this.rebuilt.set(partition, new Set());
+    this.terms.clear();
+    this.consumer!.seek({ topic: this.topic, partition, offset: '0' });
+  }
+
+  private async markBuilt(partition: number): Promise<void> {
+    await this.ordering.redis.set(this.ordering.keys.built(this.topic, partition), '1');
+  }
+
+  private async finishRebuild(partition: number): Promise<void> {
+    const campaigns = this.rebuilt.get(partition) ?? new Set();
+    const pipe = this.ordering.redis.pipeline();
+    for (const id of campaigns) pipe.hdel(this.ordering.keys.meta(id), 'building');
+    pipe.set(this.ordering.keys.built(this.topic, partition), '1');
+    await pipe.exec();
+    this.replayUntil.delete(partition);
+    this.rebuilt.delete(partition);
+    log.info({ partition, campaigns: campaigns.size }, 'Redis projection rebuilt from the log');
+  }
+
+  private producer(partition: number): Promise<Producer> {
+    let p = this.producers.get(partition);
+    if (!p) {
+      const producer = this.kafka.producer({
+        transactionalId: `${this.config.groups.decider}.${this.topic}.p${partition}`,
+        idempotent: true,
+        maxInFlightRequests: 1,
+        allowAutoTopicCreation: false,
+      });
+      p = producer.connect().then(() => producer);
+      p.catch(() => this.producers.delete(partition));
+      this.producers.set(partition, p);
+    }
+    return p;
+  }
+
+  private async termsOf(campaignIds: Iterable<string>): Promise<void> {
+    const missing = [...new Set(campaignIds)].filter((id) => !this.terms.has(id));
+    if (missing.length === 0) return;
+    const metas = await Promise.all(missing.map((id) => this.ordering.meta(id)));
+    metas.forEach((m, i) => m && this.terms.set(missing[i]!, m.terms));
+  }
+
+  private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    const p = batch.partition;
+    if (!isRunning() || isStale() || batch.messages.length === 0) return;
+    if (this.needsRebuild.has(p) && !this.replayUntil.has(p)) {
+      this.beginRebuild(p, BigInt(batch.firstOffset() ?? '0'));
+      return;
+    }
+    this.busy.add(p);
+    try {
+      const logged = batch.messages.map((m) => fromMessage(m, p)).filter((l): l is Logged => l !== null);
+      const last = BigInt(batch.lastOffset());
+      const outcome = await this.decideBatch(p, logged, last);
+      if (outcome === 'REBUILD') {
+        this.beginRebuild(p, this.replayUntil.get(p) ?? BigInt(batch.firstOffset() ?? '0'));
+        return;
+      }
+      resolveOffset(batch.lastOffset());
+      this.next.set(p, last + 1n);
+      const until = this.replayUntil.get(p);
+      if (until !== undefined && last + 1n >= until) await this.finishRebuild(p);
+      await heartbeat();
+    } finally {
+      this.busy.delete(p);
+    }
+  }
+
+  /** One fetched batch of one partition. */
+  private async decideBatch(p: number, logged: Logged[], last: bigint): Promise<'REBUILD' | void> {
+    const until = this.replayUntil.get(p) ?? -1n;
+    const replaying = (l: Logged) => l.offset < until;
+    const { ordering } = this;
+    const rebuilt = this.rebuilt.get(p);
+
+    await this.termsOf(logged.filter((l) => l.event.type === 'EntrantRegistered').map((l) => l.event.campaignId));
+
+    // 1. facts first (campaigns exist before their entries are placed), judging entries in log order
+    const facts = ordering.redis.pipeline();
+    const admitted = new Map<string, Logged<EntrantRegistered>[]>();
+    const replies: Reply[] = [];
+    for (const l of logged) {
+      const e = l.event;
+      rebuilt?.add(e.campaignId);
+      if (e.type === 'EntrantRegistered') {
+        const terms = this.terms.get(e.campaignId);
+        if (!terms) {
+          // unknown campaign: Redis lost it, or the entry names no campaign of this log
+          if (!replaying(l) && !(await ordering.isBuilt(this.topic, p))) return 'REBUILD';
+          continue;
+        }
+        const rejection = judgeEntry(terms, Date.parse(e.occurredAt));
+        if (rejection) {
+          facts.hdel(ordering.keys.pending(e.campaignId), e.userId);
+          if (e.replyTo && !replaying(l)) replies.push({ request: e.replyTo.request, campaignId: e.campaignId, userId: e.userId, kind: 'rejected', rejection });
+          continue;
+        }
+        ordering.applyTo(facts, e, p, false);
+        const list = admitted.get(e.campaignId) ?? [];
+        list.push(l as Logged<EntrantRegistered>);
+        admitted.set(e.campaignId, list);
+        continue;
+      }
+      if (e.type === 'CampaignCreated' && !this.terms.has(e.campaignId)) {
+        this.terms.set(e.campaignId, { stock: e.stock, opensAt: Date.parse(e.opensAt), closesAt: Date.parse(e.closesAt), closedAt: null });
+      }
+      if (e.type === 'CampaignClosed') {
+        const t = this.terms.get(e.campaignId);
+        if (t && t.closedAt === null) this.terms.set(e.campaignId, { ...t, closedAt: Date.parse(e.occurredAt) });
+      }
+      ordering.applyTo(facts, e, p, replaying(l));
+    }
+    await facts.exec();
+
+    // 2. places: one Lua call per campaign; new winners in normal mode get their events
+    const outputs: CampaignEvent[] = [];
+    const now = new Date();
+    for (const [campaignId, entries] of admitted) {
+      const places = await ordering.place(campaignId, entries.map((l) => ({ offset: l.offset, userId: l.event.userId })));
+      if (places === 'REBUILD') return 'REBUILD';
+      const stock = this.terms.get(campaignId)!.stock;
+      entries.forEach((l, i) => {
+        const { rank, firstOffset } = places[i]!;
+        if (replaying(l)) return;
+        this.stats.entries++;
+        if (firstOffset === l.offset) {
+          const place = { position: rank + 1, ticket: ticketOf(p, firstOffset) };
+          outputs.push(...eventsForPlace(campaignId, stock, l.event.userId, place, now, this.mint));
+        }
+        if (l.event.replyTo) replies.push({ request: l.event.replyTo.request, campaignId, userId: l.event.userId, kind: 'placed' });
+      });
+    }
+
+    // 3. the decisions and the input offsets commit together, or not at all
+    if (last >= until) await this.commit(p, outputs, last + 1n);
+    this.stats.batches++;
+
+    // 4. only committed facts reach Redis and the waiting clients
+    if (outputs.length > 0 || replies.length > 0) {
+      const after = ordering.redis.pipeline();
+      for (const e of outputs) ordering.applyTo(after, e, p, false);
+      const byInstance = new Map<string, Reply[]>();
+      for (const l of logged) {
+        const r = l.event.type === 'EntrantRegistered' ? l.event.replyTo : undefined;
+        if (r && !byInstance.has(r.instance)) byInstance.set(r.instance, []);
+      }
+      const instanceOf = new Map(
+        logged.flatMap((l) => (l.event.type === 'EntrantRegistered' && l.event.replyTo ? [[l.event.replyTo.request, l.event.replyTo.instance] as const] : [])),
+      );
+      for (const r of replies) byInstance.get(instanceOf.get(r.request)!)!.push(r);
+      for (const [instance, rs] of byInstance) if (rs.length) after.publish(ordering.keys.reply(instance), JSON.stringify(rs));
+      await after.exec();
+      this.stats.winners += outputs.filter((e) => e.type === 'WinnerSelected').length;
+    }
+  }
+
+  private async commit(p: number, outputs: CampaignEvent[], nextOffset: bigint): Promise<void> {
+    const producer = await this.producer(p);
+    for (let attempt = 1; ; attempt++) {
+      const tx = await producer.transaction();
+      try {
+        if (outputs.length > 0) {
+          await tx.send({ topic: this.topic, acks: -1, messages: outputs.map((e) => toMessage(e, this.config.EVENT_PARTITIONS)) });
+        }
+        await tx.sendOffsets({
+          consumerGroupId: this.config.groups.decider,
+          topics: [{ topic: this.topic, partitions: [{ partition: p, offset: nextOffset.toString() }] }],
+        });
+        await tx.commit();
+        return;
+      } catch (err) {
+        await tx.abort().catch(() => undefined);
+        const retriable = (err as { type?: string; retriable?: boolean }).type === 'CONCURRENT_TRANSACTIONS' || (err as { retriable?: boolean }).retriable;
+        if (!retriable || attempt >= 5) throw err;
+        await new Promise((r) => setTimeout(r, 50 * attempt));
+      }
+    }
+  }
+}

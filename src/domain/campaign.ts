@@ -1,0 +1,201 @@
+import { mintGifticonCode, mintGifticonId } from './codes.js';
+import {
+  EVENT_VERSION,
+  eventIds,
+  ticketOf,
+  type CampaignEvent,
+  type CampaignSoldOut,
+  type EntrantRegistered,
+  type GifticonIssued,
+  type Logged,
+  type WinnerSelected,
+} from './events.js';
+
+/**
+ * The campaign decider, Emmett style: `initialState`, `evolve`, `decide`, no I/O.
+ * Deciding is a pure function of the log (given the minted codes), so a replay decides the same way.
+ */
+
+export type Rejection = 'NOT_OPEN' | 'CLOSED' | 'SOLD_OUT';
+
+/** What the campaign is, as far as deciding needs it. */
+export interface CampaignTerms {
+  stock: number;
+  opensAt: number; // epoch ms
+  closesAt: number; // epoch ms
+  /** epoch ms of a CampaignClosed seen earlier in the log, if any */
+  closedAt: number | null;
+}
+
+export interface Place {
+  position: number;
+  ticket: string;
+}
+
+export interface CampaignState {
+  id: string | null;
+  terms: CampaignTerms | null;
+  places: Map<string, Place>;
+  winners: number;
+  issued: Set<string>;
+  soldOut: boolean;
+}
+
+export const initialState = (): CampaignState => ({
+  id: null,
+  terms: null,
+  places: new Map(),
+  winners: 0,
+  issued: new Set(),
+  soldOut: false,
+});
+
+/**
+ * Whether an entry made at `at` (server clock at append) may take a place. `taken` is how many
+ * places exist already; it only matters to the API's gate, since a late entry still gets a
+ * (losing) place in the log.
+ */
+export function judgeEntry(terms: CampaignTerms, at: number): Rejection | null {
+  if (terms.closedAt !== null && terms.closedAt <= at) return 'CLOSED';
+  if (at >= terms.closesAt) return 'CLOSED';
+  if (at < terms.opensAt) return 'NOT_OPEN';
+  return null;
+}
+
+/** The API's fast gate: judgeEntry plus "every unit already taken". */
+export function admit(terms: CampaignTerms, at: number, taken: number): Rejection | null {
+  return judgeEntry(terms, at) ?? (taken >= terms.stock ? 'SOLD_OUT' : null);
+}
+
+export type CampaignStatus = 'SCHEDULED' | 'OPEN' | 'SOLD_OUT' | 'CLOSED';
+
+export function statusOf(terms: CampaignTerms, winners: number, now: number): CampaignStatus {
+  if ((terms.closedAt !== null && terms.closedAt <= now) || now >= terms.closesAt) return 'CLOSED';
+  if (winners >= terms.stock) return 'SOLD_OUT';
+  if (now < terms.opensAt) return 'SCHEDULED';
+  return 'OPEN';
+}
+
+export type EntryOutcome = 'WON' | 'LOST';
+export const outcomeOf = (stock: number, position: number): EntryOutcome => (position <= stock ? 'WON' : 'LOST');
+
+export interface Minter {
+  code(): string;
+  id(): string;
+}
+export const cryptoMinter: Minter = { code: mintGifticonCode, id: mintGifticonId };
+
+/**
+ * The events a newly placed entrant causes: nothing for a loser; WinnerSelected + GifticonIssued
+ * for a winner, and CampaignSoldOut with the last unit. Shared by the pure decider and the Redis
+ * backed one, so both follow one rule.
+ */
+export function eventsForPlace(
+  campaignId: string,
+  stock: number,
+  userId: string,
+  place: Place,
+  now: Date,
+  mint: Minter,
+): CampaignEvent[] {
+  if (place.position > stock) return [];
+  const occurredAt = now.toISOString();
+  const base = { version: EVENT_VERSION, campaignId, occurredAt } as const;
+  const winner: WinnerSelected = {
+    ...base,
+    type: 'WinnerSelected',
+    eventId: eventIds.winner(campaignId, userId),
+    userId,
+    position: place.position,
+    ticket: place.ticket,
+  };
+  const gifticon: GifticonIssued = {
+    ...base,
+    type: 'GifticonIssued',
+    eventId: eventIds.gifticon(campaignId, userId),
+    userId,
+    gifticonId: mint.id(),
+    code: mint.code(),
+    position: place.position,
+  };
+  const out: CampaignEvent[] = [winner, gifticon];
+  if (place.position === stock) {
+    const soldOut: CampaignSoldOut = {
+      ...base,
+      type: 'CampaignSoldOut',
+      eventId: eventIds.soldOut(campaignId),
+      winners: stock,
+    };
+    out.push(soldOut);
+  }
+  return out;
+}
+
+export type Decision =
+  | { kind: 'placed'; userId: string; place: Place; outcome: EntryOutcome; firstTime: boolean }
+  | { kind: 'rejected'; userId: string; rejection: Rejection };
+
+/** How an entrant's registration at a point of the log is decided, without changing state. */
+export function judge(state: CampaignState, logged: Logged<EntrantRegistered>): Decision {
+  const { event } = logged;
+  const terms = state.terms;
+  if (!terms) return { kind: 'rejected', userId: event.userId, rejection: 'CLOSED' };
+  const existing = state.places.get(event.userId);
+  if (existing) {
+    return { kind: 'placed', userId: event.userId, place: existing, outcome: outcomeOf(terms.stock, existing.position), firstTime: false };
+  }
+  const rejection = judgeEntry(terms, Date.parse(event.occurredAt));
+  if (rejection) return { kind: 'rejected', userId: event.userId, rejection };
+  const place = { position: state.places.size + 1, ticket: ticketOf(logged.partition, logged.offset) };
+  return { kind: 'placed', userId: event.userId, place, outcome: outcomeOf(terms.stock, place.position), firstTime: true };
+}
+
+/** decide: an entrant's registration → the events it causes. */
+export function decide(state: CampaignState, logged: Logged, now: Date, mint: Minter = cryptoMinter): CampaignEvent[] {
+  if (logged.event.type !== 'EntrantRegistered' || !state.terms || !state.id) return [];
+  const d = judge(state, logged as Logged<EntrantRegistered>);
+  if (d.kind !== 'placed' || !d.firstTime) return [];
+  return eventsForPlace(state.id, state.terms.stock, d.userId, d.place, now, mint);
+}
+
+/** evolve: the state after one more event of the log. */
+export function evolve(state: CampaignState, logged: Logged): CampaignState {
+  const e = logged.event;
+  switch (e.type) {
+    case 'CampaignCreated':
+      if (state.terms) return state; // a campaign is created once; a second CampaignCreated changes nothing
+      return {
+        ...state,
+        id: e.campaignId,
+        terms: { stock: e.stock, opensAt: Date.parse(e.opensAt), closesAt: Date.parse(e.closesAt), closedAt: null },
+      };
+    case 'EntrantRegistered': {
+      const d = judge(state, logged as Logged<EntrantRegistered>);
+      if (d.kind !== 'placed' || !d.firstTime) return state;
+      const places = new Map(state.places);
+      places.set(d.userId, d.place);
+      return { ...state, places };
+    }
+    case 'WinnerSelected':
+      return { ...state, winners: state.winners + 1 };
+    case 'GifticonIssued': {
+      const issued = new Set(state.issued);
+      issued.add(e.userId);
+      return { ...state, issued };
+    }
+    case 'CampaignSoldOut':
+      return { ...state, soldOut: true };
+    case 'CampaignClosed':
+      if (!state.terms || state.terms.closedAt !== null) return state;
+      return { ...state, terms: { ...state.terms, closedAt: Date.parse(e.occurredAt) } };
+    default: {
+      const _exhaustive: never = e;
+      return _exhaustive;
+    }
+  }
+}
+
+/** Folds a whole log (one campaign's events in order) into state, deciding as it goes. */
+export function replay(log: Logged[]): CampaignState {
+  return log.reduce(evolve, initialState());
+}

@@ -1,0 +1,105 @@
+/**
+ * The facts of a campaign, as they stand in the log. Every event carries the same envelope; event
+ * ids are deterministic where a replay or a retry must not double a fact.
+ */
+export const EVENT_VERSION = 1 as const;
+
+interface Envelope<T extends string> {
+  type: T;
+  version: typeof EVENT_VERSION;
+  eventId: string;
+  campaignId: string;
+  /** ISO-8601, the server clock of the process that appended it */
+  occurredAt: string;
+}
+
+export interface CampaignCreated extends Envelope<'CampaignCreated'> {
+  title: string;
+  reward: string;
+  stock: number;
+  opensAt: string;
+  closesAt: string;
+}
+
+export interface EntrantRegistered extends Envelope<'EntrantRegistered'> {
+  userId: string;
+  /** API process and request that wait for the decision (not part of the decision) */
+  replyTo?: { instance: string; request: string };
+}
+
+export interface WinnerSelected extends Envelope<'WinnerSelected'> {
+  userId: string;
+  position: number;
+  ticket: string;
+}
+
+export interface GifticonIssued extends Envelope<'GifticonIssued'> {
+  userId: string;
+  gifticonId: string;
+  code: string;
+  position: number;
+}
+
+export interface CampaignSoldOut extends Envelope<'CampaignSoldOut'> {
+  winners: number;
+}
+
+export interface CampaignClosed extends Envelope<'CampaignClosed'> {
+  reason: 'admin' | 'schedule';
+}
+
+export type CampaignEvent =
+  | CampaignCreated
+  | EntrantRegistered
+  | WinnerSelected
+  | GifticonIssued
+  | CampaignSoldOut
+  | CampaignClosed;
+
+export type CampaignEventType = CampaignEvent['type'];
+
+/** An event together with its place in the log. */
+export interface Logged<E extends CampaignEvent = CampaignEvent> {
+  event: E;
+  partition: number;
+  offset: bigint;
+}
+
+/** A ticket names an entry's place in the log: `<partition>-<offset>`. */
+export function ticketOf(partition: number, offset: bigint): string {
+  return `${partition}-${offset}`;
+}
+
+export function parseTicket(ticket: string): { partition: number; offset: bigint } | null {
+  const m = /^(\d+)-(\d+)$/.exec(ticket);
+  return m ? { partition: Number(m[1]), offset: BigInt(m[2]!) } : null;
+}
+
+export const eventIds = {
+  created: (campaignId: string) => `created:${campaignId}`,
+  winner: (campaignId: string, userId: string) => `winner:${campaignId}:${userId}`,
+  gifticon: (campaignId: string, userId: string) => `gifticon:${campaignId}:${userId}`,
+  soldOut: (campaignId: string) => `soldout:${campaignId}`,
+  closed: (campaignId: string) => `closed:${campaignId}`,
+};
+
+const TYPES: ReadonlySet<string> = new Set<CampaignEventType>([
+  'CampaignCreated',
+  'EntrantRegistered',
+  'WinnerSelected',
+  'GifticonIssued',
+  'CampaignSoldOut',
+  'CampaignClosed',
+]);
+
+export function isCampaignEvent(value: unknown): value is CampaignEvent {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return (
+    typeof v.type === 'string' &&
+    TYPES.has(v.type) &&
+    typeof v.eventId === 'string' &&
+    typeof v.campaignId === 'string' &&
+    typeof v.occurredAt === 'string'
+  );
+}

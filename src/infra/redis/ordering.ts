@@ -1,0 +1,257 @@
+import { readFileSync } from 'node:fs';
+import { Redis, type ChainableCommander, type Result } from 'ioredis';
+import type { CampaignTerms } from '../../domain/campaign.js';
+import type { CampaignEvent } from '../../domain/events.js';
+
+/**
+ * The Redis ordering projection: per campaign (hash-tagged `{c:<id>}` so Redis Cluster keeps a
+ * campaign's keys together) a meta hash, the line (ZSET user → first log offset), pending tickets,
+ * winners and gifticons. It is a projection of the log: it can be flushed and rebuilt.
+ */
+
+const lua = (name: string) => readFileSync(new URL(`./${name}.lua`, import.meta.url), 'utf8');
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    fcLookup(meta: string, line: string, pending: string, userId: string): Result<(string | number)[], Context>;
+    fcPlace(meta: string, line: string, pending: string, ...args: string[]): Result<(string | number)[], Context>;
+  }
+}
+
+export function createRedis(url: string, opts: { lazy?: boolean } = {}): Redis {
+  const redis = new Redis(url, { lazyConnect: opts.lazy ?? false, maxRetriesPerRequest: 3, enableAutoPipelining: true });
+  redis.defineCommand('fcLookup', { numberOfKeys: 3, lua: lua('lookup') });
+  redis.defineCommand('fcPlace', { numberOfKeys: 3, lua: lua('place') });
+  return redis;
+}
+
+export class Keys {
+  constructor(readonly prefix: string) {}
+  private c(id: string) {
+    return `${this.prefix}:{c:${id}}`;
+  }
+  meta = (id: string) => `${this.c(id)}:meta`;
+  line = (id: string) => `${this.c(id)}:line`;
+  pending = (id: string) => `${this.c(id)}:pending`;
+  won = (id: string) => `${this.c(id)}:won`;
+  gifts = (id: string) => `${this.c(id)}:gifts`;
+  claim = (id: string, userId: string) => `${this.c(id)}:claim:${userId}`;
+  /** all of a campaign's keys, for cleanup */
+  pattern = (id: string) => `${this.c(id)}:*`;
+  /** set once a partition's projection is complete up to the decider's position */
+  built = (topic: string, partition: number) => `${this.prefix}:built:${topic}:${partition}`;
+  reply = (instance: string) => `${this.prefix}:reply:${instance}`;
+  /** every campaign id this projection knows, for listing and reconciliation */
+  campaigns = () => `${this.prefix}:campaigns`;
+}
+
+export interface CampaignMeta {
+  id: string;
+  title: string;
+  reward: string;
+  terms: CampaignTerms;
+  createdAt: string;
+  soldOutAt: string | null;
+  firstEntryAt: string | null;
+  partition: number;
+  requests: number;
+  building: boolean;
+}
+
+export interface CampaignView extends CampaignMeta {
+  entrants: number;
+  winners: number;
+}
+
+export interface GiftView {
+  id: string;
+  code: string;
+  issuedAt: string;
+}
+
+export interface EntryView {
+  campaignId: string;
+  userId: string;
+  ticket: string;
+  position: number | null;
+  stock: number;
+  won: { position: number; wonAt: string } | null;
+  gifticon: GiftView | null;
+}
+
+function parseMeta(h: Record<string, string>): CampaignMeta | null {
+  if (!h.id || !h.stock) return null;
+  return {
+    id: h.id,
+    title: h.title ?? '',
+    reward: h.reward ?? '',
+    terms: {
+      stock: Number(h.stock),
+      opensAt: Number(h.opensAt),
+      closesAt: Number(h.closesAt),
+      closedAt: h.closedAt ? Number(h.closedAt) : null,
+    },
+    createdAt: h.createdAt ?? new Date(0).toISOString(),
+    soldOutAt: h.soldOutAt || null,
+    firstEntryAt: h.firstEntryAt || null,
+    partition: Number(h.partition ?? 0),
+    requests: Number(h.requests ?? 0),
+    building: h.building === '1',
+  };
+}
+
+export class RedisOrdering {
+  readonly keys: Keys;
+  constructor(
+    readonly redis: Redis,
+    prefix: string,
+  ) {
+    this.keys = new Keys(prefix);
+  }
+
+  async meta(campaignId: string): Promise<CampaignMeta | null> {
+    return parseMeta(await this.redis.hgetall(this.keys.meta(campaignId)));
+  }
+
+  async campaign(campaignId: string): Promise<CampaignView | null> {
+    const k = this.keys;
+    const [[, h], [, entrants], [, winners]] = (await this.redis
+      .multi()
+      .hgetall(k.meta(campaignId))
+      .zcard(k.line(campaignId))
+      .hlen(k.won(campaignId))
+      .exec()) as [[null, Record<string, string>], [null, number], [null, number]];
+    const meta = parseMeta(h);
+    return meta && { ...meta, entrants, winners };
+  }
+
+  async isBuilt(topic: string, partition: number): Promise<boolean> {
+    return (await this.redis.exists(this.keys.built(topic, partition))) === 1;
+  }
+
+  /** The entry of a user as the projection knows it; null when the user is not in line. */
+  async entry(campaignId: string, userId: string): Promise<EntryView | 'unknown-campaign' | 'building' | null> {
+    const k = this.keys;
+    const res = (await this.redis
+      .multi()
+      .hmget(k.meta(campaignId), 'stock', 'partition', 'building')
+      .zscore(k.line(campaignId), userId)
+      .zrank(k.line(campaignId), userId)
+      .hget(k.pending(campaignId), userId)
+      .hget(k.won(campaignId), userId)
+      .hget(k.gifts(campaignId), userId)
+      .exec()) as [null, unknown][];
+    const [stock, partition, building] = res[0]![1] as (string | null)[];
+    if (!stock) return 'unknown-campaign';
+    if (building) return 'building';
+    const score = res[1]![1] as string | null;
+    const rank = res[2]![1] as number | null;
+    const pending = res[3]![1] as string | null;
+    const won = res[4]![1] as string | null;
+    const gift = res[5]![1] as string | null;
+    if (score === null && pending === null) return null;
+    const [pos, wonAt] = won ? won.split('|') : [];
+    return {
+      campaignId,
+      userId,
+      ticket: score !== null ? `${partition}-${score}` : pending!,
+      position: rank !== null ? rank + 1 : null,
+      stock: Number(stock),
+      won: won ? { position: Number(pos), wonAt: wonAt! } : null,
+      gifticon: gift ? (JSON.parse(gift) as GiftView) : null,
+    };
+  }
+
+  lookup(campaignId: string, userId: string) {
+    const k = this.keys;
+    return this.redis.fcLookup(k.meta(campaignId), k.line(campaignId), k.pending(campaignId), userId);
+  }
+
+  /** Reserves the right to append this user's entry; only one request of a user appends at a time. */
+  async claim(campaignId: string, userId: string, token: string, ttlMs: number): Promise<boolean> {
+    return (await this.redis.set(this.keys.claim(campaignId, userId), token, 'PX', ttlMs, 'NX')) === 'OK';
+  }
+
+  /** After the append: the user's ticket is known, the claim is no longer needed. */
+  async markPending(campaignId: string, userId: string, ticket: string): Promise<void> {
+    await this.redis
+      .multi()
+      .hsetnx(this.keys.pending(campaignId), userId, ticket)
+      .del(this.keys.claim(campaignId, userId))
+      .exec();
+  }
+
+  async releaseClaim(campaignId: string, userId: string): Promise<void> {
+    await this.redis.del(this.keys.claim(campaignId, userId));
+  }
+
+  /** The decider's ordering step: see place.lua. */
+  async place(
+    campaignId: string,
+    entries: { offset: bigint; userId: string }[],
+  ): Promise<'REBUILD' | { rank: number; firstOffset: bigint }[]> {
+    const k = this.keys;
+    const args = entries.flatMap((e) => [e.offset.toString(), e.userId]);
+    const r = await this.redis.fcPlace(k.meta(campaignId), k.line(campaignId), k.pending(campaignId), ...args);
+    if (r[0] === 'REBUILD') return 'REBUILD';
+    const out: { rank: number; firstOffset: bigint }[] = [];
+    for (let i = 0; i < r.length; i += 2) out.push({ rank: Number(r[i]), firstOffset: BigInt(r[i + 1]!) });
+    return out;
+  }
+
+  /**
+   * Applies the facts of committed events to the projection (idempotent: each write sets the same
+   * value again on a replay). EntrantRegistered is placed by `place`, not here.
+   */
+  applyTo(pipe: ChainableCommander, event: CampaignEvent, partition: number, building: boolean): void {
+    const k = this.keys;
+    const id = event.campaignId;
+    switch (event.type) {
+      case 'CampaignCreated': {
+        const fields: Record<string, string> = {
+          id,
+          title: event.title,
+          reward: event.reward,
+          stock: String(event.stock),
+          opensAt: String(Date.parse(event.opensAt)),
+          closesAt: String(Date.parse(event.closesAt)),
+          createdAt: event.occurredAt,
+          partition: String(partition),
+        };
+        if (building) fields.building = '1';
+        // a campaign is created once: a second CampaignCreated with the same id changes nothing
+        pipe.eval(
+          "if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('HSET', KEYS[1], unpack(ARGV)) end return 0",
+          1,
+          k.meta(id),
+          ...Object.entries(fields).flat(),
+        );
+        pipe.zadd(k.campaigns(), Date.parse(event.occurredAt), id);
+        break;
+      }
+      case 'EntrantRegistered':
+        pipe.hsetnx(k.meta(id), 'firstEntryAt', event.occurredAt);
+        break;
+      case 'WinnerSelected':
+        pipe.hset(k.won(id), event.userId, `${event.position}|${event.occurredAt}`);
+        break;
+      case 'GifticonIssued':
+        pipe.hset(
+          k.gifts(id),
+          event.userId,
+          JSON.stringify({ id: event.gifticonId, code: event.code, issuedAt: event.occurredAt } satisfies GiftView),
+        );
+        break;
+      case 'CampaignSoldOut':
+        pipe.hsetnx(k.meta(id), 'soldOutAt', event.occurredAt);
+        break;
+      case 'CampaignClosed':
+        pipe.hsetnx(k.meta(id), 'closedAt', String(Date.parse(event.occurredAt)));
+        break;
+      default: {
+        const _exhaustive: never = event;
+        return _exhaustive;
+      }
+    }
+  }
+}

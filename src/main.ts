@@ -1,0 +1,48 @@
+import { Command, Option } from 'commander';
+import { ConfigError, loadConfig } from './config.js';
+import { ROLES, startApp, type Role } from './app.js';
+import { logger } from './logger.js';
+import './roles.js';
+
+const program = new Command()
+  .name('firstcome')
+  .description('first-come-first-served gift drops: API, decider, projectors and batch worker')
+  .addOption(
+    new Option('--roles <roles>', `comma-separated roles (${ROLES.join(', ')})`).default(ROLES.join(',')).argParser((v) => {
+      const roles = v.split(',').map((r) => r.trim()).filter(Boolean);
+      for (const r of roles) if (!ROLES.includes(r as Role)) throw new Error(`unknown role "${r}" (roles: ${ROLES.join(', ')})`);
+      return roles;
+    }),
+  );
+
+async function main() {
+  program.parse();
+  const { roles } = program.opts<{ roles: Role[] | string }>();
+  const list = (typeof roles === 'string' ? roles.split(',') : roles) as Role[];
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const app = await startApp(config, list);
+  let signals = 0;
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(sig, () => {
+      if (++signals > 1) process.exit(1);
+      app.stop().then(() => process.exit(0), (err) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      });
+    });
+  }
+}
+
+main().catch((err) => {
+  logger.fatal({ err }, 'failed to start');
+  process.exit(1);
+});
