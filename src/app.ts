@@ -21,7 +21,6 @@ export interface RoleHandle {
   /** true once the role's consumers are assigned (or it needs none) */
   ready(): boolean;
   stop(): Promise<void>;
-  resolvers?: Record<string, Record<string, unknown>>;
 }
 
 /** What every role may use: one Kafka client, one Redis, one Prisma, one metrics registry. */
@@ -40,6 +39,20 @@ export type RoleFactory = (shared: Shared) => Promise<RoleHandle>;
 const external: Partial<Record<Role, () => Promise<RoleFactory>>> = {};
 export function registerRole(role: Role, load: () => Promise<RoleFactory>) {
   external[role] = load;
+}
+
+/**
+ * GraphQL fields served by the API role but answered from elsewhere (the Postgres read model, the
+ * job queue). They work in an API process that runs no other role.
+ */
+export interface ApiPlugin {
+  resolvers: Record<string, Record<string, unknown>>;
+  stop(): Promise<void>;
+}
+export type ApiPluginFactory = (shared: Shared) => Promise<ApiPlugin>;
+const apiPlugins: (() => Promise<ApiPluginFactory>)[] = [];
+export function registerApiPlugin(load: () => Promise<ApiPluginFactory>) {
+  apiPlugins.push(load);
 }
 
 export interface App {
@@ -97,7 +110,11 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
       waitMs: config.ENTER_WAIT_MS,
     });
     const extraResolvers: Record<string, Record<string, unknown>> = {};
-    for (const h of handles) for (const [t, f] of Object.entries(h.resolvers ?? {})) extraResolvers[t] = { ...(extraResolvers[t] ?? {}), ...f };
+    for (const load of apiPlugins) {
+      const plugin = await (await load())(shared);
+      handles.push({ ready: () => true, stop: plugin.stop });
+      for (const [t, f] of Object.entries(plugin.resolvers)) extraResolvers[t] = { ...(extraResolvers[t] ?? {}), ...f };
+    }
     services = { config, ordering, appender, enter, extraResolvers };
     metrics.counterFrom('firstcome_enter_appended_total', 'entries appended to the log', () => enter.stats.appended);
     metrics.counterFrom('firstcome_enter_rejected_total', 'enter calls rejected at the gate', () => enter.stats.rejected);

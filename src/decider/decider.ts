@@ -148,6 +148,7 @@ export class Decider {
     const pipe = this.ordering.redis.pipeline();
     for (const id of campaigns) pipe.hdel(this.ordering.keys.meta(id), 'building');
     pipe.set(this.ordering.keys.built(this.topic, partition), '1');
+    pipe.del(this.ordering.keys.rebuild(this.topic, partition));
     await pipe.exec();
     this.replayUntil.delete(partition);
     this.rebuilt.delete(partition);
@@ -162,6 +163,7 @@ export class Decider {
         idempotent: true,
         maxInFlightRequests: 1,
         allowAutoTopicCreation: false,
+        retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 2000 },
       });
       p = producer.connect().then(() => producer);
       p.catch(() => this.producers.delete(partition));
@@ -196,7 +198,10 @@ export class Decider {
       resolveOffset(batch.lastOffset());
       this.next.set(p, last + 1n);
       const until = this.replayUntil.get(p);
-      if (until !== undefined && last + 1n >= until) await this.finishRebuild(p);
+      if (until !== undefined) {
+        if (last + 1n >= until) await this.finishRebuild(p);
+        else await this.ordering.redis.set(this.ordering.keys.rebuild(this.topic, p), JSON.stringify({ next: String(last + 1n), until: String(until) }));
+      }
       await heartbeat();
     } finally {
       this.busy.delete(p);

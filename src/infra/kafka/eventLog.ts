@@ -15,6 +15,9 @@ import { logger } from '../../logger.js';
 
 /** The one place that maps events to Kafka messages and back. */
 
+// every message names its partition (partitionFor), so KafkaJS's partitioner never runs
+process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
+
 export function createKafka(config: Pick<Config, 'KAFKA_BROKERS'>, clientId = 'firstcome'): Kafka {
   const log = logger.child({ component: 'kafkajs' });
   return new Kafka({
@@ -134,7 +137,13 @@ export class EventAppender {
   ) {}
 
   static async connect(kafka: Kafka, config: Pick<Config, 'topics' | 'EVENT_PARTITIONS' | 'APPEND_LINGER_MS'>) {
-    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    // idempotent producer: retries must not be limited, or a retried batch could be written twice
+    const producer = kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 2000 },
+    });
     await producer.connect();
     return new EventAppender(producer, config.topics.events, config.EVENT_PARTITIONS, config.APPEND_LINGER_MS);
   }
@@ -194,5 +203,69 @@ export class EventAppender {
       await new Promise((r) => setTimeout(r, 5));
     }
     await this.producer.disconnect();
+  }
+}
+
+/**
+ * Reads a topic's committed events from offset 0 up to the end it had when the read began, in log
+ * order per partition, batch by batch. For checks, audits and tools; the roles consume as groups.
+ * A throwaway consumer group is used and deleted afterwards.
+ */
+export async function readLog(
+  kafka: Kafka,
+  topic: string,
+  onBatch: (batch: Logged[], progress: { partition: number; next: bigint; end: bigint }) => Promise<void> | void,
+  opts: { partitions?: number[]; timeoutMs?: number } = {},
+): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  const groupId = `${topic}.reader.${Math.random().toString(36).slice(2)}`;
+  try {
+    const ends = new Map<number, bigint>();
+    for (const o of await admin.fetchTopicOffsets(topic)) {
+      if (!opts.partitions || opts.partitions.includes(o.partition)) ends.set(o.partition, BigInt(o.high));
+    }
+    const pending = new Set([...ends].filter(([, end]) => end > 0n).map(([p]) => p));
+    if (pending.size === 0) return;
+    const consumer = kafka.consumer({ groupId, readUncommitted: false, maxWaitTimeInMs: 100, sessionTimeout: 10_000 });
+    let done!: () => void;
+    let fail!: (e: unknown) => void;
+    const finished = new Promise<void>((res, rej) => ((done = res), (fail = rej)));
+    const reached = (p: number, lastOffset: string) => {
+      if (BigInt(lastOffset) + 1n >= ends.get(p)! && pending.delete(p) && pending.size === 0) done();
+    };
+    // batches of only transaction markers never reach eachBatch, but they do move the position
+    consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
+      if (e.payload.topic === topic && pending.has(e.payload.partition)) reached(e.payload.partition, e.payload.lastOffset);
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    const timer = setTimeout(() => fail(new Error(`reading ${topic} took longer than ${opts.timeoutMs ?? 600_000} ms`)), opts.timeoutMs ?? 600_000);
+    await consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }) => {
+        const end = ends.get(batch.partition);
+        if (end === undefined || !pending.has(batch.partition)) return;
+        const logged = batch.messages
+          .filter((m) => BigInt(m.offset) < end)
+          .map((m) => fromMessage(m, batch.partition))
+          .filter((l): l is Logged => l !== null);
+        try {
+          if (logged.length) await onBatch(logged, { partition: batch.partition, next: BigInt(batch.lastOffset()) + 1n, end });
+        } catch (err) {
+          fail(err);
+          throw err;
+        }
+      },
+    });
+    try {
+      await finished;
+    } finally {
+      clearTimeout(timer);
+      await consumer.disconnect();
+    }
+  } finally {
+    await admin.deleteGroups([groupId]).catch(() => undefined);
+    await admin.disconnect();
   }
 }

@@ -40,6 +40,8 @@ export class Keys {
   pattern = (id: string) => `${this.c(id)}:*`;
   /** set once a partition's projection is complete up to the decider's position */
   built = (topic: string, partition: number) => `${this.prefix}:built:${topic}:${partition}`;
+  /** progress of a rebuild under way: JSON {next, until} offsets */
+  rebuild = (topic: string, partition: number) => `${this.prefix}:rebuild:${topic}:${partition}`;
   reply = (instance: string) => `${this.prefix}:reply:${instance}`;
   /** every campaign id this projection knows, for listing and reconciliation */
   campaigns = () => `${this.prefix}:campaigns`;
