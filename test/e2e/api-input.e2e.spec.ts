@@ -1,0 +1,143 @@
+import { SignJWT, UnsecuredJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gql, isolated, spawnApp, TEST_JWT_SECRET, token, type AppProcess, type Isolated } from '../support/app.js';
+
+/** Bad input answers with the right code, the lifecycle rejects as CONTRACT.md says, and the server keeps serving. */
+let iso: Isolated;
+let app: AppProcess;
+let admin: string;
+let alice: string;
+
+const ENTER = `mutation($c: ID!) { enter(campaignId: $c) { rejection entry { status position } } }`;
+const CREATE = `mutation($i: CreateCampaignInput!) { createCampaign(input: $i) { id status } }`;
+const code = (r: { errors?: { extensions?: { code?: string } }[] }) => r.errors?.[0]?.extensions?.code;
+const field = (r: { errors?: { extensions?: { field?: string } }[] }) => r.errors?.[0]?.extensions?.field;
+const later = (ms: number) => new Date(Date.now() + ms).toISOString();
+
+beforeAll(async () => {
+  iso = await isolated('input');
+  app = await spawnApp(iso, 'api,decider');
+  admin = await token('boss', 'admin');
+  alice = await token('alice');
+});
+afterAll(async () => {
+  await app?.kill();
+  await iso?.cleanup();
+});
+
+describe('who is who', () => {
+  it('refuses a missing, forged, unsigned, expired or wrongly signed token with UNAUTHENTICATED', async () => {
+    const key = new TextEncoder().encode(TEST_JWT_SECRET);
+    const forged = await new SignJWT({ role: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('mallory').sign(new TextEncoder().encode('another-secret-of-enough-length'));
+    const none = new UnsecuredJWT({ role: 'admin' }).setSubject('mallory').encode();
+    const expired = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setExpirationTime(Math.floor(Date.now() / 1000) - 60).sign(key);
+    const hs512 = await new SignJWT({}).setProtectedHeader({ alg: 'HS512' }).setSubject('alice').sign(new TextEncoder().encode(TEST_JWT_SECRET.repeat(3)));
+    const badSub = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('has space').sign(key);
+    for (const t of [null, 'garbage', forged, none, expired, hs512, badSub]) {
+      const r = await gql(app.port, t, `{ myEntry(campaignId: "x") { ticket } }`);
+      expect(code(r), `token ${String(t).slice(0, 20)}`).toBe('UNAUTHENTICATED');
+    }
+  });
+
+  it('gives FORBIDDEN to a user on admin fields', async () => {
+    for (const q of [
+      `{ entry(campaignId: "x", userId: "bob") { ticket } }`,
+      `mutation { closeCampaign(id: "x") { id } }`,
+      `mutation { createCampaign(input: { title: "t", reward: "r", stock: 1, closesAt: "${later(60_000)}" }) { id } }`,
+    ]) {
+      expect(code(await gql(app.port, alice, q)), q).toBe('FORBIDDEN');
+    }
+  });
+});
+
+describe('bad input', () => {
+  it('names the field of an invalid argument with BAD_USER_INPUT', async () => {
+    const base = { title: 'Drop', reward: 'Coffee', stock: 10, closesAt: later(3_600_000) };
+    const cases: [Record<string, unknown>, string][] = [
+      [{ ...base, stock: 0 }, 'input.stock'],
+      [{ ...base, stock: 10_000_001 }, 'input.stock'],
+      [{ ...base, id: 'Has_Upper' }, 'input.id'],
+      [{ ...base, id: 'x'.repeat(65) }, 'input.id'],
+      [{ ...base, title: '' }, 'input.title'],
+      [{ ...base, closesAt: later(-1000) }, 'input.closesAt'],
+      [{ ...base, opensAt: later(7_200_000) }, 'input.closesAt'],
+    ];
+    for (const [input, f] of cases) {
+      const r = await gql(app.port, admin, CREATE, { i: input });
+      expect(code(r), JSON.stringify(input)).toBe('BAD_USER_INPUT');
+      expect(field(r)).toBe(f);
+    }
+    const badDate = await gql(app.port, admin, CREATE, { i: { ...base, closesAt: 'tomorrow' } });
+    expect(code(badDate)).toBe('BAD_USER_INPUT');
+    const noZone = await gql(app.port, admin, CREATE, { i: { ...base, closesAt: '2030-01-01T00:00:00' } });
+    expect(code(noZone)).toBe('BAD_USER_INPUT');
+
+    const badId = await gql(app.port, alice, ENTER, { c: 'NOT VALID' });
+    expect(code(badId)).toBe('BAD_USER_INPUT');
+    expect(field(badId)).toBe('campaignId');
+    const badUser = await gql(app.port, admin, `{ entry(campaignId: "x", userId: "a b") { ticket } }`);
+    expect(field(badUser)).toBe('userId');
+  });
+
+  it('answers NOT_FOUND for an unknown campaign, null where the schema allows it', async () => {
+    expect(code(await gql(app.port, alice, ENTER, { c: 'no-such-campaign' }))).toBe('NOT_FOUND');
+    expect((await gql(app.port, alice, `{ campaign(id: "no-such-campaign") { id } }`)).data).toEqual({ campaign: null });
+    expect((await gql(app.port, alice, `{ myEntry(campaignId: "no-such-campaign") { ticket } }`)).data).toEqual({ myEntry: null });
+    expect(code(await gql(app.port, admin, `mutation { closeCampaign(id: "no-such-campaign") { id } }`))).toBe('NOT_FOUND');
+  });
+
+  it('refuses a second campaign with the same id', async () => {
+    const i = { id: 'twice', title: 'Drop', reward: 'Coffee', stock: 1, closesAt: later(3_600_000) };
+    expect((await gql(app.port, admin, CREATE, { i })).errors).toBeUndefined();
+    const again = await gql(app.port, admin, CREATE, { i });
+    expect(code(again)).toBe('BAD_USER_INPUT');
+    expect(field(again)).toBe('input.id');
+  });
+
+  it('keeps serving after all of that', async () => {
+    expect((await fetch(`http://127.0.0.1:${app.port}/healthz`)).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${app.port}/readyz`)).status).toBe(200);
+    const r = await gql(app.port, alice, `{ __typename }`);
+    expect(r.data).toEqual({ __typename: 'Query' });
+    const notJson = await fetch(`http://127.0.0.1:${app.port}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{nope' });
+    expect(notJson.status).toBe(400);
+  });
+});
+
+describe('the lifecycle', () => {
+  it('rejects NOT_OPEN before opensAt, CLOSED after closeCampaign, SOLD_OUT when every unit is taken, adding nothing', async () => {
+    const early = await gql(app.port, admin, CREATE, { i: { id: 'early', title: 'Later', reward: 'Cake', stock: 5, opensAt: later(3_600_000), closesAt: later(7_200_000) } });
+    expect(early.data!.createCampaign).toEqual({ id: 'early', status: 'SCHEDULED' });
+    expect((await gql(app.port, alice, ENTER, { c: 'early' })).data!.enter).toEqual({ rejection: 'NOT_OPEN', entry: null });
+
+    await gql(app.port, admin, CREATE, { i: { id: 'one', title: 'One', reward: 'Cake', stock: 1, closesAt: later(3_600_000) } });
+    expect((await gql(app.port, alice, ENTER, { c: 'one' })).data!.enter).toEqual({ rejection: null, entry: { status: 'WON', position: 1 } });
+    expect((await gql(app.port, await token('bob'), ENTER, { c: 'one' })).data!.enter).toEqual({ rejection: 'SOLD_OUT', entry: null });
+    expect((await gql(app.port, await token('bob'), `{ myEntry(campaignId: "one") { ticket } }`)).data).toEqual({ myEntry: null });
+    // the winner asking again still gets their entry, not SOLD_OUT
+    expect((await gql(app.port, alice, ENTER, { c: 'one' })).data!.enter).toEqual({ rejection: null, entry: { status: 'WON', position: 1 } });
+
+    await gql(app.port, admin, CREATE, { i: { id: 'shut', title: 'Shut', reward: 'Cake', stock: 5, closesAt: later(3_600_000) } });
+    const closed = await gql(app.port, admin, `mutation { closeCampaign(id: "shut") { id status } }`);
+    expect(closed.data!.closeCampaign).toEqual({ id: 'shut', status: 'CLOSED' });
+    expect((await gql(app.port, alice, ENTER, { c: 'shut' })).data!.enter).toEqual({ rejection: 'CLOSED', entry: null });
+    const c = await gql(app.port, alice, `{ campaign(id: "shut") { status entrants winners } }`);
+    expect(c.data!.campaign).toEqual({ status: 'CLOSED', entrants: 0, winners: 0 });
+  });
+
+  it('slows a user who hammers enter with RATE_LIMITED and retryAfterMs', async () => {
+    const limited = await isolated('ratelimit', { ENTER_RATE_PER_SEC: '3' });
+    const p = await spawnApp(limited, 'api,decider');
+    try {
+      await gql(p.port, admin, CREATE, { i: { id: 'rl', title: 'RL', reward: 'Cake', stock: 5, closesAt: later(3_600_000) } });
+      const rs = await Promise.all(Array.from({ length: 8 }, () => gql(p.port, alice, ENTER, { c: 'rl' })));
+      const limitedOnes = rs.filter((r) => code(r) === 'RATE_LIMITED');
+      expect(limitedOnes.length).toBeGreaterThanOrEqual(5);
+      expect(limitedOnes[0]!.errors![0]!.extensions!.retryAfterMs).toBeGreaterThan(0);
+      expect(rs.filter((r) => r.data?.enter?.entry).length).toBeGreaterThanOrEqual(1);
+    } finally {
+      await p.kill();
+      await limited.cleanup();
+    }
+  });
+});
