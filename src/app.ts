@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Kafka } from 'kafkajs';
 import type { Redis } from 'ioredis';
@@ -127,7 +126,7 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   const kafkaProbe = setInterval(() => {
     admin.describeCluster().then(() => (kafkaUp = true), () => (kafkaUp = false));
   }, 2000);
-  const server: Server = createHttpServer(apollo, services, {
+  const server = createHttpServer(apollo, services, {
     ready: async () => {
       const [redisOk, pgOk] = await Promise.all([
         redis.ping().then(() => true, () => false),
@@ -149,10 +148,7 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
       log.info('draining');
       clearInterval(kafkaProbe);
       // stop taking requests, let those in flight finish (they may be waiting for a decision)
-      const closed = new Promise<void>((r) => server.close(() => r()));
-      server.closeIdleConnections();
-      await Promise.race([closed, new Promise((r) => setTimeout(r, config.ENTER_WAIT_MS + 2000))]);
-      server.closeAllConnections();
+      await server.drain(config.ENTER_WAIT_MS + 2000);
       await apollo?.stop();
       await appender?.close();
       for (const h of handles.reverse()) await h.stop().catch((err) => log.warn({ err }, 'role stop failed'));

@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { ApolloServer, HeaderMap } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
+import { ApolloServerPluginCacheControlDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import type { GraphQLFormattedError } from 'graphql';
 import { logger } from '../logger.js';
 import { bearer, verifyToken } from './auth.js';
@@ -32,6 +34,7 @@ export async function createApollo(services: ApiServices | null): Promise<Apollo
     includeStacktraceInErrorResponses: !production,
     // hot path: no landing page or usage reporting plugins on a server that answers a crowd
     csrfPrevention: true,
+    plugins: [ApolloServerPluginCacheControlDisabled(), ApolloServerPluginLandingPageDisabled()],
     formatError: (formatted: GraphQLFormattedError, error: unknown) => {
       const code = formatted.extensions?.code;
       if (code === 'INTERNAL_SERVER_ERROR' || code === undefined) {
@@ -60,9 +63,16 @@ async function readBody(req: IncomingMessage, limit = 1 << 20): Promise<string> 
  * A thin node:http integration of Apollo (its documented `executeHTTPGraphQLRequest`), beside the
  * health and metrics routes. No web framework on the hot path.
  */
-export function createHttpServer(apollo: ApolloServer<Ctx> | null, services: ApiServices | null, hooks: HttpHooks): Server {
+export function createHttpServer(apollo: ApolloServer<Ctx> | null, services: ApiServices | null, hooks: HttpHooks) {
   let inFlight = 0;
+  let draining = false;
   const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
+    if (draining) {
+      // keep-alive clients keep sending while we drain: tell them to go elsewhere
+      res.setHeader('connection', 'close');
+      res.setHeader('retry-after', '1');
+      return send(res, 503, 'application/json', '{"errors":[{"message":"shutting down","extensions":{"code":"UNAVAILABLE"}}]}');
+    }
     inFlight++;
     try {
       const url = new URL(req.url ?? '/', 'http://x');
@@ -111,8 +121,17 @@ export function createHttpServer(apollo: ApolloServer<Ctx> | null, services: Api
     }
   });
   server.keepAliveTimeout = 65_000;
-  (server as Server & { inFlight: () => number }).inFlight = () => inFlight;
-  return server;
+  return Object.assign(server, {
+    /** Stops taking requests and resolves once those in flight are answered (or at the timeout). */
+    async drain(timeoutMs: number): Promise<void> {
+      draining = true;
+      server.close();
+      server.closeIdleConnections();
+      const end = Date.now() + timeoutMs;
+      while (inFlight > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+      server.closeAllConnections();
+    },
+  });
 }
 
 function send(res: ServerResponse, status: number, type: string, body: string) {

@@ -1,0 +1,108 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { Command } from 'commander';
+import { signToken } from '../src/api/auth.js';
+import { createClient, table } from '../src/cli/crowd.js';
+import { loadConfig } from '../src/config.js';
+import { migrate } from '../src/infra/prisma/migrate.js';
+import { stackUp } from '../scripts/stack.js';
+
+/**
+ * `npm run bench`: in one run against one server process, the `{ __typename }` ceiling, `enter` by
+ * fresh users, and `enter` on a sold-out campaign, each as req/s, p50/p99 and a ratio to the
+ * ceiling (the machines are shared and noisy: ratios measured together are what compare).
+ */
+const opts = new Command()
+  .option('--duration <s>', 'seconds per phase', (v) => Number(v), 10)
+  .option('--connections <n>', 'concurrent connections', (v) => Number(v), 100)
+  .option('--roles <roles>', 'roles of the server process', 'api,decider,projector,worker')
+  .parse()
+  .opts<{ duration: number; connections: number; roles: string }>();
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+async function main() {
+  await stackUp({ root: ROOT });
+  const config = loadConfig();
+  await migrate(config.DATABASE_URL);
+  const srv = (await import('node:net')).createServer().listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const port = (srv.address() as { port: number }).port;
+  srv.close();
+  const server = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--roles', opts.roles], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', ENTER_RATE_PER_SEC: '1000' },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    while (!(await fetch(`${base}/readyz`).then((r) => r.ok, () => false))) await new Promise((r) => setTimeout(r, 200));
+    const admin = await signToken(config.JWT_SECRET, { sub: 'bench-admin', role: 'admin', expiresIn: '1h' });
+    const client = createClient(base, 4);
+    const run = randomBytes(3).toString('hex');
+    const create = async (id: string, stock: number) => {
+      const r = await client.post<{ errors?: unknown }>(admin, `mutation($i: CreateCampaignInput!) { createCampaign(input: $i) { id } }`, {
+        i: { id, title: 'bench', reward: 'bench', stock, closesAt: new Date(Date.now() + 3_600_000).toISOString() },
+      });
+      if (r.body.errors) throw new Error(JSON.stringify(r.body.errors));
+    };
+    const open = `bench-open-${run}`;
+    const soldOut = `bench-soldout-${run}`;
+    await create(open, 10_000_000);
+    await create(soldOut, 1);
+    await client.post(admin, `mutation { enter(campaignId: "${soldOut}") { rejection } }`);
+    client.close();
+
+    // fresh users: one token each, signed before the clock starts
+    const expected = opts.duration * 8000;
+    process.stdout.write(`signing ${expected} user tokens… `);
+    const tokens = await Promise.all(Array.from({ length: expected }, (_, i) => signToken(config.JWT_SECRET, { sub: `b${run}-${i}`, expiresIn: '1h' })));
+    process.stdout.write('done\n');
+
+    const phase = async (name: string, query: string, fresh: boolean) => {
+      let i = 0;
+      const body = JSON.stringify({ query });
+      const result = await autocannon({
+        url: base,
+        connections: opts.connections,
+        duration: opts.duration,
+        amount: fresh ? tokens.length : undefined,
+        requests: [
+          {
+            method: 'POST',
+            path: '/graphql',
+            headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens[0]}` },
+            body,
+            setupRequest: (req) => ({ ...req, headers: { ...req.headers, authorization: `Bearer ${tokens[i++ % tokens.length]}` } }),
+          },
+        ],
+      });
+      const errors = result.errors + result.non2xx + result.timeouts;
+      process.stdout.write(`${name}: ${Math.round(result.requests.average)} req/s, p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, errors ${errors}\n`);
+      return { name, rps: result.requests.average, total: result.requests.total, p50: result.latency.p50, p99: result.latency.p99, errors };
+    };
+
+    const ceiling = await phase('ceiling { __typename }', '{ __typename }', false);
+    const enter = await phase('enter, fresh users', `mutation { enter(campaignId: "${open}") { rejection entry { ticket status position } } }`, true);
+    const sold = await phase('enter, sold out', `mutation { enter(campaignId: "${soldOut}") { rejection entry { ticket } } }`, false);
+
+    // graphql-level errors travel in 200 responses: count them on a sample
+    const rows = [ceiling, enter, sold].map((p) => [p.name, Math.round(p.rps), p.p50, p.p99, (p.rps / ceiling.rps).toFixed(2), p.errors]);
+    const out = table([['phase', 'req/s', 'p50 ms', 'p99 ms', 'x ceiling', 'errors'], ...rows]);
+    process.stdout.write(`\n${out}\n\nserver roles: ${opts.roles}; ${opts.connections} connections, ${opts.duration} s per phase, ${new Date().toISOString()}\n`);
+    mkdirSync(`${ROOT}/bench/results`, { recursive: true });
+    writeFileSync(`${ROOT}/bench/results/enter-latest.txt`, `${out}\n`);
+  } finally {
+    server.kill('SIGTERM');
+    await once(server, 'exit');
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,189 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { SingleBar } from 'cli-progress';
+import { Command } from 'commander';
+import { stackUp, formatResult } from '../../scripts/stack.js';
+import { signToken } from '../api/auth.js';
+import { loadConfig } from '../config.js';
+import { auditCampaign } from '../domain/audit.js';
+import type { Logged } from '../domain/events.js';
+import { createKafka, partitionFor, readLog } from '../infra/kafka/eventLog.js';
+import { migrate } from '../infra/prisma/migrate.js';
+import { createClient, percentile, runPool, table } from './crowd.js';
+
+/**
+ * `npm run demo`: brings the stack up, starts firstcome (every role, as its own process), creates a
+ * campaign, sends a crowd with duplicate clicks, waits until the log is quiet, prints a summary and
+ * checks I1–I3 against the log. Exits non-zero when an invariant fails.
+ */
+const opts = new Command()
+  .name('demo')
+  .option('--stock <n>', 'gifticons in the drop', (v) => Number(v), 1000)
+  .option('--users <n>', 'distinct users in the crowd', (v) => Number(v), 20_000)
+  .option('--double <fraction>', 'share of users who click twice', (v) => Number(v), 0.1)
+  .option('--connections <n>', 'concurrent HTTP connections', (v) => Number(v), 128)
+  .parse()
+  .opts<{ stock: number; users: number; double: number; connections: number }>();
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const say = (s: string) => process.stdout.write(`${s}\n`);
+
+async function freePort(): Promise<number> {
+  const srv = createServer().listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const { port } = srv.address() as { port: number };
+  srv.close();
+  return port;
+}
+
+type EnterBody = {
+  data?: { enter: { rejection: string | null; entry: { ticket: string; status: string; position: number | null } | null } };
+  errors?: { extensions?: { code?: string } }[];
+};
+
+async function main() {
+  say('firstcome demo: a drop of %s gifticons, a crowd of %s users'.replace('%s', String(opts.stock)).replace('%s', String(opts.users)));
+  say('\n1. the stack');
+  for (const r of await stackUp({ root: ROOT })) say(`   ${formatResult(r)}`);
+  const config = loadConfig();
+  const migrated = await migrate(config.DATABASE_URL);
+  say(`   database  ${migrated.applied.length ? `migrated (${migrated.applied.join(', ')})` : 'up to date'}`);
+
+  say('\n2. firstcome (every role in one process)');
+  const port = await freePort();
+  const server = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: String(port), LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const stopServer = async () => {
+    if (server.exitCode === null) {
+      server.kill('SIGTERM');
+      await once(server, 'exit');
+    }
+  };
+  process.on('SIGINT', () => void stopServer().then(() => process.exit(130)));
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    if (server.exitCode !== null) throw new Error('the server exited while starting');
+    const ok = await fetch(`${base}/readyz`).then((r) => r.ok, () => false);
+    if (ok) break;
+    if (i > 600) throw new Error('the server did not become ready in 60 s');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  say(`   ready on ${base}`);
+
+  try {
+    const client = createClient(base, opts.connections);
+    const admin = await signToken(config.JWT_SECRET, { sub: 'demo-admin', role: 'admin', expiresIn: '1h' });
+    const campaign = `demo-${randomBytes(4).toString('hex')}`;
+    const created = await client.post<{ data?: unknown; errors?: unknown }>(admin, `mutation($i: CreateCampaignInput!) { createCampaign(input: $i) { id status stock } }`, {
+      i: { id: campaign, title: 'Demo drop', reward: 'Chicken gifticon', stock: opts.stock, closesAt: new Date(Date.now() + 3_600_000).toISOString() },
+    });
+    if (created.body.errors) throw new Error(`createCampaign failed: ${JSON.stringify(created.body.errors)}`);
+    say(`\n3. campaign ${campaign}: ${opts.stock} gifticons, open now`);
+
+    const users = Array.from({ length: opts.users }, (_, i) => `user-${i}`);
+    const tokens = await Promise.all(users.map((sub) => signToken(config.JWT_SECRET, { sub, expiresIn: '1h' })));
+    const calls: number[] = [];
+    users.forEach((_, i) => {
+      calls.push(i);
+      if ((i * 7919) % 1000 < opts.double * 1000) calls.push(i); // a deterministic tenth clicks twice
+    });
+    // the second click of a user comes a little later, mixed into the crowd
+    for (let i = calls.length - 1; i > 0; i--) {
+      if (calls[i] === calls[i - 1] && i + 50 < calls.length) [calls[i], calls[i + 50]] = [calls[i + 50]!, calls[i]!];
+    }
+
+    say(`\n4. the crowd: ${calls.length} enter calls over ${opts.connections} connections`);
+    const bar = new SingleBar({ format: '   {bar} {percentage}% | {value}/{total} calls | {rate} req/s | won {won} | sold-out {soldout}', hideCursor: true, noTTYOutput: true, notTTYSchedule: 2000 });
+    const latencies: number[] = [];
+    const count = { accepted: 0, won: 0, lost: 0, queued: 0, soldOut: 0, closed: 0, errors: 0 };
+    let soldOutAt: number | null = null;
+    const started = performance.now();
+    bar.start(calls.length, 0, { rate: 0, won: 0, soldout: 0 });
+    let done = 0;
+    await runPool(calls, opts.connections, async (u) => {
+      const r = await client.post<EnterBody>(tokens[u]!, `mutation($c: ID!) { enter(campaignId: $c) { rejection entry { ticket status position } } }`, { c: campaign });
+      latencies.push(r.ms);
+      const e = r.body.data?.enter;
+      if (!e) count.errors++;
+      else if (e.rejection === 'SOLD_OUT') {
+        count.soldOut++;
+        soldOutAt ??= performance.now();
+      } else if (e.rejection) count.closed++;
+      else {
+        count.accepted++;
+        if (e.entry!.status === 'WON') count.won++;
+        else if (e.entry!.status === 'LOST') count.lost++;
+        else count.queued++;
+      }
+      if (++done % 200 === 0 || done === calls.length) {
+        bar.update(done, { rate: Math.round(done / ((performance.now() - started) / 1000)), won: count.won, soldout: count.soldOut });
+      }
+    });
+    bar.stop();
+    const seconds = (performance.now() - started) / 1000;
+    client.close();
+
+    say('\n5. waiting until the log is quiet, then auditing it');
+    const kafka = createKafka(config, 'demo-audit');
+    let audit = auditCampaign([]);
+    for (let i = 0; i < 60; i++) {
+      const log: Logged[] = [];
+      await readLog(kafka, config.topics.events, (b) => void log.push(...b.filter((l) => l.event.campaignId === campaign)), {
+        partitions: [partitionFor(campaign, config.EVENT_PARTITIONS)],
+      });
+      audit = auditCampaign(log);
+      if (audit.winners >= Math.min(audit.stock, audit.entrants) && audit.gifticons === audit.winners) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+
+    latencies.sort((a, b) => a - b);
+    say('');
+    say(
+      table([
+        ['measure', 'value'],
+        ['enter calls', calls.length],
+        ['accepted (an entry)', count.accepted],
+        ['  answered WON', count.won],
+        ['  answered LOST', count.lost],
+        ['  answered QUEUED', count.queued],
+        ['rejected SOLD_OUT', count.soldOut],
+        ['errors', count.errors],
+        ['distinct entrants (log)', audit.entrants],
+        ['winners (log)', audit.winners],
+        ['gifticons issued (log)', audit.gifticons],
+        ['throughput', `${Math.round(calls.length / seconds)} req/s`],
+        ['latency p50', `${percentile(latencies, 50).toFixed(1)} ms`],
+        ['latency p99', `${percentile(latencies, 99).toFixed(1)} ms`],
+        ['time to sell out', soldOutAt === null ? 'not sold out' : `${((soldOutAt - started) / 1000).toFixed(2)} s`],
+      ]),
+    );
+    say('');
+    const checks: [string, boolean][] = [
+      ['I1 winners == min(stock, entrants)', !audit.problems.some((p) => p.startsWith('I1'))],
+      ['I2 one entry per user, one gifticon per winner, unique codes', !audit.problems.some((p) => p.startsWith('I2'))],
+      ['I3 winners are the first `stock` distinct users in log order', !audit.problems.some((p) => p.startsWith('I3'))],
+    ];
+    for (const [name, ok] of checks) say(`   ${ok ? 'PASS' : 'FAIL'}  ${name}`);
+    for (const p of audit.problems) say(`         ${p}`);
+    if (count.errors > 0) say(`   FAIL  ${count.errors} calls answered with an error`);
+    const ok = audit.ok && count.errors === 0 && audit.winners === Math.min(opts.stock, audit.entrants);
+    say(ok ? '\nall invariants hold' : '\nan invariant FAILED');
+    await stopServer();
+    say('the services stay up; `npm run stack:down` stops what the demo started');
+    process.exit(ok ? 0 : 1);
+  } catch (err) {
+    await stopServer();
+    throw err;
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
