@@ -133,7 +133,8 @@ export class EnterService {
       this.waiter.cancel(request);
       await this.ordering.releaseClaim(campaignId, userId).catch(() => undefined);
       log.error({ err, campaignId }, 'append failed');
-      throw err;
+      // nothing was acknowledged: the caller may simply try again
+      throw unavailable(1000);
     }
     this.stats.appended++;
     await this.ordering.markPending(campaignId, userId, ticket);

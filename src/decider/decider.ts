@@ -1,8 +1,8 @@
-import type { Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
+import type { Consumer, EachBatchPayload, Kafka, Producer, Transaction } from 'kafkajs';
 import type { Config } from '../config.js';
 import { cryptoMinter, eventsForPlace, judgeEntry, type CampaignTerms, type Minter } from '../domain/campaign.js';
 import { ticketOf, type CampaignEvent, type EntrantRegistered, type Logged } from '../domain/events.js';
-import { fromMessage, toMessage } from '../infra/kafka/eventLog.js';
+import { fromMessage, keepConsuming, toMessage } from '../infra/kafka/eventLog.js';
 import type { RedisOrdering } from '../infra/redis/ordering.js';
 import { logger } from '../logger.js';
 import type { Reply } from './replies.js';
@@ -21,6 +21,7 @@ const log = logger.child({ role: 'decider' });
  */
 export class Decider {
   private consumer: Consumer | null = null;
+  private runner: ReturnType<typeof keepConsuming> | null = null;
   private readonly producers = new Map<number, Promise<Producer>>();
   /** partition → offset from which entries are decided anew; below it the log is only re-applied */
   private readonly replayUntil = new Map<number, bigint>();
@@ -54,31 +55,35 @@ export class Decider {
   }
 
   async start(): Promise<void> {
-    const consumer = this.kafka.consumer({
-      groupId: this.config.groups.decider,
-      readUncommitted: false,
-      // a decider must answer within milliseconds; the default waits 5 s on a quiet partition
-      maxWaitTimeInMs: this.config.DECIDER_MAX_WAIT_MS,
-      minBytes: 1,
-      sessionTimeout: 10_000,
-      heartbeatInterval: 1_000,
-      allowAutoTopicCreation: false,
-    });
-    this.consumer = consumer;
     let onAssigned!: () => void;
     this.assignedOnce = new Promise((r) => (onAssigned = r));
-    consumer.on(consumer.events.GROUP_JOIN, (e) => {
-      this.assigned = (e.payload.memberAssignment[this.topic] ?? []).slice().sort((a, b) => a - b);
-      void this.onAssigned().then(onAssigned, (err) => log.error({ err }, 'assignment check failed'));
+    this.runner = keepConsuming('decider', async () => {
+      const consumer = this.kafka.consumer({
+        groupId: this.config.groups.decider,
+        readUncommitted: false,
+        // a decider must answer within milliseconds; the default waits 5 s on a quiet partition
+        maxWaitTimeInMs: this.config.DECIDER_MAX_WAIT_MS,
+        minBytes: 1,
+        sessionTimeout: 10_000,
+        heartbeatInterval: 1_000,
+        allowAutoTopicCreation: false,
+      });
+      this.consumer = consumer;
+      consumer.on(consumer.events.GROUP_JOIN, (e) => {
+        this.assigned = (e.payload.memberAssignment[this.topic] ?? []).slice().sort((a, b) => a - b);
+        void this.onAssigned().then(onAssigned, (err) => log.error({ err }, 'assignment check failed'));
+      });
+      await consumer.connect();
+      await consumer.subscribe({ topic: this.topic, fromBeginning: true });
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: this.config.EVENT_PARTITIONS,
+        eachBatch: (payload) => this.onBatch(payload),
+      });
+      return consumer;
     });
-    await consumer.connect();
-    await consumer.subscribe({ topic: this.topic, fromBeginning: true });
-    await consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: this.config.EVENT_PARTITIONS,
-      eachBatch: (payload) => this.onBatch(payload),
-    });
+    await this.runner.ready;
     this.watch = setInterval(() => void this.checkBuilt().catch((err) => log.warn({ err }, 'built check failed')), 250);
   }
 
@@ -89,7 +94,7 @@ export class Decider {
 
   async stop(): Promise<void> {
     if (this.watch) clearInterval(this.watch);
-    await this.consumer?.disconnect();
+    await this.runner?.stop();
     for (const p of this.producers.values()) await (await p).disconnect().catch(() => undefined);
     this.producers.clear();
   }
@@ -297,10 +302,11 @@ export class Decider {
   }
 
   private async commit(p: number, outputs: CampaignEvent[], nextOffset: bigint): Promise<void> {
-    const producer = await this.producer(p);
     for (let attempt = 1; ; attempt++) {
-      const tx = await producer.transaction();
+      const producer = await this.producer(p);
+      let tx: Transaction | null = null;
       try {
+        tx = await producer.transaction();
         if (outputs.length > 0) {
           await tx.send({ topic: this.topic, acks: -1, messages: outputs.map((e) => toMessage(e, this.config.EVENT_PARTITIONS)) });
         }
@@ -311,10 +317,17 @@ export class Decider {
         await tx.commit();
         return;
       } catch (err) {
-        await tx.abort().catch(() => undefined);
-        const retriable = (err as { type?: string; retriable?: boolean }).type === 'CONCURRENT_TRANSACTIONS' || (err as { retriable?: boolean }).retriable;
-        if (!retriable || attempt >= 5) throw err;
-        await new Promise((r) => setTimeout(r, 50 * attempt));
+        await tx?.abort().catch(() => undefined);
+        // KafkaJS does not retry CONCURRENT_TRANSACTIONS itself (FACTS.md)
+        if ((err as { type?: string }).type === 'CONCURRENT_TRANSACTIONS' && attempt < 5) {
+          await new Promise((r) => setTimeout(r, 50 * attempt));
+          continue;
+        }
+        // a producer that lost its broker mid-transaction, or was fenced, is stuck (ABORTING): the
+        // next one re-initialises the transactional id, which aborts whatever this one left open
+        this.producers.delete(p);
+        await producer.disconnect().catch(() => undefined);
+        throw err;
       }
     }
   }

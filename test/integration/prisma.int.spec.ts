@@ -296,8 +296,10 @@ async function drift(datamodel: Datamodel, client: pg.Client): Promise<string[]>
   };
 
   const expectedTables = new Set(datamodel.models.map(tableOf));
+  // Prisma's bookkeeping, and the job queue's tables, which Agenda creates itself (batch/agenda.ts)
+  const foreign = new Set(['_prisma_migrations', 'agenda_jobs', 'agenda_logs']);
   for (const t of db.tables) {
-    if (t !== '_prisma_migrations' && !expectedTables.has(t)) problems.push(`table ${t} is in the database but in no model`);
+    if (!foreign.has(t) && !expectedTables.has(t)) problems.push(`table ${t} is in the database but in no model`);
   }
 
   for (const m of datamodel.models) {

@@ -4,6 +4,7 @@ import {
   Kafka,
   logLevel,
   type Admin,
+  type Consumer,
   type IHeaders,
   type KafkaMessage,
   type Message,
@@ -268,4 +269,56 @@ export async function readLog(
     await admin.deleteGroups([groupId]).catch(() => undefined);
     await admin.disconnect();
   }
+}
+
+/**
+ * Runs a consumer that outlives broker outages. KafkaJS restarts a consumer by itself only after
+ * retriable errors; after a non-retriable one (e.g. the broker refused connections for longer than
+ * the retries) it stops for good and says so only in a CRASH event. Here a fresh consumer is built
+ * and started instead, after `delayMs`.
+ */
+export function keepConsuming(
+  name: string,
+  start: () => Promise<Consumer>,
+  opts: { delayMs?: number } = {},
+): { current: () => Consumer | null; ready: Promise<void>; stop: () => Promise<void> } {
+  const log = logger.child({ component: name });
+  let consumer: Consumer | null = null;
+  let stopped = false;
+  let timer: NodeJS.Timeout | null = null;
+  let firstStart!: () => void;
+  let firstFail!: (e: unknown) => void;
+  const ready = new Promise<void>((res, rej) => ((firstStart = res), (firstFail = rej)));
+  let started = false;
+  const launch = async (): Promise<void> => {
+    if (stopped) return;
+    try {
+      const c = await start();
+      consumer = c;
+      if (!started) {
+        started = true;
+        firstStart();
+      }
+      c.on(c.events.CRASH, (e) => {
+        if (e.payload.restart || stopped) return;
+        log.error({ err: e.payload.error }, 'consumer stopped after a non-retriable error: starting a new one');
+        void c.disconnect().catch(() => undefined);
+        timer = setTimeout(() => void launch(), opts.delayMs ?? 1000);
+      });
+    } catch (err) {
+      if (!started) return firstFail(err);
+      log.error({ err }, 'consumer failed to start: trying again');
+      timer = setTimeout(() => void launch(), opts.delayMs ?? 1000);
+    }
+  };
+  void launch();
+  return {
+    current: () => consumer,
+    ready,
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await consumer?.disconnect();
+    },
+  };
 }

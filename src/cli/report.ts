@@ -1,0 +1,86 @@
+import '../../batch/cliQuiet.js';
+import { writeFile } from 'node:fs/promises';
+import { Command } from 'commander';
+import { JOB_OPTIONS } from '../../batch/index.js';
+import { cliServices, fmt, followJob, table } from '../../batch/cli.js';
+import type { ReportData } from '../../batch/agenda.js';
+import { queueReport } from '../../batch/queue.js';
+import { runReport, type ReportResult } from '../../batch/report.js';
+import { CAMPAIGN_ID } from '../api/resolvers.js';
+import { ConfigError, loadConfig } from '../config.js';
+
+const program = new Command()
+  .name('report')
+  .description("counts a campaign's report in chunks into campaign_reports and prints it")
+  .requiredOption('--campaign <id>', 'the campaign')
+  .option('--csv <file>', 'also write the report to this CSV file')
+  .option('--worker-wait <seconds>', 'run the job in this process when no worker picks it up within this time', '10')
+  .parse();
+
+const opts = program.opts<{ campaign: string; csv?: string; workerWait: string }>();
+if (!CAMPAIGN_ID.test(opts.campaign)) program.error('--campaign must match [a-z0-9-]{1,64}');
+const workerWaitMs = Number(opts.workerWait) * 1000;
+if (!Number.isFinite(workerWaitMs) || workerWaitMs < 0) program.error('--worker-wait must be a number of seconds');
+
+let config;
+try {
+  config = loadConfig();
+} catch (err) {
+  if (err instanceof ConfigError) {
+    console.error(err.message);
+    process.exit(2);
+  }
+  throw err;
+}
+
+const CSV_COLUMNS: (keyof ReportResult)[] = [
+  'campaignId', 'entrants', 'requests', 'winners', 'issued', 'firstEntryAt', 'openedAt', 'soldOutAt', 'sellOutMs', 'generatedAt',
+];
+const csvCell = (v: unknown) => {
+  const s = v === null || v === undefined ? '' : String(v);
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+};
+
+const s = await cliServices(config);
+let code = 1;
+try {
+  const known = (await s.ordering.meta(opts.campaign)) ?? (await s.prisma.campaign.findUnique({ where: { id: opts.campaign }, select: { id: true } }));
+  if (!known) throw new Error(`campaign ${opts.campaign} not found`);
+  const job = await queueReport(s.handle, opts.campaign);
+  const id = String(job.attrs._id);
+  console.log(`report of ${opts.campaign}: job ${id}`);
+  const deps = { config, kafka: s.kafka, ordering: s.ordering, prisma: s.prisma };
+  const { view, data } = await followJob<ReportData>(s, id, {
+    label: 'report',
+    workerWaitMs,
+    inProcess: { name: 'report', body: (ctx) => runReport(ctx, deps), options: JOB_OPTIONS.report },
+  });
+  const r = data.result;
+  const rows: [string, string][] = [['job', id], ['status', view.status]];
+  if (r) {
+    rows.push(
+      ['campaign', r.campaignId],
+      ['entrants', fmt.int(r.entrants)],
+      ['requests', fmt.int(r.requests)],
+      ['winners', fmt.int(r.winners)],
+      ['gifticons issued', fmt.int(r.issued)],
+      ['first entry', fmt.date(r.firstEntryAt)],
+      ['opened', fmt.date(r.openedAt)],
+      ['sold out', fmt.date(r.soldOutAt)],
+      ['opening to sold out', fmt.ms(r.sellOutMs)],
+      ['counted in', `${fmt.int(r.chunks)} chunks, ${fmt.ms(r.seconds * 1000)}`],
+    );
+  }
+  if (view.error) rows.push(['error', view.error]);
+  console.log(table(rows));
+  if (r && opts.csv) {
+    await writeFile(opts.csv, `${CSV_COLUMNS.join(',')}\n${CSV_COLUMNS.map((c) => csvCell(r[c])).join(',')}\n`);
+    console.log(`written to ${opts.csv}`);
+  }
+  code = view.status === 'SUCCEEDED' ? 0 : 1;
+} catch (err) {
+  console.error(`report failed: ${(err as Error).message}`);
+} finally {
+  await s.close();
+}
+process.exit(code);

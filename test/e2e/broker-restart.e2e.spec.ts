@@ -1,0 +1,70 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditFromLog } from '../support/audit.js';
+import { privateBroker } from '../support/broker.js';
+import { eventually, gql, isolated, pool, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
+
+/** I4: every entry that `enter` returned survives a SIGKILLed broker and a SIGKILLed API process. */
+let broker: Awaited<ReturnType<typeof privateBroker>>;
+let iso: Isolated;
+let decider: AppProcess;
+
+beforeAll(async () => {
+  broker = await privateBroker();
+  iso = await isolated('broker', { KAFKA_BROKERS: broker.brokers, ENTER_WAIT_MS: '1000' });
+  decider = await spawnApp(iso, 'decider');
+});
+afterAll(async () => {
+  await decider?.kill();
+  await iso?.cleanup().catch(() => undefined);
+  await broker?.destroy();
+});
+
+describe('I4: what enter returned survives', () => {
+  it('a broker killed with SIGKILL mid-burst and restarted, and an API process killed with SIGKILL', async () => {
+    const api = await spawnApp(iso, 'api');
+    const admin = await token('boss', 'admin');
+    const created = await gql(api.port, admin, `mutation($i: CreateCampaignInput!) { createCampaign(input: $i) { id } }`, {
+      i: { id: 'survive', title: 'Survive', reward: 'Cake', stock: 250, closesAt: new Date(Date.now() + 3_600_000).toISOString() },
+    });
+    expect(created.errors).toBeUndefined();
+    const tokens = await Promise.all(Array.from({ length: 300 }, (_, i) => token(`s${i}`)));
+    const accepted = new Map<number, string>();
+    let failed = 0;
+    let done = 0;
+    let restarted: Promise<void> | null = null;
+    await pool(tokens, 16, async (t, i) => {
+      const r = await gql(api.port, t, `mutation { enter(campaignId: "survive") { entry { ticket } rejection } }`).catch(() => null);
+      const ticket = r?.data?.enter?.entry?.ticket;
+      if (ticket) accepted.set(i, ticket);
+      else if (!r?.data?.enter?.rejection) {
+        failed++;
+        // while the broker is away nothing is acknowledged, and the answer says to retry
+        expect(r?.errors?.[0]?.extensions?.code).toBe('UNAVAILABLE');
+      }
+      if (++done === 80) {
+        broker.kill();
+        restarted = new Promise((res) => setTimeout(res, 1500)).then(() => broker.start());
+      }
+    });
+    await restarted;
+    // then the API process dies without a goodbye: what it acknowledged is in the log already
+    await api.kill('SIGKILL');
+
+    expect(accepted.size).toBeGreaterThan(80);
+    const audit = await eventually(() => auditFromLog(iso.config, 'survive'), (a) => a.winners >= 250, 60_000);
+    expect(audit.problems).toEqual([]);
+    for (const [user, ticket] of accepted) expect(audit.state.places.get(`s${user}`)?.ticket, `user s${user}`).toBe(ticket);
+    console.log(`broker SIGKILL: ${accepted.size} entries acknowledged and found in the log, ${failed} calls failed retryably`);
+
+    // a fresh API process answers every acknowledged user with the entry the log holds
+    const api2 = await spawnApp(iso, 'api');
+    try {
+      for (const [user] of [...accepted].slice(0, 60)) {
+        const r = await gql(api2.port, tokens[user]!, `{ myEntry(campaignId: "survive") { ticket position } }`);
+        expect(r.data!.myEntry).toMatchObject({ ticket: audit.state.places.get(`s${user}`)!.ticket, position: audit.state.places.get(`s${user}`)!.position });
+      }
+    } finally {
+      await api2.kill();
+    }
+  });
+});

@@ -1,0 +1,222 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openAgenda, type AgendaHandle } from '../../batch/agenda.js';
+import { jobView } from '../../batch/jobView.js';
+import { runReconcile, type ReconcileDeps } from '../../batch/reconcile.js';
+import { carryKey, DELETE_PARTITION_LUA, FOLD_CARRY_LUA, campaignKeys, replayMarker } from '../../batch/redisKeys.js';
+import { JobRuntime, type JobContext } from '../../batch/runtime.js';
+import { EVENT_VERSION, type CampaignEvent } from '../../src/domain/events.js';
+import { createKafka, EventAppender, partitionFor } from '../../src/infra/kafka/eventLog.js';
+import { createPrisma, type PrismaClient } from '../../src/infra/prisma/client.js';
+import { createRedis, RedisOrdering } from '../../src/infra/redis/ordering.js';
+import { logger } from '../../src/logger.js';
+import { eventually, isolated, spawnApp, type AppProcess, type Isolated } from '../support/app.js';
+
+const log = logger.child({ test: 'batch.int' });
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+async function waitFor<T>(probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
+  const v = await eventually(probe, ok, timeoutMs);
+  expect(ok(v), `condition not met in ${timeoutMs} ms: ${JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? String(x) : x))}`).toBe(true);
+  return v;
+}
+
+describe('batch: Agenda runtime on Postgres', () => {
+  let iso: Isolated;
+  const handles: AgendaHandle[] = [];
+
+  beforeAll(async () => {
+    iso = await isolated('batch_runtime');
+  });
+  afterAll(async () => {
+    for (const h of handles) await h.close();
+    await iso?.cleanup();
+  });
+
+  it('several processes opening the queue at once do not race on creating its table', async () => {
+    const opened = await Promise.all([1, 2, 3].map((i) => openAgenda(iso.config.DATABASE_URL, { name: `t${i}`, poolSize: 2 })));
+    handles.push(...opened);
+    const r = await opened[0]!.pool.query(`SELECT count(*)::int AS n FROM agenda_jobs`);
+    expect(r.rows[0].n).toBe(0);
+  });
+
+  it('retries a failing job with backoff, then keeps it FAILED with its error', async () => {
+    const handle = await openAgenda(iso.config.DATABASE_URL, { name: 'fails', processEvery: 200 });
+    handles.push(handle);
+    const runtime = new JobRuntime(handle, log);
+    let attempts = 0;
+    runtime.define('cleanup', async () => {
+      attempts++;
+      throw new Error(`boom ${attempts}`);
+    }, { lockLifetime: 10_000, concurrency: 1, retries: 2, retryDelayMs: 100 });
+    await handle.start();
+    try {
+      const job = await handle.agenda.now('cleanup', {});
+      const id = String(job.attrs._id);
+      const view = await waitFor(async () => jobView((await handle.getJob(id))!), (v) => v.status === 'FAILED', 20_000);
+      expect(attempts).toBe(3);
+      expect(view.error).toBe('boom 3');
+      expect(view.finishedAt).toBeInstanceOf(Date);
+    } finally {
+      await runtime.stop();
+    }
+  });
+
+  it('a worker that stops mid-job hands it back; the next one resumes from the saved phase', async () => {
+    const first = await openAgenda(iso.config.DATABASE_URL, { name: 'first', processEvery: 200 });
+    handles.push(first);
+    const phases: string[] = [];
+    const body = (who: string) => async (ctx: JobContext<{ phase?: string }>) => {
+      phases.push(`${who}:${ctx.data.phase ?? 'start'}`);
+      if (!ctx.data.phase) await ctx.save({ phase: 'half' });
+      if (who === 'first') await ctx.sleep(60_000); // interrupted by stop()
+      await ctx.save({ phase: 'done' });
+    };
+    const r1 = new JobRuntime(first, log);
+    r1.define('close', body('first'), { lockLifetime: 60_000, concurrency: 1, retries: 0, retryDelayMs: 0 });
+    await first.start();
+    const id = String((await first.agenda.now('close', {})).attrs._id);
+    await waitFor(async () => phases.length, (n) => n === 1);
+    await waitFor(async () => (await first.getJob(id))?.data as { phase?: string }, (d) => d?.phase === 'half');
+    await r1.stop();
+    // handed back at once, not after its 60 s lock: QUEUED, and no failure recorded
+    const back = (await first.getJob(id))!;
+    expect(jobView(back)).toMatchObject({ status: 'QUEUED', error: null });
+    expect(back.failCount ?? 0).toBe(0);
+
+    const second = await openAgenda(iso.config.DATABASE_URL, { name: 'second', processEvery: 200 });
+    handles.push(second);
+    const r2 = new JobRuntime(second, log);
+    r2.define('close', body('second'), { lockLifetime: 60_000, concurrency: 1, retries: 0, retryDelayMs: 0 });
+    await second.start();
+    try {
+      await waitFor(async () => jobView((await second.getJob(id))!).status, (s) => s === 'SUCCEEDED', 20_000);
+      expect(phases).toEqual(['first:start', 'second:half']);
+      expect((await second.getJob(id))!.data).toEqual({ phase: 'done' });
+    } finally {
+      await r2.stop();
+    }
+  });
+});
+
+describe('batch: the replay\'s atomic Redis step', () => {
+  const prefix = `t:batch-lua-${process.pid}-${Date.now()}`;
+  const redis = createRedis('redis://127.0.0.1:6379');
+  const ordering = new RedisOrdering(redis, prefix);
+  const k = ordering.keys;
+  const topic = 'lua.campaign-events';
+  const run = (jobId: string, ids: string[]) =>
+    redis.eval(DELETE_PARTITION_LUA, 3 + ids.length * 5, k.built(topic, 0), k.rebuild(topic, 0), replayMarker(k, jobId, 0), ...ids.flatMap((id) => campaignKeys(k, id)), '60');
+
+  afterAll(async () => {
+    const keys = await redis.keys(`${prefix}:*`);
+    if (keys.length) await redis.del(...keys);
+    redis.disconnect();
+  });
+
+  it('waits while a rebuild is under way, deletes once, carries the request counter, and folds it back once rebuilt', async () => {
+    await redis.hset(k.meta('c1'), { id: 'c1', stock: '3', requests: '41' });
+    await redis.zadd(k.line('c1'), 10, 'u1');
+    await redis.hset(k.won('c1'), 'u1', '1|t');
+    await redis.hset(k.gifts('c1'), 'u1', '{}');
+    await redis.hset(k.pending('c1'), 'u9', '0-99');
+
+    expect(await run('job-a', ['c1'])).toBe('BUSY'); // no sentinel: the partition is being rebuilt
+    await redis.set(k.built(topic, 0), '1');
+    await redis.set(k.rebuild(topic, 0), '{"next":"1","until":"9"}');
+    expect(await run('job-a', ['c1'])).toBe('BUSY'); // a rebuild in progress
+    await redis.del(k.rebuild(topic, 0));
+
+    expect(await run('job-a', ['c1'])).toBe('DELETED');
+    expect(await redis.exists(k.meta('c1'), k.line('c1'), k.won('c1'), k.gifts('c1'), k.built(topic, 0))).toBe(0);
+    expect(await redis.hget(k.pending('c1'), 'u9')).toBe('0-99'); // the API's, kept
+    expect(await redis.get(carryKey(k, 'c1'))).toBe('41');
+
+    // the decider rebuilt it and new requests came in: the same job deletes nothing again
+    await redis.set(k.built(topic, 0), '1');
+    await redis.hset(k.meta('c1'), { id: 'c1', stock: '3', building: '1', requests: '2' });
+    expect(await run('job-a', ['c1'])).toBe('DONE');
+    expect(await redis.eval(FOLD_CARRY_LUA, 2, k.meta('c1'), carryKey(k, 'c1'))).toBe(-1); // still building
+    await redis.hdel(k.meta('c1'), 'building');
+    expect(await redis.eval(FOLD_CARRY_LUA, 2, k.meta('c1'), carryKey(k, 'c1'))).toBe(41);
+    expect(await redis.eval(FOLD_CARRY_LUA, 2, k.meta('c1'), carryKey(k, 'c1'))).toBe(0);
+    expect(await redis.hget(k.meta('c1'), 'requests')).toBe('43');
+  });
+});
+
+describe('batch: reconcile against the real log, Redis and Postgres', () => {
+  let iso: Isolated;
+  let app: AppProcess;
+  let prisma: PrismaClient;
+  let ordering: RedisOrdering;
+  const campaign = 'c-rec';
+  const STOCK = 20;
+  const USERS = 60;
+
+  const ctx = (): JobContext<Record<string, never>> => {
+    const abort = new AbortController();
+    return {
+      id: 'test', data: {}, signal: abort.signal, log,
+      save: async () => undefined, progress: async () => undefined, sleep, check: () => undefined,
+    };
+  };
+
+  beforeAll(async () => {
+    iso = await isolated('batch_reconcile');
+    app = await spawnApp(iso, 'decider,projector');
+    const kafka = createKafka(iso.config, 'reconcile-test');
+    const appender = await EventAppender.connect(kafka, iso.config);
+    const now = Date.now();
+    const e = (x: Partial<CampaignEvent>) => ({ version: EVENT_VERSION, campaignId: campaign, occurredAt: new Date().toISOString(), ...x }) as CampaignEvent;
+    await appender.append(e({ type: 'CampaignCreated', eventId: `created:${campaign}`, title: 't', reward: 'r', stock: STOCK, opensAt: new Date(now - 1000).toISOString(), closesAt: new Date(now + 3_600_000).toISOString() }));
+    await Promise.all(Array.from({ length: USERS }, (_, i) => appender.append(e({ type: 'EntrantRegistered', eventId: `e${i}`, userId: `u${i}` }))));
+    await appender.close();
+    prisma = createPrisma(iso.config.DATABASE_URL);
+    ordering = new RedisOrdering(createRedis(iso.config.REDIS_URL), iso.config.REDIS_PREFIX);
+    await waitFor(() => prisma.gifticon.count({ where: { campaignId: campaign } }), (n) => n === STOCK, 60_000);
+    await waitFor(() => prisma.entry.count({ where: { campaignId: campaign } }), (n) => n === USERS, 60_000);
+  });
+
+  afterAll(async () => {
+    await app?.kill();
+    await prisma?.$disconnect();
+    ordering?.redis.disconnect();
+    await iso?.cleanup();
+  });
+
+  const deps = (repairs: string[]): ReconcileDeps => ({
+    config: iso.config,
+    kafka: createKafka(iso.config, 'reconcile-test'),
+    ordering,
+    prisma,
+    repair: async (target, id) => {
+      repairs.push(`${target}:${id}`);
+      return 'job';
+    },
+  });
+
+  it('finds no drift when the projections agree with the log', async () => {
+    const repairs: string[] = [];
+    const r = await waitFor(() => runReconcile(ctx(), deps(repairs)), (x) => x.compared === 1, 30_000);
+    expect(r.drift).toEqual([]);
+    expect(repairs).toEqual([]);
+  });
+
+  it('finds a wrong winner in Redis and a missing gifticon in Postgres, and replays each', async () => {
+    const won = await ordering.redis.hgetall(ordering.keys.won(campaign));
+    const [winner, value] = Object.entries(won)[0]!;
+    const loser = (await ordering.redis.zrange(ordering.keys.line(campaign), STOCK, STOCK))[0]!;
+    await ordering.redis.hdel(ordering.keys.won(campaign), winner);
+    await ordering.redis.hset(ordering.keys.won(campaign), loser, value);
+    const gift = await prisma.gifticon.findFirstOrThrow({ where: { campaignId: campaign } });
+    await prisma.gifticon.delete({ where: { id: gift.id } });
+
+    const repairs: string[] = [];
+    const r = await runReconcile(ctx(), deps(repairs));
+    expect(r.drift.map((d) => [d.projection, d.differences])).toEqual([
+      ['redis', ['winners differ (same count)']],
+      ['database', [`issued ${STOCK - 1} (log ${STOCK})`]],
+    ]);
+    expect(repairs).toEqual([`REDIS:${campaign}`, `DATABASE:${campaign}`]);
+    expect(partitionFor(campaign, iso.config.EVENT_PARTITIONS)).toBeGreaterThanOrEqual(0);
+  });
+});
