@@ -13,6 +13,7 @@ export default defineConfig({
           hookTimeout: 180_000,
           // 2 cores: a few files at once; each uses its own topics, key prefix and database
           maxWorkers: 2,
+          sequence: { groupOrder: 1 },
         },
       },
     ],

@@ -1,4 +1,49 @@
 import type { RoleFactory } from '../src/app.js';
+import { createEventStore } from '../src/infra/eventstore/eventStore.js';
+import { logger } from '../src/logger.js';
+import { ARCHIVE_PROJECTION, EventStoreArchive } from './eventstore-archive/archive.js';
+import { Lag, registerLagGauge } from './lag.js';
+import { PRISMA_PROJECTION, PrismaProjector } from './prisma-tables/projector.js';
 
-// placeholder until the read-side issue lands: the role starts and does nothing
-export const startProjectors: RoleFactory = async () => ({ ready: () => true, stop: async () => undefined });
+export { PRISMA_PROJECTION, rewindPrismaProjection } from './prisma-tables/projector.js';
+export { readCampaignEvents } from './eventstore-archive/archive.js';
+
+const log = logger.child({ role: 'projector' });
+
+/**
+ * The `projector` role: the Prisma tables always, the EventStoreDB archive when EVENTSTORE_URL is
+ * set. Each is its own consumer group, so each scales (and lags) on its own.
+ */
+export const startProjectors: RoleFactory = async (shared) => {
+  const { config, kafka, prisma, metrics } = shared;
+  const lags: Lag[] = [];
+
+  const tablesLag = new Lag(PRISMA_PROJECTION, log);
+  lags.push(tablesLag);
+  const tables = new PrismaProjector(prisma, kafka, config, tablesLag);
+  await tables.start();
+  metrics.counterFrom('firstcome_projector_batches_total', 'batches written to the Prisma tables', () => tables.stats.batches);
+  metrics.counterFrom('firstcome_projector_events_total', 'events applied to the Prisma tables', () => tables.stats.events);
+  metrics.counterFrom('firstcome_projector_rewinds_total', 'times a checkpoint was found moved (replays)', () => tables.stats.rewinds);
+
+  let archive: EventStoreArchive | null = null;
+  if (config.EVENTSTORE_URL) {
+    const archiveLag = new Lag(ARCHIVE_PROJECTION, log);
+    lags.push(archiveLag);
+    archive = new EventStoreArchive(createEventStore(config.EVENTSTORE_URL), kafka, config, archiveLag);
+    await archive.start();
+    const a = archive;
+    metrics.counterFrom('firstcome_archive_events_total', 'events appended to EventStoreDB', () => a.stats.appended);
+  } else {
+    log.info('EVENTSTORE_URL is not set: the EventStoreDB archive is off');
+  }
+  registerLagGauge(metrics.registry, lags);
+
+  return {
+    ready: () => tables.ready() && (archive?.ready() ?? true),
+    stop: async () => {
+      await archive?.stop();
+      await tables.stop();
+    },
+  };
+};

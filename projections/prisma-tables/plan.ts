@@ -1,0 +1,184 @@
+import { judgeEntry, outcomeOf, type CampaignTerms } from '../../src/domain/campaign.js';
+import { ticketOf, type Logged } from '../../src/domain/events.js';
+
+/**
+ * What one fetched batch of the log changes in the tables, as a pure function of the batch and of
+ * what the tables already hold. The projector reads `needsOf(batch)` from Postgres, plans, and
+ * writes the plan in the same transaction as the partition's checkpoint.
+ *
+ * Places follow the decider's rule: the first admitted EntrantRegistered of each distinct user
+ * (judged against the terms as they stand at that point of the log, CampaignClosed included) gets
+ * position = distinct users placed so far + 1. A user already in `entries` is skipped, so applying
+ * events a second time (another campaign of the partition being replayed) changes nothing.
+ */
+
+/** A campaign as the tables hold it before the batch. */
+export interface KnownCampaign {
+  terms: CampaignTerms;
+  /** distinct users placed so far */
+  entrants: number;
+}
+
+export interface Known {
+  campaigns: ReadonlyMap<string, KnownCampaign>;
+  /** campaign → those users named by the batch who already have an entry */
+  placed: ReadonlyMap<string, ReadonlySet<string>>;
+}
+
+export interface BatchNeeds {
+  campaignIds: string[];
+  /** campaign → distinct users of the batch's EntrantRegistered events */
+  users: Map<string, string[]>;
+}
+
+export interface CampaignRow {
+  id: string;
+  title: string;
+  reward: string;
+  stock: number;
+  opensAt: Date;
+  closesAt: Date;
+  createdAt: Date;
+}
+
+export interface EntryRow {
+  campaignId: string;
+  userId: string;
+  ticket: string;
+  position: number;
+  status: 'WON' | 'LOST';
+  logOffset: bigint;
+  enteredAt: Date;
+}
+
+export interface WinnerRow {
+  campaignId: string;
+  userId: string;
+  position: number;
+  wonAt: Date;
+}
+
+export interface GifticonRow {
+  id: string;
+  campaignId: string;
+  userId: string;
+  code: string;
+  issuedAt: Date;
+  logOffset: bigint;
+}
+
+/** Counter increments and first-time facts of one campaign; timestamps apply only where still null. */
+export interface CampaignChange {
+  entrants: number;
+  firstEntryAt: Date | null;
+  closedAt: Date | null;
+  soldOutAt: Date | null;
+}
+
+export interface Plan {
+  campaigns: CampaignRow[];
+  entries: EntryRow[];
+  winners: WinnerRow[];
+  gifticons: GifticonRow[];
+  changes: Map<string, CampaignChange>;
+}
+
+export function needsOf(batch: readonly Logged[]): BatchNeeds {
+  const ids = new Set<string>();
+  const users = new Map<string, Set<string>>();
+  for (const { event } of batch) {
+    ids.add(event.campaignId);
+    if (event.type === 'EntrantRegistered') {
+      let set = users.get(event.campaignId);
+      if (!set) users.set(event.campaignId, (set = new Set()));
+      set.add(event.userId);
+    }
+  }
+  return { campaignIds: [...ids], users: new Map([...users].map(([c, s]) => [c, [...s]])) };
+}
+
+export function planBatch(batch: readonly Logged[], known: Known): Plan {
+  const plan: Plan = { campaigns: [], entries: [], winners: [], gifticons: [], changes: new Map() };
+  const state = new Map<string, { terms: CampaignTerms; entrants: number; placed: Set<string> }>();
+  const stateOf = (id: string) => {
+    let s = state.get(id);
+    if (!s) {
+      const k = known.campaigns.get(id);
+      if (!k) return undefined;
+      s = { terms: { ...k.terms }, entrants: k.entrants, placed: new Set(known.placed.get(id)) };
+      state.set(id, s);
+    }
+    return s;
+  };
+  const changeOf = (id: string) => {
+    let c = plan.changes.get(id);
+    if (!c) plan.changes.set(id, (c = { entrants: 0, firstEntryAt: null, closedAt: null, soldOutAt: null }));
+    return c;
+  };
+
+  for (const { event: e, partition, offset } of batch) {
+    const at = new Date(e.occurredAt);
+    switch (e.type) {
+      case 'CampaignCreated': {
+        // a campaign is created once: a second CampaignCreated with the same id changes nothing
+        if (stateOf(e.campaignId)) break;
+        const terms: CampaignTerms = { stock: e.stock, opensAt: Date.parse(e.opensAt), closesAt: Date.parse(e.closesAt), closedAt: null };
+        state.set(e.campaignId, { terms, entrants: 0, placed: new Set() });
+        plan.campaigns.push({
+          id: e.campaignId,
+          title: e.title,
+          reward: e.reward,
+          stock: e.stock,
+          opensAt: new Date(terms.opensAt),
+          closesAt: new Date(terms.closesAt),
+          createdAt: at,
+        });
+        break;
+      }
+      case 'EntrantRegistered': {
+        const s = stateOf(e.campaignId);
+        // an entry naming no known campaign is skipped, as the decider skips it
+        if (!s || s.placed.has(e.userId)) break;
+        if (judgeEntry(s.terms, at.getTime())) break;
+        s.placed.add(e.userId);
+        s.entrants++;
+        plan.entries.push({
+          campaignId: e.campaignId,
+          userId: e.userId,
+          ticket: ticketOf(partition, offset),
+          position: s.entrants,
+          status: outcomeOf(s.terms.stock, s.entrants),
+          logOffset: offset,
+          enteredAt: at,
+        });
+        const c = changeOf(e.campaignId);
+        c.entrants++;
+        c.firstEntryAt ??= at;
+        break;
+      }
+      case 'WinnerSelected':
+        plan.winners.push({ campaignId: e.campaignId, userId: e.userId, position: e.position, wonAt: at });
+        break;
+      case 'GifticonIssued':
+        plan.gifticons.push({ id: e.gifticonId, campaignId: e.campaignId, userId: e.userId, code: e.code, issuedAt: at, logOffset: offset });
+        break;
+      case 'CampaignSoldOut': {
+        if (!stateOf(e.campaignId)) break;
+        changeOf(e.campaignId).soldOutAt ??= at;
+        break;
+      }
+      case 'CampaignClosed': {
+        const s = stateOf(e.campaignId);
+        if (!s || s.terms.closedAt !== null) break;
+        s.terms.closedAt = at.getTime();
+        changeOf(e.campaignId).closedAt = at;
+        break;
+      }
+      default: {
+        const _exhaustive: never = e;
+        return _exhaustive;
+      }
+    }
+  }
+  return plan;
+}
