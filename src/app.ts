@@ -79,6 +79,7 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   let decider: Decider | null = null;
   if (roles.includes('decider')) {
     decider = new Decider(kafka, ordering, config);
+    decider.timing = metrics.timing;
     await decider.start();
     const d = decider;
     let assigned = false;
@@ -108,6 +109,8 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
       partitions: config.EVENT_PARTITIONS,
       waitMs: config.ENTER_WAIT_MS,
     });
+    appender.timing = metrics.timing;
+    enter.timing = metrics.timing;
     const extraResolvers: Record<string, Record<string, unknown>> = {};
     for (const load of apiPlugins) {
       const plugin = await (await load())(shared);

@@ -1,5 +1,8 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
+/** How long a hot-path stage took, and for batches how many events it carried. */
+export type Timing = (stage: 'append' | 'decide' | 'commit' | 'decision', seconds: number, size?: number) => void;
+
 /** One registry per process; roles register what they can report. */
 export function createMetrics() {
   const registry = new Registry();
@@ -11,6 +14,24 @@ export function createMetrics() {
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 3, 5],
     registers: [registry],
   });
+  const stage = new Histogram({
+    name: 'firstcome_stage_seconds',
+    help: 'hot-path stages: append (one group commit), decide (one fetched batch), commit (its Kafka transaction), decision (an enter call waiting for its decision)',
+    labelNames: ['stage'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 3],
+    registers: [registry],
+  });
+  const batchSize = new Histogram({
+    name: 'firstcome_batch_size',
+    help: 'events per group commit (append) and per decided batch (decide)',
+    labelNames: ['stage'] as const,
+    buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000],
+    registers: [registry],
+  });
+  const timing: Timing = (name, seconds, size) => {
+    stage.observe({ stage: name }, seconds);
+    if (size !== undefined) batchSize.observe({ stage: name }, size);
+  };
   const gauge = (name: string, help: string, collect: () => number, labelNames: string[] = []) =>
     new Gauge({ name, help, labelNames, registers: [registry], collect() { this.set(collect()); } });
   const counterFrom = (name: string, help: string, read: () => number) =>
@@ -24,7 +45,7 @@ export function createMetrics() {
         if (now > have) this.inc(now - have);
       },
     });
-  return { registry, requests, gauge, counterFrom };
+  return { registry, requests, gauge, counterFrom, timing };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -6,6 +6,7 @@ import type { Reply } from '../decider/replies.js';
 import { partitionFor, type EventAppender } from '../infra/kafka/eventLog.js';
 import type { EntryView, RedisOrdering } from '../infra/redis/ordering.js';
 import { logger } from '../logger.js';
+import type { Timing } from '../metrics.js';
 import { notFound, unavailable } from './errors.js';
 
 const log = logger.child({ component: 'enter' });
@@ -64,6 +65,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 export class EnterService {
   readonly stats = { appended: 0, rejected: 0, duplicates: 0, queued: 0 };
+  timing: Timing = () => undefined;
 
   constructor(
     private readonly ordering: RedisOrdering,
@@ -76,7 +78,8 @@ export class EnterService {
     const deadline = Date.now() + this.opts.waitMs;
     for (;;) {
       const now = Date.now();
-      const r = await this.ordering.lookup(campaignId, userId);
+      const request = randomUUID();
+      const r = await this.ordering.lookup(campaignId, userId, request, this.opts.claimTtlMs ?? 10_000);
       switch (r[0]) {
         case 'NOMETA':
           if (await this.ordering.isBuilt(this.opts.topic, partitionFor(campaignId, this.opts.partitions))) throw notFound('campaign');
@@ -88,7 +91,7 @@ export class EnterService {
           this.stats.duplicates++;
           return { entry: await this.settledEntry(campaignId, userId, deadline) };
         case 'NEW': {
-          const [, stock, opensAt, closesAt, closedAt, taken] = r;
+          const [, stock, opensAt, closesAt, closedAt, taken, , claimed] = r;
           const terms = {
             stock: Number(stock),
             opensAt: Number(opensAt),
@@ -97,11 +100,11 @@ export class EnterService {
           };
           const rejection = admit(terms, now, Number(taken));
           if (rejection) {
+            if (Number(claimed) === 1) await this.ordering.releaseClaim(campaignId, userId);
             this.stats.rejected++;
             return { rejection };
           }
-          const request = randomUUID();
-          if (!(await this.ordering.claim(campaignId, userId, request, this.opts.claimTtlMs ?? 10_000))) {
+          if (Number(claimed) !== 1) {
             // another request of this user is appending right now: its ticket is ours too
             await sleep(10);
             continue;
@@ -124,6 +127,7 @@ export class EnterService {
       userId,
       replyTo: { instance: this.opts.instance, request },
     };
+    const waiting = performance.now();
     const decision = this.waiter.expect(request, Math.max(0, deadline - Date.now()));
     let ticket: string;
     try {
@@ -139,6 +143,7 @@ export class EnterService {
     this.stats.appended++;
     await this.ordering.markPending(campaignId, userId, ticket);
     const reply = await decision;
+    this.timing('decision', (performance.now() - waiting) / 1000);
     if (reply?.kind === 'rejected') return { rejection: reply.rejection };
     if (reply === null) this.stats.queued++;
     const entry = await this.ordering.entry(campaignId, userId);

@@ -3,8 +3,9 @@ import type { Config } from '../config.js';
 import { cryptoMinter, eventsForPlace, judgeEntry, type CampaignTerms, type Minter } from '../domain/campaign.js';
 import { ticketOf, type CampaignEvent, type EntrantRegistered, type Logged } from '../domain/events.js';
 import { fromMessage, keepConsuming, toMessage } from '../infra/kafka/eventLog.js';
-import type { RedisOrdering } from '../infra/redis/ordering.js';
+import { RedisOrdering } from '../infra/redis/ordering.js';
 import { logger } from '../logger.js';
+import type { Timing } from '../metrics.js';
 import type { Reply } from './replies.js';
 
 const log = logger.child({ role: 'decider' });
@@ -37,6 +38,7 @@ export class Decider {
   private assignedOnce!: Promise<void>;
   /** counters for /metrics */
   readonly stats = { batches: 0, entries: 0, winners: 0, rebuilds: 0 };
+  timing: Timing = () => undefined;
 
   constructor(
     private readonly kafka: Kafka,
@@ -195,7 +197,9 @@ export class Decider {
     try {
       const logged = batch.messages.map((m) => fromMessage(m, p)).filter((l): l is Logged => l !== null);
       const last = BigInt(batch.lastOffset());
+      const started = performance.now();
       const outcome = await this.decideBatch(p, logged, last);
+      this.timing('decide', (performance.now() - started) / 1000, logged.length);
       if (outcome === 'REBUILD') {
         this.beginRebuild(p, this.replayUntil.get(p) ?? BigInt(batch.firstOffset() ?? '0'));
         return;
@@ -225,7 +229,7 @@ export class Decider {
     // 1. facts first (campaigns exist before their entries are placed), judging entries in log order
     const facts = ordering.redis.pipeline();
     const admitted = new Map<string, Logged<EntrantRegistered>[]>();
-    const replies: Reply[] = [];
+    const replies: { instance: string; reply: Reply }[] = [];
     for (const l of logged) {
       const e = l.event;
       rebuilt?.add(e.campaignId);
@@ -239,7 +243,7 @@ export class Decider {
         const rejection = judgeEntry(terms, Date.parse(e.occurredAt));
         if (rejection) {
           facts.hdel(ordering.keys.pending(e.campaignId), e.userId);
-          if (e.replyTo && !replaying(l)) replies.push({ request: e.replyTo.request, campaignId: e.campaignId, userId: e.userId, kind: 'rejected', rejection });
+          if (e.replyTo && !replaying(l)) replies.push({ instance: e.replyTo.instance, reply: { request: e.replyTo.request, campaignId: e.campaignId, userId: e.userId, kind: 'rejected', rejection } });
           continue;
         }
         ordering.applyTo(facts, e, p, false);
@@ -257,13 +261,21 @@ export class Decider {
       }
       ordering.applyTo(facts, e, p, replaying(l));
     }
-    await facts.exec();
+    // 2. places: one Lua call per campaign, in the same round trip as the facts
+    const campaigns = [...admitted.keys()];
+    for (const campaignId of campaigns) {
+      ordering.queuePlace(facts, campaignId, admitted.get(campaignId)!.map((l) => ({ offset: l.offset, userId: l.event.userId })));
+    }
+    const results = (await facts.exec()) ?? [];
+    const placeResults = results.slice(results.length - campaigns.length);
+    for (const [err] of results) if (err) throw err;
 
-    // 2. places: one Lua call per campaign; new winners in normal mode get their events
+    // new winners in normal mode get their events
     const outputs: CampaignEvent[] = [];
     const now = new Date();
-    for (const [campaignId, entries] of admitted) {
-      const places = await ordering.place(campaignId, entries.map((l) => ({ offset: l.offset, userId: l.event.userId })));
+    for (const [ci, campaignId] of campaigns.entries()) {
+      const entries = admitted.get(campaignId)!;
+      const places = RedisOrdering.parsePlaces(placeResults[ci]![1] as (string | number)[]);
       if (places === 'REBUILD') return 'REBUILD';
       const stock = this.terms.get(campaignId)!.stock;
       entries.forEach((l, i) => {
@@ -274,12 +286,16 @@ export class Decider {
           const place = { position: rank + 1, ticket: ticketOf(p, firstOffset) };
           outputs.push(...eventsForPlace(campaignId, stock, l.event.userId, place, now, this.mint));
         }
-        if (l.event.replyTo) replies.push({ request: l.event.replyTo.request, campaignId, userId: l.event.userId, kind: 'placed' });
+        if (l.event.replyTo) replies.push({ instance: l.event.replyTo.instance, reply: { request: l.event.replyTo.request, campaignId, userId: l.event.userId, kind: 'placed' } });
       });
     }
 
     // 3. the decisions and the input offsets commit together, or not at all
-    if (last >= until) await this.commit(p, outputs, last + 1n);
+    const committing = performance.now();
+    if (last >= until) {
+      await this.commit(p, outputs, last + 1n);
+      this.timing('commit', (performance.now() - committing) / 1000, outputs.length);
+    }
     this.stats.batches++;
 
     // 4. only committed facts reach Redis and the waiting clients
@@ -287,15 +303,8 @@ export class Decider {
       const after = ordering.redis.pipeline();
       for (const e of outputs) ordering.applyTo(after, e, p, false);
       const byInstance = new Map<string, Reply[]>();
-      for (const l of logged) {
-        const r = l.event.type === 'EntrantRegistered' ? l.event.replyTo : undefined;
-        if (r && !byInstance.has(r.instance)) byInstance.set(r.instance, []);
-      }
-      const instanceOf = new Map(
-        logged.flatMap((l) => (l.event.type === 'EntrantRegistered' && l.event.replyTo ? [[l.event.replyTo.request, l.event.replyTo.instance] as const] : [])),
-      );
-      for (const r of replies) byInstance.get(instanceOf.get(r.request)!)!.push(r);
-      for (const [instance, rs] of byInstance) if (rs.length) after.publish(ordering.keys.reply(instance), JSON.stringify(rs));
+      for (const { instance, reply } of replies) byInstance.set(instance, [...(byInstance.get(instance) ?? []), reply]);
+      for (const [instance, rs] of byInstance) after.publish(ordering.keys.reply(instance), JSON.stringify(rs));
       await after.exec();
       this.stats.winners += outputs.filter((e) => e.type === 'WinnerSelected').length;
     }

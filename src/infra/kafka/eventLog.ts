@@ -13,6 +13,7 @@ import {
 import type { Config } from '../../config.js';
 import { isCampaignEvent, type CampaignEvent, type Logged } from '../../domain/events.js';
 import { logger } from '../../logger.js';
+import type { Timing } from '../../metrics.js';
 
 /** The one place that maps events to Kafka messages and back. */
 
@@ -128,6 +129,7 @@ export class EventAppender {
   private timer: NodeJS.Timeout | null = null;
   private inFlight = 0;
   private closed = false;
+  timing: Timing = () => undefined;
 
   constructor(
     private readonly producer: Producer,
@@ -174,6 +176,7 @@ export class EventAppender {
   }
 
   private async send(batch: Pending[]): Promise<void> {
+    const started = performance.now();
     try {
       const results = await this.producer.send({
         topic: this.topic,
@@ -192,6 +195,7 @@ export class EventAppender {
         if (b === undefined) p.reject(new Error(`no offset returned for partition ${k}`));
         else p.resolve({ partition: k, offset: b + i });
       }
+      this.timing('append', (performance.now() - started) / 1000, batch.length);
     } catch (err) {
       for (const p of batch) p.reject(err);
     }

@@ -1,8 +1,10 @@
 -- The API's gate for `enter`, in one round trip: counts the request, then returns what the
--- decision needs. The rules themselves live in src/domain (admit); this only reads.
--- KEYS: meta, line, pending      ARGV: userId
+-- decision needs. The rules themselves live in src/domain (admit); this only reads, and takes the
+-- user's append claim when a place may still be left, so a new entrant needs no second round trip.
+-- KEYS: meta, line, pending, claim      ARGV: userId, claimToken, claimTtlMs
 -- → {'NOMETA'} | {'BUILDING'} | {'PLACED', score, rank, stock, partition}
---   | {'PENDING', ticket, stock} | {'NEW', stock, opensAt, closesAt, closedAt|'', taken, partition}
+--   | {'PENDING', ticket, stock}
+--   | {'NEW', stock, opensAt, closesAt, closedAt|'', taken, partition, claimed (1|0)}
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'NOMETA'} end
 local m = redis.call('HMGET', KEYS[1], 'stock', 'opensAt', 'closesAt', 'closedAt', 'building', 'partition')
 if m[5] then return {'BUILDING'} end
@@ -12,4 +14,7 @@ local score = redis.call('ZSCORE', KEYS[2], user)
 if score then return {'PLACED', score, redis.call('ZRANK', KEYS[2], user), m[1], m[6]} end
 local pending = redis.call('HGET', KEYS[3], user)
 if pending then return {'PENDING', pending, m[1]} end
-return {'NEW', m[1], m[2], m[3], m[4] or '', redis.call('ZCARD', KEYS[2]), m[6]}
+local taken = redis.call('ZCARD', KEYS[2])
+local claimed = 0
+if taken < tonumber(m[1]) and redis.call('SET', KEYS[4], ARGV[2], 'NX', 'PX', ARGV[3]) then claimed = 1 end
+return {'NEW', m[1], m[2], m[3], m[4] or '', taken, m[6], claimed}

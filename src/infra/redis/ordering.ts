@@ -13,14 +13,17 @@ const lua = (name: string) => readFileSync(new URL(`./${name}.lua`, import.meta.
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    fcLookup(meta: string, line: string, pending: string, userId: string): Result<(string | number)[], Context>;
+    fcLookup(meta: string, line: string, pending: string, claim: string, userId: string, token: string, ttlMs: number): Result<(string | number)[], Context>;
     fcPlace(meta: string, line: string, pending: string, ...args: string[]): Result<(string | number)[], Context>;
+  }
+  interface ChainableCommander {
+    fcPlace(meta: string, line: string, pending: string, ...args: string[]): ChainableCommander;
   }
 }
 
 export function createRedis(url: string, opts: { lazy?: boolean } = {}): Redis {
   const redis = new Redis(url, { lazyConnect: opts.lazy ?? false, maxRetriesPerRequest: 3, enableAutoPipelining: true });
-  redis.defineCommand('fcLookup', { numberOfKeys: 3, lua: lua('lookup') });
+  redis.defineCommand('fcLookup', { numberOfKeys: 4, lua: lua('lookup') });
   redis.defineCommand('fcPlace', { numberOfKeys: 3, lua: lua('place') });
   return redis;
 }
@@ -164,14 +167,10 @@ export class RedisOrdering {
     };
   }
 
-  lookup(campaignId: string, userId: string) {
+  /** The gate of `enter` (see lookup.lua); takes the user's append claim when a place may be left. */
+  lookup(campaignId: string, userId: string, claimToken: string, claimTtlMs: number) {
     const k = this.keys;
-    return this.redis.fcLookup(k.meta(campaignId), k.line(campaignId), k.pending(campaignId), userId);
-  }
-
-  /** Reserves the right to append this user's entry; only one request of a user appends at a time. */
-  async claim(campaignId: string, userId: string, token: string, ttlMs: number): Promise<boolean> {
-    return (await this.redis.set(this.keys.claim(campaignId, userId), token, 'PX', ttlMs, 'NX')) === 'OK';
+    return this.redis.fcLookup(k.meta(campaignId), k.line(campaignId), k.pending(campaignId), k.claim(campaignId, userId), userId, claimToken, claimTtlMs);
   }
 
   /** After the append: the user's ticket is known, the claim is no longer needed. */
@@ -187,14 +186,17 @@ export class RedisOrdering {
     await this.redis.del(this.keys.claim(campaignId, userId));
   }
 
-  /** The decider's ordering step: see place.lua. */
-  async place(
-    campaignId: string,
-    entries: { offset: bigint; userId: string }[],
-  ): Promise<'REBUILD' | { rank: number; firstOffset: bigint }[]> {
+  /**
+   * The decider's ordering step (see place.lua), queued on the decider's pipeline so that a batch's
+   * facts and places go to Redis in one round trip; `parsePlaces` reads the reply.
+   */
+  queuePlace(pipe: ChainableCommander, campaignId: string, entries: { offset: bigint; userId: string }[]): void {
     const k = this.keys;
     const args = entries.flatMap((e) => [e.offset.toString(), e.userId]);
-    const r = await this.redis.fcPlace(k.meta(campaignId), k.line(campaignId), k.pending(campaignId), ...args);
+    pipe.fcPlace(k.meta(campaignId), k.line(campaignId), k.pending(campaignId), ...args);
+  }
+
+  static parsePlaces(r: (string | number)[]): 'REBUILD' | { rank: number; firstOffset: bigint }[] {
     if (r[0] === 'REBUILD') return 'REBUILD';
     const out: { rank: number; firstOffset: bigint }[] = [];
     for (let i = 0; i < r.length; i += 2) out.push({ rank: Number(r[i]), firstOffset: BigInt(r[i + 1]!) });
