@@ -1,4 +1,63 @@
 import type { ApiPluginFactory } from '../src/app.js';
+import { badInput, notFound } from '../src/api/errors.js';
+import { campaignId, requireAdmin, type Ctx } from '../src/api/resolvers.js';
+import { openAgenda, type ReplayTarget } from './agenda.js';
+import { jobView } from './jobView.js';
+import { queueReplay, queueReport } from './queue.js';
 
-// placeholder until the batch issue lands
-export const jobsPlugin: ApiPluginFactory = async () => ({ resolvers: {}, stop: async () => undefined });
+const TARGETS: ReadonlySet<string> = new Set<ReplayTarget>(['REDIS', 'DATABASE', 'ALL']);
+
+/**
+ * `requestReport`, `report`, `replay` and `job` (admins only; the caller is checked before any
+ * argument). Jobs are queued here and run by a worker role, in this process or another.
+ */
+export const jobsPlugin: ApiPluginFactory = async (shared) => {
+  const { prisma, ordering, instance, config } = shared;
+  const handle = await openAgenda(config.DATABASE_URL, { name: `api-${instance}`, poolSize: 2, notify: true });
+
+  return {
+    resolvers: {
+      Query: {
+        report: async (_: unknown, args: { campaignId: unknown }, ctx: Ctx) => {
+          requireAdmin(ctx);
+          const id = campaignId(args.campaignId);
+          const r = await prisma.campaignReport.findFirst({ where: { campaignId: id }, orderBy: [{ generatedAt: 'desc' }, { id: 'desc' }] });
+          return (
+            r && {
+              campaignId: r.campaignId,
+              entrants: r.entrants,
+              requests: r.requests,
+              winners: r.winners,
+              issued: r.issued,
+              firstEntryAt: r.firstEntryAt,
+              soldOutAt: r.soldOutAt,
+              generatedAt: r.generatedAt,
+            }
+          );
+        },
+        job: async (_: unknown, args: { id: unknown }, ctx: Ctx) => {
+          requireAdmin(ctx);
+          if (typeof args.id !== 'string') throw badInput('id', 'must be a job id');
+          const attrs = await handle.getJob(args.id);
+          return attrs && jobView(attrs);
+        },
+      },
+      Mutation: {
+        requestReport: async (_: unknown, args: { campaignId: unknown }, ctx: Ctx) => {
+          requireAdmin(ctx);
+          const id = campaignId(args.campaignId);
+          const known = (await ordering.meta(id)) ?? (await prisma.campaign.findUnique({ where: { id }, select: { id: true } }));
+          if (!known) throw notFound('campaign');
+          return jobView((await queueReport(handle, id)).attrs);
+        },
+        replay: async (_: unknown, args: { target: unknown; campaignId?: unknown }, ctx: Ctx) => {
+          requireAdmin(ctx);
+          if (typeof args.target !== 'string' || !TARGETS.has(args.target)) throw badInput('target', 'must be REDIS, DATABASE or ALL');
+          const id = args.campaignId === undefined || args.campaignId === null ? null : campaignId(args.campaignId);
+          return jobView((await queueReplay(handle, args.target as ReplayTarget, id)).attrs);
+        },
+      },
+    },
+    stop: () => handle.close(),
+  };
+};

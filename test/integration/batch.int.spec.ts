@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openAgenda, type AgendaHandle } from '../../batch/agenda.js';
+import { runCleanup } from '../../batch/cleanup.js';
 import { jobView } from '../../batch/jobView.js';
 import { runReconcile, type ReconcileDeps } from '../../batch/reconcile.js';
 import { carryKey, DELETE_PARTITION_LUA, FOLD_CARRY_LUA, campaignKeys, replayMarker } from '../../batch/redisKeys.js';
 import { JobRuntime, type JobContext } from '../../batch/runtime.js';
+import type { Config } from '../../src/config.js';
 import { EVENT_VERSION, type CampaignEvent } from '../../src/domain/events.js';
 import { createKafka, EventAppender, partitionFor } from '../../src/infra/kafka/eventLog.js';
 import { createPrisma, type PrismaClient } from '../../src/infra/prisma/client.js';
@@ -98,7 +100,7 @@ describe('batch: Agenda runtime on Postgres', () => {
   });
 });
 
-describe('batch: the replay\'s atomic Redis step', () => {
+describe('batch: Redis steps of replay and cleanup', () => {
   const prefix = `t:batch-lua-${process.pid}-${Date.now()}`;
   const redis = createRedis('redis://127.0.0.1:6379');
   const ordering = new RedisOrdering(redis, prefix);
@@ -140,6 +142,39 @@ describe('batch: the replay\'s atomic Redis step', () => {
     expect(await redis.eval(FOLD_CARRY_LUA, 2, k.meta('c1'), carryKey(k, 'c1'))).toBe(41);
     expect(await redis.eval(FOLD_CARRY_LUA, 2, k.meta('c1'), carryKey(k, 'c1'))).toBe(0);
     expect(await redis.hget(k.meta('c1'), 'requests')).toBe('43');
+  });
+
+  it('cleanup removes every key of campaigns closed longer than the retention, and nothing else', async () => {
+    const hour = 3_600_000;
+    const now = Date.now();
+    const meta = (id: string, closesAt: number, closedAt?: number) =>
+      redis.hset(k.meta(id), { id, stock: '1', opensAt: String(now - 10 * hour), closesAt: String(closesAt), partition: '0', ...(closedAt ? { closedAt: String(closedAt) } : {}) });
+    await meta('old', now + hour, now - 3 * hour); // closed early, 3 h ago
+    await meta('ended', now - 3 * hour); // past closesAt 3 h ago
+    await meta('recent', now - 1 * hour); // closed 1 h ago: within the retention
+    await meta('open', now + hour);
+    for (const id of ['old', 'ended', 'recent', 'open']) {
+      await redis.zadd(k.line(id), 1, 'u1');
+      await redis.zadd(k.campaigns(), now, id);
+    }
+    await redis.set(k.claim('old', 'u2'), 'x');
+    await redis.set(k.built(topic, 0), '1');
+    const config = { topics: { events: topic }, REDIS_RETENTION_HOURS: 2 } as unknown as Config;
+    const ctx = { id: 'c', data: {}, signal: new AbortController().signal, log, save: async () => undefined, progress: async () => undefined, sleep: async () => undefined, check: () => undefined };
+
+    const r = await runCleanup(ctx as JobContext<Record<string, never>>, { config, ordering });
+    expect(r.removed.sort()).toEqual(['ended', 'old']);
+    expect(await redis.keys(`${prefix}:{c:old}:*`)).toEqual([]);
+    expect(await redis.keys(`${prefix}:{c:ended}:*`)).toEqual([]);
+    expect(await redis.exists(k.meta('recent'), k.line('recent'), k.meta('open'), k.line('open'))).toBe(4);
+    expect((await redis.zrange(k.campaigns(), 0, -1)).sort()).toEqual(['open', 'recent']);
+
+    // while its partition is being rebuilt, a campaign is left alone
+    await meta('old', now + hour, now - 3 * hour);
+    await redis.zadd(k.campaigns(), now, 'old');
+    await redis.del(k.built(topic, 0));
+    expect((await runCleanup(ctx as JobContext<Record<string, never>>, { config, ordering })).removed).toEqual([]);
+    expect(await redis.exists(k.meta('old'))).toBe(1);
   });
 });
 

@@ -150,9 +150,9 @@ describe('replay: partitions and progress', () => {
 describe('report: chunk sums', () => {
   it('adds counts and keeps the earliest first entry', () => {
     let c = { position: 0, entrants: 0, winners: 0, issued: 0, firstEntryAt: null as string | null, chunks: 0 };
-    c = addChunk(c, { n: 1000, last: 1000, first: new Date(T0 + 5), winners: 300, issued: 299 });
-    c = addChunk(c, { n: 20, last: 1020, first: new Date(T0 + 1), winners: 0, issued: 0 });
-    c = addChunk(c, { n: 0, last: null, first: null, winners: 0, issued: 0 });
+    c = addChunk(c, { n: 1000, first: new Date(T0 + 5), winners: 300, issued: 299 }, 1000);
+    c = addChunk(c, { n: 20, first: new Date(T0 + 1), winners: 0, issued: 0 }, 1020);
+    c = addChunk(c, { n: 0, first: null, winners: 0, issued: 0 }, 1020);
     expect(c).toEqual({ position: 1020, entrants: 1020, winners: 300, issued: 299, firstEntryAt: iso(T0 + 1), chunks: 3 });
   });
 });

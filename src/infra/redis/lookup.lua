@@ -5,8 +5,8 @@
 -- → {'NOMETA'} | {'BUILDING'} | {'PLACED', score, rank, stock, partition}
 --   | {'PENDING', ticket, stock}
 --   | {'NEW', stock, opensAt, closesAt, closedAt|'', taken, partition, claimed (1|0)}
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'NOMETA'} end
 local m = redis.call('HMGET', KEYS[1], 'stock', 'opensAt', 'closesAt', 'closedAt', 'building', 'partition')
+if not m[1] then return {'NOMETA'} end
 if m[5] then return {'BUILDING'} end
 redis.call('HINCRBY', KEYS[1], 'requests', 1)
 local user = ARGV[1]

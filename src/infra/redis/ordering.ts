@@ -17,6 +17,7 @@ declare module 'ioredis' {
     fcPlace(meta: string, line: string, pending: string, ...args: string[]): Result<(string | number)[], Context>;
   }
   interface ChainableCommander {
+    fcMetaFact(meta: string, field: string, value: string): ChainableCommander;
     fcPlace(meta: string, line: string, pending: string, ...args: string[]): ChainableCommander;
   }
 }
@@ -25,6 +26,12 @@ export function createRedis(url: string, opts: { lazy?: boolean } = {}): Redis {
   const redis = new Redis(url, { lazyConnect: opts.lazy ?? false, maxRetriesPerRequest: 3, enableAutoPipelining: true });
   redis.defineCommand('fcLookup', { numberOfKeys: 4, lua: lua('lookup') });
   redis.defineCommand('fcPlace', { numberOfKeys: 3, lua: lua('place') });
+  // a fact about a campaign (first entry, sold out, closed) is kept only where the campaign is: after
+  // a flush, an HSETNX alone would recreate a meta without stock
+  redis.defineCommand('fcMetaFact', {
+    numberOfKeys: 1,
+    lua: "if redis.call('HEXISTS', KEYS[1], 'stock') == 1 then return redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) end return 0",
+  });
   return redis;
 }
 
@@ -223,9 +230,10 @@ export class RedisOrdering {
           partition: String(partition),
         };
         if (building) fields.building = '1';
-        // a campaign is created once: a second CampaignCreated with the same id changes nothing
+        // a campaign is created once: a second CampaignCreated with the same id changes nothing;
+        // remnant fields of a meta without stock (written after a flush) are dropped first
         pipe.eval(
-          "if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('HSET', KEYS[1], unpack(ARGV)) end return 0",
+          "if redis.call('HEXISTS', KEYS[1], 'stock') == 0 then redis.call('DEL', KEYS[1]) redis.call('HSET', KEYS[1], unpack(ARGV)) end return 0",
           1,
           k.meta(id),
           ...Object.entries(fields).flat(),
@@ -234,7 +242,7 @@ export class RedisOrdering {
         break;
       }
       case 'EntrantRegistered':
-        pipe.hsetnx(k.meta(id), 'firstEntryAt', event.occurredAt);
+        pipe.fcMetaFact(k.meta(id), 'firstEntryAt', event.occurredAt);
         break;
       case 'WinnerSelected':
         pipe.hset(k.won(id), event.userId, `${event.position}|${event.occurredAt}`);
@@ -247,10 +255,10 @@ export class RedisOrdering {
         );
         break;
       case 'CampaignSoldOut':
-        pipe.hsetnx(k.meta(id), 'soldOutAt', event.occurredAt);
+        pipe.fcMetaFact(k.meta(id), 'soldOutAt', event.occurredAt);
         break;
       case 'CampaignClosed':
-        pipe.hsetnx(k.meta(id), 'closedAt', String(Date.parse(event.occurredAt)));
+        pipe.fcMetaFact(k.meta(id), 'closedAt', String(Date.parse(event.occurredAt)));
         break;
       default: {
         const _exhaustive: never = event;

@@ -5,7 +5,8 @@
 -- KEYS: meta, line, pending      ARGV: offset1, user1, offset2, user2, …
 -- → {'REBUILD'} when the campaign's projection is gone (Redis was flushed), else
 --   {rank1, firstOffset1, rank2, firstOffset2, …} (rank 0-based)
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'REBUILD'} end
+-- a meta without its stock is a remnant, not a campaign: the projection was flushed under us
+if redis.call('HEXISTS', KEYS[1], 'stock') == 0 then return {'REBUILD'} end
 local out = {}
 for i = 1, #ARGV, 2 do
   local offset, user = ARGV[i], ARGV[i + 1]

@@ -1,0 +1,46 @@
+import type { Config } from '../src/config.js';
+import type { RedisOrdering } from '../src/infra/redis/ordering.js';
+import { scanKeys } from './redisKeys.js';
+import type { JobContext } from './runtime.js';
+
+export interface CleanupDeps {
+  config: Config;
+  ordering: RedisOrdering;
+}
+
+/** When a campaign stopped taking entries (closed by an admin or the schedule, or past closesAt). */
+export function closedSince(terms: { closesAt: number; closedAt: number | null }, now: number): number | null {
+  if (terms.closedAt !== null && terms.closedAt <= now) return terms.closedAt;
+  return now >= terms.closesAt ? terms.closesAt : null;
+}
+
+/**
+ * Removes the Redis keys of campaigns closed longer than REDIS_RETENTION_HOURS. The log keeps
+ * everything (this never touches it) and Postgres keeps the read model; a later replay of the
+ * partition brings the campaign back into Redis, and the next cleanup removes it again.
+ */
+export async function runCleanup(ctx: JobContext<Record<string, never>>, deps: CleanupDeps): Promise<{ checked: number; removed: string[] }> {
+  const { redis, keys } = deps.ordering;
+  const topic = deps.config.topics.events;
+  const retentionMs = deps.config.REDIS_RETENTION_HOURS * 3_600_000;
+  const ids = await redis.zrange(keys.campaigns(), 0, -1);
+  const removed: string[] = [];
+  let checked = 0;
+  for (const id of ids) {
+    ctx.check();
+    checked++;
+    const meta = await deps.ordering.meta(id);
+    if (!meta || meta.building) continue; // gone already, or being rebuilt: not now
+    const since = closedSince(meta.terms, Date.now());
+    if (since === null || Date.now() - since < retentionMs) continue;
+    if (!(await deps.ordering.isBuilt(topic, meta.partition))) continue;
+    const all = await scanKeys(redis, keys.pattern(id));
+    // one command: the campaign's keys share a hash slot, so they go together
+    if (all.length > 0) await redis.unlink(...all);
+    await redis.zrem(keys.campaigns(), id);
+    removed.push(id);
+    await ctx.progress(checked / ids.length);
+  }
+  if (removed.length > 0) ctx.log.info({ removed }, 'Redis keys of closed campaigns removed');
+  return { checked, removed };
+}

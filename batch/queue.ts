@@ -1,0 +1,29 @@
+import type { Job } from 'agenda';
+import { JOBS_TABLE, type AgendaHandle, type ReplayData, type ReplayTarget, type ReportData } from './agenda.js';
+
+/** Creating jobs: the one way the API, the CLI and the reconciler queue work. */
+
+export async function queueReplay(handle: AgendaHandle, target: ReplayTarget, campaignId: string | null): Promise<Job<ReplayData>> {
+  return handle.agenda.now<ReplayData>('replay', { target, campaignId });
+}
+
+export async function queueReport(handle: AgendaHandle, campaignId: string): Promise<Job<ReportData>> {
+  return handle.agenda.now<ReportData>('report', { campaignId, trigger: 'demand' });
+}
+
+/**
+ * A replay of `target` (or ALL) covering `campaignId` (or every campaign) that is queued or running:
+ * the reconciler does not queue a second one beside it.
+ */
+export async function unfinishedReplay(handle: AgendaHandle, target: 'REDIS' | 'DATABASE', campaignId: string): Promise<string | null> {
+  const r = await handle.pool.query<{ id: string }>(
+    `SELECT id FROM "${JOBS_TABLE}"
+      WHERE name = 'replay'
+        AND data->>'target' IN ($1, 'ALL')
+        AND (data->>'campaignId' = $2 OR data->>'campaignId' IS NULL)
+        AND (next_run_at IS NOT NULL OR last_finished_at IS NULL OR last_finished_at < last_run_at)
+      LIMIT 1`,
+    [target, campaignId],
+  );
+  return r.rows[0]?.id ?? null;
+}

@@ -1,0 +1,297 @@
+import type { Kafka } from 'kafkajs';
+import type { Config } from '../src/config.js';
+import { partitionFor } from '../src/infra/kafka/eventLog.js';
+import type { PrismaClient } from '../src/infra/prisma/client.js';
+import type { RedisOrdering } from '../src/infra/redis/ordering.js';
+import type { ReplayData } from './agenda.js';
+import { committedOffsets, highWatermarks, nearlyReached, prismaCheckpoints, withAdmin } from './logPosition.js';
+import {
+  DELETE_PARTITION_LUA,
+  FOLD_CARRY_LUA,
+  campaignKeys,
+  carryKey,
+  replayMarker,
+  scanCampaignIds,
+  scanKeys,
+} from './redisKeys.js';
+import type { JobContext } from './runtime.js';
+
+/**
+ * A replay never writes a projection beside its live writer (two writers of the Redis line would
+ * compute wrong places); it rewinds the one writer instead.
+ *
+ * REDIS: the campaign's keys (or every campaign's) and the `built` sentinel of the affected
+ * partitions go in one atomic step; the decider notices within ~250 ms, replays the partition from
+ * offset 0 (places are a pure function of offsets, codes come from GifticonIssued events) and sets
+ * the sentinel back when done. Progress is the decider's own {next, until}.
+ *
+ * DATABASE: the Prisma projector treats its checkpoint row as the truth; `rewind` sets it back
+ * (and clears the campaign's rows), the projector follows. Progress is its checkpoint against the
+ * log's end at the start of the job.
+ *
+ * The phase reached is saved in the job's data, so a job re-run after its worker died resumes:
+ * it never deletes a partition twice (a marker is set in the same Lua step as the deletion).
+ */
+
+export interface RedisReplayState {
+  phase: 'deleting' | 'rebuilding' | 'done';
+  partitions: number[];
+  /** partition → high watermark at the start: what the rebuild replays, the weights of progress */
+  ends: Record<string, string>;
+  startedAt: number;
+  finishedAt?: number;
+  /** campaigns whose keys were deleted */
+  campaigns?: number;
+}
+
+export interface DatabaseReplayState {
+  phase: 'rewinding' | 'catching-up' | 'done';
+  partitions: number[];
+  ends: Record<string, string>;
+  startedAt: number;
+  finishedAt?: number;
+}
+
+export interface ReplayResult {
+  target: ReplayData['target'];
+  campaignId: string | null;
+  /** per projection: events replayed (the affected partitions up to their end) and seconds taken */
+  redis?: { events: number; seconds: number; partitions: number[]; campaigns: number };
+  database?: { events: number; seconds: number; partitions: number[] };
+}
+
+/** sets the Prisma projection's checkpoint back (projections/prisma-tables: rewindPrismaProjection) */
+export type RewindPrisma = (prisma: PrismaClient, topic: string, campaignId: string | null) => Promise<unknown>;
+
+export interface ReplayDeps {
+  config: Config;
+  kafka: Kafka;
+  ordering: RedisOrdering;
+  prisma: PrismaClient;
+  rewind: RewindPrisma;
+}
+
+/** How long a replay waits on a writer that shows no progress before it fails (and is retried). */
+const STALL_MS = 5 * 60_000;
+const MARKER_TTL_S = 7 * 24 * 3600;
+const POLL_MS = 200;
+
+export function affectedPartitions(campaignId: string | null, partitions: number): number[] {
+  return campaignId === null ? Array.from({ length: partitions }, (_, p) => p) : [partitionFor(campaignId, partitions)];
+}
+
+/** Progress over partitions weighted by their number of records; an empty partition weighs one. */
+export function weightedProgress(parts: { weight: bigint; fraction: number }[]): number {
+  let total = 0;
+  let done = 0;
+  for (const { weight, fraction } of parts) {
+    const w = Number(weight > 0n ? weight : 1n);
+    total += w;
+    done += w * Math.min(1, Math.max(0, fraction));
+  }
+  return total === 0 ? 1 : done / total;
+}
+
+export async function runReplay(ctx: JobContext<ReplayData>, deps: ReplayDeps): Promise<void> {
+  const data = ctx.data;
+  if (data.target !== 'REDIS' && data.target !== 'DATABASE' && data.target !== 'ALL') throw new Error(`unknown replay target ${String(data.target)}`);
+  const partitions = affectedPartitions(data.campaignId, deps.config.EVENT_PARTITIONS);
+  const topic = deps.config.topics.events;
+  const wantRedis = data.target !== 'DATABASE';
+  const wantDatabase = data.target !== 'REDIS';
+
+  if ((wantRedis && !data.redis) || (wantDatabase && !data.database)) {
+    const ends = await withAdmin(deps.kafka, (admin) => highWatermarks(admin, topic));
+    const endsOf = Object.fromEntries(partitions.map((p) => [String(p), String(ends.get(p) ?? 0n)]));
+    const now = Date.now();
+    if (wantRedis && !data.redis) data.redis = { phase: 'deleting', partitions, ends: endsOf, startedAt: now };
+    if (wantDatabase && !data.database) data.database = { phase: 'rewinding', partitions, ends: endsOf, startedAt: now };
+    await ctx.save(data);
+  }
+
+  const fractions = { redis: wantRedis ? 0 : null, database: wantDatabase ? 0 : null } as { redis: number | null; database: number | null };
+  const report = () => {
+    const fs = [fractions.redis, fractions.database].filter((f): f is number => f !== null);
+    return ctx.progress(fs.reduce((a, b) => a + b, 0) / fs.length);
+  };
+  // both settle before the job does: a failed half must not leave the other running beside a retry
+  const settled = await Promise.allSettled([
+    wantRedis ? replayRedis(ctx, deps, data, (f) => ((fractions.redis = f), report())) : undefined,
+    wantDatabase ? replayDatabase(ctx, deps, data, (f) => ((fractions.database = f), report())) : undefined,
+  ]);
+  for (const r of settled) if (r.status === 'rejected') throw r.reason;
+
+  const result: ReplayResult = { target: data.target, campaignId: data.campaignId };
+  const events = (ends: Record<string, string>) => Object.values(ends).reduce((a, b) => a + Number(b), 0);
+  if (data.redis) {
+    const r = data.redis;
+    result.redis = { events: events(r.ends), seconds: ((r.finishedAt ?? Date.now()) - r.startedAt) / 1000, partitions: r.partitions, campaigns: r.campaigns ?? 0 };
+  }
+  if (data.database) {
+    const d = data.database;
+    result.database = { events: events(d.ends), seconds: ((d.finishedAt ?? Date.now()) - d.startedAt) / 1000, partitions: d.partitions };
+  }
+  data.result = result;
+  await ctx.save(data);
+  ctx.log.info({ result }, 'replay done');
+}
+
+// --- REDIS ------------------------------------------------------------------------------------
+
+async function replayRedis(ctx: JobContext<ReplayData>, deps: ReplayDeps, data: ReplayData, progress: (f: number) => Promise<void>): Promise<void> {
+  const state = data.redis!;
+  const { ordering, config } = deps;
+  const { redis, keys } = ordering;
+  const topic = config.topics.events;
+
+  if (state.phase === 'deleting') {
+    // counted from the markers, so a resumed job counts what an earlier run of it deleted too
+    let campaigns = 0;
+    for (const p of state.partitions) {
+      const waitingSince = Date.now();
+      for (;;) {
+        ctx.check();
+        const deleted = await redis.get(replayMarker(keys, ctx.id, p));
+        if (deleted !== null) {
+          campaigns += Number(deleted); // deleted by this job already (an earlier run, or just now)
+          break;
+        }
+        const busy = !(await ordering.isBuilt(topic, p)) || (await redis.exists(keys.rebuild(topic, p))) === 1;
+        if (!busy) {
+          await waitQuiet(ctx, deps, p);
+          const ids = data.campaignId !== null ? [data.campaignId] : [...(await scanCampaignIds(redis, keys))].filter((id) => partitionFor(id, config.EVENT_PARTITIONS) === p);
+          const r = await redis.eval(
+            DELETE_PARTITION_LUA,
+            3 + ids.length * 5,
+            keys.built(topic, p),
+            keys.rebuild(topic, p),
+            replayMarker(keys, ctx.id, p),
+            ...ids.flatMap((id) => campaignKeys(keys, id)),
+            String(MARKER_TTL_S),
+          );
+          if (r === 'DELETED') {
+            ctx.log.info({ partition: p, campaigns: ids.length }, 'Redis keys and built sentinel deleted: the decider rebuilds the partition');
+            continue; // counted from the marker
+          }
+          if (r === 'DONE') continue;
+        }
+        // BUSY: a rebuild of this partition is under way (a flush, another replay): let it finish first
+        if (Date.now() - waitingSince > STALL_MS) {
+          throw new Error(`partition ${p} has been rebuilding for ${STALL_MS / 60_000} min: is a decider running?`);
+        }
+        await ctx.sleep(250);
+      }
+    }
+    state.campaigns = campaigns;
+    state.phase = 'rebuilding';
+    await ctx.save(data);
+  }
+
+  if (state.phase === 'rebuilding') {
+    let last = -1;
+    let movedAt = Date.now();
+    for (;;) {
+      ctx.check();
+      const parts = await Promise.all(
+        state.partitions.map(async (p) => {
+          const weight = BigInt(state.ends[String(p)] ?? '0');
+          if (await ordering.isBuilt(topic, p)) return { weight, fraction: 1, built: true };
+          const raw = await redis.get(keys.rebuild(topic, p));
+          const r = raw ? (JSON.parse(raw) as { next: string; until: string }) : null;
+          const fraction = r && Number(r.until) > 0 ? Number(r.next) / Number(r.until) : 0;
+          return { weight, fraction, built: false };
+        }),
+      );
+      const f = weightedProgress(parts);
+      if (parts.every((x) => x.built)) break;
+      await progress(f);
+      if (f !== last) {
+        last = f;
+        movedAt = Date.now();
+      } else if (Date.now() - movedAt > STALL_MS) {
+        throw new Error(`the Redis rebuild of partitions ${state.partitions.join(',')} made no progress for ${STALL_MS / 60_000} min: is a decider running?`);
+      }
+      await ctx.sleep(POLL_MS);
+    }
+    await foldCarries(ctx, deps, data);
+    state.phase = 'done';
+    state.finishedAt = Date.now();
+    await progress(1);
+    await ctx.save(data);
+  }
+}
+
+/**
+ * Best effort: lets a batch the decider is deciding right now finish before the keys go (its
+ * committed offset reaches the end of the log), so no decision is under way while the partition is
+ * cut. Gives up quietly after a few seconds on a busy partition: the decider still rebuilds.
+ */
+async function waitQuiet(ctx: JobContext<ReplayData>, deps: ReplayDeps, partition: number): Promise<void> {
+  const topic = deps.config.topics.events;
+  const until = Date.now() + 5000;
+  await withAdmin(deps.kafka, async (admin) => {
+    while (Date.now() < until) {
+      const [ends, committed] = await Promise.all([highWatermarks(admin, topic), committedOffsets(admin, deps.config.groups.decider, topic)]);
+      const end = ends.get(partition) ?? 0n;
+      const next = committed.get(partition) ?? 0n;
+      if (nearlyReached(next, end)) return;
+      await ctx.sleep(100);
+    }
+    ctx.log.warn({ partition }, 'partition still busy: deleting anyway, the decider rebuilds it');
+  });
+}
+
+async function foldCarries(ctx: JobContext<ReplayData>, deps: ReplayDeps, data: ReplayData): Promise<void> {
+  const { redis, keys } = deps.ordering;
+  const ids =
+    data.campaignId !== null
+      ? [data.campaignId]
+      : (await scanKeys(redis, `${keys.prefix}:{c:*}:requests-carry`)).map((k) => k.slice(`${keys.prefix}:{c:`.length, k.lastIndexOf('}:')));
+  for (const id of ids) {
+    const n = Number(await redis.eval(FOLD_CARRY_LUA, 2, keys.meta(id), carryKey(keys, id)));
+    if (n < 0) ctx.log.warn({ campaignId: id }, 'campaign not in the rebuilt projection: its request count stays carried');
+  }
+}
+
+// --- DATABASE ---------------------------------------------------------------------------------
+
+async function replayDatabase(ctx: JobContext<ReplayData>, deps: ReplayDeps, data: ReplayData, progress: (f: number) => Promise<void>): Promise<void> {
+  const state = data.database!;
+  const topic = deps.config.topics.events;
+
+  if (state.phase === 'rewinding') {
+    // idempotent: rewinding a second time (a crash right after the first) only replays again
+    await deps.rewind(deps.prisma, topic, data.campaignId);
+    ctx.log.info({ partitions: state.partitions }, 'Prisma projection rewound: the projector replays from offset 0');
+    state.phase = 'catching-up';
+    await ctx.save(data);
+  }
+
+  if (state.phase === 'catching-up') {
+    let last = -1;
+    let movedAt = Date.now();
+    for (;;) {
+      ctx.check();
+      const checkpoints = await prismaCheckpoints(deps.prisma, topic);
+      const parts = state.partitions.map((p) => {
+        const end = BigInt(state.ends[String(p)] ?? '0');
+        const next = checkpoints.get(p) ?? 0n;
+        return { weight: end, fraction: end > 0n ? Number(next) / Number(end) : 1, done: next >= end };
+      });
+      if (parts.every((x) => x.done)) break;
+      const f = weightedProgress(parts);
+      await progress(f);
+      if (f !== last) {
+        last = f;
+        movedAt = Date.now();
+      } else if (Date.now() - movedAt > STALL_MS) {
+        throw new Error(`the Prisma projection made no progress for ${STALL_MS / 60_000} min on partitions ${state.partitions.join(',')}: is a projector running?`);
+      }
+      await ctx.sleep(POLL_MS);
+    }
+    state.phase = 'done';
+    state.finishedAt = Date.now();
+    await progress(1);
+    await ctx.save(data);
+  }
+}
