@@ -1,5 +1,5 @@
 import type { Config } from '../src/config.js';
-import { EVENT_VERSION, eventIds, type CampaignClosed } from '../src/domain/events.js';
+import { campaignClosed } from '../src/domain/events.js';
 import type { EventAppender } from '../src/infra/kafka/eventLog.js';
 import type { PrismaClient } from '../src/infra/prisma/client.js';
 import type { RedisOrdering } from '../src/infra/redis/ordering.js';
@@ -41,15 +41,7 @@ export async function runClose(ctx: JobContext<CloseData>, deps: CloseDeps): Pro
   // a job may be picked up a little early (clock skew between processes): the event says when it closed
   const early = closesAt - Date.now();
   if (early > 0) await ctx.sleep(early);
-  const event: CampaignClosed = {
-    type: 'CampaignClosed',
-    version: EVENT_VERSION,
-    eventId: eventIds.closed(id),
-    campaignId: id,
-    occurredAt: new Date().toISOString(),
-    reason: 'schedule',
-  };
-  await deps.appender.append(event);
+  await deps.appender.append(campaignClosed(id, 'schedule'));
   ctx.log.info({ campaignId: id }, 'campaign closed on schedule');
   return 'closed';
 }

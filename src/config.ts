@@ -68,3 +68,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     groups: { decider: `${p}.decider`, projector: `${p}.projector`, archive: `${p}.eventstore-archive` },
   };
 }
+
+/** For entry points: the config, or the problem printed and exit code 2. */
+export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Config {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(2);
+    }
+    throw err;
+  }
+}

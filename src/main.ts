@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { ConfigError, loadConfig } from './config.js';
+import { loadConfigOrExit } from './config.js';
 import { ROLES, startApp, type Role } from './app.js';
 import { logger } from './logger.js';
 import './roles.js';
@@ -19,16 +19,7 @@ async function main() {
   program.parse();
   const { roles } = program.opts<{ roles: Role[] | string }>();
   const list = (typeof roles === 'string' ? roles.split(',') : roles) as Role[];
-  let config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(err.message);
-      process.exit(2);
-    }
-    throw err;
-  }
+  const config = loadConfigOrExit();
   const app = await startApp(config, list);
   let signals = 0;
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {

@@ -3,7 +3,7 @@ import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { z } from 'zod';
 import type { Config } from '../config.js';
 import { outcomeOf, statusOf } from '../domain/campaign.js';
-import { EVENT_VERSION, eventIds, type CampaignClosed, type CampaignCreated } from '../domain/events.js';
+import { campaignClosed, EVENT_VERSION, eventIds, type CampaignCreated } from '../domain/events.js';
 import { partitionFor, type EventAppender } from '../infra/kafka/eventLog.js';
 import type { CampaignView, EntryView, RedisOrdering } from '../infra/redis/ordering.js';
 import type { Caller } from './auth.js';
@@ -202,15 +202,7 @@ export function buildResolvers() {
         const v = await readCampaign(s, id);
         if (!v) throw notFound('campaign');
         if (v.terms.closedAt === null) {
-          const event: CampaignClosed = {
-            type: 'CampaignClosed',
-            version: EVENT_VERSION,
-            eventId: eventIds.closed(id),
-            campaignId: id,
-            occurredAt: new Date().toISOString(),
-            reason: 'admin',
-          };
-          await s.appender.append(event);
+          await s.appender.append(campaignClosed(id, 'admin'));
         }
         return campaignOut(await until(async () => {
           const c = await s.ordering.campaign(id);

@@ -6,7 +6,7 @@ import type { ReplayData, ReplayTarget } from '../../batch/agenda.js';
 import { queueReplay } from '../../batch/queue.js';
 import { runReplay } from '../../batch/replay.js';
 import { CAMPAIGN_ID } from '../api/resolvers.js';
-import { ConfigError, loadConfig } from '../config.js';
+import { loadConfigOrExit } from '../config.js';
 
 const program = new Command()
   .name('replay')
@@ -21,16 +21,7 @@ if (opts.campaign !== undefined && !CAMPAIGN_ID.test(opts.campaign)) program.err
 const workerWaitMs = Number(opts.workerWait) * 1000;
 if (!Number.isFinite(workerWaitMs) || workerWaitMs < 0) program.error('--worker-wait must be a number of seconds');
 
-let config;
-try {
-  config = loadConfig();
-} catch (err) {
-  if (err instanceof ConfigError) {
-    console.error(err.message);
-    process.exit(2);
-  }
-  throw err;
-}
+const config = loadConfigOrExit();
 
 const s = await cliServices(config);
 let code = 1;

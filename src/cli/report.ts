@@ -7,7 +7,7 @@ import type { ReportData } from '../../batch/agenda.js';
 import { queueReport } from '../../batch/queue.js';
 import { runReport, type ReportResult } from '../../batch/report.js';
 import { CAMPAIGN_ID } from '../api/resolvers.js';
-import { ConfigError, loadConfig } from '../config.js';
+import { loadConfigOrExit } from '../config.js';
 
 const program = new Command()
   .name('report')
@@ -22,16 +22,7 @@ if (!CAMPAIGN_ID.test(opts.campaign)) program.error('--campaign must match [a-z0
 const workerWaitMs = Number(opts.workerWait) * 1000;
 if (!Number.isFinite(workerWaitMs) || workerWaitMs < 0) program.error('--worker-wait must be a number of seconds');
 
-let config;
-try {
-  config = loadConfig();
-} catch (err) {
-  if (err instanceof ConfigError) {
-    console.error(err.message);
-    process.exit(2);
-  }
-  throw err;
-}
+const config = loadConfigOrExit();
 
 const CSV_COLUMNS: (keyof ReportResult)[] = [
   'campaignId', 'entrants', 'requests', 'winners', 'issued', 'firstEntryAt', 'openedAt', 'soldOutAt', 'sellOutMs', 'generatedAt',

@@ -103,3 +103,8 @@ export function isCampaignEvent(value: unknown): value is CampaignEvent {
     typeof v.occurredAt === 'string'
   );
 }
+
+/** The one way to say a campaign closed, by an admin or on schedule. */
+export function campaignClosed(campaignId: string, reason: CampaignClosed['reason'], at: Date = new Date()): CampaignClosed {
+  return { type: 'CampaignClosed', version: EVENT_VERSION, eventId: eventIds.closed(campaignId), campaignId, occurredAt: at.toISOString(), reason };
+}
