@@ -1,0 +1,105 @@
+import { randomBytes } from 'node:crypto';
+import { Kafka, logLevel, type Admin } from 'kafkajs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { EVENT_VERSION, type CampaignEvent } from '../../src/domain/events.js';
+import { ensureTopics, EventAppender, fromMessage, partitionFor, readLog, toMessage } from '../../src/infra/kafka/eventLog.js';
+
+/** The real broker: a produce/consume round trip, and consume-transform-produce in a transaction. */
+const config = loadConfig({ ...process.env, TOPIC_PREFIX: `t.kafka-${randomBytes(4).toString('hex')}`, EVENT_PARTITIONS: '3' });
+const kafka = new Kafka({ clientId: 'kafka-int', brokers: config.KAFKA_BROKERS, logLevel: logLevel.NOTHING });
+let admin: Admin;
+const created = (id: string): CampaignEvent => ({
+  type: 'CampaignCreated', version: EVENT_VERSION, eventId: `created:${id}`, campaignId: id, occurredAt: new Date().toISOString(),
+  title: 't', reward: 'r', stock: 1, opensAt: new Date().toISOString(), closesAt: new Date(Date.now() + 60_000).toISOString(),
+});
+const topicsToDelete: string[] = [];
+
+beforeAll(async () => {
+  admin = kafka.admin();
+  await admin.connect();
+});
+afterAll(async () => {
+  await admin.deleteTopics({ topics: [config.topics.events, ...topicsToDelete] }).catch(() => undefined);
+  await admin.disconnect();
+});
+
+describe('the event log on the real broker', () => {
+  it('creates its topic idempotently, with unlimited retention and the configured partitions', async () => {
+    await ensureTopics(admin, config);
+    await ensureTopics(admin, config);
+    const meta = await admin.fetchTopicMetadata({ topics: [config.topics.events] });
+    expect(meta.topics[0]!.partitions).toHaveLength(3);
+    const described = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: 2, name: config.topics.events }] });
+    const entries = Object.fromEntries(described.resources[0]!.configEntries.map((e) => [e.configName, e.configValue]));
+    expect(entries['retention.ms']).toBe('-1');
+    expect(entries['retention.bytes']).toBe('-1');
+    await expect(ensureTopics(admin, { ...config, EVENT_PARTITIONS: 4 })).rejects.toThrow(/cannot change/);
+  });
+
+  it('round-trips group-committed appends: offsets as returned, one campaign on one partition, in order', async () => {
+    const appender = await EventAppender.connect(kafka, config);
+    const ids = Array.from({ length: 60 }, (_, i) => `camp-${i % 6}`);
+    const appended = await Promise.all(ids.map((id) => appender.append(created(id))));
+    await appender.close();
+    for (const [i, a] of appended.entries()) expect(a.partition).toBe(partitionFor(ids[i]!, 3));
+    const seen: { id: string; partition: number; offset: bigint }[] = [];
+    await readLog(kafka, config.topics.events, (batch) => {
+      for (const l of batch) seen.push({ id: l.event.campaignId, partition: l.partition, offset: l.offset });
+    });
+    expect(seen).toHaveLength(60);
+    for (const [i, a] of appended.entries()) {
+      expect(seen.find((s) => s.partition === a.partition && s.offset === a.offset)?.id).toBe(ids[i]);
+    }
+  });
+
+  it('shows a consume-transform-produce transaction to a read_committed reader only after commit', async () => {
+    const input = `${config.topics.events}.in`;
+    const output = `${config.topics.events}.out`;
+    topicsToDelete.push(input, output);
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: input, numPartitions: 1 }, { topic: output, numPartitions: 1 }] });
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.send({ topic: input, messages: [{ value: JSON.stringify(created('tx')) }] });
+    await producer.disconnect();
+
+    const txProducer = kafka.producer({ transactionalId: `${input}.tx`, idempotent: true, maxInFlightRequests: 1 });
+    await txProducer.connect();
+    const groupId = `${input}.group`;
+    const consumer = kafka.consumer({ groupId, readUncommitted: false, maxWaitTimeInMs: 100 });
+    await consumer.connect();
+    await consumer.subscribe({ topic: input, fromBeginning: true });
+    let open!: () => void;
+    const transactionOpen = new Promise<void>((r) => (open = r));
+    let release!: () => void;
+    const commitAllowed = new Promise<void>((r) => (release = r));
+    await consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }) => {
+        const tx = await txProducer.transaction();
+        const l = fromMessage(batch.messages[0]!, batch.partition)!;
+        await tx.send({ topic: output, messages: [{ ...toMessage({ ...l.event, eventId: 'transformed' }, 1), partition: 0 }] });
+        await tx.sendOffsets({ consumerGroupId: groupId, topics: [{ topic: input, partitions: [{ partition: 0, offset: String(BigInt(batch.lastOffset()) + 1n) }] }] });
+        open();
+        await commitAllowed;
+        await tx.commit();
+      },
+    });
+
+    await transactionOpen;
+    const seenBefore: string[] = [];
+    await readLog(kafka, output, (b) => void seenBefore.push(...b.map((l) => l.event.eventId)), { timeoutMs: 3000 }).catch(() => undefined);
+    expect(seenBefore).toEqual([]); // written, but not committed: invisible
+    release();
+    const seenAfter: string[] = [];
+    for (let i = 0; i < 50 && seenAfter.length === 0; i++) {
+      await readLog(kafka, output, (b) => void seenAfter.push(...b.map((l) => l.event.eventId)), { timeoutMs: 5000 }).catch(() => undefined);
+      if (seenAfter.length === 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(seenAfter).toEqual(['transformed']);
+    await consumer.disconnect();
+    await txProducer.disconnect();
+    const [offsets] = await admin.fetchOffsets({ groupId, topics: [input] });
+    expect(offsets!.partitions[0]!.offset).toBe('1'); // the input offset committed with the output
+  });
+});
