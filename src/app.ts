@@ -3,7 +3,9 @@ import type { AddressInfo } from 'node:net';
 import type { Kafka } from 'kafkajs';
 import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
+import { Worker } from 'node:worker_threads';
 import { Decider } from './decider/decider.js';
+import type { FromDecider } from './decider/thread.js';
 import { EnterService, ReplyWaiter } from './api/enter.js';
 import type { ApiServices } from './api/resolvers.js';
 import { createApollo, createHttpServer } from './api/server.js';
@@ -11,7 +13,7 @@ import { createKafka, ensureTopics, EventAppender } from './infra/kafka/eventLog
 import { createPrisma, type PrismaClient } from './infra/prisma/client.js';
 import { createRedis, RedisOrdering } from './infra/redis/ordering.js';
 import { logger } from './logger.js';
-import { createMetrics } from './metrics.js';
+import { createMetrics, type Timing } from './metrics.js';
 
 export const ROLES = ['api', 'decider', 'projector', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
@@ -76,20 +78,16 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   const shared: Shared = { config, kafka, redis, ordering, prisma, metrics, instance };
 
   const handles: RoleHandle[] = [];
-  let decider: Decider | null = null;
   if (roles.includes('decider')) {
-    decider = new Decider(kafka, ordering, config);
-    decider.timing = metrics.timing;
-    await decider.start();
-    const d = decider;
-    let assigned = false;
-    void d.ready().then(() => (assigned = true));
+    const d = roles.includes('api') && config.DECIDER_THREAD ? await startDeciderThread(config, instance) : await startDecider(shared);
     metrics.counterFrom('firstcome_decider_batches_total', 'fetched batches decided', () => d.stats.batches);
     metrics.counterFrom('firstcome_decider_entries_total', 'entries placed', () => d.stats.entries);
     metrics.counterFrom('firstcome_decider_winners_total', 'winners selected', () => d.stats.winners);
     metrics.counterFrom('firstcome_decider_rebuilds_total', 'Redis projection rebuilds from the log', () => d.stats.rebuilds);
-    handles.push({ ready: () => assigned, stop: () => d.stop() });
+    d.timing = metrics.timing;
+    handles.push(d);
   }
+
   for (const role of roles) {
     if (role === 'api' || role === 'decider') continue;
     const load = external[role];
@@ -162,4 +160,52 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
       log.info('stopped');
     })());
   return { port, instance, stop };
+}
+
+interface DeciderHandle extends RoleHandle {
+  stats: Decider['stats'];
+  timing: Timing;
+}
+
+async function startDecider(shared: Shared): Promise<DeciderHandle> {
+  const decider = new Decider(shared.kafka, shared.ordering, shared.config);
+  let assigned = false;
+  const handle: DeciderHandle = { stats: decider.stats, timing: () => undefined, ready: () => assigned, stop: () => decider.stop() };
+  decider.timing = (...a) => handle.timing(...a);
+  await decider.start();
+  void decider.ready().then(() => (assigned = true));
+  return handle;
+}
+
+/** The decider in a worker thread of this process (see src/decider/thread.ts for why). */
+async function startDeciderThread(config: Config, instance: string): Promise<DeciderHandle> {
+  const entry = import.meta.url.endsWith('.ts') ? './decider/thread-entry.mjs' : './decider/thread.js';
+  const worker = new Worker(new URL(entry, import.meta.url), { workerData: { config, instance } });
+  let assigned = false;
+  const handle: DeciderHandle = {
+    stats: { batches: 0, entries: 0, winners: 0, rebuilds: 0 },
+    timing: () => undefined,
+    ready: () => assigned,
+    async stop() {
+      const stopped = new Promise<void>((r) => worker.on('message', (m: FromDecider) => m.type === 'stopped' && r()));
+      worker.postMessage('stop');
+      await Promise.race([stopped, new Promise((r) => setTimeout(r, 15_000))]);
+      await worker.terminate();
+    },
+  };
+  const started = new Promise<void>((resolve, reject) => {
+    worker.on('message', (m: FromDecider) => {
+      if (m.type === 'assigned') assigned = true;
+      if (m.type === 'stats') {
+        handle.stats = m.stats;
+        for (const [stage, seconds, size] of m.timings) handle.timing(stage, seconds, size);
+      }
+      if (m.type === 'failed') reject(new Error(`decider thread: ${m.message}`));
+      resolve();
+    });
+    worker.once('error', reject);
+  });
+  worker.on('error', (err) => logger.fatal({ err }, 'decider thread failed'));
+  await started;
+  return handle;
 }

@@ -32,6 +32,11 @@ const schema = z.object({
   APPEND_LINGER_MS: z.coerce.number().int().min(0).max(100).default(3),
   /** How long the decider's fetch waits on a quiet partition. */
   DECIDER_MAX_WAIT_MS: z.coerce.number().int().min(1).max(5000).default(20),
+  /** Where the API runs too, the decider runs in a worker thread of its own (0 turns that off). */
+  DECIDER_THREAD: z
+    .enum(['0', '1', 'true', 'false'])
+    .default('1')
+    .transform((v) => v === '1' || v === 'true'),
   /** Requests per second one user may send to `enter` before RATE_LIMITED. */
   ENTER_RATE_PER_SEC: z.coerce.number().int().min(1).default(20),
   /** Redis keys of campaigns closed longer than this are removed by the cleanup job. */

@@ -141,15 +141,17 @@ export class EnterService {
       throw unavailable(1000);
     }
     this.stats.appended++;
-    await this.ordering.markPending(campaignId, userId, ticket);
-    const reply = await decision;
+    // a second click finds the ticket from here on; the decision may already be on its way
+    const [, reply] = await Promise.all([this.ordering.markPending(campaignId, userId, ticket), decision]);
     this.timing('decision', (performance.now() - waiting) / 1000);
     if (reply?.kind === 'rejected') return { rejection: reply.rejection };
-    if (reply === null) this.stats.queued++;
-    const entry = await this.ordering.entry(campaignId, userId);
-    if (entry && typeof entry === 'object') return { entry };
-    // the projection is being rebuilt: the entry is durable in the log, its place comes later
-    return { entry: { campaignId, userId, ticket, position: null, stock: 0, won: null, gifticon: null } };
+    const entry = { campaignId, userId, ticket, position: null, stock: 0, won: null, gifticon: null };
+    if (reply === null) {
+      // durable in the log, not decided yet: QUEUED, and myEntry tells the decision later
+      this.stats.queued++;
+      return { entry };
+    }
+    return { entry: { ...entry, ticket: reply.ticket, position: reply.position, stock: reply.stock } };
   }
 
   /** A repeated click: the same entry, with its decision once made (or QUEUED at the deadline). */

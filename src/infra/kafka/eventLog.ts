@@ -28,7 +28,7 @@ export function createKafka(config: Pick<Config, 'KAFKA_BROKERS'>, clientId = 'f
     connectionTimeout: 3000,
     requestTimeout: 30000,
     retry: { initialRetryTime: 100, retries: 8 },
-    logLevel: logLevel.WARN,
+    logLevel: process.env.KAFKAJS_DEBUG ? logLevel.DEBUG : logLevel.WARN,
     logCreator:
       () =>
       ({ level, log: entry }) => {
