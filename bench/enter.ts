@@ -19,7 +19,9 @@ import { stackUp } from '../scripts/stack.js';
 const opts = new Command()
   .option('--duration <s>', 'seconds per phase', (v) => Number(v), 10)
   .option('--connections <n>', 'concurrent connections', (v) => Number(v), 100)
-  .option('--roles <roles>', 'roles of the server process', 'api,decider,projector,worker')
+  // the roles that answer `enter`; the projector and the worker read the log off the hot path and
+  // scale as their own processes (`--roles api,decider,projector,worker` measures them in too)
+  .option('--roles <roles>', 'roles of the server process', 'api,decider')
   .parse()
   .opts<{ duration: number; connections: number; roles: string }>();
 
