@@ -266,7 +266,8 @@ export class Decider {
           if (e.replyTo && !replaying(l)) replies.push({ instance: e.replyTo.instance, reply: { request: e.replyTo.request, campaignId: e.campaignId, userId: e.userId, kind: 'rejected', rejection } });
           continue;
         }
-        ordering.applyTo(facts, e, p, false);
+        // the first entry of a campaign is a fact for reports; one write per batch is enough
+        if (!admitted.has(e.campaignId)) ordering.applyTo(facts, e, p, false);
         const list = admitted.get(e.campaignId) ?? [];
         list.push(l as Logged<EntrantRegistered>);
         admitted.set(e.campaignId, list);

@@ -182,11 +182,8 @@ export class RedisOrdering {
 
   /** After the append: the user's ticket is known, the claim is no longer needed. */
   async markPending(campaignId: string, userId: string, ticket: string): Promise<void> {
-    await this.redis
-      .multi()
-      .hsetnx(this.keys.pending(campaignId), userId, ticket)
-      .del(this.keys.claim(campaignId, userId))
-      .exec();
+    // no MULTI needed: should the process die in between, the claim expires by itself
+    await Promise.all([this.redis.hsetnx(this.keys.pending(campaignId), userId, ticket), this.redis.del(this.keys.claim(campaignId, userId))]);
   }
 
   async releaseClaim(campaignId: string, userId: string): Promise<void> {
