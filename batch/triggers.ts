@@ -2,7 +2,7 @@ import type { Agenda } from 'agenda';
 import type { Kafka } from 'kafkajs';
 import type { Config } from '../src/config.js';
 import type { CampaignEvent } from '../src/domain/events.js';
-import { fromMessage, keepConsuming } from '../src/infra/kafka/eventLog.js';
+import { fromMessage, keepConsuming, roleConsumer } from '../src/infra/kafka/eventLog.js';
 import type { Logger } from '../src/logger.js';
 import type { CloseData, ReportData } from './agenda.js';
 
@@ -34,14 +34,7 @@ export class Triggers {
     const topic = this.config.topics.events;
     // rebuilt after a non-retriable crash (a broker gone for longer than the retries), as the decider's
     this.runner = keepConsuming('batch-triggers', async () => {
-      const consumer = this.kafka.consumer({
-        groupId: triggersGroup(this.config),
-        readUncommitted: false,
-        maxWaitTimeInMs: 500,
-        sessionTimeout: 10_000,
-        heartbeatInterval: 1_000,
-        allowAutoTopicCreation: false,
-      });
+      const consumer = roleConsumer(this.kafka, triggersGroup(this.config), 500);
       consumer.on(consumer.events.GROUP_JOIN, () => (this.assigned = true));
       await consumer.connect();
       await consumer.subscribe({ topic, fromBeginning: true });

@@ -3,7 +3,7 @@ import type { EachBatchPayload, Kafka } from 'kafkajs';
 import type { Config } from '../../src/config.js';
 import type { Logged } from '../../src/domain/events.js';
 import { appendToCampaign, readCampaignEvents, streamTail, type StreamTail } from '../../src/infra/eventstore/eventStore.js';
-import { fromMessage, keepConsuming } from '../../src/infra/kafka/eventLog.js';
+import { fromMessage, keepConsuming, roleConsumer } from '../../src/infra/kafka/eventLog.js';
 import { logger } from '../../src/logger.js';
 import type { Lag } from '../lag.js';
 
@@ -43,15 +43,7 @@ export class EventStoreArchive {
 
   async start(): Promise<void> {
     this.runner = keepConsuming('eventstore-archive', async () => {
-      const consumer = this.kafka.consumer({
-        groupId: this.config.groups.archive,
-        readUncommitted: false,
-        maxWaitTimeInMs: 500,
-        minBytes: 1,
-        sessionTimeout: 10_000,
-        heartbeatInterval: 1_000,
-        allowAutoTopicCreation: false,
-      });
+      const consumer = roleConsumer(this.kafka, this.config.groups.archive, 500);
       consumer.on(consumer.events.GROUP_JOIN, (e) => {
         this.lag.retain(e.payload.memberAssignment[this.topic] ?? []);
         // another member may have archived these partitions' campaigns in the meantime

@@ -1,7 +1,7 @@
 import type { Admin, Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import type { Config } from '../../src/config.js';
 import type { Logged } from '../../src/domain/events.js';
-import { fromMessage, keepConsuming, partitionFor } from '../../src/infra/kafka/eventLog.js';
+import { fromMessage, keepConsuming, partitionFor, roleConsumer } from '../../src/infra/kafka/eventLog.js';
 import type { Prisma, PrismaClient } from '../../src/infra/prisma/client.js';
 import { logger } from '../../src/logger.js';
 import type { Lag } from '../lag.js';
@@ -73,15 +73,7 @@ export class PrismaProjector {
     await this.admin.connect();
     // a fresh consumer after a non-retriable crash (a long broker outage); it starts from the rows again
     this.runner = keepConsuming('prisma-projector', async () => {
-      const consumer = this.kafka.consumer({
-        groupId: this.config.groups.projector,
-        readUncommitted: false,
-        maxWaitTimeInMs: this.opts.maxWaitTimeInMs ?? 200,
-        minBytes: 1,
-        sessionTimeout: 10_000,
-        heartbeatInterval: 1_000,
-        allowAutoTopicCreation: false,
-      });
+      const consumer = roleConsumer(this.kafka, this.config.groups.projector, this.opts.maxWaitTimeInMs ?? 200);
       this.consumer = consumer;
       consumer.on(consumer.events.GROUP_JOIN, (e) => {
         const partitions = (e.payload.memberAssignment[this.topic] ?? []).slice().sort((a, b) => a - b);

@@ -2,7 +2,7 @@ import type { Consumer, EachBatchPayload, Kafka, Producer, Transaction } from 'k
 import type { Config } from '../config.js';
 import { cryptoMinter, eventsForPlace, judgeEntry, type CampaignTerms, type Minter } from '../domain/campaign.js';
 import { ticketOf, type CampaignEvent, type EntrantRegistered, type Logged } from '../domain/events.js';
-import { fromMessage, keepConsuming, toMessage } from '../infra/kafka/eventLog.js';
+import { fromMessage, keepConsuming, roleConsumer, toMessage } from '../infra/kafka/eventLog.js';
 import { RedisOrdering } from '../infra/redis/ordering.js';
 import { logger } from '../logger.js';
 import type { Timing } from '../metrics.js';
@@ -64,16 +64,8 @@ export class Decider {
     let onAssigned!: () => void;
     this.assignedOnce = new Promise((r) => (onAssigned = r));
     this.runner = keepConsuming('decider', async () => {
-      const consumer = this.kafka.consumer({
-        groupId: this.config.groups.decider,
-        readUncommitted: false,
-        // a decider must answer within milliseconds; the default waits 5 s on a quiet partition
-        maxWaitTimeInMs: this.config.DECIDER_MAX_WAIT_MS,
-        minBytes: 1,
-        sessionTimeout: 10_000,
-        heartbeatInterval: 1_000,
-        allowAutoTopicCreation: false,
-      });
+      // a decider must answer within milliseconds; KafkaJS's default waits 5 s on a quiet partition
+      const consumer = roleConsumer(this.kafka, this.config.groups.decider, this.config.DECIDER_MAX_WAIT_MS);
       this.consumer = consumer;
       consumer.on(consumer.events.GROUP_JOIN, (e) => {
         this.assigned = (e.payload.memberAssignment[this.topic] ?? []).slice().sort((a, b) => a - b);

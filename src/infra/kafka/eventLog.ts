@@ -276,6 +276,22 @@ export async function readLog(
 }
 
 /**
+ * A role's consumer: committed events only, answered as soon as one byte is there (`maxWaitMs` caps
+ * the wait on a quiet partition), and a dead member noticed within 10 s.
+ */
+export function roleConsumer(kafka: Kafka, groupId: string, maxWaitMs: number): Consumer {
+  return kafka.consumer({
+    groupId,
+    readUncommitted: false,
+    maxWaitTimeInMs: maxWaitMs,
+    minBytes: 1,
+    sessionTimeout: 10_000,
+    heartbeatInterval: 1_000,
+    allowAutoTopicCreation: false,
+  });
+}
+
+/**
  * Runs a consumer that outlives broker outages. KafkaJS restarts a consumer by itself only after
  * retriable errors; after a non-retriable one (e.g. the broker refused connections for longer than
  * the retries) it stops for good and says so only in a CRASH event. Here a fresh consumer is built
