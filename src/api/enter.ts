@@ -79,10 +79,12 @@ export class EnterService {
     for (;;) {
       const now = Date.now();
       const request = randomUUID();
-      const r = await this.ordering.lookup(campaignId, userId, request, this.opts.claimTtlMs ?? 10_000);
+      const builtKey = this.ordering.keys.built(this.opts.topic, partitionFor(campaignId, this.opts.partitions));
+      const r = await this.ordering.lookup(campaignId, userId, request, this.opts.claimTtlMs ?? 10_000, builtKey);
       switch (r[0]) {
         case 'NOMETA':
-          if (await this.ordering.isBuilt(this.opts.topic, partitionFor(campaignId, this.opts.partitions))) throw notFound('campaign');
+          // unknown only where the partition is built, read in the same atomic step
+          if (Number(r[1]) === 1) throw notFound('campaign');
           throw unavailable();
         case 'BUILDING':
           throw unavailable();

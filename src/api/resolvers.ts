@@ -81,23 +81,19 @@ export function entryOut(e: EntryView, viewer: Caller) {
   };
 }
 
+/** The partition's built sentinel: where it is missing, a campaign not found may be one being rebuilt. */
+const builtKeyOf = (s: ApiServices, id: string) => s.ordering.keys.built(s.config.topics.events, partitionFor(id, s.config.EVENT_PARTITIONS));
+
 async function readCampaign(s: ApiServices, id: string): Promise<CampaignView | null> {
-  const v = await s.ordering.campaign(id);
-  if (v) {
-    if (v.building) throw unavailable();
-    return v;
-  }
-  if (!(await s.ordering.isBuilt(s.config.topics.events, partitionFor(id, s.config.EVENT_PARTITIONS)))) throw unavailable();
-  return null;
+  const v = await s.ordering.campaign(id, builtKeyOf(s, id));
+  if (v === 'building') throw unavailable();
+  return v;
 }
 
 async function readEntry(s: ApiServices, id: string, user: string): Promise<EntryView | null> {
-  const e = await s.ordering.entry(id, user);
+  const e = await s.ordering.entry(id, user, builtKeyOf(s, id));
   if (e === 'building') throw unavailable();
-  if (e === 'unknown-campaign') {
-    if (!(await s.ordering.isBuilt(s.config.topics.events, partitionFor(id, s.config.EVENT_PARTITIONS)))) throw unavailable();
-    return null;
-  }
+  if (e === 'unknown-campaign') return null;
   return e;
 }
 
@@ -192,7 +188,10 @@ export function buildResolvers() {
           closesAt: input.closesAt.toISOString(),
         };
         await s.appender.append(event);
-        const v = await until(() => s.ordering.campaign(id));
+        const v = await until(async () => {
+          const c = await s.ordering.campaign(id);
+          return c === 'building' ? null : c;
+        });
         return campaignOut(v);
       },
       closeCampaign: async (_: unknown, args: { id: unknown }, ctx: Ctx) => {
@@ -206,7 +205,7 @@ export function buildResolvers() {
         }
         return campaignOut(await until(async () => {
           const c = await s.ordering.campaign(id);
-          return c && c.terms.closedAt !== null ? c : null;
+          return c && c !== 'building' && c.terms.closedAt !== null ? c : null;
         }));
       },
     },

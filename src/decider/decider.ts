@@ -27,13 +27,15 @@ export class Decider {
   /** partition → offset from which entries are decided anew; below it the log is only re-applied */
   private readonly replayUntil = new Map<number, bigint>();
   private readonly needsRebuild = new Set<number>();
+  /** partitions sought back to 0 whose replay has not delivered its first batch yet */
+  private readonly replayStarting = new Set<number>();
   /** campaigns met while rebuilding a partition, to mark complete at the end */
   private readonly rebuilt = new Map<number, Set<string>>();
   /** partition → the offset after the last batch whose decisions are committed (or re-applied) */
   private readonly committed = new Map<number, bigint>();
   /** partition → the commit in flight (true when it succeeded), at most one per partition */
   private readonly pending = new Map<number, Promise<boolean>>();
-  /** partition → bumped when a failed commit sends the consumer back: batches of an older epoch are stale */
+  /** partition → bumped when a failed commit or a rebuild sends the consumer back: batches of an older epoch are stale */
   private readonly epoch = new Map<number, number>();
   private readonly busy = new Set<number>();
   private assigned: number[] = [];
@@ -144,8 +146,14 @@ export class Decider {
     this.stats.rebuilds++;
     log.warn({ partition, until: until.toString() }, 'Redis projection missing: replaying the partition from offset 0');
     this.replayUntil.set(partition, until);
-    this.rebuilt.set(partition, new Set());
+    // a rebuild that starts over keeps the campaigns it met so far, to clear their `building` at the end
+    if (!this.rebuilt.has(partition)) this.rebuilt.set(partition, new Set());
     this.terms.clear();
+    // a batch fetched before this point must neither commit nor end the rebuild: it did not replay
+    // the partition from offset 0 (one that met only read-back decisions once ended it at once, and
+    // the API, finding the partition built but the campaign gone, answered null: a wrong answer)
+    this.epoch.set(partition, (this.epoch.get(partition) ?? 0) + 1);
+    this.replayStarting.add(partition);
     this.consumer!.seek({ topic: this.topic, partition, offset: '0' });
   }
 
@@ -199,6 +207,14 @@ export class Decider {
       await this.beginRebuild(p);
       return;
     }
+    const until = this.replayUntil.get(p);
+    if (until !== undefined && this.replayStarting.has(p)) {
+      // After the seek to 0 the first batch of the replay starts below `until`. One that does not
+      // was fetched before the seek: deciding it now would place its entries in a line not yet
+      // rebuilt (wrong ranks), and finishing the rebuild with it would show an empty line as built.
+      if (BigInt(batch.firstOffset() ?? '0') >= until) return;
+      this.replayStarting.delete(p);
+    }
     const epoch = this.epoch.get(p) ?? 0;
     this.busy.add(p);
     try {
@@ -214,11 +230,11 @@ export class Decider {
       // Pipeline depth one: this batch's places were told while the previous batch committed; its
       // own commit waits for that one (one open transaction per producer, offsets in order).
       const previousCommitted = await (this.pending.get(p) ?? true);
-      if (!previousCommitted || (this.epoch.get(p) ?? 0) !== epoch) return; // sent back to the last committed offset
+      // sent back: to the last committed offset (a failed commit) or to offset 0 (a rebuild)
+      if (!previousCommitted || (this.epoch.get(p) ?? 0) !== epoch || isStale()) return;
       if (outcome.outputs === null) this.committed.set(p, last + 1n);
       else this.pending.set(p, this.commitAndApply(p, outcome.outputs, last + 1n));
       resolveOffset(batch.lastOffset());
-      const until = this.replayUntil.get(p);
       if (until !== undefined) {
         if (last + 1n >= until) await this.finishRebuild(p);
         else await this.ordering.redis.set(this.ordering.keys.rebuild(this.topic, p), JSON.stringify({ next: String(last + 1n), until: String(until) }));

@@ -1,12 +1,12 @@
 -- The API's gate for `enter`, in one round trip: counts the request, then returns what the
 -- decision needs. The rules themselves live in src/domain (admit); this only reads, and takes the
 -- user's append claim when a place may still be left, so a new entrant needs no second round trip.
--- KEYS: meta, line, pending, claim      ARGV: userId, claimToken, claimTtlMs
--- → {'NOMETA'} | {'BUILDING'} | {'PLACED', score, rank, stock, partition}
+-- KEYS: meta, line, pending, claim, built (the partition's sentinel)      ARGV: userId, claimToken, claimTtlMs
+-- → {'NOMETA', built (1|0)} | {'BUILDING'} | {'PLACED', score, rank, stock, partition}
 --   | {'PENDING', ticket, stock}
 --   | {'NEW', stock, opensAt, closesAt, closedAt|'', taken, partition, claimed (1|0)}
 local m = redis.call('HMGET', KEYS[1], 'stock', 'opensAt', 'closesAt', 'closedAt', 'building', 'partition')
-if not m[1] then return {'NOMETA'} end
+if not m[1] then return {'NOMETA', redis.call('EXISTS', KEYS[5])} end
 if m[5] then return {'BUILDING'} end
 redis.call('HINCRBY', KEYS[1], 'requests', 1)
 local user = ARGV[1]

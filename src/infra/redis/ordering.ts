@@ -13,7 +13,7 @@ const lua = (name: string) => readFileSync(new URL(`./${name}.lua`, import.meta.
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    fcLookup(meta: string, line: string, pending: string, claim: string, userId: string, token: string, ttlMs: number): Result<(string | number)[], Context>;
+    fcLookup(meta: string, line: string, pending: string, claim: string, built: string, userId: string, token: string, ttlMs: number): Result<(string | number)[], Context>;
     fcPlace(meta: string, line: string, pending: string, ...args: string[]): Result<(string | number)[], Context>;
   }
   interface ChainableCommander {
@@ -24,7 +24,7 @@ declare module 'ioredis' {
 
 export function createRedis(url: string, opts: { lazy?: boolean } = {}): Redis {
   const redis = new Redis(url, { lazyConnect: opts.lazy ?? false, maxRetriesPerRequest: 3, enableAutoPipelining: true });
-  redis.defineCommand('fcLookup', { numberOfKeys: 4, lua: lua('lookup') });
+  redis.defineCommand('fcLookup', { numberOfKeys: 5, lua: lua('lookup') });
   redis.defineCommand('fcPlace', { numberOfKeys: 3, lua: lua('place') });
   // a fact about a campaign (first entry, sold out, closed) is kept only where the campaign is: after
   // a flush, an HSETNX alone would recreate a meta without stock
@@ -125,28 +125,37 @@ export class RedisOrdering {
     return parseMeta(await this.redis.hgetall(this.keys.meta(campaignId)));
   }
 
-  async campaign(campaignId: string): Promise<CampaignView | null> {
+  /**
+   * A campaign as the projection knows it. With `builtKey` (the partition's sentinel) the answer
+   * for a campaign that is not there comes from the same atomic read: `null` only where the
+   * partition is built, else 'building' (read separately, a rebuild could end in between and make
+   * a campaign still being rebuilt look unknown).
+   */
+  async campaign(campaignId: string, builtKey?: string): Promise<CampaignView | null | 'building'> {
     const k = this.keys;
-    const [[, h], [, entrants], [, winners]] = (await this.redis
+    const [[, h], [, entrants], [, winners], [, built]] = (await this.redis
       .multi()
       .hgetall(k.meta(campaignId))
       .zcard(k.line(campaignId))
       .hlen(k.won(campaignId))
-      .exec()) as [[null, Record<string, string>], [null, number], [null, number]];
+      .exists(builtKey ?? k.meta(campaignId))
+      .exec()) as [[null, Record<string, string>], [null, number], [null, number], [null, number]];
     const meta = parseMeta(h);
-    return meta && { ...meta, entrants, winners };
+    if (meta) return meta.building ? 'building' : { ...meta, entrants, winners };
+    return builtKey && built !== 1 ? 'building' : null;
   }
 
   async isBuilt(topic: string, partition: number): Promise<boolean> {
     return (await this.redis.exists(this.keys.built(topic, partition))) === 1;
   }
 
-  /** The entry of a user as the projection knows it; null when the user is not in line. */
-  async entry(campaignId: string, userId: string): Promise<EntryView | 'unknown-campaign' | 'building' | null> {
+  /** The entry of a user as the projection knows it; null when the user is not in line. `builtKey`: see `campaign`. */
+  async entry(campaignId: string, userId: string, builtKey?: string): Promise<EntryView | 'unknown-campaign' | 'building' | null> {
     const k = this.keys;
     const res = (await this.redis
       .multi()
       .hmget(k.meta(campaignId), 'stock', 'partition', 'building')
+      .exists(builtKey ?? k.meta(campaignId))
       .zscore(k.line(campaignId), userId)
       .zrank(k.line(campaignId), userId)
       .hget(k.pending(campaignId), userId)
@@ -154,13 +163,13 @@ export class RedisOrdering {
       .hget(k.gifts(campaignId), userId)
       .exec()) as [null, unknown][];
     const [stock, partition, building] = res[0]![1] as (string | null)[];
-    if (!stock) return 'unknown-campaign';
+    if (!stock) return builtKey && res[1]![1] !== 1 ? 'building' : 'unknown-campaign';
     if (building) return 'building';
-    const score = res[1]![1] as string | null;
-    const rank = res[2]![1] as number | null;
-    const pending = res[3]![1] as string | null;
-    const won = res[4]![1] as string | null;
-    const gift = res[5]![1] as string | null;
+    const score = res[2]![1] as string | null;
+    const rank = res[3]![1] as number | null;
+    const pending = res[4]![1] as string | null;
+    const won = res[5]![1] as string | null;
+    const gift = res[6]![1] as string | null;
     if (score === null && pending === null) return null;
     const [pos, wonAt] = won ? won.split('|') : [];
     return {
@@ -175,9 +184,9 @@ export class RedisOrdering {
   }
 
   /** The gate of `enter` (see lookup.lua); takes the user's append claim when a place may be left. */
-  lookup(campaignId: string, userId: string, claimToken: string, claimTtlMs: number) {
+  lookup(campaignId: string, userId: string, claimToken: string, claimTtlMs: number, builtKey: string) {
     const k = this.keys;
-    return this.redis.fcLookup(k.meta(campaignId), k.line(campaignId), k.pending(campaignId), k.claim(campaignId, userId), userId, claimToken, claimTtlMs);
+    return this.redis.fcLookup(k.meta(campaignId), k.line(campaignId), k.pending(campaignId), k.claim(campaignId, userId), builtKey, userId, claimToken, claimTtlMs);
   }
 
   /** After the append: the user's ticket is known, the claim is no longer needed. */
