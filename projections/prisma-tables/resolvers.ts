@@ -1,7 +1,7 @@
 import type { ApiPluginFactory } from '../../src/app.js';
 import { campaignId, requireAdmin, type Ctx } from '../../src/api/resolvers.js';
 import { statusOf } from '../../src/domain/campaign.js';
-import type { PrismaClient } from '../../src/infra/prisma/client.js';
+import type { Campaign, PrismaClient } from '../../src/infra/prisma/client.js';
 import { connectionOf, decodeCursor, pageSize } from './connections.js';
 
 /**
@@ -9,18 +9,7 @@ import { connectionOf, decodeCursor, pageSize } from './connections.js';
  * `gifticons` in issue order. Admins only: the caller is checked before any argument.
  */
 
-interface CampaignRow {
-  id: string;
-  title: string;
-  reward: string;
-  stock: number;
-  opensAt: Date;
-  closesAt: Date;
-  closedAt: Date | null;
-  createdAt: Date;
-  entrants: number;
-  winners: number;
-}
+type CampaignRow = Pick<Campaign, 'id' | 'title' | 'reward' | 'stock' | 'opensAt' | 'closesAt' | 'closedAt' | 'createdAt' | 'entrants' | 'winners'>;
 
 export function campaignNode(r: CampaignRow, now = Date.now()) {
   const terms = { stock: r.stock, opensAt: r.opensAt.getTime(), closesAt: r.closesAt.getTime(), closedAt: r.closedAt?.getTime() ?? null };
