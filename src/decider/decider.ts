@@ -42,6 +42,9 @@ export class Decider {
   private readonly terms = new Map<string, CampaignTerms>();
   private watch: NodeJS.Timeout | null = null;
   private assignedOnce!: Promise<void>;
+  /** the check of the latest assignment: no batch is decided before it has settled its partitions */
+  private settled: Promise<void> = Promise.resolve();
+  private stopping = false;
   /** counters for /metrics */
   readonly stats = { batches: 0, entries: 0, winners: 0, rebuilds: 0 };
   timing: Timing = () => undefined;
@@ -71,7 +74,8 @@ export class Decider {
       this.consumer = consumer;
       consumer.on(consumer.events.GROUP_JOIN, (e) => {
         this.assigned = (e.payload.memberAssignment[this.topic] ?? []).slice().sort((a, b) => a - b);
-        void this.onAssigned().then(onAssigned, (err) => log.error({ err }, 'assignment check failed'));
+        this.settled = this.onAssigned();
+        void this.settled.then(onAssigned, (err) => log.error({ err }, 'assignment check failed'));
       });
       await consumer.connect();
       await consumer.subscribe({ topic: this.topic, fromBeginning: true });
@@ -93,6 +97,7 @@ export class Decider {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     if (this.watch) clearInterval(this.watch);
     await this.runner?.stop();
     await Promise.all(this.pending.values());
@@ -100,24 +105,59 @@ export class Decider {
     this.producers.clear();
   }
 
+  /**
+   * A partition's decisions start where its committed ones end, and that is known only once no
+   * transaction of an earlier owner (a killed process, or this one before a failed commit) is in
+   * doubt: see `settle`.
+   */
   private async onAssigned(): Promise<void> {
-    const admin = this.kafka.admin();
-    await admin.connect();
-    try {
-      const [committed] = await admin.fetchOffsets({ groupId: this.config.groups.decider, topics: [this.topic] });
-      for (const p of this.assigned) {
-        const c = committed?.partitions.find((x) => x.partition === p);
-        const off = c && Number(c.offset) >= 0 ? BigInt(c.offset) : 0n;
-        this.committed.set(p, off);
-        if (!(await this.ordering.isBuilt(this.topic, p))) {
-          if (off === 0n) await this.markBuilt(p);
-          else this.needsRebuild.add(p);
-        }
+    const assigned = this.assigned;
+    // a commit of this process still in flight ends (or fails and settles) before the partition is settled again
+    await Promise.all(this.pending.values());
+    // every assignment fences anew: another member may have owned a partition in between
+    await Promise.all([...this.producers.keys()].map((p) => this.dropProducer(p)));
+    const offsets = await Promise.all(assigned.map((p) => this.settle(p)));
+    for (const [i, p] of assigned.entries()) {
+      const off = offsets[i]!;
+      this.committed.set(p, off);
+      if (!(await this.ordering.isBuilt(this.topic, p))) {
+        if (off === 0n) await this.markBuilt(p);
+        else this.needsRebuild.add(p);
       }
-    } finally {
-      await admin.disconnect();
     }
-    log.info({ partitions: this.assigned }, 'decider assigned');
+    log.info({ partitions: assigned }, 'decider assigned');
+  }
+
+  /**
+   * Where the partition's committed decisions end, for certain. A commit that failed may have
+   * landed all the same (the broker can die after writing the commit, before answering), and
+   * deciding those entries again would mint a second gifticon. So the transactional id is
+   * initialised anew first: the coordinator then completes a transaction that was prepared and
+   * aborts one that was not, and fences its producer; only after that does the group's committed
+   * offset tell the truth. Retried until the broker answers.
+   */
+  private async settle(partition: number): Promise<bigint> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const producer = await this.producer(partition);
+        // the first transaction of a new producer sends InitProducerId; an empty one ends without a request
+        await (await producer.transaction()).abort();
+        const admin = this.kafka.admin();
+        await admin.connect();
+        try {
+          const [group] = await admin.fetchOffsets({ groupId: this.config.groups.decider, topics: [this.topic] });
+          const c = group?.partitions.find((x) => x.partition === partition);
+          return c && Number(c.offset) >= 0 ? BigInt(c.offset) : 0n;
+        } finally {
+          await admin.disconnect();
+        }
+      } catch (err) {
+        if (this.stopping) throw err;
+        await this.dropProducer(partition);
+        log.warn({ err, partition, attempt }, 'settling the partition failed: retrying');
+        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * attempt)));
+      }
+    }
   }
 
   /** Notices a flush between batches (an idle partition fetches nothing that would tell). */
@@ -193,6 +233,12 @@ export class Decider {
     return p;
   }
 
+  private async dropProducer(partition: number): Promise<void> {
+    const p = this.producers.get(partition);
+    this.producers.delete(partition);
+    await p?.then((producer) => producer.disconnect()).catch(() => undefined);
+  }
+
   private async termsOf(campaignIds: Iterable<string>): Promise<void> {
     const missing = [...new Set(campaignIds)].filter((id) => !this.terms.has(id));
     if (missing.length === 0) return;
@@ -202,6 +248,7 @@ export class Decider {
 
   private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     const p = batch.partition;
+    await this.settled;
     if (!isRunning() || isStale() || batch.messages.length === 0) return;
     if (this.needsRebuild.has(p) && !this.replayUntil.has(p)) {
       await this.beginRebuild(p);
@@ -232,7 +279,7 @@ export class Decider {
       const previousCommitted = await (this.pending.get(p) ?? true);
       // sent back: to the last committed offset (a failed commit) or to offset 0 (a rebuild)
       if (!previousCommitted || (this.epoch.get(p) ?? 0) !== epoch || isStale()) return;
-      if (outcome.outputs === null) this.committed.set(p, last + 1n);
+      if (outcome.outputs === null) this.committed.set(p, max(this.committed.get(p) ?? 0n, last + 1n));
       else this.pending.set(p, this.commitAndApply(p, outcome.outputs, last + 1n));
       resolveOffset(batch.lastOffset());
       if (until !== undefined) {
@@ -247,7 +294,9 @@ export class Decider {
 
   /** One fetched batch of one partition. */
   private async decideBatch(p: number, logged: Logged[], last: bigint): Promise<'REBUILD' | { outputs: CampaignEvent[] | null }> {
-    const until = this.replayUntil.get(p) ?? -1n;
+    // below `until` entries were decided before: by a committed transaction (whatever position the
+    // consumer was handed), or, while rebuilding, by the log being replayed; they are only re-applied
+    const until = max(this.replayUntil.get(p) ?? 0n, this.committed.get(p) ?? 0n);
     const replaying = (l: Logged) => l.offset < until;
     const { ordering } = this;
     const rebuilt = this.rebuilt.get(p);
@@ -341,10 +390,13 @@ export class Decider {
     try {
       await this.commit(p, outputs, nextOffset);
     } catch (err) {
-      log.error({ err, partition: p }, 'commit failed: deciding again from the last committed offset');
+      // Batches behind this one wait on it (it stays `pending`) and are dropped when it resolves false.
+      log.error({ err, partition: p }, 'commit failed: settling the partition, then deciding again from its committed offset');
+      const from = await this.settle(p).catch(() => this.committed.get(p) ?? 0n);
+      this.committed.set(p, max(this.committed.get(p) ?? 0n, from));
       this.epoch.set(p, (this.epoch.get(p) ?? 0) + 1);
+      this.consumer?.seek({ topic: this.topic, partition: p, offset: String(this.committed.get(p)) });
       this.pending.delete(p);
-      this.consumer?.seek({ topic: this.topic, partition: p, offset: String(this.committed.get(p) ?? 0n) });
       return false;
     }
     this.committed.set(p, nextOffset);
@@ -392,11 +444,12 @@ export class Decider {
           continue;
         }
         // a producer that lost its broker mid-transaction, or was fenced, is stuck (ABORTING): the
-        // next one re-initialises the transactional id, which aborts whatever this one left open
-        this.producers.delete(p);
-        await producer.disconnect().catch(() => undefined);
+        // next one re-initialises the transactional id (see `settle`)
+        await this.dropProducer(p);
         throw err;
       }
     }
   }
 }
+
+const max = (a: bigint, b: bigint) => (a > b ? a : b);

@@ -59,6 +59,19 @@ describe.skipIf(!RUN)('I4: what enter returned survives (skipped unless RUN_BROK
 
     expect(accepted.size).toBeGreaterThan(80);
     const audit = await eventually(() => auditFromLog(iso.config, 'survive'), (a) => a.winners >= 250, 60_000);
+    const missing = [...accepted].filter(([user, ticket]) => audit.state.places.get(`s${user}`)?.ticket !== ticket);
+    if (audit.winners < 250 || missing.length > 0) {
+      // what a failure needs to be understood: the log as read, and the decider's own account
+      const counts: Record<string, number> = {};
+      for (const l of audit.log) counts[l.event.type] = (counts[l.event.type] ?? 0) + 1;
+      console.log('broker SIGKILL failure', {
+        accepted: accepted.size, failed, entrants: audit.entrants, winners: audit.winners, counts,
+        lastOffset: String(audit.log.at(-1)?.offset),
+        missing: missing.slice(0, 10).map(([u, t]) => ({ user: `s${u}`, answered: t, log: audit.log.filter((l) => 'userId' in l.event && l.event.userId === `s${u}`).map((l) => `${l.event.type}@${l.offset}`) })),
+      });
+      console.log('--- decider ---\n' + decider.output().slice(-8000));
+      console.log('--- api ---\n' + api.output().slice(-8000));
+    }
     expect(audit.problems).toEqual([]);
     for (const [user, ticket] of accepted) expect(audit.state.places.get(`s${user}`)?.ticket, `user s${user}`).toBe(ticket);
     console.log(`broker SIGKILL: ${accepted.size} entries acknowledged and found in the log, ${failed} calls failed retryably`);

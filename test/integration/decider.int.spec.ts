@@ -1,0 +1,105 @@
+import { Kafka, logLevel, type Producer, type Transaction } from 'kafkajs';
+import type { Redis } from 'ioredis';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Decider } from '../../src/decider/decider.js';
+import { EVENT_VERSION, type CampaignEvent } from '../../src/domain/events.js';
+import { ensureTopics, EventAppender } from '../../src/infra/kafka/eventLog.js';
+import { createRedis, RedisOrdering } from '../../src/infra/redis/ordering.js';
+import { auditFromLog } from '../support/audit.js';
+import { eventually, isolated, type Isolated } from '../support/app.js';
+
+/**
+ * The decider against the real broker and Redis, with one fault injected into its transactions:
+ * the broker's answer to a commit is lost. The commit itself is real; only the outcome the decider
+ * hears is not.
+ */
+type Fault = 'commit-landed-then-error' | 'error-before-commit';
+
+/** The real client, whose transactional producers meet `fault` once, on the `at`-th commit. */
+function faultyKafka(kafka: Kafka, fault: Fault, at: number) {
+  let commits = 0;
+  const injected = { count: 0 };
+  const wrap = (producer: Producer): Producer =>
+    new Proxy(producer, {
+      get(target, prop, receiver) {
+        if (prop !== 'transaction') return Reflect.get(target, prop, receiver);
+        return async () => {
+          const tx = await target.transaction();
+          return new Proxy(tx, {
+            get(t, name, r) {
+              if (name !== 'commit' || ++commits !== at) return Reflect.get(t, name, r);
+              return async () => {
+                injected.count++;
+                // the first kind lands and then looks failed; the second stays open, in doubt
+                if (fault === 'commit-landed-then-error') await t.commit();
+                throw new Error(`injected: the answer to EndTxn was lost (${fault})`);
+              };
+            },
+          }) as Transaction;
+        };
+      },
+    });
+  const proxy = new Proxy(kafka, {
+    get(target, prop, receiver) {
+      if (prop === 'producer') return (opts: Parameters<Kafka['producer']>[0]) => wrap(target.producer(opts));
+      return Reflect.get(target, prop, receiver);
+    },
+  });
+  return { kafka: proxy, injected };
+}
+
+let iso: Isolated | null = null;
+let redis: Redis | null = null;
+let decider: Decider | null = null;
+afterEach(async () => {
+  await decider?.stop();
+  redis?.disconnect();
+  await iso?.cleanup();
+  decider = redis = iso = null;
+});
+
+describe('the decider when the outcome of a commit is unknown', () => {
+  for (const fault of ['commit-landed-then-error', 'error-before-commit'] as const) {
+    it(`${fault}: settles the transaction first, so every winner gets exactly one gifticon`, async () => {
+      iso = await isolated(`decider-${fault === 'commit-landed-then-error' ? 'landed' : 'open'}`, { EVENT_PARTITIONS: '1' });
+      const { config } = iso;
+      const kafka = new Kafka({ clientId: 'decider-int', brokers: config.KAFKA_BROKERS, logLevel: logLevel.NOTHING });
+      const admin = kafka.admin();
+      await admin.connect();
+      await ensureTopics(admin, config);
+      await admin.disconnect();
+
+      const stock = 40;
+      const now = Date.now();
+      const events: CampaignEvent[] = [
+        {
+          type: 'CampaignCreated', version: EVENT_VERSION, eventId: 'created:doubt', campaignId: 'doubt', occurredAt: new Date(now).toISOString(),
+          title: 'Doubt', reward: 'Cake', stock, opensAt: new Date(now - 1000).toISOString(), closesAt: new Date(now + 3_600_000).toISOString(),
+        },
+      ];
+      for (let i = 0; i < 60; i++) {
+        events.push({ type: 'EntrantRegistered', version: EVENT_VERSION, eventId: `entrant:doubt:u${i}:r`, campaignId: 'doubt', occurredAt: new Date(now).toISOString(), userId: `u${i}` });
+      }
+      const appender = await EventAppender.connect(kafka, config);
+      await Promise.all(events.map((e) => appender.append(e)));
+      await appender.close();
+
+      redis = createRedis(config.REDIS_URL);
+      // the first commit carries winners: the one whose outcome is lost
+      const faulty = faultyKafka(kafka, fault, 1);
+      decider = new Decider(faulty.kafka, new RedisOrdering(redis, config.REDIS_PREFIX), config);
+      await decider.start();
+
+      const audit = await eventually(() => auditFromLog(config, 'doubt'), (a) => a.winners >= stock && a.gifticons >= stock, 30_000);
+      expect(faulty.injected.count).toBe(1);
+      // a little longer: a decider that decided the batch again would append its second gifticons now
+      await new Promise((r) => setTimeout(r, 1500));
+      const settled = await auditFromLog(config, 'doubt');
+      expect(settled.problems).toEqual([]);
+      expect(settled.entrants).toBe(60);
+      expect(settled.winners).toBe(stock);
+      expect(settled.log.filter((l) => l.event.type === 'GifticonIssued')).toHaveLength(stock);
+      expect(audit.gifticons).toBe(stock);
+    });
+  }
+});
