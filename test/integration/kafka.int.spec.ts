@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { Kafka, logLevel, type Admin } from 'kafkajs';
+import net from 'node:net';
+import { Kafka, logLevel, type Admin, type ISocketFactory } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { EVENT_VERSION, type CampaignEvent } from '../../src/domain/events.js';
@@ -101,5 +102,53 @@ describe('the event log on the real broker', () => {
     await txProducer.disconnect();
     const [offsets] = await admin.fetchOffsets({ groupId, topics: [input] });
     expect(offsets!.partitions[0]!.offset).toBe('1'); // the input offset committed with the output
+  });
+
+  it('acknowledges nothing it lost when the answer to a send never came and the broker stayed away', async () => {
+    // The network between the appender and the real broker: a produce request reaches the broker,
+    // its answer is never read, and new connections are refused for a while, until KafkaJS gives up.
+    let network: 'up' | 'lose-next-produce-answer' | 'down' = 'up';
+    const socketFactory: ISocketFactory = ({ host, port, onConnect }) => {
+      if (network === 'down') {
+        const refused = new net.Socket();
+        process.nextTick(() => refused.destroy(Object.assign(new Error(`connect ECONNREFUSED ${host}:${port} (injected)`), { code: 'ECONNREFUSED' })));
+        return refused;
+      }
+      const socket = net.connect({ host, port }, onConnect);
+      const write = socket.write.bind(socket) as (chunk: unknown, ...rest: unknown[]) => boolean;
+      socket.write = ((chunk: unknown, ...rest: unknown[]) => {
+        // a request is [int32 size][int16 apiKey]…; apiKey 0 is Produce
+        if (network === 'lose-next-produce-answer' && Buffer.isBuffer(chunk) && chunk.length > 6 && chunk.readInt16BE(4) === 0) {
+          network = 'down';
+          socket.pause();
+          setTimeout(() => socket.destroy(Object.assign(new Error('read ECONNRESET (injected)'), { code: 'ECONNRESET' })), 500);
+        }
+        return write(chunk, ...rest);
+      }) as typeof socket.write;
+      return socket;
+    };
+    const faulty = new Kafka({ clientId: 'kafka-int-lossy', brokers: config.KAFKA_BROKERS, logLevel: logLevel.NOTHING, socketFactory, retry: { retries: 2, initialRetryTime: 50 } });
+    const topic = { ...config, topics: { events: `${config.topics.events}.lossy` }, EVENT_PARTITIONS: 1 };
+    topicsToDelete.push(topic.topics.events);
+    await ensureTopics(admin, topic);
+    const appender = await EventAppender.connect(faulty, topic);
+    const first = await appender.append(created('before'));
+
+    network = 'lose-next-produce-answer';
+    await expect(appender.append(created('lost-answer'))).rejects.toThrow();
+    network = 'up';
+    // the same size as the batch whose answer was lost: KafkaJS alone would reuse its sequence
+    // numbers, and the broker would answer with that batch's offset and drop this one
+    const after = await appender.append(created('after'));
+    await appender.close();
+
+    const seen = new Map<bigint, string>();
+    await readLog(kafka, topic.topics.events, (b) => {
+      for (const l of b) seen.set(l.offset, l.event.campaignId);
+    });
+    expect(seen.get(first.offset)).toBe('before');
+    expect(seen.get(after.offset)).toBe('after');
+    // the batch whose answer was lost did reach the broker: it was not acknowledged, and not lost either
+    expect([...seen.values()].sort()).toEqual(['after', 'before', 'lost-answer']);
   });
 });

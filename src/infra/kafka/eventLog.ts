@@ -129,10 +129,13 @@ export class EventAppender {
   private timer: NodeJS.Timeout | null = null;
   private inFlight = 0;
   private closed = false;
+  /** set by a failed send: the next one goes out on a new producer */
+  private broken = false;
   timing: Timing = () => undefined;
 
-  constructor(
-    private readonly producer: Producer,
+  private constructor(
+    private producer: Producer,
+    private readonly newProducer: () => Producer,
     private readonly topic: string,
     private readonly partitions: number,
     private readonly lingerMs: number,
@@ -140,15 +143,18 @@ export class EventAppender {
   ) {}
 
   static async connect(kafka: Kafka, config: Pick<Config, 'topics' | 'EVENT_PARTITIONS' | 'APPEND_LINGER_MS'>) {
-    // idempotent producer: retries must not be limited, or a retried batch could be written twice
-    const producer = kafka.producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      allowAutoTopicCreation: false,
-      retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 2000 },
-    });
+    // idempotent producer: KafkaJS retries a send with the same sequence numbers, and the broker
+    // drops a retried batch it already holds
+    const newProducer = () =>
+      kafka.producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+        allowAutoTopicCreation: false,
+        retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 2000 },
+      });
+    const producer = newProducer();
     await producer.connect();
-    return new EventAppender(producer, config.topics.events, config.EVENT_PARTITIONS, config.APPEND_LINGER_MS);
+    return new EventAppender(producer, newProducer, config.topics.events, config.EVENT_PARTITIONS, config.APPEND_LINGER_MS);
   }
 
   append(event: CampaignEvent): Promise<Appended> {
@@ -178,6 +184,7 @@ export class EventAppender {
   private async send(batch: Pending[]): Promise<void> {
     const started = performance.now();
     try {
+      if (this.broken) await this.renew();
       const results = await this.producer.send({
         topic: this.topic,
         acks: -1,
@@ -197,8 +204,22 @@ export class EventAppender {
       }
       this.timing('append', (performance.now() - started) / 1000, batch.length);
     } catch (err) {
+      // Nothing of this batch is acknowledged, though the broker may hold it (its answer was lost).
+      // KafkaJS then hands the batch's sequence numbers to the next send, and the broker takes a
+      // next batch of the same size for a retry of this one: it answers with this batch's offsets
+      // and drops the new entries. Acknowledged and lost (seen after a broker SIGKILL: three
+      // acknowledged entries whose tickets named other users' entries). So a failed send retires
+      // its producer; the next one starts a new producer id, whose sequences begin at 0.
+      this.broken = true;
       for (const p of batch) p.reject(err);
     }
+  }
+
+  private async renew(): Promise<void> {
+    await this.producer.disconnect().catch(() => undefined);
+    this.producer = this.newProducer();
+    await this.producer.connect();
+    this.broken = false;
   }
 
   async close(): Promise<void> {
