@@ -9,7 +9,6 @@ let iso: Isolated;
 let decider: AppProcess;
 
 beforeAll(async () => {
-  if (!RUN) return;
   broker = await privateBroker();
   iso = await isolated('broker', { KAFKA_BROKERS: broker.brokers, ENTER_WAIT_MS: '1000' });
   decider = await spawnApp(iso, 'decider');
@@ -20,13 +19,7 @@ afterAll(async () => {
   await broker?.destroy();
 });
 
-// Known open problem (issue #3 note): after a broker SIGKILL this test failed 2 of its last 3 runs,
-// once with the decider stalled at 79 of 250 winners, once with an acknowledged entry not found by
-// the log reader. It stays runnable on demand until that is understood and fixed.
-const RUN = process.env.RUN_BROKER_KILL === '1';
-if (!RUN) console.log('broker-restart.e2e.spec.ts: skipped: flaky after a broker SIGKILL (see issue #3); RUN_BROKER_KILL=1 runs it');
-
-describe.skipIf(!RUN)('I4: what enter returned survives (skipped unless RUN_BROKER_KILL=1: flaky, see issue #3)', () => {
+describe('I4: what enter returned survives', () => {
   it('a broker killed with SIGKILL mid-burst and restarted, and an API process killed with SIGKILL', async () => {
     const api = await spawnApp(iso, 'api');
     const admin = await token('boss', 'admin');
