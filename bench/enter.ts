@@ -68,6 +68,8 @@ async function main() {
 
     const phase = async (name: string, query: string, fresh: boolean, duration = opts.duration) => {
       let i = 0;
+      // GraphQL errors (UNAVAILABLE, RATE_LIMITED, …) travel in 200 responses: counted here
+      let gqlErrors = 0;
       const body = JSON.stringify({ query });
       const result = await autocannon({
         url: base,
@@ -81,10 +83,13 @@ async function main() {
             headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens[0]}` },
             body,
             setupRequest: (req) => ({ ...req, headers: { ...req.headers, authorization: `Bearer ${tokens[i++ % tokens.length]}` } }),
+            onResponse: (status, resBody) => {
+              if (status === 200 && resBody.includes('"errors"')) gqlErrors++;
+            },
           },
         ],
       });
-      const errors = result.errors + result.non2xx + result.timeouts;
+      const errors = result.errors + result.non2xx + result.timeouts + gqlErrors;
       process.stdout.write(`${name}: ${Math.round(result.requests.average)} req/s, p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, errors ${errors}\n`);
       return { name, rps: result.requests.average, total: result.requests.total, p50: result.latency.p50, p99: result.latency.p99, errors };
     };
@@ -106,7 +111,6 @@ async function main() {
     // last: the decisions it causes keep the projector busy for a while after it
     const enter = await phase('enter, fresh users', `mutation { enter(campaignId: "${open}") { rejection entry { ticket status position } } }`, true);
 
-    // graphql-level errors travel in 200 responses: count them on a sample
     const rows = [ceiling, enter, sold].map((p) => [p.name, Math.round(p.rps), p.p50, p.p99, (p.rps / ceiling.rps).toFixed(2), p.errors]);
     const out = table([['phase', 'req/s', 'p50 ms', 'p99 ms', 'x ceiling', 'errors'], ...rows]);
     process.stdout.write(`\n${out}\n\nserver roles: ${opts.roles}; ${opts.connections} connections, ${opts.duration} s per phase, ${new Date().toISOString()}\n`);
