@@ -37,7 +37,8 @@ async function main() {
   srv.close();
   const run = randomBytes(3).toString('hex');
   // its own topics and keys: a projector or worker catching up on an older log would skew the phases
-  const server = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--roles', opts.roles], {
+  const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const server = spawn(process.execPath, [...profile, '--import', 'tsx', 'src/main.ts', '--roles', opts.roles], {
     cwd: ROOT,
     env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', ENTER_RATE_PER_SEC: '1000', TOPIC_PREFIX: `bench-${run}`, REDIS_PREFIX: `bench:${run}` },
     stdio: ['ignore', 'inherit', 'inherit'],
@@ -75,7 +76,6 @@ async function main() {
         url: base,
         connections: opts.connections,
         duration,
-        amount: fresh ? tokens.length : undefined,
         requests: [
           {
             method: 'POST',
@@ -89,6 +89,8 @@ async function main() {
           },
         ],
       });
+      // a user twice would not be fresh: the phase must end before the tokens run out
+      if (fresh && i > tokens.length) throw new Error(`${name}: ${i} requests outran ${tokens.length} fresh users; raise the token count`);
       const errors = result.errors + result.non2xx + result.timeouts + gqlErrors;
       process.stdout.write(`${name}: ${Math.round(result.requests.average)} req/s, p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, errors ${errors}\n`);
       return { name, rps: result.requests.average, total: result.requests.total, p50: result.latency.p50, p99: result.latency.p99, errors };
@@ -109,17 +111,40 @@ async function main() {
       errors: before.errors + after.errors,
     };
     // last: the decisions it causes keep the projector busy for a while after it
+    const scrape = () => fetch(`${base}/metrics`).then((r) => r.text()).then(parseMetrics);
+    const m0 = await scrape();
     const enter = await phase('enter, fresh users', `mutation { enter(campaignId: "${open}") { rejection entry { ticket status position } } }`, true);
+    const m1 = await scrape();
 
     const rows = [ceiling, enter, sold].map((p) => [p.name, Math.round(p.rps), p.p50, p.p99, (p.rps / ceiling.rps).toFixed(2), p.errors]);
     const out = table([['phase', 'req/s', 'p50 ms', 'p99 ms', 'x ceiling', 'errors'], ...rows]);
-    process.stdout.write(`\n${out}\n\nserver roles: ${opts.roles}; ${opts.connections} connections, ${opts.duration} s per phase, ${new Date().toISOString()}\n`);
+    // where a fresh enter's time goes, from the server's own stage histograms over that phase
+    const d = (name: string) => (m1.get(name) ?? 0) - (m0.get(name) ?? 0);
+    const stages = ['append', 'decide', 'commit', 'decision'].map((st) => {
+      const n = d(`firstcome_stage_seconds_count{stage="${st}"}`);
+      const size = d(`firstcome_batch_size_sum{stage="${st}"}`);
+      return [st, n, n ? ((d(`firstcome_stage_seconds_sum{stage="${st}"}`) / n) * 1000).toFixed(1) : '-', n && size ? (size / n).toFixed(1) : '-'];
+    });
+    const cpuMs = (d('firstcome_process_cpu_seconds_total') * 1000) / Math.max(1, enter.total);
+    const where = table([['stage (fresh users)', 'count', 'mean ms', 'mean batch'], ...stages]);
+    process.stdout.write(`\n${out}\n\n${where}\nserver CPU per fresh enter: ${cpuMs.toFixed(2)} ms\n\nserver roles: ${opts.roles}; ${opts.connections} connections, ${opts.duration} s per phase, ${new Date().toISOString()}\n`);
     mkdirSync(`${ROOT}/bench/results`, { recursive: true });
     writeFileSync(`${ROOT}/bench/results/enter-latest.txt`, `${out}\n`);
   } finally {
     server.kill('SIGTERM');
     await once(server, 'exit');
   }
+}
+
+/** Prometheus text → sample name with labels → value (histograms' _sum/_count lines included). */
+function parseMetrics(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const at = line.lastIndexOf(' ');
+    out.set(line.slice(0, at), Number(line.slice(at + 1)));
+  }
+  return out;
 }
 
 main().catch((err) => {

@@ -1,5 +1,4 @@
-import { webcrypto } from 'node:crypto';
-import { errors, jwtVerify, SignJWT } from 'jose';
+import { createSigner, createVerifier, TokenError } from 'fast-jwt';
 
 export interface Caller {
   userId: string;
@@ -8,28 +7,27 @@ export interface Caller {
 
 export const USER_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
 
-const keyOf = (secret: string) => new TextEncoder().encode(secret);
-
-// Hot path: given raw bytes, jose imports a WebCrypto key on every verify (~15% of an API
-// process's busy time under load); the key is imported once per secret instead.
-const verifyKeys = new Map<string, Promise<webcrypto.CryptoKey>>();
-function verifyKey(secret: string): Promise<webcrypto.CryptoKey> {
-  let key = verifyKeys.get(secret);
-  if (!key) {
-    key = webcrypto.subtle.importKey('raw', keyOf(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
-    verifyKeys.set(secret, key);
+// Hot path: every request verifies a token. fast-jwt checks HS256 with node:crypto's HMAC, ~8 µs
+// of CPU; jose goes through WebCrypto, ~80-95 µs of CPU per verify (20,000 tokens, both on this
+// machine), which was 17% of the API thread's samples in `npm run bench`.
+const verifiers = new Map<string, (token: string) => Record<string, unknown>>();
+function verifierFor(secret: string) {
+  let verify = verifiers.get(secret);
+  if (!verify) {
+    verify = createVerifier({ key: secret, algorithms: ['HS256'] }) as (token: string) => Record<string, unknown>;
+    verifiers.set(secret, verify);
   }
-  return key;
+  return verify;
 }
 
 /** HS256 only: `alg: none` and every other algorithm is refused; `exp` is honoured. */
 export async function verifyToken(token: string, secret: string): Promise<Caller | null> {
   try {
-    const { payload } = await jwtVerify(token, await verifyKey(secret), { algorithms: ['HS256'] });
+    const payload = verifierFor(secret)(token);
     if (typeof payload.sub !== 'string' || !USER_ID.test(payload.sub)) return null;
     return { userId: payload.sub, admin: payload.role === 'admin' };
   } catch (err) {
-    if (err instanceof errors.JOSEError) return null;
+    if (err instanceof TokenError) return null;
     throw err;
   }
 }
@@ -43,10 +41,7 @@ export async function signToken(
   secret: string,
   claims: { sub: string; role?: 'admin'; expiresIn?: string | number },
 ): Promise<string> {
-  const jwt = new SignJWT(claims.role ? { role: claims.role } : {})
-    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-    .setSubject(claims.sub)
-    .setIssuedAt();
-  if (claims.expiresIn !== undefined) jwt.setExpirationTime(claims.expiresIn);
-  return jwt.sign(keyOf(secret));
+  // expiresIn: a duration such as '1h' or '7d', or milliseconds
+  const sign = createSigner({ key: secret, algorithm: 'HS256', expiresIn: claims.expiresIn });
+  return sign({ sub: claims.sub, ...(claims.role ? { role: claims.role } : {}) });
 }

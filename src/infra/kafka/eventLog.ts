@@ -33,12 +33,18 @@ export function createKafka(config: Pick<Config, 'KAFKA_BROKERS'>, clientId = 'f
       () =>
       ({ level, log: entry }) => {
         const { message, ...rest } = entry;
-        if (level === logLevel.ERROR) log.error(rest, message);
+        // every transaction's first send meets CONCURRENT_TRANSACTIONS while the previous commit's
+        // markers are written, and is retried (see the decider): under load that was two error
+        // lines per transaction, all noise
+        if (CONCURRENT_TRANSACTIONS.test(`${message} ${String(rest.error ?? '')}`)) log.debug(rest, message);
+        else if (level === logLevel.ERROR) log.error(rest, message);
         else if (level === logLevel.WARN) log.warn(rest, message);
         else log.debug(rest, message);
       },
   });
 }
+
+const CONCURRENT_TRANSACTIONS = /another concurrent operation on the same transaction/;
 
 /**
  * A campaign's stream is one partition, chosen by a stable hash of its id, so the API, the decider
