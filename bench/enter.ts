@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { Command } from 'commander';
@@ -67,8 +67,23 @@ async function main() {
     const tokens = await Promise.all(Array.from({ length: expected }, (_, i) => signToken(config.JWT_SECRET, { sub: `b${run}-${i}`, expiresIn: '1h' })));
     process.stdout.write('done\n');
 
+    // CPU of every process on the path, from /proc (Linux): where a phase's work goes, per request
+    const jiffies = (pid: number | undefined) => {
+      try {
+        const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+        return (Number(f[11]) + Number(f[12])) * 10;
+      } catch {
+        return NaN;
+      }
+    };
+    const pidOf = (file: string) => Number(readFileSync(file, 'utf8').trim());
+    const brokerPid = (() => { try { return pidOf(`${ROOT}/.stack/kafka.pid`); } catch { return undefined; } })();
+    const redisPid = await redisServerPid(config.REDIS_URL);
+    const cpuNow = () => ({ server: jiffies(server.pid), broker: jiffies(brokerPid), redis: jiffies(redisPid), load: process.cpuUsage() });
+
     const phase = async (name: string, query: string, fresh: boolean, duration = opts.duration) => {
       let i = 0;
+      const cpu0 = cpuNow();
       // GraphQL errors (UNAVAILABLE, RATE_LIMITED, …) travel in 200 responses: counted here
       let gqlErrors = 0;
       const body = JSON.stringify({ query });
@@ -92,8 +107,17 @@ async function main() {
       // a user twice would not be fresh: the phase must end before the tokens run out
       if (fresh && i > tokens.length) throw new Error(`${name}: ${i} requests outran ${tokens.length} fresh users; raise the token count`);
       const errors = result.errors + result.non2xx + result.timeouts + gqlErrors;
+      const cpu1 = cpuNow();
+      const load = process.cpuUsage(cpu0.load);
+      const n = Math.max(1, result.requests.total);
+      const cpu = {
+        server: (cpu1.server - cpu0.server) / n,
+        broker: (cpu1.broker - cpu0.broker) / n,
+        redis: (cpu1.redis - cpu0.redis) / n,
+        load: (load.user + load.system) / 1000 / n,
+      };
       process.stdout.write(`${name}: ${Math.round(result.requests.average)} req/s, p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, errors ${errors}\n`);
-      return { name, rps: result.requests.average, total: result.requests.total, p50: result.latency.p50, p99: result.latency.p99, errors };
+      return { name, rps: result.requests.average, total: result.requests.total, p50: result.latency.p50, p99: result.latency.p99, errors, cpu };
     };
 
     // warm-up (JIT, connection pools), not counted; the ceiling is measured before and after the
@@ -109,6 +133,7 @@ async function main() {
       p50: Math.max(before.p50, after.p50),
       p99: Math.max(before.p99, after.p99),
       errors: before.errors + after.errors,
+      cpu: before.cpu,
     };
     // last: the decisions it causes keep the projector busy for a while after it
     const scrape = () => fetch(`${base}/metrics`).then((r) => r.text()).then(parseMetrics);
@@ -127,12 +152,30 @@ async function main() {
     });
     const cpuMs = (d('firstcome_process_cpu_seconds_total') * 1000) / Math.max(1, enter.total);
     const where = table([['stage (fresh users)', 'count', 'mean ms', 'mean batch'], ...stages]);
-    process.stdout.write(`\n${out}\n\n${where}\nserver CPU per fresh enter: ${cpuMs.toFixed(2)} ms\n\nserver roles: ${opts.roles}; ${opts.connections} connections, ${opts.duration} s per phase, ${new Date().toISOString()}\n`);
+    const f = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : '-');
+    const cpuRows = [before, enter, sold].map((p) => [p.name, f(p.cpu.server), f(p.cpu.broker), f(p.cpu.redis), f(p.cpu.load), f(p.cpu.server + p.cpu.broker + p.cpu.redis + p.cpu.load)]);
+    const cpuTable = table([['CPU ms per request', 'server', 'broker', 'redis', 'load gen', 'total'], ...cpuRows]);
+    process.stdout.write(`\n${out}\n\n${where}\n\n${cpuTable}\n(server CPU per fresh enter from its own metrics: ${cpuMs.toFixed(3)} ms)\n\nserver roles: ${opts.roles}; ${opts.connections} connections, ${opts.duration} s per phase, ${new Date().toISOString()}\n`);
     mkdirSync(`${ROOT}/bench/results`, { recursive: true });
-    writeFileSync(`${ROOT}/bench/results/enter-latest.txt`, `${out}\n`);
+    writeFileSync(`${ROOT}/bench/results/enter-latest.txt`, `${out}\n\n${where}\n\n${cpuTable}\n`);
   } finally {
     server.kill('SIGTERM');
     await once(server, 'exit');
+  }
+}
+
+/** The pid of the Redis server the bench talks to (INFO server), to read its CPU from /proc. */
+async function redisServerPid(url: string): Promise<number | undefined> {
+  const { Redis } = await import('ioredis');
+  const redis = new Redis(url, { lazyConnect: true });
+  try {
+    await redis.connect();
+    const m = /process_id:(\d+)/.exec(await redis.info('server'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    redis.disconnect();
   }
 }
 

@@ -2,7 +2,7 @@ import type { Consumer, EachBatchPayload, Kafka, Producer, Transaction } from 'k
 import type { Config } from '../config.js';
 import { cryptoMinter, eventsForPlace, judgeEntry, type CampaignTerms, type Minter } from '../domain/campaign.js';
 import { ticketOf, type CampaignEvent, type EntrantRegistered, type Logged } from '../domain/events.js';
-import { fromMessage, keepConsuming, roleConsumer, toMessage } from '../infra/kafka/eventLog.js';
+import { fromMessage, headerString, keepConsuming, roleConsumer, toMessage } from '../infra/kafka/eventLog.js';
 import { RedisOrdering } from '../infra/redis/ordering.js';
 import { logger } from '../logger.js';
 import type { Timing } from '../metrics.js';
@@ -38,6 +38,12 @@ export class Decider {
   /** partition → bumped when a failed commit or a rebuild sends the consumer back: batches of an older epoch are stale */
   private readonly epoch = new Map<number, number>();
   private readonly busy = new Set<number>();
+  /**
+   * Event ids of decisions this process committed and applied to Redis: when the consumer reads
+   * them back they change nothing, and are skipped before parsing (a winner is two events: they
+   * were a third of the decider's JSON parses and Redis writes). Bounded; cleared by a rebuild.
+   */
+  private readonly applied = new Set<string>();
   private assigned: number[] = [];
   private readonly terms = new Map<string, CampaignTerms>();
   private watch: NodeJS.Timeout | null = null;
@@ -189,6 +195,7 @@ export class Decider {
     // a rebuild that starts over keeps the campaigns it met so far, to clear their `building` at the end
     if (!this.rebuilt.has(partition)) this.rebuilt.set(partition, new Set());
     this.terms.clear();
+    this.applied.clear();
     // a batch fetched before this point must neither commit nor end the rebuild: it did not replay
     // the partition from offset 0 (one that met only read-back decisions once ended it at once, and
     // the API, finding the partition built but the campaign gone, answered null: a wrong answer)
@@ -265,7 +272,12 @@ export class Decider {
     const epoch = this.epoch.get(p) ?? 0;
     this.busy.add(p);
     try {
-      const logged = batch.messages.map((m) => fromMessage(m, p)).filter((l): l is Logged => l !== null);
+      const logged: Logged[] = [];
+      for (const m of batch.messages) {
+        if (this.applied.size > 0 && this.applied.delete(headerString(m.headers, 'eventId') ?? '')) continue;
+        const l = fromMessage(m, p);
+        if (l) logged.push(l);
+      }
       const last = BigInt(batch.lastOffset());
       const started = performance.now();
       const outcome = await this.decideBatch(p, logged, last);
@@ -280,7 +292,9 @@ export class Decider {
       // sent back: to the last committed offset (a failed commit) or to offset 0 (a rebuild)
       if (!previousCommitted || (this.epoch.get(p) ?? 0) !== epoch || isStale()) return;
       if (outcome.outputs === null) this.committed.set(p, max(this.committed.get(p) ?? 0n, last + 1n));
-      else this.pending.set(p, this.commitAndApply(p, outcome.outputs, last + 1n));
+      // a batch that decided nothing (read-backs, losers, rejections) needs no transaction: its
+      // offsets commit with the next one that does, and a rerun of it would append nothing either
+      else if (outcome.outputs.length > 0) this.pending.set(p, this.commitAndApply(p, outcome.outputs, last + 1n));
       resolveOffset(batch.lastOffset());
       if (until !== undefined) {
         if (last + 1n >= until) await this.finishRebuild(p);
@@ -405,7 +419,14 @@ export class Decider {
       const after = this.ordering.redis.pipeline();
       for (const e of outputs) this.ordering.applyTo(after, e, p, false);
       // if Redis fails here the events are committed all the same, and applied when read back
-      await after.exec().catch((err) => log.warn({ err }, 'applying committed decisions to Redis failed'));
+      const ok = await after.exec().then(
+        (results) => (results ?? []).every(([err]) => !err),
+        (err) => (log.warn({ err }, 'applying committed decisions to Redis failed'), false),
+      );
+      if (ok) {
+        if (this.applied.size > 100_000) this.applied.clear();
+        for (const e of outputs) this.applied.add(e.eventId);
+      }
       this.stats.winners += outputs.filter((e) => e.type === 'WinnerSelected').length;
     }
     return true;
