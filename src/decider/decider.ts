@@ -38,6 +38,8 @@ export class Decider {
   /** partition → bumped when a failed commit or a rebuild sends the consumer back: batches of an older epoch are stale */
   private readonly epoch = new Map<number, number>();
   private readonly busy = new Set<number>();
+  /** partition → the offset after batches that decided nothing and committed nothing yet */
+  private readonly tail = new Map<number, bigint>();
   /**
    * Event ids of decisions this process committed and applied to Redis: when the consumer reads
    * them back they change nothing, and are skipped before parsing (a winner is two events: they
@@ -94,7 +96,10 @@ export class Decider {
       return consumer;
     });
     await this.runner.ready;
-    this.watch = setInterval(() => void this.checkBuilt().catch((err) => log.warn({ err }, 'built check failed')), 250);
+    this.watch = setInterval(() => {
+      void this.checkBuilt().catch((err) => log.warn({ err }, 'built check failed'));
+      this.commitTails();
+    }, 250);
   }
 
   /** Resolves once the first assignment was checked (the consumer is ready to decide). */
@@ -166,6 +171,23 @@ export class Decider {
     }
   }
 
+  /**
+   * A partition gone quiet after batches that decided nothing: their offsets commit alone, so the
+   * group's offset reaches the end of the log at rest (the reconcile job and lag readings rely on it).
+   */
+  private commitTails(): void {
+    for (const [p, next] of this.tail) {
+      if (!this.assigned.includes(p)) {
+        this.tail.delete(p);
+        continue;
+      }
+      if (this.busy.has(p) || this.replayUntil.has(p) || next <= (this.committed.get(p) ?? 0n)) continue;
+      this.tail.delete(p);
+      const previous = this.pending.get(p) ?? Promise.resolve(true);
+      this.pending.set(p, previous.then((ok) => ok && this.commitAndApply(p, [], next)));
+    }
+  }
+
   /** Notices a flush between batches (an idle partition fetches nothing that would tell). */
   private async checkBuilt(): Promise<void> {
     for (const p of this.assigned) {
@@ -196,6 +218,7 @@ export class Decider {
     if (!this.rebuilt.has(partition)) this.rebuilt.set(partition, new Set());
     this.terms.clear();
     this.applied.clear();
+    this.tail.delete(partition);
     // a batch fetched before this point must neither commit nor end the rebuild: it did not replay
     // the partition from offset 0 (one that met only read-back decisions once ended it at once, and
     // the API, finding the partition built but the campaign gone, answered null: a wrong answer)
@@ -294,7 +317,10 @@ export class Decider {
       if (outcome.outputs === null) this.committed.set(p, max(this.committed.get(p) ?? 0n, last + 1n));
       // a batch that decided nothing (read-backs, losers, rejections) needs no transaction: its
       // offsets commit with the next one that does, and a rerun of it would append nothing either
-      else if (outcome.outputs.length > 0) this.pending.set(p, this.commitAndApply(p, outcome.outputs, last + 1n));
+      else if (outcome.outputs.length > 0) {
+        this.tail.delete(p);
+        this.pending.set(p, this.commitAndApply(p, outcome.outputs, last + 1n));
+      } else this.tail.set(p, last + 1n);
       resolveOffset(batch.lastOffset());
       if (until !== undefined) {
         if (last + 1n >= until) await this.finishRebuild(p);
@@ -406,9 +432,11 @@ export class Decider {
     } catch (err) {
       // Batches behind this one wait on it (it stays `pending`) and are dropped when it resolves false.
       log.error({ err, partition: p }, 'commit failed: settling the partition, then deciding again from its committed offset');
-      const from = await this.settle(p).catch(() => this.committed.get(p) ?? 0n);
+      // (a partition taken away meanwhile is settled by its new owner: settling it here would fence that one)
+      const from = this.assigned.includes(p) ? await this.settle(p).catch(() => this.committed.get(p) ?? 0n) : (this.committed.get(p) ?? 0n);
       this.committed.set(p, max(this.committed.get(p) ?? 0n, from));
       this.epoch.set(p, (this.epoch.get(p) ?? 0) + 1);
+      this.tail.delete(p);
       this.consumer?.seek({ topic: this.topic, partition: p, offset: String(this.committed.get(p)) });
       this.pending.delete(p);
       return false;
