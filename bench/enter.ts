@@ -150,12 +150,11 @@ async function main() {
       const size = d(`firstcome_batch_size_sum{stage="${st}"}`);
       return [st, n, n ? ((d(`firstcome_stage_seconds_sum{stage="${st}"}`) / n) * 1000).toFixed(1) : '-', n && size ? (size / n).toFixed(1) : '-'];
     });
-    const cpuMs = (d('firstcome_process_cpu_seconds_total') * 1000) / Math.max(1, enter.total);
     const where = table([['stage (fresh users)', 'count', 'mean ms', 'mean batch'], ...stages]);
     const f = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : '-');
     const cpuRows = [before, enter, sold].map((p) => [p.name, f(p.cpu.server), f(p.cpu.broker), f(p.cpu.redis), f(p.cpu.load), f(p.cpu.server + p.cpu.broker + p.cpu.redis + p.cpu.load)]);
     const cpuTable = table([['CPU ms per request', 'server', 'broker', 'redis', 'load gen', 'total'], ...cpuRows]);
-    process.stdout.write(`\n${out}\n\n${where}\n\n${cpuTable}\n(server CPU per fresh enter from its own metrics: ${cpuMs.toFixed(3)} ms)\n\nserver roles: ${opts.roles}; ${opts.connections} connections, ${opts.duration} s per phase, ${new Date().toISOString()}\n`);
+    process.stdout.write(`\n${out}\n\n${where}\n\n${cpuTable}\n\nserver roles: ${opts.roles}; ${opts.connections} connections, ${opts.duration} s per phase, ${new Date().toISOString()}\n`);
     mkdirSync(`${ROOT}/bench/results`, { recursive: true });
     writeFileSync(`${ROOT}/bench/results/enter-latest.txt`, `${out}\n\n${where}\n\n${cpuTable}\n`);
   } finally {

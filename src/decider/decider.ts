@@ -112,8 +112,7 @@ export class Decider {
     if (this.watch) clearInterval(this.watch);
     await this.runner?.stop();
     await Promise.all(this.pending.values());
-    for (const p of this.producers.values()) await (await p).disconnect().catch(() => undefined);
-    this.producers.clear();
+    await this.dropProducers();
   }
 
   /**
@@ -126,10 +125,10 @@ export class Decider {
     // a commit of this process still in flight ends (or fails and settles) before the partition is settled again
     await Promise.all(this.pending.values());
     // every assignment fences anew: another member may have owned a partition in between
-    await Promise.all([...this.producers.keys()].map((p) => this.dropProducer(p)));
-    const offsets = await Promise.all(assigned.map((p) => this.settle(p)));
-    for (const [i, p] of assigned.entries()) {
-      const off = offsets[i]!;
+    await this.dropProducers();
+    const offsets = await this.settle(assigned);
+    for (const p of assigned) {
+      const off = offsets.get(p) ?? 0n;
       this.committed.set(p, off);
       if (!(await this.ordering.isBuilt(this.topic, p))) {
         if (off === 0n) await this.markBuilt(p);
@@ -147,25 +146,25 @@ export class Decider {
    * aborts one that was not, and fences its producer; only after that does the group's committed
    * offset tell the truth. Retried until the broker answers.
    */
-  private async settle(partition: number): Promise<bigint> {
+  private async settle(partitions: number[]): Promise<Map<number, bigint>> {
     for (let attempt = 1; ; attempt++) {
       try {
-        const producer = await this.producer(partition);
         // the first transaction of a new producer sends InitProducerId; an empty one ends without a request
-        await (await producer.transaction()).abort();
+        await Promise.all(partitions.map(async (p) => (await (await this.producer(p)).transaction()).abort()));
         const admin = this.kafka.admin();
         await admin.connect();
         try {
           const [group] = await admin.fetchOffsets({ groupId: this.config.groups.decider, topics: [this.topic] });
-          const c = group?.partitions.find((x) => x.partition === partition);
-          return c && Number(c.offset) >= 0 ? BigInt(c.offset) : 0n;
+          const offsets = new Map<number, bigint>();
+          for (const c of group?.partitions ?? []) if (Number(c.offset) >= 0) offsets.set(c.partition, BigInt(c.offset));
+          return offsets;
         } finally {
           await admin.disconnect();
         }
       } catch (err) {
         if (this.stopping) throw err;
-        await this.dropProducer(partition);
-        log.warn({ err, partition, attempt }, 'settling the partition failed: retrying');
+        await Promise.all(partitions.map((p) => this.dropProducer(p)));
+        log.warn({ err, partitions, attempt }, 'settling partitions failed: retrying');
         await new Promise((r) => setTimeout(r, Math.min(2000, 100 * attempt)));
       }
     }
@@ -261,6 +260,10 @@ export class Decider {
       this.producers.set(partition, p);
     }
     return p;
+  }
+
+  private async dropProducers(): Promise<void> {
+    await Promise.all([...this.producers.keys()].map((p) => this.dropProducer(p)));
   }
 
   private async dropProducer(partition: number): Promise<void> {
@@ -433,7 +436,8 @@ export class Decider {
       // Batches behind this one wait on it (it stays `pending`) and are dropped when it resolves false.
       log.error({ err, partition: p }, 'commit failed: settling the partition, then deciding again from its committed offset');
       // (a partition taken away meanwhile is settled by its new owner: settling it here would fence that one)
-      const from = this.assigned.includes(p) ? await this.settle(p).catch(() => this.committed.get(p) ?? 0n) : (this.committed.get(p) ?? 0n);
+      const before = this.committed.get(p) ?? 0n;
+      const from = this.assigned.includes(p) ? await this.settle([p]).then((o) => o.get(p) ?? 0n, () => before) : before;
       this.committed.set(p, max(this.committed.get(p) ?? 0n, from));
       this.epoch.set(p, (this.epoch.get(p) ?? 0) + 1);
       this.tail.delete(p);
