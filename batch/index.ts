@@ -83,12 +83,13 @@ export const startWorker: RoleFactory = async (shared: Shared) => {
   await handle.start();
   await handle.agenda.every(SCHEDULE.reconcile, 'reconcile', {}, { skipImmediate: true });
   await handle.agenda.every(SCHEDULE.cleanup, 'cleanup', {}, { skipImmediate: true });
-  const triggers = new Triggers(kafka, config, handle.agenda, log);
+  const triggers = new Triggers(kafka, config, handle.agenda, log, shared.parking);
   await triggers.start();
   log.info('batch worker started');
 
   return {
     ready: () => triggers.ready,
+    problem: () => triggers.stops.error,
     stop: async () => {
       await triggers.stop();
       await runtime.stop();

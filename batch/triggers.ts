@@ -2,7 +2,8 @@ import type { Agenda } from 'agenda';
 import type { Kafka } from 'kafkajs';
 import type { Config } from '../src/config.js';
 import type { CampaignEvent } from '../src/domain/events.js';
-import { fromMessage, keepConsuming, roleConsumer } from '../src/infra/kafka/eventLog.js';
+import { keepConsuming, roleConsumer } from '../src/infra/kafka/eventLog.js';
+import { sortBatch, Stops, type Parking } from '../src/infra/kafka/parking.js';
 import type { Logger } from '../src/logger.js';
 import type { CloseData, ReportData } from './agenda.js';
 
@@ -18,16 +19,18 @@ export const triggersGroup = (config: Pick<Config, 'TOPIC_PREFIX'>) => `${config
 export class Triggers {
   private runner: ReturnType<typeof keepConsuming> | null = null;
   private assigned = false;
+  readonly stops = new Stops('batch-triggers');
 
   constructor(
     private readonly kafka: Kafka,
     private readonly config: Config,
     private readonly agenda: Agenda,
     private readonly log: Logger,
+    private readonly parking: Parking,
   ) {}
 
   get ready(): boolean {
-    return this.assigned;
+    return this.assigned && this.stops.size === 0;
   }
 
   async start(): Promise<void> {
@@ -35,18 +38,26 @@ export class Triggers {
     // rebuilt after a non-retriable crash (a broker gone for longer than the retries), as the decider's
     this.runner = keepConsuming('batch-triggers', async () => {
       const consumer = roleConsumer(this.kafka, triggersGroup(this.config), 500);
-      consumer.on(consumer.events.GROUP_JOIN, () => (this.assigned = true));
+      consumer.on(consumer.events.GROUP_JOIN, (e) => {
+        this.stops.retain(e.payload.memberAssignment[topic] ?? []);
+        this.assigned = true;
+      });
       await consumer.connect();
       await consumer.subscribe({ topic, fromBeginning: true });
       await consumer.run({
+        // resolved by hand: a partition stopped at a newer event must not be resolved past it
+        eachBatchAutoResolve: false,
         eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-          for (const m of batch.messages) {
+          const sorted = sortBatch('batch-triggers', topic, batch.partition, batch.messages);
+          await this.parking.park(sorted.parked);
+          for (const l of sorted.logged) {
             if (!isRunning() || isStale()) return;
-            const l = fromMessage(m, batch.partition);
-            if (l) await this.on(l.event, batch.partition, l.offset);
-            resolveOffset(m.offset);
+            await this.on(l.event, batch.partition, l.offset);
+            resolveOffset(String(l.offset));
             await heartbeat();
           }
+          if (sorted.last !== null) resolveOffset(String(sorted.last));
+          if (sorted.stop) this.stops.stop(consumer, topic, sorted.stop);
         },
       });
       return consumer;

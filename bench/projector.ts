@@ -4,6 +4,7 @@ import type { Shared } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { cryptoMinter } from '../src/domain/campaign.js';
 import { EVENT_VERSION, eventIds, type CampaignEvent } from '../src/domain/events.js';
+import { Parking } from '../src/infra/kafka/parking.js';
 import { createKafka, ensureTopics, EventAppender } from '../src/infra/kafka/eventLog.js';
 import { createPrisma } from '../src/infra/prisma/client.js';
 import { dropDatabase } from '../src/infra/prisma/database.js';
@@ -72,7 +73,7 @@ async function main() {
   await ensureTopics(admin, config);
   const prisma = createPrisma(config.DATABASE_URL, { poolSize: 8 });
   const redis = createRedis(config.REDIS_URL, { lazy: true });
-  const shared: Shared = { config, kafka, redis, ordering: new RedisOrdering(redis, config.REDIS_PREFIX), prisma, metrics: createMetrics(), instance: `bench-${run}` };
+  const shared: Shared = { config, kafka, redis, ordering: new RedisOrdering(redis, config.REDIS_PREFIX), prisma, metrics: createMetrics(), parking: await Parking.connect(kafka, config), instance: `bench-${run}` };
   const role = await startProjectors(shared);
   while (!role.ready()) await new Promise((r) => setTimeout(r, 50));
 

@@ -3,6 +3,7 @@ import { createEventStore } from '../src/infra/eventstore/eventStore.js';
 import { logger } from '../src/logger.js';
 import { ARCHIVE_PROJECTION, EventStoreArchive } from './eventstore-archive/archive.js';
 import { Lag, registerLagGauge } from './lag.js';
+import { ParkedProjector } from './parked/projector.js';
 import { PRISMA_PROJECTION, PrismaProjector } from './prisma-tables/projector.js';
 
 export { PRISMA_PROJECTION, rewindPrismaProjection } from './prisma-tables/projector.js';
@@ -20,17 +21,20 @@ export const startProjectors: RoleFactory = async (shared) => {
 
   const tablesLag = new Lag(PRISMA_PROJECTION, log);
   lags.push(tablesLag);
-  const tables = new PrismaProjector(prisma, kafka, config, tablesLag);
+  const tables = new PrismaProjector(prisma, kafka, config, tablesLag, shared.parking);
   await tables.start();
   metrics.counterFrom('firstcome_projector_batches_total', 'batches written to the Prisma tables', () => tables.stats.batches);
   metrics.counterFrom('firstcome_projector_events_total', 'events applied to the Prisma tables', () => tables.stats.events);
   metrics.counterFrom('firstcome_projector_rewinds_total', 'times a checkpoint was found moved (replays)', () => tables.stats.rewinds);
 
+  const parked = new ParkedProjector(prisma, kafka, config);
+  await parked.start();
+
   let archive: EventStoreArchive | null = null;
   if (config.EVENTSTORE_URL) {
     const archiveLag = new Lag(ARCHIVE_PROJECTION, log);
     lags.push(archiveLag);
-    archive = new EventStoreArchive(createEventStore(config.EVENTSTORE_URL), kafka, config, archiveLag);
+    archive = new EventStoreArchive(createEventStore(config.EVENTSTORE_URL), kafka, config, archiveLag, shared.parking);
     await archive.start();
     const a = archive;
     metrics.counterFrom('firstcome_archive_events_total', 'events appended to EventStoreDB', () => a.stats.appended);
@@ -40,9 +44,11 @@ export const startProjectors: RoleFactory = async (shared) => {
   registerLagGauge(metrics.registry, lags);
 
   return {
-    ready: () => tables.ready() && (archive?.ready() ?? true),
+    ready: () => tables.ready() && parked.ready() && (archive?.ready() ?? true),
+    problem: () => tables.stops.error ?? archive?.stops.error ?? null,
     stop: async () => {
       await archive?.stop();
+      await parked.stop();
       await tables.stop();
     },
   };

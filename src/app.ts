@@ -10,6 +10,7 @@ import { EnterService, ReplyWaiter } from './api/enter.js';
 import type { ApiServices } from './api/resolvers.js';
 import { createApollo, createHttpServer } from './api/server.js';
 import { createKafka, ensureTopics, EventAppender } from './infra/kafka/eventLog.js';
+import { Parking } from './infra/kafka/parking.js';
 import { createPrisma, type PrismaClient } from './infra/prisma/client.js';
 import { createRedis, RedisOrdering } from './infra/redis/ordering.js';
 import { logger } from './logger.js';
@@ -19,8 +20,10 @@ export const ROLES = ['api', 'decider', 'projector', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
 
 export interface RoleHandle {
-  /** true once the role's consumers are assigned (or it needs none) */
+  /** true once the role's consumers are assigned (or it needs none), and none of them is stopped */
   ready(): boolean;
+  /** why the role is not ready, in one short line without secrets (e.g. a consumer stopped at a newer event) */
+  problem?(): string | null;
   stop(): Promise<void>;
 }
 
@@ -32,6 +35,8 @@ export interface Shared {
   ordering: RedisOrdering;
   prisma: PrismaClient;
   metrics: ReturnType<typeof createMetrics>;
+  /** the dead-letter topic: every consumer of this process parks what it cannot use there */
+  parking: Parking;
   instance: string;
 }
 
@@ -75,11 +80,22 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   const ordering = new RedisOrdering(redis, config.REDIS_PREFIX);
   const prisma = createPrisma(config.DATABASE_URL, { poolSize: 8 });
   const metrics = createMetrics();
-  const shared: Shared = { config, kafka, redis, ordering, prisma, metrics, instance };
+  const parking = await Parking.connect(kafka, config);
+  const shared: Shared = { config, kafka, redis, ordering, prisma, metrics, parking, instance };
+  // a decider in its own thread parks with its own producer and reports its count
+  let threadParked = 0;
+  metrics.labeledCounterFrom('firstcome_parked_total', 'records parked in the dead-letter topic, by the consumer that met them', 'consumer', () => {
+    const counts = new Map(parking.counts);
+    if (threadParked > 0) counts.set('decider', (counts.get('decider') ?? 0) + threadParked);
+    return counts;
+  });
 
   const handles: RoleHandle[] = [];
   if (roles.includes('decider')) {
-    const d = roles.includes('api') && config.DECIDER_THREAD ? await startDeciderThread(config, instance) : await startDecider(shared);
+    const d =
+      roles.includes('api') && config.DECIDER_THREAD
+        ? await startDeciderThread(config, instance, (n) => (threadParked = n))
+        : await startDecider(shared);
     metrics.counterFrom('firstcome_decider_batches_total', 'fetched batches decided', () => d.stats.batches);
     metrics.counterFrom('firstcome_decider_entries_total', 'entries placed', () => d.stats.entries);
     metrics.counterFrom('firstcome_decider_winners_total', 'winners selected', () => d.stats.winners);
@@ -134,7 +150,8 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
         prisma.$queryRaw`SELECT 1`.then(() => true, () => false),
       ]);
       const checks: Record<string, boolean> = { kafka: kafkaUp, redis: redisOk, postgres: pgOk, consumers: handles.every((h) => h.ready()) };
-      return { ok: Object.values(checks).every(Boolean), checks };
+      const problems = handles.map((h) => h.problem?.() ?? null).filter((p): p is string => p !== null);
+      return { ok: Object.values(checks).every(Boolean), checks, ...(problems.length ? { problems } : {}) };
     },
     metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
     observe: (op, s, ok) => metrics.requests.observe({ operation: op, ok: String(ok) }, s),
@@ -155,6 +172,7 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
       for (const h of handles.reverse()) await h.stop().catch((err) => log.warn({ err }, 'role stop failed'));
       await waiter?.close();
       await admin.disconnect();
+      await parking.close().catch(() => undefined);
       await prisma.$disconnect();
       redis.disconnect();
       log.info('stopped');
@@ -168,9 +186,15 @@ interface DeciderHandle extends RoleHandle {
 }
 
 async function startDecider(shared: Shared): Promise<DeciderHandle> {
-  const decider = new Decider(shared.kafka, shared.ordering, shared.config);
+  const decider = new Decider(shared.kafka, shared.ordering, shared.config, shared.parking);
   let assigned = false;
-  const handle: DeciderHandle = { stats: decider.stats, timing: () => undefined, ready: () => assigned, stop: () => decider.stop() };
+  const handle: DeciderHandle = {
+    stats: decider.stats,
+    timing: () => undefined,
+    ready: () => assigned && decider.stops.size === 0,
+    problem: () => decider.stops.error,
+    stop: () => decider.stop(),
+  };
   decider.timing = (...a) => handle.timing(...a);
   await decider.start();
   void decider.ready().then(() => (assigned = true));
@@ -178,14 +202,16 @@ async function startDecider(shared: Shared): Promise<DeciderHandle> {
 }
 
 /** The decider in a worker thread of this process (see src/decider/thread.ts for why). */
-async function startDeciderThread(config: Config, instance: string): Promise<DeciderHandle> {
+async function startDeciderThread(config: Config, instance: string, parked: (count: number) => void): Promise<DeciderHandle> {
   const entry = import.meta.url.endsWith('.ts') ? './decider/thread-entry.mjs' : './decider/thread.js';
   const worker = new Worker(new URL(entry, import.meta.url), { workerData: { config, instance } });
   let assigned = false;
+  let stopped: string | null = null;
   const handle: DeciderHandle = {
     stats: { batches: 0, entries: 0, winners: 0, rebuilds: 0 },
     timing: () => undefined,
-    ready: () => assigned,
+    ready: () => assigned && stopped === null,
+    problem: () => stopped,
     async stop() {
       const stopped = new Promise<void>((r) => worker.on('message', (m: FromDecider) => m.type === 'stopped' && r()));
       worker.postMessage('stop');
@@ -198,6 +224,8 @@ async function startDeciderThread(config: Config, instance: string): Promise<Dec
       if (m.type === 'assigned') assigned = true;
       if (m.type === 'stats') {
         handle.stats = m.stats;
+        parked(m.parked);
+        stopped = m.stopped;
         for (const [stage, seconds, size] of m.timings) handle.timing(stage, seconds, size);
       }
       if (m.type === 'failed') reject(new Error(`decider thread: ${m.message}`));

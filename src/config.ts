@@ -48,7 +48,8 @@ export type Config = Omit<z.infer<typeof schema>, 'JWT_SECRET'> & {
   JWT_SECRET: string;
   /** true when JWT_SECRET was left out and the development default is in use */
   jwtSecretIsDefault: boolean;
-  topics: { events: string };
+  /** events: the store of record; parked: records a consumer could not use (the dead-letter topic) */
+  topics: { events: string; parked: string };
   groups: { decider: string; projector: string; archive: string };
 };
 
@@ -69,7 +70,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...c,
     JWT_SECRET: c.JWT_SECRET ?? DEV_JWT_SECRET,
     jwtSecretIsDefault: !c.JWT_SECRET,
-    topics: { events: `${p}.campaign-events` },
+    topics: { events: `${p}.campaign-events`, parked: `${p}.parked` },
     groups: { decider: `${p}.decider`, projector: `${p}.projector`, archive: `${p}.eventstore-archive` },
   };
 }

@@ -45,7 +45,23 @@ export function createMetrics() {
         if (now > have) this.inc(now - have);
       },
     });
-  return { registry, requests, gauge, counterFrom, timing };
+  /** A counter per label value, read from a source that counts by itself (e.g. records parked per consumer). */
+  const labeledCounterFrom = (name: string, help: string, label: string, read: () => Iterable<[string, number]>) =>
+    new Counter({
+      name,
+      help,
+      labelNames: [label],
+      registers: [registry],
+      collect() {
+        const have = (this as unknown as { hashMap: Record<string, { value: number; labels: Record<string, string> }> }).hashMap;
+        const seen = new Map(Object.values(have).map((v) => [v.labels[label], v.value]));
+        for (const [value, now] of read()) {
+          const before = seen.get(value) ?? 0;
+          if (now > before) this.inc({ [label]: value }, now - before);
+        }
+      },
+    });
+  return { registry, requests, gauge, counterFrom, labeledCounterFrom, timing };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,9 +1,10 @@
 import { WrongExpectedVersionError, type EventStoreDBClient } from '@eventstore/db-client';
-import type { EachBatchPayload, Kafka } from 'kafkajs';
+import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import type { Config } from '../../src/config.js';
 import type { Logged } from '../../src/domain/events.js';
 import { appendToCampaign, readCampaignEvents, streamTail, type StreamTail } from '../../src/infra/eventstore/eventStore.js';
-import { fromMessage, keepConsuming, roleConsumer } from '../../src/infra/kafka/eventLog.js';
+import { keepConsuming, roleConsumer } from '../../src/infra/kafka/eventLog.js';
+import { sortBatch, Stops, type Parking } from '../../src/infra/kafka/parking.js';
 import { logger } from '../../src/logger.js';
 import type { Lag } from '../lag.js';
 
@@ -25,12 +26,15 @@ export class EventStoreArchive {
   /** campaign → where its stream stands, known since our last append or read */
   private readonly tails = new Map<string, StreamTail>();
   readonly stats = { batches: 0, appended: 0 };
+  readonly stops = new Stops(ARCHIVE_PROJECTION);
+  private consumer: Consumer | null = null;
 
   constructor(
     private readonly client: EventStoreDBClient,
     private readonly kafka: Kafka,
     private readonly config: Pick<Config, 'topics' | 'groups'>,
     private readonly lag: Lag,
+    private readonly parking: Parking,
   ) {}
 
   get topic(): string {
@@ -38,14 +42,16 @@ export class EventStoreArchive {
   }
 
   ready(): boolean {
-    return this.joined;
+    return this.joined && this.stops.size === 0;
   }
 
   async start(): Promise<void> {
     this.runner = keepConsuming('eventstore-archive', async () => {
       const consumer = roleConsumer(this.kafka, this.config.groups.archive, 500);
+      this.consumer = consumer;
       consumer.on(consumer.events.GROUP_JOIN, (e) => {
         this.lag.retain(e.payload.memberAssignment[this.topic] ?? []);
+        this.stops.retain(e.payload.memberAssignment[this.topic] ?? []);
         // another member may have archived these partitions' campaigns in the meantime
         this.tails.clear();
         this.joined = true;
@@ -58,6 +64,8 @@ export class EventStoreArchive {
       await consumer.subscribe({ topic: this.topic, fromBeginning: true });
       await consumer.run({
         autoCommit: true,
+        // resolved by hand: a partition stopped at a newer event must not be resolved past it
+        eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: 4,
         eachBatch: (payload) => this.onBatch(payload),
       });
@@ -72,13 +80,16 @@ export class EventStoreArchive {
     await this.client.dispose();
   }
 
-  private async onBatch({ batch, isRunning, isStale, heartbeat }: EachBatchPayload): Promise<void> {
+  private async onBatch({ batch, isRunning, isStale, heartbeat, resolveOffset }: EachBatchPayload): Promise<void> {
     if (!isRunning() || isStale()) return;
     // before the append, so a stuck archive (ESDB down) shows how far behind it is
     const first = batch.firstOffset();
     if (first !== null) this.lag.observe(batch.partition, { high: batch.highWatermark, next: BigInt(first) });
-    const logged = batch.messages.map((m) => fromMessage(m, batch.partition)).filter((l): l is Logged => l !== null);
-    await this.archive(logged);
+    const sorted = sortBatch(ARCHIVE_PROJECTION, this.topic, batch.partition, batch.messages);
+    await this.parking.park(sorted.parked);
+    await this.archive(sorted.logged);
+    if (sorted.last !== null) resolveOffset(String(sorted.last));
+    if (sorted.stop) this.stops.stop(this.consumer, this.topic, sorted.stop);
     this.stats.batches++;
     await heartbeat();
   }

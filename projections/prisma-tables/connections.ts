@@ -20,15 +20,18 @@ export function pageSize(first: unknown, fallback: number): number {
 export type CursorKey =
   | { list: 'campaigns'; createdAt: number; id: string }
   | { list: 'winners'; campaignId: string; position: number }
-  | { list: 'gifticons'; campaignId: string; logOffset: bigint };
+  | { list: 'gifticons'; campaignId: string; logOffset: bigint }
+  | { list: 'parked'; parkedAt: number; id: string };
 
 export function encodeCursor(key: CursorKey): string {
   const parts =
     key.list === 'campaigns'
       ? ['c', key.createdAt, key.id]
-      : key.list === 'winners'
-        ? ['w', key.campaignId, key.position]
-        : ['g', key.campaignId, key.logOffset.toString()];
+      : key.list === 'parked'
+        ? ['p', key.parkedAt, key.id]
+        : key.list === 'winners'
+          ? ['w', key.campaignId, key.position]
+          : ['g', key.campaignId, key.logOffset.toString()];
   return Buffer.from(JSON.stringify(parts), 'utf8').toString('base64url');
 }
 
@@ -57,6 +60,8 @@ export function decodeCursor<L extends CursorKey['list']>(
   let key: CursorKey | null = null;
   if (list === 'campaigns' && tag === 'c' && Number.isSafeInteger(a) && typeof b === 'string') {
     key = { list, createdAt: a as number, id: b };
+  } else if (list === 'parked' && tag === 'p' && Number.isSafeInteger(a) && typeof b === 'string') {
+    key = { list, parkedAt: a as number, id: b };
   } else if (list === 'winners' && tag === 'w' && a === campaignId && Number.isSafeInteger(b) && (b as number) >= 0) {
     key = { list, campaignId: a as string, position: b as number };
   } else if (list === 'gifticons' && tag === 'g' && a === campaignId && typeof b === 'string' && /^\d{1,19}$/.test(b)) {

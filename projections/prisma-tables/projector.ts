@@ -1,7 +1,8 @@
-import type { Admin, Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import type { Config } from '../../src/config.js';
 import type { Logged } from '../../src/domain/events.js';
-import { fromMessage, keepConsuming, partitionFor, roleConsumer } from '../../src/infra/kafka/eventLog.js';
+import { keepConsuming, partitionFor, roleConsumer } from '../../src/infra/kafka/eventLog.js';
+import { parkedRecord, sortBatch, Stops, type Parking, type ParkedRecord } from '../../src/infra/kafka/parking.js';
 import type { Prisma, PrismaClient } from '../../src/infra/prisma/client.js';
 import { logger } from '../../src/logger.js';
 import type { Lag } from '../lag.js';
@@ -51,12 +52,14 @@ export class PrismaProjector {
   private checking = false;
   private joined = false;
   readonly stats = { batches: 0, events: 0, entries: 0, dropped: 0, rewinds: 0 };
+  readonly stops = new Stops(PRISMA_PROJECTION);
 
   constructor(
     private readonly prisma: PrismaClient,
     private readonly kafka: Kafka,
     private readonly config: Pick<Config, 'topics' | 'groups'>,
     private readonly lag: Lag,
+    private readonly parking: Parking,
     private readonly opts: { checkEveryMs?: number; maxWaitTimeInMs?: number } = {},
   ) {}
 
@@ -65,7 +68,7 @@ export class PrismaProjector {
   }
 
   ready(): boolean {
-    return this.joined;
+    return this.joined && this.stops.size === 0;
   }
 
   async start(): Promise<void> {
@@ -78,6 +81,7 @@ export class PrismaProjector {
       consumer.on(consumer.events.GROUP_JOIN, (e) => {
         const partitions = (e.payload.memberAssignment[this.topic] ?? []).slice().sort((a, b) => a - b);
         this.assigned = partitions;
+        this.stops.retain(partitions);
         // every (re)join starts each assigned partition from its row again: the row is the truth
         for (const p of [...this.synced.keys()]) this.forget(p);
         this.lag.retain(partitions);
@@ -200,6 +204,27 @@ export class PrismaProjector {
     }
   }
 
+  /**
+   * The batch one event at a time, each behind a savepoint: an event that breaks a rule of the
+   * tables is rolled back alone and parked as this processor's. Returns the entries written.
+   */
+  private async applyEach(tx: Tx, logged: readonly Logged[], messages: readonly KafkaMessage[], unapplied: ParkedRecord[]): Promise<number> {
+    let entries = 0;
+    for (const l of logged) {
+      await tx.$executeRaw`SAVEPOINT projector_event`;
+      try {
+        entries += await applyBatch(tx, [l]);
+        await tx.$executeRaw`RELEASE SAVEPOINT projector_event`;
+      } catch (err) {
+        if (!isDataError(err)) throw err;
+        await tx.$executeRaw`ROLLBACK TO SAVEPOINT projector_event`;
+        const m = messages.find((x) => x.offset === String(l.offset))!;
+        unapplied.push(parkedRecord(PRISMA_PROJECTION, 'unapplied', errorLine(err), this.topic, l.partition, m));
+      }
+    }
+    return entries;
+  }
+
   private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     const p = batch.partition;
     const firstOffset = batch.firstOffset();
@@ -208,20 +233,35 @@ export class PrismaProjector {
     this.busy.add(p);
     try {
       const first = BigInt(firstOffset);
-      const next = BigInt(batch.lastOffset()) + 1n;
-      const logged = batch.messages.map((m) => fromMessage(m, p)).filter((l): l is Logged => l !== null);
-      const r = await this.prisma.$transaction(
-        async (tx) => {
-          const row = await lockCheckpoint(tx, this.topic, p);
-          const continues = first === row || (this.synced.get(p) === row && first === this.expected.get(p));
-          if (!continues) return { kind: 'moved' as const, to: row };
-          const entries = await applyBatch(tx, logged);
-          await saveCheckpoint(tx, this.topic, p, next);
-          return { kind: 'applied' as const, entries };
-        },
-        // hot path: one transaction per fetched batch (~3k events at 1 MB per fetch)
-        { timeout: 60_000, maxWait: 10_000 },
-      );
+      const sorted = sortBatch(PRISMA_PROJECTION, this.topic, p, batch.messages);
+      if (sorted.stop) this.stops.stop(this.consumer, this.topic, sorted.stop);
+      if (sorted.last === null) return;
+      const next = sorted.last + 1n;
+      const { logged } = sorted;
+      const apply = (isolate: boolean) =>
+        this.prisma.$transaction(
+          async (tx) => {
+            const row = await lockCheckpoint(tx, this.topic, p);
+            const continues = first === row || (this.synced.get(p) === row && first === this.expected.get(p));
+            if (!continues) return { kind: 'moved' as const, to: row };
+            const unapplied: ParkedRecord[] = [];
+            const entries = isolate ? await this.applyEach(tx, logged, batch.messages, unapplied) : await applyBatch(tx, logged);
+            // parked inside the transaction: when the send fails, the rows and the checkpoint roll back with it
+            await this.parking.park([...sorted.parked, ...unapplied]);
+            await saveCheckpoint(tx, this.topic, p, next);
+            return { kind: 'applied' as const, entries };
+          },
+          // hot path: one transaction per fetched batch (~3k events at 1 MB per fetch)
+          { timeout: 60_000, maxWait: 10_000 },
+        );
+      // A batch that breaks a rule of the tables (a value out of range, a constraint) is tried again
+      // event by event: the events that still fail are parked, the others are written. Anything
+      // else (Postgres away) is thrown, and KafkaJS retries the batch.
+      const r = await apply(false).catch((err: unknown) => {
+        if (!isDataError(err)) throw err;
+        log.warn({ partition: p, sqlState: sqlStateOf(err) }, 'a batch broke a rule of the tables: applying it event by event');
+        return apply(true);
+      });
       if (r.kind === 'moved') {
         this.stats.dropped++;
         const synced = this.synced.get(p);
@@ -239,12 +279,32 @@ export class PrismaProjector {
       this.stats.events += logged.length;
       this.stats.entries += r.entries;
       this.lag.observe(p, { next });
-      resolveOffset(batch.lastOffset());
+      resolveOffset(String(sorted.last));
       await heartbeat();
     } finally {
       this.busy.delete(p);
     }
   }
+}
+
+/** SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation): retrying as is cannot help. */
+function sqlStateOf(err: unknown): string | null {
+  const e = err as { meta?: { driverAdapterError?: { cause?: { originalCode?: unknown } } }; code?: unknown };
+  const code = e?.meta?.driverAdapterError?.cause?.originalCode ?? e?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : null;
+}
+
+/** The database's own message, without Prisma's invocation text. */
+export function errorLine(err: unknown): string {
+  const cause = (err as { meta?: { driverAdapterError?: { cause?: { originalMessage?: unknown } } } })?.meta?.driverAdapterError?.cause;
+  const state = sqlStateOf(err);
+  const message = typeof cause?.originalMessage === 'string' ? cause.originalMessage : (err as Error).message;
+  return state ? `${state}: ${message}` : message;
+}
+
+export function isDataError(err: unknown): boolean {
+  const state = sqlStateOf(err);
+  return state !== null && (state.startsWith('22') || state.startsWith('23'));
 }
 
 async function lockCheckpoint(tx: Tx, topic: string, partition: number): Promise<bigint> {

@@ -15,7 +15,7 @@ export const typeDefs = readFileSync(new URL('./schema.graphql', import.meta.url
 
 export interface HttpHooks {
   /** 200 only when every dependency answers and the role's consumers are assigned */
-  ready: () => Promise<{ ok: boolean; checks: Record<string, boolean> }>;
+  ready: () => Promise<{ ok: boolean; checks: Record<string, boolean>; problems?: string[] }>;
   metrics: () => Promise<{ contentType: string; body: string }>;
   observe?: (operation: string, seconds: number, ok: boolean) => void;
 }

@@ -2,7 +2,8 @@ import type { Consumer, EachBatchPayload, Kafka, Producer, Transaction } from 'k
 import type { Config } from '../config.js';
 import { cryptoMinter, eventsForPlace, judgeEntry, type CampaignTerms, type Minter } from '../domain/campaign.js';
 import { ticketOf, type CampaignEvent, type EntrantRegistered, type Logged } from '../domain/events.js';
-import { fromMessage, headerString, keepConsuming, roleConsumer, toMessage } from '../infra/kafka/eventLog.js';
+import { headerString, keepConsuming, roleConsumer, toMessage } from '../infra/kafka/eventLog.js';
+import { sortBatch, Stops, type Parking } from '../infra/kafka/parking.js';
 import { RedisOrdering } from '../infra/redis/ordering.js';
 import { logger } from '../logger.js';
 import type { Timing } from '../metrics.js';
@@ -55,12 +56,15 @@ export class Decider {
   private stopping = false;
   /** counters for /metrics */
   readonly stats = { batches: 0, entries: 0, winners: 0, rebuilds: 0 };
+  /** partitions stopped at an event of a newer version */
+  readonly stops = new Stops('decider');
   timing: Timing = () => undefined;
 
   constructor(
     private readonly kafka: Kafka,
     private readonly ordering: RedisOrdering,
     private readonly config: Config,
+    private readonly parking: Parking,
     private readonly mint: Minter = cryptoMinter,
   ) {}
 
@@ -82,6 +86,7 @@ export class Decider {
       this.consumer = consumer;
       consumer.on(consumer.events.GROUP_JOIN, (e) => {
         this.assigned = (e.payload.memberAssignment[this.topic] ?? []).slice().sort((a, b) => a - b);
+        this.stops.retain(this.assigned);
         this.settled = this.onAssigned();
         void this.settled.then(onAssigned, (err) => log.error({ err }, 'assignment check failed'));
       });
@@ -298,13 +303,16 @@ export class Decider {
     const epoch = this.epoch.get(p) ?? 0;
     this.busy.add(p);
     try {
-      const logged: Logged[] = [];
-      for (const m of batch.messages) {
-        if (this.applied.size > 0 && this.applied.delete(headerString(m.headers, 'eventId') ?? '')) continue;
-        const l = fromMessage(m, p);
-        if (l) logged.push(l);
-      }
-      const last = BigInt(batch.lastOffset());
+      // the writer never parks an entry it could decide: only records that are not events of this log
+      const sorted = sortBatch('decider', this.topic, p, batch.messages, {
+        skip: (m) => this.applied.size > 0 && this.applied.delete(headerString(m.headers, 'eventId') ?? ''),
+      });
+      if (sorted.stop) this.stops.stop(this.consumer, this.topic, sorted.stop);
+      if (sorted.last === null) return;
+      // parked before their offsets commit: a rerun parks them again under the same ids
+      await this.parking.park(sorted.parked);
+      const { logged } = sorted;
+      const last = sorted.last;
       const started = performance.now();
       const outcome = await this.decideBatch(p, logged, last);
       this.timing('decide', (performance.now() - started) / 1000, logged.length);
@@ -324,7 +332,7 @@ export class Decider {
         this.tail.delete(p);
         this.pending.set(p, this.commitAndApply(p, outcome.outputs, last + 1n));
       } else this.tail.set(p, last + 1n);
-      resolveOffset(batch.lastOffset());
+      resolveOffset(String(last));
       if (until !== undefined) {
         if (last + 1n >= until) await this.finishRebuild(p);
         else await this.ordering.redis.set(this.ordering.keys.rebuild(this.topic, p), JSON.stringify({ next: String(last + 1n), until: String(until) }));

@@ -1,6 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config.js';
 import { createKafka } from '../infra/kafka/eventLog.js';
+import { Parking } from '../infra/kafka/parking.js';
 import { createRedis, RedisOrdering } from '../infra/redis/ordering.js';
 import { Decider } from './decider.js';
 
@@ -12,7 +13,14 @@ import { Decider } from './decider.js';
  */
 export type FromDecider =
   | { type: 'assigned' }
-  | { type: 'stats'; stats: Decider['stats']; timings: [Parameters<Decider['timing']>[0], number, number | undefined][] }
+  | {
+      type: 'stats';
+      stats: Decider['stats'];
+      timings: [Parameters<Decider['timing']>[0], number, number | undefined][];
+      /** records parked by the decider, and why it stopped (an event of a newer version), if it did */
+      parked: number;
+      stopped: string | null;
+    }
   | { type: 'stopped' }
   | { type: 'failed'; message: string };
 
@@ -21,17 +29,30 @@ const { config, instance } = workerData as { config: Config; instance: string };
 const send = (m: FromDecider) => port.postMessage(m);
 
 const redis = createRedis(config.REDIS_URL);
-const decider = new Decider(createKafka(config, `firstcome-${instance}-decider`), new RedisOrdering(redis, config.REDIS_PREFIX), config);
+const kafka = createKafka(config, `firstcome-${instance}-decider`);
+const parking = await Parking.connect(kafka, config);
+const decider = new Decider(kafka, new RedisOrdering(redis, config.REDIS_PREFIX), config, parking);
 const timings: [Parameters<Decider['timing']>[0], number, number | undefined][] = [];
 decider.timing = (stage, seconds, size) => void timings.push([stage, seconds, size]);
-const report = setInterval(() => send({ type: 'stats', stats: { ...decider.stats }, timings: timings.splice(0) }), 500);
+const report = setInterval(
+  () =>
+    send({
+      type: 'stats',
+      stats: { ...decider.stats },
+      timings: timings.splice(0),
+      parked: parking.counts.get('decider') ?? 0,
+      stopped: decider.stops.error,
+    }),
+  500,
+);
 
 port.on('message', (m: unknown) => {
   if (m !== 'stop') return;
   clearInterval(report);
   void decider
     .stop()
-    .finally(() => {
+    .finally(async () => {
+      await parking.close().catch(() => undefined);
       redis.disconnect();
       send({ type: 'stopped' });
     });

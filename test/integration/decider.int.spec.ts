@@ -1,4 +1,5 @@
 import { Kafka, logLevel, type Producer, type Transaction } from 'kafkajs';
+import { Parking } from '../../src/infra/kafka/parking.js';
 import type { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Decider } from '../../src/decider/decider.js';
@@ -87,7 +88,7 @@ describe('the decider when the outcome of a commit is unknown', () => {
       redis = createRedis(config.REDIS_URL);
       // the first commit carries winners: the one whose outcome is lost
       const faulty = faultyKafka(kafka, fault, 1);
-      decider = new Decider(faulty.kafka, new RedisOrdering(redis, config.REDIS_PREFIX), config);
+      decider = new Decider(faulty.kafka, new RedisOrdering(redis, config.REDIS_PREFIX), config, await Parking.connect(kafka, config));
       await decider.start();
 
       const audit = await eventually(() => auditFromLog(config, 'doubt'), (a) => a.winners >= stock && a.gifticons >= stock, 30_000);

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Parking } from '../../src/infra/kafka/parking.js';
 import { randomBytes } from 'node:crypto';
 import type { EventStoreDBClient } from '@eventstore/db-client';
 import { EVENT_VERSION, type CampaignEvent, type Logged } from '../../src/domain/events.js';
@@ -44,7 +45,7 @@ describe.skipIf(!URL)(URL ? `EventStoreDB archive at ${URL}` : SKIPPED, () => {
     await appender.close();
     await readLog(kafka, iso.config.topics.events, (batch) => void log.push(...batch.filter((l) => l.event.campaignId === campaignId)));
     client = createEventStore(URL!);
-    archive = new EventStoreArchive(createEventStore(URL!), kafka, iso.config, new Lag('eventstore-archive', logger));
+    archive = new EventStoreArchive(createEventStore(URL!), kafka, iso.config, new Lag('eventstore-archive', logger), await Parking.connect(kafka, iso.config));
     await archive.start();
   });
 
@@ -68,7 +69,7 @@ describe.skipIf(!URL)(URL ? `EventStoreDB archive at ${URL}` : SKIPPED, () => {
   it('a re-delivery appends nothing: by log offset, and by the deterministic event ids', async () => {
     const tail = await streamTail(client, campaignId);
     await archive.archive(log); // the same batch again
-    const fresh = new EventStoreArchive(createEventStore(URL!), createKafka(iso.config, 'es-test-2'), iso.config, new Lag('x', logger));
+    const fresh = new EventStoreArchive(createEventStore(URL!), createKafka(iso.config, 'es-test-2'), iso.config, new Lag('x', logger), await Parking.connect(createKafka(iso.config, 'es-test-3'), iso.config));
     await fresh.archive(log.slice(10)); // a member that knows nothing yet
     await fresh.stop();
     expect(await streamTail(client, campaignId)).toEqual(tail);

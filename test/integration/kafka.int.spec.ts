@@ -4,7 +4,7 @@ import { Kafka, logLevel, type Admin, type ISocketFactory } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { EVENT_VERSION, type CampaignEvent } from '../../src/domain/events.js';
-import { ensureTopics, EventAppender, fromMessage, partitionFor, readLog, toMessage } from '../../src/infra/kafka/eventLog.js';
+import { decode, ensureTopics, EventAppender, partitionFor, readLog, toMessage } from '../../src/infra/kafka/eventLog.js';
 
 /** The real broker: a produce/consume round trip, and consume-transform-produce in a transaction. */
 const config = loadConfig({ ...process.env, TOPIC_PREFIX: `t.kafka-${randomBytes(4).toString('hex')}`, EVENT_PARTITIONS: '3' });
@@ -78,7 +78,9 @@ describe('the event log on the real broker', () => {
       autoCommit: false,
       eachBatch: async ({ batch }) => {
         const tx = await txProducer.transaction();
-        const l = fromMessage(batch.messages[0]!, batch.partition)!;
+        const d = decode(batch.messages[0]!, batch.partition);
+        if (d.kind !== 'event') throw new Error(`expected an event, got ${d.kind}`);
+        const l = d.logged;
         await tx.send({ topic: output, messages: [{ ...toMessage({ ...l.event, eventId: 'transformed' }, 1), partition: 0 }] });
         await tx.sendOffsets({ consumerGroupId: groupId, topics: [{ topic: input, partitions: [{ partition: 0, offset: String(BigInt(batch.lastOffset()) + 1n) }] }] });
         open();
@@ -128,8 +130,8 @@ describe('the event log on the real broker', () => {
       return socket;
     };
     const faulty = new Kafka({ clientId: 'kafka-int-lossy', brokers: config.KAFKA_BROKERS, logLevel: logLevel.NOTHING, socketFactory, retry: { retries: 2, initialRetryTime: 50 } });
-    const topic = { ...config, topics: { events: `${config.topics.events}.lossy` }, EVENT_PARTITIONS: 1 };
-    topicsToDelete.push(topic.topics.events);
+    const topic = { ...config, topics: { events: `${config.topics.events}.lossy`, parked: `${config.topics.parked}.lossy` }, EVENT_PARTITIONS: 1 };
+    topicsToDelete.push(topic.topics.events, topic.topics.parked);
     await ensureTopics(admin, topic);
     const appender = await EventAppender.connect(faulty, topic);
     const first = await appender.append(created('before'));

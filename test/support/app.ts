@@ -49,7 +49,7 @@ export async function isolated(name: string, extra: Record<string, string> = {})
       const kafka = new Kafka({ brokers: config.KAFKA_BROKERS, logLevel: logLevel.NOTHING });
       const admin = kafka.admin();
       await admin.connect();
-      await admin.deleteTopics({ topics: [config.topics.events] }).catch(() => undefined);
+      await admin.deleteTopics({ topics: [config.topics.events, config.topics.parked] }).catch(() => undefined);
       await admin.disconnect();
       await db.drop();
     },

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import {
   CompressionTypes,
   Kafka,
@@ -6,16 +5,14 @@ import {
   type Admin,
   type Consumer,
   type IHeaders,
-  type KafkaMessage,
   type Message,
   type Producer,
 } from 'kafkajs';
 import type { Config } from '../../config.js';
-import { isCampaignEvent, type CampaignEvent, type Logged } from '../../domain/events.js';
+import type { CampaignEvent, Logged } from '../../domain/events.js';
+import { decode, NewerEventError, toMessage } from './codec.js';
 import { logger } from '../../logger.js';
 import type { Timing } from '../../metrics.js';
-
-/** The one place that maps events to Kafka messages and back. */
 
 // every message names its partition (partitionFor), so KafkaJS's partitioner never runs
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
@@ -46,29 +43,8 @@ export function createKafka(config: Pick<Config, 'KAFKA_BROKERS'>, clientId = 'f
 
 const CONCURRENT_TRANSACTIONS = /another concurrent operation on the same transaction/;
 
-/**
- * A campaign's stream is one partition, chosen by a stable hash of its id, so the API, the decider
- * and the readers agree without asking the broker. The partition count is fixed at topic creation.
- */
-export function partitionFor(campaignId: string, partitions: number): number {
-  return createHash('sha1').update(campaignId).digest().readUInt32BE(0) % partitions;
-}
-
-export function toMessage(event: CampaignEvent, partitions: number): Message & { partition: number } {
-  return {
-    key: event.campaignId,
-    partition: partitionFor(event.campaignId, partitions),
-    value: JSON.stringify(event),
-    headers: { type: event.type, eventId: event.eventId },
-  };
-}
-
-export function fromMessage(message: KafkaMessage, partition: number): Logged | null {
-  if (!message.value) return null;
-  const parsed: unknown = JSON.parse(message.value.toString('utf8'));
-  if (!isCampaignEvent(parsed)) return null;
-  return { event: parsed, partition, offset: BigInt(message.offset) };
-}
+export { partitionFor } from './partitioning.js';
+export { decode, decodeValue, NewerEventError, toMessage, type Decoded } from './codec.js';
 
 export function headerString(headers: IHeaders | undefined, name: string): string | undefined {
   const v = headers?.[name];
@@ -83,6 +59,20 @@ export async function ensureTopics(
 ): Promise<void> {
   const existing = new Set(await admin.listTopics());
   const topic = config.topics.events;
+  const brokers = (await admin.describeCluster()).brokers.length;
+  const durable = [
+    { name: 'retention.ms', value: '-1' },
+    { name: 'retention.bytes', value: '-1' },
+    { name: 'cleanup.policy', value: 'delete' },
+    { name: 'min.insync.replicas', value: String(Math.min(2, brokers)) },
+    { name: 'unclean.leader.election.enable', value: 'false' },
+  ];
+  if (!existing.has(config.topics.parked)) {
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [{ topic: config.topics.parked, numPartitions: 1, replicationFactor: Math.min(3, brokers), configEntries: durable }],
+    });
+  }
   if (existing.has(topic)) {
     const meta = await admin.fetchTopicMetadata({ topics: [topic] });
     const have = meta.topics[0]?.partitions.length ?? 0;
@@ -94,23 +84,9 @@ export async function ensureTopics(
     }
     return;
   }
-  const brokers = (await admin.describeCluster()).brokers.length;
   await admin.createTopics({
     waitForLeaders: true,
-    topics: [
-      {
-        topic,
-        numPartitions: config.EVENT_PARTITIONS,
-        replicationFactor: Math.min(3, brokers),
-        configEntries: [
-          { name: 'retention.ms', value: '-1' },
-          { name: 'retention.bytes', value: '-1' },
-          { name: 'cleanup.policy', value: 'delete' },
-          { name: 'min.insync.replicas', value: String(Math.min(2, brokers)) },
-          { name: 'unclean.leader.election.enable', value: 'false' },
-        ],
-      },
-    ],
+    topics: [{ topic, numPartitions: config.EVENT_PARTITIONS, replicationFactor: Math.min(3, brokers), configEntries: durable }],
   });
 }
 
@@ -241,7 +217,8 @@ export class EventAppender {
 /**
  * Reads a topic's committed events from offset 0 up to the end it had when the read began, in log
  * order per partition, batch by batch. For checks, audits and tools; the roles consume as groups.
- * A throwaway consumer group is used and deleted afterwards.
+ * A throwaway consumer group is used and deleted afterwards. Records that are not events are
+ * skipped (the roles park them); an event of a newer version fails the read (`NewerEventError`).
  */
 export async function readLog(
   kafka: Kafka,
@@ -278,11 +255,15 @@ export async function readLog(
       eachBatch: async ({ batch }) => {
         const end = ends.get(batch.partition);
         if (end === undefined || !pending.has(batch.partition)) return;
-        const logged = batch.messages
-          .filter((m) => BigInt(m.offset) < end)
-          .map((m) => fromMessage(m, batch.partition))
-          .filter((l): l is Logged => l !== null);
+        const logged: Logged[] = [];
         try {
+          for (const m of batch.messages) {
+            if (BigInt(m.offset) >= end) break;
+            const d = decode(m, batch.partition);
+            // records that are not events were parked by the consumers that met them: a reader skips them
+            if (d.kind === 'event') logged.push(d.logged);
+            else if (d.kind === 'newer') throw new NewerEventError('log reader', d);
+          }
           if (logged.length) await onBatch(logged, { partition: batch.partition, next: BigInt(batch.lastOffset()) + 1n, end });
         } catch (err) {
           fail(err);

@@ -1,0 +1,57 @@
+import type { CampaignEvent } from '../../src/domain/events.js';
+import { ticketOf } from '../../src/domain/events.js';
+import { decodeValue, NewerEventError } from '../../src/infra/kafka/codec.js';
+import type { ParkedRecord as Row, PrismaClient } from '../../src/infra/prisma/client.js';
+import { logger } from '../../src/logger.js';
+import { applyBatch, errorLine, PRISMA_PROJECTION } from '../prisma-tables/projector.js';
+
+const log = logger.child({ component: 'parking' });
+
+export interface RetryDeps {
+  prisma: PrismaClient;
+  /** appends an event to the log again, acknowledged by all in-sync replicas */
+  append: (event: CampaignEvent) => Promise<{ partition: number; offset: bigint }>;
+}
+
+export type RetryOutcome = { kind: 'retried'; row: Row } | { kind: 'still-parked'; row: Row } | { kind: 'not-found' };
+
+/**
+ * Tries a parked record again with the code now running. The raw bytes are decoded anew:
+ * - still not an event (or of a newer version than this build knows): it stays parked, with the
+ *   attempt counted and the reason of this attempt;
+ * - an event the Prisma tables could not apply: applied to them again, alone;
+ * - otherwise (a record that was not an event and now is): appended to the log again, where every
+ *   consumer reads it at its new place, after every entry already in line.
+ * One retry at a time per record: the attempt is claimed by bumping `attempts` first.
+ */
+export async function retryParked(deps: RetryDeps, id: string): Promise<RetryOutcome> {
+  const { prisma } = deps;
+  const row = await prisma.parkedRecord.findUnique({ where: { id } });
+  if (!row) return { kind: 'not-found' };
+  if (row.status === 'RETRIED') return { kind: 'retried', row };
+  const claimed = await prisma.parkedRecord.updateMany({ where: { id, status: 'PARKED', attempts: row.attempts }, data: { attempts: row.attempts + 1 } });
+  if (claimed.count === 0) return outcome(await prisma.parkedRecord.findUniqueOrThrow({ where: { id } }));
+
+  const keep = async (error: string) =>
+    ({ kind: 'still-parked', row: await prisma.parkedRecord.update({ where: { id }, data: { error: error.slice(0, 500) } }) }) as const;
+  const done = async (retriedAs: string) => {
+    log.info({ id, retriedAs }, 'parked record retried');
+    return { kind: 'retried', row: await prisma.parkedRecord.update({ where: { id }, data: { status: 'RETRIED', retriedAt: new Date(), retriedAs } }) } as const;
+  };
+
+  const d = decodeValue(row.raw === null ? null : Buffer.from(row.raw, 'base64'), row.partition, row.logOffset);
+  if (d.kind === 'foreign') return keep(d.error);
+  if (d.kind === 'newer') return keep(new NewerEventError('retry', d).message);
+  try {
+    if (row.reason === 'unapplied' && row.consumer === PRISMA_PROJECTION) {
+      await prisma.$transaction((tx) => applyBatch(tx, [d.logged]), { timeout: 30_000 });
+      return await done(`applied to ${PRISMA_PROJECTION}`);
+    }
+    const at = await deps.append(d.logged.event);
+    return await done(ticketOf(at.partition, at.offset));
+  } catch (err) {
+    return keep(errorLine(err));
+  }
+}
+
+const outcome = (row: Row): RetryOutcome => (row.status === 'RETRIED' ? { kind: 'retried', row } : { kind: 'still-parked', row });

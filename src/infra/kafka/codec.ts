@@ -1,0 +1,128 @@
+import type { KafkaMessage, Message } from 'kafkajs';
+import { z } from 'zod';
+import { EVENT_VERSION, type CampaignEvent, type Logged } from '../../domain/events.js';
+import { partitionFor } from './partitioning.js';
+
+/**
+ * The one place events become Kafka messages and Kafka records become events.
+ *
+ * Anyone with write access to the topic can put anything on it: a half-written tool, a
+ * misconfigured service, a newer firstcome during an upgrade. So every record read is classified
+ * before a consumer acts on it, and each consumer decides from the class alone:
+ * - `event`: an event of a version this build knows, checked field by field;
+ * - `newer`: an event of the next version, written by an upgraded firstcome: misread as an older
+ *   one it would be applied wrongly, so the consumer stops at it (see `NewerEventError`);
+ * - `foreign`: not an event of this log at all. It is parked, never fatal.
+ */
+export type Decoded =
+  | { kind: 'event'; logged: Logged }
+  | { kind: 'newer'; version: number; type: string; partition: number; offset: bigint }
+  | { kind: 'foreign'; error: string; partition: number; offset: bigint };
+
+const iso = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'not an ISO-8601 date');
+const userId = z.string().regex(/^[A-Za-z0-9._:@-]{1,128}$/, 'not a user id');
+const envelope = {
+  version: z.literal(EVENT_VERSION),
+  eventId: z.string().min(1).max(300),
+  campaignId: z.string().regex(/^[a-z0-9-]{1,64}$/, 'not a campaign id'),
+  occurredAt: iso,
+};
+const position = z.number().int().min(1);
+/** The envelope a later version keeps: what tells a record of this log from anything else. */
+const envelopeSchema = z.object({
+  type: z.string().regex(/^[A-Z][A-Za-z]{1,63}$/),
+  eventId: envelope.eventId,
+  campaignId: envelope.campaignId,
+  occurredAt: envelope.occurredAt,
+});
+
+const eventSchema = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('CampaignCreated'),
+    ...envelope,
+    title: z.string(),
+    reward: z.string(),
+    stock: z.number().int().min(1).max(10_000_000),
+    opensAt: iso,
+    closesAt: iso,
+  }),
+  z.object({
+    type: z.literal('EntrantRegistered'),
+    ...envelope,
+    userId,
+    replyTo: z.object({ instance: z.string(), request: z.string() }).optional(),
+  }),
+  z.object({ type: z.literal('WinnerSelected'), ...envelope, userId, position, ticket: z.string().regex(/^\d+-\d+$/) }),
+  z.object({
+    type: z.literal('GifticonIssued'),
+    ...envelope,
+    userId,
+    gifticonId: z.string().min(1),
+    code: z.string().min(1),
+    position,
+  }),
+  z.object({ type: z.literal('CampaignSoldOut'), ...envelope, winners: z.number().int().min(0) }),
+  z.object({ type: z.literal('CampaignClosed'), ...envelope, reason: z.enum(['admin', 'schedule']) }),
+]);
+
+export function toMessage(event: CampaignEvent, partitions: number): Message & { partition: number } {
+  return {
+    key: event.campaignId,
+    partition: partitionFor(event.campaignId, partitions),
+    value: JSON.stringify(event),
+    headers: { type: event.type, eventId: event.eventId },
+  };
+}
+
+/** Classifies one record's value (see `Decoded`). Never throws. */
+export function decodeValue(value: Buffer | null, partition: number, offset: bigint): Decoded {
+  const foreign = (error: string): Decoded => ({ kind: 'foreign', error, partition, offset });
+  if (value === null || value.length === 0) return foreign('empty record');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value.toString('utf8'));
+  } catch (err) {
+    return foreign(`not JSON: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return foreign('not a JSON object');
+  const { type, version } = parsed as Record<string, unknown>;
+  if (typeof type !== 'string') return foreign('no event type');
+  if (typeof version === 'number' && version > EVENT_VERSION) {
+    // An upgrade goes one event version at a time (readers first), so the only later version a
+    // running build can meet from another firstcome is the next one, in this log's envelope: that
+    // is never guessed at. Anything claiming to be further ahead is not from an upgrade; stopping
+    // for it would let any writer halt every drop, so it is parked like other foreign records.
+    if (version === EVENT_VERSION + 1 && envelopeSchema.safeParse(parsed).success) return { kind: 'newer', version, type, partition, offset };
+    return foreign(`version ${version} is not one this build or the next one writes (this build knows ${EVENT_VERSION})`);
+  }
+  const checked = eventSchema.safeParse(parsed);
+  if (!checked.success) {
+    const issue = checked.error.issues[0]!;
+    const where = issue.path.length ? `${issue.path.join('.')}: ` : '';
+    return foreign(`not an event of this log (${type}): ${where}${issue.message}`);
+  }
+  // the original object, not the checked copy: fields added within a version pass through
+  return { kind: 'event', logged: { event: parsed as CampaignEvent, partition, offset } };
+}
+
+export function decode(message: KafkaMessage, partition: number): Decoded {
+  return decodeValue(message.value, partition, BigInt(message.offset));
+}
+
+/**
+ * A consumer met an event of a version this build does not know. It stops at that record (the
+ * partition is paused there) instead of misreading it; an upgraded build reads it.
+ */
+export class NewerEventError extends Error {
+  constructor(
+    readonly consumer: string,
+    readonly record: Extract<Decoded, { kind: 'newer' }>,
+  ) {
+    super(
+      `${consumer} stopped at partition ${record.partition} offset ${record.offset}: ` +
+        `${record.type} of version ${record.version}, this build knows version ${EVENT_VERSION}; ` +
+        'run a firstcome build that knows it',
+    );
+    this.name = 'NewerEventError';
+  }
+}

@@ -1,0 +1,86 @@
+import type { KafkaMessage } from 'kafkajs';
+import { describe, expect, it } from 'vitest';
+import { EVENT_VERSION } from '../../src/domain/events.js';
+import { decodeValue, toMessage } from '../../src/infra/kafka/codec.js';
+import { sortBatch } from '../../src/infra/kafka/parking.js';
+
+const entrant = (userId = 'alice') => ({
+  type: 'EntrantRegistered',
+  version: EVENT_VERSION,
+  eventId: `entrant:drop:${userId}:1`,
+  campaignId: 'drop',
+  occurredAt: '2026-11-29T12:00:00.000Z',
+  userId,
+});
+const value = (v: unknown) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v));
+const decode = (v: unknown) => decodeValue(value(v), 1, 42n);
+const message = (offset: number, v: unknown): KafkaMessage =>
+  ({ offset: String(offset), key: Buffer.from('drop'), value: value(v), headers: {}, timestamp: '0', attributes: 0 }) as KafkaMessage;
+
+describe('the codec classifies every record read from the log', () => {
+  it('an event of this version, field by field, is an event', () => {
+    const d = decode(entrant());
+    expect(d.kind).toBe('event');
+    if (d.kind === 'event') expect(d.logged).toMatchObject({ partition: 1, offset: 42n, event: { userId: 'alice' } });
+  });
+
+  it('round-trips what toMessage writes', () => {
+    const m = toMessage(entrant() as never, 6);
+    expect(decodeValue(Buffer.from(m.value as string), m.partition, 0n).kind).toBe('event');
+  });
+
+  it.each([
+    ['a truncated JSON', '{"type":"EntrantRegistered","vers', /not JSON/],
+    ['an object of another kind', { hello: 'world' }, /no event type/],
+    ['an array', [1, 2], /not a JSON object/],
+    ['an unknown type', { ...entrant(), type: 'Hello' }, /not an event of this log/],
+    ['a user id the API never accepts', { ...entrant(), userId: 'a b' }, /userId/],
+    ['a campaign id of another shape', { ...entrant(), campaignId: 'Drop!' }, /campaignId/],
+    ['a stock out of range', { type: 'CampaignCreated', version: 1, eventId: 'c', campaignId: 'd', occurredAt: '2026-11-29T12:00:00Z', title: 't', reward: 'r', stock: 0, opensAt: '2026-11-29T12:00:00Z', closesAt: '2026-11-29T13:00:00Z' }, /stock/],
+    ['a date that is not one', { ...entrant(), occurredAt: 'yesterday' }, /occurredAt/],
+    ['version 99 (no upgrade writes it)', { ...entrant(), version: 99 }, /version 99/],
+    ['the next version without the envelope of this log', { type: 'EntrantRegistered', version: EVENT_VERSION + 1 }, /version 2/],
+  ])('%s is foreign, with the reason', (_, v, reason) => {
+    const d = decode(v);
+    expect(d.kind).toBe('foreign');
+    if (d.kind === 'foreign') expect(d.error).toMatch(reason);
+  });
+
+  it('an empty record is foreign', () => {
+    expect(decodeValue(null, 0, 0n)).toMatchObject({ kind: 'foreign', error: 'empty record' });
+  });
+
+  it('the next version in the envelope of this log is newer, whatever its type', () => {
+    expect(decode({ ...entrant(), version: EVENT_VERSION + 1 })).toMatchObject({ kind: 'newer', version: 2, type: 'EntrantRegistered', offset: 42n });
+    expect(decode({ ...entrant(), type: 'EntrantUpgraded', version: EVENT_VERSION + 1 }).kind).toBe('newer');
+  });
+});
+
+describe('a fetched batch, sorted', () => {
+  it('keeps events, parks foreign records, and stops at the first newer event', () => {
+    const sorted = sortBatch('decider', 'events', 1, [
+      message(10, entrant('a')),
+      message(11, '{"trunc'),
+      message(12, entrant('b')),
+      message(13, { ...entrant('c'), version: EVENT_VERSION + 1 }),
+      message(14, entrant('d')),
+    ]);
+    expect(sorted.logged.map((l) => l.offset)).toEqual([10n, 12n]);
+    expect(sorted.parked).toHaveLength(1);
+    expect(sorted.parked[0]).toMatchObject({ id: '1-11', consumer: 'decider', reason: 'foreign', partition: 1, offset: '11', key: 'drop', raw: Buffer.from('{"trunc').toString('base64') });
+    expect(sorted.stop?.message).toMatch(/decider stopped at partition 1 offset 13: EntrantRegistered of version 2, this build knows version 1/);
+    expect(sorted.last).toBe(12n);
+  });
+
+  it('moves past nothing when the first record is newer', () => {
+    const sorted = sortBatch('decider', 'events', 0, [message(5, { ...entrant(), version: EVENT_VERSION + 1 }), message(6, entrant())]);
+    expect(sorted.last).toBeNull();
+    expect(sorted.logged).toEqual([]);
+  });
+
+  it('moves past skipped records without decoding them', () => {
+    const sorted = sortBatch('decider', 'events', 0, [message(5, '{bad'), message(6, entrant())], { skip: (m) => m.offset === '5' });
+    expect(sorted.parked).toEqual([]);
+    expect(sorted.last).toBe(6n);
+  });
+});
