@@ -12,6 +12,7 @@ export const parkedGroup = (config: Pick<Config, 'TOPIC_PREFIX'>) => `${config.T
 /**
  * The list of parked records (`parked_records`), from the dead-letter topic. A record parked twice
  * (a consumer that read it again before its offset commit) keeps its first row: the id is its place.
+ * One parked again after a successful retry goes back to PARKED.
  */
 export class ParkedProjector {
   private runner: ReturnType<typeof keepConsuming> | null = null;
@@ -57,6 +58,14 @@ export class ParkedProjector {
             })),
             skipDuplicates: true,
           });
+          // an event parked again by its processor after a retry (a rebuild met it and it still
+          // fails) is back in the list; a foreign record met again (a replay) is the same record
+          for (const r of rows.filter((x) => x.reason === 'unapplied')) {
+            await this.prisma.parkedRecord.updateMany({
+              where: { id: r.id, status: 'RETRIED', retriedAt: { lt: new Date(r.parkedAt) } },
+              data: { status: 'PARKED', error: r.error, parkedAt: new Date(r.parkedAt) },
+            });
+          }
         },
       });
       return consumer;

@@ -36,6 +36,7 @@ export const parkedPlugin: ApiPluginFactory = async (shared) => {
   let appender: Promise<EventAppender> | null = null;
   const deps: RetryDeps = {
     prisma,
+    partitions: config.EVENT_PARTITIONS,
     append: async (event) => {
       appender ??= EventAppender.connect(kafka, config);
       appender.catch(() => (appender = null));

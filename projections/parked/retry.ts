@@ -3,7 +3,7 @@ import { ticketOf } from '../../src/domain/events.js';
 import { decodeValue, NewerEventError } from '../../src/infra/kafka/codec.js';
 import type { ParkedRecord as Row, PrismaClient } from '../../src/infra/prisma/client.js';
 import { logger } from '../../src/logger.js';
-import { applyBatch, errorLine, PRISMA_PROJECTION } from '../prisma-tables/projector.js';
+import { applyBatch, errorLine, PRISMA_PROJECTION, rewindPrismaProjection } from '../prisma-tables/projector.js';
 
 const log = logger.child({ component: 'parking' });
 
@@ -11,7 +11,12 @@ export interface RetryDeps {
   prisma: PrismaClient;
   /** appends an event to the log again, acknowledged by all in-sync replicas */
   append: (event: CampaignEvent) => Promise<{ partition: number; offset: bigint }>;
+  /** EVENT_PARTITIONS: a rebuild rewinds only the campaign's own partition */
+  partitions: number;
 }
+
+/** Events whose rows do not depend on what came before them in the campaign: they can be applied alone. */
+const ORDER_FREE: ReadonlySet<CampaignEvent['type']> = new Set(['WinnerSelected', 'GifticonIssued', 'CampaignSoldOut']);
 
 export type RetryOutcome = { kind: 'retried'; row: Row } | { kind: 'still-parked'; row: Row } | { kind: 'not-found' };
 
@@ -19,7 +24,8 @@ export type RetryOutcome = { kind: 'retried'; row: Row } | { kind: 'still-parked
  * Tries a parked record again with the code now running. The raw bytes are decoded anew:
  * - still not an event (or of a newer version than this build knows): it stays parked, with the
  *   attempt counted and the reason of this attempt;
- * - an event the Prisma tables could not apply: applied to them again, alone;
+ * - an event the Prisma tables could not apply: applied to them again, alone when its rows do not
+ *   depend on its place in the line, else by rebuilding its campaign's rows from the log;
  * - otherwise (a record that was not an event and now is): appended to the log again, where every
  *   consumer reads it at its new place, after every entry already in line.
  * One retry at a time per record: the attempt is claimed by bumping `attempts` first.
@@ -44,8 +50,16 @@ export async function retryParked(deps: RetryDeps, id: string): Promise<RetryOut
   if (d.kind === 'newer') return keep(new NewerEventError('retry', d).message);
   try {
     if (row.reason === 'unapplied' && row.consumer === PRISMA_PROJECTION) {
-      await prisma.$transaction((tx) => applyBatch(tx, [d.logged]), { timeout: 30_000 });
-      return await done(`applied to ${PRISMA_PROJECTION}`);
+      const e = d.logged.event;
+      if (ORDER_FREE.has(e.type)) {
+        await prisma.$transaction((tx) => applyBatch(tx, [d.logged]), { timeout: 30_000 });
+        return await done(`applied to ${PRISMA_PROJECTION}`);
+      }
+      // a campaign's terms and its line shape every row after them (positions are counted in log
+      // order), so the campaign is rebuilt from the log in order; a record that fails again then is
+      // parked again, and its row goes back to PARKED
+      await rewindPrismaProjection(prisma, row.topic, e.campaignId, { partitions: deps.partitions });
+      return await done(`${PRISMA_PROJECTION} rebuilding campaign ${e.campaignId} from the log`);
     }
     const at = await deps.append(d.logged.event);
     return await done(ticketOf(at.partition, at.offset));

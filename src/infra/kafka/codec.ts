@@ -19,7 +19,8 @@ export type Decoded =
   | { kind: 'newer'; version: number; type: string; partition: number; offset: bigint }
   | { kind: 'foreign'; error: string; partition: number; offset: bigint };
 
-const iso = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'not an ISO-8601 date');
+// four-digit years: the servers' clocks write them, and the tables hold them
+const iso = z.string().refine((s) => /^\d{4}-\d{2}-\d{2}T/.test(s) && !Number.isNaN(Date.parse(s)), 'not an ISO-8601 date');
 const userId = z.string().regex(/^[A-Za-z0-9._:@-]{1,128}$/, 'not a user id');
 const envelope = {
   version: z.literal(EVENT_VERSION),
