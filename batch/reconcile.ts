@@ -188,7 +188,7 @@ export async function runReconcile(ctx: JobContext<Record<string, never>>, deps:
   await withAdmin(kafka, async (admin) => {
     const [endsAfter, decider, prisma] = await Promise.all([
       highWatermarks(admin, topic),
-      committedOffsets(admin, config.groups.decider, topic),
+      committedOffsets(admin, config.groups.writer, topic),
       prismaCheckpoints(deps.prisma, topic),
     ]);
     for (const p of partitions) {

@@ -231,7 +231,7 @@ async function waitQuiet(ctx: JobContext<ReplayData>, deps: ReplayDeps, partitio
   const until = Date.now() + 5000;
   await withAdmin(deps.kafka, async (admin) => {
     while (Date.now() < until) {
-      const [ends, committed] = await Promise.all([highWatermarks(admin, topic), committedOffsets(admin, deps.config.groups.decider, topic)]);
+      const [ends, committed] = await Promise.all([highWatermarks(admin, topic), committedOffsets(admin, deps.config.groups.writer, topic)]);
       const end = ends.get(partition) ?? 0n;
       const next = committed.get(partition) ?? 0n;
       if (nearlyReached(next, end)) return;

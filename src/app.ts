@@ -4,8 +4,8 @@ import type { Kafka } from 'kafkajs';
 import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import { Worker } from 'node:worker_threads';
-import { Decider } from './decider/decider.js';
-import type { FromDecider } from './decider/thread.js';
+import { SingleWriter, WRITER } from './writer/singleWriter.js';
+import type { FromWriter } from './writer/thread.js';
 import { EnterService, ReplyWaiter } from './api/enter.js';
 import type { ApiServices } from './api/resolvers.js';
 import { createApollo, createHttpServer } from './api/server.js';
@@ -82,11 +82,11 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   const metrics = createMetrics();
   const parking = await Parking.connect(kafka, config);
   const shared: Shared = { config, kafka, redis, ordering, prisma, metrics, parking, instance };
-  // a decider in its own thread parks with its own producer and reports its count
+  // a single writer in its own thread parks with its own producer and reports its count
   let threadParked = 0;
   metrics.labeledCounterFrom('firstcome_parked_total', 'records parked in the dead-letter topic, by the consumer that met them', 'consumer', () => {
     const counts = new Map(parking.counts);
-    if (threadParked > 0) counts.set('decider', (counts.get('decider') ?? 0) + threadParked);
+    if (threadParked > 0) counts.set(WRITER, (counts.get(WRITER) ?? 0) + threadParked);
     return counts;
   });
 
@@ -94,8 +94,8 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   if (roles.includes('decider')) {
     const d =
       roles.includes('api') && config.DECIDER_THREAD
-        ? await startDeciderThread(config, instance, (n) => (threadParked = n))
-        : await startDecider(shared);
+        ? await startWriterThread(config, instance, (n) => (threadParked = n))
+        : await startWriter(shared);
     metrics.counterFrom('firstcome_decider_batches_total', 'fetched batches decided', () => d.stats.batches);
     metrics.counterFrom('firstcome_decider_entries_total', 'entries placed', () => d.stats.entries);
     metrics.counterFrom('firstcome_decider_winners_total', 'winners selected', () => d.stats.winners);
@@ -180,47 +180,47 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   return { port, instance, stop };
 }
 
-interface DeciderHandle extends RoleHandle {
-  stats: Decider['stats'];
+interface WriterHandle extends RoleHandle {
+  stats: SingleWriter['stats'];
   timing: Timing;
 }
 
-async function startDecider(shared: Shared): Promise<DeciderHandle> {
-  const decider = new Decider(shared.kafka, shared.ordering, shared.config, shared.parking);
+async function startWriter(shared: Shared): Promise<WriterHandle> {
+  const writer = new SingleWriter(shared.kafka, shared.ordering, shared.config, shared.parking);
   let assigned = false;
-  const handle: DeciderHandle = {
-    stats: decider.stats,
+  const handle: WriterHandle = {
+    stats: writer.stats,
     timing: () => undefined,
-    ready: () => assigned && decider.stops.size === 0,
-    problem: () => decider.stops.error,
-    stop: () => decider.stop(),
+    ready: () => assigned && writer.stops.size === 0,
+    problem: () => writer.stops.error,
+    stop: () => writer.stop(),
   };
-  decider.timing = (...a) => handle.timing(...a);
-  await decider.start();
-  void decider.ready().then(() => (assigned = true));
+  writer.timing = (...a) => handle.timing(...a);
+  await writer.start();
+  void writer.ready().then(() => (assigned = true));
   return handle;
 }
 
-/** The decider in a worker thread of this process (see src/decider/thread.ts for why). */
-async function startDeciderThread(config: Config, instance: string, parked: (count: number) => void): Promise<DeciderHandle> {
-  const entry = import.meta.url.endsWith('.ts') ? './decider/thread-entry.mjs' : './decider/thread.js';
+/** The single writer in a worker thread of this process (see src/writer/thread.ts for why). */
+async function startWriterThread(config: Config, instance: string, parked: (count: number) => void): Promise<WriterHandle> {
+  const entry = import.meta.url.endsWith('.ts') ? './writer/thread-entry.mjs' : './writer/thread.js';
   const worker = new Worker(new URL(entry, import.meta.url), { workerData: { config, instance } });
   let assigned = false;
   let stopped: string | null = null;
-  const handle: DeciderHandle = {
+  const handle: WriterHandle = {
     stats: { batches: 0, entries: 0, winners: 0, rebuilds: 0 },
     timing: () => undefined,
     ready: () => assigned && stopped === null,
     problem: () => stopped,
     async stop() {
-      const stopped = new Promise<void>((r) => worker.on('message', (m: FromDecider) => m.type === 'stopped' && r()));
+      const stopped = new Promise<void>((r) => worker.on('message', (m: FromWriter) => m.type === 'stopped' && r()));
       worker.postMessage('stop');
       await Promise.race([stopped, new Promise((r) => setTimeout(r, 15_000))]);
       await worker.terminate();
     },
   };
   const started = new Promise<void>((resolve, reject) => {
-    worker.on('message', (m: FromDecider) => {
+    worker.on('message', (m: FromWriter) => {
       if (m.type === 'assigned') assigned = true;
       if (m.type === 'stats') {
         handle.stats = m.stats;
@@ -228,12 +228,12 @@ async function startDeciderThread(config: Config, instance: string, parked: (cou
         stopped = m.stopped;
         for (const [stage, seconds, size] of m.timings) handle.timing(stage, seconds, size);
       }
-      if (m.type === 'failed') reject(new Error(`decider thread: ${m.message}`));
+      if (m.type === 'failed') reject(new Error(`single writer thread: ${m.message}`));
       resolve();
     });
     worker.once('error', reject);
   });
-  worker.on('error', (err) => logger.fatal({ err }, 'decider thread failed'));
+  worker.on('error', (err) => logger.fatal({ err }, 'single writer thread failed'));
   await started;
   return handle;
 }

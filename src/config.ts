@@ -50,7 +50,8 @@ export type Config = Omit<z.infer<typeof schema>, 'JWT_SECRET'> & {
   jwtSecretIsDefault: boolean;
   /** events: the store of record; parked: records a consumer could not use (the dead-letter topic) */
   topics: { events: string; parked: string };
-  groups: { decider: string; projector: string; archive: string };
+  /** consumer groups; the single writer's keeps its first name (`.decider`) so a running log keeps its offsets */
+  groups: { writer: string; projector: string; archive: string };
 };
 
 export class ConfigError extends Error {}
@@ -71,7 +72,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     JWT_SECRET: c.JWT_SECRET ?? DEV_JWT_SECRET,
     jwtSecretIsDefault: !c.JWT_SECRET,
     topics: { events: `${p}.campaign-events`, parked: `${p}.parked` },
-    groups: { decider: `${p}.decider`, projector: `${p}.projector`, archive: `${p}.eventstore-archive` },
+    groups: { writer: `${p}.decider`, projector: `${p}.projector`, archive: `${p}.eventstore-archive` },
   };
 }
 

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { admit, type Rejection } from '../domain/campaign.js';
 import { EVENT_VERSION, ticketOf, type EntrantRegistered } from '../domain/events.js';
-import type { Reply } from '../decider/replies.js';
+import type { Reply } from '../writer/replies.js';
 import { partitionFor, type EventAppender } from '../infra/kafka/eventLog.js';
 import type { EntryView, RedisOrdering } from '../infra/redis/ordering.js';
 import { logger } from '../logger.js';

@@ -120,9 +120,9 @@ describe('records that are not events of this log', () => {
       expect(here.map((n) => Buffer.from(n.raw, 'base64').toString('utf8'))).toEqual(poison(p));
       expect(here.map((n) => n.error)).toEqual([expect.stringMatching(/not JSON/), expect.stringMatching(/version 99/), expect.stringMatching(/no event type/)]);
       for (const n of here) expect(n).toMatchObject({ reason: 'FOREIGN', topic: iso.config.topics.events, status: 'PARKED', attempts: 0, key: 'x' });
-      expect(['decider', 'prisma-tables', 'batch-triggers']).toContain(here[0]!.consumer);
+      expect(['single-writer', 'prisma-tables', 'batch-triggers']).toContain(here[0]!.consumer);
     }
-    expect(await metric('firstcome_parked_total{')).toMatch(/firstcome_parked_total\{consumer="(decider|prisma-tables|batch-triggers)"\} [1-9]/);
+    expect(await metric('firstcome_parked_total{')).toMatch(/firstcome_parked_total\{consumer="(single-writer|prisma-tables|batch-triggers)"\} [1-9]/);
     const ready = await fetch(`http://127.0.0.1:${app.port}/readyz`);
     expect(ready.status).toBe(200);
   });

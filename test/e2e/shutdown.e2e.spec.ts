@@ -45,7 +45,7 @@ describe('SIGTERM', () => {
 
     const admin2 = new Kafka({ brokers: iso.config.KAFKA_BROKERS, logLevel: logLevel.NOTHING }).admin();
     await admin2.connect();
-    const { groups } = await admin2.describeGroups([iso.config.groups.decider]);
+    const { groups } = await admin2.describeGroups([iso.config.groups.writer]);
     await admin2.disconnect();
     expect(groups[0]!.members).toEqual([]);
 

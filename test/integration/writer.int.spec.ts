@@ -2,7 +2,7 @@ import { Kafka, logLevel, type Producer, type Transaction } from 'kafkajs';
 import { Parking } from '../../src/infra/kafka/parking.js';
 import type { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Decider } from '../../src/decider/decider.js';
+import { SingleWriter } from '../../src/writer/singleWriter.js';
 import { EVENT_VERSION, type CampaignEvent } from '../../src/domain/events.js';
 import { ensureTopics, EventAppender } from '../../src/infra/kafka/eventLog.js';
 import { createRedis, RedisOrdering } from '../../src/infra/redis/ordering.js';
@@ -51,7 +51,7 @@ function faultyKafka(kafka: Kafka, fault: Fault, at: number) {
 
 let iso: Isolated | null = null;
 let redis: Redis | null = null;
-let decider: Decider | null = null;
+let decider: SingleWriter | null = null;
 afterEach(async () => {
   await decider?.stop();
   redis?.disconnect();
@@ -88,7 +88,7 @@ describe('the decider when the outcome of a commit is unknown', () => {
       redis = createRedis(config.REDIS_URL);
       // the first commit carries winners: the one whose outcome is lost
       const faulty = faultyKafka(kafka, fault, 1);
-      decider = new Decider(faulty.kafka, new RedisOrdering(redis, config.REDIS_PREFIX), config, await Parking.connect(kafka, config));
+      decider = new SingleWriter(faulty.kafka, new RedisOrdering(redis, config.REDIS_PREFIX), config, await Parking.connect(kafka, config));
       await decider.start();
 
       const audit = await eventually(() => auditFromLog(config, 'doubt'), (a) => a.winners >= stock && a.gifticons >= stock, 30_000);

@@ -3,21 +3,21 @@ import type { Config } from '../config.js';
 import { createKafka } from '../infra/kafka/eventLog.js';
 import { Parking } from '../infra/kafka/parking.js';
 import { createRedis, RedisOrdering } from '../infra/redis/ordering.js';
-import { Decider } from './decider.js';
+import { SingleWriter, WRITER } from './singleWriter.js';
 
 /**
- * The decider on an event loop of its own, for a process that also serves the API. Under load the
+ * The single writer on an event loop of its own, for a process that also serves the API. Under load the
  * API's loop lags by ~10-15 ms; a Kafka transaction takes about nine round trips, each of which
- * waited that long, so the decider's cycle (and every caller's wait) grew to ~100 ms. Here it keeps
+ * waited that long, so the writer's cycle (and every caller's wait) grew to ~100 ms. Here it keeps
  * its own pace. It reports to the main thread: assigned, its counters and its stage timings.
  */
-export type FromDecider =
+export type FromWriter =
   | { type: 'assigned' }
   | {
       type: 'stats';
-      stats: Decider['stats'];
-      timings: [Parameters<Decider['timing']>[0], number, number | undefined][];
-      /** records parked by the decider, and why it stopped (an event of a newer version), if it did */
+      stats: SingleWriter['stats'];
+      timings: [Parameters<SingleWriter['timing']>[0], number, number | undefined][];
+      /** records parked by the writer, and why it stopped (an event of a newer version), if it did */
       parked: number;
       stopped: string | null;
     }
@@ -26,22 +26,22 @@ export type FromDecider =
 
 const port = parentPort!;
 const { config, instance } = workerData as { config: Config; instance: string };
-const send = (m: FromDecider) => port.postMessage(m);
+const send = (m: FromWriter) => port.postMessage(m);
 
 const redis = createRedis(config.REDIS_URL);
 const kafka = createKafka(config, `firstcome-${instance}-decider`);
 const parking = await Parking.connect(kafka, config);
-const decider = new Decider(kafka, new RedisOrdering(redis, config.REDIS_PREFIX), config, parking);
-const timings: [Parameters<Decider['timing']>[0], number, number | undefined][] = [];
-decider.timing = (stage, seconds, size) => void timings.push([stage, seconds, size]);
+const writer = new SingleWriter(kafka, new RedisOrdering(redis, config.REDIS_PREFIX), config, parking);
+const timings: [Parameters<SingleWriter['timing']>[0], number, number | undefined][] = [];
+writer.timing = (stage, seconds, size) => void timings.push([stage, seconds, size]);
 const report = setInterval(
   () =>
     send({
       type: 'stats',
-      stats: { ...decider.stats },
+      stats: { ...writer.stats },
       timings: timings.splice(0),
-      parked: parking.counts.get('decider') ?? 0,
-      stopped: decider.stops.error,
+      parked: parking.counts.get(WRITER) ?? 0,
+      stopped: writer.stops.error,
     }),
   500,
 );
@@ -49,7 +49,7 @@ const report = setInterval(
 port.on('message', (m: unknown) => {
   if (m !== 'stop') return;
   clearInterval(report);
-  void decider
+  void writer
     .stop()
     .finally(async () => {
       await parking.close().catch(() => undefined);
@@ -59,8 +59,8 @@ port.on('message', (m: unknown) => {
 });
 
 try {
-  await decider.start();
-  void decider.ready().then(() => send({ type: 'assigned' }));
+  await writer.start();
+  void writer.ready().then(() => send({ type: 'assigned' }));
 } catch (err) {
   send({ type: 'failed', message: (err as Error).message });
 }

@@ -1,4 +1,4 @@
-// The decider thread's entry: a worker thread does not inherit tsx's loader, so it registers it
+// The single writer thread's entry: a worker thread does not inherit tsx's loader, so it registers it
 // before loading the TypeScript source.
 import { register } from 'tsx/esm/api';
 

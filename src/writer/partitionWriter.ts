@@ -1,0 +1,333 @@
+import { eventsForPlace, judgeEntry, type CampaignTerms, type Minter } from '../domain/campaign.js';
+import { ticketOf, type CampaignEvent, type EntrantRegistered, type Logged } from '../domain/events.js';
+import type { Logger } from '../logger.js';
+import type { Timing } from '../metrics.js';
+import type { BatchControl, CampaignLines, DecisionSink, FetchedBatch, LineWork, LogCursor, Parker, ReplyChannel } from './ports.js';
+import type { Reply } from './replies.js';
+
+/**
+ * Where a partition's writer is. Each transition is one method below.
+ *
+ *   Settling ──settled──▶ Deciding ◀──────────────── finish ───┐
+ *      │                    │  ▲                               │
+ *      └─ not built ─▶ RebuildDue ──begin──▶ Rebuilding{until, seeking}
+ *                           ▲  Deciding ──Redis lost──┘
+ *
+ * - Settling: the assignment's transactions in doubt are being fenced; batches wait.
+ * - Deciding: entries past `committed` are decided; below it they were decided before (by a
+ *   committed transaction, whatever position the consumer was handed) and are only re-applied.
+ * - RebuildDue: Redis lost the partition's projection; the next batch or check starts a rebuild.
+ * - Rebuilding: the partition is replayed from offset 0 up to `until` (where committed decisions
+ *   end); nothing is decided anew below it. `seeking` until the first batch of the replay arrives:
+ *   a batch fetched before the seek neither decides nor finishes the rebuild.
+ */
+export type Mode =
+  | { kind: 'settling' }
+  | { kind: 'deciding'; idleTail: bigint | null }
+  | { kind: 'rebuild-due' }
+  | { kind: 'rebuilding'; until: bigint; seeking: boolean; campaigns: Set<string> };
+
+/** What every partition writer of a process shares. */
+export interface WriterShared {
+  sink: DecisionSink;
+  lines: CampaignLines;
+  replies: ReplyChannel;
+  cursor: LogCursor;
+  parker: Parker;
+  mint: Minter;
+  log: Logger;
+  timing: Timing;
+  stats: { batches: number; entries: number; winners: number; rebuilds: number };
+  /** campaign terms met so far; cleared by every rebuild */
+  terms: Map<string, CampaignTerms>;
+  /**
+   * Event ids of decisions this process committed and applied to Redis: read back, they change
+   * nothing and are skipped before parsing (a winner is two events: they were a third of the
+   * writer's parses and Redis writes). Bounded; cleared by every rebuild.
+   */
+  applied: Set<string>;
+}
+
+export class PartitionWriter {
+  mode: Mode = { kind: 'settling' };
+  /** the offset after the last batch whose decisions are committed (or re-applied) */
+  committed = 0n;
+  /** the commit in flight (true when it succeeded): at most one, offsets in order */
+  private inFlight: Promise<boolean> | null = null;
+  /** bumped when a failed commit or a rebuild sends the consumer back: batches of an older epoch are stale */
+  private epoch = 0;
+  private busy = false;
+  /** set when the partition was taken away: a failed commit is then left to its new owner */
+  private retired = false;
+  private starting: Promise<void> | null = null;
+  private settled!: () => void;
+  private readonly whenSettled = new Promise<void>((r) => (this.settled = r));
+
+  constructor(
+    readonly partition: number,
+    private readonly s: WriterShared,
+  ) {}
+
+  // ── transitions ────────────────────────────────────────────────────────────
+
+  /** Settling → Deciding, or → RebuildDue when Redis does not hold the partition's projection. */
+  async settle(committed: bigint): Promise<void> {
+    this.committed = committed;
+    if (await this.s.lines.isBuilt(this.partition)) this.mode = { kind: 'deciding', idleTail: null };
+    else if (committed === 0n) {
+      await this.s.lines.markBuilt(this.partition);
+      this.mode = { kind: 'deciding', idleTail: null };
+    } else this.mode = { kind: 'rebuild-due' };
+    this.settled();
+  }
+
+  /** → Rebuilding: replays the partition from offset 0 up to `until` (default: where committed decisions end). */
+  beginRebuild(until?: bigint): Promise<void> {
+    // a batch and the timer may both find the projection gone: one rebuild starts
+    this.starting ??= this.startRebuild(until).finally(() => (this.starting = null));
+    return this.starting;
+  }
+
+  private async startRebuild(until?: bigint): Promise<void> {
+    const previous = this.mode;
+    this.mode = { kind: 'rebuild-due' };
+    await this.inFlight;
+    until ??= this.committed;
+    if (until === 0n) {
+      this.mode = { kind: 'deciding', idleTail: null };
+      await this.s.lines.markBuilt(this.partition);
+      return;
+    }
+    this.s.stats.rebuilds++;
+    this.s.log.warn({ partition: this.partition, until: until.toString() }, 'Redis projection missing: replaying the partition from offset 0');
+    // a rebuild that starts over keeps the campaigns it met so far, to clear their `building` at the end
+    const campaigns = previous.kind === 'rebuilding' ? previous.campaigns : new Set<string>();
+    this.s.terms.clear();
+    this.s.applied.clear();
+    this.epoch++;
+    this.mode = { kind: 'rebuilding', until, seeking: true, campaigns };
+    this.s.cursor.seek(this.partition, 0n);
+  }
+
+  /** Rebuilding → Deciding. */
+  private async finishRebuild(mode: Extract<Mode, { kind: 'rebuilding' }>): Promise<void> {
+    await this.s.lines.finishRebuild(this.partition, mode.campaigns);
+    this.mode = { kind: 'deciding', idleTail: null };
+    this.s.log.info({ partition: this.partition, campaigns: mode.campaigns.size }, 'Redis projection rebuilt from the log');
+  }
+
+  /** The partition was taken away: nothing more is committed or settled from here. */
+  retire(): Promise<unknown> {
+    this.retired = true;
+    // batches still waiting for the settle of this assignment end without reading
+    this.settled();
+    return this.inFlight ?? Promise.resolve();
+  }
+
+  /** The commit in flight, if any, has ended: true when it succeeded. */
+  whenCommitted(): Promise<boolean> {
+    return this.inFlight ?? Promise.resolve(true);
+  }
+
+  // ── timers ─────────────────────────────────────────────────────────────────
+
+  /** Every 250 ms: a flush between batches is noticed here (an idle partition fetches nothing that would tell). */
+  async checkBuilt(): Promise<void> {
+    const idle = () => !this.busy && !this.retired && (this.mode.kind === 'deciding' || this.mode.kind === 'rebuild-due');
+    if (!idle()) return;
+    if (this.mode.kind === 'rebuild-due' || !(await this.s.lines.isBuilt(this.partition))) {
+      if (idle()) await this.beginRebuild();
+    }
+  }
+
+  /**
+   * Every 250 ms: a partition gone quiet after batches that decided nothing commits their offsets
+   * alone, so the group's offset reaches the end of the log at rest (reconcile and lag rely on it).
+   */
+  commitIdleTail(): void {
+    const m = this.mode;
+    if (m.kind !== 'deciding' || m.idleTail === null || this.busy || this.retired || m.idleTail <= this.committed) return;
+    const next = m.idleTail;
+    m.idleTail = null;
+    const previous = this.inFlight ?? Promise.resolve(true);
+    this.inFlight = previous.then((ok) => ok && this.commitAndApply([], next));
+  }
+
+  // ── a batch ────────────────────────────────────────────────────────────────
+
+  async onBatch(batch: FetchedBatch, ctl: BatchControl): Promise<void> {
+    await this.whenSettled;
+    if (this.retired || ctl.isStale()) return;
+    if (this.mode.kind === 'rebuild-due') return this.beginRebuild();
+    const rebuild = this.mode.kind === 'rebuilding' ? this.mode : null;
+    if (rebuild?.seeking) {
+      // After the seek to 0 the first batch of the replay starts below `until`. One that does not
+      // was fetched before the seek: deciding it now would place its entries in a line not yet
+      // rebuilt (wrong ranks), and finishing the rebuild with it would show an empty line as built.
+      if (batch.first >= rebuild.until) return;
+      rebuild.seeking = false;
+    }
+    const epoch = this.epoch;
+    this.busy = true;
+    try {
+      // the writer never parks an entry it could decide: only records that are not events of this log
+      const sorted = batch.read((id) => this.s.applied.size > 0 && this.s.applied.delete(id ?? ''));
+      if (sorted.stop) ctl.stop(sorted.stop);
+      if (sorted.last === null) return;
+      // parked before their offsets commit: a rerun parks them again under the same ids
+      await this.s.parker.park(sorted.parked);
+      const last = sorted.last;
+      const started = performance.now();
+      const outcome = await this.decide(sorted.logged, last, rebuild);
+      this.s.timing('decide', (performance.now() - started) / 1000, sorted.logged.length);
+      if (outcome === 'REBUILD') return await this.beginRebuild(rebuild?.until);
+      // Pipeline depth one: this batch's places were told while the previous batch committed; its
+      // own commit waits for that one (one open transaction per producer, offsets in order).
+      const previousCommitted = await (this.inFlight ?? true);
+      // sent back: to the last committed offset (a failed commit) or to offset 0 (a rebuild)
+      if (!previousCommitted || this.epoch !== epoch || ctl.isStale() || this.retired) return;
+      if (outcome.outputs === null) this.committed = max(this.committed, last + 1n);
+      else if (outcome.outputs.length > 0) {
+        if (this.mode.kind === 'deciding') this.mode.idleTail = null;
+        this.inFlight = this.commitAndApply(outcome.outputs, last + 1n);
+      } else if (this.mode.kind === 'deciding') {
+        // a batch that decided nothing (read-backs, losers, rejections) needs no transaction: its
+        // offsets commit with the next one that does, and a rerun of it would append nothing either
+        this.mode.idleTail = last + 1n;
+      }
+      ctl.resolve(last);
+      if (rebuild) {
+        if (last + 1n >= rebuild.until) await this.finishRebuild(rebuild);
+        else await this.s.lines.rebuildProgress(this.partition, last + 1n, rebuild.until);
+      }
+      await ctl.heartbeat();
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Places a batch's entries and makes the decisions of those decided anew. */
+  private async decide(
+    logged: readonly Logged[],
+    last: bigint,
+    rebuild: Extract<Mode, { kind: 'rebuilding' }> | null,
+  ): Promise<'REBUILD' | { outputs: CampaignEvent[] | null }> {
+    const p = this.partition;
+    const { lines, terms } = this.s;
+    // below `until` entries were decided before: they are only re-applied
+    const until = max(rebuild?.until ?? 0n, this.committed);
+    const replaying = (l: Logged) => l.offset < until;
+
+    const unknown = [...new Set(logged.filter((l) => l.event.type === 'EntrantRegistered').map((l) => l.event.campaignId))].filter((id) => !terms.has(id));
+    if (unknown.length > 0) for (const [id, t] of await lines.terms(unknown)) terms.set(id, t);
+
+    // 1. facts first (campaigns exist before their entries are placed), judging entries in log order
+    const work: LineWork = { facts: [], rejected: [], lines: [] };
+    const admitted = new Map<string, Logged<EntrantRegistered>[]>();
+    const replies: { instance: string; reply: Reply }[] = [];
+    for (const l of logged) {
+      const e = l.event;
+      rebuild?.campaigns.add(e.campaignId);
+      if (e.type === 'EntrantRegistered') {
+        const t = terms.get(e.campaignId);
+        if (!t) {
+          // unknown campaign: Redis lost it, or the entry names no campaign of this log
+          if (!replaying(l) && !(await lines.isBuilt(p))) return 'REBUILD';
+          continue;
+        }
+        const rejection = judgeEntry(t, Date.parse(e.occurredAt));
+        if (rejection) {
+          work.rejected.push({ campaignId: e.campaignId, userId: e.userId });
+          if (e.replyTo && !replaying(l)) replies.push({ instance: e.replyTo.instance, reply: { request: e.replyTo.request, campaignId: e.campaignId, userId: e.userId, kind: 'rejected', rejection } });
+          continue;
+        }
+        // the first entry of a campaign is a fact for reports; one write per batch is enough
+        if (!admitted.has(e.campaignId)) work.facts.push({ event: e, replaying: false });
+        const list = admitted.get(e.campaignId) ?? [];
+        list.push(l as Logged<EntrantRegistered>);
+        admitted.set(e.campaignId, list);
+        continue;
+      }
+      if (e.type === 'CampaignCreated' && !terms.has(e.campaignId)) {
+        terms.set(e.campaignId, { stock: e.stock, opensAt: Date.parse(e.opensAt), closesAt: Date.parse(e.closesAt), closedAt: null });
+      }
+      if (e.type === 'CampaignClosed') {
+        const t = terms.get(e.campaignId);
+        if (t && t.closedAt === null) terms.set(e.campaignId, { ...t, closedAt: Date.parse(e.occurredAt) });
+      }
+      work.facts.push({ event: e, replaying: replaying(l) });
+    }
+    // 2. places: one Lua call per campaign, in the same round trip as the facts
+    for (const [campaignId, entries] of admitted) work.lines.push({ campaignId, entries: entries.map((l) => ({ offset: l.offset, userId: l.event.userId })) });
+    const placed = await lines.place(p, work);
+    if (placed === 'REBUILD') return 'REBUILD';
+
+    // 3. new winners, outside a replay, get their events
+    const outputs: CampaignEvent[] = [];
+    const now = new Date();
+    work.lines.forEach(({ campaignId }, ci) => {
+      const entries = admitted.get(campaignId)!;
+      const places = placed[ci]!;
+      const stock = terms.get(campaignId)!.stock;
+      entries.forEach((l, i) => {
+        const { rank, firstOffset } = places[i]!;
+        if (replaying(l)) return;
+        this.s.stats.entries++;
+        const place = { position: rank + 1, ticket: ticketOf(p, firstOffset) };
+        if (firstOffset === l.offset) outputs.push(...eventsForPlace(campaignId, stock, l.event.userId, place, now, this.s.mint));
+        const r = l.event.replyTo;
+        if (r) replies.push({ instance: r.instance, reply: { request: r.request, campaignId, userId: l.event.userId, kind: 'placed', ...place, stock } });
+      });
+    });
+
+    // The places are a pure function of the committed entries' offsets, so the waiting callers may
+    // hear them now; gifticon codes are random and reach them only after the commit. A place told
+    // before the commit does not change when a crash makes the batch run again: the same offsets
+    // give the same places. (Telling after the commit cost each call one transaction, ~10-100 ms.)
+    if (replies.length > 0) await this.s.replies.tell(replies);
+
+    this.s.stats.batches++;
+    // replayed entries were decided before: only a batch that reaches past `until` commits
+    return { outputs: last >= until ? outputs : null };
+  }
+
+  /**
+   * The decisions and the input offsets commit together, or not at all; then, only committed facts
+   * reach Redis (and through it the callers' gifticons). A failed commit is settled (it may have
+   * landed all the same: the broker can die after writing it, before answering), and the consumer
+   * goes back to where committed decisions end: the same entries are placed again in the same
+   * places, and their gifticons minted anew (an aborted transaction's codes never existed).
+   */
+  private async commitAndApply(outputs: CampaignEvent[], nextOffset: bigint): Promise<boolean> {
+    const p = this.partition;
+    const committing = performance.now();
+    try {
+      await this.s.sink.commit(p, outputs, nextOffset);
+    } catch (err) {
+      // Batches behind this one wait on it and are dropped when it resolves false.
+      this.s.log.error({ err, partition: p }, 'commit failed: settling the partition, then deciding again from its committed offset');
+      // a partition taken away meanwhile is settled by its new owner: settling it here would fence that one
+      const before = this.committed;
+      const from = this.retired ? before : await this.s.sink.settle([p]).then((o) => o.get(p) ?? 0n, () => before);
+      this.committed = max(this.committed, from);
+      this.epoch++;
+      if (this.mode.kind === 'deciding') this.mode.idleTail = null;
+      if (!this.retired) this.s.cursor.seek(p, this.committed);
+      this.inFlight = null;
+      return false;
+    }
+    this.committed = nextOffset;
+    this.s.timing('commit', (performance.now() - committing) / 1000, outputs.length);
+    if (outputs.length > 0) {
+      // if Redis fails here the events are committed all the same, and applied when read back
+      if (await this.s.lines.applyCommitted(p, outputs)) {
+        if (this.s.applied.size > 100_000) this.s.applied.clear();
+        for (const e of outputs) this.s.applied.add(e.eventId);
+      }
+      this.s.stats.winners += outputs.filter((e) => e.type === 'WinnerSelected').length;
+    }
+    return true;
+  }
+}
+
+const max = (a: bigint, b: bigint) => (a > b ? a : b);

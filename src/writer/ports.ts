@@ -1,0 +1,98 @@
+import type { CampaignTerms } from '../domain/campaign.js';
+import type { CampaignEvent, Logged } from '../domain/events.js';
+import type { NewerEventError } from '../infra/kafka/codec.js';
+import type { ParkedRecord } from '../infra/kafka/parking.js';
+import type { Reply } from './replies.js';
+
+/**
+ * What the single writer talks to. The real adapters are KafkaJS (`kafkaSink.ts`, the consumer in
+ * `singleWriter.ts`) and ioredis (`redisLines.ts`); test/support/writerPorts.ts has in-memory twins,
+ * so the writer's crash logic runs in unit specs without a server.
+ */
+
+/** Where decisions go: the log, in one transaction with the input offsets. */
+export interface DecisionSink {
+  /** Appends the decisions and commits `nextOffset` as the partition's input position, atomically. */
+  commit(partition: number, outputs: readonly CampaignEvent[], nextOffset: bigint): Promise<void>;
+  /**
+   * Where the partitions' committed decisions end, for certain: first fences every earlier
+   * transaction of them (completing a prepared one, aborting an open one), then reads the input
+   * positions committed. Retries until the broker answers.
+   */
+  settle(partitions: readonly number[]): Promise<Map<number, bigint>>;
+  /** Forgets the partitions' producers: the next commit or settle starts a new one (and fences the old). */
+  reset(partitions?: readonly number[]): Promise<void>;
+}
+
+/** The consumer's position on the log. */
+export interface LogCursor {
+  seek(partition: number, offset: bigint): void;
+}
+
+/** One fetched batch of one partition. */
+export interface FetchedBatch {
+  partition: number;
+  first: bigint;
+  /** Sorts its records; called at most once, and only for a batch the writer reads. */
+  read(skip: (eventId: string | undefined) => boolean): SortedRecords;
+}
+
+export interface SortedRecords {
+  logged: Logged[];
+  parked: ParkedRecord[];
+  stop: NewerEventError | null;
+  /** the last offset the writer may move past; null when none */
+  last: bigint | null;
+}
+
+/** What the consumer lets the writer do with the batch in hand. */
+export interface BatchControl {
+  /** the group moved on (a rebalance): nothing of this batch may be committed */
+  isStale(): boolean;
+  resolve(offset: bigint): void;
+  heartbeat(): Promise<void>;
+  /** pauses the partition at an event of a newer version */
+  stop(err: NewerEventError): void;
+}
+
+/** The records the writer cannot use, parked before their offsets commit. */
+export interface Parker {
+  park(records: readonly ParkedRecord[]): Promise<void>;
+}
+
+/** The facts and entries of one batch, for the Redis ordering projection. */
+export interface LineWork {
+  /** facts in log order; `replaying` marks a re-application while the projection is rebuilt */
+  facts: { event: CampaignEvent; replaying: boolean }[];
+  /** entries turned away at the door: their pending tickets go */
+  rejected: { campaignId: string; userId: string }[];
+  /** per campaign, the admitted entries in log order */
+  lines: { campaignId: string; entries: { offset: bigint; userId: string }[] }[];
+}
+
+/** A place in a campaign's line: the rank among distinct users (0-based) and the user's first offset. */
+export interface Placed {
+  rank: number;
+  firstOffset: bigint;
+}
+
+/** The Redis ordering projection, as the writer uses it. */
+export interface CampaignLines {
+  /** the partition's projection is complete up to where the writer stands */
+  isBuilt(partition: number): Promise<boolean>;
+  markBuilt(partition: number): Promise<void>;
+  rebuildProgress(partition: number, next: bigint, until: bigint): Promise<void>;
+  /** the campaigns met are complete again, and so is the partition */
+  finishRebuild(partition: number, campaigns: Iterable<string>): Promise<void>;
+  terms(campaignIds: readonly string[]): Promise<Map<string, CampaignTerms>>;
+  /** One round trip: the facts, the rejections, and a place for every admitted entry, per line
+   * in `work.lines` order; 'REBUILD' when a campaign's projection was gone (Redis flushed). */
+  place(partition: number, work: LineWork): Promise<Placed[][] | 'REBUILD'>;
+  /** Committed decisions onto the projection; false when Redis failed (they are applied when read back). */
+  applyCommitted(partition: number, events: readonly CampaignEvent[]): Promise<boolean>;
+}
+
+/** The API processes waiting for decisions. */
+export interface ReplyChannel {
+  tell(replies: readonly { instance: string; reply: Reply }[]): Promise<void>;
+}

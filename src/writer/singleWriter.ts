@@ -1,0 +1,162 @@
+import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import type { Config } from '../config.js';
+import { cryptoMinter, type CampaignTerms, type Minter } from '../domain/campaign.js';
+import { headerString, keepConsuming, roleConsumer } from '../infra/kafka/eventLog.js';
+import { sortBatch, Stops, type Parking } from '../infra/kafka/parking.js';
+import type { RedisOrdering } from '../infra/redis/ordering.js';
+import { logger } from '../logger.js';
+import type { Timing } from '../metrics.js';
+import { KafkaDecisionSink } from './kafkaSink.js';
+import { PartitionWriter, type WriterShared } from './partitionWriter.js';
+import { RedisCampaignLines, RedisReplyChannel } from './redisLines.js';
+
+/** The consumer's name where it parks records and stops at newer events. */
+export const WRITER = 'single-writer';
+
+const log = logger.child({ role: 'decider', component: WRITER });
+
+/**
+ * The single writer of each partition, as a consumer group: the router between the group's
+ * assignment and one `PartitionWriter` per owned partition. On every assignment the owned
+ * partitions are settled (transactions in doubt fenced, committed positions read) before any of
+ * their batches is decided; a partition taken away retires its writer.
+ *
+ * Redis is a projection: when it has been flushed a partition's writer replays it from offset 0,
+ * placing entries again (same offsets → same places) and re-applying the decisions already in the
+ * log, and only then decides anew.
+ */
+export class SingleWriter {
+  private consumer: Consumer | null = null;
+  private runner: ReturnType<typeof keepConsuming> | null = null;
+  private readonly writers = new Map<number, PartitionWriter>();
+  private readonly sink: KafkaDecisionSink;
+  private readonly shared: WriterShared;
+  private watch: NodeJS.Timeout | null = null;
+  private assignedOnce!: Promise<void>;
+  /** partitions stopped at an event of a newer version */
+  readonly stops = new Stops(WRITER);
+
+  constructor(
+    private readonly kafka: Kafka,
+    ordering: RedisOrdering,
+    private readonly config: Config,
+    parking: Parking,
+    mint: Minter = cryptoMinter,
+  ) {
+    this.sink = new KafkaDecisionSink(kafka, config, log);
+    this.shared = {
+      sink: this.sink,
+      lines: new RedisCampaignLines(ordering, config.topics.events, log),
+      replies: new RedisReplyChannel(ordering),
+      cursor: { seek: (partition, offset) => this.consumer?.seek({ topic: this.topic, partition, offset: offset.toString() }) },
+      parker: parking,
+      mint,
+      log,
+      timing: (...a) => this.timing(...a),
+      stats: { batches: 0, entries: 0, winners: 0, rebuilds: 0 },
+      terms: new Map<string, CampaignTerms>(),
+      applied: new Set<string>(),
+    };
+  }
+
+  timing: Timing = () => undefined;
+
+  /** counters for /metrics */
+  get stats(): WriterShared['stats'] {
+    return this.shared.stats;
+  }
+
+  get topic() {
+    return this.config.topics.events;
+  }
+
+  /** Partitions this member owns, once the group has assigned them. */
+  get partitions(): readonly number[] {
+    return [...this.writers.keys()].sort((a, b) => a - b);
+  }
+
+  /** A partition's writer, for tests and status. */
+  writer(partition: number): PartitionWriter | undefined {
+    return this.writers.get(partition);
+  }
+
+  async start(): Promise<void> {
+    let onAssigned!: () => void;
+    this.assignedOnce = new Promise((r) => (onAssigned = r));
+    this.runner = keepConsuming(WRITER, async () => {
+      // a writer must answer within milliseconds; KafkaJS's default waits 5 s on a quiet partition
+      const consumer = roleConsumer(this.kafka, this.config.groups.writer, this.config.DECIDER_MAX_WAIT_MS);
+      this.consumer = consumer;
+      consumer.on(consumer.events.GROUP_JOIN, (e) => {
+        const assigned = (e.payload.memberAssignment[this.topic] ?? []).slice().sort((a, b) => a - b);
+        void this.assign(assigned).then(onAssigned, (err) => log.error({ err }, 'assignment check failed'));
+      });
+      await consumer.connect();
+      await consumer.subscribe({ topic: this.topic, fromBeginning: true });
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: this.config.EVENT_PARTITIONS,
+        eachBatch: (payload) => this.onBatch(payload),
+      });
+      return consumer;
+    });
+    await this.runner.ready;
+    this.watch = setInterval(() => {
+      for (const w of this.writers.values()) {
+        void w.checkBuilt().catch((err) => log.warn({ err, partition: w.partition }, 'built check failed'));
+        w.commitIdleTail();
+      }
+    }, 250);
+  }
+
+  /** Resolves once the first assignment was settled (the writer is ready to decide). */
+  ready(): Promise<void> {
+    return this.assignedOnce;
+  }
+
+  /**
+   * Every assignment fences anew (another member may have owned a partition in between): new
+   * writers wait in Settling while the commits of the old ones end, the producers are dropped, and
+   * the transactions in doubt are settled.
+   */
+  private async assign(assigned: number[]): Promise<void> {
+    const previous = [...this.writers.values()];
+    this.writers.clear();
+    const fresh = assigned.map((p) => new PartitionWriter(p, this.shared));
+    for (const w of fresh) this.writers.set(w.partition, w);
+    this.stops.retain(assigned);
+    await Promise.all(previous.map((w) => w.retire()));
+    await this.sink.reset();
+    const offsets = await this.sink.settle(assigned);
+    await Promise.all(fresh.map((w) => w.settle(offsets.get(w.partition) ?? 0n)));
+    log.info({ partitions: assigned }, 'single writer assigned');
+  }
+
+  private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    const w = this.writers.get(batch.partition);
+    if (!w || !isRunning() || batch.messages.length === 0) return;
+    const consumer = this.consumer;
+    await w.onBatch(
+      {
+        partition: batch.partition,
+        first: BigInt(batch.firstOffset() ?? '0'),
+        read: (skip) => sortBatch(WRITER, this.topic, batch.partition, batch.messages, { skip: (m) => skip(headerString(m.headers, 'eventId')) }),
+      },
+      {
+        isStale,
+        resolve: (offset) => resolveOffset(String(offset)),
+        heartbeat,
+        stop: (err) => this.stops.stop(consumer, this.topic, err),
+      },
+    );
+  }
+
+  async stop(): Promise<void> {
+    this.sink.stopping = true;
+    if (this.watch) clearInterval(this.watch);
+    await this.runner?.stop();
+    await Promise.all([...this.writers.values()].map((w) => w.retire()));
+    await this.sink.reset();
+  }
+}

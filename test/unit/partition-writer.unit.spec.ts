@@ -1,0 +1,185 @@
+import { describe, expect, it } from 'vitest';
+import { auditCampaign } from '../../src/domain/audit.js';
+import { created, entrant, rig, type Rig } from '../support/writerPorts.js';
+
+/**
+ * The single writer's crash logic, given / when / then, over in-memory ports: no broker, no Redis.
+ * Campaign `c` has 3 units; u0..u4 enter in that order (offsets 1..5).
+ */
+function given(r: Rig, users = 5) {
+  r.log.append(0, created('c', 3));
+  for (let i = 0; i < users; i++) r.log.append(0, entrant('c', `u${i}`));
+}
+
+const kinds = (r: Rig) => r.log.events(0).map((e) => e.type);
+const gifticons = (r: Rig) => r.log.events(0).filter((e) => e.type === 'GifticonIssued').map((e) => (e as { userId: string }).userId);
+
+describe('a partition writer', () => {
+  it('decides a batch: the first 3 distinct users win, one gifticon each, committed with the input offsets', async () => {
+    const r = rig();
+    given(r);
+    const w = await r.writer();
+    const ctl = r.control();
+    await w.onBatch(r.log.batch(0, 0n), ctl);
+    expect(await w.whenCommitted()).toBe(true);
+    expect(gifticons(r)).toEqual(['u0', 'u1', 'u2']);
+    expect(kinds(r).filter((k) => k === 'CampaignSoldOut')).toHaveLength(1);
+    expect(r.log.committed.get(0)).toBe(6n);
+    expect(ctl.resolved).toEqual([5n]);
+    expect(r.replies.told.map((t) => (t.kind === 'placed' ? t.position : null))).toEqual([1, 2, 3, 4, 5]);
+    expect(auditCampaign(r.log.records.get(0)!).problems).toEqual([]);
+  });
+
+  it('a commit that lands and then throws is settled, not decided again: no second gifticon', async () => {
+    const r = rig();
+    given(r);
+    const w = await r.writer();
+    r.sink.fault = 'landed-then-throw';
+    await w.onBatch(r.log.batch(0, 0n), r.control());
+    expect(await w.whenCommitted()).toBe(false);
+    // settled: the consumer goes to where the committed decisions end, past the batch
+    expect(r.sink.calls.settle).toBe(2);
+    expect(r.seeks).toEqual([{ partition: 0, offset: 6n }]);
+    expect(w.committed).toBe(6n);
+    // the consumer, sent there, reads the decisions back: they are re-applied, nothing is decided again
+    await w.onBatch(r.log.batch(0, 6n), r.control());
+    await w.whenCommitted();
+    expect(gifticons(r)).toEqual(['u0', 'u1', 'u2']);
+    expect(auditCampaign(r.log.records.get(0)!).problems).toEqual([]);
+  });
+
+  it('a commit that throws with its transaction open is decided again from the committed offset, in the same places', async () => {
+    const r = rig();
+    given(r);
+    const w = await r.writer();
+    r.sink.fault = 'throw-open';
+    await w.onBatch(r.log.batch(0, 0n), r.control());
+    expect(await w.whenCommitted()).toBe(false);
+    expect(r.log.end(0)).toBe(6n);
+    expect(r.seeks).toEqual([{ partition: 0, offset: 0n }]);
+    const placesBefore = r.replies.told.map((t) => (t.kind === 'placed' ? t.ticket : null));
+    await w.onBatch(r.log.batch(0, 0n), r.control());
+    expect(await w.whenCommitted()).toBe(true);
+    expect(gifticons(r)).toEqual(['u0', 'u1', 'u2']);
+    expect(r.replies.told.slice(5).map((t) => (t.kind === 'placed' ? t.ticket : null))).toEqual(placesBefore);
+  });
+
+  it('a batch that comes while an older commit fails is dropped, not committed behind it', async () => {
+    const r = rig();
+    given(r, 3);
+    const w = await r.writer();
+    let release!: () => void;
+    r.sink.gate = new Promise((res) => (release = res));
+    r.sink.fault = 'throw-open';
+    await w.onBatch(r.log.batch(0, 0n, 2), r.control()); // created + u0: u0 wins, the commit hangs
+    const second = r.control();
+    const behind = w.onBatch(r.log.batch(0, 2n), second); // u1, u2 wait for it
+    r.sink.gate = null;
+    release();
+    await behind;
+    expect(second.resolved).toEqual([]);
+    expect(r.log.committed.has(0)).toBe(false);
+    expect(gifticons(r)).toEqual([]);
+  });
+
+  it('Redis flushed between batches: the next batch rebuilds from offset 0, then decides in the log’s places', async () => {
+    const r = rig();
+    given(r, 2);
+    const w = await r.writer();
+    await w.onBatch(r.log.batch(0, 0n), r.control());
+    await w.whenCommitted();
+    const upTo = r.log.end(0); // past the decisions read back
+    r.log.append(0, entrant('c', 'u2'));
+    r.log.append(0, entrant('c', 'u3'));
+    r.lines.flush();
+    // the entry names a campaign Redis no longer knows: a rebuild up to where decisions end
+    await w.onBatch(r.log.batch(0, upTo), r.control());
+    // (the read-backs of its own decisions committed nothing: decisions end at the input's end)
+    expect(w.mode).toMatchObject({ kind: 'rebuilding', until: 3n, seeking: true });
+    expect(r.seeks.at(-1)).toEqual({ partition: 0, offset: 0n });
+    expect(r.shared.stats.rebuilds).toBe(1);
+    // a batch fetched before the seek (it starts past `until`) neither decides nor finishes the rebuild
+    await w.onBatch(r.log.batch(0, upTo), r.control());
+    expect(w.mode).toMatchObject({ kind: 'rebuilding', seeking: true });
+    expect(gifticons(r)).toEqual(['u0', 'u1']);
+    // the replay from 0: everything below `until` is re-applied, u2 is decided anew as the 3rd
+    await w.onBatch(r.log.batch(0, 0n), r.control());
+    await w.whenCommitted();
+    expect(w.mode.kind).toBe('deciding');
+    expect(await r.lines.isBuilt(0)).toBe(true);
+    expect(gifticons(r)).toEqual(['u0', 'u1', 'u2']);
+    expect([...r.lines.lines.get('c')!.keys()]).toEqual(['u0', 'u1', 'u2', 'u3']);
+    expect(auditCampaign(r.log.records.get(0)!).problems).toEqual([]);
+  });
+
+  it('a flush noticed by the idle check starts the same rebuild, once', async () => {
+    const r = rig();
+    given(r, 1);
+    const w = await r.writer();
+    await w.onBatch(r.log.batch(0, 0n), r.control());
+    await w.whenCommitted();
+    r.lines.flush();
+    await Promise.all([w.checkBuilt(), w.checkBuilt()]);
+    expect(w.mode).toMatchObject({ kind: 'rebuilding' });
+    expect(r.shared.stats.rebuilds).toBe(1);
+    expect(r.seeks).toEqual([{ partition: 0, offset: 0n }]);
+  });
+
+  it('an assignment taken away mid-commit: a failed commit is left to the new owner, neither settled nor sought', async () => {
+    const r = rig();
+    given(r, 1);
+    const w = await r.writer();
+    let release!: () => void;
+    r.sink.gate = new Promise((res) => (release = res));
+    r.sink.fault = 'throw-open';
+    await w.onBatch(r.log.batch(0, 0n), r.control());
+    const retired = w.retire();
+    release();
+    await retired;
+    expect(r.sink.calls.settle).toBe(1); // the assignment's own
+    expect(r.seeks).toEqual([]);
+    // and a batch that reaches it afterwards reads nothing
+    const ctl = r.control();
+    await w.onBatch(r.log.batch(0, 0n), ctl);
+    expect(ctl.resolved).toEqual([]);
+  });
+
+  it('a stale batch (the group moved on) commits nothing', async () => {
+    const r = rig();
+    given(r);
+    const w = await r.writer();
+    await w.onBatch(r.log.batch(0, 0n), r.control({ stale: () => true }));
+    await w.whenCommitted();
+    expect(r.sink.calls.commit).toBe(0);
+  });
+
+  it('a batch that decided nothing opens no transaction; its offsets commit alone once the partition is idle', async () => {
+    const r = rig();
+    given(r);
+    const w = await r.writer();
+    await w.onBatch(r.log.batch(0, 0n), r.control());
+    await w.whenCommitted();
+    const commits = r.sink.calls.commit;
+    const from = r.log.end(0);
+    r.log.append(0, entrant('c', 'u9'));
+    await w.onBatch(r.log.batch(0, from), r.control()); // a loser
+    expect(r.sink.calls.commit).toBe(commits);
+    expect(w.mode).toMatchObject({ kind: 'deciding', idleTail: from + 1n });
+    w.commitIdleTail();
+    await w.whenCommitted();
+    expect(r.sink.calls.commit).toBe(commits + 1);
+    expect(r.log.committed.get(0)).toBe(from + 1n);
+  });
+
+  it('settles to RebuildDue when Redis does not hold a partition that has decisions', async () => {
+    const r = rig();
+    given(r);
+    const w = await r.writer();
+    await w.onBatch(r.log.batch(0, 0n), r.control());
+    await w.whenCommitted();
+    r.lines.flush();
+    const next = await r.writer();
+    expect(next.mode.kind).toBe('rebuild-due');
+    expect(next.committed).toBe(r.log.committed.get(0));
+  });
+});
