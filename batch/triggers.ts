@@ -48,7 +48,7 @@ export class Triggers {
         // resolved by hand: a partition stopped at a newer event must not be resolved past it
         eachBatchAutoResolve: false,
         eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-          const sorted = sortBatch('batch-triggers', topic, batch.partition, batch.messages);
+          const sorted = sortBatch('batch-triggers', topic, batch.partition, batch.messages, { lastOffset: batch.lastOffset() });
           await this.parking.park(sorted.parked);
           for (const l of sorted.logged) {
             if (!isRunning() || isStale()) return;

@@ -85,7 +85,7 @@ export class EventStoreArchive {
     // before the append, so a stuck archive (ESDB down) shows how far behind it is
     const first = batch.firstOffset();
     if (first !== null) this.lag.observe(batch.partition, { high: batch.highWatermark, next: BigInt(first) });
-    const sorted = sortBatch(ARCHIVE_PROJECTION, this.topic, batch.partition, batch.messages);
+    const sorted = sortBatch(ARCHIVE_PROJECTION, this.topic, batch.partition, batch.messages, { lastOffset: batch.lastOffset() });
     await this.parking.park(sorted.parked);
     await this.archive(sorted.logged);
     if (sorted.last !== null) resolveOffset(String(sorted.last));

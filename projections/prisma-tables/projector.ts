@@ -233,7 +233,7 @@ export class PrismaProjector {
     this.busy.add(p);
     try {
       const first = BigInt(firstOffset);
-      const sorted = sortBatch(PRISMA_PROJECTION, this.topic, p, batch.messages);
+      const sorted = sortBatch(PRISMA_PROJECTION, this.topic, p, batch.messages, { lastOffset: batch.lastOffset() });
       if (sorted.stop) this.stops.stop(this.consumer, this.topic, sorted.stop);
       if (sorted.last === null) return;
       const next = sorted.last + 1n;

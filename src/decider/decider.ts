@@ -306,6 +306,7 @@ export class Decider {
       // the writer never parks an entry it could decide: only records that are not events of this log
       const sorted = sortBatch('decider', this.topic, p, batch.messages, {
         skip: (m) => this.applied.size > 0 && this.applied.delete(headerString(m.headers, 'eventId') ?? ''),
+        lastOffset: batch.lastOffset(),
       });
       if (sorted.stop) this.stops.stop(this.consumer, this.topic, sorted.stop);
       if (sorted.last === null) return;

@@ -113,7 +113,7 @@ export function sortBatch(
   topic: string,
   partition: number,
   messages: readonly KafkaMessage[],
-  opts: { skip?: (m: KafkaMessage) => boolean; before?: bigint } = {},
+  opts: { skip?: (m: KafkaMessage) => boolean; before?: bigint; lastOffset?: string } = {},
 ): SortedBatch {
   const sorted: SortedBatch = { logged: [], parked: [], stop: null, last: null };
   for (const m of messages) {
@@ -129,6 +129,12 @@ export function sortBatch(
       else sorted.parked.push(parkedRecord(consumer, 'foreign', d.error, topic, partition, m));
     }
     sorted.last = offset;
+  }
+  // KafkaJS's batch.lastOffset() counts the records it filtered out (a transaction's commit marker
+  // ends most batches): moving past them too keeps a position from resting short of the log's end
+  if (!sorted.stop && opts.lastOffset !== undefined && opts.before === undefined) {
+    const end = BigInt(opts.lastOffset);
+    if (sorted.last === null || end > sorted.last) sorted.last = end;
   }
   return sorted;
 }
