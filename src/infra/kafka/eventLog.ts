@@ -10,6 +10,7 @@ import {
 } from 'kafkajs';
 import type { Config } from '../../config.js';
 import type { CampaignEvent, Logged } from '../../domain/events.js';
+import { clientLogLevel } from './clientLog.js';
 import { decode, NewerEventError, toMessage } from './codec.js';
 import { logger } from '../../logger.js';
 import type { Timing } from '../../metrics.js';
@@ -30,18 +31,10 @@ export function createKafka(config: Pick<Config, 'KAFKA_BROKERS'>, clientId = 'f
       () =>
       ({ level, log: entry }) => {
         const { message, ...rest } = entry;
-        // every transaction's first send meets CONCURRENT_TRANSACTIONS while the previous commit's
-        // markers are written, and is retried (see the decider): under load that was two error
-        // lines per transaction, all noise
-        if (CONCURRENT_TRANSACTIONS.test(`${message} ${String(rest.error ?? '')}`)) log.debug(rest, message);
-        else if (level === logLevel.ERROR) log.error(rest, message);
-        else if (level === logLevel.WARN) log.warn(rest, message);
-        else log.debug(rest, message);
+        log[clientLogLevel(level, message, rest.error)](rest, message);
       },
   });
 }
-
-const CONCURRENT_TRANSACTIONS = /another concurrent operation on the same transaction/;
 
 export { partitionFor } from './partitioning.js';
 export { decode, decodeValue, NewerEventError, toMessage, type Decoded } from './codec.js';
