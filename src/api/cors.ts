@@ -18,6 +18,8 @@ export function corsFor(origins: readonly string[] | undefined) {
   });
   /** Sets the headers; true when it answered the request itself (a preflight). */
   return (req: IncomingMessage, res: ServerResponse): boolean => {
+    // not a browser's cross-origin request: nothing to say (and nothing to spend on the hot path)
+    if (req.headers.origin === undefined) return false;
     let goOn = false;
     // with static options the cors package calls back synchronously
     handle(req, res, () => (goOn = true));
