@@ -155,6 +155,7 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
     },
     metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
     observe: (op, s, ok) => metrics.requests.observe({ operation: op, ok: String(ok) }, s),
+    limits: metrics.limits,
   });
   await new Promise<void>((resolve) => server.listen(config.PORT, '0.0.0.0', resolve));
   const port = (server.address() as AddressInfo).port;

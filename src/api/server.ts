@@ -6,7 +6,11 @@ import { ApolloServerPluginCacheControlDisabled } from '@apollo/server/plugin/di
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import type { GraphQLFormattedError } from 'graphql';
 import { logger } from '../logger.js';
-import { bearer, verifyToken } from './auth.js';
+import type { RateLimitEvents } from '../metrics.js';
+import { bearer, createAuthenticator } from './auth.js';
+import { ipLimit } from './clientLimit.js';
+import { corsFor } from './cors.js';
+import { queryLimits } from './queryLimits.js';
 import { buildResolvers, type ApiServices, type Ctx } from './resolvers.js';
 
 const log = logger.child({ component: 'http' });
@@ -18,6 +22,7 @@ export interface HttpHooks {
   ready: () => Promise<{ ok: boolean; checks: Record<string, boolean>; problems?: string[] }>;
   metrics: () => Promise<{ contentType: string; body: string }>;
   observe?: (operation: string, seconds: number, ok: boolean) => void;
+  limits?: RateLimitEvents;
 }
 
 function mergeResolvers(...parts: (Record<string, Record<string, unknown>> | undefined)[]) {
@@ -28,13 +33,16 @@ function mergeResolvers(...parts: (Record<string, Record<string, unknown>> | und
 
 export async function createApollo(services: ApiServices | null): Promise<ApolloServer<Ctx>> {
   const production = services?.config.NODE_ENV === 'production';
+  const limits = services ? queryLimits(services.config) : null;
   const apollo = new ApolloServer<Ctx>({
     typeDefs,
     resolvers: mergeResolvers(buildResolvers() as never, services?.extraResolvers as never),
     includeStacktraceInErrorResponses: !production,
     // hot path: no landing page or usage reporting plugins on a server that answers a crowd
     csrfPrevention: true,
-    plugins: [ApolloServerPluginCacheControlDisabled(), ApolloServerPluginLandingPageDisabled()],
+    plugins: [ApolloServerPluginCacheControlDisabled(), ApolloServerPluginLandingPageDisabled(), ...(limits?.plugins ?? [])],
+    validationRules: limits?.validationRules,
+    parseOptions: limits?.parseOptions,
     formatError: (formatted: GraphQLFormattedError, error: unknown) => {
       const code = formatted.extensions?.code;
       if (code === 'INTERNAL_SERVER_ERROR' || code === undefined) {
@@ -48,22 +56,40 @@ export async function createApollo(services: ApiServices | null): Promise<Apollo
   return apollo;
 }
 
-async function readBody(req: IncomingMessage, limit = 1 << 20): Promise<string> {
+const tooLarge = () => Object.assign(new Error('body too large'), { status: 413 });
+
+async function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  // refused before a byte is read when the client says how much is coming
+  if (Number(req.headers['content-length']) > limit) throw tooLarge();
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req) {
     size += (c as Buffer).length;
-    if (size > limit) throw Object.assign(new Error('body too large'), { status: 413 });
+    if (size > limit) throw tooLarge();
     chunks.push(c as Buffer);
   }
   return Buffer.concat(chunks).toString('utf8');
 }
 
+const errorBody = (message: string, code: string, extensions: Record<string, unknown> = {}) =>
+  JSON.stringify({ errors: [{ message, extensions: { code, ...extensions } }] });
+
 /**
  * A thin node:http integration of Apollo (its documented `executeHTTPGraphQLRequest`), beside the
- * health and metrics routes. No web framework on the hot path.
+ * health and metrics routes. No web framework on the hot path. In front of GraphQL, in this order:
+ * CORS (a preflight ends there), the token, the per-address limit for requests without a valid
+ * token (429 before the body is read), the body cap (413), then Apollo with its query limits.
  */
 export function createHttpServer(apollo: ApolloServer<Ctx> | null, services: ApiServices | null, hooks: HttpHooks) {
+  const config = services?.config;
+  const auth = config ? createAuthenticator(config) : null;
+  const cors = corsFor(config?.CORS_ORIGINS);
+  const perAddress = config && config.RATE_LIMIT_IP_PER_SEC > 0 ? ipLimit(config.RATE_LIMIT_IP_PER_SEC, config.TRUST_PROXY) : null;
+  const maxBody = config?.GRAPHQL_MAX_BODY_BYTES ?? 64 * 1024;
+  if (config) {
+    hooks.limits?.configure('ip', config.RATE_LIMIT_IP_PER_SEC);
+    hooks.limits?.configure('enter', config.ENTER_RATE_PER_SEC);
+  }
   let inFlight = 0;
   let draining = false;
   const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
@@ -85,25 +111,34 @@ export function createHttpServer(apollo: ApolloServer<Ctx> | null, services: Api
         const m = await hooks.metrics();
         return send(res, 200, m.contentType, m.body);
       }
-      if (url.pathname !== '/graphql' || !apollo || !services) return send(res, 404, 'application/json', '{"error":"not found"}');
+      if (url.pathname !== '/graphql' || !apollo || !services || !auth) return send(res, 404, 'application/json', '{"error":"not found"}');
+      if (cors(req, res)) return;
 
+      const token = bearer(req.headers.authorization);
+      const caller = token ? await auth.verify(token) : null;
+      if (!caller && perAddress) {
+        const waitMs = await perAddress(req);
+        if (waitMs > 0) {
+          hooks.limits?.refused('ip');
+          res.setHeader('retry-after', String(Math.ceil(waitMs / 1000)));
+          return send(res, 429, 'application/json', errorBody('too many requests', 'RATE_LIMITED', { retryAfterMs: waitMs }));
+        }
+      }
       const headers = new HeaderMap();
       for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
       let body: unknown = undefined;
       if (req.method === 'POST') {
-        const text = await readBody(req);
+        const text = await readBody(req, maxBody);
         try {
           body = text ? JSON.parse(text) : {};
         } catch {
-          return send(res, 400, 'application/json', JSON.stringify({ errors: [{ message: 'body is not JSON', extensions: { code: 'BAD_REQUEST' } }] }));
+          return send(res, 400, 'application/json', errorBody('body is not JSON', 'BAD_REQUEST'));
         }
       }
-      const token = bearer(req.headers.authorization);
-      const caller = token ? await verifyToken(token, services.config.JWT_SECRET) : null;
       const started = performance.now();
       const result = await apollo.executeHTTPGraphQLRequest({
         httpGraphQLRequest: { method: req.method ?? 'GET', headers, search: url.search, body },
-        context: async () => ({ caller, services }),
+        context: async () => ({ caller, services, limits: hooks.limits }),
       });
       for (const [k, v] of result.headers) res.setHeader(k, v);
       res.statusCode = result.status ?? 200;
@@ -115,7 +150,11 @@ export function createHttpServer(apollo: ApolloServer<Ctx> | null, services: Api
     } catch (err) {
       const status = (err as { status?: number }).status ?? 500;
       if (status === 500) log.error({ err }, 'request failed');
-      if (!res.headersSent) send(res, status, 'application/json', JSON.stringify({ errors: [{ message: status === 413 ? 'body too large' : 'internal server error' }] }));
+      if (status === 413) {
+        // the rest of the body is not read: the connection cannot carry another request
+        res.setHeader('connection', 'close');
+        if (!res.headersSent) send(res, 413, 'application/json', errorBody(`body too large (over ${maxBody} bytes)`, 'BAD_REQUEST'));
+      } else if (!res.headersSent) send(res, status, 'application/json', errorBody('internal server error', 'INTERNAL_SERVER_ERROR'));
     } finally {
       inFlight--;
     }
@@ -125,6 +164,7 @@ export function createHttpServer(apollo: ApolloServer<Ctx> | null, services: Api
     /** Stops taking requests and resolves once those in flight are answered (or at the timeout). */
     async drain(timeoutMs: number): Promise<void> {
       draining = true;
+      auth?.close();
       server.close();
       server.closeIdleConnections();
       const end = Date.now() + timeoutMs;

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { SingleBar } from 'cli-progress';
 import { Command } from 'commander';
 import { stackUp, formatResult } from '../../scripts/stack.js';
-import { signToken } from '../api/auth.js';
+import { signToken, tokenShape } from '../api/auth.js';
 import { loadConfig } from '../config.js';
 import { auditCampaign } from '../domain/audit.js';
 import type { Logged } from '../domain/events.js';
@@ -78,7 +78,7 @@ async function main() {
 
   try {
     const client = createClient(base, opts.connections);
-    const admin = await signToken(config.JWT_SECRET, { sub: 'demo-admin', role: 'admin', expiresIn: '1h' });
+    const admin = await signToken(config.JWT_SECRET, { sub: 'demo-admin', role: 'admin', expiresIn: '1h' }, tokenShape(config));
     const campaign = `demo-${randomBytes(4).toString('hex')}`;
     const created = await client.post<{ data?: unknown; errors?: unknown }>(admin, `mutation($i: CreateCampaignInput!) { createCampaign(input: $i) { id status stock } }`, {
       i: { id: campaign, title: 'Demo drop', reward: 'Chicken gifticon', stock: opts.stock, closesAt: new Date(Date.now() + 3_600_000).toISOString() },
@@ -87,7 +87,7 @@ async function main() {
     say(`\n3. campaign ${campaign}: ${opts.stock} gifticons, open now`);
 
     const users = Array.from({ length: opts.users }, (_, i) => `user-${i}`);
-    const tokens = await Promise.all(users.map((sub) => signToken(config.JWT_SECRET, { sub, expiresIn: '1h' })));
+    const tokens = await Promise.all(users.map((sub) => signToken(config.JWT_SECRET, { sub, expiresIn: '1h' }, tokenShape(config))));
     const calls: number[] = [];
     users.forEach((_, i) => {
       calls.push(i);

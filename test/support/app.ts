@@ -34,6 +34,8 @@ export async function isolated(name: string, extra: Record<string, string> = {})
     EVENT_PARTITIONS: '2',
     ENTER_WAIT_MS: '3000',
     ENTER_RATE_PER_SEC: '1000',
+    // tests send token-less requests in bursts on purpose; edge.e2e sets its own limit
+    RATE_LIMIT_IP_PER_SEC: '1000',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
     ...extra,
   };
