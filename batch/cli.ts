@@ -116,7 +116,8 @@ export async function followJob<D>(s: CliServices, id: string, opts: FollowOptio
       if (deadline.passed) throw await giveUp(s, id, view, runtime, deadline.seconds!, line.text);
       if (!runtime && view.status === 'QUEUED' && !view.startedAt && Date.now() - queuedAt > opts.workerWaitMs) {
         if (!tty) console.log(`no worker picked the job up in ${opts.workerWaitMs / 1000} s: running it in this process`);
-        runtime = new JobRuntime(s.handle, logger.child({ role: 'cli' }));
+        // the job's end is the summary and the last line; its log lines would only repeat it
+        runtime = new JobRuntime(s.handle, logger.child({ role: 'cli' }, { level: 'error' }));
         runtime.define(opts.inProcess.name, opts.inProcess.body, opts.inProcess.options);
         await s.handle.start();
       }

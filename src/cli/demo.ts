@@ -198,7 +198,10 @@ async function waitQuiet(campaign: string, serverExit: () => number | null) {
       await readLog(kafka, config.topics.events, (b) => void log.push(...b.filter((l) => l.event.campaignId === campaign)), { partitions: [partition] });
       const audit = auditCampaign(log);
       const due = Math.min(audit.stock, audit.entrants);
-      if (audit.winners >= due && audit.gifticons === audit.winners) return audit;
+      if (audit.winners >= due && audit.gifticons === audit.winners) {
+        line.update(1, `quiet: ${audit.winners} of ${due} winners, ${audit.gifticons} gifticons in the log`);
+        return audit;
+      }
       line.update(
         due > 0 ? audit.winners / due : 0,
         `waiting for the decider of partition ${partition} to decide every entry: ${audit.winners} of ${due} winners, ${audit.gifticons} gifticons in the log`,
