@@ -9,7 +9,7 @@ import { JOBS_TABLE, openAgenda, type AgendaHandle, type JobName } from './agend
 import { jobView, type JobView } from './jobView.js';
 import { withAdmin } from './logPosition.js';
 import { JobRuntime, type JobBody, type JobOptions } from './runtime.js';
-import { describeOwnership, NoWriter, writerOf, WriterWatch, type Projection } from './writers.js';
+import { describeOwnership, NoWriter, writerOf, type Missing, WriterWatch, type Projection } from './writers.js';
 
 /**
  * What the operator CLIs (src/cli/replay.ts, src/cli/report.ts) share: they queue a job, follow it
@@ -65,19 +65,24 @@ export async function awaitWriters(
       const w = writerOf(s.config, p);
       return new WriterWatch(w, () => describeOwnership(admin, w), opts.waitMs, { everyMs: 500 });
     });
+    const line = { then: opts.then };
     for (;;) {
       const waiting: string[] = [];
-      const failed: string[] = [];
+      const pending: Missing[] = [];
+      const failed: NoWriter[] = [];
       for (const watch of watches) {
         try {
-          const r = await watch.check(partitions, { then: opts.then });
-          if (r.waiting) waiting.push(r.waiting);
+          const r = await watch.check(partitions, line);
+          if (r.waiting) {
+            waiting.push(r.waiting);
+            pending.push({ writer: watch.writer, partitions: r.missing, ownership: r.ownership });
+          }
         } catch (err) {
           if (!(err instanceof NoWriter)) throw err;
-          failed.push(err.message);
+          failed.push(err);
         }
       }
-      if (failed.length > 0) throw new NoWriter(failed.join('; '));
+      if (failed.length > 0) throw NoWriter.of(failed, line, pending);
       if (waiting.length === 0) return;
       opts.line.update(0, `checking for a writer: ${waiting.join(' · ')}`);
       if (opts.deadline.passed) throw new TimedOut(opts.deadline.seconds!, opts.line.text, 'nothing was queued, deleted or rewound');

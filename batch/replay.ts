@@ -15,7 +15,7 @@ import {
   scanKeys,
 } from './redisKeys.js';
 import type { JobContext } from './runtime.js';
-import { describeOwnership, NoWriter, reachLine, WRITER_WAIT_MS, writerOf, WriterWatch, type Projection } from './writers.js';
+import { describeOwnership, NoWriter, type Missing, reachLine, WRITER_WAIT_MS, writerOf, WriterWatch, type Projection } from './writers.js';
 
 /**
  * A replay never writes a projection beside its live writer (two writers of the Redis line would
@@ -171,24 +171,25 @@ async function requireWriters(
     const w = writerOf(config, projection);
     return { projection, watch: new WriterWatch(w, () => describeOwnership(admin, w), WRITER_WAIT_MS) };
   });
+  const line = { then: 'then run the replay again (nothing was deleted or rewound)' };
   for (;;) {
     ctx.check();
-    const failed: string[] = [];
-    let waiting = false;
+    const failed: NoWriter[] = [];
+    const waiting: Missing[] = [];
     for (const { projection, watch } of watches) {
       try {
-        const r = await watch.check(partitions, { then: 'then run the replay again (nothing was deleted or rewound)' });
+        const r = await watch.check(partitions, line);
         if (r.waiting) {
-          waiting = true;
+          waiting.push({ writer: watch.writer, partitions: r.missing, ownership: r.ownership });
           note(projection, `checking for a writer: ${r.waiting}`);
         }
       } catch (err) {
         if (!(err instanceof NoWriter)) throw err;
-        failed.push(err.message);
+        failed.push(err);
       }
     }
-    if (failed.length > 0) throw new NoWriter(failed.join('; '));
-    if (!waiting) return;
+    if (failed.length > 0) throw NoWriter.of(failed, line, waiting);
+    if (waiting.length === 0) return;
     await ctx.sleep(250);
   }
 }

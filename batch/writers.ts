@@ -64,19 +64,46 @@ export function waitingForWriter(w: WriterRole, o: Ownership, missing: readonly 
   return `waiting for a ${w.role} to own ${list(missing)} (${group}; start one: ${startCommand(w)}; gives up in ${Math.max(0, Math.ceil(leftMs / 1000))} s)`;
 }
 
+/** A writer missing: whose, which partitions, and what its group said. */
+export interface Missing {
+  writer: WriterRole;
+  partitions: readonly number[];
+  ownership: Ownership;
+}
+
 /**
  * The one line an operator gets when no writer runs: the partitions, and the command that starts
- * one. `doing` says what was under way (a rebuild left half done finishes by itself once the
- * writer is back), `then` what to do after.
+ * the writers missing (one command for both of ALL). `doing` says what was under way (a rebuild
+ * left half done finishes by itself once the writer is back), `then` what to do after.
  */
-export function noWriterLine(w: WriterRole, missing: readonly number[], o: Ownership, opts: { doing?: string; then: string }): string {
-  const group = o.members === 0 ? `consumer group ${w.group} has no member` : `consumer group ${w.group} has ${o.members} member(s), none owning them`;
+export function noWriterLine(missing: readonly Missing[], opts: { doing?: string; then: string }): string {
+  const each = missing.map(({ writer: w, partitions, ownership: o }) => {
+    const group = o.members === 0 ? `consumer group ${w.group} has no member` : `consumer group ${w.group} has ${o.members} member(s), none owning them`;
+    return `no ${w.role} owns ${list(partitions)} of ${w.topic} (${group})`;
+  });
+  const roles = [...new Set(missing.map((m) => m.writer.role))].join(',');
   const doing = opts.doing ? `${opts.doing}: ` : '';
-  return `${doing}no ${w.role} owns ${list(missing)} of ${w.topic} (${group}): start one with \`${startCommand(w)}\`, ${opts.then}`;
+  return `${doing}${each.join('; ')}: start ${missing.length > 1 ? 'them' : 'one'} with \`npm start -- --roles ${roles}\`, ${opts.then}`;
 }
 
 /** A job (or command) that cannot go on without a writer: retrying will not start one. */
-export class NoWriter extends Permanent {}
+export class NoWriter extends Permanent {
+  constructor(
+    readonly missing: readonly Missing[],
+    line: { doing?: string; then: string },
+  ) {
+    super(noWriterLine(missing, line));
+  }
+
+  /**
+   * One NoWriter for several writers missing at once (ALL): one line, one command. `alsoMissing`
+   * are writers still within their grace when another's ended: missing all the same.
+   */
+  static of(errors: readonly NoWriter[], line: { doing?: string; then: string }, alsoMissing: readonly Missing[] = []): NoWriter {
+    const all = [...errors.flatMap((e) => e.missing), ...alsoMissing].sort((a, b) => a.writer.role.localeCompare(b.writer.role));
+    return new NoWriter(all, line);
+  }
+}
 
 /**
  * Follows the owners of some partitions across a wait. `check` asks the group at most once every
@@ -102,19 +129,19 @@ export class WriterWatch {
    * The partitions of `partitions` without an owner now, and the line that says so (null when
    * every one has one). Throws NoWriter, with `doing` and `then` in its line, once the grace is over.
    */
-  async check(partitions: readonly number[], line: { doing?: string; then: string }): Promise<{ missing: number[]; waiting: string | null }> {
+  async check(partitions: readonly number[], line: { doing?: string; then: string }): Promise<{ missing: number[]; waiting: string | null; ownership: Ownership }> {
     const now = this.now();
     if (!this.last || now - this.last.at >= (this.opts.everyMs ?? 1000)) this.last = { at: now, o: await this.describe() };
     const { o } = this.last;
     const missing = unowned(o, partitions);
     if (missing.length === 0) {
       this.missingSince = null;
-      return { missing, waiting: null };
+      return { missing, waiting: null, ownership: o };
     }
     this.missingSince ??= now;
     const left = this.missingSince + this.graceMs - now;
-    if (left <= 0) throw new NoWriter(noWriterLine(this.writer, missing, o, line));
-    return { missing, waiting: waitingForWriter(this.writer, o, missing, left) };
+    if (left <= 0) throw new NoWriter([{ writer: this.writer, partitions: missing, ownership: o }], line);
+    return { missing, waiting: waitingForWriter(this.writer, o, missing, left), ownership: o };
   }
 }
 

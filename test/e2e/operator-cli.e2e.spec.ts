@@ -80,6 +80,20 @@ async function replayJobs(): Promise<number> {
   return r.rows[0].n;
 }
 
+/** A member of the decider group that owns the partitions and never rebuilds: a writer that stalled. */
+async function stalledWriter(): Promise<Consumer> {
+  const stalled = kafka.consumer({ groupId: iso.config.groups.decider, sessionTimeout: 10_000, heartbeatInterval: 1000 });
+  let assigned!: () => void;
+  const joined = new Promise<void>((r) => (assigned = r));
+  stalled.on(stalled.events.GROUP_JOIN, () => assigned());
+  await stalled.connect();
+  await stalled.subscribe({ topic: iso.config.topics.events });
+  await stalled.run({ autoCommit: false, eachBatch: async () => undefined });
+  stalled.pause([{ topic: iso.config.topics.events }]);
+  await joined;
+  return stalled;
+}
+
 async function untilOutput(run: { output(): string }, text: string, timeoutMs = 60_000): Promise<void> {
   const seen = await eventually(async () => run.output(), (o) => o.includes(text), timeoutMs);
   expect(seen, `"${text}" never printed`).toContain(text);
@@ -180,17 +194,7 @@ describe('operator commands with no writer running', () => {
 
 describe('operator commands with a writer that dies, then one coming up', () => {
   it('a writer that leaves during the rebuild ends the wait with the line, instead of a wait that never ends', async () => {
-    // a member of the decider group that owns the partitions and never rebuilds: a writer that stalled
-    const stalled: Consumer = kafka.consumer({ groupId: iso.config.groups.decider, sessionTimeout: 10_000, heartbeatInterval: 1000 });
-    let assigned!: () => void;
-    const joined = new Promise<void>((r) => (assigned = r));
-    stalled.on(stalled.events.GROUP_JOIN, () => assigned());
-    await stalled.connect();
-    await stalled.subscribe({ topic: iso.config.topics.events });
-    await stalled.run({ autoCommit: false, eachBatch: async () => undefined });
-    stalled.pause([{ topic: iso.config.topics.events }]);
-    await joined;
-
+    const stalled = await stalledWriter();
     const run = cli('replay', ['--target', 'redis', '--campaign', CAMPAIGN, '--worker-wait', '0']);
     await untilOutput(run, `rebuilding: waiting for the decider of partition ${partition}`);
     await stalled.disconnect(); // the writer is gone
@@ -221,5 +225,27 @@ describe('operator commands with a writer that dies, then one coming up', () => 
     expect(await ordering.isBuilt(iso.config.topics.events, partition)).toBe(true);
     const after = await eventually(async () => (await gql(server.port, admin, CAMPAIGN_Q, { id: CAMPAIGN })).data?.campaign, (c) => c?.winners === STOCK);
     expect(after).toEqual(before);
+  });
+
+  it('--timeout ends a wait of the job it runs: exit 124 with what it waited on, and the job FAILED with that reason, not retried', async () => {
+    for (const a of apps.splice(0)) await a.kill('SIGTERM');
+    expect((await eventually(deciderGroup, (g) => g.members === 0)).members).toBe(0);
+    const stalled = await stalledWriter();
+    try {
+      // without --timeout this waits for the stalled writer until the 5 min stall check
+      const r = await cli('replay', ['--target', 'redis', '--campaign', CAMPAIGN, '--worker-wait', '0', '--timeout', '15']).done;
+      console.log(`replay --timeout 15 with a stalled writer (${r.ms} ms, exit ${r.code}):\n${r.out}${r.err}`);
+      expect(r.code).toBe(124);
+      expect(r.ms).toBeGreaterThanOrEqual(15_000);
+      expect(r.ms).toBeLessThan(45_000);
+      expect(r.err).toContain(`replay timed out after 15 s (--timeout) — RUNNING here · rebuilding: waiting for the decider of partition ${partition} to reach offset`);
+      const id = /^job ([0-9a-f-]{36}) ran in this process and is FAILED with that reason$/.exec(lastLine(r.err))?.[1];
+      expect(id, lastLine(r.err)).toBeDefined();
+      const row = await jobs.query(`SELECT fail_reason, fail_count, next_run_at FROM agenda_jobs WHERE id = $1`, [id]);
+      expect(row.rows[0]).toMatchObject({ fail_count: 1, next_run_at: null });
+      expect(row.rows[0].fail_reason).toMatch(/^the operator command that ran it stopped waiting after 15 s \(--timeout\) — RUNNING here · rebuilding: waiting for the decider of partition \d/);
+    } finally {
+      await stalled.disconnect();
+    }
   });
 });

@@ -71,13 +71,13 @@ describe('batch: Agenda runtime on Postgres', () => {
     let attempts = 0;
     runtime.define('cleanup', async () => {
       attempts++;
-      throw new NoWriter('no decider owns partition 1 of t.campaign-events');
+      throw new NoWriter([{ writer: { role: 'decider', group: 't.decider', topic: 't.campaign-events' }, partitions: [1], ownership: { state: 'Empty', members: 0, owners: new Map() } }], { then: 'then run the replay again' });
     }, { lockLifetime: 10_000, concurrency: 1, retries: 3, retryDelayMs: 100 });
     await handle.start();
     try {
       const id = String((await handle.agenda.now('cleanup', {})).attrs._id);
       const view = await waitFor(async () => jobView((await handle.getJob(id))!), (v) => v.status === 'FAILED', 20_000);
-      expect(view.error).toBe('no decider owns partition 1 of t.campaign-events');
+      expect(view.error).toBe('no decider owns partition 1 of t.campaign-events (consumer group t.decider has no member): start one with `npm start -- --roles decider`, then run the replay again');
       await sleep(1000); // a retry would have run by now (100 ms backoff)
       expect(attempts).toBe(1);
       expect(jobView((await handle.getJob(id))!).status).toBe('FAILED');

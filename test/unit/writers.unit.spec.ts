@@ -3,6 +3,7 @@ import { noWriterLine, NoWriter, reachLine, unowned, WriterWatch, type Ownership
 
 const decider: WriterRole = { role: 'decider', group: 'fc.decider', topic: 'fc.campaign-events' };
 const own = (state: string, owners: [number, string][]): Ownership => ({ state, members: new Set(owners.map(([, m]) => m)).size, owners: new Map(owners) });
+const projector: WriterRole = { role: 'projector', group: 'fc.projector', topic: 'fc.campaign-events' };
 const empty: Ownership = { state: 'Empty', members: 0, owners: new Map() };
 
 describe('writers: who owns the partitions a replay rewinds', () => {
@@ -17,11 +18,22 @@ describe('writers: who owns the partitions a replay rewinds', () => {
   });
 
   it('the line names the partitions, the group and the command that starts a writer', () => {
-    expect(noWriterLine(decider, [3], empty, { then: 'then run this replay again' })).toBe(
+    expect(noWriterLine([{ writer: decider, partitions: [3], ownership: empty }], { then: 'then run this replay again' })).toBe(
       'no decider owns partition 3 of fc.campaign-events (consumer group fc.decider has no member): start one with `npm start -- --roles decider`, then run this replay again',
     );
-    expect(noWriterLine({ ...decider, role: 'projector', group: 'fc.projector' }, [0, 1], own('Stable', [[2, 'm']]), { doing: 'the rebuild stopped', then: 'it catches up' })).toBe(
+    expect(noWriterLine([{ writer: projector, partitions: [0, 1], ownership: own('Stable', [[2, 'm']]) }], { doing: 'the rebuild stopped', then: 'it catches up' })).toBe(
       'the rebuild stopped: no projector owns partitions 0, 1 of fc.campaign-events (consumer group fc.projector has 1 member(s), none owning them): start one with `npm start -- --roles projector`, it catches up',
+    );
+  });
+
+  it('both writers of ALL missing make one line with one command that starts both', () => {
+    const both = NoWriter.of(
+      [new NoWriter([{ writer: decider, partitions: [1], ownership: empty }], { then: 'x' }), new NoWriter([{ writer: projector, partitions: [1], ownership: empty }], { then: 'x' })],
+      { then: 'then run this replay again' },
+    );
+    expect(both.message).toBe(
+      'no decider owns partition 1 of fc.campaign-events (consumer group fc.decider has no member); no projector owns partition 1 of fc.campaign-events (consumer group fc.projector has no member): ' +
+        'start them with `npm start -- --roles decider,projector`, then run this replay again',
     );
   });
 
@@ -57,14 +69,14 @@ describe('writers: a watch over a wait', () => {
     w.at(10_000);
     const err = await w.watch.check([1], line).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NoWriter);
-    expect((err as Error).message).toBe(noWriterLine(decider, [1], empty, line));
+    expect((err as Error).message).toBe(noWriterLine([{ writer: decider, partitions: [1], ownership: empty }], line));
   });
 
   it('a writer that comes up within the grace ends the wait; one that leaves later starts the grace anew', async () => {
     const w = watched([empty, own('Stable', [[1, 'm1']]), empty]);
     await w.watch.check([1], line);
     w.at(8_000);
-    expect(await w.watch.check([1], line)).toEqual({ missing: [], waiting: null });
+    expect(await w.watch.check([1], line)).toMatchObject({ missing: [], waiting: null });
     w.at(20_000);
     expect((await w.watch.check([1], line)).waiting).toContain('gives up in 10 s');
     w.at(29_000);
