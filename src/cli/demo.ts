@@ -7,7 +7,7 @@ import { SingleBar } from 'cli-progress';
 import { Command } from 'commander';
 import { stackUp, formatResult } from '../../scripts/stack.js';
 import { signToken } from '../api/auth.js';
-import { loadConfig } from '../config.js';
+import { loadConfig, type Config } from '../config.js';
 import { auditCampaign } from '../domain/audit.js';
 import type { Logged } from '../domain/events.js';
 import { createKafka, partitionFor, readLog } from '../infra/kafka/eventLog.js';
@@ -138,7 +138,7 @@ async function main() {
     client.close();
 
     say('\n5. waiting until the log is quiet, then auditing it');
-    const audit = await waitQuiet(campaign, () => server.exitCode);
+    const audit = await waitQuiet(config, campaign, () => server.exitCode);
 
     latencies.sort((a, b) => a - b);
     say('');
@@ -185,8 +185,7 @@ async function main() {
  * Reads the campaign's partition until the decider has decided every entry in it (winners ==
  * min(stock, entrants), a gifticon for each). Ends early when the server exits, and at --timeout.
  */
-async function waitQuiet(campaign: string, serverExit: () => number | null) {
-  const config = loadConfig();
+async function waitQuiet(config: Config, campaign: string, serverExit: () => number | null) {
   const kafka = createKafka(config, 'demo-audit');
   const partition = partitionFor(campaign, config.EVENT_PARTITIONS);
   const deadline = new Deadline(timeoutS);
