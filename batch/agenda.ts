@@ -28,6 +28,8 @@ export interface ReplayData {
   redis?: import('./replay.js').RedisReplayState;
   database?: import('./replay.js').DatabaseReplayState;
   result?: import('./replay.js').ReplayResult;
+  /** what it does and waits on now (JobContext.note) */
+  note?: string;
 }
 export interface ReportData {
   campaignId: string;
@@ -38,6 +40,8 @@ export interface ReportData {
   /** the chunked cursor, saved after each chunk */
   cursor?: import('./report.js').ReportCursor;
   result?: import('./report.js').ReportResult;
+  /** what it does and waits on now (JobContext.note) */
+  note?: string;
 }
 export interface CloseData {
   campaignId: string;

@@ -5,6 +5,7 @@ import { jobView } from '../../batch/jobView.js';
 import { runReconcile, type ReconcileDeps } from '../../batch/reconcile.js';
 import { carryKey, DELETE_PARTITION_LUA, FOLD_CARRY_LUA, campaignKeys, replayMarker } from '../../batch/redisKeys.js';
 import { JobRuntime, type JobContext } from '../../batch/runtime.js';
+import { NoWriter } from '../../batch/writers.js';
 import type { Config } from '../../src/config.js';
 import { EVENT_VERSION, type CampaignEvent } from '../../src/domain/events.js';
 import { createKafka, EventAppender, partitionFor } from '../../src/infra/kafka/eventLog.js';
@@ -58,6 +59,56 @@ describe('batch: Agenda runtime on Postgres', () => {
       expect(attempts).toBe(3);
       expect(view.error).toBe('boom 3');
       expect(view.finishedAt).toBeInstanceOf(Date);
+    } finally {
+      await runtime.stop();
+    }
+  });
+
+  it('a job that fails because no writer runs is FAILED at once with its line, not retried', async () => {
+    const handle = await openAgenda(iso.config.DATABASE_URL, { name: 'nowriter', processEvery: 200 });
+    handles.push(handle);
+    const runtime = new JobRuntime(handle, log);
+    let attempts = 0;
+    runtime.define('cleanup', async () => {
+      attempts++;
+      throw new NoWriter([{ writer: { role: 'decider', group: 't.decider', topic: 't.campaign-events' }, partitions: [1], ownership: { state: 'Empty', members: 0, owners: new Map() } }], { then: 'then run the replay again' });
+    }, { lockLifetime: 10_000, concurrency: 1, retries: 3, retryDelayMs: 100 });
+    await handle.start();
+    try {
+      const id = String((await handle.agenda.now('cleanup', {})).attrs._id);
+      const view = await waitFor(async () => jobView((await handle.getJob(id))!), (v) => v.status === 'FAILED', 20_000);
+      expect(view.error).toBe('no decider owns partition 1 of t.campaign-events (consumer group t.decider has no member): start one with `npm start -- --roles decider`, then run the replay again');
+      await sleep(1000); // a retry would have run by now (100 ms backoff)
+      expect(attempts).toBe(1);
+      expect(jobView((await handle.getJob(id))!).status).toBe('FAILED');
+    } finally {
+      await runtime.stop();
+    }
+  });
+
+  it('a running job shows what it waits on; cancelling it here fails it for good with the reason', async () => {
+    const handle = await openAgenda(iso.config.DATABASE_URL, { name: 'cancel', processEvery: 200 });
+    handles.push(handle);
+    const runtime = new JobRuntime(handle, log);
+    let attempts = 0;
+    runtime.define('close', async (ctx) => {
+      attempts++;
+      ctx.note('rebuilding: waiting for the decider of partition 1 to reach offset 41,200 (at 12,000)');
+      await ctx.sleep(60_000);
+    }, { lockLifetime: 60_000, concurrency: 1, retries: 3, retryDelayMs: 100 });
+    await handle.start();
+    try {
+      const id = String((await handle.agenda.now('close', {})).attrs._id);
+      await waitFor(
+        async () => (await handle.getJob(id))?.data as { note?: string },
+        (d) => d?.note === 'rebuilding: waiting for the decider of partition 1 to reach offset 41,200 (at 12,000)',
+      );
+      expect(await runtime.cancel(id, 'timed out after 3 s (--timeout)')).toBe(true);
+      const view = await waitFor(async () => jobView((await handle.getJob(id))!), (v) => v.status === 'FAILED', 10_000);
+      expect(view.error).toBe('timed out after 3 s (--timeout)');
+      await sleep(1000);
+      expect(attempts).toBe(1);
+      expect(await runtime.cancel(id, 'again')).toBe(false); // not running here any more
     } finally {
       await runtime.stop();
     }
@@ -160,7 +211,7 @@ describe('batch: Redis steps of replay and cleanup', () => {
     await redis.set(k.claim('old', 'u2'), 'x');
     await redis.set(k.built(topic, 0), '1');
     const config = { topics: { events: topic }, REDIS_RETENTION_HOURS: 2 } as unknown as Config;
-    const ctx = { id: 'c', data: {}, signal: new AbortController().signal, log, save: async () => undefined, progress: async () => undefined, sleep: async () => undefined, check: () => undefined };
+    const ctx = { id: 'c', data: {}, signal: new AbortController().signal, log, save: async () => undefined, progress: async () => undefined, sleep: async () => undefined, check: () => undefined, note: () => undefined };
 
     const r = await runCleanup(ctx as JobContext<Record<string, never>>, { config, ordering });
     expect(r.removed.sort()).toEqual(['ended', 'old']);
@@ -191,7 +242,7 @@ describe('batch: reconcile against the real log, Redis and Postgres', () => {
     const abort = new AbortController();
     return {
       id: 'test', data: {}, signal: abort.signal, log,
-      save: async () => undefined, progress: async () => undefined, sleep, check: () => undefined,
+      save: async () => undefined, progress: async () => undefined, sleep, check: () => undefined, note: () => undefined,
     };
   };
 
