@@ -3,6 +3,7 @@ import type { Kafka } from 'kafkajs';
 import type { Config } from '../src/config.js';
 import type { CampaignEvent } from '../src/domain/events.js';
 import { fromMessage, keepConsuming, roleConsumer } from '../src/infra/kafka/eventLog.js';
+import { unwatched, type HealthReporter } from '../src/health.js';
 import type { Logger } from '../src/logger.js';
 import type { CloseData, ReportData } from './agenda.js';
 
@@ -18,6 +19,8 @@ export const triggersGroup = (config: Pick<Config, 'TOPIC_PREFIX'>) => `${config
 export class Triggers {
   private runner: ReturnType<typeof keepConsuming> | null = null;
   private assigned = false;
+  /** told when batches fail and when they work again (/readyz) */
+  health: HealthReporter = unwatched;
 
   constructor(
     private readonly kafka: Kafka,
@@ -33,13 +36,13 @@ export class Triggers {
   async start(): Promise<void> {
     const topic = this.config.topics.events;
     // rebuilt after a non-retriable crash (a broker gone for longer than the retries), as the decider's
-    this.runner = keepConsuming('batch-triggers', async () => {
+    this.runner = keepConsuming('batch-triggers', async (guard) => {
       const consumer = roleConsumer(this.kafka, triggersGroup(this.config), 500);
       consumer.on(consumer.events.GROUP_JOIN, () => (this.assigned = true));
       await consumer.connect();
       await consumer.subscribe({ topic, fromBeginning: true });
       await consumer.run({
-        eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+        eachBatch: guard(async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
           for (const m of batch.messages) {
             if (!isRunning() || isStale()) return;
             const l = fromMessage(m, batch.partition);
@@ -47,10 +50,10 @@ export class Triggers {
             resolveOffset(m.offset);
             await heartbeat();
           }
-        },
+        }),
       });
       return consumer;
-    });
+    }, { health: this.health });
     await this.runner.ready;
   }
 

@@ -8,9 +8,11 @@ import { Decider } from './decider/decider.js';
 import type { FromDecider } from './decider/thread.js';
 import { EnterService, ReplyWaiter } from './api/enter.js';
 import type { ApiServices } from './api/resolvers.js';
-import { createApollo, createHttpServer } from './api/server.js';
+import { createApollo, createHttpServer, type ApiEndpoint } from './api/server.js';
+import { describeError, Health, type HealthReporter } from './health.js';
 import { createKafka, ensureTopics, EventAppender } from './infra/kafka/eventLog.js';
 import { createPrisma, type PrismaClient } from './infra/prisma/client.js';
+import { prepareDatabase } from './infra/prisma/prepare.js';
 import { createRedis, RedisOrdering } from './infra/redis/ordering.js';
 import { logger } from './logger.js';
 import { createMetrics, type Timing } from './metrics.js';
@@ -24,7 +26,7 @@ export interface RoleHandle {
   stop(): Promise<void>;
 }
 
-/** What every role may use: one Kafka client, one Redis, one Prisma, one metrics registry. */
+/** What every role may use: one Kafka client, one Redis, one Prisma, one metrics registry, one health registry. */
 export interface Shared {
   config: Config;
   kafka: Kafka;
@@ -32,6 +34,8 @@ export interface Shared {
   ordering: RedisOrdering;
   prisma: PrismaClient;
   metrics: ReturnType<typeof createMetrics>;
+  /** components report failing / ok here; /readyz reads it */
+  health: Health;
   instance: string;
 }
 
@@ -75,11 +79,52 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   const ordering = new RedisOrdering(redis, config.REDIS_PREFIX);
   const prisma = createPrisma(config.DATABASE_URL, { poolSize: 8 });
   const metrics = createMetrics();
-  const shared: Shared = { config, kafka, redis, ordering, prisma, metrics, instance };
+  const health = new Health();
+  const shared: Shared = { config, kafka, redis, ordering, prisma, metrics, health, instance };
 
+  // /healthz and /readyz answer from here on; GraphQL once the roles run
   const handles: RoleHandle[] = [];
+  let started = false;
+  let endpoint: ApiEndpoint | null = null;
+  let kafkaUp = true;
+  const kafkaProbe = setInterval(() => {
+    admin.describeCluster().then(() => (kafkaUp = true), () => (kafkaUp = false));
+  }, 2000);
+  const server = createHttpServer(() => endpoint ?? (roles.includes('api') ? 'starting' : null), {
+    ready: async () => {
+      const failing: Record<string, string> = {};
+      const probe = (name: string, p: Promise<unknown>) =>
+        p.then(
+          () => true,
+          (err: unknown) => ((failing[name] = describeError(err)), false),
+        );
+      const [redisOk, pgOk] = await Promise.all([probe('redis', redis.ping()), probe('postgres', prisma.$queryRaw`SELECT 1`)]);
+      if (!kafkaUp) failing.kafka = 'the brokers do not answer';
+      Object.assign(failing, health.failing());
+      // consumers: every role started and its consumers assigned; failing: what is failing now, with its last error
+      const checks: Record<string, boolean> = { kafka: kafkaUp, redis: redisOk, postgres: pgOk, consumers: started && handles.every((h) => h.ready()) };
+      return { ok: Object.values(checks).every(Boolean) && Object.keys(failing).length === 0, checks, failing };
+    },
+    metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
+    observe: (op, s, ok) => metrics.requests.observe({ operation: op, ok: String(ok) }, s),
+  });
+  await new Promise<void>((resolve) => server.listen(config.PORT, '0.0.0.0', resolve));
+  const port = (server.address() as AddressInfo).port;
+
+  try {
+    await prepareDatabase(config, health.reporter('postgres'), log);
+  } catch (err) {
+    clearInterval(kafkaProbe);
+    server.close();
+    await admin.disconnect().catch(() => undefined);
+    await prisma.$disconnect().catch(() => undefined);
+    redis.disconnect();
+    throw err;
+  }
+
   if (roles.includes('decider')) {
-    const d = roles.includes('api') && config.DECIDER_THREAD ? await startDeciderThread(config, instance) : await startDecider(shared);
+    const reporter = health.reporter('decider');
+    const d = roles.includes('api') && config.DECIDER_THREAD ? await startDeciderThread(config, instance, reporter) : await startDecider(shared, reporter);
     metrics.counterFrom('firstcome_decider_batches_total', 'fetched batches decided', () => d.stats.batches);
     metrics.counterFrom('firstcome_decider_entries_total', 'entries placed', () => d.stats.entries);
     metrics.counterFrom('firstcome_decider_winners_total', 'winners selected', () => d.stats.winners);
@@ -123,24 +168,8 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   }
 
   const apollo = services ? await createApollo(services) : null;
-  let kafkaUp = true;
-  const kafkaProbe = setInterval(() => {
-    admin.describeCluster().then(() => (kafkaUp = true), () => (kafkaUp = false));
-  }, 2000);
-  const server = createHttpServer(apollo, services, {
-    ready: async () => {
-      const [redisOk, pgOk] = await Promise.all([
-        redis.ping().then(() => true, () => false),
-        prisma.$queryRaw`SELECT 1`.then(() => true, () => false),
-      ]);
-      const checks: Record<string, boolean> = { kafka: kafkaUp, redis: redisOk, postgres: pgOk, consumers: handles.every((h) => h.ready()) };
-      return { ok: Object.values(checks).every(Boolean), checks };
-    },
-    metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
-    observe: (op, s, ok) => metrics.requests.observe({ operation: op, ok: String(ok) }, s),
-  });
-  await new Promise<void>((resolve) => server.listen(config.PORT, '0.0.0.0', resolve));
-  const port = (server.address() as AddressInfo).port;
+  if (apollo && services) endpoint = { apollo, services };
+  started = true;
   log.info({ port }, 'firstcome is up');
 
   let stopping: Promise<void> | null = null;
@@ -167,8 +196,9 @@ interface DeciderHandle extends RoleHandle {
   timing: Timing;
 }
 
-async function startDecider(shared: Shared): Promise<DeciderHandle> {
+async function startDecider(shared: Shared, health: HealthReporter): Promise<DeciderHandle> {
   const decider = new Decider(shared.kafka, shared.ordering, shared.config);
+  decider.health = health;
   let assigned = false;
   const handle: DeciderHandle = { stats: decider.stats, timing: () => undefined, ready: () => assigned, stop: () => decider.stop() };
   decider.timing = (...a) => handle.timing(...a);
@@ -178,7 +208,7 @@ async function startDecider(shared: Shared): Promise<DeciderHandle> {
 }
 
 /** The decider in a worker thread of this process (see src/decider/thread.ts for why). */
-async function startDeciderThread(config: Config, instance: string): Promise<DeciderHandle> {
+async function startDeciderThread(config: Config, instance: string, health: HealthReporter): Promise<DeciderHandle> {
   const entry = import.meta.url.endsWith('.ts') ? './decider/thread-entry.mjs' : './decider/thread.js';
   const worker = new Worker(new URL(entry, import.meta.url), { workerData: { config, instance } });
   let assigned = false;
@@ -196,6 +226,10 @@ async function startDeciderThread(config: Config, instance: string): Promise<Dec
   const started = new Promise<void>((resolve, reject) => {
     worker.on('message', (m: FromDecider) => {
       if (m.type === 'assigned') assigned = true;
+      if (m.type === 'health') {
+        if (m.error === null) health.ok(m.part);
+        else health.failing(m.error, m.part);
+      }
       if (m.type === 'stats') {
         handle.stats = m.stats;
         for (const [stage, seconds, size] of m.timings) handle.timing(stage, seconds, size);

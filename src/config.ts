@@ -41,6 +41,11 @@ const schema = z.object({
   ENTER_RATE_PER_SEC: z.coerce.number().int().min(1).default(20),
   /** Redis keys of campaigns closed longer than this are removed by the cleanup job. */
   REDIS_RETENTION_HOURS: z.coerce.number().min(0).default(24 * 7),
+  /**
+   * `on`: every process applies pending migrations at start (under an advisory lock). `off`: a
+   * release step migrates, and a server whose database is behind refuses to start.
+   */
+  DB_MIGRATE: z.enum(['on', 'off']).default('on'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

@@ -4,6 +4,7 @@ import type { Config } from '../../src/config.js';
 import type { Logged } from '../../src/domain/events.js';
 import { appendToCampaign, readCampaignEvents, streamTail, type StreamTail } from '../../src/infra/eventstore/eventStore.js';
 import { fromMessage, keepConsuming, roleConsumer } from '../../src/infra/kafka/eventLog.js';
+import { unwatched, type HealthReporter } from '../../src/health.js';
 import { logger } from '../../src/logger.js';
 import type { Lag } from '../lag.js';
 
@@ -25,6 +26,8 @@ export class EventStoreArchive {
   /** campaign → where its stream stands, known since our last append or read */
   private readonly tails = new Map<string, StreamTail>();
   readonly stats = { batches: 0, appended: 0 };
+  /** told when batches fail and when they work again (/readyz) */
+  health: HealthReporter = unwatched;
 
   constructor(
     private readonly client: EventStoreDBClient,
@@ -42,7 +45,7 @@ export class EventStoreArchive {
   }
 
   async start(): Promise<void> {
-    this.runner = keepConsuming('eventstore-archive', async () => {
+    this.runner = keepConsuming('eventstore-archive', async (guard) => {
       const consumer = roleConsumer(this.kafka, this.config.groups.archive, 500);
       consumer.on(consumer.events.GROUP_JOIN, (e) => {
         this.lag.retain(e.payload.memberAssignment[this.topic] ?? []);
@@ -59,10 +62,10 @@ export class EventStoreArchive {
       await consumer.run({
         autoCommit: true,
         partitionsConsumedConcurrently: 4,
-        eachBatch: (payload) => this.onBatch(payload),
+        eachBatch: guard((payload) => this.onBatch(payload)),
       });
       return consumer;
-    });
+    }, { health: this.health });
     await this.runner.ready;
   }
 

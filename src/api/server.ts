@@ -14,8 +14,8 @@ const log = logger.child({ component: 'http' });
 export const typeDefs = readFileSync(new URL('./schema.graphql', import.meta.url), 'utf8');
 
 export interface HttpHooks {
-  /** 200 only when every dependency answers and the role's consumers are assigned */
-  ready: () => Promise<{ ok: boolean; checks: Record<string, boolean> }>;
+  /** 200 only when every dependency answers, the role's consumers are assigned and nothing is failing */
+  ready: () => Promise<{ ok: boolean; checks: Record<string, boolean>; failing: Record<string, string> }>;
   metrics: () => Promise<{ contentType: string; body: string }>;
   observe?: (operation: string, seconds: number, ok: boolean) => void;
 }
@@ -59,11 +59,19 @@ async function readBody(req: IncomingMessage, limit = 1 << 20): Promise<string> 
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** What answers /graphql once the API role runs. */
+export interface ApiEndpoint {
+  apollo: ApolloServer<Ctx>;
+  services: ApiServices;
+}
+
 /**
  * A thin node:http integration of Apollo (its documented `executeHTTPGraphQLRequest`), beside the
- * health and metrics routes. No web framework on the hot path.
+ * health and metrics routes. No web framework on the hot path. The server listens before the roles
+ * start (/readyz tells why they have not yet): `api()` says `starting` until GraphQL is served, and
+ * null in a process without the API role.
  */
-export function createHttpServer(apollo: ApolloServer<Ctx> | null, services: ApiServices | null, hooks: HttpHooks) {
+export function createHttpServer(api: () => ApiEndpoint | 'starting' | null, hooks: HttpHooks) {
   let inFlight = 0;
   let draining = false;
   const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
@@ -85,7 +93,13 @@ export function createHttpServer(apollo: ApolloServer<Ctx> | null, services: Api
         const m = await hooks.metrics();
         return send(res, 200, m.contentType, m.body);
       }
-      if (url.pathname !== '/graphql' || !apollo || !services) return send(res, 404, 'application/json', '{"error":"not found"}');
+      const endpoint = url.pathname === '/graphql' ? api() : null;
+      if (endpoint === 'starting') {
+        res.setHeader('retry-after', '1');
+        return send(res, 503, 'application/json', '{"errors":[{"message":"starting","extensions":{"code":"UNAVAILABLE"}}]}');
+      }
+      if (!endpoint) return send(res, 404, 'application/json', '{"error":"not found"}');
+      const { apollo, services } = endpoint;
 
       const headers = new HeaderMap();
       for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
