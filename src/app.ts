@@ -86,23 +86,28 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   const handles: RoleHandle[] = [];
   let started = false;
   let endpoint: ApiEndpoint | null = null;
-  let kafkaUp = true;
+  /** null while the brokers answer, else why not */
+  let kafkaDown: string | null = null;
   const kafkaProbe = setInterval(() => {
-    admin.describeCluster().then(() => (kafkaUp = true), () => (kafkaUp = false));
+    admin.describeCluster().then(
+      () => (kafkaDown = null),
+      (err: unknown) => (kafkaDown = describeError(err)),
+    );
   }, 2000);
   const server = createHttpServer(() => endpoint ?? (roles.includes('api') ? 'starting' : null), {
     ready: async () => {
       const failing: Record<string, string> = {};
+      // a server that never answers (a dropped packet, not a refused connection) must not hang the probe
       const probe = (name: string, p: Promise<unknown>) =>
-        p.then(
+        Promise.race([p, new Promise((_, reject) => setTimeout(() => reject(new Error('no answer within 2 s')), 2000).unref())]).then(
           () => true,
           (err: unknown) => ((failing[name] = describeError(err)), false),
         );
       const [redisOk, pgOk] = await Promise.all([probe('redis', redis.ping()), probe('postgres', prisma.$queryRaw`SELECT 1`)]);
-      if (!kafkaUp) failing.kafka = 'the brokers do not answer';
+      if (kafkaDown) failing.kafka = kafkaDown;
       Object.assign(failing, health.failing());
       // consumers: every role started and its consumers assigned; failing: what is failing now, with its last error
-      const checks: Record<string, boolean> = { kafka: kafkaUp, redis: redisOk, postgres: pgOk, consumers: started && handles.every((h) => h.ready()) };
+      const checks: Record<string, boolean> = { kafka: !kafkaDown, redis: redisOk, postgres: pgOk, consumers: started && handles.every((h) => h.ready()) };
       return { ok: Object.values(checks).every(Boolean) && Object.keys(failing).length === 0, checks, failing };
     },
     metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
