@@ -91,6 +91,11 @@ const schema = z.object({
   GRAPHQL_MAX_COST: limit(100_000),
   /** Bigger request bodies are answered 413 before they are read to the end. */
   GRAPHQL_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(64 * 1024),
+  /**
+   * `on`: every process applies pending migrations at start (under an advisory lock). `off`: a
+   * release step migrates, and a server whose database is behind refuses to start.
+   */
+  DB_MIGRATE: z.enum(['on', 'off']).default('on'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

@@ -5,6 +5,7 @@ import { unwrapResolverError } from '@apollo/server/errors';
 import { ApolloServerPluginCacheControlDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import type { GraphQLFormattedError } from 'graphql';
+import type { Config } from '../config.js';
 import { logger } from '../logger.js';
 import type { RateLimitEvents } from '../metrics.js';
 import { bearer, createAuthenticator } from './auth.js';
@@ -18,8 +19,8 @@ const log = logger.child({ component: 'http' });
 export const typeDefs = readFileSync(new URL('./schema.graphql', import.meta.url), 'utf8');
 
 export interface HttpHooks {
-  /** 200 only when every dependency answers and the role's consumers are assigned */
-  ready: () => Promise<{ ok: boolean; checks: Record<string, boolean>; problems?: string[] }>;
+  /** 200 only when every dependency answers, the role's consumers are assigned and nothing is failing */
+  ready: () => Promise<{ ok: boolean; checks: Record<string, boolean>; failing: Record<string, string> }>;
   metrics: () => Promise<{ contentType: string; body: string }>;
   observe?: (operation: string, seconds: number, ok: boolean) => void;
   limits?: RateLimitEvents;
@@ -74,22 +75,35 @@ async function readBody(req: IncomingMessage, limit: number): Promise<string> {
 const errorBody = (message: string, code: string, extensions: Record<string, unknown> = {}) =>
   JSON.stringify({ errors: [{ message, extensions: { code, ...extensions } }] });
 
+/** What answers /graphql once the API role runs. */
+export interface ApiEndpoint {
+  apollo: ApolloServer<Ctx>;
+  services: ApiServices;
+}
+
+/** What stands in front of GraphQL, made once the API role runs (its config says how). */
+function edgeOf(config: Config, hooks: HttpHooks) {
+  hooks.limits?.configure('ip', config.RATE_LIMIT_IP_PER_SEC);
+  hooks.limits?.configure('enter', config.ENTER_RATE_PER_SEC);
+  return {
+    auth: createAuthenticator(config),
+    cors: corsFor(config.CORS_ORIGINS),
+    perAddress: config.RATE_LIMIT_IP_PER_SEC > 0 ? ipLimit(config.RATE_LIMIT_IP_PER_SEC, config.TRUST_PROXY) : null,
+    maxBody: config.GRAPHQL_MAX_BODY_BYTES,
+  };
+}
+
 /**
  * A thin node:http integration of Apollo (its documented `executeHTTPGraphQLRequest`), beside the
- * health and metrics routes. No web framework on the hot path. In front of GraphQL, in this order:
- * CORS (a preflight ends there), the token, the per-address limit for requests without a valid
- * token (429 before the body is read), the body cap (413), then Apollo with its query limits.
+ * health and metrics routes. No web framework on the hot path. The server listens before the roles
+ * start (/readyz tells why they have not yet): `api()` says `starting` until GraphQL is served, and
+ * null in a process without the API role. In front of GraphQL, in this order: CORS (a preflight
+ * ends there), the token, the per-address limit for requests without a valid token (429 before the
+ * body is read), the body cap (413), then Apollo with its query limits.
  */
-export function createHttpServer(apollo: ApolloServer<Ctx> | null, services: ApiServices | null, hooks: HttpHooks) {
-  const config = services?.config;
-  const auth = config ? createAuthenticator(config) : null;
-  const cors = corsFor(config?.CORS_ORIGINS);
-  const perAddress = config && config.RATE_LIMIT_IP_PER_SEC > 0 ? ipLimit(config.RATE_LIMIT_IP_PER_SEC, config.TRUST_PROXY) : null;
-  const maxBody = config?.GRAPHQL_MAX_BODY_BYTES ?? 64 * 1024;
-  if (config) {
-    hooks.limits?.configure('ip', config.RATE_LIMIT_IP_PER_SEC);
-    hooks.limits?.configure('enter', config.ENTER_RATE_PER_SEC);
-  }
+export function createHttpServer(api: () => ApiEndpoint | 'starting' | null, hooks: HttpHooks) {
+  let edge: ReturnType<typeof edgeOf> | null = null;
+  let maxBody = 64 * 1024;
   let inFlight = 0;
   let draining = false;
   const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
@@ -111,7 +125,16 @@ export function createHttpServer(apollo: ApolloServer<Ctx> | null, services: Api
         const m = await hooks.metrics();
         return send(res, 200, m.contentType, m.body);
       }
-      if (url.pathname !== '/graphql' || !apollo || !services || !auth) return send(res, 404, 'application/json', '{"error":"not found"}');
+      const endpoint = url.pathname === '/graphql' ? api() : null;
+      if (endpoint === 'starting') {
+        res.setHeader('retry-after', '1');
+        return send(res, 503, 'application/json', '{"errors":[{"message":"starting","extensions":{"code":"UNAVAILABLE"}}]}');
+      }
+      if (!endpoint) return send(res, 404, 'application/json', '{"error":"not found"}');
+      const { apollo, services } = endpoint;
+      edge ??= edgeOf(services.config, hooks);
+      const { auth, cors, perAddress } = edge;
+      maxBody = edge.maxBody;
       if (cors(req, res)) return;
 
       const token = bearer(req.headers.authorization);
@@ -164,7 +187,7 @@ export function createHttpServer(apollo: ApolloServer<Ctx> | null, services: Api
     /** Stops taking requests and resolves once those in flight are answered (or at the timeout). */
     async drain(timeoutMs: number): Promise<void> {
       draining = true;
-      auth?.close();
+      edge?.auth.close();
       server.close();
       server.closeIdleConnections();
       const end = Date.now() + timeoutMs;

@@ -5,6 +5,7 @@ import { ticketOf, type CampaignEvent, type EntrantRegistered, type Logged } fro
 import { headerString, keepConsuming, roleConsumer, toMessage } from '../infra/kafka/eventLog.js';
 import { sortBatch, Stops, type Parking } from '../infra/kafka/parking.js';
 import { RedisOrdering } from '../infra/redis/ordering.js';
+import { unwatched, type HealthReporter } from '../health.js';
 import { logger } from '../logger.js';
 import type { Timing } from '../metrics.js';
 import type { Reply } from './replies.js';
@@ -57,8 +58,10 @@ export class Decider {
   /** counters for /metrics */
   readonly stats = { batches: 0, entries: 0, winners: 0, rebuilds: 0 };
   /** partitions stopped at an event of a newer version */
-  readonly stops = new Stops('decider');
+  readonly stops = new Stops('decider', () => this.health);
   timing: Timing = () => undefined;
+  /** told when batches or settling fail and when they work again (/readyz) */
+  health: HealthReporter = unwatched;
 
   constructor(
     private readonly kafka: Kafka,
@@ -80,7 +83,7 @@ export class Decider {
   async start(): Promise<void> {
     let onAssigned!: () => void;
     this.assignedOnce = new Promise((r) => (onAssigned = r));
-    this.runner = keepConsuming('decider', async () => {
+    this.runner = keepConsuming('decider', async (guard) => {
       // a decider must answer within milliseconds; KafkaJS's default waits 5 s on a quiet partition
       const consumer = roleConsumer(this.kafka, this.config.groups.decider, this.config.DECIDER_MAX_WAIT_MS);
       this.consumer = consumer;
@@ -96,10 +99,10 @@ export class Decider {
         autoCommit: false,
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: this.config.EVENT_PARTITIONS,
-        eachBatch: (payload) => this.onBatch(payload),
+        eachBatch: guard((payload) => this.onBatch(payload)),
       });
       return consumer;
-    });
+    }, { health: this.health });
     await this.runner.ready;
     this.watch = setInterval(() => {
       void this.checkBuilt().catch((err) => log.warn({ err }, 'built check failed'));
@@ -162,6 +165,7 @@ export class Decider {
           const [group] = await admin.fetchOffsets({ groupId: this.config.groups.decider, topics: [this.topic] });
           const offsets = new Map<number, bigint>();
           for (const c of group?.partitions ?? []) if (Number(c.offset) >= 0) offsets.set(c.partition, BigInt(c.offset));
+          this.health.ok('settle');
           return offsets;
         } finally {
           await admin.disconnect();
@@ -169,6 +173,7 @@ export class Decider {
       } catch (err) {
         if (this.stopping) throw err;
         await Promise.all(partitions.map((p) => this.dropProducer(p)));
+        this.health.failing(err, 'settle');
         log.warn({ err, partitions, attempt }, 'settling partitions failed: retrying');
         await new Promise((r) => setTimeout(r, Math.min(2000, 100 * attempt)));
       }
