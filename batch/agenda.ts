@@ -1,7 +1,10 @@
 import { getCreateIndexesSQL, getCreateTableSQL, getUpdateTimestampTriggerSQL, PostgresBackend } from '@agendajs/postgres-backend';
 import { Agenda, type JobParameters } from 'agenda';
 import pg from 'pg';
+import type { HealthReporter } from '../src/health.js';
 import { pgConfig } from '../src/infra/prisma/database.js';
+import type { Logger } from '../src/logger.js';
+import { RepeatedErrors } from '../src/retrying.js';
 
 /**
  * Agenda 6 on the Postgres of DATABASE_URL: one queue for the worker role (which processes jobs)
@@ -28,6 +31,8 @@ export interface ReplayData {
   redis?: import('./replay.js').RedisReplayState;
   database?: import('./replay.js').DatabaseReplayState;
   result?: import('./replay.js').ReplayResult;
+  /** what it does and waits on now (JobContext.note) */
+  note?: string;
 }
 export interface ReportData {
   campaignId: string;
@@ -38,6 +43,8 @@ export interface ReportData {
   /** the chunked cursor, saved after each chunk */
   cursor?: import('./report.js').ReportCursor;
   result?: import('./report.js').ReportResult;
+  /** what it does and waits on now (JobContext.note) */
+  note?: string;
 }
 export interface CloseData {
   campaignId: string;
@@ -133,6 +140,28 @@ export async function openAgenda(
       await pool.end().catch(() => undefined);
     },
   };
+}
+
+/**
+ * Agenda polls its store every `processEvery` and swallows what fails there (its `error` event):
+ * a worker whose jobs table cannot be reached would look idle, not broken. So the worker reads the
+ * table through Agenda's own pool as often, and reports failing (with the error) until it answers.
+ */
+export function watchStore(handle: AgendaHandle, health: HealthReporter, log: Logger, everyMs = 2000): { stop(): void } {
+  const repeats = new RepeatedErrors(log, 'warn');
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    handle.pool
+      .query(`SELECT 1 FROM "${JOBS_TABLE}" LIMIT 1`)
+      .then(
+        () => (health.ok(), repeats.recovered('job store answers again')),
+        (err: unknown) => (health.failing(err), repeats.error(err, 'job store cannot be read')),
+      )
+      .finally(() => (busy = false));
+  }, everyMs);
+  return { stop: () => clearInterval(timer) };
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -1,19 +1,22 @@
-import cliProgress from 'cli-progress';
 import type { Kafka } from 'kafkajs';
 import type { Config } from '../src/config.js';
+import { Deadline, ProgressLine, TimedOut } from '../src/cli/progress.js';
 import { createKafka } from '../src/infra/kafka/eventLog.js';
 import { createPrisma, type PrismaClient } from '../src/infra/prisma/client.js';
 import { createRedis, RedisOrdering } from '../src/infra/redis/ordering.js';
 import { logger } from '../src/logger.js';
-import { openAgenda, type AgendaHandle, type JobName } from './agenda.js';
+import { JOBS_TABLE, openAgenda, type AgendaHandle, type JobName } from './agenda.js';
 import { jobView, type JobView } from './jobView.js';
+import { withAdmin } from './logPosition.js';
 import { JobRuntime, type JobBody, type JobOptions } from './runtime.js';
+import { describeOwnership, NoWriter, writerOf, type Missing, WriterWatch, type Projection } from './writers.js';
 
 /**
  * What the operator CLIs (src/cli/replay.ts, src/cli/report.ts) share: they queue a job, follow it
- * with a progress bar, and end with a summary table. When no worker picks the job up within
- * `workerWaitMs` (a deployment without a worker role), the CLI runs it itself: an Agenda worker for
- * that one kind of job, in this process, until the job is done.
+ * with a progress line that says what it waits on, and end with a summary table. When no worker
+ * picks the job up within `workerWaitMs` (a deployment without a worker role), the CLI runs it
+ * itself: an Agenda worker for that one kind of job, in this process, until the job is done. Every
+ * wait ends at the `--timeout` deadline, with a non-zero exit and the reason.
  */
 
 export interface CliServices {
@@ -45,26 +48,66 @@ export async function cliServices(config: Config): Promise<CliServices> {
   };
 }
 
+/**
+ * Waits until a member of each writer's consumer group owns every partition (a replay rewinds
+ * that writer). Throws NoWriter (its one line names the partitions and the command that starts a
+ * writer) once `waitMs` passed without, or TimedOut at the deadline. Checked before the job is
+ * queued, so nothing is left in the queue and nothing deleted when no writer runs.
+ */
+export async function awaitWriters(
+  s: CliServices,
+  projections: Projection[],
+  partitions: number[],
+  opts: { waitMs: number; deadline: Deadline; line: ProgressLine; then: string },
+): Promise<void> {
+  await withAdmin(s.kafka, async (admin) => {
+    const watches = projections.map((p) => {
+      const w = writerOf(s.config, p);
+      return new WriterWatch(w, () => describeOwnership(admin, w), opts.waitMs, { everyMs: 500 });
+    });
+    const line = { then: opts.then };
+    for (;;) {
+      const waiting: string[] = [];
+      const pending: Missing[] = [];
+      const failed: NoWriter[] = [];
+      for (const watch of watches) {
+        try {
+          const r = await watch.check(partitions, line);
+          if (r.waiting) {
+            waiting.push(r.waiting);
+            pending.push({ writer: watch.writer, partitions: r.missing, ownership: r.ownership });
+          }
+        } catch (err) {
+          if (!(err instanceof NoWriter)) throw err;
+          failed.push(err);
+        }
+      }
+      if (failed.length > 0) throw NoWriter.of(failed, line, pending);
+      if (waiting.length === 0) return;
+      opts.line.update(0, `checking for a writer: ${waiting.join(' · ')}`);
+      if (opts.deadline.passed) throw new TimedOut(opts.deadline.seconds!, opts.line.text, 'nothing was queued, deleted or rewound');
+      await sleep(opts.deadline.cap(250));
+    }
+  });
+}
+
 export interface FollowOptions<D> {
-  label: string;
+  line: ProgressLine;
   /** how long to wait for a worker before running the job in this process */
   workerWaitMs: number;
+  deadline: Deadline;
   inProcess: { name: JobName; body: JobBody<D>; options: JobOptions };
 }
 
-/** Follows a job to its end; returns its final view and data. */
+/**
+ * Follows a job to its end; returns its final view and data. The line shows the job's status and
+ * what it waits on (its note). At the deadline it throws TimedOut, after it has dealt with the job:
+ * one nobody picked up yet is taken off the queue (nothing runs it later by surprise), one running
+ * in this process is failed with the reason, one running in a worker goes on there.
+ */
 export async function followJob<D>(s: CliServices, id: string, opts: FollowOptions<D>): Promise<{ view: JobView; data: D }> {
   const tty = process.stdout.isTTY === true;
-  const bar = new cliProgress.SingleBar(
-    {
-      format: `${opts.label} |{bar}| {percentage}% | {status} | {duration_formatted}`,
-      hideCursor: true,
-      noTTYOutput: true,
-      notTTYSchedule: 2000,
-    },
-    cliProgress.Presets.shades_classic,
-  );
-  bar.start(100, 0, { status: 'QUEUED' });
+  const { line, deadline } = opts;
   const queuedAt = Date.now();
   let runtime: JobRuntime | null = null;
   try {
@@ -72,21 +115,54 @@ export async function followJob<D>(s: CliServices, id: string, opts: FollowOptio
       const attrs = await s.handle.getJob(id);
       if (!attrs) throw new Error(`job ${id} is gone`);
       const view = jobView(attrs);
-      bar.update(Math.round(view.progress * 100), { status: view.status + (view.error && view.status !== 'FAILED' ? ` (retrying: ${view.error})` : '') });
+      const note = (attrs.data as { note?: string } | undefined)?.note;
+      line.update(view.progress, statusText(view, note, runtime !== null, Math.max(0, queuedAt + opts.workerWaitMs - Date.now())));
       if (view.status === 'SUCCEEDED' || view.status === 'FAILED') return { view, data: attrs.data as D };
+      if (deadline.passed) throw await giveUp(s, id, view, runtime, deadline.seconds!, line.text);
       if (!runtime && view.status === 'QUEUED' && !view.startedAt && Date.now() - queuedAt > opts.workerWaitMs) {
         if (!tty) console.log(`no worker picked the job up in ${opts.workerWaitMs / 1000} s: running it in this process`);
-        runtime = new JobRuntime(s.handle, logger.child({ role: 'cli' }));
+        // the job's end is the summary and the last line; its log lines would only repeat it
+        runtime = new JobRuntime(s.handle, logger.child({ role: 'cli' }, { level: 'error' }));
         runtime.define(opts.inProcess.name, opts.inProcess.body, opts.inProcess.options);
         await s.handle.start();
       }
-      await new Promise((r) => setTimeout(r, 250));
+      await sleep(deadline.cap(250));
     }
   } finally {
-    bar.stop();
+    line.stop();
     await runtime?.stop();
   }
 }
+
+function statusText(view: JobView, note: string | undefined, here: boolean, workerLeftMs: number): string {
+  if (view.status === 'QUEUED') {
+    if (view.error) return `QUEUED · retrying after: ${view.error}`;
+    if (here) return 'QUEUED · starting it in this process';
+    return `QUEUED · waiting for a worker to pick the job up (else this process runs it in ${Math.ceil(workerLeftMs / 1000)} s)`;
+  }
+  if (view.status === 'RUNNING') return `RUNNING${here ? ' here' : ''}${note ? ` · ${note}` : ''}`;
+  return view.status;
+}
+
+async function giveUp(s: CliServices, id: string, view: JobView, runtime: JobRuntime | null, secs: number, waitingOn: string): Promise<TimedOut> {
+  if (view.status === 'QUEUED' && !view.startedAt) {
+    const r = await s.handle.pool.query(`DELETE FROM "${JOBS_TABLE}" WHERE id = $1 AND locked_at IS NULL AND last_run_at IS NULL`, [id]);
+    if (r.rowCount === 1) return new TimedOut(secs, waitingOn, `job ${id} was taken off the queue: nothing ran`);
+  }
+  const reason = `the operator command that ran it stopped waiting after ${secs} s (--timeout) — ${waitingOn}`;
+  if (runtime && (await runtime.cancel(id, reason))) {
+    // Agenda records the failure once the body has ended: wait for the row to say so
+    for (let i = 0; i < 40; i++) {
+      const attrs = await s.handle.getJob(id);
+      if (attrs && jobView(attrs).status === 'FAILED') break;
+      await sleep(100);
+    }
+    return new TimedOut(secs, waitingOn, `job ${id} ran in this process and is FAILED with that reason`);
+  }
+  return new TimedOut(secs, waitingOn, `job ${id} goes on in its worker: follow it with the GraphQL query job(id: "${id}")`);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A plain box table, for the closing summary. */
 export function table(rows: [string, string][]): string {

@@ -4,7 +4,7 @@ import type { Config } from '../src/config.js';
 import { EventAppender } from '../src/infra/kafka/eventLog.js';
 import { logger } from '../src/logger.js';
 import { rewindPrismaProjection } from '../projections/prisma-tables/projector.js';
-import { openAgenda, type CloseData, type ReplayData, type ReportData } from './agenda.js';
+import { openAgenda, watchStore, type CloseData, type ReplayData, type ReportData } from './agenda.js';
 import { runCleanup } from './cleanup.js';
 import { runClose } from './close.js';
 import { queueReplay, unfinishedReplay } from './queue.js';
@@ -43,7 +43,7 @@ export interface Worker {
 
 /** The worker role: Agenda 6 on Postgres running report, replay, reconcile, cleanup and close. */
 export const startWorker: RoleFactory = async (shared: Shared) => {
-  const { config, kafka, ordering, prisma, metrics, instance } = shared;
+  const { config, kafka, ordering, prisma, metrics, health, instance } = shared;
   const handle = await openAgenda(config.DATABASE_URL, { name: `worker-${instance}`, processEvery: '2 seconds', maxConcurrency: 8, poolSize: 6 });
   const appender = await EventAppender.connect(kafka, config);
   const runtime = new JobRuntime(handle, log);
@@ -84,13 +84,15 @@ export const startWorker: RoleFactory = async (shared: Shared) => {
   await handle.agenda.every(SCHEDULE.reconcile, 'reconcile', {}, { skipImmediate: true });
   await handle.agenda.every(SCHEDULE.cleanup, 'cleanup', {}, { skipImmediate: true });
   const triggers = new Triggers(kafka, config, handle.agenda, log, shared.parking);
+  triggers.health = health.reporter('worker/triggers');
   await triggers.start();
+  const store = watchStore(handle, health.reporter('worker/agenda'), log);
   log.info('batch worker started');
 
   return {
     ready: () => triggers.ready,
-    problem: () => triggers.stops.error,
     stop: async () => {
+      store.stop();
       await triggers.stop();
       await runtime.stop();
       await appender.close().catch((err) => log.warn({ err }, 'appender close failed'));

@@ -1,4 +1,4 @@
-import type { Kafka } from 'kafkajs';
+import type { Admin, Kafka } from 'kafkajs';
 import type { Config } from '../src/config.js';
 import { partitionFor } from '../src/infra/kafka/eventLog.js';
 import type { PrismaClient } from '../src/infra/prisma/client.js';
@@ -15,6 +15,7 @@ import {
   scanKeys,
 } from './redisKeys.js';
 import type { JobContext } from './runtime.js';
+import { describeOwnership, NoWriter, type Missing, reachLine, WRITER_WAIT_MS, writerOf, WriterWatch, type Projection } from './writers.js';
 
 /**
  * A replay never writes a projection beside its live writer (two writers of the Redis line would
@@ -31,6 +32,12 @@ import type { JobContext } from './runtime.js';
  *
  * The phase reached is saved in the job's data, so a job re-run after its worker died resumes:
  * it never deletes a partition twice (a marker is set in the same Lua step as the deletion).
+ *
+ * Nothing is deleted or rewound unless a member of the writer's consumer group owns every
+ * affected partition (within WRITER_WAIT_MS); otherwise the job fails for good with one line that
+ * names the partitions and the command that starts a writer (batch/README.md says why it does not
+ * write itself). The waits that follow keep watching the group: a writer that dies mid-rebuild
+ * ends the job the same way instead of a wait that never ends.
  */
 
 export interface RedisReplayState {
@@ -109,6 +116,17 @@ export async function runReplay(ctx: JobContext<ReplayData>, deps: ReplayDeps): 
     await ctx.save(data);
   }
 
+  // ALL runs both halves at once: the progress line shows what each waits on
+  const notes: Record<Projection, string> = { redis: '', database: '' };
+  const note = (projection: Projection, text: string) => {
+    notes[projection] = text;
+    ctx.note([wantRedis && notes.redis ? `${wantDatabase ? 'redis ' : ''}${notes.redis}` : '', wantDatabase && notes.database ? `${wantRedis ? 'database ' : ''}${notes.database}` : ''].filter(Boolean).join(' · '));
+  };
+  const unstarted: Projection[] = [];
+  if (data.redis?.phase === 'deleting') unstarted.push('redis');
+  if (data.database?.phase === 'rewinding') unstarted.push('database');
+  if (unstarted.length > 0) await withAdmin(deps.kafka, (admin) => requireWriters(ctx, admin, deps.config, unstarted, partitions, note));
+
   const fractions = { redis: wantRedis ? 0 : null, database: wantDatabase ? 0 : null } as { redis: number | null; database: number | null };
   const report = () => {
     const fs = [fractions.redis, fractions.database].filter((f): f is number => f !== null);
@@ -116,8 +134,8 @@ export async function runReplay(ctx: JobContext<ReplayData>, deps: ReplayDeps): 
   };
   // both settle before the job does: a failed half must not leave the other running beside a retry
   const settled = await Promise.allSettled([
-    wantRedis ? replayRedis(ctx, deps, data, (f) => ((fractions.redis = f), report())) : undefined,
-    wantDatabase ? replayDatabase(ctx, deps, data, (f) => ((fractions.database = f), report())) : undefined,
+    wantRedis ? replayRedis(ctx, deps, data, (f) => ((fractions.redis = f), report()), (t) => note('redis', t)) : undefined,
+    wantDatabase ? replayDatabase(ctx, deps, data, (f) => ((fractions.database = f), report()), (t) => note('database', t)) : undefined,
   ]);
   for (const r of settled) if (r.status === 'rejected') throw r.reason;
 
@@ -136,9 +154,73 @@ export async function runReplay(ctx: JobContext<ReplayData>, deps: ReplayDeps): 
   ctx.log.info({ result }, 'replay done');
 }
 
+/**
+ * Before anything is deleted or rewound: every affected partition has a writer, or the job fails
+ * for good (NoWriter) once WRITER_WAIT_MS has passed without one. Both writers of ALL are waited
+ * for together, and a failure names every one missing.
+ */
+async function requireWriters(
+  ctx: JobContext<ReplayData>,
+  admin: Admin,
+  config: Config,
+  projections: Projection[],
+  partitions: number[],
+  note: (projection: Projection, text: string) => void,
+): Promise<void> {
+  const watches = projections.map((projection) => {
+    const w = writerOf(config, projection);
+    return { projection, watch: new WriterWatch(w, () => describeOwnership(admin, w), WRITER_WAIT_MS) };
+  });
+  const line = { then: 'then run the replay again (nothing was deleted or rewound)' };
+  for (;;) {
+    ctx.check();
+    const failed: NoWriter[] = [];
+    const waiting: Missing[] = [];
+    for (const { projection, watch } of watches) {
+      try {
+        const r = await watch.check(partitions, line);
+        if (r.waiting) {
+          waiting.push({ writer: watch.writer, partitions: r.missing, ownership: r.ownership });
+          note(projection, `checking for a writer: ${r.waiting}`);
+        }
+      } catch (err) {
+        if (!(err instanceof NoWriter)) throw err;
+        failed.push(err);
+      }
+    }
+    if (failed.length > 0) throw NoWriter.of(failed, line, waiting);
+    if (waiting.length === 0) return;
+    await ctx.sleep(250);
+  }
+}
+
+/** A watch on the writer of a projection over one admin connection, for a wait that may be long. */
+const watchWriter = (admin: Admin, config: Config, projection: Projection) => {
+  const w = writerOf(config, projection);
+  return new WriterWatch(w, () => describeOwnership(admin, w), WRITER_WAIT_MS);
+};
+
 // --- REDIS ------------------------------------------------------------------------------------
 
-async function replayRedis(ctx: JobContext<ReplayData>, deps: ReplayDeps, data: ReplayData, progress: (f: number) => Promise<void>): Promise<void> {
+async function replayRedis(
+  ctx: JobContext<ReplayData>,
+  deps: ReplayDeps,
+  data: ReplayData,
+  progress: (f: number) => Promise<void>,
+  note: (text: string) => void,
+): Promise<void> {
+  await withAdmin(deps.kafka, (admin) => replayRedisWith(ctx, deps, data, progress, note, watchWriter(admin, deps.config, 'redis'), admin));
+}
+
+async function replayRedisWith(
+  ctx: JobContext<ReplayData>,
+  deps: ReplayDeps,
+  data: ReplayData,
+  progress: (f: number) => Promise<void>,
+  note: (text: string) => void,
+  watch: WriterWatch,
+  admin: Admin,
+): Promise<void> {
   const state = data.redis!;
   const { ordering, config } = deps;
   const { redis, keys } = ordering;
@@ -158,7 +240,7 @@ async function replayRedis(ctx: JobContext<ReplayData>, deps: ReplayDeps, data: 
         }
         const busy = !(await ordering.isBuilt(topic, p)) || (await redis.exists(keys.rebuild(topic, p))) === 1;
         if (!busy) {
-          await waitQuiet(ctx, deps, p);
+          await waitQuiet(ctx, deps, admin, p, note);
           const ids = data.campaignId !== null ? [data.campaignId] : [...(await scanCampaignIds(redis, keys))].filter((id) => partitionFor(id, config.EVENT_PARTITIONS) === p);
           const r = await redis.eval(
             DELETE_PARTITION_LUA,
@@ -179,6 +261,8 @@ async function replayRedis(ctx: JobContext<ReplayData>, deps: ReplayDeps, data: 
         if (Date.now() - waitingSince > STALL_MS) {
           throw new Error(`partition ${p} has been rebuilding for ${STALL_MS / 60_000} min: is a decider running?`);
         }
+        const { waiting } = await watch.check([p], { doing: `a rebuild of partition ${p} is under way (a flush, or another replay)`, then: 'then run the replay again (nothing was deleted)' });
+        note(`deleting: ${waiting ?? `waiting for the rebuild under way on partition ${p} (a flush, or another replay) to finish first`}`);
         await ctx.sleep(250);
       }
     }
@@ -195,15 +279,23 @@ async function replayRedis(ctx: JobContext<ReplayData>, deps: ReplayDeps, data: 
       const parts = await Promise.all(
         state.partitions.map(async (p) => {
           const weight = BigInt(state.ends[String(p)] ?? '0');
-          if (await ordering.isBuilt(topic, p)) return { weight, fraction: 1, built: true };
+          if (await ordering.isBuilt(topic, p)) return { partition: p, weight, fraction: 1, built: true, at: null, until: 0n };
           const raw = await redis.get(keys.rebuild(topic, p));
           const r = raw ? (JSON.parse(raw) as { next: string; until: string }) : null;
           const fraction = r && Number(r.until) > 0 ? Number(r.next) / Number(r.until) : 0;
-          return { weight, fraction, built: false };
+          return { partition: p, weight, fraction, built: false, at: r ? BigInt(r.next) : null, until: r ? BigInt(r.until) : weight };
         }),
       );
       const f = weightedProgress(parts);
       if (parts.every((x) => x.built)) break;
+      const open = parts.filter((x) => !x.built);
+      const where = open.map((x) => `${x.partition} at offset ${x.at ?? 0n} of ${x.until}`).join(', ');
+      const { waiting } = await watch.check(
+        open.map((x) => x.partition),
+        { doing: `the rebuild stopped (partition ${where})`, then: 'it finishes the rebuild by itself; the Redis reads of these partitions answer UNAVAILABLE until then' },
+      );
+      const w = writerOf(config, 'redis');
+      note(`rebuilding: ${waiting ?? reachLine(w, open)}`);
       await progress(f);
       if (f !== last) {
         last = f;
@@ -226,19 +318,18 @@ async function replayRedis(ctx: JobContext<ReplayData>, deps: ReplayDeps, data: 
  * committed offset reaches the end of the log), so no decision is under way while the partition is
  * cut. Gives up quietly after a few seconds on a busy partition: the decider still rebuilds.
  */
-async function waitQuiet(ctx: JobContext<ReplayData>, deps: ReplayDeps, partition: number): Promise<void> {
+async function waitQuiet(ctx: JobContext<ReplayData>, deps: ReplayDeps, admin: Admin, partition: number, note: (text: string) => void): Promise<void> {
   const topic = deps.config.topics.events;
   const until = Date.now() + 5000;
-  await withAdmin(deps.kafka, async (admin) => {
-    while (Date.now() < until) {
-      const [ends, committed] = await Promise.all([highWatermarks(admin, topic), committedOffsets(admin, deps.config.groups.writer, topic)]);
-      const end = ends.get(partition) ?? 0n;
-      const next = committed.get(partition) ?? 0n;
-      if (nearlyReached(next, end)) return;
-      await ctx.sleep(100);
-    }
-    ctx.log.warn({ partition }, 'partition still busy: deleting anyway, the decider rebuilds it');
-  });
+  while (Date.now() < until) {
+    const [ends, committed] = await Promise.all([highWatermarks(admin, topic), committedOffsets(admin, deps.config.groups.writer, topic)]);
+    const end = ends.get(partition) ?? 0n;
+    const next = committed.get(partition) ?? 0n;
+    if (nearlyReached(next, end)) return;
+    note(`deleting: waiting up to 5 s for the decider of partition ${partition} to commit what it is deciding (${reachLine(writerOf(deps.config, 'redis'), [{ partition, at: next, until: end - 1n }])})`);
+    await ctx.sleep(100);
+  }
+  ctx.log.warn({ partition }, 'partition still busy: deleting anyway, the decider rebuilds it');
 }
 
 async function foldCarries(ctx: JobContext<ReplayData>, deps: ReplayDeps, data: ReplayData): Promise<void> {
@@ -255,7 +346,24 @@ async function foldCarries(ctx: JobContext<ReplayData>, deps: ReplayDeps, data: 
 
 // --- DATABASE ---------------------------------------------------------------------------------
 
-async function replayDatabase(ctx: JobContext<ReplayData>, deps: ReplayDeps, data: ReplayData, progress: (f: number) => Promise<void>): Promise<void> {
+async function replayDatabase(
+  ctx: JobContext<ReplayData>,
+  deps: ReplayDeps,
+  data: ReplayData,
+  progress: (f: number) => Promise<void>,
+  note: (text: string) => void,
+): Promise<void> {
+  await withAdmin(deps.kafka, (admin) => replayDatabaseWith(ctx, deps, data, progress, note, watchWriter(admin, deps.config, 'database')));
+}
+
+async function replayDatabaseWith(
+  ctx: JobContext<ReplayData>,
+  deps: ReplayDeps,
+  data: ReplayData,
+  progress: (f: number) => Promise<void>,
+  note: (text: string) => void,
+  watch: WriterWatch,
+): Promise<void> {
   const state = data.database!;
   const topic = deps.config.topics.events;
 
@@ -276,9 +384,16 @@ async function replayDatabase(ctx: JobContext<ReplayData>, deps: ReplayDeps, dat
       const parts = state.partitions.map((p) => {
         const end = BigInt(state.ends[String(p)] ?? '0');
         const next = checkpoints.get(p) ?? 0n;
-        return { weight: end, fraction: end > 0n ? Number(next) / Number(end) : 1, done: next >= end };
+        return { partition: p, weight: end, fraction: end > 0n ? Number(next) / Number(end) : 1, done: next >= end, at: next, until: end };
       });
       if (parts.every((x) => x.done)) break;
+      const open = parts.filter((x) => !x.done);
+      const where = open.map((x) => `${x.partition} at offset ${x.at} of ${x.until}`).join(', ');
+      const { waiting } = await watch.check(
+        open.map((x) => x.partition),
+        { doing: `the Prisma projection stopped catching up (partition ${where})`, then: 'it catches up by itself' },
+      );
+      note(`catching up: ${waiting ?? reachLine(writerOf(deps.config, 'database'), open)}`);
       const f = weightedProgress(parts);
       await progress(f);
       if (f !== last) {

@@ -7,6 +7,7 @@ import type { ReportData } from './agenda.js';
 import { highWatermarks, prismaCheckpoints, withAdmin } from './logPosition.js';
 import { requestsOf } from './redisKeys.js';
 import type { JobContext } from './runtime.js';
+import { describeOwnership, reachLine, WRITER_WAIT_MS, writerOf, WriterWatch } from './writers.js';
 
 /**
  * A campaign's report, counted in chunks: a cursor over `entries` by position (the unique
@@ -15,7 +16,9 @@ import type { JobContext } from './runtime.js';
  * the job as it goes, so a worker that dies mid-report resumes near the chunk it was on. Before
  * counting, the job waits
  * until the Prisma projection has read the log up to where it stood when the report was asked for
- * (or up to the sell-out / close event that triggered it).
+ * (or up to the sell-out / close event that triggered it). While it is behind, a projector must
+ * own the partition: with none for WRITER_WAIT_MS the job fails for good, naming the partition and
+ * the command that starts one (the wait would never end).
  */
 
 export const CHUNK = 1000;
@@ -111,6 +114,7 @@ export async function runReport(ctx: JobContext<ReportData>, deps: ReportDeps): 
   const last = max ?? 0;
   while (cursor.position < last) {
     ctx.check();
+    ctx.note(`counting: positions ${cursor.position.toLocaleString('en-US')} of ${last.toLocaleString('en-US')}`);
     const upTo = Math.min(last, cursor.position + CHUNK);
     // hot path of the report: one aggregate row per chunk, not CHUNK rows over the wire; the ::int
     // casts keep the adapter's numeric parameters off a cast of the indexed column
@@ -173,13 +177,27 @@ export async function runReport(ctx: JobContext<ReportData>, deps: ReportDeps): 
 /** The projector moves its checkpoint past a trailing transaction marker once idle, so `>=` is exact. */
 async function waitForReadModel(ctx: JobContext<ReportData>, deps: ReportDeps, partition: number, until: bigint): Promise<void> {
   const topic = deps.config.topics.events;
-  const deadline = Date.now() + CATCH_UP_MS;
-  for (;;) {
+  const behind = async () => {
     const next = (await prismaCheckpoints(deps.prisma, topic)).get(partition) ?? 0n;
-    if (next >= until) return;
-    if (Date.now() > deadline) {
-      throw new Error(`the read model is behind the log (partition ${partition}: ${next} of ${until}): is a projector running?`);
+    return next >= until ? null : next;
+  };
+  if ((await behind()) === null) return;
+  const w = writerOf(deps.config, 'database');
+  await withAdmin(deps.kafka, async (admin) => {
+    const watch = new WriterWatch(w, () => describeOwnership(admin, w), WRITER_WAIT_MS);
+    const deadline = Date.now() + CATCH_UP_MS;
+    for (;;) {
+      const next = await behind();
+      if (next === null) return;
+      if (Date.now() > deadline) {
+        throw new Error(`the read model is behind the log (partition ${partition}: ${next} of ${until}): is a projector running?`);
+      }
+      const { waiting } = await watch.check([partition], {
+        doing: `the read model is behind the log (partition ${partition} at offset ${next} of ${until})`,
+        then: 'then run the report again',
+      });
+      ctx.note(`catching up: ${waiting ?? reachLine(w, [{ partition, at: next, until }])}`);
+      await ctx.sleep(200);
     }
-    await ctx.sleep(200);
-  }
+  });
 }

@@ -1,4 +1,4 @@
-import { backoffStrategies, type Agenda, type Job } from 'agenda';
+import { backoffStrategies, when, type Agenda, type Job } from 'agenda';
 import type { Logger } from '../src/logger.js';
 import type { AgendaHandle, JobName } from './agenda.js';
 
@@ -6,6 +6,17 @@ import type { AgendaHandle, JobName } from './agenda.js';
 export class Interrupted extends Error {
   constructor() {
     super('interrupted: the worker is stopping');
+  }
+}
+
+/**
+ * A failure that a retry cannot mend (no writer runs, an operator gave up waiting): the job fails
+ * for good at once with this message, instead of retrying with backoff and showing QUEUED.
+ */
+export class Permanent extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
   }
 }
 
@@ -23,6 +34,12 @@ export interface JobContext<D> {
   sleep(ms: number): Promise<void>;
   /** throws Interrupted when the worker stops */
   check(): void;
+  /**
+   * What the job does now and what it waits on, in words ("rebuilding: waiting for the decider of
+   * partition 3 to reach offset 41,200"): kept in `data.note` (written at most twice a second),
+   * shown by the operator CLIs on their progress line.
+   */
+  note(text: string): void;
 }
 
 export type JobBody<D> = (ctx: JobContext<D>) => Promise<void>;
@@ -44,6 +61,8 @@ export interface JobOptions {
  */
 export class JobRuntime {
   private readonly running = new Map<string, { abort: AbortController; settled: Promise<void> }>();
+  /** job id → why it was cancelled: its body ends, and the job fails for good with that reason */
+  private readonly cancelled = new Map<string, string>();
   private readonly stopping = new AbortController();
 
   constructor(
@@ -75,6 +94,21 @@ export class JobRuntime {
           if (Date.now() - lastTouch >= opts.lockLifetime / 4) void touch(lastProgress);
         }, Math.max(250, Math.floor(opts.lockLifetime / 8)));
         const log = this.log.child({ job: name, jobId: id });
+        const stopped = () => (this.cancelled.has(id) ? new Permanent(this.cancelled.get(id)!) : new Interrupted());
+        let noteNow: string | undefined;
+        let noteWritten: string | undefined;
+        let noteTimer: NodeJS.Timeout | null = null;
+        let noteAt = 0;
+        const writeNote = () => {
+          noteTimer = null;
+          noteAt = Date.now();
+          if (noteNow === noteWritten) return;
+          noteWritten = noteNow;
+          touching = touching
+            .then(() => this.handle.pool.query(`UPDATE "agenda_jobs" SET data = jsonb_set(coalesce(data, '{}'::jsonb), '{note}', $2::jsonb) WHERE id = $1`, [id, JSON.stringify(noteWritten)]))
+            .then(() => undefined)
+            .catch((err) => this.log.warn({ err, job: id }, 'job note failed'));
+        };
         const ctx: JobContext<D> = {
           id,
           data: (job.attrs.data ?? {}) as D,
@@ -96,19 +130,24 @@ export class JobRuntime {
           },
           sleep: (ms) =>
             new Promise<void>((resolve, reject) => {
-              if (abort.signal.aborted) return reject(new Interrupted());
+              if (abort.signal.aborted) return reject(stopped());
               const t = setTimeout(() => {
                 abort.signal.removeEventListener('abort', onAbort);
                 resolve();
               }, ms);
               const onAbort = () => {
                 clearTimeout(t);
-                reject(new Interrupted());
+                reject(stopped());
               };
               abort.signal.addEventListener('abort', onAbort, { once: true });
             }),
           check: () => {
-            if (abort.signal.aborted) throw new Interrupted();
+            if (abort.signal.aborted) throw stopped();
+          },
+          note: (text) => {
+            noteNow = text;
+            (ctx.data as { note?: string }).note = text;
+            if (!noteTimer) noteTimer = setTimeout(writeNote, Math.max(0, noteAt + 500 - Date.now()));
           },
         };
         let settle!: () => void;
@@ -118,6 +157,11 @@ export class JobRuntime {
           await body(ctx);
           await touch(100);
         } catch (err) {
+          const reason = this.cancelled.get(id);
+          if (reason !== undefined) {
+            log.warn({ reason }, 'job cancelled');
+            throw err instanceof Permanent ? err : new Permanent(reason);
+          }
           if (err instanceof Interrupted || abort.signal.aborted) {
             log.info('job handed back to the queue: the worker is stopping');
             // never settle: Agenda must record neither a success nor a failure; stop() re-queues it
@@ -128,17 +172,35 @@ export class JobRuntime {
           throw err;
         } finally {
           clearInterval(heartbeat);
+          if (noteTimer) clearTimeout(noteTimer);
           this.stopping.signal.removeEventListener('abort', onStop);
           this.running.delete(id);
+          this.cancelled.delete(id);
           settle();
         }
       },
       {
         concurrency: opts.concurrency,
         lockLifetime: opts.lockLifetime,
-        backoff: backoffStrategies.exponential({ delay: opts.retryDelayMs, maxRetries: opts.retries, maxDelay: 5 * 60_000, jitter: 0.2 }),
+        backoff: when(
+          (c) => !(c.error instanceof Permanent),
+          backoffStrategies.exponential({ delay: opts.retryDelayMs, maxRetries: opts.retries, maxDelay: 5 * 60_000, jitter: 0.2 }),
+        ),
       },
     );
+  }
+
+  /**
+   * Ends a job running in this process with a failure (no retry) that says `reason`; resolves once
+   * its body has ended. False when it does not run here.
+   */
+  async cancel(id: string, reason: string): Promise<boolean> {
+    const r = this.running.get(id);
+    if (!r) return false;
+    this.cancelled.set(id, reason);
+    r.abort.abort();
+    await r.settled;
+    return true;
   }
 
   async stop(): Promise<void> {

@@ -4,6 +4,7 @@ import type { Config } from '../src/config.js';
 import type { CampaignEvent } from '../src/domain/events.js';
 import { keepConsuming, roleConsumer } from '../src/infra/kafka/eventLog.js';
 import { sortBatch, Stops, type Parking } from '../src/infra/kafka/parking.js';
+import { unwatched, type HealthReporter } from '../src/health.js';
 import type { Logger } from '../src/logger.js';
 import type { CloseData, ReportData } from './agenda.js';
 
@@ -19,7 +20,9 @@ export const triggersGroup = (config: Pick<Config, 'TOPIC_PREFIX'>) => `${config
 export class Triggers {
   private runner: ReturnType<typeof keepConsuming> | null = null;
   private assigned = false;
-  readonly stops = new Stops('batch-triggers');
+  /** told when batches fail and when they work again (/readyz) */
+  health: HealthReporter = unwatched;
+  readonly stops = new Stops('batch-triggers', () => this.health);
 
   constructor(
     private readonly kafka: Kafka,
@@ -36,7 +39,7 @@ export class Triggers {
   async start(): Promise<void> {
     const topic = this.config.topics.events;
     // rebuilt after a non-retriable crash (a broker gone for longer than the retries), as the decider's
-    this.runner = keepConsuming('batch-triggers', async () => {
+    this.runner = keepConsuming('batch-triggers', async (guard) => {
       const consumer = roleConsumer(this.kafka, triggersGroup(this.config), 500);
       consumer.on(consumer.events.GROUP_JOIN, (e) => {
         this.stops.retain(e.payload.memberAssignment[topic] ?? []);
@@ -47,8 +50,8 @@ export class Triggers {
       await consumer.run({
         // resolved by hand: a partition stopped at a newer event must not be resolved past it
         eachBatchAutoResolve: false,
-        eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-          const sorted = sortBatch('batch-triggers', topic, batch.partition, batch.messages);
+        eachBatch: guard(async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+          const sorted = sortBatch('batch-triggers', topic, batch.partition, batch.messages, { lastOffset: batch.lastOffset() });
           await this.parking.park(sorted.parked);
           for (const l of sorted.logged) {
             if (!isRunning() || isStale()) return;
@@ -58,10 +61,10 @@ export class Triggers {
           }
           if (sorted.last !== null) resolveOffset(String(sorted.last));
           if (sorted.stop) this.stops.stop(consumer, topic, sorted.stop);
-        },
+        }),
       });
       return consumer;
-    });
+    }, { health: this.health });
     await this.runner.ready;
   }
 

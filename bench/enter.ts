@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { Command } from 'commander';
-import { signToken } from '../src/api/auth.js';
+import { signToken, tokenShape } from '../src/api/auth.js';
 import { createClient, table } from '../src/cli/crowd.js';
 import { loadConfig } from '../src/config.js';
 import { migrate } from '../src/infra/prisma/migrate.js';
@@ -46,7 +46,7 @@ async function main() {
   const base = `http://127.0.0.1:${port}`;
   try {
     while (!(await fetch(`${base}/readyz`).then((r) => r.ok, () => false))) await new Promise((r) => setTimeout(r, 200));
-    const admin = await signToken(config.JWT_SECRET, { sub: 'bench-admin', role: 'admin', expiresIn: '1h' });
+    const admin = await signToken(config.JWT_SECRET, { sub: 'bench-admin', role: 'admin', expiresIn: '1h' }, tokenShape(config));
     const client = createClient(base, 4);
     const create = async (id: string, stock: number) => {
       const r = await client.post<{ errors?: unknown }>(admin, `mutation($i: CreateCampaignInput!) { createCampaign(input: $i) { id } }`, {
@@ -64,7 +64,7 @@ async function main() {
     // fresh users: one token each, signed before the clock starts
     const expected = opts.duration * 8000;
     process.stdout.write(`signing ${expected} user tokens… `);
-    const tokens = await Promise.all(Array.from({ length: expected }, (_, i) => signToken(config.JWT_SECRET, { sub: `b${run}-${i}`, expiresIn: '1h' })));
+    const tokens = await Promise.all(Array.from({ length: expected }, (_, i) => signToken(config.JWT_SECRET, { sub: `b${run}-${i}`, expiresIn: '1h' }, tokenShape(config))));
     process.stdout.write('done\n');
 
     // CPU of every process on the path, from /proc (Linux): where a phase's work goes, per request

@@ -1,3 +1,4 @@
+import { Health } from '../src/health.js';
 import { randomBytes } from 'node:crypto';
 import { Command } from 'commander';
 import type { Shared } from '../src/app.js';
@@ -73,7 +74,7 @@ async function main() {
   await ensureTopics(admin, config);
   const prisma = createPrisma(config.DATABASE_URL, { poolSize: 8 });
   const redis = createRedis(config.REDIS_URL, { lazy: true });
-  const shared: Shared = { config, kafka, redis, ordering: new RedisOrdering(redis, config.REDIS_PREFIX), prisma, metrics: createMetrics(), parking: await Parking.connect(kafka, config), instance: `bench-${run}` };
+  const shared: Shared = { config, kafka, redis, ordering: new RedisOrdering(redis, config.REDIS_PREFIX), prisma, metrics: createMetrics(), parking: await Parking.connect(kafka, config), health: new Health(), instance: `bench-${run}` };
   const role = await startProjectors(shared);
   while (!role.ready()) await new Promise((r) => setTimeout(r, 50));
 

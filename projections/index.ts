@@ -16,12 +16,13 @@ const log = logger.child({ role: 'projector' });
  * set. Each is its own consumer group, so each scales (and lags) on its own.
  */
 export const startProjectors: RoleFactory = async (shared) => {
-  const { config, kafka, prisma, metrics } = shared;
+  const { config, kafka, prisma, metrics, health } = shared;
   const lags: Lag[] = [];
 
   const tablesLag = new Lag(PRISMA_PROJECTION, log);
   lags.push(tablesLag);
   const tables = new PrismaProjector(prisma, kafka, config, tablesLag, shared.parking);
+  tables.health = health.reporter(`projector/${PRISMA_PROJECTION}`);
   await tables.start();
   metrics.counterFrom('firstcome_projector_batches_total', 'batches written to the Prisma tables', () => tables.stats.batches);
   metrics.counterFrom('firstcome_projector_events_total', 'events applied to the Prisma tables', () => tables.stats.events);
@@ -35,6 +36,7 @@ export const startProjectors: RoleFactory = async (shared) => {
     const archiveLag = new Lag(ARCHIVE_PROJECTION, log);
     lags.push(archiveLag);
     archive = new EventStoreArchive(createEventStore(config.EVENTSTORE_URL), kafka, config, archiveLag, shared.parking);
+    archive.health = health.reporter(`projector/${ARCHIVE_PROJECTION}`);
     await archive.start();
     const a = archive;
     metrics.counterFrom('firstcome_archive_events_total', 'events appended to EventStoreDB', () => a.stats.appended);
@@ -45,7 +47,6 @@ export const startProjectors: RoleFactory = async (shared) => {
 
   return {
     ready: () => tables.ready() && parked.ready() && (archive?.ready() ?? true),
-    problem: () => tables.stops.error ?? archive?.stops.error ?? null,
     stop: async () => {
       await archive?.stop();
       await parked.stop();

@@ -8,10 +8,12 @@ import { SingleWriter, WRITER } from './writer/singleWriter.js';
 import type { FromWriter } from './writer/thread.js';
 import { EnterService, ReplyWaiter } from './api/enter.js';
 import type { ApiServices } from './api/resolvers.js';
-import { createApollo, createHttpServer } from './api/server.js';
+import { createApollo, createHttpServer, type ApiEndpoint } from './api/server.js';
+import { describeError, Health, type HealthReporter } from './health.js';
 import { createKafka, ensureTopics, EventAppender } from './infra/kafka/eventLog.js';
 import { Parking } from './infra/kafka/parking.js';
 import { createPrisma, type PrismaClient } from './infra/prisma/client.js';
+import { prepareDatabase } from './infra/prisma/prepare.js';
 import { createRedis, RedisOrdering } from './infra/redis/ordering.js';
 import { logger } from './logger.js';
 import { createMetrics, type Timing } from './metrics.js';
@@ -22,12 +24,10 @@ export type Role = (typeof ROLES)[number];
 export interface RoleHandle {
   /** true once the role's consumers are assigned (or it needs none), and none of them is stopped */
   ready(): boolean;
-  /** why the role is not ready, in one short line without secrets (e.g. a consumer stopped at a newer event) */
-  problem?(): string | null;
   stop(): Promise<void>;
 }
 
-/** What every role may use: one Kafka client, one Redis, one Prisma, one metrics registry. */
+/** What every role may use: one Kafka client, one Redis, one Prisma, one metrics registry, one health registry. */
 export interface Shared {
   config: Config;
   kafka: Kafka;
@@ -37,6 +37,8 @@ export interface Shared {
   metrics: ReturnType<typeof createMetrics>;
   /** the dead-letter topic: every consumer of this process parks what it cannot use there */
   parking: Parking;
+  /** components report failing / ok here; /readyz reads it */
+  health: Health;
   instance: string;
 }
 
@@ -80,8 +82,9 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   const ordering = new RedisOrdering(redis, config.REDIS_PREFIX);
   const prisma = createPrisma(config.DATABASE_URL, { poolSize: 8 });
   const metrics = createMetrics();
+  const health = new Health();
   const parking = await Parking.connect(kafka, config);
-  const shared: Shared = { config, kafka, redis, ordering, prisma, metrics, parking, instance };
+  const shared: Shared = { config, kafka, redis, ordering, prisma, metrics, parking, health, instance };
   // a single writer in its own thread parks with its own producer and reports its count
   let threadParked = 0;
   metrics.labeledCounterFrom('firstcome_parked_total', 'records parked in the dead-letter topic, by the consumer that met them', 'consumer', () => {
@@ -90,12 +93,58 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
     return counts;
   });
 
+  // /healthz and /readyz answer from here on; GraphQL once the roles run
   const handles: RoleHandle[] = [];
+  let started = false;
+  let endpoint: ApiEndpoint | null = null;
+  /** null while the brokers answer, else why not */
+  let kafkaDown: string | null = null;
+  const kafkaProbe = setInterval(() => {
+    admin.describeCluster().then(
+      () => (kafkaDown = null),
+      (err: unknown) => (kafkaDown = describeError(err)),
+    );
+  }, 2000);
+  const server = createHttpServer(() => endpoint ?? (roles.includes('api') ? 'starting' : null), {
+    ready: async () => {
+      const failing: Record<string, string> = {};
+      // a server that never answers (a dropped packet, not a refused connection) must not hang the probe
+      const probe = (name: string, p: Promise<unknown>) =>
+        Promise.race([p, new Promise((_, reject) => setTimeout(() => reject(new Error('no answer within 2 s')), 2000).unref())]).then(
+          () => true,
+          (err: unknown) => ((failing[name] = describeError(err)), false),
+        );
+      const [redisOk, pgOk] = await Promise.all([probe('redis', redis.ping()), probe('postgres', prisma.$queryRaw`SELECT 1`)]);
+      if (kafkaDown) failing.kafka = kafkaDown;
+      Object.assign(failing, health.failing());
+      // consumers: every role started and its consumers assigned; failing: what is failing now, with its last error
+      const checks: Record<string, boolean> = { kafka: !kafkaDown, redis: redisOk, postgres: pgOk, consumers: started && handles.every((h) => h.ready()) };
+      return { ok: Object.values(checks).every(Boolean) && Object.keys(failing).length === 0, checks, failing };
+    },
+    metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
+    observe: (op, s, ok) => metrics.requests.observe({ operation: op, ok: String(ok) }, s),
+    limits: metrics.limits,
+  });
+  await new Promise<void>((resolve) => server.listen(config.PORT, '0.0.0.0', resolve));
+  const port = (server.address() as AddressInfo).port;
+
+  try {
+    await prepareDatabase(config, health.reporter('postgres'), log);
+  } catch (err) {
+    clearInterval(kafkaProbe);
+    server.close();
+    await admin.disconnect().catch(() => undefined);
+    await prisma.$disconnect().catch(() => undefined);
+    redis.disconnect();
+    throw err;
+  }
+
   if (roles.includes('decider')) {
+    const reporter = health.reporter('decider');
     const d =
       roles.includes('api') && config.DECIDER_THREAD
-        ? await startWriterThread(config, instance, (n) => (threadParked = n))
-        : await startWriter(shared);
+        ? await startWriterThread(config, instance, reporter, (n) => (threadParked = n))
+        : await startWriter(shared, reporter);
     metrics.counterFrom('firstcome_decider_batches_total', 'fetched batches decided', () => d.stats.batches);
     metrics.counterFrom('firstcome_decider_entries_total', 'entries placed', () => d.stats.entries);
     metrics.counterFrom('firstcome_decider_winners_total', 'winners selected', () => d.stats.winners);
@@ -139,25 +188,8 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   }
 
   const apollo = services ? await createApollo(services) : null;
-  let kafkaUp = true;
-  const kafkaProbe = setInterval(() => {
-    admin.describeCluster().then(() => (kafkaUp = true), () => (kafkaUp = false));
-  }, 2000);
-  const server = createHttpServer(apollo, services, {
-    ready: async () => {
-      const [redisOk, pgOk] = await Promise.all([
-        redis.ping().then(() => true, () => false),
-        prisma.$queryRaw`SELECT 1`.then(() => true, () => false),
-      ]);
-      const checks: Record<string, boolean> = { kafka: kafkaUp, redis: redisOk, postgres: pgOk, consumers: handles.every((h) => h.ready()) };
-      const problems = handles.map((h) => h.problem?.() ?? null).filter((p): p is string => p !== null);
-      return { ok: Object.values(checks).every(Boolean), checks, ...(problems.length ? { problems } : {}) };
-    },
-    metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
-    observe: (op, s, ok) => metrics.requests.observe({ operation: op, ok: String(ok) }, s),
-  });
-  await new Promise<void>((resolve) => server.listen(config.PORT, '0.0.0.0', resolve));
-  const port = (server.address() as AddressInfo).port;
+  if (apollo && services) endpoint = { apollo, services };
+  started = true;
   log.info({ port }, 'firstcome is up');
 
   let stopping: Promise<void> | null = null;
@@ -185,14 +217,14 @@ interface WriterHandle extends RoleHandle {
   timing: Timing;
 }
 
-async function startWriter(shared: Shared): Promise<WriterHandle> {
+async function startWriter(shared: Shared, health: HealthReporter): Promise<WriterHandle> {
   const writer = new SingleWriter(shared.kafka, shared.ordering, shared.config, shared.parking);
+  writer.health = health;
   let assigned = false;
   const handle: WriterHandle = {
     stats: writer.stats,
     timing: () => undefined,
     ready: () => assigned && writer.stops.size === 0,
-    problem: () => writer.stops.error,
     stop: () => writer.stop(),
   };
   writer.timing = (...a) => handle.timing(...a);
@@ -202,16 +234,14 @@ async function startWriter(shared: Shared): Promise<WriterHandle> {
 }
 
 /** The single writer in a worker thread of this process (see src/writer/thread.ts for why). */
-async function startWriterThread(config: Config, instance: string, parked: (count: number) => void): Promise<WriterHandle> {
+async function startWriterThread(config: Config, instance: string, health: HealthReporter, parked: (count: number) => void): Promise<WriterHandle> {
   const entry = import.meta.url.endsWith('.ts') ? './writer/thread-entry.mjs' : './writer/thread.js';
   const worker = new Worker(new URL(entry, import.meta.url), { workerData: { config, instance } });
   let assigned = false;
-  let stopped: string | null = null;
   const handle: WriterHandle = {
     stats: { batches: 0, entries: 0, winners: 0, rebuilds: 0 },
     timing: () => undefined,
-    ready: () => assigned && stopped === null,
-    problem: () => stopped,
+    ready: () => assigned,
     async stop() {
       const stopped = new Promise<void>((r) => worker.on('message', (m: FromWriter) => m.type === 'stopped' && r()));
       worker.postMessage('stop');
@@ -222,10 +252,13 @@ async function startWriterThread(config: Config, instance: string, parked: (coun
   const started = new Promise<void>((resolve, reject) => {
     worker.on('message', (m: FromWriter) => {
       if (m.type === 'assigned') assigned = true;
+      if (m.type === 'health') {
+        if (m.error === null) health.ok(m.part);
+        else health.failing(m.error, m.part);
+      }
       if (m.type === 'stats') {
         handle.stats = m.stats;
         parked(m.parked);
-        stopped = m.stopped;
         for (const [stage, seconds, size] of m.timings) handle.timing(stage, seconds, size);
       }
       if (m.type === 'failed') reject(new Error(`single writer thread: ${m.message}`));

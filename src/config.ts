@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import proxyaddr from 'proxy-addr';
 import { z } from 'zod';
 
 /**
@@ -5,6 +7,10 @@ import { z } from 'zod';
  * process at start with the variable named, never later on the hot path.
  */
 const DEV_JWT_SECRET = 'firstcome-development-secret-do-not-use-in-production';
+
+/** An optional variable: left out or empty means unset. */
+const unsetIfEmpty = <T extends z.ZodType>(t: T) => z.preprocess((v) => (v === '' ? undefined : v), t.optional());
+const limit = (fallback: number) => z.coerce.number().int().min(1).default(fallback);
 
 const schema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
@@ -41,6 +47,55 @@ const schema = z.object({
   ENTER_RATE_PER_SEC: z.coerce.number().int().min(1).default(20),
   /** Redis keys of campaigns closed longer than this are removed by the cleanup job. */
   REDIS_RETENTION_HOURS: z.coerce.number().min(0).default(24 * 7),
+  /** RS256/ES256 tokens whose `kid` is in this JWKS are accepted too. */
+  JWT_JWKS_URL: unsetIfEmpty(z.string().url().refine((u) => /^https?:\/\//.test(u), 'expected an http(s) URL')),
+  /** Least time between two fetches of the JWKS (an unknown `kid` asks for one). */
+  JWT_JWKS_COOLDOWN_MS: z.coerce.number().int().min(0).default(30_000),
+  JWT_ISSUER: unsetIfEmpty(z.string()),
+  JWT_AUDIENCE: unsetIfEmpty(z.string()),
+  /** Where the admin role is: a claim name or a dotted path (`realm_access.roles`), a string or an array. */
+  JWT_ROLE_CLAIM: z.string().min(1).default('role'),
+  /** Browser origins allowed to call the API (scheme://host[:port], comma-separated); unset: none. */
+  CORS_ORIGINS: unsetIfEmpty(
+    z
+      .string()
+      .transform((s) => s.split(',').map((o) => o.trim()).filter(Boolean))
+      .refine((os) => os.every((o) => /^https?:\/\/[^/\s,]+$/.test(o)), 'expected scheme://host[:port][,scheme://host[:port]…]'),
+  ),
+  /** Requests per second from one client address that carry no valid token; 0 turns the limit off. */
+  RATE_LIMIT_IP_PER_SEC: z.coerce.number().int().min(0).default(20),
+  /**
+   * Which hops may set X-Forwarded-For (proxy-addr's trust, as Express reads it): a number of
+   * proxies in front, or addresses/subnets/`loopback`,`linklocal`,`uniquelocal`; `true` trusts
+   * every hop. Unset: the socket's address is the client's.
+   */
+  TRUST_PROXY: unsetIfEmpty(
+    z
+      .string()
+      .transform((s): true | number | string[] => (s === 'true' ? true : /^\d+$/.test(s) ? Number(s) : s.split(',').map((a) => a.trim()).filter(Boolean)))
+      .refine((t) => {
+        if (typeof t !== 'object') return true;
+        try {
+          proxyaddr.compile(t);
+          return true;
+        } catch {
+          return false;
+        }
+      }, 'expected a number of hops, true, or addresses/subnets (e.g. loopback,10.0.0.0/8)'),
+  ),
+  /** Query limits, each refused with HTTP 400 before anything runs (README: Query limits). */
+  GRAPHQL_MAX_ALIASES: limit(15),
+  GRAPHQL_MAX_DEPTH: limit(8),
+  GRAPHQL_MAX_TOKENS: limit(1000),
+  GRAPHQL_MAX_DIRECTIVES: limit(10),
+  GRAPHQL_MAX_COST: limit(100_000),
+  /** Bigger request bodies are answered 413 before they are read to the end. */
+  GRAPHQL_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(64 * 1024),
+  /**
+   * `on`: every process applies pending migrations at start (under an advisory lock). `off`: a
+   * release step migrates, and a server whose database is behind refuses to start.
+   */
+  DB_MIGRATE: z.enum(['on', 'off']).default('on'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -48,6 +103,8 @@ export type Config = Omit<z.infer<typeof schema>, 'JWT_SECRET'> & {
   JWT_SECRET: string;
   /** true when JWT_SECRET was left out and the development default is in use */
   jwtSecretIsDefault: boolean;
+  /** HS256 tokens are accepted: always, except in production with a JWKS and no JWT_SECRET */
+  jwtHs256: boolean;
   /** events: the store of record; parked: records a consumer could not use (the dead-letter topic) */
   topics: { events: string; parked: string };
   /** consumer groups; the single writer's keeps its first name (`.decider`) so a running log keeps its offsets */
@@ -63,14 +120,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   const c = parsed.data;
-  if (!c.JWT_SECRET && c.NODE_ENV === 'production') {
-    throw new ConfigError('invalid configuration:\n  JWT_SECRET: required when NODE_ENV=production');
+  const production = c.NODE_ENV === 'production';
+  if (!c.JWT_SECRET && production && !c.JWT_JWKS_URL) {
+    throw new ConfigError('invalid configuration:\n  JWT_SECRET: required when NODE_ENV=production (unless JWT_JWKS_URL is set)');
   }
+  const jwtHs256 = Boolean(c.JWT_SECRET) || !production;
   const p = c.TOPIC_PREFIX;
   return {
     ...c,
-    JWT_SECRET: c.JWT_SECRET ?? DEV_JWT_SECRET,
-    jwtSecretIsDefault: !c.JWT_SECRET,
+    // HS256 off: a secret nobody knows stands in, so nothing signed with a guess can pass
+    JWT_SECRET: c.JWT_SECRET ?? (jwtHs256 ? DEV_JWT_SECRET : randomBytes(32).toString('hex')),
+    jwtSecretIsDefault: !c.JWT_SECRET && jwtHs256,
+    jwtHs256,
     topics: { events: `${p}.campaign-events`, parked: `${p}.parked` },
     groups: { writer: `${p}.decider`, projector: `${p}.projector`, archive: `${p}.eventstore-archive` },
   };

@@ -1,6 +1,8 @@
 import { Command, Option } from 'commander';
 import { loadConfigOrExit } from './config.js';
 import { ROLES, startApp, type Role } from './app.js';
+import { DatabaseBehindError } from './infra/prisma/prepare.js';
+import { MigrationError } from './infra/prisma/migrate.js';
 import { logger } from './logger.js';
 import './roles.js';
 
@@ -34,6 +36,11 @@ async function main() {
 }
 
 main().catch((err) => {
+  // the operator has to act (run the migrations, fix one): one plain line, and no restart will help
+  if (err instanceof DatabaseBehindError || err instanceof MigrationError) {
+    console.error(`firstcome refuses to start: ${err.message}`);
+    process.exit(2);
+  }
   logger.fatal({ err }, 'failed to start');
   process.exit(1);
 });

@@ -3,6 +3,14 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 /** How long a hot-path stage took, and for batches how many events it carried. */
 export type Timing = (stage: 'append' | 'decide' | 'commit' | 'decision', seconds: number, size?: number) => void;
 
+/** The rate limits in front of the work: per client address (HTTP 429) and per user on `enter` (RATE_LIMITED). */
+export type RateLimitName = 'ip' | 'enter';
+export interface RateLimitEvents {
+  /** the configured requests per second (0: off) */
+  configure(limit: RateLimitName, perSec: number): void;
+  refused(limit: RateLimitName): void;
+}
+
 /** One registry per process; roles register what they can report. */
 export function createMetrics() {
   const registry = new Registry();
@@ -61,7 +69,26 @@ export function createMetrics() {
         }
       },
     });
-  return { registry, requests, gauge, counterFrom, labeledCounterFrom, timing };
+  const refusedByLimit = new Counter({
+    name: 'firstcome_rate_limited_total',
+    help: 'requests refused by a rate limit: ip (per client address, requests without a valid token, 429), enter (per user, RATE_LIMITED)',
+    labelNames: ['limit'] as const,
+    registers: [registry],
+  });
+  const limitPerSec = new Gauge({
+    name: 'firstcome_rate_limit_per_sec',
+    help: 'configured rate limits in requests per second (0: off)',
+    labelNames: ['limit'] as const,
+    registers: [registry],
+  });
+  const limits: RateLimitEvents = {
+    configure(limit, perSec) {
+      limitPerSec.set({ limit }, perSec);
+      refusedByLimit.inc({ limit }, 0);
+    },
+    refused: (limit) => refusedByLimit.inc({ limit }),
+  };
+  return { registry, requests, gauge, counterFrom, labeledCounterFrom, timing, limits };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

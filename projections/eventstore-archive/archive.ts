@@ -5,6 +5,7 @@ import type { Logged } from '../../src/domain/events.js';
 import { appendToCampaign, readCampaignEvents, streamTail, type StreamTail } from '../../src/infra/eventstore/eventStore.js';
 import { keepConsuming, roleConsumer } from '../../src/infra/kafka/eventLog.js';
 import { sortBatch, Stops, type Parking } from '../../src/infra/kafka/parking.js';
+import { unwatched, type HealthReporter } from '../../src/health.js';
 import { logger } from '../../src/logger.js';
 import type { Lag } from '../lag.js';
 
@@ -26,7 +27,9 @@ export class EventStoreArchive {
   /** campaign → where its stream stands, known since our last append or read */
   private readonly tails = new Map<string, StreamTail>();
   readonly stats = { batches: 0, appended: 0 };
-  readonly stops = new Stops(ARCHIVE_PROJECTION);
+  /** told when batches fail and when they work again (/readyz) */
+  health: HealthReporter = unwatched;
+  readonly stops = new Stops(ARCHIVE_PROJECTION, () => this.health);
   private consumer: Consumer | null = null;
 
   constructor(
@@ -46,7 +49,7 @@ export class EventStoreArchive {
   }
 
   async start(): Promise<void> {
-    this.runner = keepConsuming('eventstore-archive', async () => {
+    this.runner = keepConsuming('eventstore-archive', async (guard) => {
       const consumer = roleConsumer(this.kafka, this.config.groups.archive, 500);
       this.consumer = consumer;
       consumer.on(consumer.events.GROUP_JOIN, (e) => {
@@ -67,10 +70,10 @@ export class EventStoreArchive {
         // resolved by hand: a partition stopped at a newer event must not be resolved past it
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: 4,
-        eachBatch: (payload) => this.onBatch(payload),
+        eachBatch: guard((payload) => this.onBatch(payload)),
       });
       return consumer;
-    });
+    }, { health: this.health });
     await this.runner.ready;
   }
 
@@ -85,7 +88,7 @@ export class EventStoreArchive {
     // before the append, so a stuck archive (ESDB down) shows how far behind it is
     const first = batch.firstOffset();
     if (first !== null) this.lag.observe(batch.partition, { high: batch.highWatermark, next: BigInt(first) });
-    const sorted = sortBatch(ARCHIVE_PROJECTION, this.topic, batch.partition, batch.messages);
+    const sorted = sortBatch(ARCHIVE_PROJECTION, this.topic, batch.partition, batch.messages, { lastOffset: batch.lastOffset() });
     await this.parking.park(sorted.parked);
     await this.archive(sorted.logged);
     if (sorted.last !== null) resolveOffset(String(sorted.last));

@@ -32,7 +32,12 @@ export class ParkedProjector {
     const topic = this.config.topics.parked;
     this.runner = keepConsuming('parked-records', async () => {
       const consumer = roleConsumer(this.kafka, parkedGroup(this.config), 500);
-      consumer.on(consumer.events.GROUP_JOIN, () => (this.joined = true));
+      consumer.on(consumer.events.GROUP_JOIN, (e) => {
+        // the topic is small and every write here is idempotent: each start reads it all again, so a
+        // table created anew (db:migrate repairing a dropped one) fills up again
+        for (const partition of e.payload.memberAssignment[topic] ?? []) consumer.seek({ topic, partition, offset: '0' });
+        this.joined = true;
+      });
       await consumer.connect();
       await consumer.subscribe({ topic, fromBeginning: true });
       await consumer.run({

@@ -4,7 +4,9 @@ import type { Logged } from '../../src/domain/events.js';
 import { keepConsuming, partitionFor, roleConsumer } from '../../src/infra/kafka/eventLog.js';
 import { parkedRecord, sortBatch, Stops, type Parking, type ParkedRecord } from '../../src/infra/kafka/parking.js';
 import type { Prisma, PrismaClient } from '../../src/infra/prisma/client.js';
+import { unwatched, type HealthReporter } from '../../src/health.js';
 import { logger } from '../../src/logger.js';
+import { RepeatedErrors } from '../../src/retrying.js';
 import type { Lag } from '../lag.js';
 import { needsOf, planBatch, type KnownCampaign, type Plan } from './plan.js';
 
@@ -52,7 +54,9 @@ export class PrismaProjector {
   private checking = false;
   private joined = false;
   readonly stats = { batches: 0, events: 0, entries: 0, dropped: 0, rewinds: 0 };
-  readonly stops = new Stops(PRISMA_PROJECTION);
+  /** told when batches fail and when they work again (/readyz) */
+  health: HealthReporter = unwatched;
+  readonly stops = new Stops(PRISMA_PROJECTION, () => this.health);
 
   constructor(
     private readonly prisma: PrismaClient,
@@ -75,7 +79,7 @@ export class PrismaProjector {
     this.admin = this.kafka.admin();
     await this.admin.connect();
     // a fresh consumer after a non-retriable crash (a long broker outage); it starts from the rows again
-    this.runner = keepConsuming('prisma-projector', async () => {
+    this.runner = keepConsuming('prisma-projector', async (guard) => {
       const consumer = roleConsumer(this.kafka, this.config.groups.projector, this.opts.maxWaitTimeInMs ?? 200);
       this.consumer = consumer;
       consumer.on(consumer.events.GROUP_JOIN, (e) => {
@@ -109,12 +113,13 @@ export class PrismaProjector {
         eachBatchAutoResolve: false,
         // each partition holds a pooled connection for its transaction; the API shares the pool (8)
         partitionsConsumedConcurrently: 4,
-        eachBatch: (payload) => this.onBatch(payload),
+        eachBatch: guard((payload) => this.onBatch(payload)),
       });
       return consumer;
-    });
+    }, { health: this.health });
     await this.runner.ready;
-    this.watch = setInterval(() => void this.check().catch((err) => log.warn({ err }, 'checkpoint check failed')), this.opts.checkEveryMs ?? 1000);
+    const checkFailed = new RepeatedErrors(log, 'warn');
+    this.watch = setInterval(() => void this.check().catch((err) => checkFailed.error(err, 'checkpoint check failed')), this.opts.checkEveryMs ?? 1000);
   }
 
   async stop(): Promise<void> {
@@ -173,9 +178,10 @@ export class PrismaProjector {
       const before = new Map(partitions.map((p) => [p, this.version.get(p) ?? 0]));
       const rows = await this.readCheckpoints(partitions);
       for (const p of partitions) {
-        const row = rows.get(p);
+        // a row gone (the read side's tables created anew by db:migrate) means 0, as in lockCheckpoint
+        const row = rows.get(p) ?? 0n;
         const synced = this.synced.get(p);
-        if (row === undefined || synced === undefined || row === synced) continue;
+        if (synced === undefined || row === synced) continue;
         if (this.busy.has(p) || (this.version.get(p) ?? 0) !== before.get(p)) continue;
         this.stats.rewinds++;
         log.info({ partition: p, from: synced.toString(), to: row.toString() }, 'checkpoint moved (replay): seeking to it');
@@ -233,7 +239,7 @@ export class PrismaProjector {
     this.busy.add(p);
     try {
       const first = BigInt(firstOffset);
-      const sorted = sortBatch(PRISMA_PROJECTION, this.topic, p, batch.messages);
+      const sorted = sortBatch(PRISMA_PROJECTION, this.topic, p, batch.messages, { lastOffset: batch.lastOffset() });
       if (sorted.stop) this.stops.stop(this.consumer, this.topic, sorted.stop);
       if (sorted.last === null) return;
       const next = sorted.last + 1n;

@@ -76,11 +76,11 @@ export class EnterService {
 
   async enter(campaignId: string, userId: string): Promise<EnterResult> {
     const deadline = Date.now() + this.opts.waitMs;
-    for (;;) {
+    for (let attempt = 0; ; attempt++) {
       const now = Date.now();
       const request = randomUUID();
       const builtKey = this.ordering.keys.built(this.opts.topic, partitionFor(campaignId, this.opts.partitions));
-      const r = await this.ordering.lookup(campaignId, userId, request, this.opts.claimTtlMs ?? 10_000, builtKey);
+      const r = await this.ordering.lookup(campaignId, userId, request, this.opts.claimTtlMs ?? 10_000, builtKey, attempt === 0);
       switch (r[0]) {
         case 'NOMETA':
           // unknown only where the partition is built, read in the same atomic step

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { z } from 'zod';
 import type { Config } from '../config.js';
+import type { RateLimitEvents } from '../metrics.js';
 import { outcomeOf, statusOf } from '../domain/campaign.js';
 import { campaignClosed, EVENT_VERSION, eventIds, type CampaignCreated } from '../domain/events.js';
 import { partitionFor, type EventAppender } from '../infra/kafka/eventLog.js';
@@ -24,6 +25,7 @@ export interface ApiServices {
 export interface Ctx {
   caller: Caller | null;
   services: ApiServices;
+  limits?: RateLimitEvents;
 }
 
 export function requireUser(ctx: Ctx): Caller {
@@ -159,7 +161,10 @@ export function buildResolvers() {
         try {
           await limiter.consume(caller.userId);
         } catch (res) {
-          if (res instanceof RateLimiterRes) throw rateLimited(res.msBeforeNext);
+          if (res instanceof RateLimiterRes) {
+            ctx.limits?.refused('enter');
+            throw rateLimited(res.msBeforeNext);
+          }
           throw res;
         }
         const r = await ctx.services.enter.enter(id, caller.userId);

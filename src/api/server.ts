@@ -5,8 +5,13 @@ import { unwrapResolverError } from '@apollo/server/errors';
 import { ApolloServerPluginCacheControlDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import type { GraphQLFormattedError } from 'graphql';
+import type { Config } from '../config.js';
 import { logger } from '../logger.js';
-import { bearer, verifyToken } from './auth.js';
+import type { RateLimitEvents } from '../metrics.js';
+import { bearer, createAuthenticator } from './auth.js';
+import { ipLimit } from './clientLimit.js';
+import { corsFor } from './cors.js';
+import { queryLimits } from './queryLimits.js';
 import { buildResolvers, type ApiServices, type Ctx } from './resolvers.js';
 
 const log = logger.child({ component: 'http' });
@@ -14,10 +19,11 @@ const log = logger.child({ component: 'http' });
 export const typeDefs = readFileSync(new URL('./schema.graphql', import.meta.url), 'utf8');
 
 export interface HttpHooks {
-  /** 200 only when every dependency answers and the role's consumers are assigned */
-  ready: () => Promise<{ ok: boolean; checks: Record<string, boolean>; problems?: string[] }>;
+  /** 200 only when every dependency answers, the role's consumers are assigned and nothing is failing */
+  ready: () => Promise<{ ok: boolean; checks: Record<string, boolean>; failing: Record<string, string> }>;
   metrics: () => Promise<{ contentType: string; body: string }>;
   observe?: (operation: string, seconds: number, ok: boolean) => void;
+  limits?: RateLimitEvents;
 }
 
 function mergeResolvers(...parts: (Record<string, Record<string, unknown>> | undefined)[]) {
@@ -28,13 +34,16 @@ function mergeResolvers(...parts: (Record<string, Record<string, unknown>> | und
 
 export async function createApollo(services: ApiServices | null): Promise<ApolloServer<Ctx>> {
   const production = services?.config.NODE_ENV === 'production';
+  const limits = services ? queryLimits(services.config) : null;
   const apollo = new ApolloServer<Ctx>({
     typeDefs,
     resolvers: mergeResolvers(buildResolvers() as never, services?.extraResolvers as never),
     includeStacktraceInErrorResponses: !production,
     // hot path: no landing page or usage reporting plugins on a server that answers a crowd
     csrfPrevention: true,
-    plugins: [ApolloServerPluginCacheControlDisabled(), ApolloServerPluginLandingPageDisabled()],
+    plugins: [ApolloServerPluginCacheControlDisabled(), ApolloServerPluginLandingPageDisabled(), ...(limits?.plugins ?? [])],
+    validationRules: limits?.validationRules,
+    parseOptions: limits?.parseOptions,
     formatError: (formatted: GraphQLFormattedError, error: unknown) => {
       const code = formatted.extensions?.code;
       if (code === 'INTERNAL_SERVER_ERROR' || code === undefined) {
@@ -48,22 +57,53 @@ export async function createApollo(services: ApiServices | null): Promise<Apollo
   return apollo;
 }
 
-async function readBody(req: IncomingMessage, limit = 1 << 20): Promise<string> {
+const tooLarge = () => Object.assign(new Error('body too large'), { status: 413 });
+
+async function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  // refused before a byte is read when the client says how much is coming
+  if (Number(req.headers['content-length']) > limit) throw tooLarge();
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req) {
     size += (c as Buffer).length;
-    if (size > limit) throw Object.assign(new Error('body too large'), { status: 413 });
+    if (size > limit) throw tooLarge();
     chunks.push(c as Buffer);
   }
   return Buffer.concat(chunks).toString('utf8');
 }
 
+const errorBody = (message: string, code: string, extensions: Record<string, unknown> = {}) =>
+  JSON.stringify({ errors: [{ message, extensions: { code, ...extensions } }] });
+
+/** What answers /graphql once the API role runs. */
+export interface ApiEndpoint {
+  apollo: ApolloServer<Ctx>;
+  services: ApiServices;
+}
+
+/** What stands in front of GraphQL, made once the API role runs (its config says how). */
+function edgeOf(config: Config, hooks: HttpHooks) {
+  hooks.limits?.configure('ip', config.RATE_LIMIT_IP_PER_SEC);
+  hooks.limits?.configure('enter', config.ENTER_RATE_PER_SEC);
+  return {
+    auth: createAuthenticator(config),
+    cors: corsFor(config.CORS_ORIGINS),
+    perAddress: config.RATE_LIMIT_IP_PER_SEC > 0 ? ipLimit(config.RATE_LIMIT_IP_PER_SEC, config.TRUST_PROXY) : null,
+    maxBody: config.GRAPHQL_MAX_BODY_BYTES,
+  };
+}
+
 /**
  * A thin node:http integration of Apollo (its documented `executeHTTPGraphQLRequest`), beside the
- * health and metrics routes. No web framework on the hot path.
+ * health and metrics routes. No web framework on the hot path. The server listens before the roles
+ * start (/readyz tells why they have not yet): `api()` says `starting` until GraphQL is served, and
+ * null in a process without the API role. In front of GraphQL, in this order: CORS (a preflight
+ * ends there), the token, the per-address limit for requests without a valid token (429 before the
+ * body is read), the body cap (413), then Apollo with its query limits.
  */
-export function createHttpServer(apollo: ApolloServer<Ctx> | null, services: ApiServices | null, hooks: HttpHooks) {
+export function createHttpServer(api: () => ApiEndpoint | 'starting' | null, hooks: HttpHooks) {
+  let edge: ReturnType<typeof edgeOf> | null = null;
+  let maxBody = 64 * 1024;
   let inFlight = 0;
   let draining = false;
   const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
@@ -85,25 +125,43 @@ export function createHttpServer(apollo: ApolloServer<Ctx> | null, services: Api
         const m = await hooks.metrics();
         return send(res, 200, m.contentType, m.body);
       }
-      if (url.pathname !== '/graphql' || !apollo || !services) return send(res, 404, 'application/json', '{"error":"not found"}');
+      const endpoint = url.pathname === '/graphql' ? api() : null;
+      if (endpoint === 'starting') {
+        res.setHeader('retry-after', '1');
+        return send(res, 503, 'application/json', '{"errors":[{"message":"starting","extensions":{"code":"UNAVAILABLE"}}]}');
+      }
+      if (!endpoint) return send(res, 404, 'application/json', '{"error":"not found"}');
+      const { apollo, services } = endpoint;
+      edge ??= edgeOf(services.config, hooks);
+      const { auth, cors, perAddress } = edge;
+      maxBody = edge.maxBody;
+      if (cors(req, res)) return;
 
+      const token = bearer(req.headers.authorization);
+      const caller = token ? await auth.verify(token) : null;
+      if (!caller && perAddress) {
+        const waitMs = await perAddress(req);
+        if (waitMs > 0) {
+          hooks.limits?.refused('ip');
+          res.setHeader('retry-after', String(Math.ceil(waitMs / 1000)));
+          return send(res, 429, 'application/json', errorBody('too many requests', 'RATE_LIMITED', { retryAfterMs: waitMs }));
+        }
+      }
       const headers = new HeaderMap();
       for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
       let body: unknown = undefined;
       if (req.method === 'POST') {
-        const text = await readBody(req);
+        const text = await readBody(req, maxBody);
         try {
           body = text ? JSON.parse(text) : {};
         } catch {
-          return send(res, 400, 'application/json', JSON.stringify({ errors: [{ message: 'body is not JSON', extensions: { code: 'BAD_REQUEST' } }] }));
+          return send(res, 400, 'application/json', errorBody('body is not JSON', 'BAD_REQUEST'));
         }
       }
-      const token = bearer(req.headers.authorization);
-      const caller = token ? await verifyToken(token, services.config.JWT_SECRET) : null;
       const started = performance.now();
       const result = await apollo.executeHTTPGraphQLRequest({
         httpGraphQLRequest: { method: req.method ?? 'GET', headers, search: url.search, body },
-        context: async () => ({ caller, services }),
+        context: async () => ({ caller, services, limits: hooks.limits }),
       });
       for (const [k, v] of result.headers) res.setHeader(k, v);
       res.statusCode = result.status ?? 200;
@@ -115,7 +173,11 @@ export function createHttpServer(apollo: ApolloServer<Ctx> | null, services: Api
     } catch (err) {
       const status = (err as { status?: number }).status ?? 500;
       if (status === 500) log.error({ err }, 'request failed');
-      if (!res.headersSent) send(res, status, 'application/json', JSON.stringify({ errors: [{ message: status === 413 ? 'body too large' : 'internal server error' }] }));
+      if (status === 413) {
+        // the rest of the body is not read: the connection cannot carry another request
+        res.setHeader('connection', 'close');
+        if (!res.headersSent) send(res, 413, 'application/json', errorBody(`body too large (over ${maxBody} bytes)`, 'BAD_REQUEST'));
+      } else if (!res.headersSent) send(res, status, 'application/json', errorBody('internal server error', 'INTERNAL_SERVER_ERROR'));
     } finally {
       inFlight--;
     }
@@ -125,6 +187,7 @@ export function createHttpServer(apollo: ApolloServer<Ctx> | null, services: Api
     /** Stops taking requests and resolves once those in flight are answered (or at the timeout). */
     async drain(timeoutMs: number): Promise<void> {
       draining = true;
+      edge?.auth.close();
       server.close();
       server.closeIdleConnections();
       const end = Date.now() + timeoutMs;

@@ -6,27 +6,31 @@ import { fileURLToPath } from 'node:url';
 import { SingleBar } from 'cli-progress';
 import { Command } from 'commander';
 import { stackUp, formatResult } from '../../scripts/stack.js';
-import { signToken } from '../api/auth.js';
-import { loadConfig } from '../config.js';
+import { signToken, tokenShape } from '../api/auth.js';
+import { loadConfig, type Config } from '../config.js';
 import { auditCampaign } from '../domain/audit.js';
 import type { Logged } from '../domain/events.js';
 import { createKafka, partitionFor, readLog } from '../infra/kafka/eventLog.js';
 import { migrate } from '../infra/prisma/migrate.js';
 import { createClient, percentile, runPool, table } from './crowd.js';
+import { Deadline, EXIT, ProgressLine, seconds, TimedOut } from './progress.js';
 
 /**
  * `npm run demo`: brings the stack up, starts firstcome (every role, as its own process), creates a
  * campaign, sends a crowd with duplicate clicks, waits until the log is quiet, prints a summary and
- * checks I1–I3 against the log. Exits non-zero when an invariant fails.
+ * checks I1–I3 against the log. Exits non-zero when an invariant fails, 124 when a wait outlives
+ * `--timeout` (the server becoming ready; the log becoming quiet).
  */
-const opts = new Command()
+const program = new Command()
   .name('demo')
   .option('--stock <n>', 'gifticons in the drop', (v) => Number(v), 1000)
   .option('--users <n>', 'distinct users in the crowd', (v) => Number(v), 20_000)
   .option('--double <fraction>', 'share of users who click twice', (v) => Number(v), 0.1)
   .option('--connections <n>', 'concurrent HTTP connections', (v) => Number(v), 128)
-  .parse()
-  .opts<{ stock: number; users: number; double: number; connections: number }>();
+  .option('--timeout <seconds>', 'how long each wait may take (the server ready, the log quiet): then exit 124 with what it waited on', '60')
+  .parse();
+const opts = program.opts<{ stock: number; users: number; double: number; connections: number; timeout: string }>();
+const timeoutS = seconds(program, '--timeout', opts.timeout)!;
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const say = (s: string) => process.stdout.write(`${s}\n`);
@@ -67,18 +71,22 @@ async function main() {
   };
   process.on('SIGINT', () => void stopServer().then(() => process.exit(130)));
   const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
+  const starting = new Deadline(timeoutS);
+  for (;;) {
     if (server.exitCode !== null) throw new Error('the server exited while starting');
     const ok = await fetch(`${base}/readyz`).then((r) => r.ok, () => false);
     if (ok) break;
-    if (i > 600) throw new Error('the server did not become ready in 60 s');
+    if (starting.passed) {
+      await stopServer();
+      throw new TimedOut(timeoutS, `waiting for the server to answer ${base}/readyz (Kafka, Redis, Postgres and its consumers ready)`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   say(`   ready on ${base}`);
 
   try {
     const client = createClient(base, opts.connections);
-    const admin = await signToken(config.JWT_SECRET, { sub: 'demo-admin', role: 'admin', expiresIn: '1h' });
+    const admin = await signToken(config.JWT_SECRET, { sub: 'demo-admin', role: 'admin', expiresIn: '1h' }, tokenShape(config));
     const campaign = `demo-${randomBytes(4).toString('hex')}`;
     const created = await client.post<{ data?: unknown; errors?: unknown }>(admin, `mutation($i: CreateCampaignInput!) { createCampaign(input: $i) { id status stock } }`, {
       i: { id: campaign, title: 'Demo drop', reward: 'Chicken gifticon', stock: opts.stock, closesAt: new Date(Date.now() + 3_600_000).toISOString() },
@@ -87,7 +95,7 @@ async function main() {
     say(`\n3. campaign ${campaign}: ${opts.stock} gifticons, open now`);
 
     const users = Array.from({ length: opts.users }, (_, i) => `user-${i}`);
-    const tokens = await Promise.all(users.map((sub) => signToken(config.JWT_SECRET, { sub, expiresIn: '1h' })));
+    const tokens = await Promise.all(users.map((sub) => signToken(config.JWT_SECRET, { sub, expiresIn: '1h' }, tokenShape(config))));
     const calls: number[] = [];
     users.forEach((_, i) => {
       calls.push(i);
@@ -130,17 +138,7 @@ async function main() {
     client.close();
 
     say('\n5. waiting until the log is quiet, then auditing it');
-    const kafka = createKafka(config, 'demo-audit');
-    let audit = auditCampaign([]);
-    for (let i = 0; i < 60; i++) {
-      const log: Logged[] = [];
-      await readLog(kafka, config.topics.events, (b) => void log.push(...b.filter((l) => l.event.campaignId === campaign)), {
-        partitions: [partitionFor(campaign, config.EVENT_PARTITIONS)],
-      });
-      audit = auditCampaign(log);
-      if (audit.winners >= Math.min(audit.stock, audit.entrants) && audit.gifticons === audit.winners) break;
-      await new Promise((r) => setTimeout(r, 500));
-    }
+    const audit = await waitQuiet(config, campaign, () => server.exitCode);
 
     latencies.sort((a, b) => a - b);
     say('');
@@ -183,7 +181,45 @@ async function main() {
   }
 }
 
+/**
+ * Reads the campaign's partition until the decider has decided every entry in it (winners ==
+ * min(stock, entrants), a gifticon for each). Ends early when the server exits, and at --timeout.
+ */
+async function waitQuiet(config: Config, campaign: string, serverExit: () => number | null) {
+  const kafka = createKafka(config, 'demo-audit');
+  const partition = partitionFor(campaign, config.EVENT_PARTITIONS);
+  const deadline = new Deadline(timeoutS);
+  const line = new ProgressLine('   quiet');
+  line.start(`reading partition ${partition}`);
+  try {
+    for (;;) {
+      const log: Logged[] = [];
+      await readLog(kafka, config.topics.events, (b) => void log.push(...b.filter((l) => l.event.campaignId === campaign)), { partitions: [partition] });
+      const audit = auditCampaign(log);
+      const due = Math.min(audit.stock, audit.entrants);
+      if (audit.winners >= due && audit.gifticons === audit.winners) {
+        line.update(1, `quiet: ${audit.winners} of ${due} winners, ${audit.gifticons} gifticons in the log`);
+        return audit;
+      }
+      line.update(
+        due > 0 ? audit.winners / due : 0,
+        `waiting for the decider of partition ${partition} to decide every entry: ${audit.winners} of ${due} winners, ${audit.gifticons} gifticons in the log`,
+      );
+      const exit = serverExit();
+      if (exit !== null) throw new Error(`the server exited (${exit}) while ${line.text}`);
+      if (deadline.passed) throw new TimedOut(timeoutS, line.text);
+      await new Promise((r) => setTimeout(r, deadline.cap(500)));
+    }
+  } finally {
+    line.stop();
+  }
+}
+
 main().catch((err) => {
+  if (err instanceof TimedOut) {
+    console.error(`demo ${err.message}`);
+    process.exit(EXIT.timedOut);
+  }
   console.error(err);
-  process.exit(1);
+  process.exit(EXIT.failed);
 });

@@ -18,9 +18,12 @@ function redact(url: string): string {
 async function main(): Promise<void> {
   const { DATABASE_URL } = loadConfig();
   console.log(`migrating ${redact(DATABASE_URL)}`);
-  const { applied, skipped } = await migrate(DATABASE_URL, { log: (line) => console.log(`  ${line}`) });
+  const { applied, skipped, recreated } = await migrate(DATABASE_URL, { log: (line) => console.log(`  ${line}`) });
+  if (recreated.length) console.log(`read side created anew (missing: ${recreated.join(', ')}): the projector refills it from the log`);
   console.log(
-    applied.length
+    recreated.length
+      ? `done: ${applied.length} migration(s) applied`
+      : applied.length
       ? `done: ${applied.length} migration(s) applied, ${skipped.length} already applied`
       : `done: database is up to date (${skipped.length} migration(s) already applied)`,
   );

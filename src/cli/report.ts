@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { JOB_OPTIONS } from '../../batch/index.js';
 import { cliServices, fmt, followJob, table } from '../../batch/cli.js';
+import { Deadline, EXIT, ProgressLine, seconds, TimedOut } from './progress.js';
 import type { ReportData } from '../../batch/agenda.js';
 import { queueReport } from '../../batch/queue.js';
 import { runReport, type ReportResult } from '../../batch/report.js';
@@ -15,12 +16,14 @@ const program = new Command()
   .requiredOption('--campaign <id>', 'the campaign')
   .option('--csv <file>', 'also write the report to this CSV file')
   .option('--worker-wait <seconds>', 'run the job in this process when no worker picks it up within this time', '10')
+  .option('--timeout <seconds>', 'stop waiting after this time: exit 124 with what it waited on (default: wait as long as the job does)')
+  .addHelpText('after', '\nExit: 0 done, 1 failed (the reason on the last line), 124 --timeout ended a wait.')
   .parse();
 
-const opts = program.opts<{ campaign: string; csv?: string; workerWait: string }>();
+const opts = program.opts<{ campaign: string; csv?: string; workerWait: string; timeout?: string }>();
 if (!CAMPAIGN_ID.test(opts.campaign)) program.error('--campaign must match [a-z0-9-]{1,64}');
-const workerWaitMs = Number(opts.workerWait) * 1000;
-if (!Number.isFinite(workerWaitMs) || workerWaitMs < 0) program.error('--worker-wait must be a number of seconds');
+const workerWaitMs = seconds(program, '--worker-wait', opts.workerWait)! * 1000;
+const deadline = new Deadline(seconds(program, '--timeout', opts.timeout));
 
 const config = loadConfigOrExit();
 
@@ -33,17 +36,20 @@ const csvCell = (v: unknown) => {
 };
 
 const s = await cliServices(config);
-let code = 1;
+const line = new ProgressLine('report');
+let code: number = EXIT.failed;
 try {
   const known = (await s.ordering.meta(opts.campaign)) ?? (await s.prisma.campaign.findUnique({ where: { id: opts.campaign }, select: { id: true } }));
   if (!known) throw new Error(`campaign ${opts.campaign} not found`);
   const job = await queueReport(s.handle, opts.campaign);
   const id = String(job.attrs._id);
   console.log(`report of ${opts.campaign}: job ${id}`);
+  line.start('QUEUED');
   const deps = { config, kafka: s.kafka, ordering: s.ordering, prisma: s.prisma };
   const { view, data } = await followJob<ReportData>(s, id, {
-    label: 'report',
+    line,
     workerWaitMs,
+    deadline,
     inProcess: { name: 'report', body: (ctx) => runReport(ctx, deps), options: JOB_OPTIONS.report },
   });
   const r = data.result;
@@ -62,15 +68,21 @@ try {
       ['counted in', `${fmt.int(r.chunks)} chunks, ${fmt.ms(r.seconds * 1000)}`],
     );
   }
-  if (view.error) rows.push(['error', view.error]);
+  line.stop();
   console.log(table(rows));
   if (r && opts.csv) {
     await writeFile(opts.csv, `${CSV_COLUMNS.join(',')}\n${CSV_COLUMNS.map((c) => csvCell(r[c])).join(',')}\n`);
     console.log(`written to ${opts.csv}`);
   }
-  code = view.status === 'SUCCEEDED' ? 0 : 1;
+  if (view.error) console.error(`report failed: ${view.error}`);
+  code = view.status === 'SUCCEEDED' ? EXIT.ok : EXIT.failed;
 } catch (err) {
-  console.error(`report failed: ${(err as Error).message}`);
+  line.stop();
+  if (err instanceof TimedOut) {
+    console.error(`report ${err.message}`);
+    if (err.after) console.error(err.after);
+    code = EXIT.timedOut;
+  } else console.error(`report failed: ${(err as Error).message}`);
 } finally {
   await s.close();
 }

@@ -59,3 +59,35 @@ export function auditCampaign(log: Logged[]): Audit {
   if (codes.size !== winners) problems.push(`I2: ${codes.size} gifticons for ${winners} winners`);
   return { ok: problems.length === 0, problems: problems.slice(0, 20), stock, entrants, winners, gifticons: codes.size, state };
 }
+
+export interface LogAudit {
+  ok: boolean;
+  /** Problems across campaigns (a code issued in two of them), then each campaign's, named by it. */
+  problems: string[];
+  /** Only the problems no single campaign's audit can see. */
+  acrossCampaigns: string[];
+  campaigns: Map<string, Audit>;
+}
+
+/**
+ * Audits every campaign of a log, and I2's "codes unique across all campaigns", which no single
+ * campaign's audit can see.
+ */
+export function auditLog(log: Logged[]): LogAudit {
+  const byCampaign = new Map<string, Logged[]>();
+  const codeOwner = new Map<string, string>();
+  const across: string[] = [];
+  for (const l of log) {
+    const id = l.event.campaignId;
+    let list = byCampaign.get(id);
+    if (!list) byCampaign.set(id, (list = []));
+    list.push(l);
+    if (l.event.type !== 'GifticonIssued') continue;
+    const owner = codeOwner.get(l.event.code);
+    if (owner !== undefined && owner !== id) across.push(`I2: a gifticon code of ${owner} was issued again in ${id}`);
+    else codeOwner.set(l.event.code, id);
+  }
+  const campaigns = new Map([...byCampaign].map(([id, events]) => [id, auditCampaign(events)] as const));
+  const problems = [...across, ...[...campaigns].flatMap(([id, a]) => a.problems.map((p) => `${id}: ${p}`))];
+  return { ok: problems.length === 0, problems: problems.slice(0, 20), acrossCampaigns: across.slice(0, 20), campaigns };
+}

@@ -24,7 +24,22 @@ export function mintGifticonCode(random: (n: number) => Buffer = randomBytes): s
   return out.match(/.{1,4}/g)!.join('-');
 }
 
-export const GIFTICON_CODE_PATTERN = /^[0-9A-HJKMNP-TV-Z]{4}(-[0-9A-HJKMNP-TV-Z]{1,4}){6}$/;
+/**
+ * The full shape, every group present: six groups of four and a last group of two (26 symbols, 130
+ * bits). A code cut short (fewer bits than I2's 128) does not match.
+ */
+export const GIFTICON_CODE_PATTERN = /^[0-9A-HJKMNP-TV-Z]{4}(-[0-9A-HJKMNP-TV-Z]{4}){5}-[0-9A-HJKMNP-TV-Z]{2}$/;
+
+/** The bits a code carries, most significant first; the inverse of the symbols `mintGifticonCode` writes. */
+export function gifticonCodeBits(code: string): bigint {
+  let acc = 0n;
+  for (const c of code.replaceAll('-', '')) {
+    const v = ALPHABET.indexOf(c);
+    if (v < 0) throw new Error(`not a Crockford base32 symbol: ${c}`);
+    acc = (acc << 5n) | BigInt(v);
+  }
+  return acc;
+}
 
 export function mintGifticonId(): string {
   return `g_${randomBytes(12).toString('base64url')}`;

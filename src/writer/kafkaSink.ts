@@ -2,6 +2,7 @@ import type { Kafka, Producer, Transaction } from 'kafkajs';
 import type { Config } from '../config.js';
 import type { CampaignEvent } from '../domain/events.js';
 import { toMessage } from '../infra/kafka/codec.js';
+import { unwatched, type HealthReporter } from '../health.js';
 import type { Logger } from '../logger.js';
 import type { DecisionSink } from './ports.js';
 
@@ -17,6 +18,7 @@ export class KafkaDecisionSink implements DecisionSink {
     private readonly kafka: Kafka,
     private readonly config: Pick<Config, 'topics' | 'groups' | 'EVENT_PARTITIONS'>,
     private readonly log: Logger,
+    private readonly health: () => HealthReporter = () => unwatched,
   ) {}
 
   private get topic() {
@@ -69,6 +71,7 @@ export class KafkaDecisionSink implements DecisionSink {
           const [group] = await admin.fetchOffsets({ groupId: this.config.groups.writer, topics: [this.topic] });
           const offsets = new Map<number, bigint>();
           for (const c of group?.partitions ?? []) if (Number(c.offset) >= 0) offsets.set(c.partition, BigInt(c.offset));
+          this.health().ok('settle');
           return offsets;
         } finally {
           await admin.disconnect();
@@ -76,6 +79,7 @@ export class KafkaDecisionSink implements DecisionSink {
       } catch (err) {
         if (this.stopping) throw err;
         await this.reset(partitions);
+        this.health().failing(err, 'settle');
         this.log.warn({ err, partitions, attempt }, 'settling partitions failed: retrying');
         await new Promise((r) => setTimeout(r, Math.min(2000, 100 * attempt)));
       }

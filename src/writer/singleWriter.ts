@@ -4,6 +4,7 @@ import { cryptoMinter, type CampaignTerms, type Minter } from '../domain/campaig
 import { headerString, keepConsuming, roleConsumer } from '../infra/kafka/eventLog.js';
 import { sortBatch, Stops, type Parking } from '../infra/kafka/parking.js';
 import type { RedisOrdering } from '../infra/redis/ordering.js';
+import { unwatched, type HealthReporter } from '../health.js';
 import { logger } from '../logger.js';
 import type { Timing } from '../metrics.js';
 import { KafkaDecisionSink } from './kafkaSink.js';
@@ -33,8 +34,10 @@ export class SingleWriter {
   private readonly shared: WriterShared;
   private watch: NodeJS.Timeout | null = null;
   private assignedOnce!: Promise<void>;
+  /** told when batches or settling fail and when they work again (/readyz) */
+  health: HealthReporter = unwatched;
   /** partitions stopped at an event of a newer version */
-  readonly stops = new Stops(WRITER);
+  readonly stops = new Stops(WRITER, () => this.health);
 
   constructor(
     private readonly kafka: Kafka,
@@ -43,7 +46,7 @@ export class SingleWriter {
     parking: Parking,
     mint: Minter = cryptoMinter,
   ) {
-    this.sink = new KafkaDecisionSink(kafka, config, log);
+    this.sink = new KafkaDecisionSink(kafka, config, log, () => this.health);
     this.shared = {
       sink: this.sink,
       lines: new RedisCampaignLines(ordering, config.topics.events, log),
@@ -83,7 +86,9 @@ export class SingleWriter {
   async start(): Promise<void> {
     let onAssigned!: () => void;
     this.assignedOnce = new Promise((r) => (onAssigned = r));
-    this.runner = keepConsuming(WRITER, async () => {
+    this.runner = keepConsuming(
+      WRITER,
+      async (guard) => {
       // a writer must answer within milliseconds; KafkaJS's default waits 5 s on a quiet partition
       const consumer = roleConsumer(this.kafka, this.config.groups.writer, this.config.DECIDER_MAX_WAIT_MS);
       this.consumer = consumer;
@@ -97,10 +102,12 @@ export class SingleWriter {
         autoCommit: false,
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: this.config.EVENT_PARTITIONS,
-        eachBatch: (payload) => this.onBatch(payload),
+        eachBatch: guard((payload) => this.onBatch(payload)),
       });
       return consumer;
-    });
+      },
+      { health: this.health },
+    );
     await this.runner.ready;
     this.watch = setInterval(() => {
       for (const w of this.writers.values()) {
@@ -141,7 +148,11 @@ export class SingleWriter {
       {
         partition: batch.partition,
         first: BigInt(batch.firstOffset() ?? '0'),
-        read: (skip) => sortBatch(WRITER, this.topic, batch.partition, batch.messages, { skip: (m) => skip(headerString(m.headers, 'eventId')) }),
+        read: (skip) =>
+          sortBatch(WRITER, this.topic, batch.partition, batch.messages, {
+            skip: (m) => skip(headerString(m.headers, 'eventId')),
+            lastOffset: batch.lastOffset(),
+          }),
       },
       {
         isStale,

@@ -1,5 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config.js';
+import { forwardingReporter } from '../health.js';
 import { createKafka } from '../infra/kafka/eventLog.js';
 import { Parking } from '../infra/kafka/parking.js';
 import { createRedis, RedisOrdering } from '../infra/redis/ordering.js';
@@ -9,7 +10,8 @@ import { SingleWriter, WRITER } from './singleWriter.js';
  * The single writer on an event loop of its own, for a process that also serves the API. Under load the
  * API's loop lags by ~10-15 ms; a Kafka transaction takes about nine round trips, each of which
  * waited that long, so the writer's cycle (and every caller's wait) grew to ~100 ms. Here it keeps
- * its own pace. It reports to the main thread: assigned, its counters and its stage timings.
+ * its own pace. It reports to the main thread: assigned, its counters, its stage timings and its
+ * health (a part failing with its error, or ok again; only changes are sent).
  */
 export type FromWriter =
   | { type: 'assigned' }
@@ -17,10 +19,10 @@ export type FromWriter =
       type: 'stats';
       stats: SingleWriter['stats'];
       timings: [Parameters<SingleWriter['timing']>[0], number, number | undefined][];
-      /** records parked by the writer, and why it stopped (an event of a newer version), if it did */
+      /** records parked by the writer */
       parked: number;
-      stopped: string | null;
     }
+  | { type: 'health'; part: string; error: string | null }
   | { type: 'stopped' }
   | { type: 'failed'; message: string };
 
@@ -34,15 +36,9 @@ const parking = await Parking.connect(kafka, config);
 const writer = new SingleWriter(kafka, new RedisOrdering(redis, config.REDIS_PREFIX), config, parking);
 const timings: [Parameters<SingleWriter['timing']>[0], number, number | undefined][] = [];
 writer.timing = (stage, seconds, size) => void timings.push([stage, seconds, size]);
+writer.health = forwardingReporter((part, error) => send({ type: 'health', part, error }));
 const report = setInterval(
-  () =>
-    send({
-      type: 'stats',
-      stats: { ...writer.stats },
-      timings: timings.splice(0),
-      parked: parking.counts.get(WRITER) ?? 0,
-      stopped: writer.stops.error,
-    }),
+  () => send({ type: 'stats', stats: { ...writer.stats }, timings: timings.splice(0), parked: parking.counts.get(WRITER) ?? 0 }),
   500,
 );
 

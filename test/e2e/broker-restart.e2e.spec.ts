@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditFromLog } from '../support/audit.js';
 import { privateBroker } from '../support/broker.js';
-import { eventually, gql, isolated, pool, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
+import { gql, isolated, pool, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
+import { waitUntil } from '../support/wait.js';
 
 /** I4: every entry that `enter` returned survives a SIGKILLed broker and a SIGKILLed API process. */
 let broker: Awaited<ReturnType<typeof privateBroker>>;
@@ -30,6 +31,8 @@ describe('I4: what enter returned survives', () => {
     const tokens = await Promise.all(Array.from({ length: 300 }, (_, i) => token(`s${i}`)));
     const accepted = new Map<number, string>();
     let failed = 0;
+    let failedSinceKill = 0;
+    let killed = false;
     let done = 0;
     let restarted: Promise<void> | null = null;
     await pool(tokens, 16, async (t, i) => {
@@ -38,12 +41,17 @@ describe('I4: what enter returned survives', () => {
       if (ticket) accepted.set(i, ticket);
       else if (!r?.data?.enter?.rejection) {
         failed++;
+        if (killed) failedSinceKill++;
         // while the broker is away nothing is acknowledged, and the answer says to retry
         expect(r?.errors?.[0]?.extensions?.code).toBe('UNAVAILABLE');
       }
       if (++done === 80) {
         broker.kill();
-        restarted = new Promise((res) => setTimeout(res, 1500)).then(() => broker.start());
+        killed = true;
+        // the outage lasts until callers have felt it (an answer to retry), not a fixed time
+        restarted = waitUntil(async () => failedSinceKill, (n) => n > 0, { what: 'a call answered UNAVAILABLE while the broker is away', timeoutMs: 60_000 }).then(() =>
+          broker.start(),
+        );
       }
     });
     await restarted;
@@ -51,7 +59,9 @@ describe('I4: what enter returned survives', () => {
     await api.kill('SIGKILL');
 
     expect(accepted.size).toBeGreaterThan(80);
-    const audit = await eventually(() => auditFromLog(iso.config, 'survive'), (a) => a.winners >= 250, 60_000);
+    const audit = await waitUntil(() => auditFromLog(iso.config, 'survive'), (a) => a.winners >= 250, { what: 'every unit of stock won', timeoutMs: 60_000 }).catch(() =>
+      auditFromLog(iso.config, 'survive'),
+    );
     const missing = [...accepted].filter(([user, ticket]) => audit.state.places.get(`s${user}`)?.ticket !== ticket);
     if (audit.winners < 250 || missing.length > 0) {
       // what a failure needs to be understood: the log as read, and the decider's own account

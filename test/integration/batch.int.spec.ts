@@ -2,12 +2,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openAgenda, type AgendaHandle } from '../../batch/agenda.js';
 import { runCleanup } from '../../batch/cleanup.js';
 import { jobView } from '../../batch/jobView.js';
+import { queueReplay, unfinishedReplay } from '../../batch/queue.js';
 import { runReconcile, type ReconcileDeps } from '../../batch/reconcile.js';
 import { carryKey, DELETE_PARTITION_LUA, FOLD_CARRY_LUA, campaignKeys, replayMarker } from '../../batch/redisKeys.js';
 import { JobRuntime, type JobContext } from '../../batch/runtime.js';
+import { NoWriter } from '../../batch/writers.js';
 import type { Config } from '../../src/config.js';
 import { EVENT_VERSION, type CampaignEvent } from '../../src/domain/events.js';
-import { createKafka, EventAppender, partitionFor } from '../../src/infra/kafka/eventLog.js';
+import { createKafka, EventAppender } from '../../src/infra/kafka/eventLog.js';
 import { createPrisma, type PrismaClient } from '../../src/infra/prisma/client.js';
 import { createRedis, RedisOrdering } from '../../src/infra/redis/ordering.js';
 import { logger } from '../../src/logger.js';
@@ -58,6 +60,56 @@ describe('batch: Agenda runtime on Postgres', () => {
       expect(attempts).toBe(3);
       expect(view.error).toBe('boom 3');
       expect(view.finishedAt).toBeInstanceOf(Date);
+    } finally {
+      await runtime.stop();
+    }
+  });
+
+  it('a job that fails because no writer runs is FAILED at once with its line, not retried', async () => {
+    const handle = await openAgenda(iso.config.DATABASE_URL, { name: 'nowriter', processEvery: 200 });
+    handles.push(handle);
+    const runtime = new JobRuntime(handle, log);
+    let attempts = 0;
+    runtime.define('cleanup', async () => {
+      attempts++;
+      throw new NoWriter([{ writer: { role: 'decider', group: 't.decider', topic: 't.campaign-events' }, partitions: [1], ownership: { state: 'Empty', members: 0, owners: new Map() } }], { then: 'then run the replay again' });
+    }, { lockLifetime: 10_000, concurrency: 1, retries: 3, retryDelayMs: 100 });
+    await handle.start();
+    try {
+      const id = String((await handle.agenda.now('cleanup', {})).attrs._id);
+      const view = await waitFor(async () => jobView((await handle.getJob(id))!), (v) => v.status === 'FAILED', 20_000);
+      expect(view.error).toBe('no decider owns partition 1 of t.campaign-events (consumer group t.decider has no member): start one with `npm start -- --roles decider`, then run the replay again');
+      await sleep(1000); // a retry would have run by now (100 ms backoff)
+      expect(attempts).toBe(1);
+      expect(jobView((await handle.getJob(id))!).status).toBe('FAILED');
+    } finally {
+      await runtime.stop();
+    }
+  });
+
+  it('a running job shows what it waits on; cancelling it here fails it for good with the reason', async () => {
+    const handle = await openAgenda(iso.config.DATABASE_URL, { name: 'cancel', processEvery: 200 });
+    handles.push(handle);
+    const runtime = new JobRuntime(handle, log);
+    let attempts = 0;
+    runtime.define('close', async (ctx) => {
+      attempts++;
+      ctx.note('rebuilding: waiting for the decider of partition 1 to reach offset 41,200 (at 12,000)');
+      await ctx.sleep(60_000);
+    }, { lockLifetime: 60_000, concurrency: 1, retries: 3, retryDelayMs: 100 });
+    await handle.start();
+    try {
+      const id = String((await handle.agenda.now('close', {})).attrs._id);
+      await waitFor(
+        async () => (await handle.getJob(id))?.data as { note?: string },
+        (d) => d?.note === 'rebuilding: waiting for the decider of partition 1 to reach offset 41,200 (at 12,000)',
+      );
+      expect(await runtime.cancel(id, 'timed out after 3 s (--timeout)')).toBe(true);
+      const view = await waitFor(async () => jobView((await handle.getJob(id))!), (v) => v.status === 'FAILED', 10_000);
+      expect(view.error).toBe('timed out after 3 s (--timeout)');
+      await sleep(1000);
+      expect(attempts).toBe(1);
+      expect(await runtime.cancel(id, 'again')).toBe(false); // not running here any more
     } finally {
       await runtime.stop();
     }
@@ -160,7 +212,7 @@ describe('batch: Redis steps of replay and cleanup', () => {
     await redis.set(k.claim('old', 'u2'), 'x');
     await redis.set(k.built(topic, 0), '1');
     const config = { topics: { events: topic }, REDIS_RETENTION_HOURS: 2 } as unknown as Config;
-    const ctx = { id: 'c', data: {}, signal: new AbortController().signal, log, save: async () => undefined, progress: async () => undefined, sleep: async () => undefined, check: () => undefined };
+    const ctx = { id: 'c', data: {}, signal: new AbortController().signal, log, save: async () => undefined, progress: async () => undefined, sleep: async () => undefined, check: () => undefined, note: () => undefined };
 
     const r = await runCleanup(ctx as JobContext<Record<string, never>>, { config, ordering });
     expect(r.removed.sort()).toEqual(['ended', 'old']);
@@ -183,6 +235,7 @@ describe('batch: reconcile against the real log, Redis and Postgres', () => {
   let app: AppProcess;
   let prisma: PrismaClient;
   let ordering: RedisOrdering;
+  let jobs: AgendaHandle;
   const campaign = 'c-rec';
   const STOCK = 20;
   const USERS = 60;
@@ -191,13 +244,15 @@ describe('batch: reconcile against the real log, Redis and Postgres', () => {
     const abort = new AbortController();
     return {
       id: 'test', data: {}, signal: abort.signal, log,
-      save: async () => undefined, progress: async () => undefined, sleep, check: () => undefined,
+      save: async () => undefined, progress: async () => undefined, sleep, check: () => undefined, note: () => undefined,
     };
   };
 
   beforeAll(async () => {
     iso = await isolated('batch_reconcile');
-    app = await spawnApp(iso, 'decider,projector');
+    // a worker of its own runs the replays the reconciler queues (its scheduled reconcile is 5 min away)
+    app = await spawnApp(iso, 'decider,projector,worker');
+    jobs = await openAgenda(iso.config.DATABASE_URL, { name: 'reconcile-test', notify: true });
     const kafka = createKafka(iso.config, 'reconcile-test');
     const appender = await EventAppender.connect(kafka, iso.config);
     const now = Date.now();
@@ -213,11 +268,13 @@ describe('batch: reconcile against the real log, Redis and Postgres', () => {
 
   afterAll(async () => {
     await app?.kill();
+    await jobs?.close();
     await prisma?.$disconnect();
     ordering?.redis.disconnect();
     await iso?.cleanup();
   });
 
+  /** the worker's own repair (batch/index.ts): a real replay job, queued unless one is under way */
   const deps = (repairs: string[]): ReconcileDeps => ({
     config: iso.config,
     kafka: createKafka(iso.config, 'reconcile-test'),
@@ -225,7 +282,7 @@ describe('batch: reconcile against the real log, Redis and Postgres', () => {
     prisma,
     repair: async (target, id) => {
       repairs.push(`${target}:${id}`);
-      return 'job';
+      return (await unfinishedReplay(jobs, target, id)) ?? String((await queueReplay(jobs, target, id)).attrs._id);
     },
   });
 
@@ -252,6 +309,21 @@ describe('batch: reconcile against the real log, Redis and Postgres', () => {
       ['database', [`issued ${STOCK - 1} (log ${STOCK})`]],
     ]);
     expect(repairs).toEqual([`REDIS:${campaign}`, `DATABASE:${campaign}`]);
-    expect(partitionFor(campaign, iso.config.EVENT_PARTITIONS)).toBeGreaterThanOrEqual(0);
+    expect(r.repairs.map((x) => [x.target, x.campaignId])).toEqual([
+      ['REDIS', campaign],
+      ['DATABASE', campaign],
+    ]);
+
+    // the worker runs both replays to the end, and they put back what was taken
+    for (const { jobId } of r.repairs) {
+      const job = await waitFor(async () => jobView((await jobs.getJob(jobId))!), (v) => v.status === 'SUCCEEDED' || v.status === 'FAILED', 60_000);
+      expect(job).toMatchObject({ name: 'replay', status: 'SUCCEEDED', error: null });
+    }
+    expect(await ordering.redis.hget(ordering.keys.won(campaign), winner)).toBe(value);
+    expect(await ordering.redis.hexists(ordering.keys.won(campaign), loser)).toBe(0);
+    const back = await prisma.gifticon.findUnique({ where: { id: gift.id } });
+    expect(back).toEqual(gift);
+    const again = await waitFor(() => runReconcile(ctx(), deps([])), (x) => x.compared === 1, 30_000);
+    expect(again.drift).toEqual([]);
   });
 });

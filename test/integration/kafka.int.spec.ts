@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { EVENT_VERSION, type CampaignEvent } from '../../src/domain/events.js';
 import { decode, ensureTopics, EventAppender, partitionFor, readLog, toMessage } from '../../src/infra/kafka/eventLog.js';
+import { waitUntil } from '../support/wait.js';
 
 /** The real broker: a produce/consume round trip, and consume-transform-produce in a transaction. */
 const config = loadConfig({ ...process.env, TOPIC_PREFIX: `t.kafka-${randomBytes(4).toString('hex')}`, EVENT_PARTITIONS: '3' });
@@ -15,6 +16,32 @@ const created = (id: string): CampaignEvent => ({
   title: 't', reward: 'r', stock: 1, opensAt: new Date().toISOString(), closesAt: new Date(Date.now() + 60_000).toISOString(),
 });
 const topicsToDelete: string[] = [];
+
+/**
+ * A reader of one topic from its start, counting its fetches, so a test can wait until it has
+ * looked several times instead of sleeping and hoping it looked.
+ */
+async function watch(topic: string, readUncommitted: boolean) {
+  const groupId = `${topic}.watch.${readUncommitted ? 'dirty' : 'committed'}`;
+  const consumer = kafka.consumer({ groupId, readUncommitted, maxWaitTimeInMs: 100 });
+  const w = { seen: [] as string[], fetches: 0, stop: () => consumer.disconnect() };
+  consumer.on(consumer.events.FETCH, () => void w.fetches++);
+  let joined!: () => void;
+  const join = new Promise<void>((r) => (joined = r));
+  consumer.on(consumer.events.GROUP_JOIN, () => joined());
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.run({
+    autoCommit: false,
+    eachMessage: async ({ message, partition }) => {
+      const d = decode(message, partition);
+      if (d.kind !== 'event') throw new Error(`not an event at ${partition}-${message.offset}: ${d.kind}`);
+      w.seen.push(d.logged.event.eventId);
+    },
+  });
+  await join;
+  return w;
+}
 
 beforeAll(async () => {
   admin = kafka.admin();
@@ -90,16 +117,30 @@ describe('the event log on the real broker', () => {
     });
 
     await transactionOpen;
-    const seenBefore: string[] = [];
-    await readLog(kafka, output, (b) => void seenBefore.push(...b.map((l) => l.event.eventId)), { timeoutMs: 3000 }).catch(() => undefined);
-    expect(seenBefore).toEqual([]); // written, but not committed: invisible
-    release();
-    const seenAfter: string[] = [];
-    for (let i = 0; i < 50 && seenAfter.length === 0; i++) {
-      await readLog(kafka, output, (b) => void seenAfter.push(...b.map((l) => l.event.eventId)), { timeoutMs: 5000 }).catch(() => undefined);
-      if (seenAfter.length === 0) await new Promise((r) => setTimeout(r, 100));
+    // written: a read_uncommitted reader sees it, so the topic is there and readable
+    const dirty = await watch(output, true);
+    const committed = await watch(output, false);
+    try {
+      await waitUntil(async () => dirty.seen, (s) => s.length === 1, { what: 'the uncommitted record reaches a read_uncommitted reader' });
+      expect(dirty.seen).toEqual(['transformed']);
+      // not committed: a read_committed reader that has fetched past it several times saw nothing
+      const from = committed.fetches;
+      await waitUntil(async () => committed.fetches, (n) => n >= from + 3, { what: 'three more fetches of the read_committed reader' });
+      expect(committed.seen).toEqual([]);
+      // nor does the audits' reader (any error it meets fails the test)
+      const seenBefore: string[] = [];
+      await readLog(kafka, output, (b) => void seenBefore.push(...b.map((l) => l.event.eventId)), { timeoutMs: 10_000 });
+      expect(seenBefore).toEqual([]);
+
+      release();
+      await waitUntil(async () => committed.seen, (s) => s.length > 0, { what: 'the committed record reaches the read_committed reader' });
+      expect(committed.seen).toEqual(['transformed']);
+      const seenAfter: string[] = [];
+      await readLog(kafka, output, (b) => void seenAfter.push(...b.map((l) => l.event.eventId)), { timeoutMs: 10_000 });
+      expect(seenAfter).toEqual(['transformed']);
+    } finally {
+      await Promise.all([dirty.stop(), committed.stop()]);
     }
-    expect(seenAfter).toEqual(['transformed']);
     await consumer.disconnect();
     await txProducer.disconnect();
     const [offsets] = await admin.fetchOffsets({ groupId, topics: [input] });

@@ -7,7 +7,7 @@ import pg from 'pg';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createPrisma, Prisma, type PrismaClient } from '../../src/infra/prisma/client.js';
 import { dropDatabase, pgConfig } from '../../src/infra/prisma/database.js';
-import { DEFAULT_MIGRATIONS_DIR, migrate } from '../../src/infra/prisma/migrate.js';
+import { DEFAULT_MIGRATIONS_DIR, migrate, schemaStatus } from '../../src/infra/prisma/migrate.js';
 import { freshDatabase, type FreshDatabase } from '../support/db.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -494,6 +494,44 @@ describe('prisma: migrations, schema drift and the pg adapter', () => {
       expect(results.flatMap((r) => r.applied).sort()).toEqual(migrationNames());
     } finally {
       await dropDatabase(url.toString());
+    }
+  });
+
+  it('a table dropped under its applied migrations: schemaStatus names it, and migrate creates the read side anew', async () => {
+    const url = new URL(db.url);
+    url.pathname = `${url.pathname}_r`;
+    const u = url.toString();
+    try {
+      expect(await schemaStatus(u)).toEqual({ databaseExists: false, pending: migrationNames(), missingTables: [] });
+      await migrate(u);
+      expect(await schemaStatus(u)).toEqual({ databaseExists: true, pending: [], missingTables: [] });
+      const c = new pg.Client(pgConfig(u));
+      await c.connect();
+      try {
+        await c.query(`INSERT INTO projection_checkpoints VALUES ('prisma-tables', 't', 0, 42, now())`);
+        await c.query('DROP TABLE winners');
+        expect(await schemaStatus(u)).toEqual({ databaseExists: true, pending: [], missingTables: ['winners'] });
+
+        const lines: string[] = [];
+        const r = await migrate(u, { log: (l) => lines.push(l) });
+        expect(r.recreated).toEqual(['winners']);
+        expect(r.applied).toEqual(migrationNames());
+        expect(lines.join('\n')).toMatch(/missing tables winners .* creating the read side anew/);
+        // every table is back, empty: the projector refills them from offset 0 (no checkpoint row says otherwise)
+        expect((await c.query('SELECT count(*)::int AS n FROM winners')).rows[0].n).toBe(0);
+        expect((await c.query('SELECT count(*)::int AS n FROM projection_checkpoints')).rows[0].n).toBe(0);
+        // as `prisma migrate resolve --rolled-back` and a new deploy would have recorded it
+        const rows = (await c.query<{ migration_name: string; rolled_back: boolean }>(
+          'SELECT migration_name, rolled_back_at IS NOT NULL AS rolled_back FROM "_prisma_migrations" ORDER BY migration_name, started_at',
+        )).rows;
+        expect(rows).toEqual(migrationNames().flatMap((m) => [{ migration_name: m, rolled_back: true }, { migration_name: m, rolled_back: false }]));
+        expect(await schemaStatus(u)).toEqual({ databaseExists: true, pending: [], missingTables: [] });
+        expect(await migrate(u)).toEqual({ applied: [], skipped: migrationNames(), recreated: [] });
+      } finally {
+        await c.end();
+      }
+    } finally {
+      await dropDatabase(u);
     }
   });
 

@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditLog } from '../../src/domain/audit.js';
 import { replay } from '../../src/domain/campaign.js';
 import type { Logged } from '../../src/domain/events.js';
 import { createKafka, partitionFor, readLog } from '../../src/infra/kafka/eventLog.js';
 import { createPrisma, type PrismaClient } from '../../src/infra/prisma/client.js';
 import { PRISMA_PROJECTION, rewindPrismaProjection } from '../../projections/index.js';
 import { eventually, gql, isolated, pool, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
+import { logEnds, waitUntil, whenCaughtUp } from '../support/wait.js';
 
 /**
  * The Prisma projector as a process of its own, against the real broker and Postgres: SIGKILLed in
@@ -48,19 +50,21 @@ interface Expected {
 
 async function expectedFromLog(): Promise<Expected> {
   const kafka = createKafka(iso.config, 'projector-test');
-  const admin = kafka.admin();
-  await admin.connect();
-  // the decider may still be committing the last decisions: wait until the log's end stands still
-  let ends = new Map<number, bigint>();
-  for (;;) {
-    const now = new Map((await admin.fetchTopicOffsets(iso.config.topics.events)).map((o) => [o.partition, BigInt(o.high)]));
-    if ([...now].every(([p, h]) => ends.get(p) === h)) break;
-    ends = now;
-    await new Promise((r) => setTimeout(r, 1500));
-  }
-  await admin.disconnect();
-  const log: Logged[] = [];
-  await readLog(kafka, iso.config.topics.events, (batch) => void log.push(...batch));
+  const readAll = async () => {
+    const log: Logged[] = [];
+    await readLog(kafka, iso.config.topics.events, (batch) => void log.push(...batch));
+    return log;
+  };
+  // the decider may still be deciding: wait until every entrant of the log is decided (I1 holds in
+  // every campaign) and the decider's group has read the log to its end, so nothing more is coming
+  await waitUntil(
+    async () => [...auditLog(await readAll()).campaigns.values()].map((a) => ({ winners: a.winners, gifticons: a.gifticons, due: Math.min(a.stock, a.entrants) })),
+    (cs) => cs.length === Object.keys(PLAN).length && cs.every((c) => c.winners === c.due && c.gifticons === c.due),
+    { what: 'every entrant decided', timeoutMs: 60_000 },
+  );
+  await whenCaughtUp(iso.config, iso.config.groups.writer, { oneShort: true });
+  const ends = await logEnds(iso.config);
+  const log = await readAll();
   const entries = new Map<string, { userId: string; position: number; ticket: string; status: string }[]>();
   for (const id of Object.keys(PLAN)) {
     const state = replay(log.filter((l) => l.event.campaignId === id));
@@ -141,13 +145,12 @@ afterAll(async () => {
   await iso?.cleanup();
 });
 
+/** The projection caught up: its checkpoints (kept with its rows) reach the end the log had when quiet. */
 async function untilTablesMatch(): Promise<Awaited<ReturnType<typeof snapshot>>> {
-  const want = [...expected.entries.values()].reduce((n, e) => n + e.length, 0);
-  await eventually(
-    async () => ({ entries: await prisma.entry.count(), gifticons: await prisma.gifticon.count() }),
-    (c) => c.entries === want && c.gifticons === expected.gifticons.length,
-    60_000,
-  );
+  await waitUntil(checkpoints, (m) => [...expected.ends].every(([p, end]) => m.get(p) === end), {
+    what: `the projector's checkpoints at the log's end ${JSON.stringify(Object.fromEntries([...expected.ends].map(([p, e]) => [p, String(e)])))}`,
+    timeoutMs: 60_000,
+  });
   return snapshot();
 }
 

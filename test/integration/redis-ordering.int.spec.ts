@@ -77,6 +77,9 @@ describe('lookup.lua', () => {
     expect(late[5]).toBe(1); // taken = 1 = stock
     expect(late[7]).toBe(0); // nothing left to claim for
     expect((await ordering.meta('c3'))!.requests).toBe(5);
+    // the same call asking again after a wait on another click's claim is not a new request
+    expect((await ordering.lookup('c3', 'b', 'req-5', 5000, BUILT, false))[0]).toBe('NEW');
+    expect((await ordering.meta('c3'))!.requests).toBe(5);
     // an unknown campaign, told apart from one being rebuilt by the partition's sentinel, read at once
     expect(await ordering.lookup('nope', 'a', 'r', 5000, BUILT)).toEqual(['NOMETA', 0]);
     await redis.set(BUILT, '1');

@@ -1,4 +1,4 @@
-import { Kafka, logLevel, type Producer, type Transaction } from 'kafkajs';
+import { Kafka, logLevel, type Producer, type ProducerRecord, type Transaction } from 'kafkajs';
 import { Parking } from '../../src/infra/kafka/parking.js';
 import type { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -7,7 +7,8 @@ import { EVENT_VERSION, type CampaignEvent } from '../../src/domain/events.js';
 import { ensureTopics, EventAppender } from '../../src/infra/kafka/eventLog.js';
 import { createRedis, RedisOrdering } from '../../src/infra/redis/ordering.js';
 import { auditFromLog } from '../support/audit.js';
-import { eventually, isolated, type Isolated } from '../support/app.js';
+import { isolated, type Isolated } from '../support/app.js';
+import { logEnds, waitUntil, whenCaughtUp } from '../support/wait.js';
 
 /**
  * The decider against the real broker and Redis, with one fault injected into its transactions:
@@ -16,21 +17,32 @@ import { eventually, isolated, type Isolated } from '../support/app.js';
  */
 type Fault = 'commit-landed-then-error' | 'error-before-commit';
 
-/** The real client, whose transactional producers meet `fault` once, on the `at`-th commit. */
+/**
+ * The real client, whose transactional producers meet `fault` once, on the `at`-th commit. The
+ * types of the events that transaction carried are kept in `injected.carried`.
+ */
 function faultyKafka(kafka: Kafka, fault: Fault, at: number) {
   let commits = 0;
-  const injected = { count: 0 };
+  const injected = { count: 0, carried: [] as string[] };
   const wrap = (producer: Producer): Producer =>
     new Proxy(producer, {
       get(target, prop, receiver) {
         if (prop !== 'transaction') return Reflect.get(target, prop, receiver);
         return async () => {
           const tx = await target.transaction();
+          const sent: string[] = [];
           return new Proxy(tx, {
             get(t, name, r) {
+              if (name === 'send') {
+                return async (record: ProducerRecord) => {
+                  for (const m of record.messages) sent.push((JSON.parse(String(m.value)) as CampaignEvent).type);
+                  return t.send(record);
+                };
+              }
               if (name !== 'commit' || ++commits !== at) return Reflect.get(t, name, r);
               return async () => {
                 injected.count++;
+                injected.carried = sent;
                 // the first kind lands and then looks failed; the second stays open, in doubt
                 if (fault === 'commit-landed-then-error') await t.commit();
                 throw new Error(`injected: the answer to EndTxn was lost (${fault})`);
@@ -91,10 +103,16 @@ describe('the decider when the outcome of a commit is unknown', () => {
       decider = new SingleWriter(faulty.kafka, new RedisOrdering(redis, config.REDIS_PREFIX), config, await Parking.connect(kafka, config));
       await decider.start();
 
-      const audit = await eventually(() => auditFromLog(config, 'doubt'), (a) => a.winners >= stock && a.gifticons >= stock, 30_000);
+      const audit = await waitUntil(() => auditFromLog(config, 'doubt'), (a) => a.winners >= stock && a.gifticons >= stock, { what: 'every winner decided' });
       expect(faulty.injected.count).toBe(1);
-      // a little longer: a decider that decided the batch again would append its second gifticons now
-      await new Promise((r) => setTimeout(r, 1500));
+      // the commit whose outcome was lost carried winners and their gifticons
+      expect(faulty.injected.carried).toContain('WinnerSelected');
+      expect(faulty.injected.carried).toContain('GifticonIssued');
+      // a decider that decided the batch again appends its second gifticons before its offsets pass
+      // them (same transaction): once its group has read the whole log and the end stands, it is done
+      const ends = await logEnds(config);
+      await whenCaughtUp(config, config.groups.writer, { oneShort: true });
+      expect(await logEnds(config)).toEqual(ends);
       const settled = await auditFromLog(config, 'doubt');
       expect(settled.problems).toEqual([]);
       expect(settled.entrants).toBe(60);

@@ -34,6 +34,8 @@ export async function isolated(name: string, extra: Record<string, string> = {})
     EVENT_PARTITIONS: '2',
     ENTER_WAIT_MS: '3000',
     ENTER_RATE_PER_SEC: '1000',
+    // tests send token-less requests in bursts on purpose; edge.e2e sets its own limit
+    RATE_LIMIT_IP_PER_SEC: '1000',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
     ...extra,
   };
@@ -73,8 +75,16 @@ export interface AppProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** Starts `npm start -- --roles …` as a real process and waits for /readyz. */
-export async function spawnApp(iso: Isolated, roles: string, extraEnv: Record<string, string> = {}): Promise<AppProcess> {
+/**
+ * Starts `npm start -- --roles …` as a real process and waits for /readyz to answer 200, or, with
+ * `until: 'listening'`, only for /healthz (a process that is not meant to become ready).
+ */
+export async function spawnApp(
+  iso: Isolated,
+  roles: string,
+  extraEnv: Record<string, string> = {},
+  opts: { until?: 'ready' | 'listening' } = {},
+): Promise<AppProcess> {
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--roles', roles], {
     cwd: ROOT,
@@ -88,7 +98,7 @@ export async function spawnApp(iso: Isolated, roles: string, extraEnv: Record<st
   for (;;) {
     if (child.exitCode !== null) throw new Error(`app exited with ${child.exitCode}:\n${out}`);
     try {
-      const r = await fetch(`http://127.0.0.1:${port}/readyz`);
+      const r = await fetch(`http://127.0.0.1:${port}/${opts.until === 'listening' ? 'healthz' : 'readyz'}`);
       if (r.status === 200) break;
     } catch {
       /* not listening yet */
@@ -157,4 +167,21 @@ export async function eventually<T>(probe: () => Promise<T>, ok: (v: T) => boole
     last = await probe();
   }
   return last;
+}
+
+/** Runs a command of the repository (`npm run db:migrate`, `npm start`, …) to its end; its output, both streams. */
+export async function runToEnd(
+  command: string,
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs = 60_000,
+): Promise<{ code: number | null; output: string }> {
+  const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (d) => (output += d));
+  child.stderr!.on('data', (d) => (output += d));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const [code] = (await once(child, 'exit')) as [number | null];
+  clearTimeout(timer);
+  return { code, output };
 }

@@ -1,19 +1,20 @@
-import { auditCampaign, type Audit } from '../../src/domain/audit.js';
+import { auditCampaign, auditLog, type Audit } from '../../src/domain/audit.js';
 import type { Logged } from '../../src/domain/events.js';
-import { createKafka, partitionFor, readLog } from '../../src/infra/kafka/eventLog.js';
+import { createKafka, readLog } from '../../src/infra/kafka/eventLog.js';
 import type { Config } from '../../src/config.js';
 
-/** Reads one campaign's committed events from the real log and audits I1–I3 on them. */
+/**
+ * Reads the whole committed log and audits one campaign's I1–I3 on it. Its `problems` include a
+ * code that another campaign of the log was issued too (I2 across campaigns); `log` is the
+ * campaign's own events.
+ */
 export async function auditFromLog(config: Config, campaignId: string): Promise<Audit & { log: Logged[] }> {
   const kafka = createKafka(config, 'audit');
-  const log: Logged[] = [];
-  await readLog(
-    kafka,
-    config.topics.events,
-    (batch) => {
-      for (const l of batch) if (l.event.campaignId === campaignId) log.push(l);
-    },
-    { partitions: [partitionFor(campaignId, config.EVENT_PARTITIONS)] },
-  );
-  return { ...auditCampaign(log), log };
+  const all: Logged[] = [];
+  await readLog(kafka, config.topics.events, (batch) => void all.push(...batch));
+  const whole = auditLog(all);
+  const log = all.filter((l) => l.event.campaignId === campaignId);
+  const own = whole.campaigns.get(campaignId) ?? auditCampaign([]);
+  const problems = [...whole.acrossCampaigns, ...own.problems];
+  return { ...own, ok: problems.length === 0, problems, log };
 }

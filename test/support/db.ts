@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { dropDatabase } from '../../src/infra/prisma/database.js';
+import { dropDatabase, ensureDatabase } from '../../src/infra/prisma/database.js';
 import { migrate } from '../../src/infra/prisma/migrate.js';
 
 /**
@@ -23,13 +23,24 @@ export interface FreshDatabase {
 
 const BASE_URL = 'postgresql://postgres@127.0.0.1:5432/firstcome';
 
-export async function freshDatabase(name: string): Promise<FreshDatabase> {
+function newDatabaseUrl(name: string): { url: string; dbName: string } {
   const slug = name.toLowerCase().replace(/[^a-z0-9_]+/g, '_').replace(/^_+|_+$/g, '').slice(0, 32) || 'db';
   const dbName = `fc_test_${slug}_${randomBytes(5).toString('hex')}`;
   const u = new URL(process.env.DATABASE_URL || BASE_URL);
   u.pathname = `/${dbName}`;
   u.searchParams.delete('schema');
-  const url = u.toString();
+  return { url: u.toString(), dbName };
+}
+
+/** A new database with nothing in it, as `createdb` (or `stack:up`) leaves one: no migration applied. */
+export async function emptyDatabase(name: string): Promise<FreshDatabase> {
+  const { url, dbName } = newDatabaseUrl(name);
+  await ensureDatabase(url);
+  return { url, name: dbName, drop: () => dropDatabase(url) };
+}
+
+export async function freshDatabase(name: string): Promise<FreshDatabase> {
+  const { url, dbName } = newDatabaseUrl(name);
   const drop = (): Promise<void> => dropDatabase(url);
   try {
     await migrate(url);

@@ -1,14 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { auditCampaign } from '../../src/domain/audit.js';
+import { auditCampaign, auditLog } from '../../src/domain/audit.js';
 import { decide, evolve, initialState, type Minter } from '../../src/domain/campaign.js';
 import { EVENT_VERSION, type CampaignEvent, type Logged } from '../../src/domain/events.js';
 
 const T0 = Date.parse('2026-11-25T09:00:00Z');
 
-function decidedLog(stock: number, users: string[]): Logged[] {
-  let offset = 0n;
-  let n = 0;
-  const mint: Minter = { code: () => `AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-${String(++n).padStart(2, '0').replace(/\d/g, (d) => 'ABCDEFGHJK'[Number(d)]!)}`, id: () => `g${n}` };
+/** Full-shape codes (26 symbols) that differ in the last group: n-th code of a minter. */
+const nthCode = (n: number) => `AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-${String(n).padStart(2, '0').replace(/\d/g, (d) => 'ABCDEFGHJK'[Number(d)]!)}`;
+
+function decidedLog(stock: number, users: string[], campaignId = 'c', firstCode = 1, firstOffset = 0n): Logged[] {
+  let offset = firstOffset;
+  let n = firstCode - 1;
+  const mint: Minter = { code: () => nthCode(++n), id: () => `g${campaignId}${n}` };
   const log: Logged[] = [];
   let state = initialState();
   const push = (event: CampaignEvent) => {
@@ -18,8 +21,8 @@ function decidedLog(stock: number, users: string[]): Logged[] {
     state = evolve(state, l);
     for (const e of out) push(e);
   };
-  push({ type: 'CampaignCreated', version: EVENT_VERSION, eventId: 'created:c', campaignId: 'c', occurredAt: new Date(T0).toISOString(), title: 't', reward: 'r', stock, opensAt: new Date(T0).toISOString(), closesAt: new Date(T0 + 3600_000).toISOString() });
-  for (const u of users) push({ type: 'EntrantRegistered', version: EVENT_VERSION, eventId: `e${offset}`, campaignId: 'c', occurredAt: new Date(T0 + 1).toISOString(), userId: u });
+  push({ type: 'CampaignCreated', version: EVENT_VERSION, eventId: `created:${campaignId}`, campaignId, occurredAt: new Date(T0).toISOString(), title: 't', reward: 'r', stock, opensAt: new Date(T0).toISOString(), closesAt: new Date(T0 + 3600_000).toISOString() });
+  for (const u of users) push({ type: 'EntrantRegistered', version: EVENT_VERSION, eventId: `e${offset}`, campaignId, occurredAt: new Date(T0 + 1).toISOString(), userId: u });
   return log;
 }
 
@@ -51,5 +54,53 @@ describe('auditCampaign', () => {
     const log = decidedLog(2, ['a', 'b', 'c']).filter((l) => !(l.event.type === 'WinnerSelected' && l.event.userId === 'b'));
     const a = auditCampaign(log);
     expect(a.problems.join('\n')).toMatch(/I1/);
+  });
+});
+
+describe('the audit holds codes to I2', () => {
+  const withCode = (log: Logged[], code: string) =>
+    log.map((l, i) => (l.event.type === 'GifticonIssued' && i === log.findIndex((x) => x.event.type === 'GifticonIssued') ? { ...l, event: { ...l.event, code } } : l));
+
+  it('passes a log with full-shape codes', () => {
+    expect(auditCampaign(decidedLog(2, ['a', 'b'])).problems).toEqual([]);
+  });
+
+  it('rejects a code cut short, even one whose groups look like codes (10 symbols, 50 bits)', () => {
+    const a = auditCampaign(withCode(decidedLog(2, ['a', 'b']), 'AAAA-BBBB-C-D-E-F-G'));
+    expect(a.ok).toBe(false);
+    expect(a.problems).toContain('I2: a gifticon code has the wrong shape');
+  });
+
+  it('rejects a code one symbol short of 26, and one with a letter Crockford leaves out', () => {
+    expect(auditCampaign(withCode(decidedLog(1, ['a']), 'AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-A')).ok).toBe(false);
+    expect(auditCampaign(withCode(decidedLog(1, ['a']), 'AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-AU')).ok).toBe(false);
+  });
+
+  it('passes campaigns whose codes all differ', () => {
+    const log = [...decidedLog(2, ['a', 'b'], 'c1', 1), ...decidedLog(2, ['a', 'b'], 'c2', 3, 100n)];
+    const a = auditLog(log);
+    expect(a.problems).toEqual([]);
+    expect([...a.campaigns.keys()]).toEqual(['c1', 'c2']);
+    expect(a.campaigns.get('c2')).toMatchObject({ ok: true, winners: 2, gifticons: 2 });
+  });
+
+  it('rejects a code issued in one campaign and again in another, which neither campaign alone shows', () => {
+    // the second campaign's minter starts where the first one's did: its first code repeats
+    const first = decidedLog(2, ['a', 'b'], 'c1', 1);
+    const second = decidedLog(2, ['x', 'y'], 'c2', 1, 100n);
+    expect(auditCampaign(first).ok).toBe(true);
+    expect(auditCampaign(second).ok).toBe(true);
+    const a = auditLog([...first, ...second]);
+    expect(a.ok).toBe(false);
+    expect(a.acrossCampaigns).toEqual(['I2: a gifticon code of c1 was issued again in c2', 'I2: a gifticon code of c1 was issued again in c2']);
+    expect(a.problems).toEqual(a.acrossCampaigns);
+  });
+
+  it('names the campaign of a problem found inside one campaign', () => {
+    const second = decidedLog(2, ['x', 'y'], 'c2', 3, 100n).filter((l) => !(l.event.type === 'WinnerSelected' && l.event.userId === 'y'));
+    const a = auditLog([...decidedLog(2, ['a', 'b'], 'c1', 1), ...second]);
+    expect(a.ok).toBe(false);
+    expect(a.problems.some((p) => p.startsWith('c2: I1'))).toBe(true);
+    expect(a.campaigns.get('c1')!.ok).toBe(true);
   });
 });

@@ -84,3 +84,12 @@ describe('a fetched batch, sorted', () => {
     expect(sorted.last).toBe(6n);
   });
 });
+
+describe('a batch whose last records were filtered out by the consumer (a commit marker)', () => {
+  it('is moved past to its last offset, unless it stopped at a newer event', () => {
+    const whole = sortBatch('p', 'events', 0, [message(5, entrant())], { lastOffset: '6' });
+    expect(whole.last).toBe(6n);
+    const stopped = sortBatch('p', 'events', 0, [message(5, entrant()), message(6, { ...entrant(), version: EVENT_VERSION + 1 })], { lastOffset: '7' });
+    expect(stopped.last).toBe(5n);
+  });
+});

@@ -4,15 +4,20 @@ import {
   logLevel,
   type Admin,
   type Consumer,
+  type EachBatchPayload,
   type IHeaders,
   type Message,
   type Producer,
 } from 'kafkajs';
+import kafkajs from 'kafkajs';
 import type { Config } from '../../config.js';
 import type { CampaignEvent, Logged } from '../../domain/events.js';
+import { clientLogLevel } from './clientLog.js';
 import { decode, NewerEventError, toMessage } from './codec.js';
+import { unwatched, type HealthReporter } from '../../health.js';
 import { logger } from '../../logger.js';
 import type { Timing } from '../../metrics.js';
+import { backoffMs, pause, RepeatedErrors, RepeatFilter } from '../../retrying.js';
 
 // every message names its partition (partitionFor), so KafkaJS's partitioner never runs
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
@@ -30,21 +35,24 @@ export function createKafka(config: Pick<Config, 'KAFKA_BROKERS'>, clientId = 'f
       () =>
       ({ level, log: entry }) => {
         const { message, ...rest } = entry;
-        // every transaction's first send meets CONCURRENT_TRANSACTIONS while the previous commit's
-        // markers are written, and is retried (see the decider): under load that was two error
-        // lines per transaction, all noise
-        if (CONCURRENT_TRANSACTIONS.test(`${message} ${String(rest.error ?? '')}`)) log.debug(rest, message);
-        else if (level === logLevel.ERROR) log.error(rest, message);
-        else if (level === logLevel.WARN) log.warn(rest, message);
-        else log.debug(rest, message);
+        const chosen = clientLogLevel(level, message, rest.error);
+        if (chosen !== 'error') log[chosen](rest, message);
+        else {
+          // a consumer crash-looping on the same cause says so once a minute, with a count
+          const pass = kafkaErrors.admit(`${String(rest.groupId ?? '')} ${message.replace(/\d+/g, '#')}`);
+          if (pass?.held) log.error({ ...rest, repeated: pass.held + 1 }, `${message} (${pass.held + 1} times in the last minute)`);
+          else if (pass) log.error(rest, message);
+        }
       },
   });
 }
 
-const CONCURRENT_TRANSACTIONS = /another concurrent operation on the same transaction/;
-
 export { partitionFor } from './partitioning.js';
 export { decode, decodeValue, NewerEventError, toMessage, type Decoded } from './codec.js';
+
+const kafkaErrors = new RepeatFilter();
+// not a named export Node can see in KafkaJS's CommonJS (its errors are spread into module.exports)
+const { KafkaJSError } = kafkajs;
 
 export function headerString(headers: IHeaders | undefined, name: string): string | undefined {
   const v = headers?.[name];
@@ -299,18 +307,31 @@ export function roleConsumer(kafka: Kafka, groupId: string, maxWaitMs: number): 
   });
 }
 
+/** Wraps a consumer's eachBatch: a failing batch is reported, logged sparingly and retried after a backoff. */
+export type BatchGuard = (handler: (payload: EachBatchPayload) => Promise<void>) => (payload: EachBatchPayload) => Promise<void>;
+
 /**
- * Runs a consumer that outlives broker outages. KafkaJS restarts a consumer by itself only after
- * retriable errors; after a non-retriable one (e.g. the broker refused connections for longer than
- * the retries) it stops for good and says so only in a CRASH event. Here a fresh consumer is built
- * and started instead, after `delayMs`.
+ * Runs a consumer that outlives broker outages and failing batches, and tells `health` about it.
+ *
+ * - A batch that throws (its store is gone, a table is missing) is reported failing for its
+ *   partition, logged once per minute with a count, and handed back to KafkaJS after an
+ *   exponential backoff (capped at 30 s; heartbeats go on meanwhile). KafkaJS then fetches again
+ *   from the last resolved offset, as it always does after a failed batch, but no longer logs
+ *   each attempt itself. The first batch of that partition that succeeds reports it ok.
+ * - KafkaJS restarts a consumer by itself only after retriable errors; after a non-retriable one
+ *   (e.g. the broker refused connections for longer than the retries) it stops for good and says so
+ *   only in a CRASH event. Here a fresh consumer is built and started instead, after a backoff.
+ *
+ * `start` builds, subscribes and runs the consumer, its eachBatch wrapped in the guard it is given.
  */
 export function keepConsuming(
   name: string,
-  start: () => Promise<Consumer>,
-  opts: { delayMs?: number } = {},
+  start: (guard: BatchGuard) => Promise<Consumer>,
+  opts: { health?: HealthReporter } = {},
 ): { current: () => Consumer | null; ready: Promise<void>; stop: () => Promise<void> } {
   const log = logger.child({ component: name });
+  const health = opts.health ?? unwatched;
+  const repeats = new RepeatedErrors(log);
   let consumer: Consumer | null = null;
   let stopped = false;
   let timer: NodeJS.Timeout | null = null;
@@ -318,25 +339,72 @@ export function keepConsuming(
   let firstFail!: (e: unknown) => void;
   const ready = new Promise<void>((res, rej) => ((firstStart = res), (firstFail = rej)));
   let started = false;
+  let restarts = 0;
+  /** partition → failed batches in a row */
+  const failures = new Map<number, number>();
+
+  const guard: BatchGuard = (handler) => async (payload) => {
+    const p = payload.batch.partition;
+    try {
+      await handler(payload);
+    } catch (err) {
+      // KafkaJS's own (a rebalance met by a heartbeat): its business, not a failure of ours
+      if (err instanceof KafkaJSError) throw err;
+      const n = (failures.get(p) ?? 0) + 1;
+      failures.set(p, n);
+      health.failing(err, p);
+      const wait = backoffMs(n);
+      repeats.error(err, `batch failed: retrying`, { partition: p, attempt: n, retryInMs: wait });
+      await pause(wait, { each: () => payload.heartbeat(), until: () => !payload.isRunning() || payload.isStale() });
+      throw new KafkaJSError(err as Error, { retriable: true });
+    }
+    if (failures.delete(p)) {
+      health.ok(p);
+      repeats.recovered('batches succeed again', { partition: p });
+    }
+  };
+
+  const forgetPartitions = () => {
+    for (const p of failures.keys()) health.ok(p);
+    failures.clear();
+  };
+
+  const relaunch = (err: unknown, msg: string) => {
+    health.failing(err, 'consumer');
+    const wait = backoffMs(++restarts);
+    repeats.error(err, msg, { retryInMs: wait });
+    timer = setTimeout(() => void launch(), wait);
+  };
+
   const launch = async (): Promise<void> => {
     if (stopped) return;
     try {
-      const c = await start();
+      // a new consumer is assigned afresh: it reports its partitions' failures itself
+      forgetPartitions();
+      const c = await start(guard);
       consumer = c;
       if (!started) {
         started = true;
         firstStart();
       }
+      if (restarts > 0) {
+        restarts = 0;
+        health.ok('consumer');
+        repeats.recovered('consumer running again');
+      }
+      c.on(c.events.GROUP_JOIN, (e) => {
+        // partitions handed to another member are that member's to report
+        const mine = new Set(Object.values(e.payload.memberAssignment).flat());
+        for (const p of [...failures.keys()]) if (!mine.has(p)) (failures.delete(p), health.ok(p));
+      });
       c.on(c.events.CRASH, (e) => {
         if (e.payload.restart || stopped) return;
-        log.error({ err: e.payload.error }, 'consumer stopped after a non-retriable error: starting a new one');
         void c.disconnect().catch(() => undefined);
-        timer = setTimeout(() => void launch(), opts.delayMs ?? 1000);
+        relaunch(e.payload.error, 'consumer stopped after a non-retriable error: starting a new one');
       });
     } catch (err) {
       if (!started) return firstFail(err);
-      log.error({ err }, 'consumer failed to start: trying again');
-      timer = setTimeout(() => void launch(), opts.delayMs ?? 1000);
+      relaunch(err, 'consumer failed to start: trying again');
     }
   };
   void launch();

@@ -1,6 +1,7 @@
 import type { Consumer, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import type { Config } from '../../config.js';
 import type { Logged } from '../../domain/events.js';
+import { unwatched, type HealthReporter } from '../../health.js';
 import { logger } from '../../logger.js';
 import { decode, NewerEventError } from './codec.js';
 
@@ -113,7 +114,7 @@ export function sortBatch(
   topic: string,
   partition: number,
   messages: readonly KafkaMessage[],
-  opts: { skip?: (m: KafkaMessage) => boolean; before?: bigint } = {},
+  opts: { skip?: (m: KafkaMessage) => boolean; before?: bigint; lastOffset?: string } = {},
 ): SortedBatch {
   const sorted: SortedBatch = { logged: [], parked: [], stop: null, last: null };
   for (const m of messages) {
@@ -130,6 +131,12 @@ export function sortBatch(
     }
     sorted.last = offset;
   }
+  // KafkaJS's batch.lastOffset() counts the records it filtered out (a transaction's commit marker
+  // ends most batches): moving past them too keeps a position from resting short of the log's end
+  if (!sorted.stop && opts.lastOffset !== undefined && opts.before === undefined) {
+    const end = BigInt(opts.lastOffset);
+    if (sorted.last === null || end > sorted.last) sorted.last = end;
+  }
   return sorted;
 }
 
@@ -141,28 +148,31 @@ export function sortBatch(
 export class Stops {
   private readonly stopped = new Map<number, NewerEventError>();
 
-  constructor(private readonly consumer: string) {}
+  /** `health`: the consumer's reporter; a stop is failing there (as part `newer:<partition>`) until it ends */
+  constructor(
+    private readonly consumer: string,
+    private readonly health: () => HealthReporter = () => unwatched,
+  ) {}
 
   stop(consumer: Consumer | null, topic: string, err: NewerEventError): void {
     const p = err.record.partition;
     if (!this.stopped.has(p)) log.error({ consumer: this.consumer, partition: p, offset: String(err.record.offset) }, err.message);
     this.stopped.set(p, err);
+    this.health().failing(err, `newer:${p}`);
     consumer?.pause([{ topic, partitions: [p] }]);
     consumer?.seek({ topic, partition: p, offset: String(err.record.offset) });
   }
 
   /** After a rebalance: a partition now owned by another member is that member's to stop at. */
   retain(partitions: readonly number[]): void {
-    for (const p of [...this.stopped.keys()]) if (!partitions.includes(p)) this.stopped.delete(p);
+    for (const p of [...this.stopped.keys()]) {
+      if (partitions.includes(p)) continue;
+      this.stopped.delete(p);
+      this.health().ok(`newer:${p}`);
+    }
   }
 
   get size(): number {
     return this.stopped.size;
-  }
-
-  /** The first stop's message, for readiness; null while none. */
-  get error(): string | null {
-    const first = this.stopped.values().next();
-    return first.done ? null : first.value.message;
   }
 }

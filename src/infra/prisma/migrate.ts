@@ -14,6 +14,15 @@ import { ensureDatabase, parseDatabaseUrl, pgConfig, quoteIdent } from './databa
  * difference: each migration runs inside a transaction, so a failed one leaves no half-applied
  * schema; its row is then marked rolled back (as `prisma migrate resolve --rolled-back` would) and
  * the next run tries it again. Hence no `CREATE INDEX CONCURRENTLY` in migrations.
+ *
+ * It also checks that the tables the applied migrations created are there. When one is missing
+ * (dropped by hand, a restore that left it out) the read side is created anew: every table of the
+ * migrations is dropped, their `_prisma_migrations` rows are marked rolled back (as `prisma migrate
+ * resolve --rolled-back` would) and the migrations run again. Every one of these tables is a
+ * projection of the log or made by a job from it, so the projector refills them from offset 0 (its
+ * checkpoints went with them); a campaign's report is made again on request. Re-running only the
+ * statements of the lost table is not possible in general, and the rows of the tables still there
+ * would not agree with it anyway.
  */
 
 export const DEFAULT_MIGRATIONS_DIR = fileURLToPath(new URL('../../../prisma/migrations', import.meta.url));
@@ -45,6 +54,8 @@ export interface MigrateResult {
   applied: string[];
   /** names of the migrations that were already applied */
   skipped: string[];
+  /** tables found missing, for which the read side was created anew (empty when none were) */
+  recreated: string[];
 }
 
 export class MigrationError extends Error {}
@@ -97,6 +108,76 @@ async function readMigrations(dir: string): Promise<Array<LocalMigration & { byt
   return out;
 }
 
+/**
+ * The tables a sequence of migrations leaves behind, as Prisma writes its DDL
+ * (`CREATE TABLE "name"`, `DROP TABLE "name"`, `ALTER TABLE "a" RENAME TO "b"`).
+ */
+export function tablesOf(sqls: readonly string[]): string[] {
+  const ident = String.raw`(?:"?[A-Za-z_][\w$]*"?\.)?"?([A-Za-z_][\w$]*)"?`;
+  const statement = new RegExp(
+    String.raw`CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?${ident}|DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?${ident}|ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?${ident}\s+RENAME\s+TO\s+${ident}`,
+    'gi',
+  );
+  const tables = new Set<string>();
+  for (const sql of sqls) {
+    const code = sql.replace(/--[^\n]*/g, '').replace(/\/\*[\s\S]*?\*\//g, '');
+    for (const m of code.matchAll(statement)) {
+      if (m[1]) tables.add(m[1]);
+      else if (m[2]) tables.delete(m[2]);
+      else if (m[3] && m[4] && tables.delete(m[3])) tables.add(m[4]);
+    }
+  }
+  return [...tables];
+}
+
+async function missingTables(client: pg.Client, tables: readonly string[]): Promise<string[]> {
+  if (tables.length === 0) return [];
+  const { rows } = await client.query<{ t: string; found: string | null }>(
+    'SELECT t, to_regclass(quote_ident(t))::text AS found FROM unnest($1::text[]) AS t',
+    [tables],
+  );
+  return rows.filter((r) => r.found === null).map((r) => r.t);
+}
+
+export interface SchemaStatus {
+  databaseExists: boolean;
+  /** migrations of the directory not applied to the database, in order */
+  pending: string[];
+  /** tables that applied migrations created and that are gone */
+  missingTables: string[];
+}
+
+/** Where the database stands against the migrations directory, changing nothing (for DB_MIGRATE=off). */
+export async function schemaStatus(databaseUrl: string, opts: Pick<MigrateOptions, 'migrationsDir'> = {}): Promise<SchemaStatus> {
+  const local = await readMigrations(opts.migrationsDir ?? DEFAULT_MIGRATIONS_DIR);
+  const client = new pg.Client(pgConfig(databaseUrl));
+  try {
+    await client.connect();
+  } catch (err) {
+    await client.end().catch(() => {});
+    if ((err as { code?: string }).code === '3D000') return { databaseExists: false, pending: local.map((m) => m.name), missingTables: [] };
+    throw err;
+  }
+  try {
+    const { rows } = await client.query<{ t: string | null }>(`SELECT to_regclass('"_prisma_migrations"')::text AS t`);
+    const done = new Set<string>();
+    if (rows[0]?.t) {
+      const applied = await client.query<{ migration_name: string }>(
+        `SELECT migration_name FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL`,
+      );
+      for (const r of applied.rows) done.add(r.migration_name);
+    }
+    const applied = local.filter((m) => done.has(m.name));
+    return {
+      databaseExists: true,
+      pending: local.filter((m) => !done.has(m.name)).map((m) => m.name),
+      missingTables: await missingTables(client, tablesOf(applied.map((m) => m.sql))),
+    };
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
 export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): Promise<MigrateResult> {
   const log = opts.log ?? (() => {});
   const local = await readMigrations(opts.migrationsDir ?? DEFAULT_MIGRATIONS_DIR);
@@ -106,7 +187,7 @@ export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): P
 
   const client = new pg.Client(pgConfig(databaseUrl));
   await client.connect();
-  const result: MigrateResult = { applied: [], skipped: [] };
+  const result: MigrateResult = { applied: [], skipped: [], recreated: [] };
   let locked = false;
   try {
     await client.query('SELECT pg_advisory_lock($1)', [PRISMA_ADVISORY_LOCK_KEY]);
@@ -138,6 +219,16 @@ export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): P
       if (!localNames.has(name)) log(`warning: ${name} is applied to the database but missing from the migrations directory`);
     }
 
+    const done = local.filter((m) => applied.has(m.name));
+    const tables = tablesOf(done.map((m) => m.sql));
+    const missing = await missingTables(client, tables);
+    if (missing.length > 0) {
+      log(`missing tables ${missing.join(', ')} although their migrations are recorded as applied: creating the read side anew (the projector refills it from the log)`);
+      await recreate(client, tables, done.map((m) => m.name), missing);
+      for (const m of done) applied.delete(m.name);
+      result.recreated = missing;
+    }
+
     for (const m of local) {
       const done = applied.get(m.name);
       if (done) {
@@ -161,6 +252,23 @@ export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): P
     await client.end().catch(() => {});
   }
   return result;
+}
+
+/** Drops what is left of the migrations' tables and marks them not applied, in one transaction. */
+async function recreate(client: pg.Client, tables: readonly string[], names: readonly string[], missing: readonly string[]): Promise<void> {
+  try {
+    await client.query('BEGIN');
+    for (const t of tables) await client.query(`DROP TABLE IF EXISTS ${quoteIdent(t)} CASCADE`);
+    await client.query(
+      `UPDATE "_prisma_migrations" SET rolled_back_at = now(), logs = $2
+        WHERE migration_name = ANY($1::text[]) AND rolled_back_at IS NULL`,
+      [names, `rolled back by the migration runner: tables ${missing.join(', ')} were missing; applied anew`],
+    );
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw new MigrationError(`could not create the read side anew: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 async function applyOne(client: pg.Client, m: LocalMigration): Promise<void> {

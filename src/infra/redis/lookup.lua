@@ -1,14 +1,15 @@
 -- The API's gate for `enter`, in one round trip: counts the request, then returns what the
 -- decision needs. The rules themselves live in src/domain (admit); this only reads, and takes the
 -- user's append claim when a place may still be left, so a new entrant needs no second round trip.
--- KEYS: meta, line, pending, claim, built (the partition's sentinel)      ARGV: userId, claimToken, claimTtlMs
+-- KEYS: meta, line, pending, claim, built (the partition's sentinel)
+-- ARGV: userId, claimToken, claimTtlMs, count ('0' when the same call asks again: it is counted once)
 -- → {'NOMETA', built (1|0)} | {'BUILDING'} | {'PLACED', score, rank, stock, partition}
 --   | {'PENDING', ticket, stock}
 --   | {'NEW', stock, opensAt, closesAt, closedAt|'', taken, partition, claimed (1|0)}
 local m = redis.call('HMGET', KEYS[1], 'stock', 'opensAt', 'closesAt', 'closedAt', 'building', 'partition')
 if not m[1] then return {'NOMETA', redis.call('EXISTS', KEYS[5])} end
 if m[5] then return {'BUILDING'} end
-redis.call('HINCRBY', KEYS[1], 'requests', 1)
+if ARGV[4] ~= '0' then redis.call('HINCRBY', KEYS[1], 'requests', 1) end
 local user = ARGV[1]
 local score = redis.call('ZSCORE', KEYS[2], user)
 if score then return {'PLACED', score, redis.call('ZRANK', KEYS[2], user), m[1], m[6]} end

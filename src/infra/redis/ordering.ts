@@ -13,7 +13,7 @@ const lua = (name: string) => readFileSync(new URL(`./${name}.lua`, import.meta.
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    fcLookup(meta: string, line: string, pending: string, claim: string, built: string, userId: string, token: string, ttlMs: number): Result<(string | number)[], Context>;
+    fcLookup(meta: string, line: string, pending: string, claim: string, built: string, userId: string, token: string, ttlMs: number, count: '0' | '1'): Result<(string | number)[], Context>;
     fcPlace(meta: string, line: string, pending: string, ...args: string[]): Result<(string | number)[], Context>;
   }
   interface ChainableCommander {
@@ -183,10 +183,13 @@ export class RedisOrdering {
     };
   }
 
-  /** The gate of `enter` (see lookup.lua); takes the user's append claim when a place may be left. */
-  lookup(campaignId: string, userId: string, claimToken: string, claimTtlMs: number, builtKey: string) {
+  /**
+   * The gate of `enter` (see lookup.lua); takes the user's append claim when a place may be left.
+   * `count` is false when the same call asks again, so `requests` counts calls, not lookups.
+   */
+  lookup(campaignId: string, userId: string, claimToken: string, claimTtlMs: number, builtKey: string, count = true) {
     const k = this.keys;
-    return this.redis.fcLookup(k.meta(campaignId), k.line(campaignId), k.pending(campaignId), k.claim(campaignId, userId), builtKey, userId, claimToken, claimTtlMs);
+    return this.redis.fcLookup(k.meta(campaignId), k.line(campaignId), k.pending(campaignId), k.claim(campaignId, userId), builtKey, userId, claimToken, claimTtlMs, count ? '1' : '0');
   }
 
   /** After the append: the user's ticket is known, the claim is no longer needed. */

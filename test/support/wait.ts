@@ -1,0 +1,100 @@
+import { Kafka, logLevel } from 'kafkajs';
+import type { Config } from '../../src/config.js';
+import { partitionFor } from '../../src/infra/kafka/eventLog.js';
+import { gql } from './app.js';
+
+/**
+ * Waiting on a condition with a deadline, never on a fixed sleep: a busy 2-core box makes any
+ * fixed delay either too short (flaky) or long enough to hide a regression.
+ */
+export async function waitUntil<T>(
+  probe: () => Promise<T>,
+  ok: (v: T) => boolean,
+  opts: { what: string; timeoutMs?: number; everyMs?: number },
+): Promise<T> {
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (ok(v)) return v;
+    if (Date.now() > end) throw new Error(`${opts.what}: not within ${timeoutMs} ms (last seen: ${show(v)})`);
+    await new Promise((r) => setTimeout(r, opts.everyMs ?? 100));
+  }
+}
+
+function show(v: unknown): string {
+  try {
+    return JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? String(x) : x instanceof Map ? Object.fromEntries(x) : x))?.slice(0, 500) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}
+
+const admins = new WeakMap<Config, Kafka>();
+function kafkaOf(config: Config): Kafka {
+  let k = admins.get(config);
+  if (!k) admins.set(config, (k = new Kafka({ clientId: 'test-wait', brokers: config.KAFKA_BROKERS, logLevel: logLevel.NOTHING })));
+  return k;
+}
+
+/** The end offset (high watermark) of each partition of the events topic. */
+export async function logEnds(config: Config): Promise<Map<number, bigint>> {
+  const admin = kafkaOf(config).admin();
+  await admin.connect();
+  try {
+    const offsets = await admin.fetchTopicOffsets(config.topics.events);
+    return new Map(offsets.map((o) => [o.partition, BigInt(o.high)]));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** The end offset of the partition that holds one campaign. */
+export async function campaignLogEnd(config: Config, campaignId: string): Promise<bigint> {
+  return (await logEnds(config)).get(partitionFor(campaignId, config.EVENT_PARTITIONS)) ?? 0n;
+}
+
+/** The offsets a consumer group has committed on the events topic (-1 where it has none). */
+export async function groupOffsets(config: Config, groupId: string): Promise<Map<number, bigint>> {
+  const admin = kafkaOf(config).admin();
+  await admin.connect();
+  try {
+    const [t] = await admin.fetchOffsets({ groupId, topics: [config.topics.events] });
+    return new Map((t?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/**
+ * Resolves once the group has committed every partition up to the end the log has now, like
+ * Emmett's `whenCaughtUp`. `oneShort` is for the decider's group: its last read is often its own
+ * transaction, whose commit marker (the partition's last offset) no consumer is handed, so it rests
+ * one short of the end.
+ */
+export async function whenCaughtUp(config: Config, groupId: string, opts: { timeoutMs?: number; oneShort?: boolean } = {}): Promise<void> {
+  const ends = await logEnds(config);
+  const slack = opts.oneShort ? 1n : 0n;
+  await waitUntil(
+    () => groupOffsets(config, groupId),
+    (done) => [...ends].every(([p, end]) => end === 0n || (done.get(p) ?? -1n) >= end - slack),
+    { what: `${groupId} caught up with ${show(ends)}`, timeoutMs: opts.timeoutMs ?? 60_000 },
+  );
+}
+
+export interface DecidedEntry {
+  status: 'WON' | 'LOST';
+  position: number;
+  ticket: string;
+  gifticon: { code: string } | null;
+}
+
+/** Reads `myEntry` until the decider has decided it (`enter` may have answered `QUEUED`). */
+export async function decidedEntry(port: number, auth: string, campaignId: string, timeoutMs = 30_000): Promise<DecidedEntry> {
+  const r = await waitUntil(
+    () => gql(port, auth, `query($c: ID!) { myEntry(campaignId: $c) { status position ticket gifticon { code } } }`, { c: campaignId }),
+    (r) => r.data?.myEntry?.status === 'WON' || r.data?.myEntry?.status === 'LOST',
+    { what: `the entry in ${campaignId} decided`, timeoutMs },
+  );
+  return r.data!.myEntry as DecidedEntry;
+}
