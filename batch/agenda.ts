@@ -22,35 +22,6 @@ const SCHEMA_LOCK_KEY = 0x6a6f6273; // 'jobs'
 export const JOB_NAMES = ['report', 'replay', 'reconcile', 'cleanup', 'close'] as const;
 export type JobName = (typeof JOB_NAMES)[number];
 
-export type ReplayTarget = 'REDIS' | 'DATABASE' | 'ALL';
-
-/** What a job carries in `agenda_jobs.data`; phases live there too, so a job resumes after a crash. */
-export interface ReplayData {
-  target: ReplayTarget;
-  campaignId: string | null;
-  redis?: import('./replay.js').RedisReplayState;
-  database?: import('./replay.js').DatabaseReplayState;
-  result?: import('./replay.js').ReplayResult;
-  /** what it does and waits on now (JobContext.note) */
-  note?: string;
-}
-export interface ReportData {
-  campaignId: string;
-  /** what made it: an admin's request, the sell-out or the close of the campaign */
-  trigger: 'demand' | 'soldout' | 'closed';
-  /** the log position the read model must have reached before counting, fixed at first run */
-  until?: { partition: number; offset: string };
-  /** the chunked cursor, saved after each chunk */
-  cursor?: import('./report.js').ReportCursor;
-  result?: import('./report.js').ReportResult;
-  /** what it does and waits on now (JobContext.note) */
-  note?: string;
-}
-export interface CloseData {
-  campaignId: string;
-}
-export type JobData = ReplayData | ReportData | CloseData | Record<string, never>;
-
 export function createJobsPool(databaseUrl: string, max = 4): pg.Pool {
   const pool = new pg.Pool(pgConfig(databaseUrl, { max }));
   // an idle client that errors (server restart) must not take the process down; the next query reconnects

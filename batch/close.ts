@@ -3,8 +3,12 @@ import { campaignClosed } from '../src/domain/events.js';
 import type { EventAppender } from '../src/infra/kafka/eventLog.js';
 import type { PrismaClient } from '../src/infra/prisma/client.js';
 import type { RedisOrdering } from '../src/infra/redis/ordering.js';
-import type { CloseData } from './agenda.js';
 import type { JobContext } from './runtime.js';
+
+/** What the job carries in `agenda_jobs.data`. */
+export interface CloseData {
+  campaignId: string;
+}
 
 export interface CloseDeps {
   config: Config;

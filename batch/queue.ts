@@ -1,5 +1,7 @@
 import type { Job } from 'agenda';
-import { JOBS_TABLE, type AgendaHandle, type ReplayData, type ReplayTarget, type ReportData } from './agenda.js';
+import { JOBS_TABLE, type AgendaHandle } from './agenda.js';
+import type { ReplayData, ReplayTarget } from './replay.js';
+import type { ReportData } from './report.js';
 
 /** Creating jobs: the one way the API, the CLI and the reconciler queue work. */
 

@@ -6,7 +6,7 @@ import type { EntrantRegistered, Logged } from '../src/domain/events.js';
 import { partitionFor, readLog } from '../src/infra/kafka/eventLog.js';
 import type { PrismaClient } from '../src/infra/prisma/client.js';
 import type { RedisOrdering } from '../src/infra/redis/ordering.js';
-import type { ReplayTarget } from './agenda.js';
+import type { ReplayTarget } from './replay.js';
 import { closedSince } from './cleanup.js';
 import { committedOffsets, highWatermarks, nearlyReached, prismaCheckpoints, withAdmin } from './logPosition.js';
 import type { JobContext } from './runtime.js';

@@ -3,7 +3,6 @@ import type { Config } from '../src/config.js';
 import { partitionFor } from '../src/infra/kafka/eventLog.js';
 import type { PrismaClient } from '../src/infra/prisma/client.js';
 import type { RedisOrdering } from '../src/infra/redis/ordering.js';
-import type { ReplayData } from './agenda.js';
 import { committedOffsets, highWatermarks, nearlyReached, prismaCheckpoints, withAdmin } from './logPosition.js';
 import {
   DELETE_PARTITION_LUA,
@@ -16,6 +15,19 @@ import {
 } from './redisKeys.js';
 import type { JobContext } from './runtime.js';
 import { describeOwnership, NoWriter, type Missing, reachLine, WRITER_WAIT_MS, writerOf, WriterWatch, type Projection } from './writers.js';
+
+export type ReplayTarget = 'REDIS' | 'DATABASE' | 'ALL';
+
+/** What the job carries in `agenda_jobs.data`; its phases live there too, so it resumes after a crash. */
+export interface ReplayData {
+  target: ReplayTarget;
+  campaignId: string | null;
+  redis?: RedisReplayState;
+  database?: DatabaseReplayState;
+  result?: ReplayResult;
+  /** what it does and waits on now (JobContext.note) */
+  note?: string;
+}
 
 /**
  * A replay never writes a projection beside its live writer (two writers of the Redis line would

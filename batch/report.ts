@@ -3,11 +3,24 @@ import type { Config } from '../src/config.js';
 import { partitionFor } from '../src/infra/kafka/eventLog.js';
 import type { PrismaClient } from '../src/infra/prisma/client.js';
 import type { RedisOrdering } from '../src/infra/redis/ordering.js';
-import type { ReportData } from './agenda.js';
 import { highWatermarks, prismaCheckpoints, withAdmin } from './logPosition.js';
 import { requestsOf } from './redisKeys.js';
 import type { JobContext } from './runtime.js';
 import { describeOwnership, reachLine, WRITER_WAIT_MS, writerOf, WriterWatch } from './writers.js';
+
+/** What the job carries in `agenda_jobs.data`; its cursor lives there too, so it resumes after a crash. */
+export interface ReportData {
+  campaignId: string;
+  /** what made it: an admin's request, the sell-out or the close of the campaign */
+  trigger: 'demand' | 'soldout' | 'closed';
+  /** the log position the read model must have reached before counting, fixed at first run */
+  until?: { partition: number; offset: string };
+  /** the chunked cursor, saved after each chunk */
+  cursor?: ReportCursor;
+  result?: ReportResult;
+  /** what it does and waits on now (JobContext.note) */
+  note?: string;
+}
 
 /**
  * A campaign's report, counted in chunks: a cursor over `entries` by position (the unique

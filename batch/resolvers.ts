@@ -1,7 +1,8 @@
 import type { ApiPluginFactory } from '../src/app.js';
 import { badInput, notFound } from '../src/api/errors.js';
 import { campaignId, requireAdmin, type Ctx } from '../src/api/resolvers.js';
-import { openAgenda, type ReplayTarget } from './agenda.js';
+import { openAgenda } from './agenda.js';
+import type { ReplayTarget } from './replay.js';
 import { jobView } from './jobView.js';
 import { queueReplay, queueReport } from './queue.js';
 

@@ -6,7 +6,8 @@ import { keepConsuming, roleConsumer } from '../src/infra/kafka/eventLog.js';
 import { sortBatch, Stops, type Parking } from '../src/infra/kafka/parking.js';
 import { unwatched, type HealthReporter } from '../src/health.js';
 import type { Logger } from '../src/logger.js';
-import type { CloseData, ReportData } from './agenda.js';
+import type { CloseData } from './close.js';
+import type { ReportData } from './report.js';
 
 /** The worker's consumer group on the log: it turns facts into jobs. */
 export const triggersGroup = (config: Pick<Config, 'TOPIC_PREFIX'>) => `${config.TOPIC_PREFIX}.batch-triggers`;

@@ -116,7 +116,7 @@ async function main() {
   const burstEnd = since();
   const lagAtEnd = await lag();
   const appliedAtEnd = await applied();
-  let caughtUp = burstEnd;
+  let caughtUp: number;
   for (;;) {
     if ((await lag()) === 0) {
       caughtUp = since();

@@ -2,7 +2,7 @@ import { KeyObject, type webcrypto } from 'node:crypto';
 import { createVerifier, TokenError } from 'fast-jwt';
 import { createRemoteJWKSet, customFetch, decodeProtectedHeader, errors } from 'jose';
 import { logger } from '../logger.js';
-import { claimChecks } from './auth.js';
+import { claimChecks } from './claims.js';
 
 const log = logger.child({ component: 'jwks' });
 type CryptoKey = webcrypto.CryptoKey;

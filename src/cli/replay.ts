@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { JOB_OPTIONS, rewindFor } from '../../batch/index.js';
 import { awaitWriters, cliServices, fmt, followJob, table } from '../../batch/cli.js';
 import { Deadline, EXIT, ProgressLine, seconds, TimedOut } from './progress.js';
-import type { ReplayData, ReplayTarget } from '../../batch/agenda.js';
+import type { ReplayData, ReplayTarget } from '../../batch/replay.js';
 import { queueReplay } from '../../batch/queue.js';
 import { affectedPartitions, runReplay } from '../../batch/replay.js';
 import type { Projection } from '../../batch/writers.js';

@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { JOB_OPTIONS } from '../../batch/index.js';
 import { cliServices, fmt, followJob, table } from '../../batch/cli.js';
 import { Deadline, EXIT, ProgressLine, seconds, TimedOut } from './progress.js';
-import type { ReportData } from '../../batch/agenda.js';
+import type { ReportData } from '../../batch/report.js';
 import { queueReport } from '../../batch/queue.js';
 import { runReport, type ReportResult } from '../../batch/report.js';
 import { CAMPAIGN_ID } from '../api/resolvers.js';

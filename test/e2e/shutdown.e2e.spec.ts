@@ -59,7 +59,6 @@ describe('SIGTERM', () => {
     expect(await exited).toBe(0);
 
     const accepted = new Map([...answers].flatMap(([u, a]) => (typeof a === 'object' && 'ticket' in a ? [[u, a.ticket] as const] : [])));
-    const count = (k: string) => [...answers.values()].filter((a) => a === k).length;
     expect(accepted.size).toBeGreaterThan(0);
     expect([...answers.values()].filter((a) => typeof a === 'object' && 'error' in a)).toEqual([]);
 

@@ -31,7 +31,7 @@ describe.skipIf(!URL)(URL ? `EventStoreDB archive at ${URL}` : SKIPPED, () => {
     { ...base, type: 'WinnerSelected', eventId: `winner:${campaignId}:u0`, userId: 'u0', position: 1, ticket: '0-1' },
     { ...base, type: 'GifticonIssued', eventId: `gifticon:${campaignId}:u0`, userId: 'u0', gifticonId: 'g_es', code: 'ABCD-EFGH-JKMN-PQRS-TVWX-YZ01-23', position: 1 },
   ];
-  let log: Logged[] = [];
+  const log: Logged[] = [];
 
   beforeAll(async () => {
     iso = await isolated('eventstore_int', { EVENTSTORE_URL: URL! });

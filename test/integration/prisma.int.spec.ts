@@ -78,6 +78,7 @@ function getDatamodel(schemaText: string): Datamodel {
     __externref_table_dealloc(idx: number): void;
     get_dmmf(ptr: number, len: number): [number, number, number, number];
   };
+  // eslint-disable-next-line prefer-const -- set once the instance exists; the imports built before it read it lazily
   let ex: Exports | undefined;
   let panic = '';
   const text = (ptr: number, len: number): string =>
@@ -109,7 +110,7 @@ function getDatamodel(schemaText: string): Datamodel {
   try {
     r = ex.get_dmmf(ptr, params.length);
   } catch (err) {
-    throw new Error(`prisma-schema wasm panicked: ${panic || String(err)}`);
+    throw new Error(`prisma-schema wasm panicked: ${panic || String(err)}`, { cause: err });
   }
   if (r[3]) {
     const err = ex.__wbindgen_externrefs.get(r[2]) as unknown;

@@ -395,7 +395,11 @@ export function keepConsuming(
       c.on(c.events.GROUP_JOIN, (e) => {
         // partitions handed to another member are that member's to report
         const mine = new Set(Object.values(e.payload.memberAssignment).flat());
-        for (const p of [...failures.keys()]) if (!mine.has(p)) (failures.delete(p), health.ok(p));
+        for (const p of [...failures.keys()]) {
+          if (mine.has(p)) continue;
+          failures.delete(p);
+          health.ok(p);
+        }
       });
       c.on(c.events.CRASH, (e) => {
         if (e.payload.restart || stopped) return;
