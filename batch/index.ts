@@ -1,5 +1,5 @@
 import { Counter, Gauge } from 'prom-client';
-import type { RoleFactory, Shared } from '../src/app.js';
+import type { RoleFactory, Shared } from '../src/plugin.js';
 import type { Config } from '../src/config.js';
 import { EventAppender } from '../src/infra/kafka/eventLog.js';
 import { logger } from '../src/logger.js';

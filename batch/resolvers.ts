@@ -1,6 +1,6 @@
-import type { ApiPluginFactory } from '../src/app.js';
+import type { ApiPluginFactory } from '../src/plugin.js';
 import { badInput, notFound } from '../src/api/errors.js';
-import { campaignId, requireAdmin, type Ctx } from '../src/api/resolvers.js';
+import { campaignId, requireAdmin, type Signed } from '../src/api/guards.js';
 import { openAgenda } from './agenda.js';
 import type { ReplayTarget } from './replay.js';
 import { jobView } from './jobView.js';
@@ -19,7 +19,7 @@ export const jobsPlugin: ApiPluginFactory = async (shared) => {
   return {
     resolvers: {
       Query: {
-        report: async (_: unknown, args: { campaignId: unknown }, ctx: Ctx) => {
+        report: async (_: unknown, args: { campaignId: unknown }, ctx: Signed) => {
           requireAdmin(ctx);
           const id = campaignId(args.campaignId);
           const r = await prisma.campaignReport.findFirst({ where: { campaignId: id }, orderBy: [{ generatedAt: 'desc' }, { id: 'desc' }] });
@@ -36,7 +36,7 @@ export const jobsPlugin: ApiPluginFactory = async (shared) => {
             }
           );
         },
-        job: async (_: unknown, args: { id: unknown }, ctx: Ctx) => {
+        job: async (_: unknown, args: { id: unknown }, ctx: Signed) => {
           requireAdmin(ctx);
           if (typeof args.id !== 'string') throw badInput('id', 'must be a job id');
           const attrs = await handle.getJob(args.id);
@@ -44,14 +44,14 @@ export const jobsPlugin: ApiPluginFactory = async (shared) => {
         },
       },
       Mutation: {
-        requestReport: async (_: unknown, args: { campaignId: unknown }, ctx: Ctx) => {
+        requestReport: async (_: unknown, args: { campaignId: unknown }, ctx: Signed) => {
           requireAdmin(ctx);
           const id = campaignId(args.campaignId);
           const known = (await ordering.meta(id)) ?? (await prisma.campaign.findUnique({ where: { id }, select: { id: true } }));
           if (!known) throw notFound('campaign');
           return jobView((await queueReport(handle, id)).attrs);
         },
-        replay: async (_: unknown, args: { target: unknown; campaignId?: unknown }, ctx: Ctx) => {
+        replay: async (_: unknown, args: { target: unknown; campaignId?: unknown }, ctx: Signed) => {
           requireAdmin(ctx);
           if (typeof args.target !== 'string' || !TARGETS.has(args.target)) throw badInput('target', 'must be REDIS, DATABASE or ALL');
           const id = args.campaignId === undefined || args.campaignId === null ? null : campaignId(args.campaignId);

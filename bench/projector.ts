@@ -1,7 +1,7 @@
 import { Health } from '../src/health.js';
 import { randomBytes } from 'node:crypto';
 import { Command } from 'commander';
-import type { Shared } from '../src/app.js';
+import type { Shared } from '../src/plugin.js';
 import { loadConfig } from '../src/config.js';
 import { cryptoMinter } from '../src/domain/campaign.js';
 import { EVENT_VERSION, eventIds, type CampaignEvent } from '../src/domain/events.js';

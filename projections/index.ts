@@ -1,4 +1,4 @@
-import type { RoleFactory } from '../src/app.js';
+import type { RoleFactory } from '../src/plugin.js';
 import { createEventStore } from '../src/infra/eventstore/eventStore.js';
 import { logger } from '../src/logger.js';
 import { ARCHIVE_PROJECTION, EventStoreArchive } from './eventstore-archive/archive.js';

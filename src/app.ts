@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import type { Kafka } from 'kafkajs';
-import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import { Worker } from 'node:worker_threads';
+import type { ApiPluginFactory, RoleFactory, RoleHandle, Shared } from './plugin.js';
 import { SingleWriter, WRITER } from './writer/singleWriter.js';
 import type { FromWriter } from './writer/thread.js';
 import { EnterService, ReplyWaiter } from './api/enter.js';
@@ -12,7 +11,7 @@ import { createApollo, createHttpServer, type ApiEndpoint } from './api/server.j
 import { describeError, Health, type HealthReporter } from './health.js';
 import { createKafka, ensureTopics, EventAppender } from './infra/kafka/eventLog.js';
 import { Parking } from './infra/kafka/parking.js';
-import { createPrisma, type PrismaClient } from './infra/prisma/client.js';
+import { createPrisma } from './infra/prisma/client.js';
 import { prepareDatabase } from './infra/prisma/prepare.js';
 import { createRedis, RedisOrdering } from './infra/redis/ordering.js';
 import { logger } from './logger.js';
@@ -21,43 +20,13 @@ import { createMetrics, type Timing } from './metrics.js';
 export const ROLES = ['api', 'decider', 'projector', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
 
-export interface RoleHandle {
-  /** true once the role's consumers are assigned (or it needs none), and none of them is stopped */
-  ready(): boolean;
-  stop(): Promise<void>;
-}
-
-/** What every role may use: one Kafka client, one Redis, one Prisma, one metrics registry, one health registry. */
-export interface Shared {
-  config: Config;
-  kafka: Kafka;
-  redis: Redis;
-  ordering: RedisOrdering;
-  prisma: PrismaClient;
-  metrics: ReturnType<typeof createMetrics>;
-  /** the dead-letter topic: every consumer of this process parks what it cannot use there */
-  parking: Parking;
-  /** components report failing / ok here; /readyz reads it */
-  health: Health;
-  instance: string;
-}
-
 /** Roles that live outside src/ plug in here (projections/, batch/). */
-export type RoleFactory = (shared: Shared) => Promise<RoleHandle>;
 const external: Partial<Record<Role, () => Promise<RoleFactory>>> = {};
 export function registerRole(role: Role, load: () => Promise<RoleFactory>) {
   external[role] = load;
 }
 
-/**
- * GraphQL fields served by the API role but answered from elsewhere (the Postgres read model, the
- * job queue). They work in an API process that runs no other role.
- */
-export interface ApiPlugin {
-  resolvers: Record<string, Record<string, unknown>>;
-  stop(): Promise<void>;
-}
-export type ApiPluginFactory = (shared: Shared) => Promise<ApiPlugin>;
+/** GraphQL fields served by the API role but answered from elsewhere (see `ApiPlugin`). */
 const apiPlugins: (() => Promise<ApiPluginFactory>)[] = [];
 export function registerApiPlugin(load: () => Promise<ApiPluginFactory>) {
   apiPlugins.push(load);

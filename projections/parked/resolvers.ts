@@ -1,6 +1,6 @@
-import type { ApiPluginFactory } from '../../src/app.js';
+import type { ApiPluginFactory } from '../../src/plugin.js';
 import { badInput, notFound } from '../../src/api/errors.js';
-import { requireAdmin, type Ctx } from '../../src/api/resolvers.js';
+import { requireAdmin, type Signed } from '../../src/api/guards.js';
 import { EventAppender } from '../../src/infra/kafka/eventLog.js';
 import type { ParkedRecord as Row } from '../../src/infra/prisma/client.js';
 import { connectionOf, decodeCursor, pageSize } from '../prisma-tables/connections.js';
@@ -46,7 +46,7 @@ export const parkedPlugin: ApiPluginFactory = async (shared) => {
   return {
     resolvers: {
       Query: {
-        parked: async (_: unknown, args: { first?: unknown; after?: unknown; status?: unknown }, ctx: Ctx) => {
+        parked: async (_: unknown, args: { first?: unknown; after?: unknown; status?: unknown }, ctx: Signed) => {
           requireAdmin(ctx);
           const first = pageSize(args.first, 50);
           const after = decodeCursor('parked', args.after);
@@ -63,14 +63,14 @@ export const parkedPlugin: ApiPluginFactory = async (shared) => {
         },
       },
       Mutation: {
-        retryParked: async (_: unknown, args: { id: unknown }, ctx: Ctx) => {
+        retryParked: async (_: unknown, args: { id: unknown }, ctx: Signed) => {
           requireAdmin(ctx);
           if (typeof args.id !== 'string' || !ID.test(args.id)) throw badInput('id', 'is not a parked record id');
           const r = await retryParked(deps, args.id);
           if (r.kind === 'not-found') throw notFound(`parked record ${args.id}`);
           return node(r.row);
         },
-        retryAllParked: async (_: unknown, _args: unknown, ctx: Ctx) => {
+        retryAllParked: async (_: unknown, _args: unknown, ctx: Signed) => {
           requireAdmin(ctx);
           const summary = { retried: 0, stillParked: 0 };
           // oldest first: records appended again keep their relative order

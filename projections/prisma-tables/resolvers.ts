@@ -1,5 +1,5 @@
-import type { ApiPluginFactory } from '../../src/app.js';
-import { campaignId, requireAdmin, type Ctx } from '../../src/api/resolvers.js';
+import type { ApiPluginFactory } from '../../src/plugin.js';
+import { campaignId, requireAdmin, type Signed } from '../../src/api/guards.js';
 import { statusOf } from '../../src/domain/campaign.js';
 import type { Campaign, PrismaClient } from '../../src/infra/prisma/client.js';
 import { connectionOf, decodeCursor, pageSize } from './connections.js';
@@ -31,7 +31,7 @@ export function readModelResolvers(prisma: PrismaClient) {
   return {
     Query: {
       /** newest first */
-      campaigns: async (_: unknown, args: { first?: unknown; after?: unknown }, ctx: Ctx) => {
+      campaigns: async (_: unknown, args: { first?: unknown; after?: unknown }, ctx: Signed) => {
         requireAdmin(ctx);
         const first = pageSize(args.first, 20);
         const after = decodeCursor('campaigns', args.after);
@@ -45,7 +45,7 @@ export function readModelResolvers(prisma: PrismaClient) {
         const now = Date.now();
         return connectionOf(rows, first, totalCount, (r) => ({ list: 'campaigns', createdAt: r.createdAt.getTime(), id: r.id }), (r) => campaignNode(r, now));
       },
-      winners: async (_: unknown, args: { campaignId: unknown; first?: unknown; after?: unknown }, ctx: Ctx) => {
+      winners: async (_: unknown, args: { campaignId: unknown; first?: unknown; after?: unknown }, ctx: Signed) => {
         requireAdmin(ctx);
         const id = campaignId(args.campaignId);
         const first = pageSize(args.first, 100);
@@ -77,7 +77,7 @@ export function readModelResolvers(prisma: PrismaClient) {
           },
         );
       },
-      gifticons: async (_: unknown, args: { campaignId: unknown; first?: unknown; after?: unknown }, ctx: Ctx) => {
+      gifticons: async (_: unknown, args: { campaignId: unknown; first?: unknown; after?: unknown }, ctx: Signed) => {
         requireAdmin(ctx);
         const id = campaignId(args.campaignId);
         const first = pageSize(args.first, 100);

@@ -8,9 +8,9 @@ import { campaignClosed, EVENT_VERSION, eventIds, type CampaignCreated } from '.
 import { partitionFor, type EventAppender } from '../infra/kafka/eventLog.js';
 import type { CampaignView, EntryView, RedisOrdering } from '../infra/redis/ordering.js';
 import type { Caller } from './auth.js';
-import { USER_ID } from './auth.js';
 import type { EnterService } from './enter.js';
-import { badInput, forbidden, notFound, rateLimited, unauthenticated, unavailable } from './errors.js';
+import { badInput, notFound, rateLimited, unavailable } from './errors.js';
+import { CAMPAIGN_ID, campaignId, requireAdmin, requireUser, userId } from './guards.js';
 import { DateTime } from './scalars.js';
 
 export interface ApiServices {
@@ -26,29 +26,6 @@ export interface Ctx {
   caller: Caller | null;
   services: ApiServices;
   limits?: RateLimitEvents;
-}
-
-export function requireUser(ctx: Ctx): Caller {
-  if (!ctx.caller) throw unauthenticated();
-  return ctx.caller;
-}
-
-export function requireAdmin(ctx: Ctx): Caller {
-  const c = requireUser(ctx);
-  if (!c.admin) throw forbidden();
-  return c;
-}
-
-export const CAMPAIGN_ID = /^[a-z0-9-]{1,64}$/;
-
-export function campaignId(value: unknown, field = 'campaignId'): string {
-  if (typeof value !== 'string' || !CAMPAIGN_ID.test(value)) throw badInput(field, 'must match [a-z0-9-]{1,64}');
-  return value;
-}
-
-export function userId(value: unknown, field = 'userId'): string {
-  if (typeof value !== 'string' || !USER_ID.test(value)) throw badInput(field, 'must be 1-128 chars of A-Za-z0-9._:@-');
-  return value;
 }
 
 export function campaignOut(v: CampaignView, now = Date.now()) {

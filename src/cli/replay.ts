@@ -7,7 +7,7 @@ import type { ReplayData, ReplayTarget } from '../../batch/replay.js';
 import { queueReplay } from '../../batch/queue.js';
 import { affectedPartitions, runReplay } from '../../batch/replay.js';
 import type { Projection } from '../../batch/writers.js';
-import { CAMPAIGN_ID } from '../api/resolvers.js';
+import { CAMPAIGN_ID } from '../api/guards.js';
 import { loadConfigOrExit } from '../config.js';
 
 const program = new Command()

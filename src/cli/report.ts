@@ -7,7 +7,7 @@ import { Deadline, EXIT, ProgressLine, seconds, TimedOut } from './progress.js';
 import type { ReportData } from '../../batch/report.js';
 import { queueReport } from '../../batch/queue.js';
 import { runReport, type ReportResult } from '../../batch/report.js';
-import { CAMPAIGN_ID } from '../api/resolvers.js';
+import { CAMPAIGN_ID } from '../api/guards.js';
 import { loadConfigOrExit } from '../config.js';
 
 const program = new Command()

@@ -1,0 +1,47 @@
+import type { Kafka } from 'kafkajs';
+import type { Redis } from 'ioredis';
+import type { Config } from './config.js';
+import type { Health } from './health.js';
+import type { Parking } from './infra/kafka/parking.js';
+import type { PrismaClient } from './infra/prisma/client.js';
+import type { RedisOrdering } from './infra/redis/ordering.js';
+import type { Metrics } from './metrics.js';
+
+/**
+ * What the composition root (src/app.ts) hands to the roles and API fields that live outside src/
+ * (projections/, batch/): they depend on these types, never on the root itself.
+ */
+
+export interface RoleHandle {
+  /** true once the role's consumers are assigned (or it needs none), and none of them is stopped */
+  ready(): boolean;
+  stop(): Promise<void>;
+}
+
+/** What every role may use: one Kafka client, one Redis, one Prisma, one metrics registry, one health registry. */
+export interface Shared {
+  config: Config;
+  kafka: Kafka;
+  redis: Redis;
+  ordering: RedisOrdering;
+  prisma: PrismaClient;
+  metrics: Metrics;
+  /** the dead-letter topic: every consumer of this process parks what it cannot use there */
+  parking: Parking;
+  /** components report failing / ok here; /readyz reads it */
+  health: Health;
+  instance: string;
+}
+
+/** Roles that live outside src/ plug in here (projections/, batch/). */
+export type RoleFactory = (shared: Shared) => Promise<RoleHandle>;
+
+/**
+ * GraphQL fields served by the API role but answered from elsewhere (the Postgres read model, the
+ * job queue). They work in an API process that runs no other role.
+ */
+export interface ApiPlugin {
+  resolvers: Record<string, Record<string, unknown>>;
+  stop(): Promise<void>;
+}
+export type ApiPluginFactory = (shared: Shared) => Promise<ApiPlugin>;
