@@ -11,6 +11,10 @@
  *        The target database of DATABASE_URL is created if missing.
  * down — stops only what `up` started (.stack/<service>.pid) and removes those pid files.
  *
+ * --cluster: instead, a 3-node Kafka (127.0.0.1:19092-19094) and a Redis Cluster of 3 primaries
+ *        with a replica each (127.0.0.1:17000-17005), in .stack/cluster/ (scripts/stack/cluster.ts);
+ *        `up` prints the environment that points firstcome at them.
+ *
  * Library use (tests, demo): `await stackUp()` / `await stackDown()`.
  *
  * This file runs the services side by side and reports; each service lives in scripts/stack/
@@ -19,12 +23,14 @@
  */
 import * as fs from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { clusterDown, clusterUp } from './stack/cluster.js';
 import { downKafka, upKafka } from './stack/kafka.js';
 import { defaultRoot, paths } from './stack/paths.js';
 import { downPostgres, upPostgres } from './stack/postgres.js';
 import { downRedis, upRedis } from './stack/redis.js';
 import { StackError, formatResult, type DownResult, type ServiceName, type ServiceResult } from './stack/results.js';
 
+export { CLUSTER_KAFKA_PORTS, CLUSTER_REDIS_PORTS, clusterEnv } from './stack/cluster.js';
 export { DEFAULT_KAFKA_BROKERS, kafkaAnswers } from './stack/kafka.js';
 export { KAFKA_VERSION } from './stack/kafkaLibs.js';
 export { kafkaServerProperties, type KafkaPropsInput } from './stack/kafkaProperties.js';
@@ -127,23 +133,41 @@ function isEntry(): boolean {
   }
 }
 
+/** `up --cluster` / `down --cluster` */
+export async function clusterStackUp(opts: Pick<StackOptions, 'root' | 'env' | 'log'> = {}) {
+  return clusterUp(paths(opts.root ?? defaultRoot()), opts.env ?? process.env, opts.log ?? (() => undefined));
+}
+
+export async function clusterStackDown(opts: Pick<StackOptions, 'root' | 'log'> = {}) {
+  return clusterDown(paths(opts.root ?? defaultRoot()), opts.log ?? (() => undefined));
+}
+
 async function main(): Promise<void> {
   const cmd = process.argv[2];
+  const cluster = process.argv.includes('--cluster');
   const log = (l: string) => console.log(l);
   const t0 = performance.now();
   try {
-    if (cmd === 'up') {
+    if (cluster && cmd === 'up') {
+      const r = await clusterStackUp({ log });
+      console.log(`kafka cluster  ${r.kafka}  ${r.env.KAFKA_BROKERS}`);
+      console.log(`redis cluster  ${r.redis}  ${r.env.REDIS_CLUSTER_NODES}`);
+      console.log(`cluster up in ${elapsed(t0).toFixed(1)}s; run firstcome on it with:`);
+      console.log(Object.entries(r.env).map(([k, v]) => `export ${k}=${v}`).join('\n'));
+    } else if (cluster && cmd === 'down') {
+      await clusterStackDown({ log });
+    } else if (cmd === 'up') {
       await stackUp({ log });
       console.log(`stack up in ${elapsed(t0).toFixed(1)}s`);
     } else if (cmd === 'down') {
       await stackDown({ log });
     } else {
-      console.error('usage: tsx scripts/stack.ts up|down');
+      console.error('usage: tsx scripts/stack.ts up|down [--cluster]');
       process.exitCode = 2;
       return;
     }
   } catch (e) {
-    if (!(e instanceof StackError)) console.error(e);
+    if (!(e instanceof StackError)) console.error(e instanceof Error ? e.message : e);
     process.exitCode = 1;
   }
 }

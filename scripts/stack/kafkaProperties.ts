@@ -14,28 +14,32 @@ export interface KafkaPropsInput {
   port: number;
   controllerPort: number;
   dataDir: string;
+  /** a node of a cluster: its id, every controller (`id@host:port`), and the replication it affords */
+  cluster?: { nodeId: number; voters: string; replicas: number; minInsync: number };
 }
 
-/** server.properties for the single-node KRaft broker+controller. */
-export function kafkaServerProperties({ host, port, controllerPort, dataDir }: KafkaPropsInput): string {
+/** server.properties for a KRaft node that is both broker and controller: alone, or one of a cluster. */
+export function kafkaServerProperties({ host, port, controllerPort, dataDir, cluster }: KafkaPropsInput): string {
+  const replicas = cluster?.replicas ?? 1;
+  const minInsync = cluster?.minInsync ?? 1;
   const props: Array<[string, string | number] | string> = [
     '# written by scripts/stack.ts on every start; edit the script, not this file',
-    '## KRaft, one node that is both broker and controller',
+    cluster ? `## KRaft, node ${cluster.nodeId} of a cluster, broker and controller` : '## KRaft, one node that is both broker and controller',
     ['process.roles', 'broker,controller'],
-    ['node.id', 1],
-    ['controller.quorum.voters', `1@${host}:${controllerPort}`],
+    ['node.id', cluster?.nodeId ?? 1],
+    ['controller.quorum.voters', cluster?.voters ?? `1@${host}:${controllerPort}`],
     ['listeners', `PLAINTEXT://${host}:${port},CONTROLLER://${host}:${controllerPort}`],
     ['advertised.listeners', `PLAINTEXT://${host}:${port}`],
     ['listener.security.protocol.map', 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT'],
     ['controller.listener.names', 'CONTROLLER'],
     ['inter.broker.listener.name', 'PLAINTEXT'],
     ['log.dirs', dataDir],
-    '## one node: every internal topic has one replica',
-    ['offsets.topic.replication.factor', 1],
-    ['transaction.state.log.replication.factor', 1],
-    ['transaction.state.log.min.isr', 1],
-    ['default.replication.factor', 1],
-    ['min.insync.replicas', 1],
+    cluster ? `## ${replicas} replicas of every internal topic, ${minInsync} in sync: any one node may die` : '## one node: every internal topic has one replica',
+    ['offsets.topic.replication.factor', replicas],
+    ['transaction.state.log.replication.factor', replicas],
+    ['transaction.state.log.min.isr', minInsync],
+    ['default.replication.factor', replicas],
+    ['min.insync.replicas', minInsync],
     ['offsets.topic.num.partitions', 10],
     ['transaction.state.log.num.partitions', 10],
     '## behaviour the app relies on',

@@ -77,9 +77,10 @@ export async function ensureTopics(
   ];
   if (!existing.has(config.topics.parked)) {
     await admin.createTopics({
-      waitForLeaders: true,
+      waitForLeaders: false,
       topics: [{ topic: config.topics.parked, numPartitions: 1, replicationFactor: Math.min(3, brokers), configEntries: durable }],
     });
+    await servedByLeaders(admin, config.topics.parked);
   }
   if (existing.has(topic)) {
     const meta = await admin.fetchTopicMetadata({ topics: [topic] });
@@ -92,10 +93,30 @@ export async function ensureTopics(
     }
     return;
   }
+  // KafkaJS's own wait for leaders gives up on the first "does not host" answer: servedByLeaders waits
   await admin.createTopics({
-    waitForLeaders: true,
+    waitForLeaders: false,
     topics: [{ topic, numPartitions: config.EVENT_PARTITIONS, replicationFactor: Math.min(3, brokers), configEntries: durable }],
   });
+  await servedByLeaders(admin, topic);
+}
+
+/**
+ * Right after a topic is created its leaders may not serve it yet ("This server does not host this
+ * topic-partition"), the longer the more brokers there are: a topic is ready once every partition's
+ * leader answers a ListOffsets for it.
+ */
+async function servedByLeaders(admin: Admin, topic: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await admin.fetchTopicOffsets(topic);
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
 }
 
 export interface Appended {
