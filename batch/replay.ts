@@ -2,18 +2,9 @@ import type { Admin, Kafka } from 'kafkajs';
 import type { Config } from '../src/config.js';
 import { partitionFor } from '../src/infra/kafka/eventLog.js';
 import type { PrismaClient } from '../src/infra/prisma/client.js';
-import type { RedisOrdering } from '../src/infra/redis/ordering.js';
+import { carriedCampaigns, deletePartition, foldCarry, rebuildProgress, replayDeleted, scanCampaignIds, type RedisOrdering } from '../projections/redis-ordering/index.js';
 import type { ReplayData } from './agenda.js';
 import { committedOffsets, highWatermarks, nearlyReached, prismaCheckpoints, withAdmin } from './logPosition.js';
-import {
-  DELETE_PARTITION_LUA,
-  FOLD_CARRY_LUA,
-  campaignKeys,
-  carryKey,
-  replayMarker,
-  scanCampaignIds,
-  scanKeys,
-} from './redisKeys.js';
 import type { JobContext } from './runtime.js';
 import { describeOwnership, NoWriter, type Missing, reachLine, WRITER_WAIT_MS, writerOf, WriterWatch, type Projection } from './writers.js';
 
@@ -223,7 +214,6 @@ async function replayRedisWith(
 ): Promise<void> {
   const state = data.redis!;
   const { ordering, config } = deps;
-  const { redis, keys } = ordering;
   const topic = config.topics.events;
 
   if (state.phase === 'deleting') {
@@ -233,24 +223,17 @@ async function replayRedisWith(
       const waitingSince = Date.now();
       for (;;) {
         ctx.check();
-        const deleted = await redis.get(replayMarker(keys, ctx.id, p));
+        const where = { topic, partition: p };
+        const deleted = await replayDeleted(ordering, where, ctx.id);
         if (deleted !== null) {
-          campaigns += Number(deleted); // deleted by this job already (an earlier run, or just now)
+          campaigns += deleted; // deleted by this job already (an earlier run, or just now)
           break;
         }
-        const busy = !(await ordering.isBuilt(topic, p)) || (await redis.exists(keys.rebuild(topic, p))) === 1;
+        const busy = !(await ordering.isBuilt(where)) || (await rebuildProgress(ordering, where)) !== null;
         if (!busy) {
           await waitQuiet(ctx, deps, admin, p, note);
-          const ids = data.campaignId !== null ? [data.campaignId] : [...(await scanCampaignIds(redis, keys))].filter((id) => partitionFor(id, config.EVENT_PARTITIONS) === p);
-          const r = await redis.eval(
-            DELETE_PARTITION_LUA,
-            3 + ids.length * 5,
-            keys.built(topic, p),
-            keys.rebuild(topic, p),
-            replayMarker(keys, ctx.id, p),
-            ...ids.flatMap((id) => campaignKeys(keys, id)),
-            String(MARKER_TTL_S),
-          );
+          const ids = data.campaignId !== null ? [data.campaignId] : [...(await scanCampaignIds(ordering))].filter((id) => partitionFor(id, config.EVENT_PARTITIONS) === p);
+          const r = await deletePartition(ordering, where, ctx.id, ids, MARKER_TTL_S);
           if (r === 'DELETED') {
             ctx.log.info({ partition: p, campaigns: ids.length }, 'Redis keys and built sentinel deleted: the decider rebuilds the partition');
             continue; // counted from the marker
@@ -279,11 +262,10 @@ async function replayRedisWith(
       const parts = await Promise.all(
         state.partitions.map(async (p) => {
           const weight = BigInt(state.ends[String(p)] ?? '0');
-          if (await ordering.isBuilt(topic, p)) return { partition: p, weight, fraction: 1, built: true, at: null, until: 0n };
-          const raw = await redis.get(keys.rebuild(topic, p));
-          const r = raw ? (JSON.parse(raw) as { next: string; until: string }) : null;
-          const fraction = r && Number(r.until) > 0 ? Number(r.next) / Number(r.until) : 0;
-          return { partition: p, weight, fraction, built: false, at: r ? BigInt(r.next) : null, until: r ? BigInt(r.until) : weight };
+          if (await ordering.isBuilt({ topic, partition: p })) return { partition: p, weight, fraction: 1, built: true, at: null, until: 0n };
+          const r = await rebuildProgress(ordering, { topic, partition: p });
+          const fraction = r && r.until > 0n ? Number(r.next) / Number(r.until) : 0;
+          return { partition: p, weight, fraction, built: false, at: r ? r.next : null, until: r ? r.until : weight };
         }),
       );
       const f = weightedProgress(parts);
@@ -333,13 +315,9 @@ async function waitQuiet(ctx: JobContext<ReplayData>, deps: ReplayDeps, admin: A
 }
 
 async function foldCarries(ctx: JobContext<ReplayData>, deps: ReplayDeps, data: ReplayData): Promise<void> {
-  const { redis, keys } = deps.ordering;
-  const ids =
-    data.campaignId !== null
-      ? [data.campaignId]
-      : (await scanKeys(redis, `${keys.prefix}:{c:*}:requests-carry`)).map((k) => k.slice(`${keys.prefix}:{c:`.length, k.lastIndexOf('}:')));
+  const ids = data.campaignId !== null ? [data.campaignId] : await carriedCampaigns(deps.ordering);
   for (const id of ids) {
-    const n = Number(await redis.eval(FOLD_CARRY_LUA, 2, keys.meta(id), carryKey(keys, id)));
+    const n = await foldCarry(deps.ordering, id);
     if (n < 0) ctx.log.warn({ campaignId: id }, 'campaign not in the rebuilt projection: its request count stays carried');
   }
 }

@@ -6,7 +6,7 @@ import type { Reply } from './replies.js';
 
 /**
  * What the single writer talks to. The real adapters are KafkaJS (`kafkaSink.ts`, the consumer in
- * `singleWriter.ts`) and ioredis (`redisLines.ts`); test/support/writerPorts.ts has in-memory twins,
+ * `singleWriter.ts`) and ioredis (`projections/redis-ordering/lines.ts`); test/support/writerPorts.ts has in-memory twins,
  * so the writer's crash logic runs in unit specs without a server.
  */
 

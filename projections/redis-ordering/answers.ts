@@ -1,0 +1,59 @@
+import type { CampaignTerms } from '../../src/domain/campaign.js';
+import { ticketOf } from '../../src/domain/events.js';
+
+/**
+ * The Lua scripts' answers, parsed into typed unions here at the edge: nothing outside this file
+ * reads a script's reply by position.
+ */
+
+/** What the gate of `enter` (lookup.lua) knows about a user and a campaign. */
+export type GateAnswer =
+  /** no such campaign: its partition's projection is built and the campaign is not in it */
+  | { kind: 'unknown' }
+  /** the campaign is being rebuilt from the log: ask again later */
+  | { kind: 'building' }
+  /** the user has a place already */
+  | { kind: 'placed'; ticket: string; position: number; stock: number }
+  /** the user's entry is in the log, not placed yet */
+  | { kind: 'pending'; ticket: string; stock: number }
+  /** the user is not in line; `claimed` when this request holds the user's append claim */
+  | { kind: 'new'; terms: CampaignTerms; taken: number; claimed: boolean };
+
+type Raw = readonly (string | number)[];
+const num = (v: string | number | undefined) => Number(v);
+
+export function parseGate(r: Raw): GateAnswer {
+  switch (r[0]) {
+    case 'NOMETA':
+      return num(r[1]) === 1 ? { kind: 'unknown' } : { kind: 'building' };
+    case 'BUILDING':
+      return { kind: 'building' };
+    case 'PLACED': {
+      const [, score, rank, stock, partition] = r;
+      return { kind: 'placed', ticket: ticketOf(num(partition), BigInt(score!)), position: num(rank) + 1, stock: num(stock) };
+    }
+    case 'PENDING':
+      return { kind: 'pending', ticket: String(r[1]), stock: num(r[2]) };
+    case 'NEW': {
+      const [, stock, opensAt, closesAt, closedAt, taken, , claimed] = r;
+      const terms: CampaignTerms = { stock: num(stock), opensAt: num(opensAt), closesAt: num(closesAt), closedAt: closedAt ? num(closedAt) : null };
+      return { kind: 'new', terms, taken: num(taken), claimed: num(claimed) === 1 };
+    }
+    default:
+      throw new Error(`unexpected gate answer ${JSON.stringify(r)}`);
+  }
+}
+
+/** A place in a campaign's line: the rank among distinct users (0-based) and the user's first offset. */
+export interface LinePlace {
+  rank: number;
+  firstOffset: bigint;
+}
+
+/** place.lua's answer for one campaign: a place per entry, or REBUILD when the campaign's projection is gone. */
+export function parsePlaces(r: Raw): 'REBUILD' | LinePlace[] {
+  if (r[0] === 'REBUILD') return 'REBUILD';
+  const out: LinePlace[] = [];
+  for (let i = 0; i < r.length; i += 2) out.push({ rank: num(r[i]), firstOffset: BigInt(r[i + 1]!) });
+  return out;
+}
