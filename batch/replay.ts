@@ -12,17 +12,19 @@ import { describeOwnership, NoWriter, type Missing, reachLine, WRITER_WAIT_MS, w
  * A replay never writes a projection beside its live writer (two writers of the Redis line would
  * compute wrong places); it rewinds the one writer instead.
  *
- * REDIS: the campaign's keys (or every campaign's) and the `built` sentinel of the affected
- * partitions go in one atomic step; the decider notices within ~250 ms, replays the partition from
- * offset 0 (places are a pure function of offsets, codes come from GifticonIssued events) and sets
- * the sentinel back when done. Progress is the decider's own {next, until}.
+ * REDIS: the `built` sentinel of the affected partitions goes and the campaign's keys (or every
+ * campaign's) are wiped to a `building` mark (projections/redis-ordering: deletePartition); the
+ * decider notices within ~250 ms, replays the partition from offset 0 (places are a pure function
+ * of offsets, codes come from GifticonIssued events) and sets the sentinel back when done.
+ * Progress is the decider's own {next, until}.
  *
  * DATABASE: the Prisma projector treats its checkpoint row as the truth; `rewind` sets it back
  * (and clears the campaign's rows), the projector follows. Progress is its checkpoint against the
  * log's end at the start of the job.
  *
  * The phase reached is saved in the job's data, so a job re-run after its worker died resumes:
- * it never deletes a partition twice (a marker is set in the same Lua step as the deletion).
+ * it never deletes a partition twice (a per-job marker), and one that died half way through a
+ * partition wipes it again.
  *
  * Nothing is deleted or rewound unless a member of the writer's consumer group owns every
  * affected partition (within WRITER_WAIT_MS); otherwise the job fails for good with one line that
@@ -235,7 +237,7 @@ async function replayRedisWith(
           const ids = data.campaignId !== null ? [data.campaignId] : [...(await scanCampaignIds(ordering))].filter((id) => partitionFor(id, config.EVENT_PARTITIONS) === p);
           const r = await deletePartition(ordering, where, ctx.id, ids, MARKER_TTL_S);
           if (r === 'DELETED') {
-            ctx.log.info({ partition: p, campaigns: ids.length }, 'Redis keys and built sentinel deleted: the decider rebuilds the partition');
+            ctx.log.info({ partition: p, campaigns: ids.length }, 'Redis campaigns wiped and built sentinel deleted: the decider rebuilds the partition');
             continue; // counted from the marker
           }
           if (r === 'DONE') continue;

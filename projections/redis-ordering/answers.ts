@@ -22,10 +22,11 @@ export type GateAnswer =
 type Raw = readonly (string | number)[];
 const num = (v: string | number | undefined) => Number(v);
 
-export function parseGate(r: Raw): GateAnswer {
+/** lookup.lua's answer: as GateAnswer, except that a campaign not there is 'absent' until its partition is asked (gate.ts). */
+export function parseGate(r: Raw): Exclude<GateAnswer, { kind: 'unknown' }> | { kind: 'absent' } {
   switch (r[0]) {
     case 'NOMETA':
-      return num(r[1]) === 1 ? { kind: 'unknown' } : { kind: 'building' };
+      return { kind: 'absent' };
     case 'BUILDING':
       return { kind: 'building' };
     case 'PLACED': {

@@ -1,5 +1,6 @@
 import { parseGate, type GateAnswer } from './answers.js';
 import type { PartitionRef, RedisOrdering } from './reads.js';
+import { confirmAbsent } from './rebuild.js';
 
 /**
  * The gate of `enter` (lookup.lua) and the user's append claim around it: one round trip tells
@@ -12,18 +13,15 @@ export class EnterGate {
   /** `count` is false when the same call asks again, so `requests` counts calls, not lookups. */
   async check(campaignId: string, userId: string, claimToken: string, claimTtlMs: number, where: PartitionRef, count: boolean): Promise<GateAnswer> {
     const k = this.o.keys;
-    const r = await this.o.redis.fcLookup(
-      k.meta(campaignId),
-      k.line(campaignId),
-      k.pending(campaignId),
-      k.claim(campaignId, userId),
-      k.built(where.topic, where.partition),
-      userId,
-      claimToken,
-      claimTtlMs,
-      count ? '1' : '0',
-    );
-    return parseGate(r);
+    for (let look = 0; look < 3; look++) {
+      const r = parseGate(await this.o.redis.fcLookup(k.meta(campaignId), k.line(campaignId), k.pending(campaignId), k.claim(campaignId, userId), userId, claimToken, claimTtlMs, count ? '1' : '0'));
+      if (r.kind !== 'absent') return r;
+      // a campaign not there was not counted either: looking again counts it once
+      const absent = await confirmAbsent(this.o, where, campaignId);
+      if (absent !== 'present') return { kind: absent };
+    }
+    // created or rebuilt between every look: it is on its way
+    return { kind: 'building' };
   }
 
   /** After the append: the user's ticket is known, the claim is no longer needed. */

@@ -28,8 +28,8 @@ export class RedisCampaignLines implements CampaignLines {
     return saveRebuildProgress(this.o, { topic: this.topic, partition }, { next, until });
   }
 
-  finishRebuild(partition: number, campaigns: Iterable<string>): Promise<void> {
-    return finishRebuild(this.o, { topic: this.topic, partition }, campaigns);
+  finishRebuild(partition: number, created: Iterable<string>): Promise<boolean> {
+    return finishRebuild(this.o, { topic: this.topic, partition }, created);
   }
 
   async terms(campaignIds: readonly string[]): Promise<Map<string, CampaignTerms>> {

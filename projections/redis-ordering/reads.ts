@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { CampaignTerms } from '../../src/domain/campaign.js';
 import { ticketOf } from '../../src/domain/events.js';
 import { Keys } from './keys.js';
+import { confirmAbsent } from './rebuild.js';
 
 /**
  * The reads of the Redis ordering projection: a campaign and a user's entry as the projection
@@ -91,42 +92,46 @@ export class RedisOrdering {
 
   /**
    * A campaign as the projection knows it. Given its partition, a campaign that is not there is
-   * `null` only where the partition is built, else 'building' (README.md: a campaign not found
-   * while it is rebuilt must not read as unknown). Without it, a campaign not there is `null`.
+   * `null` only where the partition is built (rebuild.ts: confirmAbsent), else 'building': a
+   * campaign not found while it is rebuilt must not read as unknown. Without it, `null`.
    */
   async campaign(campaignId: string, where?: PartitionRef): Promise<CampaignView | null | 'building'> {
     const k = this.keys;
-    const builtKey = where ? k.built(where.topic, where.partition) : k.meta(campaignId);
-    const [[, h], [, entrants], [, winners], [, built]] = (await this.redis
-      .multi()
-      .hgetall(k.meta(campaignId))
-      .zcard(k.line(campaignId))
-      .hlen(k.won(campaignId))
-      .exists(builtKey)
-      .exec()) as [[null, Record<string, string>], [null, number], [null, number], [null, number]];
-    const meta = parseMeta(h);
-    if (meta) return meta.building ? 'building' : { ...meta, entrants, winners };
-    return where && built !== 1 ? 'building' : null;
+    for (;;) {
+      const [[, h], [, entrants], [, winners]] = (await this.redis.multi().hgetall(k.meta(campaignId)).zcard(k.line(campaignId)).hlen(k.won(campaignId)).exec()) as [
+        [null, Record<string, string>],
+        [null, number],
+        [null, number],
+      ];
+      if (h.building === '1') return 'building';
+      const meta = parseMeta(h);
+      if (meta) return { ...meta, entrants, winners };
+      if (!where) return null;
+      const absent = await confirmAbsent(this, where, campaignId);
+      if (absent !== 'present') return absent === 'unknown' ? null : 'building';
+    }
   }
 
   /** The entry of a user as the projection knows it; null when the user is not in line. `where`: see `campaign`. */
   async entry(campaignId: string, userId: string, where?: PartitionRef): Promise<EntryView | 'unknown-campaign' | 'building' | null> {
     const k = this.keys;
-    const builtKey = where ? k.built(where.topic, where.partition) : k.meta(campaignId);
-    const res = (await this.redis
-      .multi()
-      .hmget(k.meta(campaignId), 'stock', 'partition', 'building')
-      .exists(builtKey)
-      .zscore(k.line(campaignId), userId)
-      .zrank(k.line(campaignId), userId)
-      .hget(k.pending(campaignId), userId)
-      .hget(k.won(campaignId), userId)
-      .hget(k.gifts(campaignId), userId)
-      .exec()) as [null, unknown][];
-    const [stock, partition, building] = res[0]![1] as (string | null)[];
-    if (!stock) return where && res[1]![1] !== 1 ? 'building' : 'unknown-campaign';
-    if (building) return 'building';
-    return entryOf(campaignId, userId, Number(stock), Number(partition), res.slice(2).map(([, v]) => v) as EntryFields);
+    for (;;) {
+      const res = (await this.redis
+        .multi()
+        .hmget(k.meta(campaignId), 'stock', 'partition', 'building')
+        .zscore(k.line(campaignId), userId)
+        .zrank(k.line(campaignId), userId)
+        .hget(k.pending(campaignId), userId)
+        .hget(k.won(campaignId), userId)
+        .hget(k.gifts(campaignId), userId)
+        .exec()) as [null, unknown][];
+      const [stock, partition, building] = res[0]![1] as (string | null)[];
+      if (building) return 'building';
+      if (stock) return entryOf(campaignId, userId, Number(stock), Number(partition), res.slice(1).map(([, v]) => v) as EntryFields);
+      if (!where) return 'unknown-campaign';
+      const absent = await confirmAbsent(this, where, campaignId);
+      if (absent !== 'present') return absent === 'unknown' ? 'unknown-campaign' : 'building';
+    }
   }
 
   /** The API's request counter of a campaign: what the meta holds plus what a replay carries; null when neither is there. */

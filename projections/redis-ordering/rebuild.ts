@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { PartitionRef, RedisOrdering } from './reads.js';
 
 /**
@@ -5,8 +6,26 @@ import type { PartitionRef, RedisOrdering } from './reads.js';
  * progress, the `building` flag of campaigns re-created meanwhile, and a replay job's steps.
  */
 
+/** The partition's projection is complete up to its writer's position: a new token, so readers can tell one build from the next. */
 export async function markBuilt(o: RedisOrdering, where: PartitionRef): Promise<void> {
-  await o.redis.set(o.keys.built(where.topic, where.partition), '1');
+  await o.redis.set(o.keys.built(where.topic, where.partition), randomUUID());
+}
+
+/**
+ * A campaign none of whose keys a reader found: 'unknown' only if its partition was built before
+ * and after a second look at the campaign, by the same build (the sentinel's token); 'building'
+ * otherwise; 'present' when the second look finds it (created or rebuilt meanwhile: read again).
+ * The sentinel lives in another hash slot than the campaign, so this takes three round trips: it is
+ * paid only by a campaign not found.
+ */
+export async function confirmAbsent(o: RedisOrdering, where: PartitionRef, campaignId: string): Promise<'unknown' | 'building' | 'present'> {
+  const built = o.keys.built(where.topic, where.partition);
+  const before = await o.redis.get(built);
+  if (before === null) return 'building';
+  const present = (await o.redis.exists(o.keys.meta(campaignId))) === 1;
+  const after = await o.redis.get(built);
+  if (after !== before) return 'building';
+  return present ? 'present' : 'unknown';
 }
 
 export interface RebuildProgress {
@@ -26,36 +45,50 @@ export async function rebuildProgress(o: RedisOrdering, where: PartitionRef): Pr
   return { next: BigInt(r.next), until: BigInt(r.until) };
 }
 
-/** The campaigns met are complete again, and so is the partition. */
-export async function finishRebuild(o: RedisOrdering, where: PartitionRef, campaigns: Iterable<string>): Promise<void> {
+/**
+ * The end of a rebuild: each campaign it re-created is complete again (its `building` flag goes),
+ * and then the partition is built. False, and the partition left unbuilt, when one of them was lost
+ * meanwhile (a flush, a replay's wipe): the rebuild must start over.
+ */
+export async function finishRebuild(o: RedisOrdering, where: PartitionRef, created: Iterable<string>): Promise<boolean> {
   const k = o.keys;
   const pipe = o.redis.pipeline();
-  for (const id of campaigns) pipe.hdel(k.meta(id), 'building');
-  pipe.set(k.built(where.topic, where.partition), '1');
-  pipe.del(k.rebuild(where.topic, where.partition));
-  await pipe.exec();
+  for (const id of created) pipe.fcFinish(k.meta(id));
+  const results = (await pipe.exec()) ?? [];
+  for (const [err, complete] of results) {
+    if (err) throw err;
+    if (Number(complete) !== 1) return false;
+  }
+  await o.redis.multi().set(k.built(where.topic, where.partition), randomUUID()).del(k.rebuild(where.topic, where.partition)).exec();
+  return true;
 }
 
 /**
- * A replay job's step on one partition (lua/deletePartition.lua): the campaigns' keys and the
- * partition's sentinel go together, once per job; the writer then rebuilds the partition.
+ * A replay job's step on one partition, run once per job (its marker) and only while no rebuild is
+ * under way: the sentinel goes (lua/replayStart.lua), each campaign is wiped to a `building` mark
+ * (lua/wipe.lua, one slot each), and the sentinel goes once more, so a rebuild that finished before
+ * a wipe runs again. A rebuild under way meanwhile does not finish over a wiped campaign
+ * (`finishRebuild`). A job that died half way wipes again when it runs again ('wiping').
  */
 export async function deletePartition(o: RedisOrdering, where: PartitionRef, jobId: string, campaignIds: readonly string[], markerTtlS: number): Promise<'DONE' | 'BUSY' | 'DELETED'> {
   const k = o.keys;
-  const keys = [
-    k.built(where.topic, where.partition),
-    k.rebuild(where.topic, where.partition),
-    k.replayMarker(where.topic, where.partition, jobId),
-    ...campaignIds.flatMap((id) => [k.meta(id), k.line(id), k.won(id), k.gifts(id), k.carry(id)]),
-  ];
-  return (await o.redis.fcDeletePartition(keys.length, ...keys, String(markerTtlS))) as 'DONE' | 'BUSY' | 'DELETED';
+  const built = k.built(where.topic, where.partition);
+  const marker = k.replayMarker(where.topic, where.partition, jobId);
+  const start = await o.redis.fcReplayStart(built, k.rebuild(where.topic, where.partition), marker, String(markerTtlS));
+  if (start === 'BUSY' || start.startsWith('done:')) return start === 'BUSY' ? 'BUSY' : 'DONE';
+  await o.redis.del(built);
+  for (const id of campaignIds) await o.redis.fcWipe(k.meta(id), k.line(id), k.won(id), k.gifts(id), k.carry(id));
+  await o.redis.del(built);
+  await o.redis.set(marker, `done:${campaignIds.length}`, 'EX', markerTtlS);
+  return 'DELETED';
 }
 
-/** How many campaigns a replay job deleted on the partition; null when it has not yet. */
+/** How many campaigns a replay job wiped on the partition; null until it has. */
 export async function replayDeleted(o: RedisOrdering, where: PartitionRef, jobId: string): Promise<number | null> {
   const v = await o.redis.get(o.keys.replayMarker(where.topic, where.partition, jobId));
-  return v === null ? null : Number(v);
+  return v?.startsWith('done:') ? Number(v.slice('done:'.length)) : null;
 }
+
 
 /** Campaigns whose request count a replay carries. */
 export async function carriedCampaigns(o: RedisOrdering): Promise<string[]> {

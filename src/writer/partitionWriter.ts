@@ -25,7 +25,7 @@ export type Mode =
   | { kind: 'settling' }
   | { kind: 'deciding'; idleTail: bigint | null }
   | { kind: 'rebuild-due' }
-  | { kind: 'rebuilding'; until: bigint; seeking: boolean; campaigns: Set<string> };
+  | { kind: 'rebuilding'; until: bigint; seeking: boolean; created: Set<string> };
 
 /** What every partition writer of a process shares. */
 export interface WriterShared {
@@ -100,20 +100,23 @@ export class PartitionWriter {
     }
     this.s.stats.rebuilds++;
     this.s.log.warn({ partition: this.partition, until: until.toString() }, 'Redis projection missing: replaying the partition from offset 0');
-    // a rebuild that starts over keeps the campaigns it met so far, to clear their `building` at the end
-    const campaigns = previous.kind === 'rebuilding' ? previous.campaigns : new Set<string>();
+    // a rebuild that starts over keeps the campaigns it re-created so far, to clear their `building` at the end
+    const created = previous.kind === 'rebuilding' ? previous.created : new Set<string>();
     this.s.terms.clear();
     this.s.applied.clear();
     this.epoch++;
-    this.mode = { kind: 'rebuilding', until, seeking: true, campaigns };
+    this.mode = { kind: 'rebuilding', until, seeking: true, created };
     this.s.cursor.seek(this.partition, 0n);
   }
 
-  /** Rebuilding → Deciding. */
+  /** Rebuilding → Deciding, or → Rebuilding again when a campaign it re-created was lost meanwhile (a flush, a replay's wipe). */
   private async finishRebuild(mode: Extract<Mode, { kind: 'rebuilding' }>): Promise<void> {
-    await this.s.lines.finishRebuild(this.partition, mode.campaigns);
+    if (!(await this.s.lines.finishRebuild(this.partition, mode.created))) {
+      this.s.log.warn({ partition: this.partition }, 'a campaign was lost from Redis during the rebuild: rebuilding again');
+      return this.beginRebuild();
+    }
     this.mode = { kind: 'deciding', idleTail: null };
-    this.s.log.info({ partition: this.partition, campaigns: mode.campaigns.size }, 'Redis projection rebuilt from the log');
+    this.s.log.info({ partition: this.partition, campaigns: mode.created.size }, 'Redis projection rebuilt from the log');
   }
 
   /** The partition was taken away: nothing more is committed or settled from here. */
@@ -227,7 +230,7 @@ export class PartitionWriter {
     const replies: { instance: string; reply: Reply }[] = [];
     for (const l of logged) {
       const e = l.event;
-      rebuild?.campaigns.add(e.campaignId);
+      if (e.type === 'CampaignCreated') rebuild?.created.add(e.campaignId);
       if (e.type === 'EntrantRegistered') {
         const t = terms.get(e.campaignId);
         if (!t) {

@@ -82,8 +82,11 @@ export interface CampaignLines {
   isBuilt(partition: number): Promise<boolean>;
   markBuilt(partition: number): Promise<void>;
   rebuildProgress(partition: number, next: bigint, until: bigint): Promise<void>;
-  /** the campaigns met are complete again, and so is the partition */
-  finishRebuild(partition: number, campaigns: Iterable<string>): Promise<void>;
+  /**
+   * The campaigns the rebuild re-created are complete again, and so is the partition; false (the
+   * partition left unbuilt) when one of them was lost meanwhile: the rebuild starts over.
+   */
+  finishRebuild(partition: number, created: Iterable<string>): Promise<boolean>;
   terms(campaignIds: readonly string[]): Promise<Map<string, CampaignTerms>>;
   /** One round trip: the facts, the rejections, and a place for every admitted entry, per line
    * in `work.lines` order; 'REBUILD' when a campaign's projection was gone (Redis flushed). */

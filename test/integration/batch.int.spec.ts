@@ -179,7 +179,8 @@ describe('batch: Redis steps of replay and cleanup', () => {
     await redis.del(k.rebuild(topic, 0));
 
     expect(await run('job-a', ['c1'])).toBe('DELETED');
-    expect(await redis.exists(k.meta('c1'), k.line('c1'), k.won('c1'), k.gifts('c1'), k.built(topic, 0))).toBe(0);
+    expect(await redis.exists(k.line('c1'), k.won('c1'), k.gifts('c1'), k.built(topic, 0))).toBe(0);
+    expect(await redis.hgetall(k.meta('c1'))).toEqual({ building: '1' }); // read as UNAVAILABLE until rebuilt
     expect(await redis.hget(k.pending('c1'), 'u9')).toBe('0-99'); // the API's, kept
     expect(await redis.get(k.carry('c1'))).toBe('41');
 
@@ -192,6 +193,19 @@ describe('batch: Redis steps of replay and cleanup', () => {
     expect(await foldCarry(ordering, 'c1')).toBe(41);
     expect(await foldCarry(ordering, 'c1')).toBe(0);
     expect(await redis.hget(k.meta('c1'), 'requests')).toBe('43');
+  });
+
+  it('a job that died half way through a partition wipes it again, and deletes the sentinel a rebuild set meanwhile', async () => {
+    await redis.hset(k.meta('c2'), { id: 'c2', stock: '3', requests: '5' });
+    await redis.zadd(k.line('c2'), 10, 'u1');
+    await redis.set(k.built(topic, 0), 'build-1');
+    // the job's first run set its marker, deleted the sentinel and died; a rebuild finished since
+    await redis.set(k.replayMarker(topic, 0, 'job-b'), 'wiping');
+    expect(await run('job-b', ['c2'])).toBe('DELETED');
+    expect(await redis.hgetall(k.meta('c2'))).toEqual({ building: '1' });
+    expect(await redis.exists(k.line('c2'), k.built(topic, 0))).toBe(0);
+    expect(await redis.get(k.carry('c2'))).toBe('5');
+    expect(await run('job-b', ['c2'])).toBe('DONE');
   });
 
   it('cleanup removes every key of campaigns closed longer than the retention, and nothing else', async () => {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EVENT_VERSION, type CampaignEvent } from '../../src/domain/events.js';
-import { createRedis, EnterGate, Keys, RedisCampaignLines, RedisOrdering } from '../../projections/redis-ordering/index.js';
+import { confirmAbsent, createRedis, deletePartition, EnterGate, Keys, RedisCampaignLines, RedisOrdering } from '../../projections/redis-ordering/index.js';
 
 /** The ordering's Lua scripts (ioredis defineCommand) against the real Redis, through the folder's adapters. */
 const redis = createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
@@ -83,5 +83,43 @@ describe('lookup.lua', () => {
     expect(await gate.check('nope', 'a', 'r', 5000, P0, true)).toEqual({ kind: 'building' });
     await lines.markBuilt(0);
     expect(await gate.check('nope', 'a', 'r', 5000, P0, true)).toEqual({ kind: 'unknown' });
+  });
+});
+
+describe('the rebuild protocol', () => {
+  const P1 = { topic: 'topic', partition: 1 };
+
+  it('reads a campaign wiped by a replay as building, never unknown, though its partition is built', async () => {
+    await lines.markBuilt(1);
+    await create('w1', 2);
+    await place('w1', [[1, 'a']]);
+    expect(await deletePartition(ordering, P1, 'job-1', ['w1'], 60)).toBe('DELETED');
+    await lines.markBuilt(1); // a rebuild that ended before the wipe (it then runs again: the sentinel goes once more)
+    expect(await gate.check('w1', 'b', 'r', 5000, P1, true)).toEqual({ kind: 'building' });
+    expect(await ordering.campaign('w1', P1)).toBe('building');
+    expect(await ordering.entry('w1', 'a', P1)).toBe('building');
+    // the writer's rebuild re-creates it (building), and only then finishes
+    expect(await lines.place(1, { facts: [{ event: createdEvent('w1', 2), replaying: true }], rejected: [], lines: [] })).toEqual([]);
+    expect(await ordering.campaign('w1', P1)).toBe('building');
+    expect(await lines.finishRebuild(1, ['w1'])).toBe(true);
+    expect(await ordering.campaign('w1', P1)).toMatchObject({ id: 'w1', entrants: 0 });
+  });
+
+  it('does not finish a rebuild over a campaign lost meanwhile, and leaves the partition unbuilt', async () => {
+    await create('w2', 2);
+    await redis.del(k.meta('w2')); // flushed after the rebuild re-created it
+    await redis.del(k.built('topic', 1));
+    expect(await lines.finishRebuild(1, ['w2'])).toBe(false);
+    expect(await lines.isBuilt(1)).toBe(false);
+    expect(await gate.check('w2', 'a', 'r', 5000, P1, true)).toEqual({ kind: 'building' });
+  });
+
+  it('calls a campaign unknown only under a built partition, whose sentinel is new with every build', async () => {
+    await lines.markBuilt(1);
+    expect(await confirmAbsent(ordering, P1, 'never')).toBe('unknown');
+    // a new build between the looks (a flush and a rebuild) makes the first look worthless
+    const before = await redis.get(k.built('topic', 1));
+    await lines.markBuilt(1);
+    expect(await redis.get(k.built('topic', 1))).not.toBe(before);
   });
 });

@@ -106,13 +106,13 @@ export class MemoryLines implements CampaignLines {
   async rebuildProgress(_p: number, next: bigint, until: bigint) {
     this.progress = { next, until };
   }
-  async finishRebuild(p: number, campaigns: Iterable<string>) {
-    for (const id of campaigns) {
-      const m = this.metas.get(id);
-      if (m) m.building = false;
-    }
+  async finishRebuild(p: number, created: Iterable<string>) {
+    const ids = [...created];
+    if (ids.some((id) => !this.metas.has(id))) return false;
+    for (const id of ids) this.metas.get(id)!.building = false;
     this.built.add(p);
     this.progress = null;
+    return true;
   }
   async terms(ids: readonly string[]) {
     return new Map(ids.flatMap((id) => (this.metas.has(id) ? [[id, this.metas.get(id)!.terms] as const] : [])));

@@ -112,6 +112,30 @@ describe('a partition writer', () => {
     expect(auditCampaign(r.log.records.get(0)!).problems).toEqual([]);
   });
 
+  it('a campaign lost from Redis while the rebuild ran (flushed again, or wiped by a replay) makes it start over instead of finishing', async () => {
+    const r = rig();
+    given(r, 1);
+    r.log.append(0, created('d', 1));
+    const w = await r.writer();
+    await w.onBatch(r.log.batch(0, 0n), r.control());
+    await w.whenCommitted();
+    r.lines.flush();
+    await w.checkBuilt();
+    // the replay re-creates both campaigns, batch by batch; Redis loses 'c' before the last batch
+    await w.onBatch(r.log.batch(0, 0n, 2), r.control());
+    r.lines.metas.delete('c');
+    await w.onBatch(r.log.batch(0, 2n), r.control());
+    expect(await r.lines.isBuilt(0)).toBe(false);
+    expect(w.mode).toMatchObject({ kind: 'rebuilding', seeking: true });
+    expect(r.shared.stats.rebuilds).toBe(2);
+    expect(r.seeks.at(-1)).toEqual({ partition: 0, offset: 0n });
+    // the second replay finds everything again and finishes
+    await w.onBatch(r.log.batch(0, 0n), r.control());
+    expect(w.mode.kind).toBe('deciding');
+    expect(await r.lines.isBuilt(0)).toBe(true);
+    expect(r.lines.metas.get('c')).toMatchObject({ building: false });
+  });
+
   it('a flush noticed by the idle check starts the same rebuild, once', async () => {
     const r = rig();
     given(r, 1);
