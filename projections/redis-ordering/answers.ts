@@ -1,4 +1,5 @@
-import type { CampaignTerms } from '../../src/domain/campaign.js';
+import type { CampaignTerms, Rejection } from '../../src/domain/campaign.js';
+import type { LineAnswer } from '../../src/writer/ports.js';
 import { ticketOf } from '../../src/domain/events.js';
 
 /**
@@ -45,16 +46,19 @@ export function parseGate(r: Raw): Exclude<GateAnswer, { kind: 'unknown' }> | { 
   }
 }
 
-/** A place in a campaign's line: the rank among distinct users (0-based) and the user's first offset. */
-export interface LinePlace {
-  rank: number;
-  firstOffset: bigint;
+/** place.lua's answer for one campaign: an answer per entry, or REBUILD when the campaign's projection is gone. */
+export function parsePlaces(r: Raw): 'REBUILD' | LineAnswer[] {
+  if (r[0] === 'REBUILD') return 'REBUILD';
+  const out: LineAnswer[] = [];
+  for (let i = 0; i < r.length; i += 2) {
+    const rank = num(r[i]);
+    out.push(rank < 0 ? { kind: 'rejected', rejection: rejectionOf(r[i + 1]) } : { kind: 'placed', rank, firstOffset: BigInt(r[i + 1]!) });
+  }
+  return out;
 }
 
-/** place.lua's answer for one campaign: a place per entry, or REBUILD when the campaign's projection is gone. */
-export function parsePlaces(r: Raw): 'REBUILD' | LinePlace[] {
-  if (r[0] === 'REBUILD') return 'REBUILD';
-  const out: LinePlace[] = [];
-  for (let i = 0; i < r.length; i += 2) out.push({ rank: num(r[i]), firstOffset: BigInt(r[i + 1]!) });
-  return out;
+const REJECTIONS: readonly Rejection[] = ['NOT_OPEN', 'CLOSED', 'SOLD_OUT'];
+function rejectionOf(v: string | number | undefined): Rejection {
+  if (REJECTIONS.includes(v as Rejection)) return v as Rejection;
+  throw new Error(`unexpected rejection in place.lua's answer: ${String(v)}`);
 }

@@ -1,7 +1,7 @@
 import type { CampaignTerms } from '../../src/domain/campaign.js';
 import type { CampaignEvent } from '../../src/domain/events.js';
 import { logger, type Logger } from '../../src/logger.js';
-import type { CampaignLines, LineWork, Placed } from '../../src/writer/ports.js';
+import type { CampaignLines, LineAnswer, LineWork } from '../../src/writer/ports.js';
 import { parsePlaces } from './answers.js';
 import { queueFact } from './facts.js';
 import type { RedisOrdering } from './reads.js';
@@ -39,18 +39,17 @@ export class RedisCampaignLines implements CampaignLines {
     return out;
   }
 
-  /** One round trip: the facts, the rejected entries' pending tickets, then place.lua per campaign. */
-  async place(partition: number, work: LineWork): Promise<Placed[][] | 'REBUILD'> {
+  /** One round trip: the facts, then place.lua per campaign. */
+  async place(partition: number, work: LineWork): Promise<LineAnswer[][] | 'REBUILD'> {
     const k = this.o.keys;
     const pipe = this.o.redis.pipeline();
     for (const f of work.facts) queueFact(pipe, k, f.event, partition, f.replaying);
-    for (const r of work.rejected) pipe.hdel(k.pending(r.campaignId), r.userId);
     for (const line of work.lines) {
-      pipe.fcPlace(k.meta(line.campaignId), k.line(line.campaignId), k.pending(line.campaignId), ...line.entries.flatMap((e) => [e.offset.toString(), e.userId]));
+      pipe.fcPlace(k.meta(line.campaignId), k.line(line.campaignId), k.pending(line.campaignId), ...line.entries.flatMap((e) => [e.offset.toString(), e.userId, e.rejection ?? '']));
     }
     const results = (await pipe.exec()) ?? [];
     for (const [err] of results) if (err) throw err;
-    const out: Placed[][] = [];
+    const out: LineAnswer[][] = [];
     for (const [, r] of results.slice(results.length - work.lines.length)) {
       const places = parsePlaces(r as (string | number)[]);
       if (places === 'REBUILD') return 'REBUILD';

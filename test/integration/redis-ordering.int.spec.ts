@@ -24,12 +24,12 @@ const createdEvent = (id: string, stock: number): CampaignEvent => ({
 });
 
 async function create(id: string, stock: number) {
-  expect(await lines.place(0, { facts: [{ event: createdEvent(id, stock), replaying: false }], rejected: [], lines: [] })).toEqual([]);
+  expect(await lines.place(0, { facts: [{ event: createdEvent(id, stock), replaying: false }], lines: [] })).toEqual([]);
 }
 
 async function place(id: string, entries: [number, string][]) {
-  const r = await lines.place(0, { facts: [], rejected: [], lines: [{ campaignId: id, entries: entries.map(([o, u]) => ({ offset: BigInt(o), userId: u })) }] });
-  return r === 'REBUILD' ? r : r[0];
+  const r = await lines.place(0, { facts: [], lines: [{ campaignId: id, entries: entries.map(([o, u]) => ({ offset: BigInt(o), userId: u, rejection: null })) }] });
+  return r === 'REBUILD' ? r : r[0]!.map((a) => (a.kind === 'placed' ? { rank: a.rank, firstOffset: a.firstOffset } : a));
 }
 
 describe('place.lua', () => {
@@ -99,7 +99,7 @@ describe('the rebuild protocol', () => {
     expect(await ordering.campaign('w1', P1)).toBe('building');
     expect(await ordering.entry('w1', 'a', P1)).toBe('building');
     // the writer's rebuild re-creates it (building), and only then finishes
-    expect(await lines.place(1, { facts: [{ event: createdEvent('w1', 2), replaying: true }], rejected: [], lines: [] })).toEqual([]);
+    expect(await lines.place(1, { facts: [{ event: createdEvent('w1', 2), replaying: true }], lines: [] })).toEqual([]);
     expect(await ordering.campaign('w1', P1)).toBe('building');
     expect(await lines.finishRebuild(1, ['w1'])).toBe(true);
     expect(await ordering.campaign('w1', P1)).toMatchObject({ id: 'w1', entrants: 0 });
