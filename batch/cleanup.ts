@@ -1,6 +1,5 @@
 import type { Config } from '../src/config.js';
-import type { RedisOrdering } from '../src/infra/redis/ordering.js';
-import { scanKeys } from './redisKeys.js';
+import { listCampaigns, removeCampaign, type RedisOrdering } from '../projections/redis-ordering/index.js';
 import type { JobContext } from './runtime.js';
 
 export interface CleanupDeps {
@@ -20,10 +19,9 @@ export function closedSince(terms: { closesAt: number; closedAt: number | null }
  * partition brings the campaign back into Redis, and the next cleanup removes it again.
  */
 export async function runCleanup(ctx: JobContext<Record<string, never>>, deps: CleanupDeps): Promise<{ checked: number; removed: string[] }> {
-  const { redis, keys } = deps.ordering;
   const topic = deps.config.topics.events;
   const retentionMs = deps.config.REDIS_RETENTION_HOURS * 3_600_000;
-  const ids = await redis.zrange(keys.campaigns(), 0, -1);
+  const ids = await listCampaigns(deps.ordering);
   const removed: string[] = [];
   let checked = 0;
   for (const id of ids) {
@@ -33,11 +31,8 @@ export async function runCleanup(ctx: JobContext<Record<string, never>>, deps: C
     if (!meta || meta.building) continue; // gone already, or being rebuilt: not now
     const since = closedSince(meta.terms, Date.now());
     if (since === null || Date.now() - since < retentionMs) continue;
-    if (!(await deps.ordering.isBuilt(topic, meta.partition))) continue;
-    const all = await scanKeys(redis, keys.pattern(id));
-    // one command: the campaign's keys share a hash slot, so they go together
-    if (all.length > 0) await redis.unlink(...all);
-    await redis.zrem(keys.campaigns(), id);
+    if (!(await deps.ordering.isBuilt({ topic, partition: meta.partition }))) continue;
+    await removeCampaign(deps.ordering, id);
     removed.push(id);
     await ctx.progress(checked / ids.length);
   }

@@ -3,7 +3,7 @@ import type { Config } from '../src/config.js';
 import { Deadline, ProgressLine, TimedOut } from '../src/cli/progress.js';
 import { createKafka } from '../src/infra/kafka/eventLog.js';
 import { createPrisma, type PrismaClient } from '../src/infra/prisma/client.js';
-import { createRedis, RedisOrdering } from '../src/infra/redis/ordering.js';
+import { createRedis, RedisOrdering } from '../projections/redis-ordering/index.js';
 import { logger } from '../src/logger.js';
 import { JOBS_TABLE, openAgenda, type AgendaHandle, type JobName } from './agenda.js';
 import { jobView, type JobView } from './jobView.js';

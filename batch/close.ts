@@ -2,7 +2,7 @@ import type { Config } from '../src/config.js';
 import { campaignClosed } from '../src/domain/events.js';
 import type { EventAppender } from '../src/infra/kafka/eventLog.js';
 import type { PrismaClient } from '../src/infra/prisma/client.js';
-import type { RedisOrdering } from '../src/infra/redis/ordering.js';
+import type { RedisOrdering } from '../projections/redis-ordering/index.js';
 import type { JobContext } from './runtime.js';
 
 /** What the job carries in `agenda_jobs.data`. */

@@ -5,7 +5,7 @@ import { evolve, initialState, judge, type CampaignState } from '../src/domain/c
 import type { EntrantRegistered, Logged } from '../src/domain/events.js';
 import { partitionFor, readLog } from '../src/infra/kafka/eventLog.js';
 import type { PrismaClient } from '../src/infra/prisma/client.js';
-import type { RedisOrdering } from '../src/infra/redis/ordering.js';
+import { lineCounts, listCampaigns, type RedisOrdering } from '../projections/redis-ordering/index.js';
 import type { ReplayTarget } from './replay.js';
 import { closedSince } from './cleanup.js';
 import { committedOffsets, highWatermarks, nearlyReached, prismaCheckpoints, withAdmin } from './logPosition.js';
@@ -116,26 +116,9 @@ export interface ReconcileDeps {
 const DIGEST_LIMIT = 200_000;
 
 async function redisCounts(ordering: RedisOrdering, id: string, digest: boolean): Promise<Counts | 'building' | null> {
-  const k = ordering.keys;
-  const [stock, building, entrants, winners, issued] = ((await ordering.redis
-    .multi()
-    .hget(k.meta(id), 'stock')
-    .hget(k.meta(id), 'building')
-    .zcard(k.line(id))
-    .hlen(k.won(id))
-    .hlen(k.gifts(id))
-    .exec()) ?? []).map(([err, v]) => {
-    if (err) throw err;
-    return v;
-  });
-  if (building) return 'building';
-  if (!stock) return null;
-  let winnersDigest: string | null = null;
-  if (digest) {
-    const won = await ordering.redis.hgetall(k.won(id));
-    winnersDigest = digestWinners(Object.entries(won).map(([u, v]) => [u, Number(v.split('|')[0])] as const));
-  }
-  return { entrants: Number(entrants), winners: Number(winners), issued: Number(issued), winnersDigest };
+  const c = await lineCounts(ordering, id, digest);
+  if (c === 'building' || c === null) return c;
+  return { entrants: c.entrants, winners: c.winners, issued: c.issued, winnersDigest: c.won ? digestWinners(c.won) : null };
 }
 
 async function databaseCounts(prisma: PrismaClient, id: string, digest: boolean): Promise<Counts | null> {
@@ -156,11 +139,10 @@ async function databaseCounts(prisma: PrismaClient, id: string, digest: boolean)
 
 /** Campaigns not closed longer than the Redis retention, as Redis and Postgres know them. */
 async function liveCampaigns(deps: ReconcileDeps): Promise<Set<string>> {
-  const { redis, keys } = deps.ordering;
   const now = Date.now();
   const retentionMs = deps.config.REDIS_RETENTION_HOURS * 3_600_000;
   const ids = new Set<string>();
-  for (const id of await redis.zrange(keys.campaigns(), 0, -1)) ids.add(id);
+  for (const id of await listCampaigns(deps.ordering)) ids.add(id);
   const since = new Date(now - retentionMs);
   const rows = await deps.prisma.campaign.findMany({
     where: { closesAt: { gt: since }, OR: [{ closedAt: null }, { closedAt: { gt: since } }] },
@@ -197,7 +179,7 @@ export async function runReconcile(ctx: JobContext<Record<string, never>>, deps:
         end === (endsBefore.get(p) ?? 0n) &&
         nearlyReached(decider.get(p) ?? 0n, end) &&
         nearlyReached(prisma.get(p) ?? 0n, end) &&
-        (await deps.ordering.isBuilt(topic, p));
+        (await deps.ordering.isBuilt({ topic, partition: p }));
       if (ok) quiet.add(p);
       else result.skippedPartitions.push(p);
     }

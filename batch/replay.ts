@@ -2,17 +2,8 @@ import type { Admin, Kafka } from 'kafkajs';
 import type { Config } from '../src/config.js';
 import { partitionFor } from '../src/infra/kafka/eventLog.js';
 import type { PrismaClient } from '../src/infra/prisma/client.js';
-import type { RedisOrdering } from '../src/infra/redis/ordering.js';
+import { carriedCampaigns, deletePartition, foldCarry, rebuildProgress, replayDeleted, scanCampaignIds, type RedisOrdering } from '../projections/redis-ordering/index.js';
 import { committedOffsets, highWatermarks, nearlyReached, prismaCheckpoints, withAdmin } from './logPosition.js';
-import {
-  DELETE_PARTITION_LUA,
-  FOLD_CARRY_LUA,
-  campaignKeys,
-  carryKey,
-  replayMarker,
-  scanCampaignIds,
-  scanKeys,
-} from './redisKeys.js';
 import type { JobContext } from './runtime.js';
 import { describeOwnership, NoWriter, type Missing, reachLine, WRITER_WAIT_MS, writerOf, WriterWatch, type Projection } from './writers.js';
 
@@ -33,17 +24,19 @@ export interface ReplayData {
  * A replay never writes a projection beside its live writer (two writers of the Redis line would
  * compute wrong places); it rewinds the one writer instead.
  *
- * REDIS: the campaign's keys (or every campaign's) and the `built` sentinel of the affected
- * partitions go in one atomic step; the decider notices within ~250 ms, replays the partition from
- * offset 0 (places are a pure function of offsets, codes come from GifticonIssued events) and sets
- * the sentinel back when done. Progress is the decider's own {next, until}.
+ * REDIS: the `built` sentinel of the affected partitions goes and the campaign's keys (or every
+ * campaign's) are wiped to a `building` mark (projections/redis-ordering: deletePartition); the
+ * decider notices within ~250 ms, replays the partition from offset 0 (places are a pure function
+ * of offsets, codes come from GifticonIssued events) and sets the sentinel back when done.
+ * Progress is the decider's own {next, until}.
  *
  * DATABASE: the Prisma projector treats its checkpoint row as the truth; `rewind` sets it back
  * (and clears the campaign's rows), the projector follows. Progress is its checkpoint against the
  * log's end at the start of the job.
  *
  * The phase reached is saved in the job's data, so a job re-run after its worker died resumes:
- * it never deletes a partition twice (a marker is set in the same Lua step as the deletion).
+ * it never deletes a partition twice (a per-job marker), and one that died half way through a
+ * partition wipes it again.
  *
  * Nothing is deleted or rewound unless a member of the writer's consumer group owns every
  * affected partition (within WRITER_WAIT_MS); otherwise the job fails for good with one line that
@@ -235,7 +228,6 @@ async function replayRedisWith(
 ): Promise<void> {
   const state = data.redis!;
   const { ordering, config } = deps;
-  const { redis, keys } = ordering;
   const topic = config.topics.events;
 
   if (state.phase === 'deleting') {
@@ -245,26 +237,19 @@ async function replayRedisWith(
       const waitingSince = Date.now();
       for (;;) {
         ctx.check();
-        const deleted = await redis.get(replayMarker(keys, ctx.id, p));
+        const where = { topic, partition: p };
+        const deleted = await replayDeleted(ordering, where, ctx.id);
         if (deleted !== null) {
-          campaigns += Number(deleted); // deleted by this job already (an earlier run, or just now)
+          campaigns += deleted; // deleted by this job already (an earlier run, or just now)
           break;
         }
-        const busy = !(await ordering.isBuilt(topic, p)) || (await redis.exists(keys.rebuild(topic, p))) === 1;
+        const busy = !(await ordering.isBuilt(where)) || (await rebuildProgress(ordering, where)) !== null;
         if (!busy) {
           await waitQuiet(ctx, deps, admin, p, note);
-          const ids = data.campaignId !== null ? [data.campaignId] : [...(await scanCampaignIds(redis, keys))].filter((id) => partitionFor(id, config.EVENT_PARTITIONS) === p);
-          const r = await redis.eval(
-            DELETE_PARTITION_LUA,
-            3 + ids.length * 5,
-            keys.built(topic, p),
-            keys.rebuild(topic, p),
-            replayMarker(keys, ctx.id, p),
-            ...ids.flatMap((id) => campaignKeys(keys, id)),
-            String(MARKER_TTL_S),
-          );
+          const ids = data.campaignId !== null ? [data.campaignId] : [...(await scanCampaignIds(ordering))].filter((id) => partitionFor(id, config.EVENT_PARTITIONS) === p);
+          const r = await deletePartition(ordering, where, ctx.id, ids, MARKER_TTL_S);
           if (r === 'DELETED') {
-            ctx.log.info({ partition: p, campaigns: ids.length }, 'Redis keys and built sentinel deleted: the decider rebuilds the partition');
+            ctx.log.info({ partition: p, campaigns: ids.length }, 'Redis campaigns wiped and built sentinel deleted: the decider rebuilds the partition');
             continue; // counted from the marker
           }
           if (r === 'DONE') continue;
@@ -291,11 +276,10 @@ async function replayRedisWith(
       const parts = await Promise.all(
         state.partitions.map(async (p) => {
           const weight = BigInt(state.ends[String(p)] ?? '0');
-          if (await ordering.isBuilt(topic, p)) return { partition: p, weight, fraction: 1, built: true, at: null, until: 0n };
-          const raw = await redis.get(keys.rebuild(topic, p));
-          const r = raw ? (JSON.parse(raw) as { next: string; until: string }) : null;
-          const fraction = r && Number(r.until) > 0 ? Number(r.next) / Number(r.until) : 0;
-          return { partition: p, weight, fraction, built: false, at: r ? BigInt(r.next) : null, until: r ? BigInt(r.until) : weight };
+          if (await ordering.isBuilt({ topic, partition: p })) return { partition: p, weight, fraction: 1, built: true, at: null, until: 0n };
+          const r = await rebuildProgress(ordering, { topic, partition: p });
+          const fraction = r && r.until > 0n ? Number(r.next) / Number(r.until) : 0;
+          return { partition: p, weight, fraction, built: false, at: r ? r.next : null, until: r ? r.until : weight };
         }),
       );
       const f = weightedProgress(parts);
@@ -345,13 +329,9 @@ async function waitQuiet(ctx: JobContext<ReplayData>, deps: ReplayDeps, admin: A
 }
 
 async function foldCarries(ctx: JobContext<ReplayData>, deps: ReplayDeps, data: ReplayData): Promise<void> {
-  const { redis, keys } = deps.ordering;
-  const ids =
-    data.campaignId !== null
-      ? [data.campaignId]
-      : (await scanKeys(redis, `${keys.prefix}:{c:*}:requests-carry`)).map((k) => k.slice(`${keys.prefix}:{c:`.length, k.lastIndexOf('}:')));
+  const ids = data.campaignId !== null ? [data.campaignId] : await carriedCampaigns(deps.ordering);
   for (const id of ids) {
-    const n = Number(await redis.eval(FOLD_CARRY_LUA, 2, keys.meta(id), carryKey(keys, id)));
+    const n = await foldCarry(deps.ordering, id);
     if (n < 0) ctx.log.warn({ campaignId: id }, 'campaign not in the rebuilt projection: its request count stays carried');
   }
 }

@@ -2,9 +2,8 @@ import type { Kafka } from 'kafkajs';
 import type { Config } from '../src/config.js';
 import { partitionFor } from '../src/infra/kafka/eventLog.js';
 import type { PrismaClient } from '../src/infra/prisma/client.js';
-import type { RedisOrdering } from '../src/infra/redis/ordering.js';
+import type { RedisOrdering } from '../projections/redis-ordering/index.js';
 import { highWatermarks, prismaCheckpoints, withAdmin } from './logPosition.js';
-import { requestsOf } from './redisKeys.js';
 import type { JobContext } from './runtime.js';
 import { describeOwnership, reachLine, WRITER_WAIT_MS, writerOf, WriterWatch } from './writers.js';
 
@@ -150,7 +149,7 @@ export async function runReport(ctx: JobContext<ReportData>, deps: ReportDeps): 
 
   const countSeconds = (Date.now() - tCount) / 1000;
   // the API's counter lives in Redis; a campaign cleaned out of Redis keeps the read model's copy
-  const requests = (await requestsOf(deps.ordering.redis, deps.ordering.keys, campaignId)) ?? campaign.requests;
+  const requests = (await deps.ordering.requests(campaignId)) ?? campaign.requests;
   const generatedAt = new Date();
   const sellOutMs = campaign.soldOutAt ? campaign.soldOutAt.getTime() - campaign.opensAt.getTime() : null;
   const fields = {

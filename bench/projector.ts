@@ -10,7 +10,7 @@ import { createKafka, ensureTopics, EventAppender } from '../src/infra/kafka/eve
 import { createPrisma } from '../src/infra/prisma/client.js';
 import { dropDatabase } from '../src/infra/prisma/database.js';
 import { migrate } from '../src/infra/prisma/migrate.js';
-import { createRedis, RedisOrdering } from '../src/infra/redis/ordering.js';
+import { createRedis, RedisOrdering } from '../projections/redis-ordering/index.js';
 import { createMetrics } from '../src/metrics.js';
 import { startProjectors } from '../projections/index.js';
 import { PRISMA_PROJECTION } from '../projections/prisma-tables/projector.js';

@@ -12,7 +12,7 @@ import { createKafka, EventAppender, ensureTopics } from '../src/infra/kafka/eve
 import { createPrisma } from '../src/infra/prisma/client.js';
 import { dropDatabase } from '../src/infra/prisma/database.js';
 import { migrate } from '../src/infra/prisma/migrate.js';
-import { createRedis, RedisOrdering } from '../src/infra/redis/ordering.js';
+import { createRedis, lineSize, RedisOrdering } from '../projections/redis-ordering/index.js';
 import '../src/roles.js';
 
 /**
@@ -112,7 +112,7 @@ async function main() {
     const dbJob = await runJob<{ result: ReplayResult }>(String((await queueReplay(handle, 'DATABASE', null)).attrs._id));
     const d = dbJob.data.result.database!;
     const entriesAfter = await prisma.entry.count({ where: { campaignId } });
-    const line = await redis.zcard(ordering.keys.line(campaignId));
+    const line = await lineSize(ordering, campaignId);
     if (entriesAfter !== opts.entrants || line !== opts.entrants) throw new Error(`replays lost entries: ${entriesAfter} rows, ${line} in the line`);
     // 5. a report over the N entries, in chunks of 1,000
     const reportJob = await runJob<{ result: ReportResult }>(String((await queueReport(handle, campaignId)).attrs._id));

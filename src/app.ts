@@ -13,7 +13,7 @@ import { createKafka, ensureTopics, EventAppender } from './infra/kafka/eventLog
 import { Parking } from './infra/kafka/parking.js';
 import { createPrisma } from './infra/prisma/client.js';
 import { prepareDatabase } from './infra/prisma/prepare.js';
-import { createRedis, RedisOrdering } from './infra/redis/ordering.js';
+import { createRedis, EnterGate, RedisOrdering, replyChannelOf, writerPorts } from '../projections/redis-ordering/index.js';
 import { logger } from './logger.js';
 import { createMetrics, type Timing } from './metrics.js';
 
@@ -134,8 +134,8 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   let waiter: ReplyWaiter | null = null;
   if (roles.includes('api')) {
     appender = await EventAppender.connect(kafka, config);
-    waiter = await ReplyWaiter.listen(redis.duplicate(), ordering.keys.reply(instance));
-    const enter = new EnterService(ordering, appender, waiter, {
+    waiter = await ReplyWaiter.listen(redis.duplicate(), replyChannelOf(ordering, instance));
+    const enter = new EnterService(ordering, new EnterGate(ordering), appender, waiter, {
       instance,
       topic: config.topics.events,
       partitions: config.EVENT_PARTITIONS,
@@ -187,7 +187,7 @@ interface WriterHandle extends RoleHandle {
 }
 
 async function startWriter(shared: Shared, health: HealthReporter): Promise<WriterHandle> {
-  const writer = new SingleWriter(shared.kafka, shared.ordering, shared.config, shared.parking);
+  const writer = new SingleWriter(shared.kafka, writerPorts(shared.ordering, shared.config.topics.events), shared.config, shared.parking);
   writer.health = health;
   let assigned = false;
   const handle: WriterHandle = {

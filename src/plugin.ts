@@ -4,7 +4,7 @@ import type { Config } from './config.js';
 import type { Health } from './health.js';
 import type { Parking } from './infra/kafka/parking.js';
 import type { PrismaClient } from './infra/prisma/client.js';
-import type { RedisOrdering } from './infra/redis/ordering.js';
+import type { RedisOrdering } from '../projections/redis-ordering/index.js';
 import type { Metrics } from './metrics.js';
 
 /**

@@ -1,4 +1,4 @@
-import { judgeEntry, outcomeOf, type CampaignTerms } from '../../src/domain/campaign.js';
+import { decideEntry, evolveTerms, outcomeOf, type CampaignTerms } from '../../src/domain/campaign.js';
 import { ticketOf, type Logged } from '../../src/domain/events.js';
 
 /**
@@ -6,10 +6,10 @@ import { ticketOf, type Logged } from '../../src/domain/events.js';
  * what the tables already hold. The projector reads `needsOf(batch)` from Postgres, plans, and
  * writes the plan in the same transaction as the partition's checkpoint.
  *
- * Places follow the decider's rule: the first admitted EntrantRegistered of each distinct user
- * (judged against the terms as they stand at that point of the log, CampaignClosed included) gets
- * position = distinct users placed so far + 1. A user already in `entries` is skipped, so applying
- * events a second time (another campaign of the partition being replayed) changes nothing.
+ * Places and terms follow the domain's rules (`decideEntry`, `evolveTerms`): the first admitted
+ * EntrantRegistered of each distinct user gets the next position; a user already in `entries`
+ * keeps theirs, so applying events a second time (another campaign of the partition being
+ * replayed) changes nothing.
  */
 
 /** A campaign as the tables hold it before the batch. */
@@ -120,9 +120,9 @@ export function planBatch(batch: readonly Logged[], known: Known): Plan {
     const at = new Date(e.occurredAt);
     switch (e.type) {
       case 'CampaignCreated': {
-        // a campaign is created once: a second CampaignCreated with the same id changes nothing
+        // evolveTerms: a campaign is created once
         if (stateOf(e.campaignId)) break;
-        const terms: CampaignTerms = { stock: e.stock, opensAt: Date.parse(e.opensAt), closesAt: Date.parse(e.closesAt), closedAt: null };
+        const terms = evolveTerms(null, e)!;
         state.set(e.campaignId, { terms, entrants: 0, placed: new Set() });
         plan.campaigns.push({
           id: e.campaignId,
@@ -138,16 +138,17 @@ export function planBatch(batch: readonly Logged[], known: Known): Plan {
       case 'EntrantRegistered': {
         const s = stateOf(e.campaignId);
         // an entry naming no known campaign is skipped, as the decider skips it
-        if (!s || s.placed.has(e.userId)) break;
-        if (judgeEntry(s.terms, at.getTime())) break;
+        if (!s) break;
+        const d = decideEntry({ size: s.entrants, has: (u) => s.placed.has(u) }, s.terms, e.userId, at.getTime());
+        if (d.kind !== 'new') break;
         s.placed.add(e.userId);
-        s.entrants++;
+        s.entrants = d.position;
         plan.entries.push({
           campaignId: e.campaignId,
           userId: e.userId,
           ticket: ticketOf(partition, offset),
-          position: s.entrants,
-          status: outcomeOf(s.terms.stock, s.entrants),
+          position: d.position,
+          status: outcomeOf(s.terms.stock, d.position),
           logOffset: offset,
           enteredAt: at,
         });
@@ -169,8 +170,10 @@ export function planBatch(batch: readonly Logged[], known: Known): Plan {
       }
       case 'CampaignClosed': {
         const s = stateOf(e.campaignId);
-        if (!s || s.terms.closedAt !== null) break;
-        s.terms.closedAt = at.getTime();
+        if (!s) break;
+        const terms = evolveTerms(s.terms, e)!;
+        if (terms === s.terms) break; // the first close wins
+        s.terms = terms;
         changeOf(e.campaignId).closedAt = at;
         break;
       }

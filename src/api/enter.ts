@@ -4,7 +4,7 @@ import { admit, type Rejection } from '../domain/campaign.js';
 import { EVENT_VERSION, ticketOf, type EntrantRegistered } from '../domain/events.js';
 import type { Reply } from '../writer/replies.js';
 import { partitionFor, type EventAppender } from '../infra/kafka/eventLog.js';
-import type { EntryView, RedisOrdering } from '../infra/redis/ordering.js';
+import type { EnterGate, EntryView, PartitionRef, RedisOrdering } from '../../projections/redis-ordering/index.js';
 import { logger } from '../logger.js';
 import type { Timing } from '../metrics.js';
 import { notFound, unavailable } from './errors.js';
@@ -69,6 +69,7 @@ export class EnterService {
 
   constructor(
     private readonly ordering: RedisOrdering,
+    private readonly gate: EnterGate,
     private readonly appender: EventAppender,
     private readonly waiter: ReplyWaiter,
     private readonly opts: { instance: string; topic: string; partitions: number; waitMs: number; claimTtlMs?: number },
@@ -79,42 +80,35 @@ export class EnterService {
     for (let attempt = 0; ; attempt++) {
       const now = Date.now();
       const request = randomUUID();
-      const builtKey = this.ordering.keys.built(this.opts.topic, partitionFor(campaignId, this.opts.partitions));
-      const r = await this.ordering.lookup(campaignId, userId, request, this.opts.claimTtlMs ?? 10_000, builtKey, attempt === 0);
-      switch (r[0]) {
-        case 'NOMETA':
-          // unknown only where the partition is built, read in the same atomic step
-          if (Number(r[1]) === 1) throw notFound('campaign');
+      const where: PartitionRef = { topic: this.opts.topic, partition: partitionFor(campaignId, this.opts.partitions) };
+      const g = await this.gate.check(campaignId, userId, request, this.opts.claimTtlMs ?? 10_000, where, attempt === 0);
+      switch (g.kind) {
+        case 'unknown':
+          throw notFound('campaign');
+        case 'building':
           throw unavailable();
-        case 'BUILDING':
-          throw unavailable();
-        case 'PLACED':
-        case 'PENDING':
+        case 'placed':
+        case 'pending':
           this.stats.duplicates++;
           return { entry: await this.settledEntry(campaignId, userId, deadline) };
-        case 'NEW': {
-          const [, stock, opensAt, closesAt, closedAt, taken, , claimed] = r;
-          const terms = {
-            stock: Number(stock),
-            opensAt: Number(opensAt),
-            closesAt: Number(closesAt),
-            closedAt: closedAt ? Number(closedAt) : null,
-          };
-          const rejection = admit(terms, now, Number(taken));
+        case 'new': {
+          const rejection = admit(g.terms, now, g.taken);
           if (rejection) {
-            if (Number(claimed) === 1) await this.ordering.releaseClaim(campaignId, userId);
+            if (g.claimed) await this.gate.releaseClaim(campaignId, userId);
             this.stats.rejected++;
             return { rejection };
           }
-          if (Number(claimed) !== 1) {
+          if (!g.claimed) {
             // another request of this user is appending right now: its ticket is ours too
             await sleep(10);
             continue;
           }
           return this.append(campaignId, userId, request, now, deadline);
         }
-        default:
-          throw new Error(`unexpected gate answer ${String(r[0])}`);
+        default: {
+          const _exhaustive: never = g;
+          return _exhaustive;
+        }
       }
     }
   }
@@ -137,14 +131,14 @@ export class EnterService {
       ticket = ticketOf(at.partition, at.offset);
     } catch (err) {
       this.waiter.cancel(request);
-      await this.ordering.releaseClaim(campaignId, userId).catch(() => undefined);
+      await this.gate.releaseClaim(campaignId, userId).catch(() => undefined);
       log.error({ err, campaignId }, 'append failed');
       // nothing was acknowledged: the caller may simply try again
       throw unavailable(1000);
     }
     this.stats.appended++;
     // a second click finds the ticket from here on; the decision may already be on its way
-    const [, reply] = await Promise.all([this.ordering.markPending(campaignId, userId, ticket), decision]);
+    const [, reply] = await Promise.all([this.gate.markPending(campaignId, userId, ticket), decision]);
     this.timing('decision', (performance.now() - waiting) / 1000);
     if (reply?.kind === 'rejected') return { rejection: reply.rejection };
     const entry = { campaignId, userId, ticket, position: null, stock: 0, won: null, gifticon: null };

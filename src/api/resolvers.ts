@@ -6,7 +6,7 @@ import type { RateLimitEvents } from '../metrics.js';
 import { outcomeOf, statusOf } from '../domain/campaign.js';
 import { campaignClosed, EVENT_VERSION, eventIds, type CampaignCreated } from '../domain/events.js';
 import { partitionFor, type EventAppender } from '../infra/kafka/eventLog.js';
-import type { CampaignView, EntryView, RedisOrdering } from '../infra/redis/ordering.js';
+import type { CampaignView, EntryView, PartitionRef, RedisOrdering } from '../../projections/redis-ordering/index.js';
 import type { Caller } from './auth.js';
 import type { EnterService } from './enter.js';
 import { badInput, notFound, rateLimited, unavailable } from './errors.js';
@@ -60,17 +60,17 @@ export function entryOut(e: EntryView, viewer: Caller) {
   };
 }
 
-/** The partition's built sentinel: where it is missing, a campaign not found may be one being rebuilt. */
-const builtKeyOf = (s: ApiServices, id: string) => s.ordering.keys.built(s.config.topics.events, partitionFor(id, s.config.EVENT_PARTITIONS));
+/** The campaign's partition: while it is rebuilt, a campaign not found may be one not rebuilt yet. */
+const partitionOf = (s: ApiServices, id: string): PartitionRef => ({ topic: s.config.topics.events, partition: partitionFor(id, s.config.EVENT_PARTITIONS) });
 
 async function readCampaign(s: ApiServices, id: string): Promise<CampaignView | null> {
-  const v = await s.ordering.campaign(id, builtKeyOf(s, id));
+  const v = await s.ordering.campaign(id, partitionOf(s, id));
   if (v === 'building') throw unavailable();
   return v;
 }
 
 async function readEntry(s: ApiServices, id: string, user: string): Promise<EntryView | null> {
-  const e = await s.ordering.entry(id, user, builtKeyOf(s, id));
+  const e = await s.ordering.entry(id, user, partitionOf(s, id));
   if (e === 'building') throw unavailable();
   if (e === 'unknown-campaign') return null;
   return e;

@@ -62,6 +62,52 @@ export function judgeEntry(terms: CampaignTerms, at: number): Rejection | null {
   return null;
 }
 
+/**
+ * The terms rule: a campaign is created once (a second CampaignCreated with the same id changes
+ * nothing) and the first close wins (a later CampaignClosed changes nothing).
+ */
+export function evolveTerms(terms: CampaignTerms | null, event: CampaignEvent): CampaignTerms | null {
+  switch (event.type) {
+    case 'CampaignCreated':
+      return terms ?? { stock: event.stock, opensAt: Date.parse(event.opensAt), closesAt: Date.parse(event.closesAt), closedAt: null };
+    case 'CampaignClosed':
+      return terms && terms.closedAt === null ? { ...terms, closedAt: Date.parse(event.occurredAt) } : terms;
+    default:
+      return terms;
+  }
+}
+
+/** The line at an entry's point of the log, as the place rule needs it: how many distinct users are in it, and whether one is. */
+export interface LineView {
+  size: number;
+  has(userId: string): boolean;
+}
+
+export type EntryDecision =
+  /** the user's first admitted entry: a new place, the rank among distinct users by first offset */
+  | { kind: 'new'; position: number }
+  /** the user is in line already and keeps that place, whenever this entry came (CONTRACT: calling again returns the same entry) */
+  | { kind: 'repeat' }
+  | { kind: 'rejected'; rejection: Rejection };
+
+/**
+ * The admission and place rule of an entry made at `at`, in log order: a user already in line
+ * keeps their place; anyone else is judged by the terms as they stand at that point of the log,
+ * and if admitted takes the next place. The pure decider, the Prisma plan and the in-memory lines
+ * call this; place.lua does the same atomically in Redis (the writer passes it `judgeEntry`'s
+ * verdict), and test/integration/ordering-lua.int.spec.ts holds the two together.
+ */
+export function decideEntry(line: LineView, terms: CampaignTerms, userId: string, at: number): EntryDecision {
+  return placeInLine(line, userId, judgeEntry(terms, at));
+}
+
+/** `decideEntry` given the terms' verdict on the entry (what place.lua is given). */
+export function placeInLine(line: LineView, userId: string, verdict: Rejection | null): EntryDecision {
+  if (line.has(userId)) return { kind: 'repeat' };
+  if (verdict) return { kind: 'rejected', rejection: verdict };
+  return { kind: 'new', position: line.size + 1 };
+}
+
 /** The API's fast gate: judgeEntry plus "every unit already taken". */
 export function admit(terms: CampaignTerms, at: number, taken: number): Rejection | null {
   return judgeEntry(terms, at) ?? (taken >= terms.stock ? 'SOLD_OUT' : null);
@@ -140,14 +186,24 @@ export function judge(state: CampaignState, logged: Logged<EntrantRegistered>): 
   const { event } = logged;
   const terms = state.terms;
   if (!terms) return { kind: 'rejected', userId: event.userId, rejection: 'CLOSED' };
-  const existing = state.places.get(event.userId);
-  if (existing) {
-    return { kind: 'placed', userId: event.userId, place: existing, outcome: outcomeOf(terms.stock, existing.position), firstTime: false };
+  const line = { size: state.places.size, has: (u: string) => state.places.has(u) };
+  const d = decideEntry(line, terms, event.userId, Date.parse(event.occurredAt));
+  switch (d.kind) {
+    case 'repeat': {
+      const place = state.places.get(event.userId)!;
+      return { kind: 'placed', userId: event.userId, place, outcome: outcomeOf(terms.stock, place.position), firstTime: false };
+    }
+    case 'rejected':
+      return { kind: 'rejected', userId: event.userId, rejection: d.rejection };
+    case 'new': {
+      const place = { position: d.position, ticket: ticketOf(logged.partition, logged.offset) };
+      return { kind: 'placed', userId: event.userId, place, outcome: outcomeOf(terms.stock, place.position), firstTime: true };
+    }
+    default: {
+      const _exhaustive: never = d;
+      return _exhaustive;
+    }
   }
-  const rejection = judgeEntry(terms, Date.parse(event.occurredAt));
-  if (rejection) return { kind: 'rejected', userId: event.userId, rejection };
-  const place = { position: state.places.size + 1, ticket: ticketOf(logged.partition, logged.offset) };
-  return { kind: 'placed', userId: event.userId, place, outcome: outcomeOf(terms.stock, place.position), firstTime: true };
 }
 
 /** decide: an entrant's registration → the events it causes. */
@@ -163,12 +219,8 @@ export function evolve(state: CampaignState, logged: Logged): CampaignState {
   const e = logged.event;
   switch (e.type) {
     case 'CampaignCreated':
-      if (state.terms) return state; // a campaign is created once; a second CampaignCreated changes nothing
-      return {
-        ...state,
-        id: e.campaignId,
-        terms: { stock: e.stock, opensAt: Date.parse(e.opensAt), closesAt: Date.parse(e.closesAt), closedAt: null },
-      };
+      if (state.terms) return state; // evolveTerms: created once
+      return { ...state, id: e.campaignId, terms: evolveTerms(null, e) };
     case 'EntrantRegistered': {
       const d = judge(state, logged as Logged<EntrantRegistered>);
       if (d.kind !== 'placed' || !d.firstTime) return state;
@@ -185,9 +237,10 @@ export function evolve(state: CampaignState, logged: Logged): CampaignState {
     }
     case 'CampaignSoldOut':
       return { ...state, soldOut: true };
-    case 'CampaignClosed':
-      if (!state.terms || state.terms.closedAt !== null) return state;
-      return { ...state, terms: { ...state.terms, closedAt: Date.parse(e.occurredAt) } };
+    case 'CampaignClosed': {
+      const terms = evolveTerms(state.terms, e);
+      return terms === state.terms ? state : { ...state, terms };
+    }
     default: {
       const _exhaustive: never = e;
       return _exhaustive;

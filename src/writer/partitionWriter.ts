@@ -1,8 +1,9 @@
-import { eventsForPlace, judgeEntry, type CampaignTerms, type Minter } from '../domain/campaign.js';
-import { ticketOf, type CampaignEvent, type EntrantRegistered, type Logged } from '../domain/events.js';
+import { eventsForPlace, type CampaignTerms, type Minter } from '../domain/campaign.js';
+import { ticketOf, type CampaignEvent, type Logged } from '../domain/events.js';
+import { lineWorkOf } from './lineWork.js';
 import type { Logger } from '../logger.js';
 import type { Timing } from '../metrics.js';
-import type { BatchControl, CampaignLines, DecisionSink, FetchedBatch, LineWork, LogCursor, Parker, ReplyChannel } from './ports.js';
+import type { BatchControl, CampaignLines, DecisionSink, FetchedBatch, LogCursor, Parker, ReplyChannel } from './ports.js';
 import type { Reply } from './replies.js';
 
 /**
@@ -25,7 +26,7 @@ export type Mode =
   | { kind: 'settling' }
   | { kind: 'deciding'; idleTail: bigint | null }
   | { kind: 'rebuild-due' }
-  | { kind: 'rebuilding'; until: bigint; seeking: boolean; campaigns: Set<string> };
+  | { kind: 'rebuilding'; until: bigint; seeking: boolean; created: Set<string> };
 
 /** What every partition writer of a process shares. */
 export interface WriterShared {
@@ -100,20 +101,23 @@ export class PartitionWriter {
     }
     this.s.stats.rebuilds++;
     this.s.log.warn({ partition: this.partition, until: until.toString() }, 'Redis projection missing: replaying the partition from offset 0');
-    // a rebuild that starts over keeps the campaigns it met so far, to clear their `building` at the end
-    const campaigns = previous.kind === 'rebuilding' ? previous.campaigns : new Set<string>();
+    // a rebuild that starts over keeps the campaigns it re-created so far, to clear their `building` at the end
+    const created = previous.kind === 'rebuilding' ? previous.created : new Set<string>();
     this.s.terms.clear();
     this.s.applied.clear();
     this.epoch++;
-    this.mode = { kind: 'rebuilding', until, seeking: true, campaigns };
+    this.mode = { kind: 'rebuilding', until, seeking: true, created };
     this.s.cursor.seek(this.partition, 0n);
   }
 
-  /** Rebuilding → Deciding. */
+  /** Rebuilding → Deciding, or → Rebuilding again when a campaign it re-created was lost meanwhile (a flush, a replay's wipe). */
   private async finishRebuild(mode: Extract<Mode, { kind: 'rebuilding' }>): Promise<void> {
-    await this.s.lines.finishRebuild(this.partition, mode.campaigns);
+    if (!(await this.s.lines.finishRebuild(this.partition, mode.created))) {
+      this.s.log.warn({ partition: this.partition }, 'a campaign was lost from Redis during the rebuild: rebuilding again');
+      return this.beginRebuild();
+    }
     this.mode = { kind: 'deciding', idleTail: null };
-    this.s.log.info({ partition: this.partition, campaigns: mode.campaigns.size }, 'Redis projection rebuilt from the log');
+    this.s.log.info({ partition: this.partition, campaigns: mode.created.size }, 'Redis projection rebuilt from the log');
   }
 
   /** The partition was taken away: nothing more is committed or settled from here. */
@@ -221,62 +225,33 @@ export class PartitionWriter {
     const unknown = [...new Set(logged.filter((l) => l.event.type === 'EntrantRegistered').map((l) => l.event.campaignId))].filter((id) => !terms.has(id));
     if (unknown.length > 0) for (const [id, t] of await lines.terms(unknown)) terms.set(id, t);
 
-    // 1. facts first (campaigns exist before their entries are placed), judging entries in log order
-    const work: LineWork = { facts: [], rejected: [], lines: [] };
-    const admitted = new Map<string, Logged<EntrantRegistered>[]>();
-    const replies: { instance: string; reply: Reply }[] = [];
-    for (const l of logged) {
-      const e = l.event;
-      rebuild?.campaigns.add(e.campaignId);
-      if (e.type === 'EntrantRegistered') {
-        const t = terms.get(e.campaignId);
-        if (!t) {
-          // unknown campaign: Redis lost it, or the entry names no campaign of this log
-          if (!replaying(l) && !(await lines.isBuilt(p))) return 'REBUILD';
-          continue;
-        }
-        const rejection = judgeEntry(t, Date.parse(e.occurredAt));
-        if (rejection) {
-          work.rejected.push({ campaignId: e.campaignId, userId: e.userId });
-          if (e.replyTo && !replaying(l)) replies.push({ instance: e.replyTo.instance, reply: { request: e.replyTo.request, campaignId: e.campaignId, userId: e.userId, kind: 'rejected', rejection } });
-          continue;
-        }
-        // the first entry of a campaign is a fact for reports; one write per batch is enough
-        if (!admitted.has(e.campaignId)) work.facts.push({ event: e, replaying: false });
-        const list = admitted.get(e.campaignId) ?? [];
-        list.push(l as Logged<EntrantRegistered>);
-        admitted.set(e.campaignId, list);
-        continue;
-      }
-      if (e.type === 'CampaignCreated' && !terms.has(e.campaignId)) {
-        terms.set(e.campaignId, { stock: e.stock, opensAt: Date.parse(e.opensAt), closesAt: Date.parse(e.closesAt), closedAt: null });
-      }
-      if (e.type === 'CampaignClosed') {
-        const t = terms.get(e.campaignId);
-        if (t && t.closedAt === null) terms.set(e.campaignId, { ...t, closedAt: Date.parse(e.occurredAt) });
-      }
-      work.facts.push({ event: e, replaying: replaying(l) });
-    }
+    // 1. facts first, then every entry with its verdict under the terms (lineWork.ts)
+    for (const l of logged) if (l.event.type === 'CampaignCreated') rebuild?.created.add(l.event.campaignId);
+    const { work, entries, unknown: strays } = lineWorkOf(logged, terms, replaying);
+    if (strays.some((l) => !replaying(l)) && !(await lines.isBuilt(p))) return 'REBUILD';
     // 2. places: one Lua call per campaign, in the same round trip as the facts
-    for (const [campaignId, entries] of admitted) work.lines.push({ campaignId, entries: entries.map((l) => ({ offset: l.offset, userId: l.event.userId })) });
-    const placed = await lines.place(p, work);
-    if (placed === 'REBUILD') return 'REBUILD';
+    const answers = await lines.place(p, work);
+    if (answers === 'REBUILD') return 'REBUILD';
 
-    // 3. new winners, outside a replay, get their events
+    // 3. new winners, outside a replay, get their events; the waiting callers their answer
     const outputs: CampaignEvent[] = [];
+    const replies: { instance: string; reply: Reply }[] = [];
     const now = new Date();
     work.lines.forEach(({ campaignId }, ci) => {
-      const entries = admitted.get(campaignId)!;
-      const places = placed[ci]!;
       const stock = terms.get(campaignId)!.stock;
-      entries.forEach((l, i) => {
-        const { rank, firstOffset } = places[i]!;
+      entries[ci]!.forEach((l, i) => {
         if (replaying(l)) return;
-        this.s.stats.entries++;
-        const place = { position: rank + 1, ticket: ticketOf(p, firstOffset) };
-        if (firstOffset === l.offset) outputs.push(...eventsForPlace(campaignId, stock, l.event.userId, place, now, this.s.mint));
+        const a = answers[ci]![i]!;
         const r = l.event.replyTo;
-        if (r) replies.push({ instance: r.instance, reply: { request: r.request, campaignId, userId: l.event.userId, kind: 'placed', ...place, stock } });
+        const to = r && { instance: r.instance, request: r.request, campaignId, userId: l.event.userId };
+        if (a.kind === 'rejected') {
+          if (to) replies.push({ instance: to.instance, reply: { request: to.request, campaignId, userId: to.userId, kind: 'rejected', rejection: a.rejection } });
+          return;
+        }
+        this.s.stats.entries++;
+        const place = { position: a.rank + 1, ticket: ticketOf(p, a.firstOffset) };
+        if (a.firstOffset === l.offset) outputs.push(...eventsForPlace(campaignId, stock, l.event.userId, place, now, this.s.mint));
+        if (to) replies.push({ instance: to.instance, reply: { request: to.request, campaignId, userId: to.userId, kind: 'placed', ...place, stock } });
       });
     });
 

@@ -1,4 +1,4 @@
-import type { CampaignTerms } from '../domain/campaign.js';
+import type { CampaignTerms, Rejection } from '../domain/campaign.js';
 import type { CampaignEvent, Logged } from '../domain/events.js';
 import type { NewerEventError } from '../infra/kafka/codec.js';
 import type { ParkedRecord } from '../infra/kafka/parking.js';
@@ -6,7 +6,7 @@ import type { Reply } from './replies.js';
 
 /**
  * What the single writer talks to. The real adapters are KafkaJS (`kafkaSink.ts`, the consumer in
- * `singleWriter.ts`) and ioredis (`redisLines.ts`); test/support/writerPorts.ts has in-memory twins,
+ * `singleWriter.ts`) and ioredis (`projections/redis-ordering/lines.ts`); test/support/writerPorts.ts has in-memory twins,
  * so the writer's crash logic runs in unit specs without a server.
  */
 
@@ -64,17 +64,19 @@ export interface Parker {
 export interface LineWork {
   /** facts in log order; `replaying` marks a re-application while the projection is rebuilt */
   facts: { event: CampaignEvent; replaying: boolean }[];
-  /** entries turned away at the door: their pending tickets go */
-  rejected: { campaignId: string; userId: string }[];
-  /** per campaign, the admitted entries in log order */
-  lines: { campaignId: string; entries: { offset: bigint; userId: string }[] }[];
+  /**
+   * per campaign, its entries in log order, each with the terms' verdict at its point of the log
+   * (`judgeEntry`): it applies only to a user not in line yet (`decideEntry`)
+   */
+  lines: { campaignId: string; entries: { offset: bigint; userId: string; rejection: Rejection | null }[] }[];
 }
 
-/** A place in a campaign's line: the rank among distinct users (0-based) and the user's first offset. */
-export interface Placed {
-  rank: number;
-  firstOffset: bigint;
-}
+/** What became of an entry in a campaign's line (`decideEntry`, done atomically by place.lua). */
+export type LineAnswer =
+  /** in line: the rank among distinct users (0-based) and the user's first offset (this entry's when it is new) */
+  | { kind: 'placed'; rank: number; firstOffset: bigint }
+  /** not in line, and turned away by the terms */
+  | { kind: 'rejected'; rejection: Rejection };
 
 /** The Redis ordering projection, as the writer uses it. */
 export interface CampaignLines {
@@ -82,12 +84,15 @@ export interface CampaignLines {
   isBuilt(partition: number): Promise<boolean>;
   markBuilt(partition: number): Promise<void>;
   rebuildProgress(partition: number, next: bigint, until: bigint): Promise<void>;
-  /** the campaigns met are complete again, and so is the partition */
-  finishRebuild(partition: number, campaigns: Iterable<string>): Promise<void>;
+  /**
+   * The campaigns the rebuild re-created are complete again, and so is the partition; false (the
+   * partition left unbuilt) when one of them was lost meanwhile: the rebuild starts over.
+   */
+  finishRebuild(partition: number, created: Iterable<string>): Promise<boolean>;
   terms(campaignIds: readonly string[]): Promise<Map<string, CampaignTerms>>;
-  /** One round trip: the facts, the rejections, and a place for every admitted entry, per line
-   * in `work.lines` order; 'REBUILD' when a campaign's projection was gone (Redis flushed). */
-  place(partition: number, work: LineWork): Promise<Placed[][] | 'REBUILD'>;
+  /** One round trip: the facts, then an answer for every entry, per line in `work.lines` order;
+   * 'REBUILD' when a campaign's projection was gone (Redis flushed). */
+  place(partition: number, work: LineWork): Promise<LineAnswer[][] | 'REBUILD'>;
   /** Committed decisions onto the projection; false when Redis failed (they are applied when read back). */
   applyCommitted(partition: number, events: readonly CampaignEvent[]): Promise<boolean>;
 }

@@ -3,13 +3,12 @@ import type { Config } from '../config.js';
 import { cryptoMinter, type CampaignTerms, type Minter } from '../domain/campaign.js';
 import { headerString, keepConsuming, roleConsumer } from '../infra/kafka/eventLog.js';
 import { sortBatch, Stops, type Parking } from '../infra/kafka/parking.js';
-import type { RedisOrdering } from '../infra/redis/ordering.js';
 import { unwatched, type HealthReporter } from '../health.js';
 import { logger } from '../logger.js';
 import type { Timing } from '../metrics.js';
 import { KafkaDecisionSink } from './kafkaSink.js';
 import { PartitionWriter, type WriterShared } from './partitionWriter.js';
-import { RedisCampaignLines, RedisReplyChannel } from './redisLines.js';
+import type { CampaignLines, ReplyChannel } from './ports.js';
 
 /** The consumer's name where it parks records and stops at newer events. */
 export const WRITER = 'single-writer';
@@ -41,7 +40,8 @@ export class SingleWriter {
 
   constructor(
     private readonly kafka: Kafka,
-    ordering: RedisOrdering,
+    /** the Redis ordering projection's adapters (projections/redis-ordering) */
+    redis: { lines: CampaignLines; replies: ReplyChannel },
     private readonly config: Config,
     parking: Parking,
     mint: Minter = cryptoMinter,
@@ -49,8 +49,8 @@ export class SingleWriter {
     this.sink = new KafkaDecisionSink(kafka, config, log, () => this.health);
     this.shared = {
       sink: this.sink,
-      lines: new RedisCampaignLines(ordering, config.topics.events, log),
-      replies: new RedisReplyChannel(ordering),
+      lines: redis.lines,
+      replies: redis.replies,
       cursor: { seek: (partition, offset) => this.consumer?.seek({ topic: this.topic, partition, offset: offset.toString() }) },
       parker: parking,
       mint,

@@ -3,7 +3,7 @@ import type { Config } from '../config.js';
 import { forwardingReporter } from '../health.js';
 import { createKafka } from '../infra/kafka/eventLog.js';
 import { Parking } from '../infra/kafka/parking.js';
-import { createRedis, RedisOrdering } from '../infra/redis/ordering.js';
+import { createRedis, RedisOrdering, writerPorts } from '../../projections/redis-ordering/index.js';
 import { SingleWriter, WRITER } from './singleWriter.js';
 
 /**
@@ -33,7 +33,7 @@ const send = (m: FromWriter) => port.postMessage(m);
 const redis = createRedis(config.REDIS_URL);
 const kafka = createKafka(config, `firstcome-${instance}-decider`);
 const parking = await Parking.connect(kafka, config);
-const writer = new SingleWriter(kafka, new RedisOrdering(redis, config.REDIS_PREFIX), config, parking);
+const writer = new SingleWriter(kafka, writerPorts(new RedisOrdering(redis, config.REDIS_PREFIX), config.topics.events), config, parking);
 const timings: [Parameters<SingleWriter['timing']>[0], number, number | undefined][] = [];
 writer.timing = (stage, seconds, size) => void timings.push([stage, seconds, size]);
 writer.health = forwardingReporter((part, error) => send({ type: 'health', part, error }));

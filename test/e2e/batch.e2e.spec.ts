@@ -3,7 +3,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { partitionFor } from '../../src/infra/kafka/eventLog.js';
 import { createPrisma, type PrismaClient } from '../../src/infra/prisma/client.js';
-import { Keys } from '../../src/infra/redis/ordering.js';
+import { Keys } from '../../projections/redis-ordering/index.js';
 import type { ReplayResult } from '../../batch/replay.js';
 import { eventually, gql, isolated, pool, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
 import { logEnds, waitUntil } from '../support/wait.js';

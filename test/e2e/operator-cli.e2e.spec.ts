@@ -4,7 +4,7 @@ import { Kafka, logLevel, type Consumer } from 'kafkajs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { partitionFor } from '../../src/infra/kafka/eventLog.js';
-import { createRedis, RedisOrdering } from '../../src/infra/redis/ordering.js';
+import { createRedis, RedisOrdering } from '../../projections/redis-ordering/index.js';
 import { eventually, gql, isolated, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
 
 /**
@@ -142,7 +142,7 @@ describe('operator commands with no writer running', () => {
     );
     // the progress line said what it waited on while it waited
     expect(run.err).toContain('checking for a writer: waiting for a decider to own partitions 0, 1');
-    expect(await ordering.isBuilt(iso.config.topics.events, partition)).toBe(true);
+    expect(await ordering.isBuilt({ topic: iso.config.topics.events, partition })).toBe(true);
     expect((await ordering.meta(CAMPAIGN))?.terms.stock).toBe(STOCK);
     expect(await replayJobs()).toBe(0);
   });
@@ -185,7 +185,7 @@ describe('operator commands with no writer running', () => {
           `no decider owns partition ${partition} of ${iso.config.topics.events} (consumer group ${iso.config.groups.writer} has no member): ` +
           'start one with `npm start -- --roles decider`, then run the replay again (nothing was deleted or rewound)',
       });
-      expect(await ordering.isBuilt(iso.config.topics.events, partition)).toBe(true);
+      expect(await ordering.isBuilt({ topic: iso.config.topics.events, partition })).toBe(true);
     } finally {
       await server.kill('SIGTERM');
     }
@@ -209,7 +209,7 @@ describe('operator commands with a writer that dies, then one coming up', () => 
           `\\(consumer group ${iso.config.groups.writer.replace(/\./g, '\\.')} has no member\\): start one with \`npm start -- --roles decider\`, it finishes the rebuild by itself`,
       ),
     );
-    expect(await ordering.isBuilt(iso.config.topics.events, partition)).toBe(false); // deleted, waiting for its writer
+    expect(await ordering.isBuilt({ topic: iso.config.topics.events, partition })).toBe(false); // deleted, waiting for its writer
   });
 
   it('started again with a writer coming up during the wait, it completes, and the campaign reads as before', async () => {
@@ -222,7 +222,7 @@ describe('operator commands with a writer that dies, then one coming up', () => 
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/│ status\s+│ SUCCEEDED/);
     expect(r.out).toMatch(/│ redis: campaigns deleted\s+│ 1 /);
-    expect(await ordering.isBuilt(iso.config.topics.events, partition)).toBe(true);
+    expect(await ordering.isBuilt({ topic: iso.config.topics.events, partition })).toBe(true);
     const after = await eventually(async () => (await gql(server.port, admin, CAMPAIGN_Q, { id: CAMPAIGN })).data?.campaign, (c) => c?.winners === STOCK);
     expect(after).toEqual(before);
   });

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Keys } from '../../src/infra/redis/ordering.js';
+import { Keys } from '../../projections/redis-ordering/index.js';
 import { gql, isolated, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
 
 /**

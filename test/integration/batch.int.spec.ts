@@ -4,14 +4,13 @@ import { runCleanup } from '../../batch/cleanup.js';
 import { jobView } from '../../batch/jobView.js';
 import { queueReplay, unfinishedReplay } from '../../batch/queue.js';
 import { runReconcile, type ReconcileDeps } from '../../batch/reconcile.js';
-import { carryKey, DELETE_PARTITION_LUA, FOLD_CARRY_LUA, campaignKeys, replayMarker } from '../../batch/redisKeys.js';
 import { JobRuntime, type JobContext } from '../../batch/runtime.js';
 import { NoWriter } from '../../batch/writers.js';
 import type { Config } from '../../src/config.js';
 import { EVENT_VERSION, type CampaignEvent } from '../../src/domain/events.js';
 import { createKafka, EventAppender } from '../../src/infra/kafka/eventLog.js';
 import { createPrisma, type PrismaClient } from '../../src/infra/prisma/client.js';
-import { createRedis, RedisOrdering } from '../../src/infra/redis/ordering.js';
+import { createRedis, deletePartition, foldCarry, RedisOrdering } from '../../projections/redis-ordering/index.js';
 import { logger } from '../../src/logger.js';
 import { eventually, isolated, spawnApp, type AppProcess, type Isolated } from '../support/app.js';
 
@@ -158,8 +157,7 @@ describe('batch: Redis steps of replay and cleanup', () => {
   const ordering = new RedisOrdering(redis, prefix);
   const k = ordering.keys;
   const topic = 'lua.campaign-events';
-  const run = (jobId: string, ids: string[]) =>
-    redis.eval(DELETE_PARTITION_LUA, 3 + ids.length * 5, k.built(topic, 0), k.rebuild(topic, 0), replayMarker(k, jobId, 0), ...ids.flatMap((id) => campaignKeys(k, id)), '60');
+  const run = (jobId: string, ids: string[]) => deletePartition(ordering, { topic, partition: 0 }, jobId, ids, 60);
 
   afterAll(async () => {
     const keys = await redis.keys(`${prefix}:*`);
@@ -181,19 +179,33 @@ describe('batch: Redis steps of replay and cleanup', () => {
     await redis.del(k.rebuild(topic, 0));
 
     expect(await run('job-a', ['c1'])).toBe('DELETED');
-    expect(await redis.exists(k.meta('c1'), k.line('c1'), k.won('c1'), k.gifts('c1'), k.built(topic, 0))).toBe(0);
+    expect(await redis.exists(k.line('c1'), k.won('c1'), k.gifts('c1'), k.built(topic, 0))).toBe(0);
+    expect(await redis.hgetall(k.meta('c1'))).toEqual({ building: '1' }); // read as UNAVAILABLE until rebuilt
     expect(await redis.hget(k.pending('c1'), 'u9')).toBe('0-99'); // the API's, kept
-    expect(await redis.get(carryKey(k, 'c1'))).toBe('41');
+    expect(await redis.get(k.carry('c1'))).toBe('41');
 
     // the decider rebuilt it and new requests came in: the same job deletes nothing again
     await redis.set(k.built(topic, 0), '1');
     await redis.hset(k.meta('c1'), { id: 'c1', stock: '3', building: '1', requests: '2' });
     expect(await run('job-a', ['c1'])).toBe('DONE');
-    expect(await redis.eval(FOLD_CARRY_LUA, 2, k.meta('c1'), carryKey(k, 'c1'))).toBe(-1); // still building
+    expect(await foldCarry(ordering, 'c1')).toBe(-1); // still building
     await redis.hdel(k.meta('c1'), 'building');
-    expect(await redis.eval(FOLD_CARRY_LUA, 2, k.meta('c1'), carryKey(k, 'c1'))).toBe(41);
-    expect(await redis.eval(FOLD_CARRY_LUA, 2, k.meta('c1'), carryKey(k, 'c1'))).toBe(0);
+    expect(await foldCarry(ordering, 'c1')).toBe(41);
+    expect(await foldCarry(ordering, 'c1')).toBe(0);
     expect(await redis.hget(k.meta('c1'), 'requests')).toBe('43');
+  });
+
+  it('a job that died half way through a partition wipes it again, and deletes the sentinel a rebuild set meanwhile', async () => {
+    await redis.hset(k.meta('c2'), { id: 'c2', stock: '3', requests: '5' });
+    await redis.zadd(k.line('c2'), 10, 'u1');
+    await redis.set(k.built(topic, 0), 'build-1');
+    // the job's first run set its marker, deleted the sentinel and died; a rebuild finished since
+    await redis.set(k.replayMarker(topic, 0, 'job-b'), 'wiping');
+    expect(await run('job-b', ['c2'])).toBe('DELETED');
+    expect(await redis.hgetall(k.meta('c2'))).toEqual({ building: '1' });
+    expect(await redis.exists(k.line('c2'), k.built(topic, 0))).toBe(0);
+    expect(await redis.get(k.carry('c2'))).toBe('5');
+    expect(await run('job-b', ['c2'])).toBe('DONE');
   });
 
   it('cleanup removes every key of campaigns closed longer than the retention, and nothing else', async () => {
@@ -216,8 +228,8 @@ describe('batch: Redis steps of replay and cleanup', () => {
 
     const r = await runCleanup(ctx as JobContext<Record<string, never>>, { config, ordering });
     expect(r.removed.sort()).toEqual(['ended', 'old']);
-    expect(await redis.keys(`${prefix}:{c:old}:*`)).toEqual([]);
-    expect(await redis.keys(`${prefix}:{c:ended}:*`)).toEqual([]);
+    expect(await redis.keys(k.pattern('old'))).toEqual([]);
+    expect(await redis.keys(k.pattern('ended'))).toEqual([]);
     expect(await redis.exists(k.meta('recent'), k.line('recent'), k.meta('open'), k.line('open'))).toBe(4);
     expect((await redis.zrange(k.campaigns(), 0, -1)).sort()).toEqual(['open', 'recent']);
 

@@ -1,33 +1,35 @@
 import { randomBytes } from 'node:crypto';
+import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { EVENT_VERSION } from '../../src/domain/events.js';
-import { createRedis, RedisOrdering } from '../../src/infra/redis/ordering.js';
+import { EVENT_VERSION, type CampaignEvent } from '../../src/domain/events.js';
+import { confirmAbsent, createRedis, deletePartition, EnterGate, Keys, RedisCampaignLines, RedisOrdering } from '../../projections/redis-ordering/index.js';
 
-/** The ordering's Lua scripts (ioredis defineCommand) against the real Redis. */
+/** The ordering's Lua scripts (ioredis defineCommand) against the real Redis, through the folder's adapters. */
 const redis = createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
 const ordering = new RedisOrdering(redis, `t:lua-${randomBytes(4).toString('hex')}`);
+const lines = new RedisCampaignLines(ordering, 'topic', pino({ level: 'silent' }));
+const gate = new EnterGate(ordering);
+const k: Keys = ordering.keys;
+const P0 = { topic: 'topic', partition: 0 };
 
 afterAll(async () => {
-  const keys = await redis.keys(`${ordering.keys.prefix}:*`);
+  const keys = await redis.keys(`${k.prefix}:*`);
   if (keys.length) await redis.del(...keys);
   redis.disconnect();
 });
 
+const createdEvent = (id: string, stock: number): CampaignEvent => ({
+  type: 'CampaignCreated', version: EVENT_VERSION, eventId: `created:${id}`, campaignId: id, occurredAt: new Date().toISOString(),
+  title: 'T', reward: 'R', stock, opensAt: new Date(0).toISOString(), closesAt: new Date(Date.now() + 60_000).toISOString(),
+});
+
 async function create(id: string, stock: number) {
-  const pipe = redis.pipeline();
-  ordering.applyTo(pipe, {
-    type: 'CampaignCreated', version: EVENT_VERSION, eventId: `created:${id}`, campaignId: id, occurredAt: new Date().toISOString(),
-    title: 'T', reward: 'R', stock, opensAt: new Date(0).toISOString(), closesAt: new Date(Date.now() + 60_000).toISOString(),
-  }, 0, false);
-  await pipe.exec();
+  expect(await lines.place(0, { facts: [{ event: createdEvent(id, stock), replaying: false }], lines: [] })).toEqual([]);
 }
 
 async function place(id: string, entries: [number, string][]) {
-  const pipe = redis.pipeline();
-  ordering.queuePlace(pipe, id, entries.map(([o, u]) => ({ offset: BigInt(o), userId: u })));
-  const [[err, r]] = (await pipe.exec()) as [[Error | null, (string | number)[]]];
-  if (err) throw err;
-  return RedisOrdering.parsePlaces(r);
+  const r = await lines.place(0, { facts: [], lines: [{ campaignId: id, entries: entries.map(([o, u]) => ({ offset: BigInt(o), userId: u, rejection: null })) }] });
+  return r === 'REBUILD' ? r : r[0]!.map((a) => (a.kind === 'placed' ? { rank: a.rank, firstOffset: a.firstOffset } : a));
 }
 
 describe('place.lua', () => {
@@ -39,7 +41,7 @@ describe('place.lua', () => {
       { rank: 0, firstOffset: 10n },
       { rank: 2, firstOffset: 13n },
     ]);
-    // the same batch again (a decider restarted mid-batch): the same places
+    // the same batch again (a writer restarted mid-batch): the same places
     expect(await place('c1', [[11, 'b'], [13, 'c']])).toEqual([
       { rank: 1, firstOffset: 11n },
       { rank: 2, firstOffset: 13n },
@@ -50,39 +52,74 @@ describe('place.lua', () => {
 
   it('asks for a rebuild when the campaign is gone, even if a stray fact recreated part of its meta', async () => {
     await create('c2', 5);
-    await redis.del(ordering.keys.meta('c2'), ordering.keys.line('c2'));
+    await redis.del(k.meta('c2'), k.line('c2'));
     expect(await place('c2', [[1, 'a']])).toBe('REBUILD');
-    const pipe = redis.pipeline();
-    ordering.applyTo(pipe, { type: 'EntrantRegistered', version: EVENT_VERSION, eventId: 'e', campaignId: 'c2', occurredAt: new Date().toISOString(), userId: 'a' }, 0, false);
-    await pipe.exec();
-    expect(await redis.exists(ordering.keys.meta('c2'))).toBe(0);
+    const entrant: CampaignEvent = { type: 'EntrantRegistered', version: EVENT_VERSION, eventId: 'e', campaignId: 'c2', occurredAt: new Date().toISOString(), userId: 'a' };
+    expect(await lines.applyCommitted(0, [entrant])).toBe(true);
+    expect(await redis.exists(k.meta('c2'))).toBe(0);
     expect(await place('c2', [[1, 'a']])).toBe('REBUILD');
   });
 });
 
 describe('lookup.lua', () => {
-  const BUILT = ordering.keys.built('topic', 0);
   it('counts the request, tells new from placed and pending users, and claims once', async () => {
     await create('c3', 1);
-    const first = await ordering.lookup('c3', 'a', 'req-1', 5000, BUILT);
-    expect(first[0]).toBe('NEW');
-    expect(first[7]).toBe(1); // claimed
-    expect((await ordering.lookup('c3', 'a', 'req-2', 5000, BUILT))[7]).toBe(0); // a second click waits for the first
-    await ordering.markPending('c3', 'a', '0-5');
-    expect(await ordering.lookup('c3', 'a', 'req-3', 5000, BUILT)).toEqual(['PENDING', '0-5', '1']);
+    const first = await gate.check('c3', 'a', 'req-1', 5000, P0, true);
+    expect(first).toMatchObject({ kind: 'new', taken: 0, claimed: true, terms: { stock: 1, closedAt: null } });
+    expect(await gate.check('c3', 'a', 'req-2', 5000, P0, true)).toMatchObject({ kind: 'new', claimed: false }); // a second click waits for the first
+    await gate.markPending('c3', 'a', '0-5');
+    expect(await gate.check('c3', 'a', 'req-3', 5000, P0, true)).toEqual({ kind: 'pending', ticket: '0-5', stock: 1 });
     await place('c3', [[5, 'a']]);
-    expect(await ordering.lookup('c3', 'a', 'req-4', 5000, BUILT)).toEqual(['PLACED', '5', 0, '1', '0']);
-    const late = await ordering.lookup('c3', 'b', 'req-5', 5000, BUILT);
-    expect(late[0]).toBe('NEW');
-    expect(late[5]).toBe(1); // taken = 1 = stock
-    expect(late[7]).toBe(0); // nothing left to claim for
+    expect(await gate.check('c3', 'a', 'req-4', 5000, P0, true)).toEqual({ kind: 'placed', ticket: '0-5', position: 1, stock: 1 });
+    // taken = 1 = stock: nothing left to claim for
+    expect(await gate.check('c3', 'b', 'req-5', 5000, P0, true)).toMatchObject({ kind: 'new', taken: 1, claimed: false });
     expect((await ordering.meta('c3'))!.requests).toBe(5);
     // the same call asking again after a wait on another click's claim is not a new request
-    expect((await ordering.lookup('c3', 'b', 'req-5', 5000, BUILT, false))[0]).toBe('NEW');
+    expect((await gate.check('c3', 'b', 'req-5', 5000, P0, false)).kind).toBe('new');
     expect((await ordering.meta('c3'))!.requests).toBe(5);
-    // an unknown campaign, told apart from one being rebuilt by the partition's sentinel, read at once
-    expect(await ordering.lookup('nope', 'a', 'r', 5000, BUILT)).toEqual(['NOMETA', 0]);
-    await redis.set(BUILT, '1');
-    expect(await ordering.lookup('nope', 'a', 'r', 5000, BUILT)).toEqual(['NOMETA', 1]);
+  });
+
+  it('tells an unknown campaign from one whose partition is being rebuilt', async () => {
+    expect(await gate.check('nope', 'a', 'r', 5000, P0, true)).toEqual({ kind: 'building' });
+    await lines.markBuilt(0);
+    expect(await gate.check('nope', 'a', 'r', 5000, P0, true)).toEqual({ kind: 'unknown' });
+  });
+});
+
+describe('the rebuild protocol', () => {
+  const P1 = { topic: 'topic', partition: 1 };
+
+  it('reads a campaign wiped by a replay as building, never unknown, though its partition is built', async () => {
+    await lines.markBuilt(1);
+    await create('w1', 2);
+    await place('w1', [[1, 'a']]);
+    expect(await deletePartition(ordering, P1, 'job-1', ['w1'], 60)).toBe('DELETED');
+    await lines.markBuilt(1); // a rebuild that ended before the wipe (it then runs again: the sentinel goes once more)
+    expect(await gate.check('w1', 'b', 'r', 5000, P1, true)).toEqual({ kind: 'building' });
+    expect(await ordering.campaign('w1', P1)).toBe('building');
+    expect(await ordering.entry('w1', 'a', P1)).toBe('building');
+    // the writer's rebuild re-creates it (building), and only then finishes
+    expect(await lines.place(1, { facts: [{ event: createdEvent('w1', 2), replaying: true }], lines: [] })).toEqual([]);
+    expect(await ordering.campaign('w1', P1)).toBe('building');
+    expect(await lines.finishRebuild(1, ['w1'])).toBe(true);
+    expect(await ordering.campaign('w1', P1)).toMatchObject({ id: 'w1', entrants: 0 });
+  });
+
+  it('does not finish a rebuild over a campaign lost meanwhile, and leaves the partition unbuilt', async () => {
+    await create('w2', 2);
+    await redis.del(k.meta('w2')); // flushed after the rebuild re-created it
+    await redis.del(k.built('topic', 1));
+    expect(await lines.finishRebuild(1, ['w2'])).toBe(false);
+    expect(await lines.isBuilt(1)).toBe(false);
+    expect(await gate.check('w2', 'a', 'r', 5000, P1, true)).toEqual({ kind: 'building' });
+  });
+
+  it('calls a campaign unknown only under a built partition, whose sentinel is new with every build', async () => {
+    await lines.markBuilt(1);
+    expect(await confirmAbsent(ordering, P1, 'never')).toBe('unknown');
+    // a new build between the looks (a flush and a rebuild) makes the first look worthless
+    const before = await redis.get(k.built('topic', 1));
+    await lines.markBuilt(1);
+    expect(await redis.get(k.built('topic', 1))).not.toBe(before);
   });
 });

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SingleWriter } from '../../src/writer/singleWriter.js';
 import { EVENT_VERSION, type CampaignEvent } from '../../src/domain/events.js';
 import { ensureTopics, EventAppender } from '../../src/infra/kafka/eventLog.js';
-import { createRedis, RedisOrdering } from '../../src/infra/redis/ordering.js';
+import { createRedis, RedisOrdering, writerPorts } from '../../projections/redis-ordering/index.js';
 import { auditFromLog } from '../support/audit.js';
 import { isolated, type Isolated } from '../support/app.js';
 import { logEnds, waitUntil, whenCaughtUp } from '../support/wait.js';
@@ -100,7 +100,7 @@ describe('the decider when the outcome of a commit is unknown', () => {
       redis = createRedis(config.REDIS_URL);
       // the first commit carries winners: the one whose outcome is lost
       const faulty = faultyKafka(kafka, fault, 1);
-      decider = new SingleWriter(faulty.kafka, new RedisOrdering(redis, config.REDIS_PREFIX), config, await Parking.connect(kafka, config));
+      decider = new SingleWriter(faulty.kafka, writerPorts(new RedisOrdering(redis, config.REDIS_PREFIX), config.topics.events), config, await Parking.connect(kafka, config));
       await decider.start();
 
       const audit = await waitUntil(() => auditFromLog(config, 'doubt'), (a) => a.winners >= stock && a.gifticons >= stock, { what: 'every winner decided' });

@@ -1,9 +1,9 @@
 import { pino } from 'pino';
-import { cryptoMinter, type CampaignTerms } from '../../src/domain/campaign.js';
+import { cryptoMinter, placeInLine, type CampaignTerms } from '../../src/domain/campaign.js';
 import { EVENT_VERSION, type CampaignEvent, type Logged } from '../../src/domain/events.js';
 import type { ParkedRecord } from '../../src/infra/kafka/parking.js';
 import { PartitionWriter, type WriterShared } from '../../src/writer/partitionWriter.js';
-import type { BatchControl, CampaignLines, DecisionSink, FetchedBatch, LineWork, Placed, ReplyChannel } from '../../src/writer/ports.js';
+import type { BatchControl, CampaignLines, DecisionSink, FetchedBatch, LineAnswer, LineWork, ReplyChannel } from '../../src/writer/ports.js';
 import type { Reply } from '../../src/writer/replies.js';
 
 /**
@@ -79,7 +79,7 @@ export class MemorySink implements DecisionSink {
   }
 }
 
-/** place.lua and the meta facts, in memory: the line keeps each user's first offset. */
+/** place.lua (the domain's `placeInLine`) and the meta facts, in memory: the line keeps each user's first offset. */
 export class MemoryLines implements CampaignLines {
   readonly built = new Set<number>();
   readonly metas = new Map<string, { terms: CampaignTerms; building: boolean }>();
@@ -106,29 +106,31 @@ export class MemoryLines implements CampaignLines {
   async rebuildProgress(_p: number, next: bigint, until: bigint) {
     this.progress = { next, until };
   }
-  async finishRebuild(p: number, campaigns: Iterable<string>) {
-    for (const id of campaigns) {
-      const m = this.metas.get(id);
-      if (m) m.building = false;
-    }
+  async finishRebuild(p: number, created: Iterable<string>) {
+    const ids = [...created];
+    if (ids.some((id) => !this.metas.has(id))) return false;
+    for (const id of ids) this.metas.get(id)!.building = false;
     this.built.add(p);
     this.progress = null;
+    return true;
   }
   async terms(ids: readonly string[]) {
     return new Map(ids.flatMap((id) => (this.metas.has(id) ? [[id, this.metas.get(id)!.terms] as const] : [])));
   }
-  async place(_p: number, work: LineWork): Promise<Placed[][] | 'REBUILD'> {
+  async place(_p: number, work: LineWork): Promise<LineAnswer[][] | 'REBUILD'> {
     for (const f of work.facts) this.apply(f.event, f.replaying);
-    const out: Placed[][] = [];
+    const out: LineAnswer[][] = [];
     for (const { campaignId, entries } of work.lines) {
       if (!this.metas.has(campaignId)) return 'REBUILD';
       const line = this.lines.get(campaignId) ?? new Map<string, bigint>();
       this.lines.set(campaignId, line);
       out.push(
-        entries.map(({ offset, userId }) => {
-          if (!line.has(userId)) line.set(userId, offset);
+        entries.map(({ offset, userId, rejection }): LineAnswer => {
+          const d = placeInLine({ size: line.size, has: (u) => (line.get(u) ?? offset + 1n) <= offset }, userId, rejection);
+          if (d.kind === 'rejected') return d;
+          if (d.kind === 'new') line.set(userId, offset);
           const first = line.get(userId)!;
-          return { rank: [...line.values()].filter((o) => o < first).length, firstOffset: first };
+          return { kind: 'placed', rank: [...line.values()].filter((o) => o < first).length, firstOffset: first };
         }),
       );
     }
@@ -233,4 +235,12 @@ export const entrant = (campaignId: string, userId: string, n = 0): CampaignEven
   occurredAt: at,
   userId,
   replyTo: { instance: 'api-1', request: `${userId}-${n}` },
+});
+export const closed = (campaignId: string): CampaignEvent => ({
+  type: 'CampaignClosed',
+  version: EVENT_VERSION,
+  eventId: `closed:${campaignId}`,
+  campaignId,
+  occurredAt: at,
+  reason: 'admin',
 });

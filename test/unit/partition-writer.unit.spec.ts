@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { auditCampaign } from '../../src/domain/audit.js';
-import { created, entrant, rig, type Rig } from '../support/writerPorts.js';
+import { closed, created, entrant, rig, type Rig } from '../support/writerPorts.js';
 
 /**
  * The single writer's crash logic, given / when / then, over in-memory ports: no broker, no Redis.
@@ -28,6 +28,20 @@ describe('a partition writer', () => {
     expect(ctl.resolved).toEqual([5n]);
     expect(r.replies.told.map((t) => (t.kind === 'placed' ? t.position : null))).toEqual([1, 2, 3, 4, 5]);
     expect(auditCampaign(r.log.records.get(0)!).problems).toEqual([]);
+  });
+
+  it('after a close, a user already in line who enters again keeps their place (as the domain decides); a newcomer is turned away', async () => {
+    const r = rig();
+    given(r, 2);
+    r.log.append(0, closed('c'));
+    r.log.append(0, entrant('c', 'u1', 1));
+    r.log.append(0, entrant('c', 'u9'));
+    const w = await r.writer();
+    await w.onBatch(r.log.batch(0, 0n), r.control());
+    await w.whenCommitted();
+    const told = r.replies.told.map((t) => `${t.userId}:${t.kind === 'placed' ? t.position : t.rejection}`);
+    expect(told).toEqual(['u0:1', 'u1:2', 'u1:2', 'u9:CLOSED']);
+    expect(gifticons(r)).toEqual(['u0', 'u1']);
   });
 
   it('a commit that lands and then throws is settled, not decided again: no second gifticon', async () => {
@@ -110,6 +124,30 @@ describe('a partition writer', () => {
     expect(gifticons(r)).toEqual(['u0', 'u1', 'u2']);
     expect([...r.lines.lines.get('c')!.keys()]).toEqual(['u0', 'u1', 'u2', 'u3']);
     expect(auditCampaign(r.log.records.get(0)!).problems).toEqual([]);
+  });
+
+  it('a campaign lost from Redis while the rebuild ran (flushed again, or wiped by a replay) makes it start over instead of finishing', async () => {
+    const r = rig();
+    given(r, 1);
+    r.log.append(0, created('d', 1));
+    const w = await r.writer();
+    await w.onBatch(r.log.batch(0, 0n), r.control());
+    await w.whenCommitted();
+    r.lines.flush();
+    await w.checkBuilt();
+    // the replay re-creates both campaigns, batch by batch; Redis loses 'c' before the last batch
+    await w.onBatch(r.log.batch(0, 0n, 2), r.control());
+    r.lines.metas.delete('c');
+    await w.onBatch(r.log.batch(0, 2n), r.control());
+    expect(await r.lines.isBuilt(0)).toBe(false);
+    expect(w.mode).toMatchObject({ kind: 'rebuilding', seeking: true });
+    expect(r.shared.stats.rebuilds).toBe(2);
+    expect(r.seeks.at(-1)).toEqual({ partition: 0, offset: 0n });
+    // the second replay finds everything again and finishes
+    await w.onBatch(r.log.batch(0, 0n), r.control());
+    expect(w.mode.kind).toBe('deciding');
+    expect(await r.lines.isBuilt(0)).toBe(true);
+    expect(r.lines.metas.get('c')).toMatchObject({ building: false });
   });
 
   it('a flush noticed by the idle check starts the same rebuild, once', async () => {

@@ -1,14 +1,16 @@
--- The API's gate for `enter`, in one round trip: counts the request, then returns what the
--- decision needs. The rules themselves live in src/domain (admit); this only reads, and takes the
--- user's append claim when a place may still be left, so a new entrant needs no second round trip.
--- KEYS: meta, line, pending, claim, built (the partition's sentinel)
+-- The API's gate for `enter`, in one round trip over one campaign's keys (one hash slot): counts
+-- the request, then returns what the decision needs. The rules themselves live in src/domain
+-- (admit); this only reads, and takes the user's append claim when a place may still be left, so
+-- a new entrant needs no second round trip.
+-- KEYS: meta, line, pending, claim
 -- ARGV: userId, claimToken, claimTtlMs, count ('0' when the same call asks again: it is counted once)
--- → {'NOMETA', built (1|0)} | {'BUILDING'} | {'PLACED', score, rank, stock, partition}
---   | {'PENDING', ticket, stock}
+-- → {'NOMETA'} (not there: unknown, or not rebuilt yet; gate.ts asks the partition) | {'BUILDING'}
+--   | {'PLACED', score, rank, stock, partition} | {'PENDING', ticket, stock}
 --   | {'NEW', stock, opensAt, closesAt, closedAt|'', taken, partition, claimed (1|0)}
 local m = redis.call('HMGET', KEYS[1], 'stock', 'opensAt', 'closesAt', 'closedAt', 'building', 'partition')
-if not m[1] then return {'NOMETA', redis.call('EXISTS', KEYS[5])} end
+-- `building` without stock is the mark a replay leaves on a campaign it wiped
 if m[5] then return {'BUILDING'} end
+if not m[1] then return {'NOMETA'} end
 if ARGV[4] ~= '0' then redis.call('HINCRBY', KEYS[1], 'requests', 1) end
 local user = ARGV[1]
 local score = redis.call('ZSCORE', KEYS[2], user)

@@ -1,0 +1,50 @@
+import type { ChainableCommander } from 'ioredis';
+import type { CampaignEvent } from '../../src/domain/events.js';
+import type { Keys } from './keys.js';
+import type { GiftView } from './reads.js';
+
+/**
+ * Queues the facts of a committed event onto the projection (idempotent: each write sets the same
+ * value again on a replay). EntrantRegistered is placed by place.lua, not here; its fact is the
+ * campaign's first entry. `building` marks a campaign re-created while its partition is rebuilt.
+ */
+export function queueFact(pipe: ChainableCommander, k: Keys, event: CampaignEvent, partition: number, building: boolean): void {
+  const id = event.campaignId;
+  switch (event.type) {
+    case 'CampaignCreated': {
+      const fields: Record<string, string> = {
+        id,
+        title: event.title,
+        reward: event.reward,
+        stock: String(event.stock),
+        opensAt: String(Date.parse(event.opensAt)),
+        closesAt: String(Date.parse(event.closesAt)),
+        createdAt: event.occurredAt,
+        partition: String(partition),
+      };
+      if (building) fields.building = '1';
+      pipe.fcCreate(k.meta(id), ...Object.entries(fields).flat());
+      pipe.zadd(k.campaigns(), Date.parse(event.occurredAt), id);
+      break;
+    }
+    case 'EntrantRegistered':
+      pipe.fcMetaFact(k.meta(id), 'firstEntryAt', event.occurredAt);
+      break;
+    case 'WinnerSelected':
+      pipe.hset(k.won(id), event.userId, `${event.position}|${event.occurredAt}`);
+      break;
+    case 'GifticonIssued':
+      pipe.hset(k.gifts(id), event.userId, JSON.stringify({ id: event.gifticonId, code: event.code, issuedAt: event.occurredAt } satisfies GiftView));
+      break;
+    case 'CampaignSoldOut':
+      pipe.fcMetaFact(k.meta(id), 'soldOutAt', event.occurredAt);
+      break;
+    case 'CampaignClosed':
+      pipe.fcMetaFact(k.meta(id), 'closedAt', String(Date.parse(event.occurredAt)));
+      break;
+    default: {
+      const _exhaustive: never = event;
+      return _exhaustive;
+    }
+  }
+}

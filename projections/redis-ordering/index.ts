@@ -1,0 +1,10 @@
+/** The Redis ordering projection: everything outside this folder reaches Redis through these. */
+export { createRedis } from './client.js';
+export { Keys } from './keys.js';
+export type { GateAnswer } from './answers.js';
+export { RedisOrdering, type CampaignMeta, type CampaignView, type EntryView, type GiftView, type PartitionRef } from './reads.js';
+export { EnterGate } from './gate.js';
+export { RedisCampaignLines, writerPorts } from './lines.js';
+export { RedisReplyChannel, replyChannelOf } from './replies.js';
+export * from './rebuild.js';
+export * from './campaigns.js';

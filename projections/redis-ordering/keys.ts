@@ -1,0 +1,68 @@
+import type { Redis } from 'ioredis';
+
+/**
+ * The one key layout of the Redis ordering projection. Nothing outside this folder builds a key.
+ *
+ * A campaign's keys share the hash tag `{c:<id>}`, so they live in one slot (one Redis Cluster
+ * node) and a Lua script may touch them together. Keys about a partition of the log (its rebuild
+ * protocol) share the tag `{p:<topic>:<partition>}`.
+ */
+/** A partition of the log: where a campaign's stream is, and whose rebuild it waits on. */
+export interface PartitionRef {
+  topic: string;
+  partition: number;
+}
+
+/** What the rebuild protocol needs of the projection: its client and its key layout. */
+export interface Store {
+  readonly redis: Redis;
+  readonly keys: Keys;
+}
+
+export class Keys {
+  constructor(readonly prefix: string) {}
+
+  private c(id: string) {
+    return `${this.prefix}:{c:${id}}`;
+  }
+  /** the campaign's terms and counters (hash) */
+  meta = (id: string) => `${this.c(id)}:meta`;
+  /** the line: user → first log offset (ZSET, rank = place) */
+  line = (id: string) => `${this.c(id)}:line`;
+  /** tickets appended, not yet placed (hash user → ticket) */
+  pending = (id: string) => `${this.c(id)}:pending`;
+  /** winners (hash user → "position|wonAt") */
+  won = (id: string) => `${this.c(id)}:won`;
+  /** gifticons (hash user → JSON) */
+  gifts = (id: string) => `${this.c(id)}:gifts`;
+  /** one user's append claim: one request of a user appends at a time */
+  claim = (id: string, userId: string) => `${this.c(id)}:claim:${userId}`;
+  /** the API's request counter, carried while a replay rebuilds the meta that holds it */
+  carry = (id: string) => `${this.c(id)}:requests-carry`;
+  /** all of a campaign's keys, for SCAN */
+  pattern = (id: string) => `${this.c(id)}:*`;
+  /** every campaign key of the prefix, for SCAN */
+  anyCampaign = () => `${this.prefix}:{c:*`;
+  /** the campaign a key of this layout belongs to, or null */
+  campaignOf(key: string): string | null {
+    const head = `${this.prefix}:{c:`;
+    if (!key.startsWith(head)) return null;
+    const end = key.indexOf('}:', head.length);
+    return end > head.length ? key.slice(head.length, end) : null;
+  }
+
+  private p(topic: string, partition: number) {
+    return `${this.prefix}:{p:${topic}:${partition}}`;
+  }
+  /** set (to a token new each time) once a partition's projection is complete up to its writer's position */
+  built = (topic: string, partition: number) => `${this.p(topic, partition)}:built`;
+  /** progress of a rebuild under way: JSON {next, until} offsets */
+  rebuild = (topic: string, partition: number) => `${this.p(topic, partition)}:rebuild`;
+  /** set once a replay job started on a partition: 'wiping', then 'done:<campaigns>' */
+  replayMarker = (topic: string, partition: number, jobId: string) => `${this.p(topic, partition)}:replay:${jobId}`;
+
+  /** the pub/sub channel on which one API process hears its decisions */
+  reply = (instance: string) => `${this.prefix}:reply:${instance}`;
+  /** every campaign id this projection knows (ZSET by creation time), for listing and cleanup */
+  campaigns = () => `${this.prefix}:campaigns`;
+}

@@ -1,0 +1,156 @@
+import type { Redis } from 'ioredis';
+import type { CampaignTerms } from '../../src/domain/campaign.js';
+import { ticketOf } from '../../src/domain/events.js';
+import { Keys, type PartitionRef } from './keys.js';
+import { confirmAbsent } from './rebuild.js';
+
+/**
+ * The reads of the Redis ordering projection: a campaign and a user's entry as the projection
+ * knows them. Per campaign (hash tag `{c:<id>}`): a meta hash (terms, counters, facts), the line
+ * (ZSET user → first log offset), pending tickets, winners and gifticons. It is a projection of
+ * the log: it can be flushed and rebuilt (README.md says how readers are kept from wrong answers
+ * meanwhile).
+ */
+
+export interface CampaignMeta {
+  id: string;
+  title: string;
+  reward: string;
+  terms: CampaignTerms;
+  createdAt: string;
+  soldOutAt: string | null;
+  firstEntryAt: string | null;
+  partition: number;
+  requests: number;
+  building: boolean;
+}
+
+export interface CampaignView extends CampaignMeta {
+  entrants: number;
+  winners: number;
+}
+
+export interface GiftView {
+  id: string;
+  code: string;
+  issuedAt: string;
+}
+
+export interface EntryView {
+  campaignId: string;
+  userId: string;
+  ticket: string;
+  position: number | null;
+  stock: number;
+  won: { position: number; wonAt: string } | null;
+  gifticon: GiftView | null;
+}
+
+function parseMeta(h: Record<string, string>): CampaignMeta | null {
+  if (!h.id || !h.stock) return null;
+  return {
+    id: h.id,
+    title: h.title ?? '',
+    reward: h.reward ?? '',
+    terms: {
+      stock: Number(h.stock),
+      opensAt: Number(h.opensAt),
+      closesAt: Number(h.closesAt),
+      closedAt: h.closedAt ? Number(h.closedAt) : null,
+    },
+    createdAt: h.createdAt ?? new Date(0).toISOString(),
+    soldOutAt: h.soldOutAt || null,
+    firstEntryAt: h.firstEntryAt || null,
+    partition: Number(h.partition ?? 0),
+    requests: Number(h.requests ?? 0),
+    building: h.building === '1',
+  };
+}
+
+export type { PartitionRef } from './keys.js';
+
+export class RedisOrdering {
+  readonly keys: Keys;
+  constructor(
+    readonly redis: Redis,
+    prefix: string,
+  ) {
+    this.keys = new Keys(prefix);
+  }
+
+  async meta(campaignId: string): Promise<CampaignMeta | null> {
+    return parseMeta(await this.redis.hgetall(this.keys.meta(campaignId)));
+  }
+
+  async isBuilt(where: PartitionRef): Promise<boolean> {
+    return (await this.redis.exists(this.keys.built(where.topic, where.partition))) === 1;
+  }
+
+  /**
+   * A campaign as the projection knows it. Given its partition, a campaign that is not there is
+   * `null` only where the partition is built (rebuild.ts: confirmAbsent), else 'building': a
+   * campaign not found while it is rebuilt must not read as unknown. Without it, `null`.
+   */
+  async campaign(campaignId: string, where?: PartitionRef): Promise<CampaignView | null | 'building'> {
+    const k = this.keys;
+    for (;;) {
+      const [[, h], [, entrants], [, winners]] = (await this.redis.multi().hgetall(k.meta(campaignId)).zcard(k.line(campaignId)).hlen(k.won(campaignId)).exec()) as [
+        [null, Record<string, string>],
+        [null, number],
+        [null, number],
+      ];
+      if (h.building === '1') return 'building';
+      const meta = parseMeta(h);
+      if (meta) return { ...meta, entrants, winners };
+      if (!where) return null;
+      const absent = await confirmAbsent(this, where, campaignId);
+      if (absent !== 'present') return absent === 'unknown' ? null : 'building';
+    }
+  }
+
+  /** The entry of a user as the projection knows it; null when the user is not in line. `where`: see `campaign`. */
+  async entry(campaignId: string, userId: string, where?: PartitionRef): Promise<EntryView | 'unknown-campaign' | 'building' | null> {
+    const k = this.keys;
+    for (;;) {
+      const res = (await this.redis
+        .multi()
+        .hmget(k.meta(campaignId), 'stock', 'partition', 'building')
+        .zscore(k.line(campaignId), userId)
+        .zrank(k.line(campaignId), userId)
+        .hget(k.pending(campaignId), userId)
+        .hget(k.won(campaignId), userId)
+        .hget(k.gifts(campaignId), userId)
+        .exec()) as [null, unknown][];
+      const [stock, partition, building] = res[0]![1] as (string | null)[];
+      if (building) return 'building';
+      if (stock) return entryOf(campaignId, userId, Number(stock), Number(partition), res.slice(1).map(([, v]) => v) as EntryFields);
+      if (!where) return 'unknown-campaign';
+      const absent = await confirmAbsent(this, where, campaignId);
+      if (absent !== 'present') return absent === 'unknown' ? 'unknown-campaign' : 'building';
+    }
+  }
+
+  /** The API's request counter of a campaign: what the meta holds plus what a replay carries; null when neither is there. */
+  async requests(campaignId: string): Promise<number | null> {
+    const k = this.keys;
+    const [[requests, stock], carry] = await Promise.all([this.redis.hmget(k.meta(campaignId), 'requests', 'stock'), this.redis.get(k.carry(campaignId))]);
+    if (stock === null && carry === null) return null;
+    return Number(requests ?? 0) + Number(carry ?? 0);
+  }
+}
+
+type EntryFields = [score: string | null, rank: number | null, pending: string | null, won: string | null, gift: string | null];
+
+function entryOf(campaignId: string, userId: string, stock: number, partition: number, [score, rank, pending, won, gift]: EntryFields): EntryView | null {
+  if (score === null && pending === null) return null;
+  const [pos, wonAt] = won ? won.split('|') : [];
+  return {
+    campaignId,
+    userId,
+    ticket: score !== null ? ticketOf(partition, BigInt(score)) : pending!,
+    position: rank !== null ? rank + 1 : null,
+    stock,
+    won: won ? { position: Number(pos), wonAt: wonAt! } : null,
+    gifticon: gift ? (JSON.parse(gift) as GiftView) : null,
+  };
+}

@@ -1,0 +1,104 @@
+import { randomUUID } from 'node:crypto';
+import type { PartitionRef, Store } from './keys.js';
+
+/**
+ * The rebuild protocol of the projection (README.md): the partition sentinels, a rebuild's
+ * progress, the `building` flag of campaigns re-created meanwhile, and a replay job's steps.
+ */
+
+/** The partition's projection is complete up to its writer's position: a new token, so readers can tell one build from the next. */
+export async function markBuilt(o: Store, where: PartitionRef): Promise<void> {
+  await o.redis.set(o.keys.built(where.topic, where.partition), randomUUID());
+}
+
+/**
+ * A campaign none of whose keys a reader found: 'unknown' only if its partition was built before
+ * and after a second look at the campaign, by the same build (the sentinel's token); 'building'
+ * otherwise; 'present' when the second look finds it (created or rebuilt meanwhile: read again).
+ * The sentinel lives in another hash slot than the campaign, so this takes three round trips: it is
+ * paid only by a campaign not found.
+ */
+export async function confirmAbsent(o: Store, where: PartitionRef, campaignId: string): Promise<'unknown' | 'building' | 'present'> {
+  const built = o.keys.built(where.topic, where.partition);
+  const before = await o.redis.get(built);
+  if (before === null) return 'building';
+  const present = (await o.redis.exists(o.keys.meta(campaignId))) === 1;
+  const after = await o.redis.get(built);
+  if (after !== before) return 'building';
+  return present ? 'present' : 'unknown';
+}
+
+export interface RebuildProgress {
+  next: bigint;
+  until: bigint;
+}
+
+export async function saveRebuildProgress(o: Store, where: PartitionRef, p: RebuildProgress): Promise<void> {
+  await o.redis.set(o.keys.rebuild(where.topic, where.partition), JSON.stringify({ next: String(p.next), until: String(p.until) }));
+}
+
+/** A rebuild under way on the partition, or null. */
+export async function rebuildProgress(o: Store, where: PartitionRef): Promise<RebuildProgress | null> {
+  const raw = await o.redis.get(o.keys.rebuild(where.topic, where.partition));
+  if (!raw) return null;
+  const r = JSON.parse(raw) as { next: string; until: string };
+  return { next: BigInt(r.next), until: BigInt(r.until) };
+}
+
+/**
+ * The end of a rebuild: each campaign it re-created is complete again (its `building` flag goes),
+ * and then the partition is built. False, and the partition left unbuilt, when one of them was lost
+ * meanwhile (a flush, a replay's wipe): the rebuild must start over.
+ */
+export async function finishRebuild(o: Store, where: PartitionRef, created: Iterable<string>): Promise<boolean> {
+  const k = o.keys;
+  const pipe = o.redis.pipeline();
+  for (const id of created) pipe.fcFinish(k.meta(id));
+  const results = (await pipe.exec()) ?? [];
+  for (const [err, complete] of results) {
+    if (err) throw err;
+    if (Number(complete) !== 1) return false;
+  }
+  await o.redis.multi().set(k.built(where.topic, where.partition), randomUUID()).del(k.rebuild(where.topic, where.partition)).exec();
+  return true;
+}
+
+/**
+ * A replay job's step on one partition, run once per job (its marker) and only while no rebuild is
+ * under way: the sentinel goes (lua/replayStart.lua), each campaign is wiped to a `building` mark
+ * (lua/wipe.lua, one slot each), and the sentinel goes once more, so a rebuild that finished before
+ * a wipe runs again. A rebuild under way meanwhile does not finish over a wiped campaign
+ * (`finishRebuild`). A job that died half way wipes again when it runs again ('wiping').
+ */
+export async function deletePartition(o: Store, where: PartitionRef, jobId: string, campaignIds: readonly string[], markerTtlS: number): Promise<'DONE' | 'BUSY' | 'DELETED'> {
+  const k = o.keys;
+  const built = k.built(where.topic, where.partition);
+  const marker = k.replayMarker(where.topic, where.partition, jobId);
+  const start = await o.redis.fcReplayStart(built, k.rebuild(where.topic, where.partition), marker, String(markerTtlS));
+  if (start === 'BUSY' || start.startsWith('done:')) return start === 'BUSY' ? 'BUSY' : 'DONE';
+  await o.redis.del(built);
+  for (const id of campaignIds) await o.redis.fcWipe(k.meta(id), k.line(id), k.won(id), k.gifts(id), k.carry(id));
+  await o.redis.del(built);
+  await o.redis.set(marker, `done:${campaignIds.length}`, 'EX', markerTtlS);
+  return 'DELETED';
+}
+
+/** How many campaigns a replay job wiped on the partition; null until it has. */
+export async function replayDeleted(o: Store, where: PartitionRef, jobId: string): Promise<number | null> {
+  const v = await o.redis.get(o.keys.replayMarker(where.topic, where.partition, jobId));
+  return v?.startsWith('done:') ? Number(v.slice('done:'.length)) : null;
+}
+
+
+/** Campaigns whose request count a replay carries. */
+export async function carriedCampaigns(o: Store): Promise<string[]> {
+  const ids: string[] = [];
+  const stream = o.redis.scanStream({ match: o.keys.carry('*'), count: 1000 });
+  for await (const batch of stream as AsyncIterable<string[]>) for (const key of batch) ids.push(o.keys.campaignOf(key)!);
+  return ids;
+}
+
+/** Folds a carried request count back into the rebuilt campaign: the amount, 0 when none, -1 when not rebuilt yet. */
+export async function foldCarry(o: Store, campaignId: string): Promise<number> {
+  return Number(await o.redis.fcFoldCarry(o.keys.meta(campaignId), o.keys.carry(campaignId)));
+}

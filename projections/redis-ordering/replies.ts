@@ -1,0 +1,20 @@
+import type { ReplyChannel } from '../../src/writer/ports.js';
+import type { Reply } from '../../src/writer/replies.js';
+import type { RedisOrdering } from './reads.js';
+
+/** The pub/sub channel on which one API process hears the decisions it waits for. */
+export const replyChannelOf = (o: RedisOrdering, instance: string): string => o.keys.reply(instance);
+
+/** Answers the API processes waiting for decisions: one message per process, on its own channel. */
+export class RedisReplyChannel implements ReplyChannel {
+  constructor(private readonly o: RedisOrdering) {}
+
+  async tell(replies: readonly { instance: string; reply: Reply }[]): Promise<void> {
+    if (replies.length === 0) return;
+    const byInstance = new Map<string, Reply[]>();
+    for (const { instance, reply } of replies) byInstance.set(instance, [...(byInstance.get(instance) ?? []), reply]);
+    const pipe = this.o.redis.pipeline();
+    for (const [instance, rs] of byInstance) pipe.publish(replyChannelOf(this.o, instance), JSON.stringify(rs));
+    await pipe.exec();
+  }
+}
