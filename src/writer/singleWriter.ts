@@ -10,6 +10,7 @@ import type { Timing } from '../metrics.js';
 import { KafkaDecisionSink } from './kafkaSink.js';
 import { PartitionWriter, type WriterShared } from './partitionWriter.js';
 import { RedisCampaignLines, RedisReplyChannel } from './redisLines.js';
+import { AnnouncingLines, AnnouncingReplies, RedisChangeFeed } from './changeFeed.js';
 
 /** The consumer's name where it parks records and stops at newer events. */
 export const WRITER = 'single-writer';
@@ -47,10 +48,12 @@ export class SingleWriter {
     mint: Minter = cryptoMinter,
   ) {
     this.sink = new KafkaDecisionSink(kafka, config, log, () => this.health);
+    const feed = new RedisChangeFeed(ordering, log);
     this.shared = {
       sink: this.sink,
-      lines: new RedisCampaignLines(ordering, config.topics.events, log),
-      replies: new RedisReplyChannel(ordering),
+      // what it tells and applies is announced too: API processes push it to subscribed sockets
+      lines: new AnnouncingLines(new RedisCampaignLines(ordering, config.topics.events, log), feed),
+      replies: new AnnouncingReplies(new RedisReplyChannel(ordering), feed),
       cursor: { seek: (partition, offset) => this.consumer?.seek({ topic: this.topic, partition, offset: offset.toString() }) },
       parker: parking,
       mint,

@@ -53,6 +53,8 @@ export class Keys {
   /** progress of a rebuild under way: JSON {next, until} offsets */
   rebuild = (topic: string, partition: number) => `${this.prefix}:rebuild:${topic}:${partition}`;
   reply = (instance: string) => `${this.prefix}:reply:${instance}`;
+  /** pub/sub: who changed in a campaign (tagged like its keys, so a sharded channel fits the same slot) */
+  changes = (id: string) => `${this.c(id)}:changes`;
   /** every campaign id this projection knows, for listing and reconciliation */
   campaigns = () => `${this.prefix}:campaigns`;
 }
