@@ -13,6 +13,7 @@ import { ipLimit } from './clientLimit.js';
 import { corsFor } from './cors.js';
 import { queryLimits } from './queryLimits.js';
 import { buildResolvers, type ApiServices, type Ctx } from './resolvers.js';
+import { serveConsole } from './console/serve.js';
 
 const log = logger.child({ component: 'http' });
 
@@ -125,6 +126,7 @@ export function createHttpServer(api: () => ApiEndpoint | 'starting' | null, hoo
         const m = await hooks.metrics();
         return send(res, 200, m.contentType, m.body);
       }
+      if (url.pathname.startsWith('/console') && api() !== null && serveConsole(url.pathname, res)) return;
       const endpoint = url.pathname === '/graphql' ? api() : null;
       if (endpoint === 'starting') {
         res.setHeader('retry-after', '1');
