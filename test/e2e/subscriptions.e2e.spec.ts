@@ -2,7 +2,8 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GIFTICON_CODE_PATTERN } from '../../src/domain/codes.js';
 import { auditFromLog } from '../support/audit.js';
-import { gql, isolated, pool, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
+import { signToken } from '../../src/api/auth.js';
+import { gql, isolated, pool, spawnApp, TEST_JWT_SECRET, token, type AppProcess, type Isolated } from '../support/app.js';
 import { collect, liveSocket, type LiveSocket } from '../support/live.js';
 import { waitUntil } from '../support/wait.js';
 
@@ -129,6 +130,16 @@ describe('who may subscribe to what', () => {
     expect(await open('not-a-jwt').closed).toBe(4401);
     const forged = (await token('mallory', 'admin')).slice(0, -4) + 'AAAA';
     expect(await open(forged).closed).toBe(4401);
+  });
+
+  it('closes a socket when its token expires', async () => {
+    const short = await signToken(TEST_JWT_SECRET, { sub: 'brief', expiresIn: '2s' });
+    const s = open(short);
+    const live = collect<Entry>(s, ENTRY, { c: 'mine' });
+    await live.until((v) => v === null);
+    const opened = Date.now();
+    expect(await s.closed).toBe(4401);
+    expect(Date.now() - opened).toBeLessThan(5000);
   });
 
   it('applies the query limits and takes only subscriptions', async () => {

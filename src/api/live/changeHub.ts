@@ -47,6 +47,10 @@ export class ChangeHub {
       for (const u of notice.users ?? []) for (const fn of w.byUser.get(u) ?? []) fn(notice);
       if (w.counters.size > 0) this.countersChanged(w, notice);
     });
+    let connections = 0;
+    sub.on('ready', () => {
+      if (connections++ > 0) this.resync();
+    });
   }
 
   /** Calls `fn` on every notice that names the user's entry; resolves once no notice can be missed. */
@@ -55,23 +59,25 @@ export class ChangeHub {
     const set = w.byUser.get(userId) ?? new Set<Listener>();
     set.add(fn);
     w.byUser.set(userId, set);
-    await w.subscribed;
-    return () => {
+    const unwatch = () => {
       set.delete(fn);
       if (set.size === 0 && w.byUser.get(userId) === set) w.byUser.delete(userId);
       this.closeIfUnused(campaignId, w);
     };
+    await this.subscribed(campaignId, w, unwatch);
+    return unwatch;
   }
 
   /** Calls `fn` when the campaign changed, at most once per `throttleMs` (the last notice wins). */
   async watchCounters(campaignId: string, fn: Listener): Promise<() => void> {
     const w = this.open(campaignId);
     w.counters.add(fn);
-    await w.subscribed;
-    return () => {
+    const unwatch = () => {
       w.counters.delete(fn);
       this.closeIfUnused(campaignId, w);
     };
+    await this.subscribed(campaignId, w, unwatch);
+    return unwatch;
   }
 
   /** channels subscribed and watchers, for /metrics and tests */
@@ -88,6 +94,32 @@ export class ChangeHub {
     for (const w of this.watched.values()) if (w.scheduled) clearTimeout(w.scheduled);
     this.watched.clear();
     await this.sub.quit().catch(() => undefined);
+  }
+
+  /** A failed SUBSCRIBE takes the watch back, and the next watch of the campaign tries again. */
+  private async subscribed(campaignId: string, w: Watched, unwatch: () => void): Promise<void> {
+    try {
+      await w.subscribed;
+    } catch (err) {
+      if (this.watched.get(campaignId) === w) {
+        this.watched.delete(campaignId);
+        this.byChannel.delete(w.channel);
+      }
+      unwatch();
+      throw err;
+    }
+  }
+
+  /**
+   * After a reconnect (ioredis subscribes the channels again) notices of the outage are gone:
+   * every watcher reads once more, so nobody waits for a change that was already made.
+   */
+  private resync(): void {
+    const notice = (campaignId: string): ChangeNotice => ({ campaignId, users: [], at: Date.now() });
+    for (const [id, w] of this.watched) {
+      for (const set of w.byUser.values()) for (const fn of set) fn(notice(id));
+      if (w.counters.size > 0) this.countersChanged(w, notice(id));
+    }
   }
 
   private open(campaignId: string): Watched {

@@ -31,7 +31,19 @@ type Extra = {
   caller?: Caller;
   /** since when the socket holds no subscription (null while it holds one) */
   idleSince?: number | null;
+  /** the token's `exp` (ms): the socket is closed then, as a request with that token would be refused */
+  expiresAt?: number;
 };
+
+/** `exp` of a token the authenticator has just accepted (its signature checked), in ms. */
+function expiryOf(token: string): number | undefined {
+  try {
+    const exp = (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as { exp?: unknown }).exp;
+    return typeof exp === 'number' ? exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 const refusal = (message: string, code: string) => new GraphQLError(message, { extensions: { code } });
 
@@ -81,6 +93,7 @@ export function attachSubscriptions(server: Server, deps: { config: Config; serv
         }
         perUser.set(caller.userId, open + 1);
         ctx.extra.caller = caller;
+        ctx.extra.expiresAt = expiryOf(token!);
         ctx.extra.idleSince = Date.now();
         sockets.add(ctx);
         return true;
@@ -122,7 +135,8 @@ export function attachSubscriptions(server: Server, deps: { config: Config; serv
   const sweep = setInterval(() => {
     const now = Date.now();
     for (const ctx of sockets) {
-      if (Object.keys(ctx.subscriptions).length > 0) ctx.extra.idleSince = null;
+      if (ctx.extra.expiresAt !== undefined && now >= ctx.extra.expiresAt) ctx.extra.socket.close(CLOSE.unauthenticated, 'UNAUTHENTICATED: the token has expired');
+      else if (Object.keys(ctx.subscriptions).length > 0) ctx.extra.idleSince = null;
       else if (ctx.extra.idleSince == null) ctx.extra.idleSince = now;
       else if (now - ctx.extra.idleSince >= config.WS_IDLE_TIMEOUT_MS) ctx.extra.socket.close(CLOSE.idle, 'idle: no subscription');
     }
