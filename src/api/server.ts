@@ -14,6 +14,7 @@ import { corsFor } from './cors.js';
 import { queryLimits } from './queryLimits.js';
 import { buildResolvers, type ApiServices, type Ctx } from './resolvers.js';
 import { serveConsole } from './console/serve.js';
+import { noSubscriptionOverHttp } from './live/overHttp.js';
 
 const log = logger.child({ component: 'http' });
 
@@ -43,7 +44,7 @@ export async function createApollo(services: ApiServices | null): Promise<Apollo
     // hot path: no landing page or usage reporting plugins on a server that answers a crowd
     csrfPrevention: true,
     plugins: [ApolloServerPluginCacheControlDisabled(), ApolloServerPluginLandingPageDisabled(), ...(limits?.plugins ?? [])],
-    validationRules: limits?.validationRules,
+    validationRules: [...(limits?.validationRules ?? []), noSubscriptionOverHttp],
     parseOptions: limits?.parseOptions,
     formatError: (formatted: GraphQLFormattedError, error: unknown) => {
       const code = formatted.extensions?.code;

@@ -151,6 +151,11 @@ describe('who may subscribe to what', () => {
     const wide = collect(s, `subscription { myEntry(campaignId: "mine") { ${aliases} } }`);
     await wide.ended;
     expect(wide.errors[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
+    // and a subscription sent over HTTP is refused there, not answered once
+    const overHttp = await gql(app.port, await token('frank'), `subscription { myEntry(campaignId: "mine") { status } }`);
+    expect(overHttp.data).toBeUndefined();
+    expect(overHttp.errors?.[0]).toMatchObject({ extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } });
+    expect(overHttp.errors?.[0]?.message).toContain('WebSocket');
   });
 
   it('pushes the counters to an admin as a crowd enters', async () => {
