@@ -159,13 +159,17 @@ describe('who may subscribe to what', () => {
   });
 
   it('pushes the counters to an admin as a crowd enters', async () => {
-    await createCampaign('counted', 10);
+    await createCampaign('counted', 150);
     const counters = collect<{ entrants: number; winners: number; remaining: number; status: string }>(open(admin), COUNTERS, { id: 'counted' });
     await counters.until((v) => v?.entrants === 0);
-    const crowd = await Promise.all(Array.from({ length: 30 }, (_, i) => token(`crowd-${i}`)));
+    const crowd = await Promise.all(Array.from({ length: 300 }, (_, i) => token(`crowd-${i}`)));
     await pool(crowd, 10, (t) => enter(app.port, t, 'counted'));
-    const seen = await counters.until((v) => v?.winners === 10 && v.status === 'SOLD_OUT');
-    expect(seen.at(-1)).toMatchObject({ remaining: 0, winners: 10 });
+    const seen = await counters.until((v) => v?.winners === 150 && v.status === 'SOLD_OUT');
+    expect(seen.at(-1)).toMatchObject({ remaining: 0, winners: 150 });
+    // hundreds of changes, a push at most every 250 ms (a little less between arrivals: delivery jitter)
+    expect(seen.length).toBeGreaterThan(2);
+    const gaps = counters.times.slice(2).map((t, i) => t - counters.times[i + 1]!);
+    expect(Math.min(...gaps)).toBeGreaterThan(150);
     // monotonic counters, each push a change
     for (let i = 1; i < seen.length; i++) expect(seen[i]!.winners).toBeGreaterThanOrEqual(seen[i - 1]!.winners);
     // the audit of the log agrees with the last push

@@ -34,6 +34,8 @@ export function liveSocket(port: number, auth: string | null, opts: { lazy?: boo
 
 export interface Stream<T> {
   values: T[];
+  /** when each value arrived (ms) */
+  times: number[];
   errors: { message: string; extensions?: { code?: string } }[];
   done: boolean;
   /** resolves with the values once one of them passes `ok` (rejects at the deadline) */
@@ -46,12 +48,14 @@ export interface Stream<T> {
 /** Subscribes and collects every pushed value of the one root field. */
 export function collect<T = any>(socket: LiveSocket, query: string, variables?: Record<string, unknown>): Stream<T> {
   const values: T[] = [];
+  const times: number[] = [];
   const errors: Stream<T>['errors'] = [];
   const waiters = new Set<() => void>();
   let onEnd!: () => void;
   const ended = new Promise<void>((r) => (onEnd = r));
   const stream: Stream<T> = {
     values,
+    times,
     errors,
     done: false,
     ended,
@@ -88,7 +92,10 @@ export function collect<T = any>(socket: LiveSocket, query: string, variables?: 
     {
       next: (r) => {
         if (r.errors) errors.push(...(r.errors as Stream<T>['errors']));
-        if (r.data) values.push(Object.values(r.data)[0] as T);
+        if (r.data) {
+          values.push(Object.values(r.data)[0] as T);
+          times.push(Date.now());
+        }
         for (const w of [...waiters]) w();
       },
       error: (err) => {
