@@ -1,4 +1,6 @@
+import { once } from 'node:events';
 import { Redis } from 'ioredis';
+import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GIFTICON_CODE_PATTERN } from '../../src/domain/codes.js';
 import { auditFromLog } from '../support/audit.js';
@@ -233,6 +235,30 @@ describe('limits', () => {
       expect(await metric('firstcome_ws_subscriptions')).toBe(0);
       await waitUntil(() => redis.pubsub('NUMSUB', channel), (r) => (r as unknown[])[1] === 0, { what: 'the channel unsubscribed' });
       expect(await metric('firstcome_live_channels')).toBeGreaterThanOrEqual(0);
+    } finally {
+      redis.disconnect();
+    }
+  });
+});
+
+describe('a dropped socket', () => {
+  it('frees its subscription and its channel when the peer vanishes without a close frame', async () => {
+    await createCampaign('dropped', 5);
+    const redis = new Redis(iso.config.REDIS_URL);
+    const channel = `${iso.config.REDIS_PREFIX}:{c:dropped}:changes`;
+    try {
+      const raw = new WebSocket(`ws://127.0.0.1:${app.port}/graphql`, 'graphql-transport-ws');
+      const messages: { type: string }[] = [];
+      raw.on('message', (m) => messages.push(JSON.parse(String(m)) as { type: string }));
+      await once(raw, 'open');
+      raw.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${await token('vanishing')}` } }));
+      await waitUntil(async () => messages.map((m) => m.type), (t) => t.includes('connection_ack'), { what: 'ack' });
+      raw.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: ENTRY, variables: { c: 'dropped' } } }));
+      await waitUntil(async () => messages.map((m) => m.type), (t) => t.includes('next'), { what: 'the first push' });
+      expect(await redis.pubsub('NUMSUB', channel)).toEqual([channel, 1]);
+      // the TCP connection goes away with no close frame (a phone leaving coverage, a killed tab)
+      raw.terminate();
+      await waitUntil(() => redis.pubsub('NUMSUB', channel), (r) => (r as unknown[])[1] === 0, { what: 'the channel unsubscribed' });
     } finally {
       redis.disconnect();
     }
