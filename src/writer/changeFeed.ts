@@ -105,7 +105,9 @@ export class AnnouncingLines implements CampaignLines {
 
   async applyCommitted(partition: number, events: readonly CampaignEvent[]): Promise<boolean> {
     const ok = await this.inner.applyCommitted(partition, events);
-    if (ok) await this.feed.announce(noticesOfCommitted(events));
+    // not awaited: the next commit waits on this one, and a notice is no part of it (a PUBLISH
+    // after the apply on the same connection still reaches subscribers after the apply)
+    if (ok) void this.feed.announce(noticesOfCommitted(events));
     return ok;
   }
 }
