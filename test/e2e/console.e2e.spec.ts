@@ -51,6 +51,7 @@ describe.skipIf(!CHROMIUM)('the drop console', () => {
   it('signs in, creates a drop and shows its counters and chart reach the final numbers as a crowd enters', async () => {
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
+
     await page.goto(`http://127.0.0.1:${app.port}/console`);
     await page.fill('#token', await token('console-admin', 'admin'));
     await page.click('#sign-in-button');
@@ -86,8 +87,8 @@ describe.skipIf(!CHROMIUM)('the drop console', () => {
     await waitAttr('#winners', 'data-total', String(STOCK));
     expect(await page.locator('#winners tbody tr').count()).toBe(20);
     expect(await page.locator('#winners tbody tr').first().locator('td').first().textContent()).toBe('1');
-    await page.click('#gifticons-next');
     const firstPage = await page.locator('#gifticons tbody tr td:nth-child(2)').first().textContent();
+    await page.click('#gifticons-next');
     await waitChange('#gifticons tbody tr td:nth-child(2)', firstPage);
     const codes = await page.locator('#gifticons tbody tr td:nth-child(2)').allTextContents();
     const issued = new Set(audit.log.flatMap((l) => (l.event.type === 'GifticonIssued' ? [l.event.code] : [])));

@@ -121,6 +121,11 @@ function show(c) {
   // its row in the list follows the pushes too
   const listed = [...document.querySelectorAll('#campaigns tbody tr')].find((tr) => tr.dataset.id === c.id);
   if (listed) [c.status, c.stock, c.entrants, c.winners, c.remaining].forEach((v, i) => text(listed.children[i + 2], v));
+  else if (Date.now() - (state.listedAt ?? 0) >= 1000) {
+    // a campaign just created reaches the list (the Postgres read side) a moment after its counters
+    state.listedAt = Date.now();
+    loadCampaigns().catch(() => undefined);
+  }
   text($('#drop-status'), c.status);
   text($('#c-entrants'), c.entrants);
   text($('#c-winners'), c.winners);
@@ -137,7 +142,8 @@ function show(c) {
   text($('#c-rate'), Math.round(state.samples.at(-1).rate));
   draw();
   // the pages follow the counters (the Postgres read side may trail them by a moment)
-  if (now - (state.pagesAt ?? 0) >= 1000 && c.winners > Number($('#gifticons').dataset.total ?? 0)) {
+  const shown = Math.min(Number($('#winners').dataset.total ?? 0), Number($('#gifticons').dataset.total ?? 0));
+  if (now - (state.pagesAt ?? 0) >= 1000 && c.winners > shown) {
     state.pagesAt = now;
     page('winners', true);
     page('gifticons', true);
@@ -189,14 +195,16 @@ function draw() {
 }
 
 // ── winners and gifticons, a page at a time ────────────────────────────────
+const pageSeq = {};
 async function page(kind, first = false) {
   const id = state.campaign;
-  if (first) state.cursors[kind] = null;
-  const after = state.cursors[kind];
+  const after = first ? null : state.cursors[kind];
+  // the latest request wins: an automatic refresh answered late never overwrites a page asked after it
+  const seq = (pageSeq[kind] = (pageSeq[kind] ?? 0) + 1);
   const fields = kind === 'winners' ? 'position userId wonAt' : 'userId code issuedAt';
   try {
     const d = await gql(`query($c: ID!, $after: String) { ${kind}(campaignId: $c, first: 20, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { node { ${fields} } } } }`, { c: id, after });
-    if (id !== state.campaign) return;
+    if (id !== state.campaign || seq !== pageSeq[kind]) return;
     const conn = d[kind];
     state.cursors[kind] = conn.pageInfo.hasNextPage ? conn.pageInfo.endCursor : null;
     $(`#${kind}-next`).disabled = !conn.pageInfo.hasNextPage;
