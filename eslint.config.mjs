@@ -21,4 +21,9 @@ export default tseslint.config(
       'no-case-declarations': 'off',
     },
   },
+  {
+    // the drop console's script runs in the browser, with graphql-ws's browser build as a global
+    files: ['src/api/console/**/*.js'],
+    languageOptions: { sourceType: 'script', globals: { ...globals.browser, graphqlWs: 'readonly' } },
+  },
 );

@@ -8,6 +8,7 @@ import type { FromWriter } from './writer/thread.js';
 import { EnterService, ReplyWaiter } from './api/enter.js';
 import type { ApiServices } from './api/resolvers.js';
 import { createApollo, createHttpServer, type ApiEndpoint } from './api/server.js';
+import { startLive } from './api/live/index.js';
 import { describeError, Health, type HealthReporter } from './health.js';
 import { createKafka, ensureTopics, EventAppender } from './infra/kafka/eventLog.js';
 import { Parking } from './infra/kafka/parking.js';
@@ -158,6 +159,8 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
 
   const apollo = services ? await createApollo(services) : null;
   if (apollo && services) endpoint = { apollo, services };
+  // GraphQL subscriptions on the same port and path, pushed from the writer's notices
+  const live = services ? startLive(server, { config, services, redis, ordering, metrics }) : null;
   started = true;
   log.info({ port }, 'firstcome is up');
 
@@ -166,6 +169,8 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
     (stopping ??= (async () => {
       log.info('draining');
       clearInterval(kafkaProbe);
+      // sockets first: each is told 1001 (going away) and its watches end
+      await live?.close();
       // stop taking requests, let those in flight finish (they may be waiting for a decision)
       await server.drain(config.ENTER_WAIT_MS + 2000);
       await apollo?.stop();

@@ -91,6 +91,14 @@ const schema = z.object({
   GRAPHQL_MAX_COST: limit(100_000),
   /** Bigger request bodies are answered 413 before they are read to the end. */
   GRAPHQL_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(64 * 1024),
+  /** GraphQL subscriptions (graphql-ws): live operations one socket may hold. */
+  WS_MAX_SUBSCRIPTIONS_PER_SOCKET: limit(10),
+  /** Sockets one user (token `sub`) may hold open at once on one API process. */
+  WS_MAX_SOCKETS_PER_USER: limit(5),
+  /** A socket that holds no subscription for this long is closed (4408). */
+  WS_IDLE_TIMEOUT_MS: z.coerce.number().int().min(100).default(60_000),
+  /** Ping interval; a socket that does not answer a ping within it is dropped (0: off). */
+  WS_KEEPALIVE_MS: z.coerce.number().int().min(0).default(12_000),
   /**
    * `on`: every process applies pending migrations at start (under an advisory lock). `off`: a
    * release step migrates, and a server whose database is behind refuses to start.

@@ -6,5 +6,6 @@ export { RedisOrdering, type CampaignMeta, type CampaignView, type EntryView, ty
 export { EnterGate } from './gate.js';
 export { RedisCampaignLines, writerPorts } from './lines.js';
 export { RedisReplyChannel, replyChannelOf } from './replies.js';
+export { changesChannelOf, RedisChangeFeed } from './changes.js';
 export * from './rebuild.js';
 export * from './campaigns.js';

@@ -41,6 +41,8 @@ export class Keys {
   carry = (id: string) => `${this.c(id)}:requests-carry`;
   /** all of a campaign's keys, for SCAN */
   pattern = (id: string) => `${this.c(id)}:*`;
+  /** pub/sub: who changed in a campaign (tagged like its keys, so a sharded channel fits the same slot) */
+  changes = (id: string) => `${this.c(id)}:changes`;
   /** every campaign key of the prefix, for SCAN */
   anyCampaign = () => `${this.prefix}:{c:*`;
   /** the campaign a key of this layout belongs to, or null */

@@ -6,6 +6,7 @@ import { parsePlaces } from './answers.js';
 import { queueFact } from './facts.js';
 import type { RedisOrdering } from './reads.js';
 import { RedisReplyChannel } from './replies.js';
+import { RedisChangeFeed } from './changes.js';
 import { finishRebuild, markBuilt, saveRebuildProgress } from './rebuild.js';
 
 /** The single writer's view of the Redis ordering projection (its CampaignLines port). */
@@ -72,4 +73,5 @@ export class RedisCampaignLines implements CampaignLines {
 export const writerPorts = (o: RedisOrdering, topic: string) => ({
   lines: new RedisCampaignLines(o, topic, logger.child({ role: 'decider', component: 'redis-lines' })),
   replies: new RedisReplyChannel(o),
+  changes: new RedisChangeFeed(o, logger.child({ role: 'decider', component: 'change-feed' })),
 });

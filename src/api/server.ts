@@ -13,6 +13,8 @@ import { ipLimit } from './clientLimit.js';
 import { corsFor } from './cors.js';
 import { queryLimits } from './queryLimits.js';
 import { buildResolvers, type ApiServices, type Ctx } from './resolvers.js';
+import { serveConsole } from './console/serve.js';
+import { noSubscriptionOverHttp } from './live/overHttp.js';
 
 const log = logger.child({ component: 'http' });
 
@@ -42,7 +44,7 @@ export async function createApollo(services: ApiServices | null): Promise<Apollo
     // hot path: no landing page or usage reporting plugins on a server that answers a crowd
     csrfPrevention: true,
     plugins: [ApolloServerPluginCacheControlDisabled(), ApolloServerPluginLandingPageDisabled(), ...(limits?.plugins ?? [])],
-    validationRules: limits?.validationRules,
+    validationRules: [...(limits?.validationRules ?? []), noSubscriptionOverHttp],
     parseOptions: limits?.parseOptions,
     formatError: (formatted: GraphQLFormattedError, error: unknown) => {
       const code = formatted.extensions?.code;
@@ -125,6 +127,7 @@ export function createHttpServer(api: () => ApiEndpoint | 'starting' | null, hoo
         const m = await hooks.metrics();
         return send(res, 200, m.contentType, m.body);
       }
+      if (url.pathname.startsWith('/console') && api() !== null && serveConsole(url.pathname, res)) return;
       const endpoint = url.pathname === '/graphql' ? api() : null;
       if (endpoint === 'starting') {
         res.setHeader('retry-after', '1');

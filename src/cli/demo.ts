@@ -28,8 +28,9 @@ const program = new Command()
   .option('--double <fraction>', 'share of users who click twice', (v) => Number(v), 0.1)
   .option('--connections <n>', 'concurrent HTTP connections', (v) => Number(v), 128)
   .option('--timeout <seconds>', 'how long each wait may take (the server ready, the log quiet): then exit 124 with what it waited on', '60')
+  .option('--watch', 'after the summary, print the drop console URL with an admin token and keep the server up until Ctrl-C')
   .parse();
-const opts = program.opts<{ stock: number; users: number; double: number; connections: number; timeout: string }>();
+const opts = program.opts<{ stock: number; users: number; double: number; connections: number; timeout: string; watch?: boolean }>();
 const timeoutS = seconds(program, '--timeout', opts.timeout)!;
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -172,12 +173,34 @@ async function main() {
     if (count.errors > 0) say(`   FAIL  ${count.errors} calls answered with an error`);
     const ok = audit.ok && count.errors === 0 && audit.winners === Math.min(opts.stock, audit.entrants);
     say(ok ? '\nall invariants hold' : '\nan invariant FAILED');
+    if (opts.watch) await watch(config, base, campaign, stopServer, () => server.exitCode, ok);
     await stopServer();
     say('the services stay up; `npm run stack:down` stops what the demo started');
     process.exit(ok ? 0 : 1);
   } catch (err) {
     await stopServer();
     throw err;
+  }
+}
+
+/**
+ * `--watch`: the server stays up for a person to look at the drop in the console. The admin token
+ * rides in the URL's fragment, which the browser never sends to a server (nor to its logs).
+ */
+async function watch(config: Config, base: string, campaign: string, stop: () => Promise<void>, serverExit: () => number | null, ok: boolean): Promise<never> {
+  const token = await signToken(config.JWT_SECRET, { sub: 'demo-admin', role: 'admin', expiresIn: '12h' }, tokenShape(config));
+  say(`\n6. the drop console (the server stays up; Ctrl-C stops it)`);
+  say(`   ${base}/console#token=${token}`);
+  say(`   campaign ${campaign} is in its list; the admin token is valid for 12 hours`);
+  process.removeAllListeners('SIGINT');
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void stop().then(() => process.exit(ok ? 0 : 1)));
+  for (;;) {
+    const exit = serverExit();
+    if (exit !== null) {
+      say(`the server exited (${exit})`);
+      process.exit(EXIT.failed);
+    }
+    await new Promise((r) => setTimeout(r, 500));
   }
 }
 

@@ -8,6 +8,7 @@ import { logger } from '../logger.js';
 import type { Timing } from '../metrics.js';
 import { KafkaDecisionSink } from './kafkaSink.js';
 import { PartitionWriter, type WriterShared } from './partitionWriter.js';
+import { AnnouncingLines, AnnouncingReplies, type ChangeFeed } from './changeFeed.js';
 import type { CampaignLines, ReplyChannel } from './ports.js';
 
 /** The consumer's name where it parks records and stops at newer events. */
@@ -40,8 +41,8 @@ export class SingleWriter {
 
   constructor(
     private readonly kafka: Kafka,
-    /** the Redis ordering projection's adapters (projections/redis-ordering) */
-    redis: { lines: CampaignLines; replies: ReplyChannel },
+    /** the Redis ordering projection's adapters (projections/redis-ordering); `changes` announces what the writer tells and applies */
+    redis: { lines: CampaignLines; replies: ReplyChannel; changes: ChangeFeed },
     private readonly config: Config,
     parking: Parking,
     mint: Minter = cryptoMinter,
@@ -49,8 +50,9 @@ export class SingleWriter {
     this.sink = new KafkaDecisionSink(kafka, config, log, () => this.health);
     this.shared = {
       sink: this.sink,
-      lines: redis.lines,
-      replies: redis.replies,
+      // what it tells and applies is announced too: API processes push it to subscribed sockets
+      lines: new AnnouncingLines(redis.lines, redis.changes),
+      replies: new AnnouncingReplies(redis.replies, redis.changes),
       cursor: { seek: (partition, offset) => this.consumer?.seek({ topic: this.topic, partition, offset: offset.toString() }) },
       parker: parking,
       mint,

@@ -1,0 +1,164 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { makeExecutableSchema } from '@graphql-tools/schema';
+import { getOperationAST, GraphQLError, parse, specifiedRules, validate, type DocumentNode } from 'graphql';
+import type { Context } from 'graphql-ws';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Config } from '../../config.js';
+import { logger } from '../../logger.js';
+import { bearer, type Authenticator, type Caller } from '../auth.js';
+import { queryLimits } from '../queryLimits.js';
+import type { ApiServices } from '../resolvers.js';
+import { DateTime } from '../scalars.js';
+import { typeDefs } from '../server.js';
+import type { ChangeHub } from './changeHub.js';
+import { liveResolvers, type LiveCtx } from './subscriptions.js';
+
+const log = logger.child({ component: 'ws' });
+
+/** Close codes a client can act on (4400-4499 as graphql-transport-ws uses them). */
+export const CLOSE = {
+  unauthenticated: 4401,
+  idle: 4408,
+  tooManySockets: 4429,
+  goingAway: 1001,
+} as const;
+
+type Extra = {
+  socket: WebSocket;
+  request: IncomingMessage;
+  caller?: Caller;
+  /** since when the socket holds no subscription (null while it holds one) */
+  idleSince?: number | null;
+  /** the token's `exp` (ms): the socket is closed then, as a request with that token would be refused */
+  expiresAt?: number;
+};
+
+/** `exp` of a token the authenticator has just accepted (its signature checked), in ms. */
+function expiryOf(token: string): number | undefined {
+  try {
+    const exp = (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as { exp?: unknown }).exp;
+    return typeof exp === 'number' ? exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const refusal = (message: string, code: string) => new GraphQLError(message, { extensions: { code } });
+
+/**
+ * GraphQL subscriptions over graphql-ws (graphql-transport-ws) on the HTTP server's own port and
+ * path. The token is checked once, at `connection_init`, by the same authenticator as HTTP. Only
+ * subscription operations are taken here (queries and mutations go through POST /graphql, with
+ * their edge limits); each document meets the same query limits as over HTTP. Limits: sockets per
+ * user, subscriptions per socket, and a socket holding no subscription for WS_IDLE_TIMEOUT_MS is
+ * closed; a peer that stops answering pings is dropped. A socket that goes frees its watches.
+ */
+export function attachSubscriptions(server: Server, deps: { config: Config; services: ApiServices; hub: ChangeHub; auth: Authenticator }) {
+  const { config, services, hub, auth } = deps;
+  const schema = makeExecutableSchema({ typeDefs, resolvers: { DateTime, ...liveResolvers() } as never });
+  const limits = queryLimits(config);
+  const rules = [...specifiedRules, ...limits.validationRules!];
+  const perUser = new Map<string, number>();
+  const sockets = new Set<Context<Record<string, unknown>, Extra>>();
+  let closing = false;
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: config.GRAPHQL_MAX_BODY_BYTES });
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (new URL(req.url ?? '/', 'http://x').pathname !== '/graphql' || closing) {
+      socket.end(`HTTP/1.1 ${closing ? '503 Service Unavailable' : '404 Not Found'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+  };
+  server.on('upgrade', onUpgrade);
+
+  const served = useServer<Record<string, unknown>, Extra>(
+    {
+      schema,
+      connectionInitWaitTimeout: 3000,
+      onConnect: async (ctx) => {
+        const header = ctx.connectionParams?.authorization;
+        const token = bearer(typeof header === 'string' ? header : undefined);
+        const caller = token ? await auth.verify(token) : null;
+        if (!caller) {
+          ctx.extra.socket.close(CLOSE.unauthenticated, 'UNAUTHENTICATED: connectionParams.authorization must be "Bearer <valid JWT>"');
+          return false;
+        }
+        const open = perUser.get(caller.userId) ?? 0;
+        if (open >= config.WS_MAX_SOCKETS_PER_USER) {
+          ctx.extra.socket.close(CLOSE.tooManySockets, `too many sockets for this user (at most ${config.WS_MAX_SOCKETS_PER_USER})`);
+          return false;
+        }
+        perUser.set(caller.userId, open + 1);
+        ctx.extra.caller = caller;
+        ctx.extra.expiresAt = expiryOf(token!);
+        ctx.extra.idleSince = Date.now();
+        sockets.add(ctx);
+        return true;
+      },
+      onSubscribe: (ctx, _id, payload) => {
+        const caller = ctx.extra.caller!;
+        // the id being subscribed is already counted
+        if (Object.keys(ctx.subscriptions).length > config.WS_MAX_SUBSCRIPTIONS_PER_SOCKET) {
+          return [refusal(`too many subscriptions on this socket (at most ${config.WS_MAX_SUBSCRIPTIONS_PER_SOCKET})`, 'BAD_REQUEST')];
+        }
+        let document: DocumentNode;
+        try {
+          document = parse(payload.query, limits.parseOptions);
+        } catch (err) {
+          return [refusal((err as Error).message, 'GRAPHQL_PARSE_FAILED')];
+        }
+        const op = getOperationAST(document, payload.operationName);
+        if (!op) return [refusal('no operation to run (name it with operationName)', 'BAD_REQUEST')];
+        if (op.operation !== 'subscription') return [refusal(`only subscriptions over WebSocket; send a ${op.operation} to POST /graphql`, 'BAD_REQUEST')];
+        const errors = validate(schema, document, rules);
+        if (errors.length > 0) return errors.map((e) => new GraphQLError(e.message, { nodes: e.nodes, extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' } }));
+        ctx.extra.idleSince = null;
+        const contextValue: LiveCtx = { caller, services, hub };
+        return { schema, document, operationName: payload.operationName, variableValues: payload.variables, contextValue };
+      },
+      onClose: (ctx) => {
+        if (!sockets.delete(ctx)) return;
+        const userId = ctx.extra.caller!.userId;
+        const left = (perUser.get(userId) ?? 1) - 1;
+        if (left > 0) perUser.set(userId, left);
+        else perUser.delete(userId);
+      },
+    },
+    wss,
+    config.WS_KEEPALIVE_MS,
+  );
+
+  // one sweep for every socket instead of a timer each: idle is counted from the last subscription's end
+  const sweep = setInterval(() => {
+    const now = Date.now();
+    for (const ctx of sockets) {
+      if (ctx.extra.expiresAt !== undefined && now >= ctx.extra.expiresAt) ctx.extra.socket.close(CLOSE.unauthenticated, 'UNAUTHENTICATED: the token has expired');
+      else if (Object.keys(ctx.subscriptions).length > 0) ctx.extra.idleSince = null;
+      else if (ctx.extra.idleSince == null) ctx.extra.idleSince = now;
+      else if (now - ctx.extra.idleSince >= config.WS_IDLE_TIMEOUT_MS) ctx.extra.socket.close(CLOSE.idle, 'idle: no subscription');
+    }
+  }, Math.min(1000, Math.max(50, config.WS_IDLE_TIMEOUT_MS / 4)));
+  sweep.unref();
+
+  return {
+    get stats() {
+      let subscriptions = 0;
+      for (const ctx of sockets) subscriptions += Object.keys(ctx.subscriptions).length;
+      return { sockets: wss.clients.size, users: perUser.size, subscriptions };
+    },
+    /** Takes no more sockets and closes the open ones with 1001 (going away), each ending its subscriptions. */
+    async close(timeoutMs = 2000): Promise<void> {
+      closing = true;
+      clearInterval(sweep);
+      for (const ws of wss.clients) ws.close(CLOSE.goingAway, 'server shutting down');
+      const end = Date.now() + timeoutMs;
+      while (wss.clients.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+      for (const ws of wss.clients) ws.terminate();
+      await Promise.resolve(served.dispose()).catch((err: unknown) => log.warn({ err }, 'closing the WebSocket server'));
+      server.off('upgrade', onUpgrade);
+    },
+  };
+}

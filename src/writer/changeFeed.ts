@@ -1,0 +1,94 @@
+import type { CampaignTerms } from '../domain/campaign.js';
+import type { CampaignEvent } from '../domain/events.js';
+import type { CampaignLines, LineAnswer, LineWork, ReplyChannel } from './ports.js';
+import type { Reply } from './replies.js';
+
+/**
+ * What the writer announces after it told or applied something: per campaign, the users whose
+ * entries changed (an empty list: only the campaign's own facts or counters did). `at` is when the
+ * writer announced it (ms since the epoch), so a subscriber can tell commit → socket latency.
+ */
+export interface ChangeNotice {
+  campaignId: string;
+  users: string[];
+  at: number;
+}
+
+/** Where the writer's notices go: API processes push from them to their sockets. */
+export interface ChangeFeed {
+  announce(notices: readonly Omit<ChangeNotice, 'at'>[]): Promise<void>;
+}
+
+function byCampaign(pairs: Iterable<[string, string | null]>): Omit<ChangeNotice, 'at'>[] {
+  const out = new Map<string, Set<string>>();
+  for (const [campaignId, user] of pairs) {
+    const users = out.get(campaignId) ?? new Set<string>();
+    if (user !== null) users.add(user);
+    out.set(campaignId, users);
+  }
+  return [...out].map(([campaignId, users]) => ({ campaignId, users: [...users] }));
+}
+
+/** The users whose entries a batch of committed decisions changed, and the campaigns they touch. */
+export function noticesOfCommitted(events: readonly CampaignEvent[]): Omit<ChangeNotice, 'at'>[] {
+  return byCampaign(
+    events.map((e): [string, string | null] =>
+      e.type === 'WinnerSelected' || e.type === 'GifticonIssued' ? [e.campaignId, e.userId] : [e.campaignId, null],
+    ),
+  );
+}
+
+/** The reply channel, announcing every decision it tells (the places reach subscribers as they reach callers). */
+export class AnnouncingReplies implements ReplyChannel {
+  constructor(
+    private readonly inner: ReplyChannel,
+    private readonly feed: ChangeFeed,
+  ) {}
+
+  async tell(replies: readonly { instance: string; reply: Reply }[]): Promise<void> {
+    await Promise.all([this.inner.tell(replies), this.feed.announce(byCampaign(replies.map(({ reply }) => [reply.campaignId, reply.userId])))]);
+  }
+}
+
+/**
+ * The campaign lines, announcing what reaches Redis: committed decisions (winners, gifticons, sold
+ * out) once applied, and a campaign's own facts (created, closed) once placed. Nothing is announced
+ * while a rebuild re-applies the past: it changes no answer.
+ */
+export class AnnouncingLines implements CampaignLines {
+  constructor(
+    private readonly inner: CampaignLines,
+    private readonly feed: ChangeFeed,
+  ) {}
+
+  isBuilt(partition: number) {
+    return this.inner.isBuilt(partition);
+  }
+  markBuilt(partition: number) {
+    return this.inner.markBuilt(partition);
+  }
+  rebuildProgress(partition: number, next: bigint, until: bigint) {
+    return this.inner.rebuildProgress(partition, next, until);
+  }
+  finishRebuild(partition: number, campaigns: Iterable<string>) {
+    return this.inner.finishRebuild(partition, campaigns);
+  }
+  terms(campaignIds: readonly string[]): Promise<Map<string, CampaignTerms>> {
+    return this.inner.terms(campaignIds);
+  }
+
+  async place(partition: number, work: LineWork): Promise<LineAnswer[][] | 'REBUILD'> {
+    const placed = await this.inner.place(partition, work);
+    const facts = work.facts.filter((f) => !f.replaying && (f.event.type === 'CampaignCreated' || f.event.type === 'CampaignClosed'));
+    if (placed !== 'REBUILD' && facts.length > 0) await this.feed.announce(byCampaign(facts.map((f) => [f.event.campaignId, null])));
+    return placed;
+  }
+
+  async applyCommitted(partition: number, events: readonly CampaignEvent[]): Promise<boolean> {
+    const ok = await this.inner.applyCommitted(partition, events);
+    // not awaited: the next commit waits on this one, and a notice is no part of it (a PUBLISH
+    // after the apply on the same connection still reaches subscribers after the apply)
+    if (ok) void this.feed.announce(noticesOfCommitted(events));
+    return ok;
+  }
+}
