@@ -34,6 +34,8 @@ const schema = z.object({
   REDIS_PREFIX: z.string().regex(/^[a-zA-Z0-9._:-]{1,64}$/).default('fc'),
   /** Partitions of the campaign-events topic: one active campaign per partition at a time. */
   EVENT_PARTITIONS: z.coerce.number().int().min(1).max(256).default(6),
+  /** Replicas of a topic firstcome creates; unset: as many brokers as answer, at most 3 (min in-sync: 2 where there are 2 or more). */
+  KAFKA_REPLICATION_FACTOR: z.coerce.number().int().min(1).max(7).optional(),
   /** Group-commit window of the API's appends. */
   APPEND_LINGER_MS: z.coerce.number().int().min(0).max(100).default(3),
   /** How long the decider's fetch waits on a quiet partition. */

@@ -29,6 +29,8 @@ const REDIS_MAIN = 'redis-server';
 export function clusterEnv(): Record<string, string> {
   return {
     KAFKA_BROKERS: CLUSTER_KAFKA_PORTS.map((p) => `${HOST}:${p}`).join(','),
+    // said, not counted: a node briefly fenced while the cluster starts must not cost a topic a replica
+    KAFKA_REPLICATION_FACTOR: '3',
     REDIS_CLUSTER_NODES: CLUSTER_REDIS_PORTS.map((p) => `${HOST}:${p}`).join(','),
   };
 }

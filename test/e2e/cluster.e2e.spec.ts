@@ -34,7 +34,7 @@ describe('the local cluster stack', () => {
   });
 
   it('runs three brokers, and the events topic gets three replicas with two in sync', async () => {
-    const config = loadConfig({ ...process.env, KAFKA_BROKERS: cluster.env.KAFKA_BROKERS, TOPIC_PREFIX: `t.cluster-${Date.now().toString(36)}`, EVENT_PARTITIONS: '3' });
+    const config = loadConfig({ ...process.env, ...cluster.env, TOPIC_PREFIX: `t.cluster-${Date.now().toString(36)}`, EVENT_PARTITIONS: '3' });
     const admin = new Kafka({ brokers: config.KAFKA_BROKERS, logLevel: logLevel.NOTHING }).admin();
     await admin.connect();
     try {
@@ -66,7 +66,7 @@ describe('I4 on three brokers: the leader of the drop’s partition killed mid-b
   let api: AppProcess;
 
   beforeAll(async () => {
-    iso = await isolated('cluster', { KAFKA_BROKERS: cluster.env.KAFKA_BROKERS!, ENTER_WAIT_MS: '1000' });
+    iso = await isolated('cluster', { KAFKA_BROKERS: cluster.env.KAFKA_BROKERS!, KAFKA_REPLICATION_FACTOR: cluster.env.KAFKA_REPLICATION_FACTOR!, ENTER_WAIT_MS: '1000' });
     writer = await spawnApp(iso, 'decider');
     api = await spawnApp(iso, 'api');
   }, 180_000);

@@ -14,6 +14,7 @@ import type { Config } from '../../config.js';
 import type { CampaignEvent, Logged } from '../../domain/events.js';
 import { clientLogLevel } from './clientLog.js';
 import { decode, NewerEventError, toMessage } from './codec.js';
+import { replicationOf, servedByLeaders, settling } from './topicReady.js';
 import { unwatched, type HealthReporter } from '../../health.js';
 import { logger } from '../../logger.js';
 import type { Timing } from '../../metrics.js';
@@ -63,27 +64,29 @@ export function headerString(headers: IHeaders | undefined, name: string): strin
 /** Creates the topics this config needs, idempotently. The campaign-events topic is the store of record. */
 export async function ensureTopics(
   admin: Admin,
-  config: Pick<Config, 'topics' | 'EVENT_PARTITIONS'>,
+  config: Pick<Config, 'topics' | 'EVENT_PARTITIONS' | 'KAFKA_REPLICATION_FACTOR'>,
 ): Promise<void> {
-  const existing = new Set(await admin.listTopics());
+  const existing = new Set(await settling(() => admin.listTopics()));
   const topic = config.topics.events;
-  const brokers = (await admin.describeCluster()).brokers.length;
+  const replicas = await replicationOf(admin, config.KAFKA_REPLICATION_FACTOR);
   const durable = [
     { name: 'retention.ms', value: '-1' },
     { name: 'retention.bytes', value: '-1' },
     { name: 'cleanup.policy', value: 'delete' },
-    { name: 'min.insync.replicas', value: String(Math.min(2, brokers)) },
+    { name: 'min.insync.replicas', value: String(Math.min(2, replicas)) },
     { name: 'unclean.leader.election.enable', value: 'false' },
   ];
   if (!existing.has(config.topics.parked)) {
-    await admin.createTopics({
-      waitForLeaders: false,
-      topics: [{ topic: config.topics.parked, numPartitions: 1, replicationFactor: Math.min(3, brokers), configEntries: durable }],
-    });
+    await settling(() =>
+      admin.createTopics({
+        waitForLeaders: false,
+        topics: [{ topic: config.topics.parked, numPartitions: 1, replicationFactor: replicas, configEntries: durable }],
+      }),
+    );
     await servedByLeaders(admin, config.topics.parked);
   }
   if (existing.has(topic)) {
-    const meta = await admin.fetchTopicMetadata({ topics: [topic] });
+    const meta = await settling(() => admin.fetchTopicMetadata({ topics: [topic] }));
     const have = meta.topics[0]?.partitions.length ?? 0;
     if (have !== config.EVENT_PARTITIONS) {
       throw new Error(
@@ -94,29 +97,13 @@ export async function ensureTopics(
     return;
   }
   // KafkaJS's own wait for leaders gives up on the first "does not host" answer: servedByLeaders waits
-  await admin.createTopics({
-    waitForLeaders: false,
-    topics: [{ topic, numPartitions: config.EVENT_PARTITIONS, replicationFactor: Math.min(3, brokers), configEntries: durable }],
-  });
+  await settling(() =>
+    admin.createTopics({
+      waitForLeaders: false,
+      topics: [{ topic, numPartitions: config.EVENT_PARTITIONS, replicationFactor: replicas, configEntries: durable }],
+    }),
+  );
   await servedByLeaders(admin, topic);
-}
-
-/**
- * Right after a topic is created its leaders may not serve it yet ("This server does not host this
- * topic-partition"), the longer the more brokers there are: a topic is ready once every partition's
- * leader answers a ListOffsets for it.
- */
-async function servedByLeaders(admin: Admin, topic: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await admin.fetchTopicOffsets(topic);
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
 }
 
 export interface Appended {
