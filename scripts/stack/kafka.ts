@@ -68,7 +68,12 @@ export async function upKafka(p: Paths, env: NodeJS.ProcessEnv, readyTimeoutMs: 
   const first = brokers[0] ?? DEFAULT_KAFKA_BROKERS;
   const { host, port } = splitHostPort(first, 9092);
   const address = `${host}:${port}`;
-  if (await kafkaAnswers(brokers, 2500)) return { name: 'kafka', status: 'reused', address };
+  if (await kafkaAnswers(brokers, 2500)) {
+    // the jars are fetched even where a broker already runs: tests start private brokers from them
+    // (a clean clone beside a running broker had none, and its first private broker raced Maven)
+    if (isLocal(host)) await ensureKafkaLibs(p, log);
+    return { name: 'kafka', status: 'reused', address };
+  }
 
   const release = await lock(p.lockFile('kafka'));
   try {

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, symlinkSync, readFileSync, mkdirSync } from 'node:
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { stackDown, stackUp } from '../../scripts/stack.js';
+import { StackError, stackDown, stackUp } from '../../scripts/stack.js';
 import { freePort } from './app.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -21,7 +21,10 @@ export async function privateBroker() {
   const brokers = `127.0.0.1:${port}`;
   const env = { ...process.env, KAFKA_BROKERS: brokers };
   const up = async () => {
-    const [r] = await stackUp({ root, env, services: ['kafka'] });
+    const [r] = await stackUp({ root, env, services: ['kafka'] }).catch((err: unknown) => {
+      // say why: a StackError carries each service's detail (the broker's last log lines)
+      throw new Error(`private broker: ${err instanceof StackError ? err.results.map((x) => x.detail).join('\n') : String(err)}`, { cause: err });
+    });
     if (r!.status === 'failed') throw new Error(`private broker: ${r!.detail}`);
   };
   await up();
