@@ -139,8 +139,8 @@ export async function runReplay(ctx: JobContext<ReplayData>, deps: ReplayDeps): 
   };
   // both settle before the job does: a failed half must not leave the other running beside a retry
   const settled = await Promise.allSettled([
-    wantRedis ? replayRedis(ctx, deps, data, (f) => ((fractions.redis = f), report()), (t) => note('redis', t)) : undefined,
-    wantDatabase ? replayDatabase(ctx, deps, data, (f) => ((fractions.database = f), report()), (t) => note('database', t)) : undefined,
+    wantRedis ? runTarget('redis', ctx, deps, data, (f) => ((fractions.redis = f), report()), (t) => note('redis', t), replayRedis) : undefined,
+    wantDatabase ? runTarget('database', ctx, deps, data, (f) => ((fractions.database = f), report()), (t) => note('database', t), replayDatabase) : undefined,
   ]);
   for (const r of settled) if (r.status === 'rejected') throw r.reason;
 
@@ -205,27 +205,33 @@ const watchWriter = (admin: Admin, config: Config, projection: Projection) => {
   return new WriterWatch(w, () => describeOwnership(admin, w), WRITER_WAIT_MS);
 };
 
-// --- REDIS ------------------------------------------------------------------------------------
-
-async function replayRedis(
-  ctx: JobContext<ReplayData>,
-  deps: ReplayDeps,
-  data: ReplayData,
-  progress: (f: number) => Promise<void>,
-  note: (text: string) => void,
-): Promise<void> {
-  await withAdmin(deps.kafka, (admin) => replayRedisWith(ctx, deps, data, progress, note, watchWriter(admin, deps.config, 'redis'), admin));
+/** What one target's replay works with: the job, its progress and notes, and a watch on the target's writer. */
+interface TargetRun {
+  ctx: JobContext<ReplayData>;
+  deps: ReplayDeps;
+  data: ReplayData;
+  progress: (f: number) => Promise<void>;
+  note: (text: string) => void;
+  watch: WriterWatch;
+  admin: Admin;
 }
 
-async function replayRedisWith(
+/** Runs one target's replay over one admin connection, which the writer's watch shares. */
+function runTarget(
+  projection: Projection,
   ctx: JobContext<ReplayData>,
   deps: ReplayDeps,
   data: ReplayData,
   progress: (f: number) => Promise<void>,
   note: (text: string) => void,
-  watch: WriterWatch,
-  admin: Admin,
+  replay: (run: TargetRun) => Promise<void>,
 ): Promise<void> {
+  return withAdmin(deps.kafka, (admin) => replay({ ctx, deps, data, progress, note, watch: watchWriter(admin, deps.config, projection), admin }));
+}
+
+// --- REDIS ------------------------------------------------------------------------------------
+
+async function replayRedis({ ctx, deps, data, progress, note, watch, admin }: TargetRun): Promise<void> {
   const state = data.redis!;
   const { ordering, config } = deps;
   const topic = config.topics.events;
@@ -338,24 +344,7 @@ async function foldCarries(ctx: JobContext<ReplayData>, deps: ReplayDeps, data: 
 
 // --- DATABASE ---------------------------------------------------------------------------------
 
-async function replayDatabase(
-  ctx: JobContext<ReplayData>,
-  deps: ReplayDeps,
-  data: ReplayData,
-  progress: (f: number) => Promise<void>,
-  note: (text: string) => void,
-): Promise<void> {
-  await withAdmin(deps.kafka, (admin) => replayDatabaseWith(ctx, deps, data, progress, note, watchWriter(admin, deps.config, 'database')));
-}
-
-async function replayDatabaseWith(
-  ctx: JobContext<ReplayData>,
-  deps: ReplayDeps,
-  data: ReplayData,
-  progress: (f: number) => Promise<void>,
-  note: (text: string) => void,
-  watch: WriterWatch,
-): Promise<void> {
+async function replayDatabase({ ctx, deps, data, progress, note, watch }: TargetRun): Promise<void> {
   const state = data.database!;
   const topic = deps.config.topics.events;
 
