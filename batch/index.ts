@@ -1,7 +1,7 @@
 import { Counter, Gauge } from 'prom-client';
 import type { RoleFactory, Shared } from '../src/app.js';
 import type { Config } from '../src/config.js';
-import { EventAppender } from '../src/infra/kafka/eventLog.js';
+import { EventAppender } from '../src/infra/kafka/appender.js';
 import { logger } from '../src/logger.js';
 import { rewindPrismaProjection } from '../projections/prisma-tables/projector.js';
 import { openAgenda, watchStore, type CloseData, type ReplayData, type ReportData } from './agenda.js';

@@ -2,7 +2,7 @@ import type { Agenda } from 'agenda';
 import type { Kafka } from 'kafkajs';
 import type { Config } from '../src/config.js';
 import type { CampaignEvent } from '../src/domain/events.js';
-import { keepConsuming, roleConsumer } from '../src/infra/kafka/eventLog.js';
+import { keepConsuming, roleConsumer } from '../src/infra/kafka/consumer.js';
 import { sortBatch, Stops, type Parking } from '../src/infra/kafka/parking.js';
 import { unwatched, type HealthReporter } from '../src/health.js';
 import type { Logger } from '../src/logger.js';

@@ -3,7 +3,7 @@ import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import type { Config } from '../../src/config.js';
 import type { Logged } from '../../src/domain/events.js';
 import { appendToCampaign, readCampaignEvents, streamTail, type StreamTail } from '../../src/infra/eventstore/eventStore.js';
-import { keepConsuming, roleConsumer } from '../../src/infra/kafka/eventLog.js';
+import { keepConsuming, roleConsumer } from '../../src/infra/kafka/consumer.js';
 import { sortBatch, Stops, type Parking } from '../../src/infra/kafka/parking.js';
 import { unwatched, type HealthReporter } from '../../src/health.js';
 import { logger } from '../../src/logger.js';

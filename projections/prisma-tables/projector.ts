@@ -1,7 +1,8 @@
 import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import type { Config } from '../../src/config.js';
 import type { Logged } from '../../src/domain/events.js';
-import { keepConsuming, partitionFor, roleConsumer } from '../../src/infra/kafka/eventLog.js';
+import { keepConsuming, roleConsumer } from '../../src/infra/kafka/consumer.js';
+import { partitionFor } from '../../src/infra/kafka/partitioning.js';
 import { parkedRecord, sortBatch, Stops, type Parking, type ParkedRecord } from '../../src/infra/kafka/parking.js';
 import type { Prisma, PrismaClient } from '../../src/infra/prisma/client.js';
 import { unwatched, type HealthReporter } from '../../src/health.js';
