@@ -13,6 +13,7 @@ import { describeError, Health, type HealthReporter } from './health.js';
 import { createKafka } from './infra/kafka/client.js';
 import { ensureTopics } from './infra/kafka/topics.js';
 import { EventAppender } from './infra/kafka/appender.js';
+import { ConsumerHost } from './infra/kafka/consumerHost.js';
 import { Parking } from './infra/kafka/parking.js';
 import { createPrisma, type PrismaClient } from './infra/prisma/client.js';
 import { prepareDatabase } from './infra/prisma/prepare.js';
@@ -41,6 +42,8 @@ export interface Shared {
   parking: Parking;
   /** components report failing / ok here; /readyz reads it */
   health: Health;
+  /** the read side's one consumer: roles add their processors, the app starts it once they all have */
+  readSide: ConsumerHost;
   instance: string;
 }
 
@@ -86,7 +89,8 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   const metrics = createMetrics();
   const health = new Health();
   const parking = await Parking.connect(kafka, config);
-  const shared: Shared = { config, kafka, redis, ordering, prisma, metrics, parking, health, instance };
+  const readSide = new ConsumerHost(kafka, config, parking);
+  const shared: Shared = { config, kafka, redis, ordering, prisma, metrics, parking, health, readSide, instance };
   // a single writer in its own thread parks with its own producer and reports its count
   let threadParked = 0;
   metrics.labeledCounterFrom('firstcome_parked_total', 'records parked in the dead-letter topic, by the consumer that met them', 'consumer', () => {
@@ -161,6 +165,7 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
     if (!load) throw new Error(`role ${role} is not available in this build`);
     handles.push(await (await load())(shared));
   }
+  await readSide.start();
 
   let services: ApiServices | null = null;
   let appender: EventAppender | null = null;
@@ -203,6 +208,7 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
       await server.drain(config.ENTER_WAIT_MS + 2000);
       await apollo?.stop();
       await appender?.close();
+      await readSide.stop().catch((err) => log.warn({ err }, 'consumer host stop failed'));
       for (const h of handles.reverse()) await h.stop().catch((err) => log.warn({ err }, 'role stop failed'));
       await waiter?.close();
       await admin.disconnect();
