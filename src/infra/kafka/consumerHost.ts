@@ -35,6 +35,8 @@ interface Lane {
   failures: Map<string, { count: number; retryAt: number }>;
   /** batches and checks of one partition take turns */
   queue: Promise<void>;
+  /** batches handled, so a check never acts on a checkpoint it read before one of them */
+  version: number;
 }
 
 /**
@@ -148,7 +150,7 @@ export class ConsumerHost {
     this.assigned = partitions;
     this.stops.retain(partitions);
     // every (re)join starts each assigned partition from the checkpoints again: they are the truth
-    for (const lane of this.lanes.values()) this.forgetFailures(lane);
+    for (const [partition, lane] of this.lanes) this.forgetFailures(lane, partition);
     this.lanes = new Map();
     this.opening.clear();
     for (const p of this.processors) p.assigned?.(partitions);
@@ -174,7 +176,7 @@ export class ConsumerHost {
       // a rejoin while reading: the new assignment opens its own
       if (this.lanes !== lanes || !this.assigned.includes(partition)) return null;
       const low = [...pos.values()].reduce((a, b) => (b < a ? b : a));
-      const lane: Lane = { cursor: low, delivered: low, pos, failures: new Map(), queue: Promise.resolve() };
+      const lane: Lane = { cursor: low, delivered: low, pos, failures: new Map(), queue: Promise.resolve(), version: 0 };
       lanes.set(partition, lane);
       if (fetchedFrom !== low) this.consumer?.seek({ topic: this.topic, partition, offset: low.toString() });
       for (const p of this.processors) p.observe?.(partition, { next: pos.get(p.name)! });
@@ -218,6 +220,7 @@ export class ConsumerHost {
       }
       lane.cursor = next;
       lane.delivered = next;
+      lane.version++;
       if (sorted.last !== null) resolveOffset(String(sorted.last));
       if (sorted.stop) this.stops.stop(this.consumer, this.topic, sorted.stop);
       else this.catchUp(lane, partition);
@@ -270,11 +273,8 @@ export class ConsumerHost {
     this.consumer?.seek({ topic: this.topic, partition, offset: low.toString() });
   }
 
-  private forgetFailures(lane: Lane): void {
-    for (const name of lane.failures.keys()) {
-      const p = this.processors.find((x) => x.name === name);
-      for (const partition of this.assigned) p?.health.ok(partition);
-    }
+  private forgetFailures(lane: Lane, partition: number): void {
+    for (const name of lane.failures.keys()) this.processors.find((x) => x.name === name)?.health.ok(partition);
     lane.failures.clear();
   }
 
@@ -285,15 +285,17 @@ export class ConsumerHost {
    */
   private async check(): Promise<void> {
     const partitions = this.assigned;
+    const lanes = new Map<number, { lane: Lane; version: number }>();
     for (const partition of partitions) {
       const lane = await this.lane(partition);
-      if (!lane) continue;
+      if (lane) lanes.set(partition, { lane, version: lane.version });
+    }
+    // one read per processor for every partition; a partition that handled a batch since is left to the next check
+    const rows = new Map<Processor, Map<number, bigint>>();
+    if (lanes.size > 0) for (const p of this.processors) if (p.rewindable) rows.set(p, await p.checkpoints([...lanes.keys()]));
+    for (const [partition, { lane, version }] of lanes) {
       await this.exclusive(lane, async () => {
-        for (const p of this.processors) {
-          if (!p.rewindable) continue;
-          const row = (await p.checkpoints([partition])).get(partition) ?? 0n;
-          this.moved(lane, p, partition, row);
-        }
+        if (lane.version === version) for (const [p, row] of rows) this.moved(lane, p, partition, row.get(partition) ?? 0n);
         for (const p of this.processors) {
           const from = lane.pos.get(p.name)!;
           if (from !== lane.delivered || lane.cursor <= from || lane.failures.has(p.name)) continue;
