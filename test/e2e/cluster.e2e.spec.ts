@@ -39,7 +39,9 @@ describe('the local cluster stack', () => {
     const admin = new Kafka({ brokers: config.KAFKA_BROKERS, logLevel: logLevel.NOTHING }).admin();
     await admin.connect();
     try {
-      expect((await admin.describeCluster()).brokers.map((b) => b.port).sort()).toEqual([19092, 19093, 19094]);
+      // a node may be fenced for a moment while three JVMs start on two busy cores: it rejoins
+      const cluster3 = await waitUntil(() => admin.describeCluster(), (c) => c.brokers.length === 3, { what: 'three brokers registered', timeoutMs: 60_000 });
+      expect(cluster3.brokers.map((b) => b.port).sort()).toEqual([19092, 19093, 19094]);
       await ensureTopics(admin, config);
       const meta = await admin.fetchTopicMetadata({ topics: [config.topics.events] });
       expect(meta.topics[0]!.partitions.map((p) => p.replicas.length)).toEqual([3, 3, 3]);
