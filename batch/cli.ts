@@ -1,7 +1,7 @@
 import type { Kafka } from 'kafkajs';
 import type { Config } from '../src/config.js';
 import { Deadline, ProgressLine, TimedOut } from '../src/cli/progress.js';
-import { createKafka } from '../src/infra/kafka/eventLog.js';
+import { createKafka } from '../src/infra/kafka/client.js';
 import { createPrisma, type PrismaClient } from '../src/infra/prisma/client.js';
 import { createRedis, RedisOrdering } from '../projections/redis-ordering/index.js';
 import { logger } from '../src/logger.js';

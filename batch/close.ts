@@ -1,6 +1,6 @@
 import type { Config } from '../src/config.js';
 import { campaignClosed } from '../src/domain/events.js';
-import type { EventAppender } from '../src/infra/kafka/eventLog.js';
+import type { EventAppender } from '../src/infra/kafka/appender.js';
 import type { PrismaClient } from '../src/infra/prisma/client.js';
 import type { RedisOrdering } from '../projections/redis-ordering/index.js';
 import type { JobContext } from './runtime.js';

@@ -1,7 +1,7 @@
 import { Counter, Gauge } from 'prom-client';
 import type { RoleFactory, Shared } from '../src/plugin.js';
 import type { Config } from '../src/config.js';
-import { EventAppender } from '../src/infra/kafka/eventLog.js';
+import { EventAppender } from '../src/infra/kafka/appender.js';
 import { logger } from '../src/logger.js';
 import { rewindPrismaProjection } from '../projections/prisma-tables/projector.js';
 import { openAgenda, watchStore } from './agenda.js';
@@ -86,17 +86,16 @@ export const startWorker: RoleFactory = async (shared: Shared) => {
   await handle.start();
   await handle.agenda.every(SCHEDULE.reconcile, 'reconcile', {}, { skipImmediate: true });
   await handle.agenda.every(SCHEDULE.cleanup, 'cleanup', {}, { skipImmediate: true });
-  const triggers = new Triggers(kafka, config, handle.agenda, log, shared.parking);
-  triggers.health = health.reporter('worker/triggers');
-  await triggers.start();
+  // a processor of the process's consumer host, which starts once every role has added its own
+  shared.readSide.add(new Triggers(handle.agenda, prisma, config.topics.events, log, health.reporter('worker/triggers')));
   const store = watchStore(handle, health.reporter('worker/agenda'), log);
   log.info('batch worker started');
 
   return {
-    ready: () => triggers.ready,
+    ready: () => shared.readSide.ready(),
+    // the host stops first (src/app.ts), so no trigger meets a closed Agenda
     stop: async () => {
       store.stop();
-      await triggers.stop();
       await runtime.stop();
       await appender.close().catch((err) => log.warn({ err }, 'appender close failed'));
       await handle.close();

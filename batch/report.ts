@@ -1,6 +1,6 @@
 import type { Kafka } from 'kafkajs';
 import type { Config } from '../src/config.js';
-import { partitionFor } from '../src/infra/kafka/eventLog.js';
+import { partitionFor } from '../src/infra/kafka/partitioning.js';
 import type { PrismaClient } from '../src/infra/prisma/client.js';
 import type { RedisOrdering } from '../projections/redis-ordering/index.js';
 import { highWatermarks, prismaCheckpoints, withAdmin } from './logPosition.js';

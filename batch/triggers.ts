@@ -1,72 +1,49 @@
 import type { Agenda } from 'agenda';
-import type { Kafka } from 'kafkajs';
-import type { Config } from '../src/config.js';
 import type { CampaignEvent } from '../src/domain/events.js';
-import { keepConsuming, roleConsumer } from '../src/infra/kafka/eventLog.js';
-import { sortBatch, Stops, type Parking } from '../src/infra/kafka/parking.js';
+import type { Handled, Processor, ProcessorBatch } from '../src/infra/kafka/processor.js';
+import { Checkpoints } from '../src/infra/prisma/checkpoints.js';
+import type { PrismaClient } from '../src/infra/prisma/client.js';
 import { unwatched, type HealthReporter } from '../src/health.js';
 import type { Logger } from '../src/logger.js';
 import type { CloseData } from './close.js';
 import type { ReportData } from './report.js';
 
-/** The worker's consumer group on the log: it turns facts into jobs. */
-export const triggersGroup = (config: Pick<Config, 'TOPIC_PREFIX'>) => `${config.TOPIC_PREFIX}.batch-triggers`;
+/** The processor's name in parked records and `projection_checkpoints`. */
+export const TRIGGERS = 'batch-triggers';
 
 /**
  * What the log asks of the batch worker: CampaignCreated schedules the `close` job at closesAt;
  * CampaignSoldOut and CampaignClosed queue a report, counted once the read model has reached that
  * event. Jobs are unique per campaign (and trigger), so reading an event again (a rebalance, a
- * restart before the offset commit) queues nothing twice.
+ * restart before the checkpoint was saved) queues nothing twice.
  */
-export class Triggers {
-  private runner: ReturnType<typeof keepConsuming> | null = null;
-  private assigned = false;
-  /** told when batches fail and when they work again (/readyz) */
-  health: HealthReporter = unwatched;
-  readonly stops = new Stops('batch-triggers', () => this.health);
+export class Triggers implements Processor {
+  readonly name = TRIGGERS;
+  private readonly saved: Checkpoints;
 
   constructor(
-    private readonly kafka: Kafka,
-    private readonly config: Config,
     private readonly agenda: Agenda,
+    prisma: PrismaClient,
+    topic: string,
     private readonly log: Logger,
-    private readonly parking: Parking,
-  ) {}
-
-  get ready(): boolean {
-    return this.assigned && this.stops.size === 0;
+    /** told when batches fail and when they work again (/readyz) */
+    readonly health: HealthReporter = unwatched,
+  ) {
+    this.saved = new Checkpoints(prisma, TRIGGERS, topic);
   }
 
-  async start(): Promise<void> {
-    const topic = this.config.topics.events;
-    // rebuilt after a non-retriable crash (a broker gone for longer than the retries), as the decider's
-    this.runner = keepConsuming('batch-triggers', async (guard) => {
-      const consumer = roleConsumer(this.kafka, triggersGroup(this.config), 500);
-      consumer.on(consumer.events.GROUP_JOIN, (e) => {
-        this.stops.retain(e.payload.memberAssignment[topic] ?? []);
-        this.assigned = true;
-      });
-      await consumer.connect();
-      await consumer.subscribe({ topic, fromBeginning: true });
-      await consumer.run({
-        // resolved by hand: a partition stopped at a newer event must not be resolved past it
-        eachBatchAutoResolve: false,
-        eachBatch: guard(async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-          const sorted = sortBatch('batch-triggers', topic, batch.partition, batch.messages, { lastOffset: batch.lastOffset() });
-          await this.parking.park(sorted.parked);
-          for (const l of sorted.logged) {
-            if (!isRunning() || isStale()) return;
-            await this.on(l.event, batch.partition, l.offset);
-            resolveOffset(String(l.offset));
-            await heartbeat();
-          }
-          if (sorted.last !== null) resolveOffset(String(sorted.last));
-          if (sorted.stop) this.stops.stop(consumer, topic, sorted.stop);
-        }),
-      });
-      return consumer;
-    }, { health: this.health });
-    await this.runner.ready;
+  canHandle(event: CampaignEvent): boolean {
+    return event.type === 'CampaignCreated' || event.type === 'CampaignSoldOut' || event.type === 'CampaignClosed';
+  }
+
+  checkpoints(partitions: readonly number[]): Promise<Map<number, bigint>> {
+    return this.saved.read(partitions);
+  }
+
+  async handle(batch: ProcessorBatch): Promise<Handled> {
+    for (const l of batch.events) await this.on(l.event, batch.partition, l.offset);
+    await this.saved.save(batch.partition, batch.next);
+    return { kind: 'handled' };
   }
 
   private async on(event: CampaignEvent, partition: number, offset: bigint): Promise<void> {
@@ -96,7 +73,4 @@ export class Triggers {
     }
   }
 
-  async stop(): Promise<void> {
-    await this.runner?.stop().catch(() => undefined);
-  }
 }

@@ -1,5 +1,7 @@
 import { AssignerProtocol, type Admin } from 'kafkajs';
 import type { Config } from '../src/config.js';
+import { readSideGroup, readSideGroupsWith } from '../src/infra/kafka/consumerHost.js';
+import { PRISMA_PROJECTION } from '../projections/prisma-tables/projector.js';
 import { Permanent } from './runtime.js';
 
 /**
@@ -14,14 +16,21 @@ export type Projection = 'redis' | 'database';
 export interface WriterRole {
   /** the `--roles` name that starts it */
   role: 'decider' | 'projector';
+  /** its consumer group (for a processor: the group of a process that runs it alone) */
   group: string;
   topic: string;
+  /** a processor of the read side: every consumer host group that runs it owns partitions */
+  processor?: { name: string; groupsWith: (groupIds: readonly string[]) => string[] };
 }
 
 export function writerOf(config: Pick<Config, 'groups' | 'topics'>, projection: Projection): WriterRole {
-  return projection === 'redis'
-    ? { role: 'decider', group: config.groups.writer, topic: config.topics.events }
-    : { role: 'projector', group: config.groups.projector, topic: config.topics.events };
+  if (projection === 'redis') return { role: 'decider', group: config.groups.writer, topic: config.topics.events };
+  return {
+    role: 'projector',
+    group: readSideGroup(config, [PRISMA_PROJECTION]),
+    topic: config.topics.events,
+    processor: { name: PRISMA_PROJECTION, groupsWith: (ids) => readSideGroupsWith(config, PRISMA_PROJECTION, ids) },
+  };
 }
 
 export const startCommand = (w: WriterRole) => `npm start -- --roles ${w.role}`;
@@ -36,15 +45,24 @@ export interface Ownership {
 }
 
 export async function describeOwnership(admin: Admin, w: WriterRole): Promise<Ownership> {
-  const { groups } = await admin.describeGroups([w.group]);
-  const g = groups.find((x) => x.groupId === w.group);
+  // a processor runs in whichever consumer hosts have it (processes with other roles beside it)
+  const ids = w.processor ? w.processor.groupsWith((await admin.listGroups()).groups.map((g) => g.groupId)) : [w.group];
+  if (ids.length === 0) return { state: 'Dead', members: 0, owners: new Map() };
+  const { groups } = await admin.describeGroups(ids);
   const owners = new Map<number, string>();
-  for (const m of g?.members ?? []) {
-    // an empty assignment (a member that has just joined) decodes to null
-    const a = m.memberAssignment.length > 0 ? AssignerProtocol.MemberAssignment.decode(m.memberAssignment) : null;
-    for (const p of a?.assignment[w.topic] ?? []) owners.set(p, m.memberId);
+  let members = 0;
+  let state = 'Dead';
+  for (const g of groups.filter((x) => ids.includes(x.groupId))) {
+    members += g.members.length;
+    // a group with members rebalancing says so: its partitions are owned in a moment
+    if (state === 'Dead' || (g.members.length > 0 && g.state !== 'Empty' && g.state !== 'Dead')) state = g.state;
+    for (const m of g.members) {
+      // an empty assignment (a member that has just joined) decodes to null
+      const a = m.memberAssignment.length > 0 ? AssignerProtocol.MemberAssignment.decode(m.memberAssignment) : null;
+      for (const p of a?.assignment[w.topic] ?? []) owners.set(p, m.memberId);
+    }
   }
-  return { state: g?.state ?? 'Dead', members: g?.members.length ?? 0, owners };
+  return { state, members, owners };
 }
 
 /**

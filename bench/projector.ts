@@ -5,8 +5,11 @@ import type { Shared } from '../src/plugin.js';
 import { loadConfig } from '../src/config.js';
 import { cryptoMinter } from '../src/domain/campaign.js';
 import { EVENT_VERSION, eventIds, type CampaignEvent } from '../src/domain/events.js';
+import { ConsumerHost } from '../src/infra/kafka/consumerHost.js';
 import { Parking } from '../src/infra/kafka/parking.js';
-import { createKafka, ensureTopics, EventAppender } from '../src/infra/kafka/eventLog.js';
+import { createKafka } from '../src/infra/kafka/client.js';
+import { ensureTopics } from '../src/infra/kafka/topics.js';
+import { EventAppender } from '../src/infra/kafka/appender.js';
 import { createPrisma } from '../src/infra/prisma/client.js';
 import { dropDatabase } from '../src/infra/prisma/database.js';
 import { migrate } from '../src/infra/prisma/migrate.js';
@@ -74,8 +77,11 @@ async function main() {
   await ensureTopics(admin, config);
   const prisma = createPrisma(config.DATABASE_URL, { poolSize: 8 });
   const redis = createRedis(config.REDIS_URL, { lazy: true });
-  const shared: Shared = { config, kafka, redis, ordering: new RedisOrdering(redis, config.REDIS_PREFIX), prisma, metrics: createMetrics(), parking: await Parking.connect(kafka, config), health: new Health(), instance: `bench-${run}` };
+  const parking = await Parking.connect(kafka, config);
+  const readSide = new ConsumerHost(kafka, config, parking);
+  const shared: Shared = { config, kafka, redis, ordering: new RedisOrdering(redis, config.REDIS_PREFIX), prisma, metrics: createMetrics(), parking, health: new Health(), readSide, instance: `bench-${run}` };
   const role = await startProjectors(shared);
+  await readSide.start();
   while (!role.ready()) await new Promise((r) => setTimeout(r, 50));
 
   const topic = config.topics.events;

@@ -4,7 +4,7 @@ import { logger } from '../src/logger.js';
 import { ARCHIVE_PROJECTION, EventStoreArchive } from './eventstore-archive/archive.js';
 import { Lag, registerLagGauge } from './lag.js';
 import { ParkedProjector } from './parked/projector.js';
-import { PRISMA_PROJECTION, PrismaProjector } from './prisma-tables/projector.js';
+import { PRISMA_PROJECTION, PrismaTables } from './prisma-tables/projector.js';
 
 export { PRISMA_PROJECTION, rewindPrismaProjection } from './prisma-tables/projector.js';
 export { readCampaignEvents } from './eventstore-archive/archive.js';
@@ -13,17 +13,19 @@ const log = logger.child({ role: 'projector' });
 
 /**
  * The `projector` role: the Prisma tables always, the EventStoreDB archive when EVENTSTORE_URL is
- * set. Each is its own consumer group, so each scales (and lags) on its own.
+ * set, both processors of the process's consumer host (one fetch of the log for every processor
+ * of the read side); each keeps its own checkpoint and lags on its own. The parked records list
+ * reads its own topic.
  */
 export const startProjectors: RoleFactory = async (shared) => {
-  const { config, kafka, prisma, metrics, health } = shared;
+  const { config, kafka, prisma, metrics, health, readSide } = shared;
+  const topic = config.topics.events;
   const lags: Lag[] = [];
 
   const tablesLag = new Lag(PRISMA_PROJECTION, log);
   lags.push(tablesLag);
-  const tables = new PrismaProjector(prisma, kafka, config, tablesLag, shared.parking);
-  tables.health = health.reporter(`projector/${PRISMA_PROJECTION}`);
-  await tables.start();
+  const tables = new PrismaTables(prisma, topic, tablesLag, shared.parking, health.reporter(`projector/${PRISMA_PROJECTION}`));
+  readSide.add(tables);
   metrics.counterFrom('firstcome_projector_batches_total', 'batches written to the Prisma tables', () => tables.stats.batches);
   metrics.counterFrom('firstcome_projector_events_total', 'events applied to the Prisma tables', () => tables.stats.events);
   metrics.counterFrom('firstcome_projector_rewinds_total', 'times a checkpoint was found moved (replays)', () => tables.stats.rewinds);
@@ -35,9 +37,8 @@ export const startProjectors: RoleFactory = async (shared) => {
   if (config.EVENTSTORE_URL) {
     const archiveLag = new Lag(ARCHIVE_PROJECTION, log);
     lags.push(archiveLag);
-    archive = new EventStoreArchive(createEventStore(config.EVENTSTORE_URL), kafka, config, archiveLag, shared.parking);
-    archive.health = health.reporter(`projector/${ARCHIVE_PROJECTION}`);
-    await archive.start();
+    archive = new EventStoreArchive(createEventStore(config.EVENTSTORE_URL), prisma, topic, archiveLag, health.reporter(`projector/${ARCHIVE_PROJECTION}`));
+    readSide.add(archive);
     const a = archive;
     metrics.counterFrom('firstcome_archive_events_total', 'events appended to EventStoreDB', () => a.stats.appended);
   } else {
@@ -46,11 +47,11 @@ export const startProjectors: RoleFactory = async (shared) => {
   registerLagGauge(metrics.registry, lags);
 
   return {
-    ready: () => tables.ready() && parked.ready() && (archive?.ready() ?? true),
+    ready: () => readSide.ready() && parked.ready(),
+    // the host stops first (src/app.ts), so nothing is offered to the archive once its client is gone
     stop: async () => {
       await archive?.stop();
       await parked.stop();
-      await tables.stop();
     },
   };
 };

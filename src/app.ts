@@ -10,7 +10,10 @@ import type { ApiServices } from './api/resolvers.js';
 import { createApollo, createHttpServer, type ApiEndpoint } from './api/server.js';
 import { startLive } from './api/live/index.js';
 import { describeError, Health, type HealthReporter } from './health.js';
-import { createKafka, ensureTopics, EventAppender } from './infra/kafka/eventLog.js';
+import { createKafka } from './infra/kafka/client.js';
+import { ensureTopics } from './infra/kafka/topics.js';
+import { EventAppender } from './infra/kafka/appender.js';
+import { ConsumerHost } from './infra/kafka/consumerHost.js';
 import { Parking } from './infra/kafka/parking.js';
 import { createPrisma } from './infra/prisma/client.js';
 import { prepareDatabase } from './infra/prisma/prepare.js';
@@ -54,7 +57,8 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   const metrics = createMetrics();
   const health = new Health();
   const parking = await Parking.connect(kafka, config);
-  const shared: Shared = { config, kafka, redis, ordering, prisma, metrics, parking, health, instance };
+  const readSide = new ConsumerHost(kafka, config, parking);
+  const shared: Shared = { config, kafka, redis, ordering, prisma, metrics, parking, health, readSide, instance };
   // a single writer in its own thread parks with its own producer and reports its count
   let threadParked = 0;
   metrics.labeledCounterFrom('firstcome_parked_total', 'records parked in the dead-letter topic, by the consumer that met them', 'consumer', () => {
@@ -129,6 +133,7 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
     if (!load) throw new Error(`role ${role} is not available in this build`);
     handles.push(await (await load())(shared));
   }
+  await readSide.start();
 
   let services: ApiServices | null = null;
   let appender: EventAppender | null = null;
@@ -175,6 +180,7 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
       await server.drain(config.ENTER_WAIT_MS + 2000);
       await apollo?.stop();
       await appender?.close();
+      await readSide.stop().catch((err) => log.warn({ err }, 'consumer host stop failed'));
       for (const h of handles.reverse()) await h.stop().catch((err) => log.warn({ err }, 'role stop failed'));
       await waiter?.close();
       await admin.disconnect();

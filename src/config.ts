@@ -117,8 +117,11 @@ export type Config = Omit<z.infer<typeof schema>, 'JWT_SECRET'> & {
   jwtHs256: boolean;
   /** events: the store of record; parked: records a consumer could not use (the dead-letter topic) */
   topics: { events: string; parked: string };
-  /** consumer groups; the single writer's keeps its first name (`.decider`) so a running log keeps its offsets */
-  groups: { writer: string; projector: string; archive: string };
+  /**
+   * consumer groups; the single writer's keeps its first name (`.decider`) so a running log keeps its
+   * offsets. `readSide` is the stem of the consumer hosts' groups (`<stem>.<processors>`, see `readSideGroup`).
+   */
+  groups: { writer: string; readSide: string };
 };
 
 export class ConfigError extends Error {}
@@ -143,7 +146,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jwtSecretIsDefault: !c.JWT_SECRET && jwtHs256,
     jwtHs256,
     topics: { events: `${p}.campaign-events`, parked: `${p}.parked` },
-    groups: { writer: `${p}.decider`, projector: `${p}.projector`, archive: `${p}.eventstore-archive` },
+    groups: { writer: `${p}.decider`, readSide: `${p}.read-side` },
   };
 }
 

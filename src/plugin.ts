@@ -2,6 +2,7 @@ import type { Kafka } from 'kafkajs';
 import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import type { Health } from './health.js';
+import type { ConsumerHost } from './infra/kafka/consumerHost.js';
 import type { Parking } from './infra/kafka/parking.js';
 import type { PrismaClient } from './infra/prisma/client.js';
 import type { RedisOrdering } from '../projections/redis-ordering/index.js';
@@ -30,6 +31,8 @@ export interface Shared {
   parking: Parking;
   /** components report failing / ok here; /readyz reads it */
   health: Health;
+  /** the read side's one consumer: roles add their processors, the app starts it once they all have */
+  readSide: ConsumerHost;
   instance: string;
 }
 

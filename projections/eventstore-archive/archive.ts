@@ -1,10 +1,9 @@
 import { WrongExpectedVersionError, type EventStoreDBClient } from '@eventstore/db-client';
-import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
-import type { Config } from '../../src/config.js';
 import type { Logged } from '../../src/domain/events.js';
 import { appendToCampaign, readCampaignEvents, streamTail, type StreamTail } from '../../src/infra/eventstore/eventStore.js';
-import { keepConsuming, roleConsumer } from '../../src/infra/kafka/eventLog.js';
-import { sortBatch, Stops, type Parking } from '../../src/infra/kafka/parking.js';
+import type { Handled, Processor, ProcessorBatch } from '../../src/infra/kafka/processor.js';
+import { Checkpoints } from '../../src/infra/prisma/checkpoints.js';
+import type { PrismaClient } from '../../src/infra/prisma/client.js';
 import { unwatched, type HealthReporter } from '../../src/health.js';
 import { logger } from '../../src/logger.js';
 import type { Lag } from '../lag.js';
@@ -15,86 +14,56 @@ const log = logger.child({ role: 'projector', projection: ARCHIVE_PROJECTION });
 
 /**
  * The EventStoreDB archive: every committed event of the log, appended to its campaign's stream
- * `campaign-<id>` in log order. Its own consumer group; Kafka offsets are committed after the
- * append (at least once), and a re-delivered event is a no-op twice over: the archive appends only
- * events past the stream's last archived log offset, with the exact expected revision, and the
- * event ids are deterministic (UUID v5 of the eventId), so ESDB's idempotence check recognises a
- * repeated append.
+ * `campaign-<id>` in log order. At least once: its checkpoint is saved after the append, and a
+ * re-delivered event is a no-op twice over: the archive appends only events past the stream's last
+ * archived log offset, with the exact expected revision, and the event ids are deterministic
+ * (UUID v5 of the eventId), so ESDB's idempotence check recognises a repeated append.
  */
-export class EventStoreArchive {
-  private runner: ReturnType<typeof keepConsuming> | null = null;
-  private joined = false;
+export class EventStoreArchive implements Processor {
+  readonly name = ARCHIVE_PROJECTION;
   /** campaign → where its stream stands, known since our last append or read */
   private readonly tails = new Map<string, StreamTail>();
   readonly stats = { batches: 0, appended: 0 };
-  /** told when batches fail and when they work again (/readyz) */
-  health: HealthReporter = unwatched;
-  readonly stops = new Stops(ARCHIVE_PROJECTION, () => this.health);
-  private consumer: Consumer | null = null;
+  private readonly saved: Checkpoints;
 
   constructor(
     private readonly client: EventStoreDBClient,
-    private readonly kafka: Kafka,
-    private readonly config: Pick<Config, 'topics' | 'groups'>,
+    prisma: PrismaClient,
+    topic: string,
     private readonly lag: Lag,
-    private readonly parking: Parking,
-  ) {}
-
-  get topic(): string {
-    return this.config.topics.events;
+    /** told when batches fail and when they work again (/readyz) */
+    readonly health: HealthReporter = unwatched,
+  ) {
+    this.saved = new Checkpoints(prisma, ARCHIVE_PROJECTION, topic);
   }
 
-  ready(): boolean {
-    return this.joined && this.stops.size === 0;
+  canHandle(): boolean {
+    return true;
   }
 
-  async start(): Promise<void> {
-    this.runner = keepConsuming('eventstore-archive', async (guard) => {
-      const consumer = roleConsumer(this.kafka, this.config.groups.archive, 500);
-      this.consumer = consumer;
-      consumer.on(consumer.events.GROUP_JOIN, (e) => {
-        this.lag.retain(e.payload.memberAssignment[this.topic] ?? []);
-        this.stops.retain(e.payload.memberAssignment[this.topic] ?? []);
-        // another member may have archived these partitions' campaigns in the meantime
-        this.tails.clear();
-        this.joined = true;
-      });
-      consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
-        const { topic, partition, highWatermark, lastOffset } = e.payload;
-        if (topic === this.topic) this.lag.observe(partition, { high: highWatermark, next: BigInt(lastOffset) + 1n });
-      });
-      await consumer.connect();
-      await consumer.subscribe({ topic: this.topic, fromBeginning: true });
-      await consumer.run({
-        autoCommit: true,
-        // resolved by hand: a partition stopped at a newer event must not be resolved past it
-        eachBatchAutoResolve: false,
-        partitionsConsumedConcurrently: 4,
-        eachBatch: guard((payload) => this.onBatch(payload)),
-      });
-      return consumer;
-    }, { health: this.health });
-    await this.runner.ready;
+  checkpoints(partitions: readonly number[]): Promise<Map<number, bigint>> {
+    return this.saved.read(partitions);
+  }
+
+  assigned(partitions: readonly number[]): void {
+    this.lag.retain(partitions);
+    // another member may have archived these partitions' campaigns in the meantime
+    this.tails.clear();
+  }
+
+  observe(partition: number, at: { high?: string; next?: bigint }): void {
+    this.lag.observe(partition, at);
+  }
+
+  async handle(batch: ProcessorBatch): Promise<Handled> {
+    await this.archive(batch.events);
+    await this.saved.save(batch.partition, batch.next);
+    if (batch.events.length > 0) this.stats.batches++;
+    return { kind: 'handled' };
   }
 
   async stop(): Promise<void> {
-    await this.runner?.stop();
-    this.runner = null;
     await this.client.dispose();
-  }
-
-  private async onBatch({ batch, isRunning, isStale, heartbeat, resolveOffset }: EachBatchPayload): Promise<void> {
-    if (!isRunning() || isStale()) return;
-    // before the append, so a stuck archive (ESDB down) shows how far behind it is
-    const first = batch.firstOffset();
-    if (first !== null) this.lag.observe(batch.partition, { high: batch.highWatermark, next: BigInt(first) });
-    const sorted = sortBatch(ARCHIVE_PROJECTION, this.topic, batch.partition, batch.messages, { lastOffset: batch.lastOffset() });
-    await this.parking.park(sorted.parked);
-    await this.archive(sorted.logged);
-    if (sorted.last !== null) resolveOffset(String(sorted.last));
-    if (sorted.stop) this.stops.stop(this.consumer, this.topic, sorted.stop);
-    this.stats.batches++;
-    await heartbeat();
   }
 
   /** Appends a batch of one partition, one append per campaign (hot path: not one per event). */

@@ -1,6 +1,6 @@
 import type { Kafka } from 'kafkajs';
 import type { Config } from '../../src/config.js';
-import { keepConsuming, roleConsumer } from '../../src/infra/kafka/eventLog.js';
+import { keepConsuming, roleConsumer } from '../../src/infra/kafka/consumer.js';
 import type { ParkedRecord } from '../../src/infra/kafka/parking.js';
 import type { PrismaClient } from '../../src/infra/prisma/client.js';
 import { logger } from '../../src/logger.js';

@@ -1,7 +1,7 @@
 import type { ApiPluginFactory } from '../../src/plugin.js';
 import { badInput, notFound } from '../../src/api/errors.js';
 import { requireAdmin, type Signed } from '../../src/api/guards.js';
-import { EventAppender } from '../../src/infra/kafka/eventLog.js';
+import { EventAppender } from '../../src/infra/kafka/appender.js';
 import type { ParkedRecord as Row } from '../../src/infra/prisma/client.js';
 import { connectionOf, decodeCursor, pageSize } from '../prisma-tables/connections.js';
 import { retryParked, type RetryDeps } from './retry.js';

@@ -1,12 +1,10 @@
-import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
-import type { Config } from '../../src/config.js';
 import type { Logged } from '../../src/domain/events.js';
-import { keepConsuming, partitionFor, roleConsumer } from '../../src/infra/kafka/eventLog.js';
-import { parkedRecord, sortBatch, Stops, type Parking, type ParkedRecord } from '../../src/infra/kafka/parking.js';
+import { partitionFor } from '../../src/infra/kafka/partitioning.js';
+import { parkedRecord, type Parking, type ParkedRecord } from '../../src/infra/kafka/parking.js';
+import type { Handled, Processor, ProcessorBatch } from '../../src/infra/kafka/processor.js';
 import type { Prisma, PrismaClient } from '../../src/infra/prisma/client.js';
 import { unwatched, type HealthReporter } from '../../src/health.js';
 import { logger } from '../../src/logger.js';
-import { RepeatedErrors } from '../../src/retrying.js';
 import type { Lag } from '../lag.js';
 import { needsOf, planBatch, type KnownCampaign, type Plan } from './plan.js';
 
@@ -18,205 +16,74 @@ const log = logger.child({ role: 'projector', projection: PRISMA_PROJECTION });
 type Tx = Prisma.TransactionClient;
 
 /**
- * The Prisma projector: campaigns, entries, winners and gifticons in Postgres.
+ * The Prisma tables processor: campaigns, entries, winners and gifticons in Postgres.
  *
- * One writer per partition (a consumer group, read_committed). Each fetched batch is one
- * interactive transaction: lock the partition's checkpoint row, plan the batch against what the
- * tables hold, write it with createMany / one UPDATE per campaign (not per event), and store the
- * partition's next offset in that same transaction. A crash before the commit leaves nothing; after
- * it, the checkpoint says where to go on. Kafka's committed offset is only advisory (for tools).
+ * Each batch the consumer host offers is one interactive transaction: lock the partition's
+ * checkpoint row, plan the batch against what the tables hold, write it with one INSERT per table
+ * and one UPDATE per campaign (not per event), and store the partition's next offset in that same
+ * transaction. A crash before the commit leaves nothing; after it, the checkpoint says where to go on.
  *
  * THE CHECKPOINT ROW IS THE TRUTH, and that is how a replay rewinds the projection:
  * `rewindPrismaProjection` deletes a campaign's rows (or all) and sets the checkpoint(s) back to 0 in
- * one transaction. A batch is applied only when it continues the row: it starts at the row's
- * next_offset, or it continues what this member last wrote or sought there (offsets in between held
- * only transaction markers or aborted records, which the consumer filters). Any other batch is
- * dropped and the consumer seeks to the row's offset, so a rewind is noticed on the next batch,
- * and by a check every second on an idle partition. Since the checkpoint row is locked first, a
- * zombie member that still holds a partition after a rebalance finds the row moved and drops its
- * batch: no row is written twice. Re-applying another campaign's events after a rewind changes
- * nothing (users already in `entries` are skipped, inserts skip duplicates, counters grow only by
- * what was inserted).
+ * one transaction. A batch is applied only when it starts at the row's next_offset; any other batch
+ * is dropped (`moved`) and the host seeks back to the row, so a rewind is noticed on the next batch,
+ * and by the host's check every second on an idle partition. Since the checkpoint row is locked
+ * first, a zombie member that still holds a partition after a rebalance finds the row moved and
+ * drops its batch: no row is written twice. Re-applying another campaign's events after a rewind
+ * changes nothing (users already in `entries` are skipped, inserts skip duplicates, counters grow
+ * only by what was inserted).
  */
-export class PrismaProjector {
-  private consumer: Consumer | null = null;
-  private runner: ReturnType<typeof keepConsuming> | null = null;
-  private admin: Admin | null = null;
-  private assigned: number[] = [];
-  /** partition → the row's next_offset as this member last wrote or sought it */
-  private readonly synced = new Map<number, bigint>();
-  /** partition → where the next batch must start to continue `synced` (past filtered records) */
-  private readonly expected = new Map<number, bigint>();
-  private readonly busy = new Set<number>();
-  /** partition → count of applied batches, so the idle check never acts on a row it read too early */
-  private readonly version = new Map<number, number>();
-  private watch: NodeJS.Timeout | null = null;
-  private checking = false;
-  private joined = false;
+export class PrismaTables implements Processor {
+  readonly name = PRISMA_PROJECTION;
+  readonly rewindable = true;
   readonly stats = { batches: 0, events: 0, entries: 0, dropped: 0, rewinds: 0 };
-  /** told when batches fail and when they work again (/readyz) */
-  health: HealthReporter = unwatched;
-  readonly stops = new Stops(PRISMA_PROJECTION, () => this.health);
 
   constructor(
     private readonly prisma: PrismaClient,
-    private readonly kafka: Kafka,
-    private readonly config: Pick<Config, 'topics' | 'groups'>,
+    private readonly topic: string,
     private readonly lag: Lag,
     private readonly parking: Parking,
-    private readonly opts: { checkEveryMs?: number; maxWaitTimeInMs?: number } = {},
+    /** told when batches fail and when they work again (/readyz) */
+    readonly health: HealthReporter = unwatched,
   ) {}
 
-  get topic(): string {
-    return this.config.topics.events;
+  canHandle(): boolean {
+    return true;
   }
 
-  ready(): boolean {
-    return this.joined && this.stops.size === 0;
-  }
-
-  async start(): Promise<void> {
-    this.admin = this.kafka.admin();
-    await this.admin.connect();
-    // a fresh consumer after a non-retriable crash (a long broker outage); it starts from the rows again
-    this.runner = keepConsuming('prisma-projector', async (guard) => {
-      const consumer = roleConsumer(this.kafka, this.config.groups.projector, this.opts.maxWaitTimeInMs ?? 200);
-      this.consumer = consumer;
-      consumer.on(consumer.events.GROUP_JOIN, (e) => {
-        const partitions = (e.payload.memberAssignment[this.topic] ?? []).slice().sort((a, b) => a - b);
-        this.assigned = partitions;
-        this.stops.retain(partitions);
-        // every (re)join starts each assigned partition from its row again: the row is the truth
-        for (const p of [...this.synced.keys()]) this.forget(p);
-        this.lag.retain(partitions);
-        void this.syncAssigned(partitions).then(
-          () => (this.joined = true),
-          (err) => {
-            log.warn({ err }, 'could not read the checkpoints of the assigned partitions: the first batch will');
-            this.joined = true;
-          },
-        );
-      });
-      // batches holding only transaction markers or aborted records never reach eachBatch, but move the position
-      consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
-        const { topic, partition, batchSize, firstOffset, lastOffset } = e.payload;
-        if (topic !== this.topic || batchSize !== 0 || firstOffset === null) return;
-        if (this.expected.get(partition) === BigInt(firstOffset)) {
-          this.expected.set(partition, BigInt(lastOffset) + 1n);
-          this.lag.observe(partition, { next: BigInt(lastOffset) + 1n });
-        }
-      });
-      await consumer.connect();
-      await consumer.subscribe({ topic: this.topic, fromBeginning: true });
-      await consumer.run({
-        autoCommit: true,
-        eachBatchAutoResolve: false,
-        // each partition holds a pooled connection for its transaction; the API shares the pool (8)
-        partitionsConsumedConcurrently: 4,
-        eachBatch: guard((payload) => this.onBatch(payload)),
-      });
-      return consumer;
-    }, { health: this.health });
-    await this.runner.ready;
-    const checkFailed = new RepeatedErrors(log, 'warn');
-    this.watch = setInterval(() => void this.check().catch((err) => checkFailed.error(err, 'checkpoint check failed')), this.opts.checkEveryMs ?? 1000);
-  }
-
-  async stop(): Promise<void> {
-    if (this.watch) clearInterval(this.watch);
-    this.watch = null;
-    await this.runner?.stop();
-    await this.admin?.disconnect();
-    this.runner = null;
-    this.consumer = null;
-    this.admin = null;
-  }
-
-  private forget(p: number): void {
-    this.synced.delete(p);
-    this.expected.delete(p);
-    this.version.delete(p);
-  }
-
-  /** Assigned partitions start from their checkpoint rows (created at 0 when missing), not from Kafka's offsets. */
-  private async syncAssigned(partitions: number[]): Promise<void> {
-    if (partitions.length === 0) return;
+  /** Created at 0 when missing, so the first batch finds a row to lock. */
+  async checkpoints(partitions: readonly number[]): Promise<Map<number, bigint>> {
     const now = new Date();
     await this.prisma.projectionCheckpoint.createMany({
       data: partitions.map((partition) => ({ projection: PRISMA_PROJECTION, topic: this.topic, partition, nextOffset: 0n, updatedAt: now })),
       skipDuplicates: true,
     });
-    const rows = await this.readCheckpoints(partitions);
-    for (const p of partitions) {
-      if (this.busy.has(p) || this.synced.has(p) || !this.assigned.includes(p)) continue;
-      this.seek(p, rows.get(p) ?? 0n);
-    }
-    log.info({ partitions, from: Object.fromEntries([...rows].map(([p, o]) => [p, o.toString()])) }, 'projector assigned');
-  }
-
-  private async readCheckpoints(partitions: number[]): Promise<Map<number, bigint>> {
     const rows = await this.prisma.projectionCheckpoint.findMany({
-      where: { projection: PRISMA_PROJECTION, topic: this.topic, partition: { in: partitions } },
+      where: { projection: PRISMA_PROJECTION, topic: this.topic, partition: { in: [...partitions] } },
       select: { partition: true, nextOffset: true },
     });
     return new Map(rows.map((r) => [r.partition, r.nextOffset]));
   }
 
-  private seek(p: number, offset: bigint): void {
-    this.synced.set(p, offset);
-    this.expected.set(p, offset);
-    this.lag.observe(p, { next: offset });
-    this.consumer?.seek({ topic: this.topic, partition: p, offset: offset.toString() });
+  assigned(partitions: readonly number[]): void {
+    this.lag.retain(partitions);
   }
 
-  /** Every second: a checkpoint moved under an idle partition (a replay rewound it), and the lag. */
-  private async check(): Promise<void> {
-    if (this.checking || this.assigned.length === 0) return;
-    this.checking = true;
-    try {
-      const partitions = this.assigned;
-      const before = new Map(partitions.map((p) => [p, this.version.get(p) ?? 0]));
-      const rows = await this.readCheckpoints(partitions);
-      for (const p of partitions) {
-        // a row gone (the read side's tables created anew by db:migrate) means 0, as in lockCheckpoint
-        const row = rows.get(p) ?? 0n;
-        const synced = this.synced.get(p);
-        if (synced === undefined || row === synced) continue;
-        if (this.busy.has(p) || (this.version.get(p) ?? 0) !== before.get(p)) continue;
-        this.stats.rewinds++;
-        log.info({ partition: p, from: synced.toString(), to: row.toString() }, 'checkpoint moved (replay): seeking to it');
-        this.seek(p, row);
-      }
-      // a partition's tail is often a transaction marker, which no batch carries: once idle, move
-      // the row past it too, so the checkpoint reaches the high watermark (replay progress, lag)
-      for (const p of partitions) {
-        const synced = this.synced.get(p);
-        const expected = this.expected.get(p);
-        if (synced === undefined || expected === undefined || expected <= synced || rows.get(p) !== synced) continue;
-        if (this.busy.has(p) || (this.version.get(p) ?? 0) !== before.get(p)) continue;
-        const moved = await this.prisma.projectionCheckpoint.updateMany({
-          where: { projection: PRISMA_PROJECTION, topic: this.topic, partition: p, nextOffset: synced },
-          data: { nextOffset: expected, updatedAt: new Date() },
-        });
-        if (moved.count === 1 && this.synced.get(p) === synced) this.synced.set(p, expected);
-      }
-      if (this.admin) {
-        for (const o of await this.admin.fetchTopicOffsets(this.topic)) {
-          if (partitions.includes(o.partition)) this.lag.observe(o.partition, { high: o.high });
-        }
-      }
-    } finally {
-      this.checking = false;
-    }
+  observe(partition: number, at: { high?: string; next?: bigint }): void {
+    this.lag.observe(partition, at);
+  }
+
+  moved(): void {
+    this.stats.rewinds++;
   }
 
   /**
    * The batch one event at a time, each behind a savepoint: an event that breaks a rule of the
    * tables is rolled back alone and parked as this processor's. Returns the entries written.
    */
-  private async applyEach(tx: Tx, logged: readonly Logged[], messages: readonly KafkaMessage[], unapplied: ParkedRecord[]): Promise<number> {
+  private async applyEach(tx: Tx, batch: ProcessorBatch, unapplied: ParkedRecord[]): Promise<number> {
     let entries = 0;
-    for (const l of logged) {
+    for (const l of batch.events) {
       await tx.$executeRaw`SAVEPOINT projector_event`;
       try {
         entries += await applyBatch(tx, [l]);
@@ -224,72 +91,46 @@ export class PrismaProjector {
       } catch (err) {
         if (!isDataError(err)) throw err;
         await tx.$executeRaw`ROLLBACK TO SAVEPOINT projector_event`;
-        const m = messages.find((x) => x.offset === String(l.offset))!;
+        const m = batch.messages.find((x) => x.offset === String(l.offset))!;
         unapplied.push(parkedRecord(PRISMA_PROJECTION, 'unapplied', errorLine(err), this.topic, l.partition, m));
       }
     }
     return entries;
   }
 
-  private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
-    const p = batch.partition;
-    const firstOffset = batch.firstOffset();
-    if (!isRunning() || isStale() || firstOffset === null) return;
-    this.lag.observe(p, { high: batch.highWatermark });
-    this.busy.add(p);
-    try {
-      const first = BigInt(firstOffset);
-      const sorted = sortBatch(PRISMA_PROJECTION, this.topic, p, batch.messages, { lastOffset: batch.lastOffset() });
-      if (sorted.stop) this.stops.stop(this.consumer, this.topic, sorted.stop);
-      if (sorted.last === null) return;
-      const next = sorted.last + 1n;
-      const { logged } = sorted;
-      const apply = (isolate: boolean) =>
-        this.prisma.$transaction(
-          async (tx) => {
-            const row = await lockCheckpoint(tx, this.topic, p);
-            const continues = first === row || (this.synced.get(p) === row && first === this.expected.get(p));
-            if (!continues) return { kind: 'moved' as const, to: row };
-            const unapplied: ParkedRecord[] = [];
-            const entries = isolate ? await this.applyEach(tx, logged, batch.messages, unapplied) : await applyBatch(tx, logged);
-            // parked inside the transaction: when the send fails, the rows and the checkpoint roll back with it
-            await this.parking.park([...sorted.parked, ...unapplied]);
-            await saveCheckpoint(tx, this.topic, p, next);
-            return { kind: 'applied' as const, entries };
-          },
-          // hot path: one transaction per fetched batch (~3k events at 1 MB per fetch)
-          { timeout: 60_000, maxWait: 10_000 },
-        );
-      // A batch that breaks a rule of the tables (a value out of range, a constraint) is tried again
-      // event by event: the events that still fail are parked, the others are written. Anything
-      // else (Postgres away) is thrown, and KafkaJS retries the batch.
-      const r = await apply(false).catch((err: unknown) => {
-        if (!isDataError(err)) throw err;
-        log.warn({ partition: p, sqlState: sqlStateOf(err) }, 'a batch broke a rule of the tables: applying it event by event');
-        return apply(true);
-      });
-      if (r.kind === 'moved') {
-        this.stats.dropped++;
-        const synced = this.synced.get(p);
-        if (synced !== undefined && synced !== r.to) {
-          this.stats.rewinds++;
-          log.info({ partition: p, from: synced.toString(), to: r.to.toString() }, 'checkpoint moved (replay): seeking to it');
-        }
-        this.seek(p, r.to);
-        return;
-      }
-      this.synced.set(p, next);
-      this.expected.set(p, next);
-      this.version.set(p, (this.version.get(p) ?? 0) + 1);
-      this.stats.batches++;
-      this.stats.events += logged.length;
-      this.stats.entries += r.entries;
-      this.lag.observe(p, { next });
-      resolveOffset(String(sorted.last));
-      await heartbeat();
-    } finally {
-      this.busy.delete(p);
+  async handle(batch: ProcessorBatch): Promise<Handled> {
+    const { partition: p, from, next, events } = batch;
+    const apply = (isolate: boolean) =>
+      this.prisma.$transaction(
+        async (tx) => {
+          const row = await lockCheckpoint(tx, this.topic, p);
+          if (row !== from) return { kind: 'moved' as const, to: row };
+          const unapplied: ParkedRecord[] = [];
+          const entries = isolate ? await this.applyEach(tx, batch, unapplied) : await applyBatch(tx, events);
+          // parked inside the transaction: when the send fails, the rows and the checkpoint roll back with it
+          await this.parking.park(unapplied);
+          await saveCheckpoint(tx, this.topic, p, next);
+          return { kind: 'applied' as const, entries };
+        },
+        // hot path: one transaction per fetched batch (~3k events at 1 MB per fetch)
+        { timeout: 60_000, maxWait: 10_000 },
+      );
+    // A batch that breaks a rule of the tables (a value out of range, a constraint) is tried again
+    // event by event: the events that still fail are parked, the others are written. Anything
+    // else (Postgres away) is thrown, and the host offers the batch again after a backoff.
+    const r = await apply(false).catch((err: unknown) => {
+      if (!isDataError(err)) throw err;
+      log.warn({ partition: p, sqlState: sqlStateOf(err) }, 'a batch broke a rule of the tables: applying it event by event');
+      return apply(true);
+    });
+    if (r.kind === 'moved') {
+      this.stats.dropped++;
+      return r;
     }
+    if (events.length > 0) this.stats.batches++;
+    this.stats.events += events.length;
+    this.stats.entries += r.entries;
+    return { kind: 'handled' };
   }
 }
 

@@ -1,7 +1,8 @@
 import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import type { Config } from '../config.js';
 import { cryptoMinter, type CampaignTerms, type Minter } from '../domain/campaign.js';
-import { headerString, keepConsuming, roleConsumer } from '../infra/kafka/eventLog.js';
+import { headerString } from '../infra/kafka/codec.js';
+import { keepConsuming, roleConsumer } from '../infra/kafka/consumer.js';
 import { sortBatch, Stops, type Parking } from '../infra/kafka/parking.js';
 import { unwatched, type HealthReporter } from '../health.js';
 import { logger } from '../logger.js';

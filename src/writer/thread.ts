@@ -1,7 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config.js';
 import { forwardingReporter } from '../health.js';
-import { createKafka } from '../infra/kafka/eventLog.js';
+import { createKafka } from '../infra/kafka/client.js';
 import { Parking } from '../infra/kafka/parking.js';
 import { createRedis, RedisOrdering, writerPorts } from '../../projections/redis-ordering/index.js';
 import { SingleWriter, WRITER } from './singleWriter.js';

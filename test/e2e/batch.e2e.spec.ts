@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { partitionFor } from '../../src/infra/kafka/eventLog.js';
+import { partitionFor } from '../../src/infra/kafka/partitioning.js';
 import { createPrisma, type PrismaClient } from '../../src/infra/prisma/client.js';
 import { Keys } from '../../projections/redis-ordering/index.js';
 import type { ReplayResult } from '../../batch/replay.js';

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel, type Consumer } from 'kafkajs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { partitionFor } from '../../src/infra/kafka/eventLog.js';
+import { partitionFor } from '../../src/infra/kafka/partitioning.js';
 import { createRedis, RedisOrdering } from '../../projections/redis-ordering/index.js';
 import { eventually, gql, isolated, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
 

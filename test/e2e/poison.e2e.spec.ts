@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
 import pg from 'pg';
 import { EVENT_VERSION } from '../../src/domain/events.js';
-import { partitionFor } from '../../src/infra/kafka/eventLog.js';
+import { partitionFor } from '../../src/infra/kafka/partitioning.js';
 import { auditFromLog } from '../support/audit.js';
 import { eventually, gql, isolated, pool, spawnApp, token, type AppProcess, type GqlResult, type Isolated } from '../support/app.js';
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKafka } from '../../src/infra/kafka/eventLog.js';
+import { createKafka } from '../../src/infra/kafka/client.js';
 import { createPrisma, type PrismaClient } from '../../src/infra/prisma/client.js';
 import { auditFromLog } from '../support/audit.js';
 import { eventually, gql, isolated, pool, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';

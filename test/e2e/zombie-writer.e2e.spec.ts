@@ -1,6 +1,6 @@
 import { AssignerProtocol, Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { partitionFor } from '../../src/infra/kafka/eventLog.js';
+import { partitionFor } from '../../src/infra/kafka/partitioning.js';
 import { auditFromLog } from '../support/audit.js';
 import { gql, isolated, pool, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
 import { waitUntil, whenCaughtUp } from '../support/wait.js';

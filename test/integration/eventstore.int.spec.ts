@@ -1,10 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConsumerHost } from '../../src/infra/kafka/consumerHost.js';
 import { Parking } from '../../src/infra/kafka/parking.js';
+import { createPrisma, type PrismaClient } from '../../src/infra/prisma/client.js';
 import { randomBytes } from 'node:crypto';
 import type { EventStoreDBClient } from '@eventstore/db-client';
 import { EVENT_VERSION, type CampaignEvent, type Logged } from '../../src/domain/events.js';
 import { createEventStore, readCampaignEvents, streamTail } from '../../src/infra/eventstore/eventStore.js';
-import { createKafka, ensureTopics, EventAppender, readLog } from '../../src/infra/kafka/eventLog.js';
+import { createKafka } from '../../src/infra/kafka/client.js';
+import { ensureTopics } from '../../src/infra/kafka/topics.js';
+import { EventAppender } from '../../src/infra/kafka/appender.js';
+import { readLog } from '../../src/infra/kafka/reader.js';
 import { logger } from '../../src/logger.js';
 import { EventStoreArchive } from '../../projections/eventstore-archive/archive.js';
 import { Lag } from '../../projections/lag.js';
@@ -22,6 +27,8 @@ describe.skipIf(!URL)(URL ? `EventStoreDB archive at ${URL}` : SKIPPED, () => {
   let iso: Isolated;
   let client: EventStoreDBClient;
   let archive: EventStoreArchive;
+  let host: ConsumerHost;
+  let prisma: PrismaClient;
   const campaignId = `es-${randomBytes(4).toString('hex')}`;
   const at = new Date().toISOString();
   const base = { version: EVENT_VERSION, campaignId, occurredAt: at } as const;
@@ -45,12 +52,17 @@ describe.skipIf(!URL)(URL ? `EventStoreDB archive at ${URL}` : SKIPPED, () => {
     await appender.close();
     await readLog(kafka, iso.config.topics.events, (batch) => void log.push(...batch.filter((l) => l.event.campaignId === campaignId)));
     client = createEventStore(URL!);
-    archive = new EventStoreArchive(createEventStore(URL!), kafka, iso.config, new Lag('eventstore-archive', logger), await Parking.connect(kafka, iso.config));
-    await archive.start();
+    prisma = createPrisma(iso.config.DATABASE_URL);
+    archive = new EventStoreArchive(createEventStore(URL!), prisma, iso.config.topics.events, new Lag('eventstore-archive', logger));
+    host = new ConsumerHost(kafka, iso.config, await Parking.connect(kafka, iso.config));
+    host.add(archive);
+    await host.start();
   });
 
   afterAll(async () => {
+    await host?.stop();
     await archive?.stop();
+    await prisma?.$disconnect();
     await client?.dispose();
     await iso?.cleanup();
   });
@@ -69,7 +81,7 @@ describe.skipIf(!URL)(URL ? `EventStoreDB archive at ${URL}` : SKIPPED, () => {
   it('a re-delivery appends nothing: by log offset, and by the deterministic event ids', async () => {
     const tail = await streamTail(client, campaignId);
     await archive.archive(log); // the same batch again
-    const fresh = new EventStoreArchive(createEventStore(URL!), createKafka(iso.config, 'es-test-2'), iso.config, new Lag('x', logger), await Parking.connect(createKafka(iso.config, 'es-test-3'), iso.config));
+    const fresh = new EventStoreArchive(createEventStore(URL!), prisma, iso.config.topics.events, new Lag('x', logger));
     await fresh.archive(log.slice(10)); // a member that knows nothing yet
     await fresh.stop();
     expect(await streamTail(client, campaignId)).toEqual(tail);

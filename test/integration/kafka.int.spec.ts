@@ -4,7 +4,11 @@ import { Kafka, logLevel, type Admin, type ISocketFactory } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { EVENT_VERSION, type CampaignEvent } from '../../src/domain/events.js';
-import { decode, ensureTopics, EventAppender, partitionFor, readLog, toMessage } from '../../src/infra/kafka/eventLog.js';
+import { ensureTopics } from '../../src/infra/kafka/topics.js';
+import { decode, toMessage } from '../../src/infra/kafka/codec.js';
+import { EventAppender } from '../../src/infra/kafka/appender.js';
+import { readLog } from '../../src/infra/kafka/reader.js';
+import { partitionFor } from '../../src/infra/kafka/partitioning.js';
 import { waitUntil } from '../support/wait.js';
 
 /** The real broker: a produce/consume round trip, and consume-transform-produce in a transaction. */

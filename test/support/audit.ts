@@ -1,6 +1,7 @@
 import { auditCampaign, auditLog, type Audit } from '../../src/domain/audit.js';
 import type { Logged } from '../../src/domain/events.js';
-import { createKafka, readLog } from '../../src/infra/kafka/eventLog.js';
+import { createKafka } from '../../src/infra/kafka/client.js';
+import { readLog } from '../../src/infra/kafka/reader.js';
 import type { Config } from '../../src/config.js';
 
 /**

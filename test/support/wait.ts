@@ -1,6 +1,6 @@
 import { Kafka, logLevel } from 'kafkajs';
 import type { Config } from '../../src/config.js';
-import { partitionFor } from '../../src/infra/kafka/eventLog.js';
+import { partitionFor } from '../../src/infra/kafka/partitioning.js';
 import { gql } from './app.js';
 
 /**

@@ -8,7 +8,7 @@ import { affectedPartitions, weightedProgress } from '../../batch/replay.js';
 import { addChunk } from '../../batch/report.js';
 import { cryptoMinter, decide, evolve, initialState, replay, type CampaignState } from '../../src/domain/campaign.js';
 import { EVENT_VERSION, type CampaignEvent, type Logged } from '../../src/domain/events.js';
-import { partitionFor } from '../../src/infra/kafka/eventLog.js';
+import { partitionFor } from '../../src/infra/kafka/partitioning.js';
 
 const T0 = Date.parse('2026-11-25T09:00:00.000Z');
 const iso = (ms: number) => new Date(ms).toISOString();

@@ -1,4 +1,4 @@
-import { partitionFor } from '../../infra/kafka/eventLog.js';
+import { partitionFor } from '../../infra/kafka/partitioning.js';
 import { logger } from '../../logger.js';
 import { unavailable } from '../errors.js';
 import type { PartitionRef } from '../../../projections/redis-ordering/index.js';

@@ -1,4 +1,4 @@
-import type { KafkaMessage, Message } from 'kafkajs';
+import type { IHeaders, KafkaMessage, Message } from 'kafkajs';
 import { z } from 'zod';
 import { EVENT_VERSION, type CampaignEvent, type Logged } from '../../domain/events.js';
 import { partitionFor } from './partitioning.js';
@@ -73,6 +73,13 @@ export function toMessage(event: CampaignEvent, partitions: number): Message & {
     value: JSON.stringify(event),
     headers: { type: event.type, eventId: event.eventId },
   };
+}
+
+/** A header `toMessage` wrote, as a string (the writer skips an event by its `eventId` before decoding it). */
+export function headerString(headers: IHeaders | undefined, name: string): string | undefined {
+  const v = headers?.[name];
+  if (v === undefined) return undefined;
+  return Array.isArray(v) ? String(v[0]) : String(v);
 }
 
 /** Classifies one record's value (see `Decoded`). Never throws. */

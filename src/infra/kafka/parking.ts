@@ -172,6 +172,10 @@ export class Stops {
     }
   }
 
+  has(partition: number): boolean {
+    return this.stopped.has(partition);
+  }
+
   get size(): number {
     return this.stopped.size;
   }

@@ -1,0 +1,321 @@
+import type { Admin, Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import type { Config } from '../../config.js';
+import type { HealthReporter } from '../../health.js';
+import { logger } from '../../logger.js';
+import { backoffMs, RepeatedErrors } from '../../retrying.js';
+import { keepConsuming, roleConsumer } from './consumer.js';
+import { sortBatch, Stops, type Parking } from './parking.js';
+import type { Processor } from './processor.js';
+
+const log = logger.child({ component: 'consumer-host' });
+
+/**
+ * A consumer host's group: named after its processors, so processes running the same ones share
+ * the partitions and processes running other ones each read the whole log.
+ */
+export function readSideGroup(config: Pick<Config, 'groups'>, processors: readonly string[]): string {
+  return `${config.groups.readSide}.${[...processors].sort().join('+')}`;
+}
+
+/** Of some group ids, those of consumer hosts that run `processor`. */
+export function readSideGroupsWith(config: Pick<Config, 'groups'>, processor: string, groupIds: readonly string[]): string[] {
+  const stem = `${config.groups.readSide}.`;
+  return groupIds.filter((g) => g.startsWith(stem) && g.slice(stem.length).split('+').includes(processor));
+}
+
+/** One partition as this member holds it. */
+interface Lane {
+  /** where the fetched stream goes on: a batch that does not start here was fetched before a seek */
+  cursor: bigint;
+  /** the end of the last batch handled: [delivered, cursor) held only transaction markers or aborted records */
+  delivered: bigint;
+  /** processor → the next offset it needs */
+  pos: Map<string, bigint>;
+  /** processor → failed batches in a row, and when it may be tried again */
+  failures: Map<string, { count: number; retryAt: number }>;
+  /** batches and checks of one partition take turns */
+  queue: Promise<void>;
+  /** batches handled, so a check never acts on a checkpoint it read before one of them */
+  version: number;
+}
+
+/**
+ * One consumer per process for the read side: every processor (Prisma tables, archive, triggers)
+ * is fed from one fetch and one decode of the events topic. Records that are not events are parked
+ * here once, and a newer event version stops the partition here once, for every processor.
+ *
+ * Each processor keeps its own checkpoint, so the host reads from the lowest one and lets each
+ * skip what it has: on assignment it seeks to the minimum; when a processor finds its checkpoint
+ * moved (a replay rewound it) or fails a batch, it falls behind, and the host seeks back to it
+ * (at once for a rewind, after a backoff for a failure) while the others go on with the log. A
+ * failing processor therefore never holds the others up, and /readyz names only it.
+ *
+ * The group id names the processors (`readSideGroup`). Kafka's committed offset is only where a new
+ * member's first fetch begins; the processors' checkpoints are the truth.
+ */
+export class ConsumerHost {
+  private readonly processors: Processor[] = [];
+  private lanes = new Map<number, Lane>();
+  private readonly opening = new Map<number, Promise<Lane | null>>();
+  private runner: ReturnType<typeof keepConsuming> | null = null;
+  private consumer: Consumer | null = null;
+  private admin: Admin | null = null;
+  private assigned: number[] = [];
+  private joined = false;
+  private watch: NodeJS.Timeout | null = null;
+  private readonly repeats = new Map<string, RepeatedErrors>();
+  /** every processor's reporter: what stops or fails the whole host fails each of them */
+  private readonly everyone: HealthReporter = {
+    failing: (err, part) => this.processors.forEach((p) => p.health.failing(err, part)),
+    ok: (part) => this.processors.forEach((p) => p.health.ok(part)),
+  };
+  readonly stops = new Stops('read-side', () => this.everyone);
+
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly config: Pick<Config, 'topics' | 'groups'>,
+    private readonly parking: Parking,
+    private readonly opts: { maxWaitTimeInMs?: number; checkEveryMs?: number } = {},
+  ) {}
+
+  get topic(): string {
+    return this.config.topics.events;
+  }
+
+  get groupId(): string {
+    return readSideGroup(this.config, this.processors.map((p) => p.name));
+  }
+
+  /** Before `start`: the roles of the process say which processors it runs. */
+  add(processor: Processor): void {
+    if (this.runner) throw new Error(`consumer host already started: ${processor.name} comes too late`);
+    this.processors.push(processor);
+  }
+
+  get size(): number {
+    return this.processors.length;
+  }
+
+  ready(): boolean {
+    return this.joined && this.stops.size === 0;
+  }
+
+  async start(): Promise<void> {
+    if (this.processors.length === 0) return;
+    this.admin = this.kafka.admin();
+    await this.admin.connect();
+    // a fresh consumer after a non-retriable crash (a long broker outage); it starts from the checkpoints again
+    this.runner = keepConsuming(
+      'consumer-host',
+      async (guard) => {
+        const consumer = roleConsumer(this.kafka, this.groupId, this.opts.maxWaitTimeInMs ?? 200);
+        this.consumer = consumer;
+        consumer.on(consumer.events.GROUP_JOIN, (e) => this.joinedWith((e.payload.memberAssignment[this.topic] ?? []).slice().sort((a, b) => a - b)));
+        // batches holding only transaction markers or aborted records never reach eachBatch, but move the stream
+        consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
+          const { topic, partition, batchSize, firstOffset, lastOffset } = e.payload;
+          const lane = this.lanes.get(partition);
+          if (topic === this.topic && batchSize === 0 && firstOffset !== null && lane?.cursor === BigInt(firstOffset)) lane.cursor = BigInt(lastOffset) + 1n;
+        });
+        await consumer.connect();
+        await consumer.subscribe({ topic: this.topic, fromBeginning: true });
+        await consumer.run({
+          autoCommit: true,
+          // resolved by hand: the stream moves past what every processor was offered, and not past a stop
+          eachBatchAutoResolve: false,
+          // each partition holds a pooled connection for its transaction; the API shares the pool (8)
+          partitionsConsumedConcurrently: 4,
+          eachBatch: guard((payload) => this.onBatch(payload)),
+        });
+        return consumer;
+      },
+      { health: this.everyone },
+    );
+    await this.runner.ready;
+    const checkFailed = new RepeatedErrors(log, 'warn');
+    this.watch = setInterval(() => void this.check().catch((err) => checkFailed.error(err, 'checkpoint check failed')), this.opts.checkEveryMs ?? 1000);
+  }
+
+  async stop(): Promise<void> {
+    if (this.watch) clearInterval(this.watch);
+    this.watch = null;
+    await this.runner?.stop();
+    await this.admin?.disconnect();
+    this.runner = null;
+    this.consumer = null;
+    this.admin = null;
+  }
+
+  private joinedWith(partitions: number[]): void {
+    this.assigned = partitions;
+    this.stops.retain(partitions);
+    // every (re)join starts each assigned partition from the checkpoints again: they are the truth
+    for (const [partition, lane] of this.lanes) this.forgetFailures(lane, partition);
+    this.lanes = new Map();
+    this.opening.clear();
+    for (const p of this.processors) p.assigned?.(partitions);
+    void Promise.all(partitions.map((p) => this.lane(p))).then(
+      () => (this.joined = true),
+      (err) => {
+        log.warn({ err }, 'could not read the checkpoints of the assigned partitions: the first batch will');
+        this.joined = true;
+      },
+    );
+  }
+
+  /** The partition's lane, opened from the processors' checkpoints (seeking to the lowest) when new. */
+  private lane(partition: number, fetchedFrom?: bigint): Promise<Lane | null> {
+    const open = this.lanes.get(partition);
+    if (open) return Promise.resolve(open);
+    const pending = this.opening.get(partition);
+    if (pending) return pending;
+    const lanes = this.lanes;
+    const opening = (async () => {
+      const pos = new Map<string, bigint>();
+      for (const p of this.processors) pos.set(p.name, (await p.checkpoints([partition])).get(partition) ?? 0n);
+      // a rejoin while reading: the new assignment opens its own
+      if (this.lanes !== lanes || !this.assigned.includes(partition)) return null;
+      const low = [...pos.values()].reduce((a, b) => (b < a ? b : a));
+      const lane: Lane = { cursor: low, delivered: low, pos, failures: new Map(), queue: Promise.resolve(), version: 0 };
+      lanes.set(partition, lane);
+      if (fetchedFrom !== low) this.consumer?.seek({ topic: this.topic, partition, offset: low.toString() });
+      for (const p of this.processors) p.observe?.(partition, { next: pos.get(p.name)! });
+      log.info({ partition, group: this.groupId, from: Object.fromEntries([...pos].map(([n, o]) => [n, o.toString()])) }, 'partition assigned');
+      return lane;
+    })().finally(() => {
+      if (this.opening.get(partition) === opening) this.opening.delete(partition);
+    });
+    this.opening.set(partition, opening);
+    return opening;
+  }
+
+  private exclusive<T>(lane: Lane, work: () => Promise<T>): Promise<T> {
+    const run = lane.queue.then(work);
+    lane.queue = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    const partition = batch.partition;
+    const firstOffset = batch.firstOffset();
+    if (!isRunning() || isStale() || firstOffset === null) return;
+    const first = BigInt(firstOffset);
+    const lane = await this.lane(partition, first);
+    if (!lane) return;
+    await this.exclusive(lane, async () => {
+      if (first !== lane.cursor) return;
+      for (const p of this.processors) p.observe?.(partition, { high: batch.highWatermark });
+      const sorted = sortBatch(this.processors[0]!.name, this.topic, partition, batch.messages, { lastOffset: batch.lastOffset() });
+      await this.parking.park(sorted.parked);
+      const next = sorted.last === null ? first : sorted.last + 1n;
+      for (const p of this.processors) {
+        const from = lane.pos.get(p.name)!;
+        // behind (waiting to be tried again, or for the seek back) or ahead of this batch
+        if (from < first || from >= next) continue;
+        const events = sorted.logged.filter((l) => l.offset >= from && p.canHandle(l.event));
+        await this.offer(lane, p, partition, { partition, from, next, events, messages: batch.messages });
+      }
+      lane.cursor = next;
+      lane.delivered = next;
+      lane.version++;
+      if (sorted.last !== null) resolveOffset(String(sorted.last));
+      if (sorted.stop) this.stops.stop(this.consumer, this.topic, sorted.stop);
+      else this.catchUp(lane, partition);
+      await heartbeat();
+    });
+  }
+
+  /** Hands one processor its part; its failure is its own (reported, backed off), never the others'. */
+  private async offer(lane: Lane, p: Processor, partition: number, batch: Parameters<Processor['handle']>[0]): Promise<void> {
+    try {
+      const r = await p.handle(batch);
+      if (r.kind === 'moved') this.moved(lane, p, partition, r.to);
+      else lane.pos.set(p.name, batch.next);
+      const failed = lane.failures.get(p.name);
+      if (failed) {
+        lane.failures.delete(p.name);
+        p.health.ok(partition);
+        this.repeatsOf(p).recovered('batches succeed again', { partition });
+      }
+    } catch (err) {
+      const count = (lane.failures.get(p.name)?.count ?? 0) + 1;
+      const wait = backoffMs(count);
+      lane.failures.set(p.name, { count, retryAt: Date.now() + wait });
+      p.health.failing(err, partition);
+      this.repeatsOf(p).error(err, 'batch failed: retrying', { partition, attempt: count, retryInMs: wait });
+    }
+    p.observe?.(partition, { next: lane.pos.get(p.name)! });
+  }
+
+  private moved(lane: Lane, p: Processor, partition: number, to: bigint): void {
+    const from = lane.pos.get(p.name)!;
+    if (from === to) return;
+    log.info({ processor: p.name, partition, from: from.toString(), to: to.toString() }, 'checkpoint moved (replay): seeking to it');
+    lane.pos.set(p.name, to);
+    p.moved?.(partition, from, to);
+  }
+
+  /** Seeks back to the lowest processor that is behind the stream and may be offered it again. */
+  private catchUp(lane: Lane, partition: number): void {
+    const now = Date.now();
+    let low: bigint | null = null;
+    for (const [name, pos] of lane.pos) {
+      const failed = lane.failures.get(name);
+      if (pos >= lane.cursor || (failed && failed.retryAt > now)) continue;
+      if (low === null || pos < low) low = pos;
+    }
+    if (low === null) return;
+    lane.cursor = low;
+    lane.delivered = low;
+    this.consumer?.seek({ topic: this.topic, partition, offset: low.toString() });
+  }
+
+  private forgetFailures(lane: Lane, partition: number): void {
+    for (const name of lane.failures.keys()) this.processors.find((x) => x.name === name)?.health.ok(partition);
+    lane.failures.clear();
+  }
+
+  /**
+   * Every second, per idle partition: a checkpoint moved under it (a replay rewound it); a tail of
+   * transaction markers the processors' checkpoints should move past (so they reach the high
+   * watermark: replay progress, lag); a failed processor whose backoff is over; and the lag.
+   */
+  private async check(): Promise<void> {
+    const partitions = this.assigned;
+    const lanes = new Map<number, { lane: Lane; version: number }>();
+    for (const partition of partitions) {
+      const lane = await this.lane(partition);
+      if (lane) lanes.set(partition, { lane, version: lane.version });
+    }
+    // one read per processor for every partition; a partition that handled a batch since is left to the next check
+    const rows = new Map<Processor, Map<number, bigint>>();
+    if (lanes.size > 0) for (const p of this.processors) if (p.rewindable) rows.set(p, await p.checkpoints([...lanes.keys()]));
+    for (const [partition, { lane, version }] of lanes) {
+      await this.exclusive(lane, async () => {
+        if (lane.version === version) for (const [p, row] of rows) this.moved(lane, p, partition, row.get(partition) ?? 0n);
+        for (const p of this.processors) {
+          const from = lane.pos.get(p.name)!;
+          if (from !== lane.delivered || lane.cursor <= from || lane.failures.has(p.name)) continue;
+          await this.offer(lane, p, partition, { partition, from, next: lane.cursor, events: [], messages: [] });
+        }
+        if (lane.delivered < lane.cursor && [...lane.pos.values()].every((o) => o >= lane.cursor)) lane.delivered = lane.cursor;
+        // a stopped partition stays paused at its record until a build that knows it runs
+        if (!this.stops.has(partition)) this.catchUp(lane, partition);
+      });
+    }
+    if (this.admin && partitions.length > 0) {
+      for (const o of await this.admin.fetchTopicOffsets(this.topic)) {
+        if (partitions.includes(o.partition)) for (const p of this.processors) p.observe?.(o.partition, { high: o.high });
+      }
+    }
+  }
+
+  private repeatsOf(p: Processor): RepeatedErrors {
+    let r = this.repeats.get(p.name);
+    if (!r) this.repeats.set(p.name, (r = new RepeatedErrors(log.child({ processor: p.name }))));
+    return r;
+  }
+}

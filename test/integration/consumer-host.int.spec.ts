@@ -1,0 +1,184 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Kafka } from 'kafkajs';
+import { EVENT_VERSION, type CampaignEvent, type Logged } from '../../src/domain/events.js';
+import type { HealthReporter } from '../../src/health.js';
+import { EventAppender } from '../../src/infra/kafka/appender.js';
+import { createKafka } from '../../src/infra/kafka/client.js';
+import { ConsumerHost } from '../../src/infra/kafka/consumerHost.js';
+import { Parking } from '../../src/infra/kafka/parking.js';
+import type { Handled, Processor, ProcessorBatch } from '../../src/infra/kafka/processor.js';
+import { readLog } from '../../src/infra/kafka/reader.js';
+import { ensureTopics } from '../../src/infra/kafka/topics.js';
+import { isolated, type Isolated } from '../support/app.js';
+import { waitUntil } from '../support/wait.js';
+
+/**
+ * The consumer host against the real broker: one fetch feeds every processor, a failing processor
+ * neither holds the others up nor loses an event, and a checkpoint moved back is re-delivered to
+ * its processor alone. The processors here keep their checkpoints in memory, so what each one was
+ * given can be compared with the log exactly.
+ */
+class Recorder implements Processor {
+  readonly got: Logged[] = [];
+  readonly stored = new Map<number, bigint>();
+  /** batches to refuse before working again */
+  failNext = 0;
+  readonly failures: string[] = [];
+  readonly health: HealthReporter = {
+    failing: (err, part) => void this.failures.push(`${String(part)}: ${(err as Error).message}`),
+    ok: (part) => void this.recovered.push(String(part)),
+  };
+  readonly recovered: string[] = [];
+
+  constructor(
+    readonly name: string,
+    private readonly wants: (e: CampaignEvent) => boolean = () => true,
+    readonly rewindable = false,
+  ) {}
+
+  canHandle(event: CampaignEvent): boolean {
+    return this.wants(event);
+  }
+
+  async checkpoints(partitions: readonly number[]): Promise<Map<number, bigint>> {
+    return new Map(partitions.map((p) => [p, this.stored.get(p) ?? 0n]));
+  }
+
+  async handle(batch: ProcessorBatch): Promise<Handled> {
+    if (this.failNext > 0) {
+      this.failNext--;
+      throw new Error('store away');
+    }
+    const at = this.stored.get(batch.partition) ?? 0n;
+    if (at !== batch.from) return { kind: 'moved', to: at };
+    this.got.push(...batch.events);
+    this.stored.set(batch.partition, batch.next);
+    return { kind: 'handled' };
+  }
+}
+
+const key = (l: Logged) => `${l.partition}-${l.offset}`;
+const at = new Date().toISOString();
+const closesAt = new Date(Date.now() + 3_600_000).toISOString();
+
+function campaign(id: string, entrants: number): CampaignEvent[] {
+  const base = { version: EVENT_VERSION, campaignId: id, occurredAt: at } as const;
+  return [
+    { ...base, type: 'CampaignCreated', eventId: `created:${id}`, title: id, reward: 'r', stock: 2, opensAt: at, closesAt },
+    ...Array.from({ length: entrants }, (_, i): CampaignEvent => ({ ...base, type: 'EntrantRegistered', eventId: `entrant:${id}:u${i}`, userId: `u${i}` })),
+  ];
+}
+
+let iso: Isolated;
+let kafka: Kafka;
+let parking: Parking;
+let host: ConsumerHost | null = null;
+
+beforeAll(async () => {
+  iso = await isolated('consumer_host_int');
+  kafka = createKafka(iso.config, 'consumer-host-test');
+  const admin = kafka.admin();
+  await admin.connect();
+  await ensureTopics(admin, iso.config);
+  await admin.disconnect();
+  parking = await Parking.connect(kafka, iso.config);
+});
+
+afterEach(async () => {
+  await host?.stop();
+  host = null;
+});
+
+afterAll(async () => {
+  await parking?.close();
+  await iso?.cleanup();
+});
+
+async function append(events: CampaignEvent[]): Promise<void> {
+  const appender = await EventAppender.connect(kafka, iso.config);
+  await Promise.all(events.map((e) => appender.append(e)));
+  await appender.close();
+}
+
+async function theLog(): Promise<Logged[]> {
+  const all: Logged[] = [];
+  await readLog(kafka, iso.config.topics.events, (batch) => void all.push(...batch));
+  return all.sort((a, b) => a.partition - b.partition || Number(a.offset - b.offset));
+}
+
+const sorted = (ls: Logged[]) => [...ls].sort((a, b) => a.partition - b.partition || Number(a.offset - b.offset));
+
+async function started(...processors: Processor[]): Promise<ConsumerHost> {
+  host = new ConsumerHost(kafka, iso.config, parking, { maxWaitTimeInMs: 100, checkEveryMs: 300 });
+  for (const p of processors) host.add(p);
+  await host.start();
+  return host;
+}
+
+describe('the consumer host', () => {
+  it('feeds every processor from one consumer group, each the events it can handle, once and in log order', async () => {
+    await append([...campaign('one-a', 30), ...campaign('one-b', 30)]);
+    const log = await theLog();
+    const all = new Recorder('all');
+    const created = new Recorder('created', (e) => e.type === 'CampaignCreated');
+    const h = await started(all, created);
+
+    await waitUntil(async () => all.got.length, (n) => n >= log.length, { what: 'every event handled' });
+    await waitUntil(async () => created.got.length, (n) => n >= 2, { what: 'both campaigns created' });
+    expect(sorted(all.got)).toEqual(log);
+    expect(new Set(all.got.map(key)).size).toBe(all.got.length);
+    expect(sorted(created.got)).toEqual(log.filter((l) => l.event.type === 'CampaignCreated'));
+
+    const admin = kafka.admin();
+    await admin.connect();
+    const groups = (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.startsWith(iso.config.TOPIC_PREFIX) && !g.includes('.reader.'));
+    await admin.disconnect();
+    expect(groups).toEqual([h.groupId]);
+    expect(h.groupId).toBe(`${iso.config.TOPIC_PREFIX}.read-side.all+created`);
+  });
+
+  it('a failing processor is reported and tried again after a backoff while the others go on, and then misses nothing', async () => {
+    const log = await theLog();
+    const healthy = new Recorder('healthy');
+    const failing = new Recorder('failing');
+    // both start where the previous test ended, so only the new events flow
+    for (const p of new Set(log.map((l) => l.partition))) {
+      const end = log.filter((l) => l.partition === p).at(-1)!.offset + 1n;
+      healthy.stored.set(p, end);
+      failing.stored.set(p, end);
+    }
+    failing.failNext = Number.POSITIVE_INFINITY;
+    await started(healthy, failing);
+    await append(campaign('two', 40));
+    const fresh = (await theLog()).filter((l) => l.event.campaignId === 'two');
+
+    await waitUntil(async () => healthy.got.length, (n) => n >= fresh.length, { what: 'the healthy processor handles every new event' });
+    // the healthy one finished while the other still fails
+    expect(failing.got).toEqual([]);
+    expect(failing.failures[0]).toMatch(/store away/);
+    failing.failNext = 0;
+    await waitUntil(async () => failing.got.length, (n) => n >= fresh.length, { what: 'the failing processor catches up', timeoutMs: 30_000 });
+    expect(sorted(failing.got)).toEqual(fresh);
+    expect(sorted(healthy.got)).toEqual(fresh);
+    // it is ok again on the partition it failed on
+    const part = failing.failures[0]!.split(':')[0]!;
+    expect(failing.recovered).toContain(part);
+  });
+
+  it('a checkpoint moved back (a replay) is noticed on an idle partition and re-delivered to its processor alone', async () => {
+    const log = await theLog();
+    const rewound = new Recorder('rewound', () => true, true);
+    const other = new Recorder('other');
+    await started(rewound, other);
+    await waitUntil(async () => Math.min(rewound.got.length, other.got.length), (n) => n >= log.length, { what: 'both caught up' });
+
+    const p = log.find((l) => l.event.campaignId === 'two')!.partition;
+    rewound.got.length = 0;
+    rewound.stored.set(p, 0n);
+    const again = log.filter((l) => l.partition === p);
+    await waitUntil(async () => rewound.got.length, (n) => n >= again.length, { what: 'the rewound partition re-delivered' });
+    expect(sorted(rewound.got)).toEqual(again);
+    // the other processor was given nothing twice
+    expect(sorted(other.got)).toEqual(log);
+  });
+});
