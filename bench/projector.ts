@@ -161,7 +161,9 @@ async function main() {
   console.log('\nsummary');
   for (const [k, v] of rows) console.log(`  ${k.padEnd(w)}  ${v}`);
 
+  await readSide.stop();
   await role.stop();
+  await parking.close();
   await prisma.$disconnect();
   redis.disconnect();
   await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
