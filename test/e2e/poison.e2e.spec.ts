@@ -4,6 +4,7 @@ import pg from 'pg';
 import { EVENT_VERSION } from '../../src/domain/events.js';
 import { partitionFor } from '../../src/infra/kafka/partitioning.js';
 import { auditFromLog } from '../support/audit.js';
+import { waitUntil } from '../support/wait.js';
 import { eventually, gql, isolated, pool, spawnApp, token, type AppProcess, type GqlResult, type Isolated } from '../support/app.js';
 
 /**
@@ -103,7 +104,8 @@ describe('records that are not events of this log', () => {
       // the rest lost, or were turned away at the gate once the stock was taken (no entry)
       expect(tokens.rejections.every((r) => r === 'SOLD_OUT')).toBe(true);
       expect(statuses.filter((s) => s === 'LOST').length + tokens.rejections.length).toBe(30 - STOCK);
-      const audit = await auditFromLog(iso.config, c);
+      // WON is told before the writer's transaction commits: the log has every winner once it does
+      const audit = await waitUntil(() => auditFromLog(iso.config, c), (a) => a.winners >= STOCK, { what: `every winner of ${c} committed`, timeoutMs: 30_000 });
       expect(audit.problems).toEqual([]);
       expect(audit.winners).toBe(STOCK);
       const winners = await eventually(() => gql(app.port, admin, WINNERS, { c }), (r) => r.data?.winners.totalCount === STOCK, 30_000);
