@@ -16,6 +16,8 @@ const STARTUP_STATES = [
   'This is not the correct coordinator for this group',
   'This server does not host this topic-partition',
   'There is no leader for this topic-partition as we are in the middle of a leadership election',
+  // a new topic's leaders take a moment to serve it (topicReady.ts waits for them)
+  'This server is not the leader for that topic-partition',
 ];
 
 // every transaction's first send meets CONCURRENT_TRANSACTIONS while the previous commit's
