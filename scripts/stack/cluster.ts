@@ -9,8 +9,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel } from 'kafkajs';
-import { ensureKafkaLibs, javaBin } from './kafkaLibs.js';
-import { kafkaServerProperties, kafkaUuid } from './kafkaProperties.js';
+import { clusterIdAt, ensureKafkaLibs, formatLogDir, javaBin } from './kafkaLibs.js';
+import { kafkaServerProperties } from './kafkaProperties.js';
 import { lock } from './lock.js';
 import type { Paths } from './paths.js';
 import { tcpOpen, withTimeout } from './probe.js';
@@ -120,13 +120,7 @@ async function upKafkaCluster(p: Paths, c: ClusterPaths, env: NodeJS.ProcessEnv,
   const java = javaBin(env);
   await ensureKafkaLibs(p, log);
   const cp = `${p.kafkaLibs}${path.sep}*`;
-  let clusterId: string;
-  try {
-    clusterId = fs.readFileSync(c.clusterId, 'utf8').trim();
-  } catch {
-    clusterId = kafkaUuid();
-    fs.writeFileSync(c.clusterId, `${clusterId}\n`);
-  }
+  const clusterId = clusterIdAt(c.clusterId);
   const voters = CONTROLLER_PORTS.map((port, i) => `${i + 1}@${HOST}:${port}`).join(',');
   const exits: Promise<unknown>[] = [];
   for (const [i, port] of CLUSTER_KAFKA_PORTS.entries()) {
@@ -139,13 +133,7 @@ async function upKafkaCluster(p: Paths, c: ClusterPaths, env: NodeJS.ProcessEnv,
       n.props,
       kafkaServerProperties({ host: HOST, port, controllerPort: CONTROLLER_PORTS[i]!, dataDir: n.data, cluster: { nodeId: i + 1, voters, replicas: 3, minInsync: 2 } }),
     );
-    if (!fs.existsSync(path.join(n.data, 'meta.properties'))) {
-      const fmt = spawnSync(java, [`-Dlog4j.configuration=file:${p.kafkaLog4j}`, '-Xmx256m', '-cp', cp, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', n.props, '--ignore-formatted'], {
-        cwd: p.root,
-        encoding: 'utf8',
-      });
-      if (fmt.status !== 0) throw new ServiceError(`formatting Kafka node ${i + 1} failed (exit ${fmt.status}):\n${(fmt.stdout ?? '') + (fmt.stderr ?? '')}`);
-    }
+    formatLogDir(p, java, n.props, n.data, clusterId, `Kafka node ${i + 1}`);
     // three JVMs share two cores with everything else: a smaller heap each than the single broker's
     const { child, exited } = spawnDetached(
       java,

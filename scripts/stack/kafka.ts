@@ -2,13 +2,12 @@
  * Kafka: reuse the broker at KAFKA_BROKERS when it answers; otherwise start a single-node KRaft
  * broker on this machine, wait until it answers and warm its coordinators.
  */
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel } from 'kafkajs';
-import { KAFKA_VERSION, ensureKafkaLibs, javaBin } from './kafkaLibs.js';
-import { kafkaServerProperties, kafkaUuid } from './kafkaProperties.js';
+import { KAFKA_VERSION, clusterIdAt, ensureKafkaLibs, formatLogDir, javaBin } from './kafkaLibs.js';
+import { kafkaServerProperties } from './kafkaProperties.js';
 import { lock } from './lock.js';
 import type { Paths } from './paths.js';
 import { isLocal, tcpOpen, withTimeout } from './probe.js';
@@ -106,24 +105,7 @@ export async function upKafka(p: Paths, env: NodeJS.ProcessEnv, readyTimeoutMs: 
 
     fs.mkdirSync(p.kafkaData, { recursive: true });
     fs.writeFileSync(p.kafkaProps, kafkaServerProperties({ host, port, controllerPort, dataDir: p.kafkaData }));
-    let clusterId: string;
-    try {
-      clusterId = fs.readFileSync(p.kafkaClusterId, 'utf8').trim();
-    } catch {
-      clusterId = kafkaUuid();
-      fs.writeFileSync(p.kafkaClusterId, `${clusterId}\n`);
-    }
-    const fresh = !fs.existsSync(path.join(p.kafkaData, 'meta.properties'));
-    if (fresh) {
-      const fmt = spawnSync(
-        java,
-        [`-Dlog4j.configuration=file:${p.kafkaLog4j}`, '-Xmx256m', '-cp', cp, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', p.kafkaProps, '--ignore-formatted'],
-        { cwd: p.root, encoding: 'utf8' },
-      );
-      if (fmt.status !== 0) {
-        throw new ServiceError(`formatting the KRaft log dir failed (exit ${fmt.status}):\n${(fmt.stdout ?? '') + (fmt.stderr ?? '')}`);
-      }
-    }
+    const fresh = formatLogDir(p, java, p.kafkaProps, p.kafkaData, clusterIdAt(p.kafkaClusterId), 'the KRaft log dir');
 
     fs.appendFileSync(p.kafkaLog, `\n===== stack:up ${new Date().toISOString()} Kafka ${KAFKA_VERSION} on ${address} =====\n`);
     const { child, exited } = spawnDetached(

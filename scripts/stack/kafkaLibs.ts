@@ -1,8 +1,9 @@
 /** What running a broker needs on this machine: Apache Kafka's jars (from Maven Central, cached) and a Java. */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { kafkaUuid } from './kafkaProperties.js';
 import type { Paths } from './paths.js';
 import { which } from './process.js';
 import { ServiceError } from './results.js';
@@ -67,4 +68,27 @@ export function javaBin(env: NodeJS.ProcessEnv): string {
     );
   }
   return j;
+}
+
+/** The cluster id kept in `file`, made (and kept) on first use: every node of a cluster is formatted with it. */
+export function clusterIdAt(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch {
+    const id = kafkaUuid();
+    fs.writeFileSync(file, `${id}\n`);
+    return id;
+  }
+}
+
+/** Formats a KRaft log dir for `props`, unless it is formatted already. Returns whether it was new. */
+export function formatLogDir(p: Paths, java: string, props: string, dataDir: string, clusterId: string, what: string): boolean {
+  if (fs.existsSync(path.join(dataDir, 'meta.properties'))) return false;
+  const fmt = spawnSync(
+    java,
+    [`-Dlog4j.configuration=file:${p.kafkaLog4j}`, '-Xmx256m', '-cp', `${p.kafkaLibs}${path.sep}*`, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', props, '--ignore-formatted'],
+    { cwd: p.root, encoding: 'utf8' },
+  );
+  if (fmt.status !== 0) throw new ServiceError(`formatting ${what} failed (exit ${fmt.status}):\n${(fmt.stdout ?? '') + (fmt.stderr ?? '')}`);
+  return true;
 }
