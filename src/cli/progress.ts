@@ -32,6 +32,17 @@ export class TimedOut extends Error {
 /** 0 done, 1 failed, 124 a `--timeout` ended the wait (as timeout(1) does). */
 export const EXIT = { ok: 0, failed: 1, timedOut: 124 } as const;
 
+/** Says on stderr why `command` ended with `err`, and returns the exit code that goes with it. */
+export function failure(command: string, err: unknown): number {
+  if (err instanceof TimedOut) {
+    console.error(`${command} ${err.message}`);
+    if (err.after) console.error(err.after);
+    return EXIT.timedOut;
+  }
+  console.error(`${command} failed: ${err instanceof Error ? err.message : String(err)}`);
+  return EXIT.failed;
+}
+
 /** A number of seconds from the command line, or a usage error. */
 export function seconds(program: Command, flag: string, value: string | undefined): number | null {
   if (value === undefined) return null;

@@ -2,7 +2,7 @@ import '../../batch/cliQuiet.js';
 import { Command, Option } from 'commander';
 import { JOB_OPTIONS, rewindFor } from '../../batch/index.js';
 import { awaitWriters, cliServices, fmt, followJob, table } from '../../batch/cli.js';
-import { Deadline, EXIT, ProgressLine, seconds, TimedOut } from './progress.js';
+import { Deadline, EXIT, failure, ProgressLine, seconds } from './progress.js';
 import type { ReplayData, ReplayTarget } from '../../batch/replay.js';
 import { queueReplay } from '../../batch/queue.js';
 import { affectedPartitions, runReplay } from '../../batch/replay.js';
@@ -31,7 +31,7 @@ const config = loadConfigOrExit();
 
 const s = await cliServices(config);
 const line = new ProgressLine(`replay ${opts.target}`);
-let code: number = EXIT.failed;
+let code: number;
 try {
   const target = opts.target.toUpperCase() as ReplayTarget;
   const campaignId = opts.campaign ?? null;
@@ -73,11 +73,7 @@ try {
   code = view.status === 'SUCCEEDED' ? EXIT.ok : EXIT.failed;
 } catch (err) {
   line.stop();
-  if (err instanceof TimedOut) {
-    console.error(`replay ${err.message}`);
-    if (err.after) console.error(err.after);
-    code = EXIT.timedOut;
-  } else console.error(`replay failed: ${(err as Error).message}`);
+  code = failure('replay', err);
 } finally {
   await s.close();
 }

@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { JOB_OPTIONS } from '../../batch/index.js';
 import { cliServices, fmt, followJob, table } from '../../batch/cli.js';
-import { Deadline, EXIT, ProgressLine, seconds, TimedOut } from './progress.js';
+import { Deadline, EXIT, failure, ProgressLine, seconds } from './progress.js';
 import type { ReportData } from '../../batch/report.js';
 import { queueReport } from '../../batch/queue.js';
 import { runReport, type ReportResult } from '../../batch/report.js';
@@ -37,7 +37,7 @@ const csvCell = (v: unknown) => {
 
 const s = await cliServices(config);
 const line = new ProgressLine('report');
-let code: number = EXIT.failed;
+let code: number;
 try {
   const known = (await s.ordering.meta(opts.campaign)) ?? (await s.prisma.campaign.findUnique({ where: { id: opts.campaign }, select: { id: true } }));
   if (!known) throw new Error(`campaign ${opts.campaign} not found`);
@@ -78,11 +78,7 @@ try {
   code = view.status === 'SUCCEEDED' ? EXIT.ok : EXIT.failed;
 } catch (err) {
   line.stop();
-  if (err instanceof TimedOut) {
-    console.error(`report ${err.message}`);
-    if (err.after) console.error(err.after);
-    code = EXIT.timedOut;
-  } else console.error(`report failed: ${(err as Error).message}`);
+  code = failure('report', err);
 } finally {
   await s.close();
 }
