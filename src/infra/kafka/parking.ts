@@ -30,7 +30,7 @@ export interface ParkedRecord {
   parkedAt: string;
 }
 
-export const parkedIdOf = (reason: ParkedRecord['reason'], consumer: string, partition: number, offset: bigint | string) =>
+const parkedIdOf = (reason: ParkedRecord['reason'], consumer: string, partition: number, offset: bigint | string) =>
   reason === 'foreign' ? `${partition}-${offset}` : `${consumer}:${partition}-${offset}`;
 
 export function parkedRecord(
@@ -114,12 +114,11 @@ export function sortBatch(
   topic: string,
   partition: number,
   messages: readonly KafkaMessage[],
-  opts: { skip?: (m: KafkaMessage) => boolean; before?: bigint; lastOffset?: string } = {},
+  opts: { skip?: (m: KafkaMessage) => boolean; lastOffset?: string } = {},
 ): SortedBatch {
   const sorted: SortedBatch = { logged: [], parked: [], stop: null, last: null };
   for (const m of messages) {
     const offset = BigInt(m.offset);
-    if (opts.before !== undefined && offset >= opts.before) break;
     if (!opts.skip?.(m)) {
       const d = decode(m, partition);
       if (d.kind === 'newer') {
@@ -133,7 +132,7 @@ export function sortBatch(
   }
   // KafkaJS's batch.lastOffset() counts the records it filtered out (a transaction's commit marker
   // ends most batches): moving past them too keeps a position from resting short of the log's end
-  if (!sorted.stop && opts.lastOffset !== undefined && opts.before === undefined) {
+  if (!sorted.stop && opts.lastOffset !== undefined) {
     const end = BigInt(opts.lastOffset);
     if (sorted.last === null || end > sorted.last) sorted.last = end;
   }
