@@ -30,7 +30,7 @@ export interface CliServices {
 
 export async function cliServices(config: Config): Promise<CliServices> {
   const kafka = createKafka(config, 'firstcome-cli');
-  const redis = createRedis(config.REDIS_URL);
+  const redis = createRedis(config);
   const ordering = new RedisOrdering(redis, config.REDIS_PREFIX);
   const prisma = createPrisma(config.DATABASE_URL, { poolSize: 4 });
   const handle = await openAgenda(config.DATABASE_URL, { name: `cli-${process.pid}`, poolSize: 3, notify: true, processEvery: '1 second' });

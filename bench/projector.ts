@@ -76,7 +76,7 @@ async function main() {
   await admin.connect();
   await ensureTopics(admin, config);
   const prisma = createPrisma(config.DATABASE_URL, { poolSize: 8 });
-  const redis = createRedis(config.REDIS_URL, { lazy: true });
+  const redis = createRedis(config, { lazy: true });
   const parking = await Parking.connect(kafka, config);
   const readSide = new ConsumerHost(kafka, config, parking);
   const shared: Shared = { config, kafka, redis, ordering: new RedisOrdering(redis, config.REDIS_PREFIX), prisma, metrics: createMetrics(), parking, health: new Health(), readSide, instance: `bench-${run}` };

@@ -58,7 +58,7 @@ async function main() {
   const topic = config.topics.events;
   const campaignId = `bench-${run}`;
   const prisma = createPrisma(config.DATABASE_URL, { poolSize: 4 });
-  const redis = createRedis(config.REDIS_URL);
+  const redis = createRedis(config);
   const ordering = new RedisOrdering(redis, config.REDIS_PREFIX);
   const handle = await openAgenda(config.DATABASE_URL, { name: 'bench', poolSize: 2, notify: true });
   const high = async () => BigInt((await admin.fetchTopicOffsets(topic))[0]!.high);

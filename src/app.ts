@@ -17,7 +17,7 @@ import { ConsumerHost } from './infra/kafka/consumerHost.js';
 import { Parking } from './infra/kafka/parking.js';
 import { createPrisma } from './infra/prisma/client.js';
 import { prepareDatabase } from './infra/prisma/prepare.js';
-import { createRedis, EnterGate, RedisOrdering, replyChannelOf, writerPorts } from '../projections/redis-ordering/index.js';
+import { ChannelSubscriber, createRedis, EnterGate, RedisOrdering, replyChannelOf, writerPorts } from '../projections/redis-ordering/index.js';
 import { logger } from './logger.js';
 import { createMetrics, type Timing } from './metrics.js';
 
@@ -51,7 +51,7 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   const admin = kafka.admin();
   await admin.connect();
   await ensureTopics(admin, config);
-  const redis = createRedis(config.REDIS_URL);
+  const redis = createRedis(config);
   const ordering = new RedisOrdering(redis, config.REDIS_PREFIX);
   const prisma = createPrisma(config.DATABASE_URL, { poolSize: 8 });
   const metrics = createMetrics();
@@ -140,7 +140,7 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   let waiter: ReplyWaiter | null = null;
   if (roles.includes('api')) {
     appender = await EventAppender.connect(kafka, config);
-    waiter = await ReplyWaiter.listen(redis.duplicate(), replyChannelOf(ordering, instance));
+    waiter = await ReplyWaiter.listen(ChannelSubscriber.of(redis), replyChannelOf(ordering, instance));
     const enter = new EnterService(ordering, new EnterGate(ordering), appender, waiter, {
       instance,
       topic: config.topics.events,

@@ -21,6 +21,13 @@ const schema = z.object({
     .transform((s) => s.split(',').map((b) => b.trim()).filter(Boolean))
     .refine((bs) => bs.length > 0 && bs.every((b) => /^[^:\s]+:\d+$/.test(b)), 'expected host:port[,host:port…]'),
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  /** Seed nodes of a Redis Cluster; when set, every Redis use goes to the cluster and REDIS_URL is not used. */
+  REDIS_CLUSTER_NODES: unsetIfEmpty(
+    z
+      .string()
+      .transform((s) => s.split(',').map((n) => n.trim()).filter(Boolean))
+      .refine((ns) => ns.length > 0 && ns.every((n) => /^(\[[0-9a-fA-F:.]+\]|[^:\s,[\]]+):\d{1,5}$/.test(n) && Number(n.split(':').pop()) <= 65535), 'expected host:port[,host:port…]'),
+  ),
   DATABASE_URL: z
     .string()
     .default('postgresql://postgres@127.0.0.1:5432/firstcome')

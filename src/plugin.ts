@@ -1,11 +1,10 @@
 import type { Kafka } from 'kafkajs';
-import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import type { Health } from './health.js';
 import type { ConsumerHost } from './infra/kafka/consumerHost.js';
 import type { Parking } from './infra/kafka/parking.js';
 import type { PrismaClient } from './infra/prisma/client.js';
-import type { RedisOrdering } from '../projections/redis-ordering/index.js';
+import type { RedisClient, RedisOrdering } from '../projections/redis-ordering/index.js';
 import type { Metrics } from './metrics.js';
 
 /**
@@ -23,7 +22,7 @@ export interface RoleHandle {
 export interface Shared {
   config: Config;
   kafka: Kafka;
-  redis: Redis;
+  redis: RedisClient;
   ordering: RedisOrdering;
   prisma: PrismaClient;
   metrics: Metrics;

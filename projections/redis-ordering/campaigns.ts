@@ -1,4 +1,5 @@
 import type { RedisOrdering } from './reads.js';
+import { scanKeys } from './slots.js';
 
 /** The campaigns the projection holds, as a whole: listing, counting for reconcile, removing. */
 
@@ -10,8 +11,7 @@ export function listCampaigns(o: RedisOrdering): Promise<string[]> {
 /** Every campaign id that has any key under the prefix (SCAN, never KEYS). */
 export async function scanCampaignIds(o: RedisOrdering): Promise<Set<string>> {
   const ids = new Set<string>();
-  const stream = o.redis.scanStream({ match: o.keys.anyCampaign(), count: 1000 });
-  for await (const batch of stream as AsyncIterable<string[]>) {
+  for await (const batch of scanKeys(o.redis, o.keys.anyCampaign())) {
     for (const key of batch) {
       const id = o.keys.campaignOf(key);
       if (id) ids.add(id);
@@ -23,8 +23,7 @@ export async function scanCampaignIds(o: RedisOrdering): Promise<Set<string>> {
 /** Removes every key of a campaign (they share a hash slot, so one UNLINK) and its index entry. */
 export async function removeCampaign(o: RedisOrdering, campaignId: string): Promise<void> {
   const all: string[] = [];
-  const stream = o.redis.scanStream({ match: o.keys.pattern(campaignId), count: 1000 });
-  for await (const batch of stream as AsyncIterable<string[]>) all.push(...batch);
+  for await (const batch of scanKeys(o.redis, o.keys.pattern(campaignId))) all.push(...batch);
   if (all.length > 0) await o.redis.unlink(...all);
   await o.redis.zrem(o.keys.campaigns(), campaignId);
 }

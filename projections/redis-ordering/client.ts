@@ -1,11 +1,15 @@
 import { readFileSync } from 'node:fs';
-import { Redis, type Result } from 'ioredis';
+import { Cluster, Redis, type Result } from 'ioredis';
 
 /**
  * The Redis client of the ordering projection, with its Lua scripts (lua/*.lua) defined as
  * commands: ioredis sends EVALSHA and falls back to EVAL once after a SCRIPT FLUSH or a restart.
  * Every script touches the keys of one hash slot only (one campaign, or one partition's rebuild
  * keys), so under Redis Cluster each runs on one node.
+ *
+ * `REDIS_CLUSTER_NODES` set: ioredis's Cluster client, which follows MOVED/ASK and, while a
+ * primary fails over, retries its commands (`retryDelayOnFailover`) until the replica has taken
+ * over or their redirections run out (the caller then sees an error: retryable, never a wrong answer).
  */
 
 const lua = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
@@ -28,8 +32,50 @@ declare module 'ioredis' {
   }
 }
 
-export function createRedis(url: string, opts: { lazy?: boolean } = {}): Redis {
-  const redis = new Redis(url, { lazyConnect: opts.lazy ?? false, maxRetriesPerRequest: 3, enableAutoPipelining: true });
+/** One Redis or a Redis Cluster: what every Redis use of firstcome takes. */
+export type RedisClient = Redis | Cluster;
+
+/** Where Redis is: `REDIS_CLUSTER_NODES` when set, else `REDIS_URL`. */
+export interface RedisTarget {
+  REDIS_URL: string;
+  REDIS_CLUSTER_NODES?: string[] | undefined;
+}
+
+export const isCluster = (redis: RedisClient): redis is Cluster => redis instanceof Cluster;
+
+const nodesOf = (hostPorts: readonly string[]) =>
+  hostPorts.map((hp) => {
+    const at = hp.lastIndexOf(':');
+    return { host: hp.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(hp.slice(at + 1)) };
+  });
+
+/**
+ * A cluster client. Its waits are sized for a failover of a few seconds (cluster-node-timeout plus
+ * the replica's election): a command to the lost primary is retried every `retryDelayOnFailover`
+ * up to `maxRedirections` times, a CLUSTERDOWN likewise.
+ */
+function cluster(nodes: readonly string[], lazy: boolean): Cluster {
+  return new Cluster(nodesOf(nodes), {
+    lazyConnect: lazy,
+    enableAutoPipelining: true,
+    retryDelayOnFailover: 300,
+    retryDelayOnClusterDown: 300,
+    retryDelayOnTryAgain: 300,
+    maxRedirections: 24,
+    slotsRefreshTimeout: 2000,
+    redisOptions: { maxRetriesPerRequest: 3, connectTimeout: 2000 },
+  });
+}
+
+/** The client for the configured Redis; a URL alone names one Redis. */
+export function createRedis(target: string, opts?: { lazy?: boolean }): Redis;
+export function createRedis(target: RedisTarget, opts?: { lazy?: boolean }): RedisClient;
+export function createRedis(target: RedisTarget | string, opts: { lazy?: boolean } = {}): RedisClient {
+  const lazy = opts.lazy ?? false;
+  const t: RedisTarget = typeof target === 'string' ? { REDIS_URL: target } : target;
+  const redis: RedisClient = t.REDIS_CLUSTER_NODES
+    ? cluster(t.REDIS_CLUSTER_NODES, lazy)
+    : new Redis(t.REDIS_URL, { lazyConnect: lazy, maxRetriesPerRequest: 3, enableAutoPipelining: true });
   redis.defineCommand('fcLookup', { numberOfKeys: 4, lua: lua('lookup') });
   redis.defineCommand('fcPlace', { numberOfKeys: 3, lua: lua('place') });
   redis.defineCommand('fcMetaFact', { numberOfKeys: 1, lua: lua('metaFact') });
@@ -39,4 +85,25 @@ export function createRedis(url: string, opts: { lazy?: boolean } = {}): Redis {
   redis.defineCommand('fcReplayStart', { numberOfKeys: 3, lua: lua('replayStart') });
   redis.defineCommand('fcWipe', { numberOfKeys: 5, lua: lua('wipe') });
   return redis;
+}
+
+/**
+ * A connection for subscribing, beside `redis`: on a cluster one with a sharded subscriber per
+ * primary (SSUBSCRIBE goes to the primary of the channel's slot and follows it through a failover).
+ */
+export function createSubscriberOf(redis: RedisClient): RedisClient {
+  if (!isCluster(redis)) return redis.duplicate();
+  return redis.duplicate([], { lazyConnect: false, enableAutoPipelining: false, shardedSubscribers: true });
+}
+
+/**
+ * An error that says Redis could not answer now (a connection lost, a primary failing over, the
+ * cluster down or resharding), as opposed to a wrong command: the caller may retry.
+ */
+export function isRedisUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (['MaxRetriesPerRequestError', 'ClusterAllFailedError'].includes(err.name)) return true;
+  return /Too many Cluster redirections|Connection is closed|Stream isn't writeable|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|LOADING|READONLY|ECONNREFUSED|ECONNRESET|ETIMEDOUT|Failed to refresh slots cache|None of startup nodes is available|No sharded subscriber/.test(
+    err.message,
+  );
 }

@@ -7,8 +7,9 @@ import type { GiftView } from './reads.js';
  * Queues the facts of a committed event onto the projection (idempotent: each write sets the same
  * value again on a replay). EntrantRegistered is placed by place.lua, not here; its fact is the
  * campaign's first entry. `building` marks a campaign re-created while its partition is rebuilt.
+ * `on(key)` is the pipeline of that key's slot (slots.ts): one command each.
  */
-export function queueFact(pipe: ChainableCommander, k: Keys, event: CampaignEvent, partition: number, building: boolean): void {
+export function queueFact(on: (key: string) => ChainableCommander, k: Keys, event: CampaignEvent, partition: number, building: boolean): void {
   const id = event.campaignId;
   switch (event.type) {
     case 'CampaignCreated': {
@@ -23,24 +24,24 @@ export function queueFact(pipe: ChainableCommander, k: Keys, event: CampaignEven
         partition: String(partition),
       };
       if (building) fields.building = '1';
-      pipe.fcCreate(k.meta(id), ...Object.entries(fields).flat());
-      pipe.zadd(k.campaigns(), Date.parse(event.occurredAt), id);
+      on(k.meta(id)).fcCreate(k.meta(id), ...Object.entries(fields).flat());
+      on(k.campaigns()).zadd(k.campaigns(), Date.parse(event.occurredAt), id);
       break;
     }
     case 'EntrantRegistered':
-      pipe.fcMetaFact(k.meta(id), 'firstEntryAt', event.occurredAt);
+      on(k.meta(id)).fcMetaFact(k.meta(id), 'firstEntryAt', event.occurredAt);
       break;
     case 'WinnerSelected':
-      pipe.hset(k.won(id), event.userId, `${event.position}|${event.occurredAt}`);
+      on(k.won(id)).hset(k.won(id), event.userId, `${event.position}|${event.occurredAt}`);
       break;
     case 'GifticonIssued':
-      pipe.hset(k.gifts(id), event.userId, JSON.stringify({ id: event.gifticonId, code: event.code, issuedAt: event.occurredAt } satisfies GiftView));
+      on(k.gifts(id)).hset(k.gifts(id), event.userId, JSON.stringify({ id: event.gifticonId, code: event.code, issuedAt: event.occurredAt } satisfies GiftView));
       break;
     case 'CampaignSoldOut':
-      pipe.fcMetaFact(k.meta(id), 'soldOutAt', event.occurredAt);
+      on(k.meta(id)).fcMetaFact(k.meta(id), 'soldOutAt', event.occurredAt);
       break;
     case 'CampaignClosed':
-      pipe.fcMetaFact(k.meta(id), 'closedAt', String(Date.parse(event.occurredAt)));
+      on(k.meta(id)).fcMetaFact(k.meta(id), 'closedAt', String(Date.parse(event.occurredAt)));
       break;
     default: {
       const _exhaustive: never = event;

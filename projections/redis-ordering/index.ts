@@ -1,5 +1,7 @@
 /** The Redis ordering projection: everything outside this folder reaches Redis through these. */
-export { createRedis } from './client.js';
+export { createRedis, isCluster, isRedisUnavailable, type RedisClient, type RedisTarget } from './client.js';
+export { ChannelSubscriber } from './channels.js';
+export { scanKeys } from './slots.js';
 export { Keys } from './keys.js';
 export type { GateAnswer } from './answers.js';
 export { RedisOrdering, type CampaignMeta, type CampaignView, type EntryView, type GiftView, type PartitionRef } from './reads.js';

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './client.js';
 
 /**
  * The one key layout of the Redis ordering projection. Nothing outside this folder builds a key.
@@ -15,7 +15,7 @@ export interface PartitionRef {
 
 /** What the rebuild protocol needs of the projection: its client and its key layout. */
 export interface Store {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly keys: Keys;
 }
 

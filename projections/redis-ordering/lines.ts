@@ -8,6 +8,7 @@ import type { RedisOrdering } from './reads.js';
 import { RedisReplyChannel } from './replies.js';
 import { RedisChangeFeed } from './changes.js';
 import { finishRebuild, markBuilt, saveRebuildProgress } from './rebuild.js';
+import { SlotPipelines } from './slots.js';
 
 /** The single writer's view of the Redis ordering projection (its CampaignLines port). */
 export class RedisCampaignLines implements CampaignLines {
@@ -40,15 +41,16 @@ export class RedisCampaignLines implements CampaignLines {
     return out;
   }
 
-  /** One round trip: the facts, then place.lua per campaign. */
+  /** One round trip (per node, on a cluster): the facts, then place.lua per campaign, each campaign's in order on its slot. */
   async place(partition: number, work: LineWork): Promise<LineAnswer[][] | 'REBUILD'> {
     const k = this.o.keys;
-    const pipe = this.o.redis.pipeline();
-    for (const f of work.facts) queueFact(pipe, k, f.event, partition, f.replaying);
+    const pipes = new SlotPipelines(this.o.redis);
+    for (const f of work.facts) queueFact(pipes.on, k, f.event, partition, f.replaying);
     for (const line of work.lines) {
-      pipe.fcPlace(k.meta(line.campaignId), k.line(line.campaignId), k.pending(line.campaignId), ...line.entries.flatMap((e) => [e.offset.toString(), e.userId, e.rejection ?? '']));
+      const meta = k.meta(line.campaignId);
+      pipes.on(meta).fcPlace(meta, k.line(line.campaignId), k.pending(line.campaignId), ...line.entries.flatMap((e) => [e.offset.toString(), e.userId, e.rejection ?? '']));
     }
-    const results = (await pipe.exec()) ?? [];
+    const results = await pipes.exec();
     for (const [err] of results) if (err) throw err;
     const out: LineAnswer[][] = [];
     for (const [, r] of results.slice(results.length - work.lines.length)) {
@@ -60,10 +62,10 @@ export class RedisCampaignLines implements CampaignLines {
   }
 
   async applyCommitted(partition: number, events: readonly CampaignEvent[]): Promise<boolean> {
-    const pipe = this.o.redis.pipeline();
-    for (const e of events) queueFact(pipe, this.o.keys, e, partition, false);
-    return pipe.exec().then(
-      (results) => (results ?? []).every(([err]) => !err),
+    const pipes = new SlotPipelines(this.o.redis);
+    for (const e of events) queueFact(pipes.on, this.o.keys, e, partition, false);
+    return pipes.exec().then(
+      (results) => results.every(([err]) => !err),
       (err) => (this.log.warn({ err }, 'applying committed decisions to Redis failed'), false),
     );
   }

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './client.js';
 import type { CampaignTerms } from '../../src/domain/campaign.js';
 import { ticketOf } from '../../src/domain/events.js';
 import { Keys, type PartitionRef } from './keys.js';
@@ -72,7 +72,7 @@ export type { PartitionRef } from './keys.js';
 export class RedisOrdering {
   readonly keys: Keys;
   constructor(
-    readonly redis: Redis,
+    readonly redis: RedisClient,
     prefix: string,
   ) {
     this.keys = new Keys(prefix);

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { PartitionRef, Store } from './keys.js';
+import { scanKeys, SlotPipelines } from './slots.js';
 
 /**
  * The rebuild protocol of the projection (README.md): the partition sentinels, a rebuild's
@@ -52,9 +53,9 @@ export async function rebuildProgress(o: Store, where: PartitionRef): Promise<Re
  */
 export async function finishRebuild(o: Store, where: PartitionRef, created: Iterable<string>): Promise<boolean> {
   const k = o.keys;
-  const pipe = o.redis.pipeline();
-  for (const id of created) pipe.fcFinish(k.meta(id));
-  const results = (await pipe.exec()) ?? [];
+  const pipes = new SlotPipelines(o.redis);
+  for (const id of created) pipes.on(k.meta(id)).fcFinish(k.meta(id));
+  const results = await pipes.exec();
   for (const [err, complete] of results) {
     if (err) throw err;
     if (Number(complete) !== 1) return false;
@@ -93,8 +94,7 @@ export async function replayDeleted(o: Store, where: PartitionRef, jobId: string
 /** Campaigns whose request count a replay carries. */
 export async function carriedCampaigns(o: Store): Promise<string[]> {
   const ids: string[] = [];
-  const stream = o.redis.scanStream({ match: o.keys.carry('*'), count: 1000 });
-  for await (const batch of stream as AsyncIterable<string[]>) for (const key of batch) ids.push(o.keys.campaignOf(key)!);
+  for await (const batch of scanKeys(o.redis, o.keys.carry('*'))) for (const key of batch) ids.push(o.keys.campaignOf(key)!);
   return ids;
 }
 

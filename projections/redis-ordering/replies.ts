@@ -1,6 +1,8 @@
 import type { ReplyChannel } from '../../src/writer/ports.js';
 import type { Reply } from '../../src/writer/replies.js';
 import type { RedisOrdering } from './reads.js';
+import { queuePublish } from './channels.js';
+import { SlotPipelines } from './slots.js';
 
 /** The pub/sub channel on which one API process hears the decisions it waits for. */
 export const replyChannelOf = (o: RedisOrdering, instance: string): string => o.keys.reply(instance);
@@ -13,8 +15,11 @@ export class RedisReplyChannel implements ReplyChannel {
     if (replies.length === 0) return;
     const byInstance = new Map<string, Reply[]>();
     for (const { instance, reply } of replies) byInstance.set(instance, [...(byInstance.get(instance) ?? []), reply]);
-    const pipe = this.o.redis.pipeline();
-    for (const [instance, rs] of byInstance) pipe.publish(replyChannelOf(this.o, instance), JSON.stringify(rs));
-    await pipe.exec();
+    const pipes = new SlotPipelines(this.o.redis);
+    for (const [instance, rs] of byInstance) {
+      const channel = replyChannelOf(this.o, instance);
+      queuePublish(pipes.on(channel), this.o.redis, channel, JSON.stringify(rs));
+    }
+    for (const [err] of await pipes.exec()) if (err) throw err;
   }
 }

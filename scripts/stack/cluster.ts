@@ -163,25 +163,74 @@ function redisCli(args: string[]): { status: number | null; out: string } {
   return { status: r.status, out: (r.stdout ?? '') + (r.stderr ?? '') };
 }
 
-const clusterOk = () => redisCli(['-h', HOST, '-p', String(CLUSTER_REDIS_PORTS[0]), 'cluster', 'info']).out.includes('cluster_state:ok');
+/** Asked of every node in turn: the first may be the one a test killed. */
+const clusterOk = () => CLUSTER_REDIS_PORTS.some((port) => redisCli(['-h', HOST, '-p', String(port), 'cluster', 'info']).out.includes('cluster_state:ok'));
+const clusterNodes = () => {
+  for (const port of CLUSTER_REDIS_PORTS) {
+    const r = redisCli(['-h', HOST, '-p', String(port), 'cluster', 'nodes']);
+    if (r.status === 0 && r.out.includes('myself')) return r.out.trim().split('\n');
+  }
+  return [];
+};
+
+const nodeAlive = (c: ClusterPaths, port: number) => {
+  const pid = readPid(c.redisNode(port).pid);
+  return pid !== undefined && alive(pid) && ours(pid, REDIS_MAIN);
+};
+
+function startRedisNode(c: ClusterPaths, server: string, port: number): void {
+  const n = c.redisNode(port);
+  const args = ['--port', String(port), '--bind', HOST, '--cluster-enabled', 'yes', '--cluster-config-file', path.join(n.dir, 'nodes.conf'), '--cluster-node-timeout', '3000'];
+  args.push('--dir', n.dir, '--save', '', '--appendonly', 'no');
+  const { child } = spawnDetached(server, args, n.log, n.dir);
+  if (child.pid === undefined) throw new ServiceError(`could not start ${server}`);
+  fs.writeFileSync(n.pid, `${child.pid}\n`);
+}
+
+/**
+ * Nodes of a working cluster that died (a failover test kills primaries) start again from their
+ * nodes.conf: each rejoins as a replica of the node that took its slots, so the cluster is whole
+ * again, one replica per primary, before anyone kills the next.
+ */
+async function rejoinRedisNodes(c: ClusterPaths, log: (l: string) => void): Promise<void> {
+  const down = CLUSTER_REDIS_PORTS.filter((port) => !nodeAlive(c, port) && fs.existsSync(path.join(c.redisNode(port).dir, 'nodes.conf')));
+  if (down.length === 0) return;
+  const server = which('redis-server');
+  if (!server) throw new ServiceError('redis-server not found on PATH: the Redis Cluster runs from it');
+  for (const port of down) startRedisNode(c, server, port);
+  const deadline = Date.now() + 30_000;
+  while (!redisWhole()) {
+    if (Date.now() > deadline) throw new ServiceError(`redis ${down.join(', ')} did not rejoin the cluster as replicas within 30 s`);
+    await sleep(250);
+  }
+  log(`redis cluster  ${down.join(', ')} rejoined as replica${down.length > 1 ? 's' : ''}`);
+}
+
+/** Three primaries, each with a replica in sync, every node reachable. */
+function redisWhole(): boolean {
+  const ok = clusterNodes().filter((l) => / connected/.test(l) && !/fail/.test(l));
+  if (ok.filter((l) => l.includes('master')).length !== 3 || ok.filter((l) => l.includes('slave')).length !== 3) return false;
+  return CLUSTER_REDIS_PORTS.every((port) => {
+    const info = redisCli(['-h', HOST, '-p', String(port), 'info', 'replication']).out;
+    return info.includes('role:master') || info.includes('master_link_status:up');
+  });
+}
 
 async function upRedisCluster(c: ClusterPaths, log: (l: string) => void): Promise<'started' | 'reused'> {
-  if (clusterOk()) return 'reused';
+  if (clusterOk()) {
+    await rejoinRedisNodes(c, log);
+    return 'reused';
+  }
   const server = which('redis-server');
   if (!server) throw new ServiceError('redis-server not found on PATH: the Redis Cluster runs from it');
   for (const port of CLUSTER_REDIS_PORTS) {
-    const n = c.redisNode(port);
-    const prev = readPid(n.pid);
-    if (prev !== undefined && alive(prev) && ours(prev, REDIS_MAIN)) continue;
+    if (nodeAlive(c, port)) continue;
     if (await tcpOpen(HOST, port)) throw new ServiceError(`something else listens on ${HOST}:${port}: free it for the Redis Cluster`);
     // a node's cluster config from an earlier run names peers that may be gone: start clean
+    const n = c.redisNode(port);
     fs.rmSync(n.dir, { recursive: true, force: true });
     fs.mkdirSync(n.dir, { recursive: true });
-    const args = ['--port', String(port), '--bind', HOST, '--cluster-enabled', 'yes', '--cluster-config-file', path.join(n.dir, 'nodes.conf'), '--cluster-node-timeout', '3000'];
-    args.push('--dir', n.dir, '--save', '', '--appendonly', 'no');
-    const { child } = spawnDetached(server, args, n.log, n.dir);
-    if (child.pid === undefined) throw new ServiceError(`could not start ${server}`);
-    fs.writeFileSync(n.pid, `${child.pid}\n`);
+    startRedisNode(c, server, port);
   }
   for (const port of CLUSTER_REDIS_PORTS) {
     const deadline = Date.now() + 10_000;

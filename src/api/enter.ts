@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { admit, type Rejection } from '../domain/campaign.js';
 import { EVENT_VERSION, ticketOf, type EntrantRegistered } from '../domain/events.js';
 import type { Reply } from '../writer/replies.js';
 import type { EventAppender } from '../infra/kafka/appender.js';
 import { partitionFor } from '../infra/kafka/partitioning.js';
-import type { EnterGate, EntryView, PartitionRef, RedisOrdering } from '../../projections/redis-ordering/index.js';
+import type { ChannelSubscriber, EnterGate, EntryView, PartitionRef, RedisOrdering } from '../../projections/redis-ordering/index.js';
 import { logger } from '../logger.js';
 import type { Timing } from '../metrics.js';
 import { notFound, unavailable } from './errors.js';
@@ -17,11 +16,11 @@ export type EnterResult = { entry: EntryView } | { rejection: Rejection };
 /** Waiting `enter` calls of this process, answered by the decider on this process's own channel. */
 export class ReplyWaiter {
   private readonly waiting = new Map<string, (r: Reply) => void>();
-  private constructor(private readonly sub: Redis) {}
+  private constructor(private readonly sub: ChannelSubscriber) {}
 
-  static async listen(subscriber: Redis, channel: string): Promise<ReplyWaiter> {
+  static async listen(subscriber: ChannelSubscriber, channel: string): Promise<ReplyWaiter> {
     const w = new ReplyWaiter(subscriber);
-    subscriber.on('message', (_ch: string, body: string) => {
+    subscriber.onMessage((_ch, body) => {
       for (const r of JSON.parse(body) as Reply[]) {
         w.waiting.get(r.request)?.(r);
       }
@@ -54,7 +53,7 @@ export class ReplyWaiter {
   }
 
   async close(): Promise<void> {
-    await this.sub.quit().catch(() => undefined);
+    await this.sub.quit();
   }
 }
 

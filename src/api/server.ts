@@ -14,6 +14,8 @@ import { corsFor } from './cors.js';
 import { queryLimits } from './queryLimits.js';
 import { buildResolvers, type ApiServices, type Ctx } from './resolvers.js';
 import { serveConsole } from './console/serve.js';
+import { isRedisUnavailable } from '../../projections/redis-ordering/index.js';
+import { unavailable } from './errors.js';
 import { noSubscriptionOverHttp } from './live/overHttp.js';
 
 const log = logger.child({ component: 'http' });
@@ -49,7 +51,14 @@ export async function createApollo(services: ApiServices | null): Promise<Apollo
     formatError: (formatted: GraphQLFormattedError, error: unknown) => {
       const code = formatted.extensions?.code;
       if (code === 'INTERNAL_SERVER_ERROR' || code === undefined) {
-        log.error({ err: unwrapResolverError(error) }, 'unexpected error');
+        const err = unwrapResolverError(error);
+        // Redis lost for a moment (a failover): retryable, and nothing was answered from it
+        if (isRedisUnavailable(err)) {
+          log.warn({ err }, 'redis unavailable');
+          const u = unavailable(1000);
+          return { message: u.message, extensions: u.extensions };
+        }
+        log.error({ err }, 'unexpected error');
         return production ? { message: 'internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } } : formatted;
       }
       return formatted;

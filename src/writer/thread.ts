@@ -30,7 +30,7 @@ const port = parentPort!;
 const { config, instance } = workerData as { config: Config; instance: string };
 const send = (m: FromWriter) => port.postMessage(m);
 
-const redis = createRedis(config.REDIS_URL);
+const redis = createRedis(config);
 const kafka = createKafka(config, `firstcome-${instance}-decider`);
 const parking = await Parking.connect(kafka, config);
 const writer = new SingleWriter(kafka, writerPorts(new RedisOrdering(redis, config.REDIS_PREFIX), config.topics.events), config, parking);

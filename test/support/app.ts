@@ -4,9 +4,9 @@ import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
-import { Redis } from 'ioredis';
 import { signToken } from '../../src/api/auth.js';
 import { loadConfig, type Config } from '../../src/config.js';
+import { createRedis, scanKeys } from '../../projections/redis-ordering/index.js';
 import { freshDatabase } from './db.js';
 
 /**
@@ -44,9 +44,9 @@ export async function isolated(name: string, extra: Record<string, string> = {})
     env,
     config,
     async cleanup() {
-      const redis = new Redis(config.REDIS_URL);
-      const keys = await redis.keys(`${config.REDIS_PREFIX}:*`);
-      for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
+      // the suite's own keys only (its prefix), on one Redis or on every primary of a cluster
+      const redis = createRedis(config);
+      for await (const keys of scanKeys(redis, `${config.REDIS_PREFIX}:*`)) await Promise.all(keys.map((k) => redis.unlink(k)));
       redis.disconnect();
       const kafka = new Kafka({ brokers: config.KAFKA_BROKERS, logLevel: logLevel.NOTHING });
       const admin = kafka.admin();

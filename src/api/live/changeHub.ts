@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { ChannelSubscriber } from '../../../projections/redis-ordering/index.js';
 import { logger } from '../../logger.js';
 import type { ChangeNotice } from '../../writer/changeFeed.js';
 
@@ -29,12 +29,12 @@ export class ChangeHub {
   private readonly byChannel = new Map<string, string>();
 
   constructor(
-    private readonly sub: Redis,
+    private readonly sub: ChannelSubscriber,
     /** the pub/sub channel of a campaign's changes (projections/redis-ordering) */
     private readonly channelOf: (campaignId: string) => string,
     private readonly throttleMs = 250,
   ) {
-    sub.on('message', (channel: string, body: string) => {
+    sub.onMessage((channel, body) => {
       const id = this.byChannel.get(channel);
       const w = id === undefined ? undefined : this.watched.get(id);
       if (!w) return;
@@ -47,10 +47,7 @@ export class ChangeHub {
       for (const u of notice.users ?? []) for (const fn of w.byUser.get(u) ?? []) fn(notice);
       if (w.counters.size > 0) this.countersChanged(w, notice);
     });
-    let connections = 0;
-    sub.on('ready', () => {
-      if (connections++ > 0) this.resync();
-    });
+    sub.onResubscribed(() => this.resync());
   }
 
   /** Calls `fn` on every notice that names the user's entry; resolves once no notice can be missed. */
@@ -93,7 +90,7 @@ export class ChangeHub {
   async close(): Promise<void> {
     for (const w of this.watched.values()) if (w.scheduled) clearTimeout(w.scheduled);
     this.watched.clear();
-    await this.sub.quit().catch(() => undefined);
+    await this.sub.quit();
   }
 
   /** A failed SUBSCRIBE takes the watch back, and the next watch of the campaign tries again. */

@@ -1,7 +1,6 @@
 import type { Server } from 'node:http';
-import type { Redis } from 'ioredis';
 import type { Config } from '../../config.js';
-import { changesChannelOf, type RedisOrdering } from '../../../projections/redis-ordering/index.js';
+import { ChannelSubscriber, changesChannelOf, type RedisClient, type RedisOrdering } from '../../../projections/redis-ordering/index.js';
 import type { createMetrics } from '../../metrics.js';
 import { createAuthenticator } from '../auth.js';
 import type { ApiServices } from '../resolvers.js';
@@ -11,9 +10,9 @@ import { attachSubscriptions } from './wsServer.js';
 /** Subscriptions for the API role: the process's hub (one Redis subscriber) and the WebSocket endpoint. */
 export function startLive(
   server: Server,
-  deps: { config: Config; services: ApiServices; redis: Redis; ordering: RedisOrdering; metrics: ReturnType<typeof createMetrics> },
+  deps: { config: Config; services: ApiServices; redis: RedisClient; ordering: RedisOrdering; metrics: ReturnType<typeof createMetrics> },
 ) {
-  const hub = new ChangeHub(deps.redis.duplicate(), (id) => changesChannelOf(deps.ordering, id));
+  const hub = new ChangeHub(ChannelSubscriber.of(deps.redis), (id) => changesChannelOf(deps.ordering, id));
   const auth = createAuthenticator(deps.config);
   const ws = attachSubscriptions(server, { config: deps.config, services: deps.services, hub, auth });
   deps.metrics.gauge('firstcome_ws_sockets', 'open GraphQL WebSocket connections', () => ws.stats.sockets);
