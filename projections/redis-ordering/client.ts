@@ -19,6 +19,7 @@ type Reply = (string | number)[];
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     fcLookup(meta: string, line: string, pending: string, claim: string, userId: string, token: string, ttlMs: number, count: '0' | '1'): Result<Reply, Context>;
+    fcHoldClaim(claim: string, token: string, ttlMs: number): Result<number, Context>;
     fcPlace(meta: string, line: string, pending: string, ...args: string[]): Result<Reply, Context>;
     fcFoldCarry(meta: string, carry: string): Result<number, Context>;
     fcReplayStart(built: string, rebuild: string, marker: string, ttlS: string): Result<string, Context>;
@@ -77,6 +78,7 @@ export function createRedis(target: RedisTarget | string, opts: { lazy?: boolean
     ? cluster(t.REDIS_CLUSTER_NODES, lazy)
     : new Redis(t.REDIS_URL, { lazyConnect: lazy, maxRetriesPerRequest: 3, enableAutoPipelining: true });
   redis.defineCommand('fcLookup', { numberOfKeys: 4, lua: lua('lookup') });
+  redis.defineCommand('fcHoldClaim', { numberOfKeys: 1, lua: lua('holdClaim') });
   redis.defineCommand('fcPlace', { numberOfKeys: 3, lua: lua('place') });
   redis.defineCommand('fcMetaFact', { numberOfKeys: 1, lua: lua('metaFact') });
   redis.defineCommand('fcCreate', { numberOfKeys: 1, lua: lua('create') });

@@ -31,6 +31,13 @@ export class EnterGate {
     await Promise.all([this.o.redis.hsetnx(k.pending(campaignId), userId, ticket), this.o.redis.del(k.claim(campaignId, userId))]);
   }
 
+  /** Keeps this request's claim from expiring until the returned stop is called (lua/holdClaim.lua). */
+  holdClaim(campaignId: string, userId: string, claimToken: string, claimTtlMs: number): () => void {
+    const claim = this.o.keys.claim(campaignId, userId);
+    const timer = setInterval(() => void this.o.redis.fcHoldClaim(claim, claimToken, claimTtlMs).catch(() => undefined), Math.max(100, claimTtlMs / 3));
+    return () => clearInterval(timer);
+  }
+
   async releaseClaim(campaignId: string, userId: string): Promise<void> {
     await this.o.redis.del(this.o.keys.claim(campaignId, userId));
   }

@@ -126,6 +126,8 @@ export class EnterService {
     const waiting = performance.now();
     const decision = this.waiter.expect(request, Math.max(0, deadline - Date.now()));
     let ticket: string;
+    // a second click of this user waits on the claim, however long the append takes
+    const letGo = this.gate.holdClaim(campaignId, userId, request, this.opts.claimTtlMs ?? 10_000);
     try {
       const at = await this.appender.append(event);
       ticket = ticketOf(at.partition, at.offset);
@@ -135,6 +137,8 @@ export class EnterService {
       log.error({ err, campaignId }, 'append failed');
       // nothing was acknowledged: the caller may simply try again
       throw unavailable(1000);
+    } finally {
+      letGo();
     }
     this.stats.appended++;
     // a second click finds the ticket from here on; the decision may already be on its way
