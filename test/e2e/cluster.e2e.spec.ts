@@ -1,23 +1,21 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import { partitionFor } from '../../src/infra/kafka/partitioning.js';
 import { ensureTopics } from '../../src/infra/kafka/topics.js';
 import { clusterStackDown, clusterStackUp } from '../../scripts/stack.js';
 import { auditFromLog } from '../support/audit.js';
-import { gql, isolated, pool, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
+import { gql, isolated, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
+import { clusterWhole, kafkaLeaderOf, killKafkaNode, killRedisNode, redisPrimaryOf } from '../support/cluster.js';
+import { outage, runCrowd, tally, wrongAnswers, type Call } from '../support/crowd.js';
 import { waitUntil } from '../support/wait.js';
 
 /**
- * Beyond one broker: `stack:up -- --cluster` (three Kafka nodes, a Redis Cluster), and a drop that
- * loses the leader of its partition mid-burst. The cluster is stopped at the end only if this file
- * started it.
+ * Beyond one machine: `stack:up -- --cluster` (three Kafka nodes, a Redis Cluster of three
+ * primaries with a replica each), and firstcome on it through the failures such clusters have: the
+ * broker that leads the drop's partition, the Redis primary that holds the drop's keys, both, each
+ * SIGKILLed mid-burst. The cluster is stopped at the end only if this file started it.
  */
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 let cluster: Awaited<ReturnType<typeof clusterStackUp>>;
 
 beforeAll(async () => {
@@ -63,67 +61,127 @@ describe('the local cluster stack', () => {
   });
 });
 
-describe('I4 on three brokers: the leader of the drop’s partition killed mid-burst', () => {
+describe('firstcome on three brokers and a Redis Cluster, through failovers mid-burst', () => {
   let iso: Isolated;
   let writer: AppProcess;
-  let api: AppProcess;
+  let apis: AppProcess[] = [];
+  let admin: string;
 
   beforeAll(async () => {
-    iso = await isolated('cluster', { KAFKA_BROKERS: cluster.env.KAFKA_BROKERS!, KAFKA_REPLICATION_FACTOR: cluster.env.KAFKA_REPLICATION_FACTOR!, ENTER_WAIT_MS: '1000' });
-    writer = await spawnApp(iso, 'decider');
-    api = await spawnApp(iso, 'api');
+    iso = await isolated('cluster', { ...cluster.env, ENTER_WAIT_MS: '1000' });
+    // the single writer and the read side in one process, the crowd over two API processes
+    writer = await spawnApp(iso, 'decider,projector');
+    apis = await Promise.all([spawnApp(iso, 'api'), spawnApp(iso, 'api')]);
+    admin = await token('boss', 'admin');
   }, 180_000);
+
+  // the killed node back and in sync, whatever the test found, before the next fault
+  afterEach(() => clusterWhole(iso.config), 180_000);
 
   afterAll(async () => {
-    await Promise.all([writer?.kill(), api?.kill()]);
+    await Promise.all([writer, ...apis].filter(Boolean).map((p) => p.kill()));
     await iso?.cleanup().catch(() => undefined);
-    // the killed node comes back, so the cluster is whole for whoever uses it next
-    await clusterStackUp();
   }, 180_000);
 
-  it('loses nothing acknowledged, and the two brokers left finish the drop', async () => {
-    const C = 'cluster-drop';
-    const STOCK = 150;
-    const admin = await token('boss', 'admin');
-    const created = await gql(api.port, admin, `mutation($i: CreateCampaignInput!) { createCampaign(input: $i) { id } }`, {
-      i: { id: C, title: C, reward: 'Cake', stock: STOCK, closesAt: new Date(Date.now() + 3_600_000).toISOString() },
+  const USERS = 240;
+  const STOCK = 150;
+
+  async function drop(id: string): Promise<void> {
+    const created = await gql(apis[0]!.port, admin, `mutation($i: CreateCampaignInput!) { createCampaign(input: $i) { id } }`, {
+      i: { id, title: id, reward: 'Cake', stock: STOCK, closesAt: new Date(Date.now() + 3_600_000).toISOString() },
     });
     expect(created.errors).toBeUndefined();
+  }
 
-    const kafkaAdmin = new Kafka({ brokers: iso.config.KAFKA_BROKERS, logLevel: logLevel.NOTHING }).admin();
-    await kafkaAdmin.connect();
-    const partition = partitionFor(C, iso.config.EVENT_PARTITIONS);
-    const leader = (await kafkaAdmin.fetchTopicMetadata({ topics: [iso.config.topics.events] })).topics[0]!.partitions.find((p) => p.partitionId === partition)!.leader;
-    await kafkaAdmin.disconnect();
+  /** A crowd of USERS (every 4th clicking twice, on both API processes); `faults` run once that many users are done. */
+  async function crowd(id: string, faults: Record<number, () => void>): Promise<Call[]> {
+    return runCrowd({ campaignId: id, apiPorts: apis.map((a) => a.port), users: USERS, dupEvery: 4, userPrefix: `${id}-u`, concurrency: 16, onProgress: (done) => faults[done]?.() });
+  }
 
-    const tokens = await Promise.all(Array.from({ length: 240 }, (_, i) => token(`c${i}`)));
-    const accepted = new Map<number, string>();
-    const codes: Record<string, number> = {};
-    let done = 0;
-    await pool(tokens, 16, async (t, i) => {
-      // a caller told to retry does, as a client would
-      for (let attempt = 0; attempt < 20; attempt++) {
-        const r = await gql(api.port, t, `mutation { enter(campaignId: "${C}") { entry { ticket } rejection } }`).catch(() => null);
-        const ticket = r?.data?.enter?.entry?.ticket;
-        if (ticket) accepted.set(i, ticket);
-        const code = ticket ? 'entry' : (r?.data?.enter?.rejection ?? r?.errors?.[0]?.extensions?.code ?? 'no answer');
-        codes[code] = (codes[code] ?? 0) + 1;
-        if (code !== 'UNAVAILABLE') break;
-        await new Promise((res) => setTimeout(res, 250));
-      }
-      if (++done === 60) {
-        const pid = Number(readFileSync(path.join(ROOT, '.stack', 'cluster', `kafka-${leader}`, 'kafka.pid'), 'utf8'));
-        process.kill(pid, 'SIGKILL');
-      }
-    });
-    console.log(`three brokers, leader ${leader} of partition ${partition} killed after 60 calls: ${JSON.stringify(codes)}`);
-    // only an entry, SOLD_OUT or a retryable UNAVAILABLE is ever answered
-    expect(Object.keys(codes).filter((k) => !['entry', 'SOLD_OUT', 'UNAVAILABLE'].includes(k))).toEqual([]);
-    expect(accepted.size).toBeGreaterThanOrEqual(STOCK);
+  /** The log once every unit is won and issued, and the answers held to it. */
+  async function verdict(id: string, calls: Call[]) {
+    const audit = await waitUntil(() => auditFromLog(iso.config, id), (a) => a.winners >= STOCK && a.gifticons >= STOCK, { what: 'every unit won and issued', timeoutMs: 90_000, everyMs: 500 });
+    return { audit, ...wrongAnswers(calls, audit) };
+  }
 
-    const audit = await waitUntil(() => auditFromLog(iso.config, C), (a) => a.winners >= STOCK && a.gifticons >= STOCK, { what: 'every unit won on the two brokers left', timeoutMs: 90_000 });
+  /** I1–I3 on the log; I4: every acknowledged entry there with its ticket; and no wrong answer. */
+  function expectSound({ audit, wrong, acknowledged }: Awaited<ReturnType<typeof verdict>>): void {
+    // what the API processes logged as unexpected, to tell a wrong answer's cause
+    if (wrong.length > 0) for (const a of apis) console.log(a.output().split('\n').filter((l) => /unexpected error|append failed/.test(l)).slice(-5).join('\n'));
     expect(audit.problems).toEqual([]);
-    expect(audit.winners).toBe(STOCK);
-    for (const [user, ticket] of accepted) expect(audit.state.places.get(`c${user}`)?.ticket, `user c${user}`).toBe(ticket);
+    expect(audit.winners).toBe(Math.min(STOCK, audit.entrants));
+    expect(wrong).toEqual([]);
+    expect(acknowledged).toBeGreaterThanOrEqual(STOCK);
+  }
+
+  /** I5: Redis (the admin `entry`, the counters) and Postgres (`winners`) say what the log says, codes included. */
+  async function projectionsAgree(id: string, audit: Awaited<ReturnType<typeof auditFromLog>>): Promise<void> {
+    const codes = new Map(audit.log.flatMap((l) => (l.event.type === 'GifticonIssued' ? [[l.event.userId, l.event.code] as const] : [])));
+    const expected = [...audit.state.places].map(([user, p]) => ({ user, ticket: p.ticket, position: p.position, status: p.position <= audit.stock ? 'WON' : 'LOST', code: codes.get(user) ?? null }));
+    const ENTRY = `query($c: ID!, $u: ID!) { entry(campaignId: $c, userId: $u) { ticket position status gifticon { code } } }`;
+    const inRedis = await waitUntil(
+      () =>
+        Promise.all(
+          expected.map(async (e) => {
+            const r = await gql(apis[0]!.port, admin, ENTRY, { c: id, u: e.user });
+            const got = r.data?.entry;
+            return { user: e.user, ticket: got?.ticket, position: got?.position, status: got?.status, code: got?.gifticon?.code ?? null, error: r.errors?.[0]?.extensions?.code };
+          }),
+        ),
+      (got) => got.every((g, i) => g.code === expected[i]!.code && !g.error),
+      { what: 'every code in Redis', timeoutMs: 30_000, everyMs: 500 },
+    ).catch(() => null);
+    expect(inRedis?.map(({ error: _, ...g }) => g) ?? 'Redis never agreed', 'Redis, entry by entry').toEqual(expected);
+    const counters = await gql(apis[1]!.port, admin, `query($c: ID!) { campaign(id: $c) { entrants winners } }`, { c: id });
+    expect(counters.data?.campaign).toEqual({ entrants: audit.entrants, winners: audit.winners });
+    const winners = await waitUntil(
+      () => gql(apis[0]!.port, admin, `query($c: ID!) { winners(campaignId: $c, first: 500) { totalCount edges { node { userId position gifticon { code } } } } }`, { c: id }),
+      (r) => r.data?.winners?.totalCount === audit.winners && r.data.winners.edges.every((e: { node: { gifticon: unknown } }) => e.node.gifticon),
+      { what: 'every winner in Postgres', timeoutMs: 60_000, everyMs: 500 },
+    );
+    const pg = winners.data!.winners.edges.map((e: { node: { userId: string; position: number; gifticon: { code: string } } }) => ({ user: e.node.userId, position: e.node.position, code: e.node.gifticon.code }));
+    expect(pg).toEqual(expected.filter((e) => e.status === 'WON').sort((a, b) => a.position - b.position).map(({ user, position, code }) => ({ user, position, code })));
+  }
+
+  it('loses nothing acknowledged when the broker that leads the drop’s partition is killed mid-burst (I1–I4)', async () => {
+    const C = 'broker-kill';
+    await drop(C);
+    const leader = await kafkaLeaderOf(iso.config, C);
+    let killedAt = 0;
+    const calls = await crowd(C, { 60: () => (killKafkaNode(leader), (killedAt = Date.now())) });
+    const v = await verdict(C, calls);
+    const o = outage(calls, killedAt);
+    console.log(`broker failover (leader ${leader} SIGKILLed after 60 of ${USERS} users): callers saw errors for ${o.windowMs} ms (${o.failed} calls), slowest call ${o.slowestMs} ms; ${v.acknowledged} acknowledged entries checked, ${v.wrong.length} wrong answers; ${JSON.stringify(tally(calls))}`);
+    expectSound(v);
+  });
+
+  it('gives no caller a wrong answer when the Redis primary that holds the drop is killed mid-burst, and every projection ends as the log (I1–I5)', async () => {
+    const C = 'redis-kill';
+    await drop(C);
+    const primary = redisPrimaryOf(C, iso.config.REDIS_PREFIX);
+    let killedAt = 0;
+    const calls = await crowd(C, { 60: () => (killRedisNode(primary), (killedAt = Date.now())) });
+    const v = await verdict(C, calls);
+    const o = outage(calls, killedAt);
+    console.log(`redis failover (primary ${primary} SIGKILLed after 60 of ${USERS} users): callers saw errors for ${o.windowMs} ms (${o.failed} calls), slowest call ${o.slowestMs} ms; ${v.acknowledged} acknowledged entries checked, ${v.wrong.length} wrong answers; ${JSON.stringify(tally(calls))}`);
+    expectSound(v);
+    await projectionsAgree(C, v.audit);
+  });
+
+  it('survives both in one drop: the partition’s leader broker, then the drop’s Redis primary (I1–I5)', async () => {
+    const C = 'both-kill';
+    await drop(C);
+    const leader = await kafkaLeaderOf(iso.config, C);
+    const primary = redisPrimaryOf(C, iso.config.REDIS_PREFIX);
+    const at = { broker: 0, redis: 0 };
+    const calls = await crowd(C, { 40: () => (killKafkaNode(leader), (at.broker = Date.now())), 140: () => (killRedisNode(primary), (at.redis = Date.now())) });
+    const v = await verdict(C, calls);
+    const broker = outage(calls.filter((c) => c.endedAt < at.redis), at.broker);
+    const redis = outage(calls, at.redis);
+    console.log(
+      `both (broker ${leader} after 40 users, redis ${primary} after 140): broker window ${broker.windowMs} ms (${broker.failed} calls), redis window ${redis.windowMs} ms (${redis.failed} calls); ${v.acknowledged} acknowledged entries checked, ${v.wrong.length} wrong answers; ${JSON.stringify(tally(calls))}`,
+    );
+    expectSound(v);
+    await projectionsAgree(C, v.audit);
   });
 });
