@@ -63,14 +63,39 @@ export async function runCrowd(o: CrowdOptions): Promise<Call[]> {
   return calls;
 }
 
-/** What callers saw around a fault at `at`: how long some got no answer, and how many such calls. */
-export function outage(calls: readonly Call[], at: number): { windowMs: number; failed: number; slowestMs: number } {
+export interface Outage {
+  /** from the fault to the end of the last call that failed or stalled */
+  windowMs: number;
+  /** calls answered with an error (UNAVAILABLE, no answer, …) */
+  failed: number;
+  /** calls answered, but slower than a normal answer can be */
+  stalled: number;
+  slowestMs: number;
+  /** the slowest call that ended before the fault, for scale */
+  slowestBeforeMs: number;
+}
+
+/**
+ * What callers saw of a fault at `at`. A normal answer, QUEUED included, comes within ENTER_WAIT_MS;
+ * a call slower than `slowMs` waited on the failover, and one that failed got no answer from it.
+ */
+export function outage(calls: readonly Call[], at: number, slowMs: number): Outage {
+  const took = (c: Call) => c.endedAt - c.startedAt;
   const after = calls.filter((c) => c.endedAt >= at);
   const failed = after.filter((c) => c.outcome.kind === 'error');
-  const windowMs = failed.length === 0 ? 0 : Math.max(...failed.map((c) => c.endedAt)) - at;
-  const slowestMs = Math.max(0, ...after.map((c) => c.endedAt - c.startedAt));
-  return { windowMs, failed: failed.length, slowestMs };
+  const stalled = after.filter((c) => c.outcome.kind !== 'error' && took(c) > slowMs);
+  const hit = [...failed, ...stalled];
+  return {
+    windowMs: hit.length === 0 ? 0 : Math.max(...hit.map((c) => c.endedAt)) - at,
+    failed: failed.length,
+    stalled: stalled.length,
+    slowestMs: Math.max(0, ...after.map(took)),
+    slowestBeforeMs: Math.max(0, ...calls.filter((c) => c.endedAt < at).map(took)),
+  };
 }
+
+export const describeOutage = (o: Outage, slowMs: number) =>
+  `window ${o.windowMs} ms from the kill to the last caller it held up (${o.failed} calls failed, ${o.stalled} took over ${slowMs} ms; slowest ${o.slowestMs} ms, before the kill ${o.slowestBeforeMs} ms)`;
 
 export function tally(calls: readonly Call[]): Record<string, number> {
   const out: Record<string, number> = {};
