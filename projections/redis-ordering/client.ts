@@ -100,12 +100,14 @@ export function createSubscriberOf(redis: RedisClient): RedisClient {
 
 /**
  * An error that says Redis could not answer now (a connection lost, a primary failing over, the
- * cluster down or resharding), as opposed to a wrong command: the caller may retry.
+ * cluster down or resharding), as opposed to a wrong command: the caller may retry. A MOVED that
+ * reaches the caller is one of them: ioredis follows a redirection, except inside an automatic
+ * pipeline whose commands failed in different ways (seen in a failover); it learns the new map meanwhile.
  */
 export function isRedisUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   if (['MaxRetriesPerRequestError', 'ClusterAllFailedError'].includes(err.name)) return true;
-  return /Too many Cluster redirections|Connection is closed|Stream isn't writeable|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|LOADING|READONLY|ECONNREFUSED|ECONNRESET|ETIMEDOUT|Failed to refresh slots cache|None of startup nodes is available|No sharded subscriber/.test(
+  return /^(MOVED|ASK) \d+ |Too many Cluster redirections|Connection is closed|Stream isn't writeable|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|LOADING|READONLY|ECONNREFUSED|ECONNRESET|ETIMEDOUT|Failed to refresh slots cache|None of startup nodes is available|No sharded subscriber/.test(
     err.message,
   );
 }

@@ -6,6 +6,7 @@ import { ensureTopics } from '../../src/infra/kafka/topics.js';
 import { clusterStackDown, clusterStackUp } from '../../scripts/stack.js';
 import { auditFromLog } from '../support/audit.js';
 import { gql, isolated, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
+import { createRedis, Keys } from '../../projections/redis-ordering/index.js';
 import { clusterWhole, kafkaLeaderOf, killKafkaNode, killRedisNode, redisPrimaryOf } from '../support/cluster.js';
 import { describeOutage, outage, runCrowd, tally, wrongAnswers, type Call } from '../support/crowd.js';
 import { waitUntil } from '../support/wait.js';
@@ -69,8 +70,8 @@ describe('firstcome on three brokers and a Redis Cluster, through failovers mid-
 
   beforeAll(async () => {
     iso = await isolated('cluster', { ...cluster.env, ENTER_WAIT_MS: '1000' });
-    // the single writer and the read side in one process, the crowd over two API processes
-    writer = await spawnApp(iso, 'decider,projector');
+    // the single writer, the read side and the batch jobs in one process, the crowd over two API processes
+    writer = await spawnApp(iso, 'decider,projector,worker');
     apis = await Promise.all([spawnApp(iso, 'api'), spawnApp(iso, 'api')]);
     admin = await token('boss', 'admin');
   }, 180_000);
@@ -183,6 +184,28 @@ describe('firstcome on three brokers and a Redis Cluster, through failovers mid-
       `both: broker ${leader} SIGKILLed after 40 users: ${describeOutage(broker, SLOW_MS)}; redis ${primary} after 140: ${describeOutage(redis, SLOW_MS)}; ${v.acknowledged} acknowledged entries checked, ${v.wrong.length} wrong answers; ${JSON.stringify(tally(calls))}`,
     );
     expectSound(v);
+    await projectionsAgree(C, v.audit);
+  });
+
+  it('replays the Redis projection from the log across the cluster’s primaries: a lost write comes back, the same winners, positions and codes (I5)', async () => {
+    const C = 'replayed';
+    await drop(C);
+    const calls = await crowd(C, {});
+    const v = await verdict(C, calls);
+    expectSound(v);
+    await projectionsAgree(C, v.audit);
+    // a write the projection lost (as a failover may lose one): nothing but a replay brings it back
+    const redis = createRedis(iso.config);
+    expect(await redis.unlink(new Keys(iso.config.REDIS_PREFIX).gifts(C))).toBe(1);
+    redis.disconnect();
+    const started = await gql(apis[0]!.port, admin, `mutation { replay(target: REDIS) { id } }`);
+    expect(started.errors).toBeUndefined();
+    const job = await waitUntil(
+      () => gql(apis[1]!.port, admin, `query($id: ID!) { job(id: $id) { status error } }`, { id: started.data!.replay.id }),
+      (r) => ['SUCCEEDED', 'FAILED'].includes(r.data?.job?.status),
+      { what: 'the replay done', timeoutMs: 90_000, everyMs: 500 },
+    );
+    expect(job.data!.job).toEqual({ status: 'SUCCEEDED', error: null });
     await projectionsAgree(C, v.audit);
   });
 });

@@ -39,3 +39,18 @@ describe('the hash slot of a key', () => {
     expect(new Set(partition.map(hashTagOf))).toEqual(new Set(['p:t:3']));
   });
 });
+
+describe('a Redis error', () => {
+  it('is retryable (UNAVAILABLE) when Redis could not answer now, and not when the command itself was wrong', async () => {
+    const { isRedisUnavailable } = await import('../../projections/redis-ordering/client.js');
+    // as ioredis hands them over: a ReplyError carrying Redis's own message
+    const ReplyError = class extends Error {
+      override name = 'ReplyError';
+    };
+    for (const m of ['MOVED 6750 127.0.0.1:17005', 'ASK 12 127.0.0.1:17001', 'CLUSTERDOWN The cluster is down', 'TRYAGAIN Multiple keys request during rehashing of slot', 'Connection is closed.', 'Too many Cluster redirections. Last error: Error: Connection is closed.', 'connect ECONNREFUSED 127.0.0.1:17001'])
+      expect(isRedisUnavailable(new ReplyError(m)), m).toBe(true);
+    for (const m of ['ERR wrong number of arguments', 'WRONGTYPE Operation against a key holding the wrong kind of value', 'NOSCRIPT No matching script', 'ERR Error running script: MOVED inside'])
+      expect(isRedisUnavailable(new ReplyError(m)), m).toBe(false);
+    expect(isRedisUnavailable('MOVED 1 a:1')).toBe(false);
+  });
+});
