@@ -9,6 +9,7 @@ import { gql, isolated, spawnApp, token, type AppProcess, type Isolated } from '
 import { createRedis, Keys } from '../../projections/redis-ordering/index.js';
 import { clusterWhole, kafkaLeaderOf, killKafkaNode, killRedisNode, redisPrimaryOf } from '../support/cluster.js';
 import { describeOutage, outage, runCrowd, tally, wrongAnswers, type Call } from '../support/crowd.js';
+import { collect, liveSocket } from '../support/live.js';
 import { waitUntil } from '../support/wait.js';
 
 /**
@@ -207,5 +208,30 @@ describe('firstcome on three brokers and a Redis Cluster, through failovers mid-
     );
     expect(job.data!.job).toEqual({ status: 'SUCCEEDED', error: null });
     await projectionsAgree(C, v.audit);
+  });
+
+  it('pushes a watcher’s decision and code over the sharded change feed, which follows the campaign’s slot to its new primary', async () => {
+    const C = 'live';
+    await drop(C);
+    const user = await token('live-watcher');
+    const socket = liveSocket(apis[1]!.port, user);
+    const live = collect<{ status: string; ticket: string; gifticon: { code: string } | null } | null>(socket, `subscription($c: ID!) { myEntry(campaignId: $c) { status ticket gifticon { code } } }`, { c: C });
+    try {
+      await live.until((v) => v === null);
+      // the campaign's channel lives on its primary: that node goes, the subscriber must follow the slot
+      killRedisNode(redisPrimaryOf(C, iso.config.REDIS_PREFIX));
+      const entered = await waitUntil(
+        () => gql(apis[0]!.port, user, `mutation($c: ID!) { enter(campaignId: $c) { entry { ticket } } }`, { c: C }).catch(() => null),
+        (r) => Boolean(r?.data?.enter?.entry),
+        { what: 'an entry once the replica took over', timeoutMs: 60_000, everyMs: 250 },
+      );
+      const seen = await live.until((v) => v?.gifticon?.code !== undefined, 60_000);
+      const audit = await auditFromLog(iso.config, C);
+      const code = audit.log.find((l) => l.event.type === 'GifticonIssued')!.event as { code: string };
+      expect(seen.at(-1)).toEqual({ status: 'WON', ticket: entered!.data!.enter.entry.ticket, gifticon: { code: code.code } });
+    } finally {
+      live.stop();
+      await socket.dispose();
+    }
   });
 });
