@@ -226,7 +226,8 @@ describe('firstcome on three brokers and a Redis Cluster, through failovers mid-
         { what: 'an entry once the replica took over', timeoutMs: 60_000, everyMs: 250 },
       );
       const seen = await live.until((v) => v?.gifticon?.code !== undefined, 60_000);
-      const audit = await auditFromLog(iso.config, C);
+      // the writer applies its commit to Redis as soon as the broker acknowledged it; a reader of the log may see it a moment later
+      const audit = await waitUntil(() => auditFromLog(iso.config, C), (x) => x.gifticons === 1, { what: 'the code in the log', everyMs: 250 });
       const code = audit.log.find((l) => l.event.type === 'GifticonIssued')!.event as { code: string };
       expect(seen.at(-1)).toEqual({ status: 'WON', ticket: entered!.data!.enter.entry.ticket, gifticon: { code: code.code } });
     } finally {
