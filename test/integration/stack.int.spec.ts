@@ -53,12 +53,28 @@ describe('broker settings', () => {
 describe('docker-compose.yml', () => {
   const text = readFileSync(`${root}docker-compose.yml`, 'utf8');
 
-  it('names the services kafka, redis, postgres and eventstore', () => {
-    // top-level `services:` block, its keys indented by exactly two spaces
-    const block = /^services:\n((?:(?: {2,}.*|\s*#.*|)\n)*)/m.exec(text)?.[1] ?? '';
-    const services = [...block.matchAll(/^ {2}([A-Za-z0-9_-]+):\s*$/gm)].map((m) => m[1]);
-    expect(services.sort()).toEqual(['eventstore', 'kafka', 'postgres', 'redis']);
+  // top-level `services:` block, its keys indented by exactly two spaces
+  const block = /^services:\n((?:(?: {2,}.*|\s*#.*|)\n)*)/m.exec(text)?.[1] ?? '';
+  const services = [...block.matchAll(/^ {2}([A-Za-z0-9_-]+):.*$/gm)].map((m) => m[1]!);
+  /** one service's lines, up to the next service */
+  const serviceText = (name: string) => `\n${block}`.slice(`\n${block}`.indexOf(`\n  ${name}:`) + 1).split(/\n(?= {2}[A-Za-z0-9_-]+:)/)[0]!;
+  const clusterNodes = ['kafka-1', 'kafka-2', 'kafka-3', ...[17000, 17001, 17002, 17003, 17004, 17005].map((p) => `redis-${p}`), 'redis-cluster-init'];
+
+  it('names the services kafka, redis, postgres and eventstore, and the cluster profile’s nodes', () => {
+    expect(services.sort()).toEqual(['eventstore', 'kafka', 'postgres', 'redis', ...clusterNodes].sort());
     expect(text).not.toMatch(/\t/); // YAML forbids tabs for indentation
+  });
+
+  it('keeps the cluster’s nodes behind the profile "cluster", with the topology of stack:up -- --cluster', () => {
+    for (const s of ['eventstore', 'kafka', 'postgres', 'redis']) expect(serviceText(s), s).not.toContain('profiles');
+    // a node says its profile, or takes it from the first node of its kind (a YAML merge)
+    for (const s of clusterNodes) expect(serviceText(s), s).toMatch(/profiles: \["cluster"\]|<<: \*(kafka|redis)-node/);
+    for (const port of [19092, 19093, 19094]) expect(text).toContain(`PLAINTEXT://127.0.0.1:${port}`);
+    expect(text).toContain('KAFKA_CONTROLLER_QUORUM_VOTERS: 1@127.0.0.1:19192,2@127.0.0.1:19193,3@127.0.0.1:19194');
+    expect(text).toMatch(/KAFKA_MIN_INSYNC_REPLICAS:\s*2/);
+    for (const port of [17000, 17001, 17002, 17003, 17004, 17005]) expect(serviceText(`redis-${port}`)).toContain(`"--port", "${port}"`);
+    expect(text).toContain('--cluster-replicas 1');
+    expect(text).toContain('"--cluster-node-timeout", "3000"');
   });
 
   it('matches the contract defaults and the local broker settings', () => {
