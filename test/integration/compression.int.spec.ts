@@ -1,4 +1,4 @@
-import { CompressionCodecs, CompressionTypes, type Kafka } from 'kafkajs';
+import kafkajs, { CompressionTypes, type Kafka } from 'kafkajs';
 import type { Redis } from 'ioredis';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createRedis, RedisOrdering, writerPorts } from '../../projections/redis-ordering/index.js';
@@ -30,7 +30,7 @@ const met = new Map<Compression, Set<string>>();
 const TYPES = ['CampaignCreated', 'EntrantRegistered', 'WinnerSelected', 'GifticonIssued'];
 beforeAll(() => {
   registerCodecs();
-  const table = CompressionCodecs as Record<number, () => { compress: unknown; decompress: (b: Buffer) => Promise<Buffer> }>;
+  const table = kafkajs.CompressionCodecs as Record<number, () => { compress: unknown; decompress: (b: Buffer) => Promise<Buffer> }>;
   const names: [CompressionTypes, Compression][] = [
     [CompressionTypes.GZIP, 'gzip'],
     [CompressionTypes.LZ4, 'lz4'],

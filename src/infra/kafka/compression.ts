@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { CompressionCodecs, CompressionTypes } from 'kafkajs';
+import kafkajs, { CompressionTypes } from 'kafkajs';
 
 /**
  * Compression of the record batches firstcome appends (`KAFKA_COMPRESSION`). A batch carries its
@@ -20,6 +20,7 @@ interface Codec {
 }
 
 const requireCjs = createRequire(import.meta.url);
+// KafkaJS's codec table is not among the names Node finds in its CommonJS exports: reached through the default export
 
 /** The codecs KafkaJS leaves to packages: which package, and how it hands over its codec. */
 const packaged = {
@@ -81,6 +82,6 @@ export function registerCodecs(): void {
   registered = true;
   for (const name of Object.keys(packaged) as (keyof typeof packaged)[]) {
     const got = load(name);
-    if ('codec' in got) CompressionCodecs[packaged[name].type] = got.codec;
+    if ('codec' in got) kafkajs.CompressionCodecs[packaged[name].type] = got.codec;
   }
 }
