@@ -5,7 +5,7 @@ import { table } from '../src/cli/crowd.js';
 import { mintGifticonCode, mintGifticonId } from '../src/domain/codes.js';
 import { eventIds, EVENT_VERSION, ticketOf, type CampaignEvent } from '../src/domain/events.js';
 import { toMessage } from '../src/infra/kafka/codec.js';
-import { COMPRESSIONS, compressionType, registerCodecs, unavailable, type Compression } from '../src/infra/kafka/compression.js';
+import { COMPRESSIONS, compressionType, unavailable, type Compression } from '../src/infra/kafka/compression.js';
 
 /**
  * `npm run bench:codecs`: each usable KAFKA_COMPRESSION on record batches of this log's own events,
@@ -113,7 +113,6 @@ async function measure(codec: Compression, batches: Encoder[][]) {
 }
 
 async function main() {
-  registerCodecs();
   const usable = COMPRESSIONS.filter((c) => !unavailable(c));
   const sizes = opts.sizes.split(',').map(Number);
   const rows: (string | number)[][] = [];

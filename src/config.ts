@@ -38,11 +38,12 @@ const schema = z.object({
   /** Replicas of a topic firstcome creates; unset: as many brokers as answer, at most 3 (min in-sync: 2 where there are 2 or more). */
   KAFKA_REPLICATION_FACTOR: z.coerce.number().int().min(1).max(7).optional(),
   /**
-   * Codec of the record batches firstcome appends (README, Configuration: chosen from `npm run bench`).
-   * Readers take every codec whatever this says; a codec whose package does not load here is refused.
+   * Codec of the record batches firstcome appends. snappy: README, Configuration (Compression of the
+   * log) says why. Readers take every codec whatever this says; a codec whose package does not load
+   * here is refused.
    */
   KAFKA_COMPRESSION: z
-    .preprocess((v) => (typeof v === 'string' ? v.trim().toLowerCase() || undefined : v), z.string().default('none'))
+    .preprocess((v) => (typeof v === 'string' ? v.trim().toLowerCase() || undefined : v), z.string().default('snappy'))
     .refine((s): s is Compression => (COMPRESSIONS as readonly string[]).includes(s), `expected one of ${COMPRESSIONS.join(', ')}`)
     .transform((s) => s as Compression)
     .superRefine((c, ctx) => {

@@ -6,7 +6,7 @@ import type { Config } from '../../src/config.js';
 import { EVENT_VERSION, type CampaignEvent } from '../../src/domain/events.js';
 import { EventAppender } from '../../src/infra/kafka/appender.js';
 import { createKafka } from '../../src/infra/kafka/client.js';
-import { COMPRESSIONS, registerCodecs, unavailable, type Compression } from '../../src/infra/kafka/compression.js';
+import { COMPRESSIONS, unavailable, type Compression } from '../../src/infra/kafka/compression.js';
 import { Parking } from '../../src/infra/kafka/parking.js';
 import { ensureTopics } from '../../src/infra/kafka/topics.js';
 import { SingleWriter } from '../../src/writer/singleWriter.js';
@@ -29,7 +29,6 @@ const usable = COMPRESSIONS.filter((c) => !unavailable(c));
 const met = new Map<Compression, Set<string>>();
 const TYPES = ['CampaignCreated', 'EntrantRegistered', 'WinnerSelected', 'GifticonIssued'];
 beforeAll(() => {
-  registerCodecs();
   const table = kafkajs.CompressionCodecs as Record<number, () => { compress: unknown; decompress: (b: Buffer) => Promise<Buffer> }>;
   const names: [CompressionTypes, Compression][] = [
     [CompressionTypes.GZIP, 'gzip'],

@@ -71,17 +71,12 @@ export function compressionType(name: Compression): CompressionTypes {
   return packaged[name].type;
 }
 
-let registered = false;
-
 /**
- * Registers every codec this process can load with KafkaJS's process-wide table, once, so its
+ * Every codec this process can load goes into KafkaJS's process-wide table when this module loads
+ * (config.ts imports it, so every process and worker thread that reads its config), so its
  * consumers read batches of any codec, whatever it sends with.
  */
-export function registerCodecs(): void {
-  if (registered) return;
-  registered = true;
-  for (const name of Object.keys(packaged) as (keyof typeof packaged)[]) {
-    const got = load(name);
-    if ('codec' in got) kafkajs.CompressionCodecs[packaged[name].type] = got.codec;
-  }
+for (const name of Object.keys(packaged) as (keyof typeof packaged)[]) {
+  const got = load(name);
+  if ('codec' in got) kafkajs.CompressionCodecs[packaged[name].type] = got.codec;
 }
