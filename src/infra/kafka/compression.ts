@@ -20,7 +20,6 @@ interface Codec {
 }
 
 const requireCjs = createRequire(import.meta.url);
-// KafkaJS's codec table is not among the names Node finds in its CommonJS exports: reached through the default export
 
 /** The codecs KafkaJS leaves to packages: which package, and how it hands over its codec. */
 const packaged = {
@@ -78,5 +77,6 @@ export function compressionType(name: Compression): CompressionTypes {
  */
 for (const name of Object.keys(packaged) as (keyof typeof packaged)[]) {
   const got = load(name);
+  // the table is not among the names Node's ESM loader finds in KafkaJS's CommonJS exports: through the default export
   if ('codec' in got) kafkajs.CompressionCodecs[packaged[name].type] = got.codec;
 }
