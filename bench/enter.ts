@@ -10,6 +10,7 @@ import { createClient, table } from '../src/cli/crowd.js';
 import { loadConfig } from '../src/config.js';
 import { migrate } from '../src/infra/prisma/migrate.js';
 import { stackUp } from '../scripts/stack.js';
+import { pidListeningOn, settledTopicBytes, topicBytes } from './logSize.js';
 
 /**
  * `npm run bench`: in one run against one server process, the `{ __typename }` ceiling, `enter` by
@@ -22,14 +23,16 @@ const opts = new Command()
   // the roles that answer `enter`; the projector and the worker read the log off the hot path and
   // scale as their own processes (`--roles api,decider,projector,worker` measures them in too)
   .option('--roles <roles>', 'roles of the server process', 'api,decider')
+  // KAFKA_COMPRESSION of the server; the phase of fresh users then also says the log's bytes per entry
+  .option('--compression <codec>', 'KAFKA_COMPRESSION of the server (default: the environment, else the configured default)')
   .parse()
-  .opts<{ duration: number; connections: number; roles: string }>();
+  .opts<{ duration: number; connections: number; roles: string; compression?: string }>();
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 async function main() {
   await stackUp({ root: ROOT });
-  const config = loadConfig();
+  const config = loadConfig(opts.compression ? { ...process.env, KAFKA_COMPRESSION: opts.compression } : process.env);
   await migrate(config.DATABASE_URL);
   const srv = (await import('node:net')).createServer().listen(0, '127.0.0.1');
   await once(srv, 'listening');
@@ -40,7 +43,7 @@ async function main() {
   const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
   const server = spawn(process.execPath, [...profile, '--import', 'tsx', 'src/main.ts', '--roles', opts.roles], {
     cwd: ROOT,
-    env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', ENTER_RATE_PER_SEC: '1000', TOPIC_PREFIX: `bench-${run}`, REDIS_PREFIX: `bench:${run}` },
+    env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', ENTER_RATE_PER_SEC: '1000', KAFKA_COMPRESSION: config.KAFKA_COMPRESSION, TOPIC_PREFIX: `bench-${run}`, REDIS_PREFIX: `bench:${run}` },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const base = `http://127.0.0.1:${port}`;
@@ -77,7 +80,7 @@ async function main() {
       }
     };
     const pidOf = (file: string) => Number(readFileSync(file, 'utf8').trim());
-    const brokerPid = (() => { try { return pidOf(`${ROOT}/.stack/kafka.pid`); } catch { return undefined; } })();
+    const brokerPid = (() => { try { return pidOf(`${ROOT}/.stack/kafka.pid`); } catch { return pidListeningOn(Number(config.KAFKA_BROKERS[0]!.split(':').pop())); } })();
     const redisPid = await redisServerPid(config.REDIS_URL);
     const cpuNow = () => ({ server: jiffies(server.pid), broker: jiffies(brokerPid), redis: jiffies(redisPid), load: process.cpuUsage() });
 
@@ -138,8 +141,13 @@ async function main() {
     // last: the decisions it causes keep the projector busy for a while after it
     const scrape = () => fetch(`${base}/metrics`).then((r) => r.text()).then(parseMetrics);
     const m0 = await scrape();
+    const events = `bench-${run}.campaign-events`;
+    const bytes0 = await topicBytes(config.KAFKA_BROKERS, events);
     const enter = await phase('enter, fresh users', `mutation { enter(campaignId: "${open}") { rejection entry { ticket status position } } }`, true);
     const m1 = await scrape();
+    // every fresh entry wins (the stock is 10,000,000): EntrantRegistered, WinnerSelected, GifticonIssued each
+    const entries = Math.max(1, enter.total - enter.errors);
+    const logBytes = `log bytes per entry (${config.KAFKA_COMPRESSION}): ${((await settledTopicBytes(config.KAFKA_BROKERS, events)) - bytes0) / entries | 0} (${events} in the broker's log dirs, DescribeLogDirs, over ${entries} entries with their decisions)`;
 
     const rows = [ceiling, enter, sold].map((p) => [p.name, Math.round(p.rps), p.p50, p.p99, (p.rps / ceiling.rps).toFixed(2), p.errors]);
     const out = table([['phase', 'req/s', 'p50 ms', 'p99 ms', 'x ceiling', 'errors'], ...rows]);
@@ -154,9 +162,9 @@ async function main() {
     const f = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : '-');
     const cpuRows = [before, enter, sold].map((p) => [p.name, f(p.cpu.server), f(p.cpu.broker), f(p.cpu.redis), f(p.cpu.load), f(p.cpu.server + p.cpu.broker + p.cpu.redis + p.cpu.load)]);
     const cpuTable = table([['CPU ms per request', 'server', 'broker', 'redis', 'load gen', 'total'], ...cpuRows]);
-    process.stdout.write(`\n${out}\n\n${where}\n\n${cpuTable}\n\nserver roles: ${opts.roles}; ${opts.connections} connections, ${opts.duration} s per phase, ${new Date().toISOString()}\n`);
+    process.stdout.write(`\n${out}\n\n${where}\n\n${cpuTable}\n\n${logBytes}\n\nserver roles: ${opts.roles}; KAFKA_COMPRESSION=${config.KAFKA_COMPRESSION}; ${opts.connections} connections, ${opts.duration} s per phase, ${new Date().toISOString()}\n`);
     mkdirSync(`${ROOT}/bench/results`, { recursive: true });
-    writeFileSync(`${ROOT}/bench/results/enter-latest.txt`, `${out}\n\n${where}\n\n${cpuTable}\n`);
+    writeFileSync(`${ROOT}/bench/results/enter-latest.txt`, `${out}\n\n${where}\n\n${cpuTable}\n\n${logBytes}\n`);
   } finally {
     server.kill('SIGTERM');
     await once(server, 'exit');

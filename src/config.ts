@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import proxyaddr from 'proxy-addr';
 import { z } from 'zod';
+import { COMPRESSIONS, unavailable, type Compression } from './infra/kafka/compression.js';
 
 /**
  * The one config loader. Every variable of CONTRACT.md has a local default; a bad value stops the
@@ -43,6 +44,19 @@ const schema = z.object({
   EVENT_PARTITIONS: z.coerce.number().int().min(1).max(256).default(6),
   /** Replicas of a topic firstcome creates; unset: as many brokers as answer, at most 3 (min in-sync: 2 where there are 2 or more). */
   KAFKA_REPLICATION_FACTOR: z.coerce.number().int().min(1).max(7).optional(),
+  /**
+   * Codec of the record batches firstcome appends. snappy: README, Configuration (Compression of the
+   * log) says why. Readers take every codec whatever this says; a codec whose package does not load
+   * here is refused.
+   */
+  KAFKA_COMPRESSION: z
+    .preprocess((v) => (typeof v === 'string' ? v.trim().toLowerCase() || undefined : v), z.string().default('snappy'))
+    .refine((s): s is Compression => (COMPRESSIONS as readonly string[]).includes(s), `expected one of ${COMPRESSIONS.join(', ')}`)
+    .transform((s) => s as Compression)
+    .superRefine((c, ctx) => {
+      const why = unavailable(c);
+      if (why) ctx.addIssue({ code: 'custom', message: `${why}; use one of ${COMPRESSIONS.filter((x) => !unavailable(x)).join(', ')}` });
+    }),
   /** Group-commit window of the API's appends. */
   APPEND_LINGER_MS: z.coerce.number().int().min(0).max(100).default(3),
   /** How long the decider's fetch waits on a quiet partition. */

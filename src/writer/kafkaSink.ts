@@ -2,6 +2,7 @@ import type { Kafka, Producer, Transaction } from 'kafkajs';
 import type { Config } from '../config.js';
 import type { CampaignEvent } from '../domain/events.js';
 import { toMessage } from '../infra/kafka/codec.js';
+import { compressionType } from '../infra/kafka/compression.js';
 import { unwatched, type HealthReporter } from '../health.js';
 import type { Logger } from '../logger.js';
 import type { DecisionSink } from './ports.js';
@@ -16,7 +17,7 @@ export class KafkaDecisionSink implements DecisionSink {
 
   constructor(
     private readonly kafka: Kafka,
-    private readonly config: Pick<Config, 'topics' | 'groups' | 'EVENT_PARTITIONS'>,
+    private readonly config: Pick<Config, 'topics' | 'groups' | 'EVENT_PARTITIONS' | 'KAFKA_COMPRESSION'>,
     private readonly log: Logger,
     private readonly health: () => HealthReporter = () => unwatched,
   ) {}
@@ -32,7 +33,7 @@ export class KafkaDecisionSink implements DecisionSink {
       try {
         tx = await producer.transaction();
         if (outputs.length > 0) {
-          await tx.send({ topic: this.topic, acks: -1, messages: outputs.map((e) => toMessage(e, this.config.EVENT_PARTITIONS)) });
+          await tx.send({ topic: this.topic, acks: -1, compression: compressionType(this.config.KAFKA_COMPRESSION), messages: outputs.map((e) => toMessage(e, this.config.EVENT_PARTITIONS)) });
         }
         await tx.sendOffsets({
           consumerGroupId: this.config.groups.writer,

@@ -1,8 +1,9 @@
-import { CompressionTypes, type Kafka, type Message, type Producer } from 'kafkajs';
+import type { CompressionTypes, Kafka, Message, Producer } from 'kafkajs';
 import type { Config } from '../../config.js';
 import type { CampaignEvent } from '../../domain/events.js';
 import type { Timing } from '../../metrics.js';
 import { toMessage } from './codec.js';
+import { compressionType } from './compression.js';
 
 export interface Appended {
   partition: number;
@@ -35,10 +36,12 @@ export class EventAppender {
     private readonly topic: string,
     private readonly partitions: number,
     private readonly lingerMs: number,
+    /** one codec per request: a group-committed batch is compressed whole, so bursts compress best */
+    private readonly compression: CompressionTypes,
     private readonly maxBatch = 1000,
   ) {}
 
-  static async connect(kafka: Kafka, config: Pick<Config, 'topics' | 'EVENT_PARTITIONS' | 'APPEND_LINGER_MS'>) {
+  static async connect(kafka: Kafka, config: Pick<Config, 'topics' | 'EVENT_PARTITIONS' | 'APPEND_LINGER_MS' | 'KAFKA_COMPRESSION'>) {
     // idempotent producer: KafkaJS retries a send with the same sequence numbers, and the broker
     // drops a retried batch it already holds
     const newProducer = () =>
@@ -50,7 +53,14 @@ export class EventAppender {
       });
     const producer = newProducer();
     await producer.connect();
-    return new EventAppender(producer, newProducer, config.topics.events, config.EVENT_PARTITIONS, config.APPEND_LINGER_MS);
+    return new EventAppender(
+      producer,
+      newProducer,
+      config.topics.events,
+      config.EVENT_PARTITIONS,
+      config.APPEND_LINGER_MS,
+      compressionType(config.KAFKA_COMPRESSION),
+    );
   }
 
   append(event: CampaignEvent): Promise<Appended> {
@@ -84,7 +94,7 @@ export class EventAppender {
       const results = await this.producer.send({
         topic: this.topic,
         acks: -1,
-        compression: CompressionTypes.None,
+        compression: this.compression,
         messages: batch.map((p) => p.message),
       });
       // KafkaJS writes each partition's messages as one record batch, in the order given

@@ -3,13 +3,17 @@ import type { Config } from '../../config.js';
 import { logger } from '../../logger.js';
 import { RepeatFilter } from '../../retrying.js';
 import { clientLogLevel } from './clientLog.js';
+import './compression.js';
 
 // every message names its partition (partitionFor), so KafkaJS's partitioner never runs
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 
 const kafkaErrors = new RepeatFilter();
 
-/** The one KafkaJS client of a process, its log lines leveled by `clientLogLevel` and routed to ours. */
+/**
+ * The one KafkaJS client of a process, its log lines leveled by `clientLogLevel` and routed to ours;
+ * its consumers read batches of every codec this process can load (registered by `compression.ts`).
+ */
 export function createKafka(config: Pick<Config, 'KAFKA_BROKERS'>, clientId = 'firstcome'): Kafka {
   const log = logger.child({ component: 'kafkajs' });
   return new Kafka({

@@ -1,9 +1,10 @@
-import type { Consumer, Kafka, KafkaMessage, Producer } from 'kafkajs';
+import type { CompressionTypes, Consumer, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import type { Config } from '../../config.js';
 import type { Logged } from '../../domain/events.js';
 import { unwatched, type HealthReporter } from '../../health.js';
 import { logger } from '../../logger.js';
 import { decode, NewerEventError } from './codec.js';
+import { compressionType } from './compression.js';
 
 const log = logger.child({ component: 'parking' });
 
@@ -65,12 +66,13 @@ export class Parking {
   private constructor(
     private readonly producer: Producer,
     private readonly topic: string,
+    private readonly compression: CompressionTypes,
   ) {}
 
-  static async connect(kafka: Kafka, config: Pick<Config, 'topics'>): Promise<Parking> {
+  static async connect(kafka: Kafka, config: Pick<Config, 'topics' | 'KAFKA_COMPRESSION'>): Promise<Parking> {
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
     await producer.connect();
-    return new Parking(producer, config.topics.parked);
+    return new Parking(producer, config.topics.parked, compressionType(config.KAFKA_COMPRESSION));
   }
 
   /** Durable before it resolves: a consumer moves past a record only once it is parked. */
@@ -79,6 +81,7 @@ export class Parking {
     await this.producer.send({
       topic: this.topic,
       acks: -1,
+      compression: this.compression,
       messages: records.map((r) => ({ key: r.id, value: JSON.stringify(r), headers: { consumer: r.consumer } })),
     });
     for (const r of records) {
