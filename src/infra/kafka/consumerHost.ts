@@ -206,7 +206,14 @@ export class ConsumerHost {
     const lane = await this.lane(partition, first);
     if (!lane) return;
     await this.exclusive(lane, async () => {
-      if (first !== lane.cursor) return;
+      if (first !== lane.cursor) {
+        // fetched from elsewhere: before a seek of ours (which comes next), or by a seek that a
+        // lane opened at the group's join issued while a batch from the same place was being
+        // handled (the stream then went back behind the cursor, and only batches from the cursor
+        // are offered). Seeking to the cursor again puts the stream where the lane is, in both cases.
+        this.consumer?.seek({ topic: this.topic, partition, offset: lane.cursor.toString() });
+        return;
+      }
       for (const p of this.processors) p.observe?.(partition, { high: batch.highWatermark });
       const sorted = sortBatch(this.processors[0]!.name, this.topic, partition, batch.messages, { lastOffset: batch.lastOffset() });
       await this.parking.park(sorted.parked);
