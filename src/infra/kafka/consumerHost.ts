@@ -23,6 +23,14 @@ export function readSideGroupsWith(config: Pick<Config, 'groups'>, processor: st
   return groupIds.filter((g) => g.startsWith(stem) && g.slice(stem.length).split('+').includes(processor));
 }
 
+/**
+ * A catching-up read side (a replay, a restart behind a burst) takes big fetches: each fetched batch
+ * is one transaction of the Prisma tables, so 1 MB (KafkaJS's default, ~3k events) made a 100k-event
+ * replay 30 round trips, fetches and commits. 8 MB is ~25k events; a live partition's batches stay
+ * as small as what arrived.
+ */
+const READ_SIDE_FETCH = { maxBytesPerPartition: 8 * 1024 * 1024, maxBytes: 32 * 1024 * 1024 };
+
 /** One partition as this member holds it. */
 interface Lane {
   /** where the fetched stream goes on: a batch that does not start here was fetched before a seek */
@@ -63,6 +71,7 @@ export class ConsumerHost {
   private assigned: number[] = [];
   private joined = false;
   private watch: NodeJS.Timeout | null = null;
+  private endsReadAt = 0;
   private readonly repeats = new Map<string, RepeatedErrors>();
   /** every processor's reporter: what stops or fails the whole host fails each of them */
   private readonly everyone: HealthReporter = {
@@ -108,7 +117,7 @@ export class ConsumerHost {
     this.runner = keepConsuming(
       'consumer-host',
       async (guard) => {
-        const consumer = roleConsumer(this.kafka, this.groupId, this.opts.maxWaitTimeInMs ?? 200);
+        const consumer = roleConsumer(this.kafka, this.groupId, this.opts.maxWaitTimeInMs ?? 200, READ_SIDE_FETCH);
         this.consumer = consumer;
         consumer.on(consumer.events.GROUP_JOIN, (e) => this.joinedWith((e.payload.memberAssignment[this.topic] ?? []).slice().sort((a, b) => a - b)));
         // batches holding only transaction markers or aborted records never reach eachBatch, but move the stream
@@ -133,7 +142,16 @@ export class ConsumerHost {
     );
     await this.runner.ready;
     const checkFailed = new RepeatedErrors(log, 'warn');
-    this.watch = setInterval(() => void this.check().catch((err) => checkFailed.error(err, 'checkpoint check failed')), this.opts.checkEveryMs ?? 1000);
+    // a replay's rewind is noticed within this on an idle partition: it is the floor of every replay(DATABASE)
+    let checking = false;
+    this.watch = setInterval(() => {
+      // a slow check (Postgres busy) is not stacked on
+      if (checking) return;
+      checking = true;
+      void this.check()
+        .catch((err) => checkFailed.error(err, 'checkpoint check failed'))
+        .finally(() => (checking = false));
+    }, this.opts.checkEveryMs ?? 250);
   }
 
   async stop(): Promise<void> {
@@ -286,7 +304,7 @@ export class ConsumerHost {
   }
 
   /**
-   * Every second, per idle partition: a checkpoint moved under it (a replay rewound it); a tail of
+   * Every check (4 a second), per idle partition: a checkpoint moved under it (a replay rewound it); a tail of
    * transaction markers the processors' checkpoints should move past (so they reach the high
    * watermark: replay progress, lag); a failed processor whose backoff is over; and the lag.
    */
@@ -313,7 +331,9 @@ export class ConsumerHost {
         if (!this.stops.has(partition)) this.catchUp(lane, partition);
       });
     }
-    if (this.admin && partitions.length > 0) {
+    // the log's end for lag, once a second whatever the checks' pace
+    if (this.admin && partitions.length > 0 && Date.now() - this.endsReadAt >= 1000) {
+      this.endsReadAt = Date.now();
       for (const o of await this.admin.fetchTopicOffsets(this.topic)) {
         if (partitions.includes(o.partition)) for (const p of this.processors) p.observe?.(o.partition, { high: o.high });
       }
