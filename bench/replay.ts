@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { openAgenda } from '../batch/agenda.js';
 import { jobView } from '../batch/jobView.js';
@@ -11,7 +12,7 @@ import { EVENT_VERSION, eventIds, type CampaignEvent } from '../src/domain/event
 import { createKafka } from '../src/infra/kafka/client.js';
 import { ensureTopics } from '../src/infra/kafka/topics.js';
 import { EventAppender } from '../src/infra/kafka/appender.js';
-import { createPrisma } from '../src/infra/prisma/client.js';
+import { createPrisma, type PrismaClient } from '../src/infra/prisma/client.js';
 import { dropDatabase } from '../src/infra/prisma/database.js';
 import { migrate } from '../src/infra/prisma/migrate.js';
 import { createRedis, lineSize, RedisOrdering } from '../projections/redis-ordering/index.js';
@@ -111,7 +112,7 @@ async function main() {
     const redisJob = await runJob<{ result: ReplayResult }>(String((await queueReplay(handle, 'REDIS', null)).attrs._id));
     const r = redisJob.data.result.redis!;
     // 4. replay(DATABASE): checkpoint rewound, the projector re-applies the partition
-    const dbJob = await runJob<{ result: ReplayResult }>(String((await queueReplay(handle, 'DATABASE', null)).attrs._id));
+    const { job: dbJob, cpu: dbCpu } = await withCpu(prisma, async () => runJob<{ result: ReplayResult }>(String((await queueReplay(handle, 'DATABASE', null)).attrs._id)));
     const d = dbJob.data.result.database!;
     const entriesAfter = await prisma.entry.count({ where: { campaignId } });
     const line = await lineSize(ordering, campaignId);
@@ -126,6 +127,7 @@ async function main() {
     say('|---|---|---|');
     say(`| replay(REDIS): decider rebuild from offset 0 | ${fmt(r.seconds, 2)} s (job ${fmt(redisJob.wallS, 2)} s) | ${fmt(r.events / r.seconds)} events/s |`);
     say(`| replay(DATABASE): projector re-apply from offset 0 | ${fmt(d.seconds, 2)} s (job ${fmt(dbJob.wallS, 2)} s) | ${fmt(d.events / d.seconds)} events/s |`);
+    say(`| replay(DATABASE): CPU per event, this process / Postgres | ${cpuLine(dbCpu, d.events)} | ${fmt(d.events / (dbCpu.node + dbCpu.postgres))} events per CPU-second |`);
     say(`| report over ${fmt(rep.entrants)} entries (${rep.chunks} chunks of 1,000) | ${fmt(rep.countSeconds, 2)} s counting, ${fmt(rep.seconds, 2)} s in all (job ${fmt(reportJob.wallS, 2)} s) | ${fmt(rep.entrants / rep.countSeconds)} entries/s |`);
   } finally {
     await app.stop();
@@ -138,6 +140,43 @@ async function main() {
     await admin.disconnect();
     await dropDatabase(config.DATABASE_URL).catch(() => undefined);
   }
+}
+
+// --- replay(DATABASE): CPU ------------------------------------------------------------------
+
+/**
+ * CPU seconds spent meanwhile by this process (every thread) and by the Postgres backends serving
+ * the bench's database (from /proc: Postgres runs on this machine). Wall time swings with whatever
+ * else shares the cores; CPU per event is what a change to the projector moves.
+ */
+async function withCpu<T>(prisma: PrismaClient, work: () => Promise<T>): Promise<{ job: T; cpu: { node: number; postgres: number } }> {
+  const backends = async () => {
+    const rows = await prisma.$queryRaw<{ pid: number }[]>`SELECT pid FROM pg_stat_activity WHERE datname = current_database()`;
+    const ticks = new Map<number, number>();
+    for (const { pid } of rows) {
+      try {
+        // utime and stime, fields 14 and 15 of /proc/<pid>/stat, in clock ticks (100 a second)
+        const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+        ticks.set(pid, Number(f[11]) + Number(f[12]));
+      } catch {
+        // a backend that ended meanwhile
+      }
+    }
+    return ticks;
+  };
+  const pg0 = await backends();
+  const node0 = process.cpuUsage();
+  const job = await work();
+  const node = process.cpuUsage(node0);
+  const pg1 = await backends();
+  let ticks = 0;
+  for (const [pid, t] of pg1) ticks += t - (pg0.get(pid) ?? 0);
+  return { job, cpu: { node: (node.user + node.system) / 1e6, postgres: ticks / 100 } };
+}
+
+function cpuLine(cpu: { node: number; postgres: number }, events: number): string {
+  const us = (s: number) => fmt((s * 1e6) / events, 1);
+  return `${us(cpu.node)} µs / ${us(cpu.postgres)} µs (${fmt(cpu.node, 2)} s / ${fmt(cpu.postgres, 2)} s)`;
 }
 
 main().then(
