@@ -73,7 +73,8 @@ function burst(campaignId: string, entrants: number, stock: number): CampaignEve
 /**
  * From the burst's last acknowledged append: when Postgres holds every gifticon (the settle time:
  * with stock = entrants every entrant's GifticonIssued comes last, as the writer appends it after
- * the answer) and when the projector's checkpoint reaches the log's end. Polled every 10 ms.
+ * the answer) and when the projector's checkpoint reaches the log's end. Polled every 25 ms: the
+ * polls are queries on the Postgres the projector writes to.
  */
 async function settle(lag: () => Promise<number>, gifticons: () => Promise<number>, want: number, since: () => number, burstEnd: number) {
   let settled: number | null = null;
@@ -82,7 +83,7 @@ async function settle(lag: () => Promise<number>, gifticons: () => Promise<numbe
     if (settled === null && (await gifticons()) >= want) settled = since();
     if (caughtUp === null && (await lag()) === 0) caughtUp = since();
     if (since() - burstEnd > 300) throw new Error('the projector did not catch up within 300 s');
-    if (settled === null || caughtUp === null) await new Promise((r) => setTimeout(r, 10));
+    if (settled === null || caughtUp === null) await new Promise((r) => setTimeout(r, 25));
   }
   return { settled, caughtUp };
 }
