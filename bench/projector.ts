@@ -17,6 +17,7 @@ import { createRedis, RedisOrdering } from '../projections/redis-ordering/index.
 import { createMetrics } from '../src/metrics.js';
 import { startProjectors } from '../projections/index.js';
 import { PRISMA_PROJECTION } from '../projections/prisma-tables/projector.js';
+import { cpuLine, withCpu } from './cpu.js';
 
 /**
  * `npx tsx bench/projector.ts`: Prisma projector throughput and lag. A burst of N entrants of one
@@ -144,7 +145,8 @@ async function main() {
   const lagAtEnd = await lag();
   const appliedAtEnd = await applied();
   const gifts = Math.min(opts.stock, opts.entrants);
-  const { caughtUp, settled } = await settle(lag, () => prisma.gifticon.count(), gifts, since, burstEnd);
+  const { job: settledAt, cpu } = await withCpu(prisma, () => settle(lag, () => prisma.gifticon.count(), gifts, since, burstEnd));
+  const { caughtUp, settled } = settledAt;
   sampling = false;
   await sampler;
   await appender.close();
@@ -169,6 +171,7 @@ async function main() {
     ['caught up (lag 0) after the burst', `${fmt(caughtUp - burstEnd, 2)} s`],
     ['projector throughput', `${fmt(events.length / projectSeconds)} events/s (burst start to lag 0, sharing the process with the appender)`],
     ['drain rate after the burst', `${fmt((events.length - appliedAtEnd) / Math.max(0.001, caughtUp - burstEnd))} events/s (the projector alone)`],
+    ['CPU per event after the burst', `${cpuLine(cpu, events.length - appliedAtEnd)}: this process / Postgres, with the polls`],
     ['batches (transactions)', `${fmt(batches)}, ${fmt(events.length / Math.max(1, batches))} events each on average`],
     ['tables', `${fmt(entries)} entries (positions ${positions._min.position}..${positions._max.position}), ${winners} winners, ${gifticons} gifticons: ${ok ? 'OK' : 'WRONG'}`],
   ];

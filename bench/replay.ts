@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { openAgenda } from '../batch/agenda.js';
 import { jobView } from '../batch/jobView.js';
@@ -12,7 +11,8 @@ import { EVENT_VERSION, eventIds, type CampaignEvent } from '../src/domain/event
 import { createKafka } from '../src/infra/kafka/client.js';
 import { ensureTopics } from '../src/infra/kafka/topics.js';
 import { EventAppender } from '../src/infra/kafka/appender.js';
-import { createPrisma, type PrismaClient } from '../src/infra/prisma/client.js';
+import { createPrisma } from '../src/infra/prisma/client.js';
+import { cpuLine, withCpu } from './cpu.js';
 import { dropDatabase } from '../src/infra/prisma/database.js';
 import { migrate } from '../src/infra/prisma/migrate.js';
 import { createRedis, lineSize, RedisOrdering } from '../projections/redis-ordering/index.js';
@@ -140,43 +140,6 @@ async function main() {
     await admin.disconnect();
     await dropDatabase(config.DATABASE_URL).catch(() => undefined);
   }
-}
-
-// --- replay(DATABASE): CPU ------------------------------------------------------------------
-
-/**
- * CPU seconds spent meanwhile by this process (every thread) and by the Postgres backends serving
- * the bench's database (from /proc: Postgres runs on this machine). Wall time swings with whatever
- * else shares the cores; CPU per event is what a change to the projector moves.
- */
-async function withCpu<T>(prisma: PrismaClient, work: () => Promise<T>): Promise<{ job: T; cpu: { node: number; postgres: number } }> {
-  const backends = async () => {
-    const rows = await prisma.$queryRaw<{ pid: number }[]>`SELECT pid FROM pg_stat_activity WHERE datname = current_database()`;
-    const ticks = new Map<number, number>();
-    for (const { pid } of rows) {
-      try {
-        // utime and stime, fields 14 and 15 of /proc/<pid>/stat, in clock ticks (100 a second)
-        const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-        ticks.set(pid, Number(f[11]) + Number(f[12]));
-      } catch {
-        // a backend that ended meanwhile
-      }
-    }
-    return ticks;
-  };
-  const pg0 = await backends();
-  const node0 = process.cpuUsage();
-  const job = await work();
-  const node = process.cpuUsage(node0);
-  const pg1 = await backends();
-  let ticks = 0;
-  for (const [pid, t] of pg1) ticks += t - (pg0.get(pid) ?? 0);
-  return { job, cpu: { node: (node.user + node.system) / 1e6, postgres: ticks / 100 } };
-}
-
-function cpuLine(cpu: { node: number; postgres: number }, events: number): string {
-  const us = (s: number) => fmt((s * 1e6) / events, 1);
-  return `${us(cpu.node)} µs / ${us(cpu.postgres)} µs (${fmt(cpu.node, 2)} s / ${fmt(cpu.postgres, 2)} s)`;
 }
 
 main().then(
