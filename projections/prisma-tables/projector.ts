@@ -290,13 +290,16 @@ async function writePlan(tx: Tx, plan: Plan): Promise<void> {
   const winnersAdded = new Map<string, number>();
   const w = plan.winners;
   if (w.length > 0) {
-    const added = await tx.$queryRaw<{ campaign_id: string }[]>`
-      INSERT INTO winners (campaign_id, user_id, position, won_at)
-      SELECT * FROM json_to_recordset(${rowsJson(w, (r) => ({ campaign_id: r.campaignId, user_id: r.userId, position: r.position, won_at: r.wonAt.toISOString() }))}::json)
-                 AS r(campaign_id text, user_id text, position int, won_at timestamptz)
-      ON CONFLICT DO NOTHING
-      RETURNING campaign_id`;
-    for (const r of added) winnersAdded.set(r.campaign_id, (winnersAdded.get(r.campaign_id) ?? 0) + 1);
+    // counted in Postgres: one row per campaign comes back, not one per winner
+    const added = await tx.$queryRaw<{ campaign_id: string; n: number }[]>`
+      WITH inserted AS (
+        INSERT INTO winners (campaign_id, user_id, position, won_at)
+        SELECT * FROM json_to_recordset(${rowsJson(w, (r) => ({ campaign_id: r.campaignId, user_id: r.userId, position: r.position, won_at: r.wonAt.toISOString() }))}::json)
+                   AS r(campaign_id text, user_id text, position int, won_at timestamptz)
+        ON CONFLICT DO NOTHING
+        RETURNING campaign_id)
+      SELECT campaign_id, count(*)::int AS n FROM inserted GROUP BY campaign_id`;
+    for (const r of added) winnersAdded.set(r.campaign_id, r.n);
   }
   const g = plan.gifticons;
   if (g.length > 0) {
