@@ -344,6 +344,9 @@ async function foldCarries(ctx: JobContext<ReplayData>, deps: ReplayDeps, data: 
 
 // --- DATABASE ---------------------------------------------------------------------------------
 
+/** One read of the checkpoint rows (the writer's watch reads the group once a second whatever this is): a replay's end is seen within it. */
+const DATABASE_POLL_MS = 50;
+
 async function replayDatabase({ ctx, deps, data, progress, note, watch }: TargetRun): Promise<void> {
   const state = data.database!;
   const topic = deps.config.topics.events;
@@ -383,7 +386,7 @@ async function replayDatabase({ ctx, deps, data, progress, note, watch }: Target
       } else if (Date.now() - movedAt > STALL_MS) {
         throw new Error(`the Prisma projection made no progress for ${STALL_MS / 60_000} min on partitions ${state.partitions.join(',')}: is a projector running?`);
       }
-      await ctx.sleep(POLL_MS);
+      await ctx.sleep(DATABASE_POLL_MS);
     }
     state.phase = 'done';
     state.finishedAt = Date.now();

@@ -12,6 +12,7 @@ import { createKafka } from '../src/infra/kafka/client.js';
 import { ensureTopics } from '../src/infra/kafka/topics.js';
 import { EventAppender } from '../src/infra/kafka/appender.js';
 import { createPrisma } from '../src/infra/prisma/client.js';
+import { cpuLine, withCpu } from './cpu.js';
 import { dropDatabase } from '../src/infra/prisma/database.js';
 import { migrate } from '../src/infra/prisma/migrate.js';
 import { createRedis, lineSize, RedisOrdering } from '../projections/redis-ordering/index.js';
@@ -111,7 +112,7 @@ async function main() {
     const redisJob = await runJob<{ result: ReplayResult }>(String((await queueReplay(handle, 'REDIS', null)).attrs._id));
     const r = redisJob.data.result.redis!;
     // 4. replay(DATABASE): checkpoint rewound, the projector re-applies the partition
-    const dbJob = await runJob<{ result: ReplayResult }>(String((await queueReplay(handle, 'DATABASE', null)).attrs._id));
+    const { job: dbJob, cpu: dbCpu } = await withCpu(prisma, async () => runJob<{ result: ReplayResult }>(String((await queueReplay(handle, 'DATABASE', null)).attrs._id)));
     const d = dbJob.data.result.database!;
     const entriesAfter = await prisma.entry.count({ where: { campaignId } });
     const line = await lineSize(ordering, campaignId);
@@ -126,6 +127,7 @@ async function main() {
     say('|---|---|---|');
     say(`| replay(REDIS): decider rebuild from offset 0 | ${fmt(r.seconds, 2)} s (job ${fmt(redisJob.wallS, 2)} s) | ${fmt(r.events / r.seconds)} events/s |`);
     say(`| replay(DATABASE): projector re-apply from offset 0 | ${fmt(d.seconds, 2)} s (job ${fmt(dbJob.wallS, 2)} s) | ${fmt(d.events / d.seconds)} events/s |`);
+    say(`| replay(DATABASE): CPU per event, this process / Postgres | ${cpuLine(dbCpu, d.events)} | ${fmt(d.events / (dbCpu.node + dbCpu.postgres))} events per CPU-second |`);
     say(`| report over ${fmt(rep.entrants)} entries (${rep.chunks} chunks of 1,000) | ${fmt(rep.countSeconds, 2)} s counting, ${fmt(rep.seconds, 2)} s in all (job ${fmt(reportJob.wallS, 2)} s) | ${fmt(rep.entrants / rep.countSeconds)} entries/s |`);
   } finally {
     await app.stop();

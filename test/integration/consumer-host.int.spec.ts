@@ -181,4 +181,22 @@ describe('the consumer host', () => {
     // the other processor was given nothing twice
     expect(sorted(other.got)).toEqual(log);
   });
+
+  it('a first batch fetched while the join still reads the checkpoints is handled once, and the partition goes on after it', async () => {
+    await append(campaign('three', 40));
+    const before = await theLog();
+    // slow to answer at the join (a busy Postgres): the first fetch comes back before the lane opens
+    const slow = new (class extends Recorder {
+      override async checkpoints(partitions: readonly number[]): Promise<Map<number, bigint>> {
+        await new Promise((r) => setTimeout(r, 1500));
+        return super.checkpoints(partitions);
+      }
+    })('slow');
+    await started(slow);
+    await waitUntil(async () => slow.got.length, (n) => n >= before.length, { what: 'the log so far handled', timeoutMs: 30_000 });
+    await append(campaign('four', 40));
+    const log = await theLog();
+    await waitUntil(async () => slow.got.length, (n) => n >= log.length, { what: 'the events appended after the first batch handled', timeoutMs: 30_000 });
+    expect(sorted(slow.got)).toEqual(log);
+  });
 });

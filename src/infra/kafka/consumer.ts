@@ -10,12 +10,19 @@ const { KafkaJSError } = kafkajs;
  * A role's consumer: committed events only, answered as soon as one byte is there (`maxWaitMs` caps
  * the wait on a quiet partition), and a dead member noticed within 10 s.
  */
-export function roleConsumer(kafka: Kafka, groupId: string, maxWaitMs: number): Consumer {
+export function roleConsumer(
+  kafka: Kafka,
+  groupId: string,
+  maxWaitMs: number,
+  /** how much one fetch may bring (KafkaJS's defaults: 1 MB per partition, 10 MB in all) */
+  fetch: { maxBytesPerPartition?: number; maxBytes?: number } = {},
+): Consumer {
   return kafka.consumer({
     groupId,
     readUncommitted: false,
     maxWaitTimeInMs: maxWaitMs,
     minBytes: 1,
+    ...fetch,
     sessionTimeout: 10_000,
     heartbeatInterval: 1_000,
     allowAutoTopicCreation: false,

@@ -1,0 +1,73 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EVENT_VERSION, type CampaignEvent, type Logged } from '../../src/domain/events.js';
+import { createPrisma, type PrismaClient } from '../../src/infra/prisma/client.js';
+import { applyBatch, isDataError } from '../../projections/prisma-tables/projector.js';
+import { freshDatabase, type FreshDatabase } from '../support/db.js';
+
+/**
+ * The Prisma tables' batch writer against a real Postgres, without Kafka: what one transaction of
+ * the projector writes for a batch, read back from the tables.
+ */
+const at = new Date().toISOString();
+const base = (campaignId: string) => ({ version: EVENT_VERSION, campaignId, occurredAt: at }) as const;
+const created = (id: string, stock: number): CampaignEvent => ({
+  ...base(id), type: 'CampaignCreated', eventId: `created:${id}`, title: id, reward: 'r', stock, opensAt: at, closesAt: new Date(Date.now() + 3_600_000).toISOString(),
+});
+const entrant = (id: string, userId: string): CampaignEvent => ({ ...base(id), type: 'EntrantRegistered', eventId: `entrant:${id}:${userId}:${Math.random()}`, userId });
+const winner = (id: string, userId: string, position: number): CampaignEvent => ({ ...base(id), type: 'WinnerSelected', eventId: `winner:${id}:${userId}`, userId, position, ticket: `0-${position}` });
+const gifticon = (id: string, userId: string, position: number): CampaignEvent => ({
+  ...base(id), type: 'GifticonIssued', eventId: `gifticon:${id}:${userId}`, userId, gifticonId: `g-${id}-${userId}`, code: `code-${id}-${userId}`, position,
+});
+
+let offset = 0n;
+const logged = (events: CampaignEvent[]): Logged[] => events.map((event) => ({ event, partition: 0, offset: offset++ }));
+
+let db: FreshDatabase;
+let prisma: PrismaClient;
+const apply = (events: CampaignEvent[]) => prisma.$transaction((tx) => applyBatch(tx, logged(events)));
+const entries = async (campaignId: string) =>
+  (await prisma.entry.findMany({ where: { campaignId }, orderBy: { position: 'asc' } })).map((e) => [e.userId, e.position, e.status]);
+
+beforeAll(async () => {
+  db = await freshDatabase('prisma_tables');
+  prisma = createPrisma(db.url, { poolSize: 2 });
+});
+
+afterAll(async () => {
+  await prisma?.$disconnect();
+  await db?.drop();
+});
+
+describe('the Prisma tables, one batch at a time', () => {
+  it('places new users after those the tables hold, and skips users placed by an earlier batch', async () => {
+    expect(await apply([created('c1', 2), entrant('c1', 'a'), entrant('c1', 'b')])).toBe(2);
+    expect(await apply([entrant('c1', 'b'), entrant('c1', 'c'), entrant('c1', 'a'), entrant('c1', 'd')])).toBe(2);
+    expect(await entries('c1')).toEqual([
+      ['a', 1, 'WON'],
+      ['b', 2, 'WON'],
+      ['c', 3, 'LOST'],
+      ['d', 4, 'LOST'],
+    ]);
+    expect((await prisma.campaign.findUniqueOrThrow({ where: { id: 'c1' } })).entrants).toBe(4);
+  });
+
+  it('counts a winner once when its events are applied again, and writes each gifticon once', async () => {
+    await apply([winner('c1', 'a', 1), gifticon('c1', 'a', 1), winner('c1', 'b', 2)]);
+    await apply([winner('c1', 'a', 1), gifticon('c1', 'a', 1), winner('c1', 'b', 2), gifticon('c1', 'b', 2)]);
+    expect((await prisma.campaign.findUniqueOrThrow({ where: { id: 'c1' } })).winners).toBe(2);
+    expect((await prisma.gifticon.findMany({ where: { campaignId: 'c1' }, orderBy: { logOffset: 'asc' } })).map((g) => [g.userId, g.code])).toEqual([
+      ['a', 'code-c1-a'],
+      ['b', 'code-c1-b'],
+    ]);
+  });
+
+  it('stops at an entry the checkpoint has not seen, writing nothing of the batch, and does not call it a data error', async () => {
+    // a row written behind the projector's back, at the position the next entrant would get
+    await prisma.entry.create({ data: { campaignId: 'c1', userId: 'stray', ticket: '0-999', position: 5, status: 'LOST', logOffset: 999n, enteredAt: new Date() } });
+    const err = await apply([entrant('c1', 'e'), entrant('c1', 'f')]).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/already present beyond the checkpoint/);
+    expect(isDataError(err)).toBe(false);
+    expect((await entries('c1')).map(([u]) => u)).toEqual(['a', 'b', 'c', 'd', 'stray']);
+    expect((await prisma.campaign.findUniqueOrThrow({ where: { id: 'c1' } })).entrants).toBe(4);
+  });
+});
