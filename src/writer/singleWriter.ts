@@ -62,6 +62,7 @@ export class SingleWriter {
       stats: { batches: 0, entries: 0, winners: 0, rebuilds: 0 },
       terms: new Map<string, CampaignTerms>(),
       applied: new Set<string>(),
+      commitEveryMs: config.DECIDER_COMMIT_MS,
     };
   }
 
