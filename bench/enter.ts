@@ -1,49 +1,67 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { Command } from 'commander';
+import { Redis } from 'ioredis';
+import { Kafka, logLevel } from 'kafkajs';
 import { signToken, tokenShape } from '../src/api/auth.js';
 import { createClient, table } from '../src/cli/crowd.js';
 import { loadConfig } from '../src/config.js';
+import { dropDatabase } from '../src/infra/prisma/database.js';
 import { migrate } from '../src/infra/prisma/migrate.js';
 import { stackUp } from '../scripts/stack.js';
-import { pidListeningOn, settledTopicBytes, topicBytes } from './logSize.js';
+import { settledTopicBytes, topicBytes } from './logSize.js';
+import { backendsCpuMsBetween, cpuMsOf, listenerPid, redisServerPid, sampleBackends } from './procCpu.js';
 
 /**
  * `npm run bench`: in one run against one server process, the `{ __typename }` ceiling, `enter` by
- * fresh users, and `enter` on a sold-out campaign, each as req/s, p50/p99 and a ratio to the
- * ceiling (the machines are shared and noisy: ratios measured together are what compare).
+ * fresh users, and `enter` on a sold-out campaign, each as req/s, p50/p99, errors and a ratio to the
+ * ceiling (the machines are shared and noisy: ratios measured together are what compare), and the
+ * CPU each process on the path spends per request: server, broker, Redis, Postgres, load generator.
  */
 const opts = new Command()
   .option('--duration <s>', 'seconds per phase', (v) => Number(v), 10)
   .option('--connections <n>', 'concurrent connections', (v) => Number(v), 100)
-  // the roles that answer `enter`; the projector and the worker read the log off the hot path and
-  // scale as their own processes (`--roles api,decider,projector,worker` measures them in too)
-  .option('--roles <roles>', 'roles of the server process', 'api,decider')
+  // the roles that answer `enter` (the default); `all` is every role in one process, as `npm start`
+  .option('--roles <roles>', "roles of the server process ('all': every role, as npm start)", 'api,decider')
   // KAFKA_COMPRESSION of the server; the phase of fresh users then also says the log's bytes per entry
   .option('--compression <codec>', 'KAFKA_COMPRESSION of the server (default: the environment, else the configured default)')
   .parse()
   .opts<{ duration: number; connections: number; roles: string; compression?: string }>();
+/** `src/main.ts` runs every role when it is given none */
+const rolesArgs = opts.roles === 'all' ? [] : ['--roles', opts.roles];
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 async function main() {
   await stackUp({ root: ROOT });
-  const config = loadConfig(opts.compression ? { ...process.env, KAFKA_COMPRESSION: opts.compression } : process.env);
+  const run = randomBytes(3).toString('hex');
+  // its own topics, keys and database: a projector or worker catching up on an older log would skew
+  // the phases, and the database's name tells its Postgres backends from other users of the server
+  const database = `fc_bench_enter_${run}`;
+  const dbUrl = new URL(loadConfig().DATABASE_URL);
+  dbUrl.pathname = `/${database}`;
+  const serverEnv: Record<string, string> = {
+    LOG_LEVEL: 'warn',
+    ENTER_RATE_PER_SEC: '1000',
+    TOPIC_PREFIX: `bench-${run}`,
+    REDIS_PREFIX: `bench:${run}`,
+    DATABASE_URL: dbUrl.toString(),
+    ...(opts.compression ? { KAFKA_COMPRESSION: opts.compression } : {}),
+  };
+  const config = loadConfig({ ...process.env, ...serverEnv });
   await migrate(config.DATABASE_URL);
   const srv = (await import('node:net')).createServer().listen(0, '127.0.0.1');
   await once(srv, 'listening');
   const port = (srv.address() as { port: number }).port;
   srv.close();
-  const run = randomBytes(3).toString('hex');
-  // its own topics and keys: a projector or worker catching up on an older log would skew the phases
   const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  const server = spawn(process.execPath, [...profile, '--import', 'tsx', 'src/main.ts', '--roles', opts.roles], {
+  const server = spawn(process.execPath, [...profile, '--import', 'tsx', 'src/main.ts', ...rolesArgs], {
     cwd: ROOT,
-    env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', ENTER_RATE_PER_SEC: '1000', KAFKA_COMPRESSION: config.KAFKA_COMPRESSION, TOPIC_PREFIX: `bench-${run}`, REDIS_PREFIX: `bench:${run}` },
+    env: { ...process.env, ...serverEnv, KAFKA_COMPRESSION: config.KAFKA_COMPRESSION, PORT: String(port) },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const base = `http://127.0.0.1:${port}`;
@@ -71,18 +89,16 @@ async function main() {
     process.stdout.write('done\n');
 
     // CPU of every process on the path, from /proc (Linux): where a phase's work goes, per request
-    const jiffies = (pid: number | undefined) => {
-      try {
-        const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-        return (Number(f[11]) + Number(f[12])) * 10;
-      } catch {
-        return NaN;
-      }
-    };
-    const pidOf = (file: string) => Number(readFileSync(file, 'utf8').trim());
-    const brokerPid = (() => { try { return pidOf(`${ROOT}/.stack/kafka.pid`); } catch { return pidListeningOn(Number(config.KAFKA_BROKERS[0]!.split(':').pop())); } })();
+    // the first broker, whoever started it
+    const brokerPid = listenerPid(Number(config.KAFKA_BROKERS[0]!.split(':').at(-1)));
     const redisPid = await redisServerPid(config.REDIS_URL);
-    const cpuNow = () => ({ server: jiffies(server.pid), broker: jiffies(brokerPid), redis: jiffies(redisPid), load: process.cpuUsage() });
+    const cpuNow = () => ({
+      server: cpuMsOf(server.pid),
+      broker: cpuMsOf(brokerPid),
+      redis: cpuMsOf(redisPid),
+      postgres: sampleBackends(database),
+      load: process.cpuUsage(),
+    });
 
     const phase = async (name: string, query: string, fresh: boolean, duration = opts.duration) => {
       let i = 0;
@@ -113,11 +129,13 @@ async function main() {
       const cpu1 = cpuNow();
       const load = process.cpuUsage(cpu0.load);
       const n = Math.max(1, result.requests.total);
+      // µs per request
       const cpu = {
-        server: (cpu1.server - cpu0.server) / n,
-        broker: (cpu1.broker - cpu0.broker) / n,
-        redis: (cpu1.redis - cpu0.redis) / n,
-        load: (load.user + load.system) / 1000 / n,
+        server: ((cpu1.server - cpu0.server) * 1000) / n,
+        broker: ((cpu1.broker - cpu0.broker) * 1000) / n,
+        redis: ((cpu1.redis - cpu0.redis) * 1000) / n,
+        postgres: (backendsCpuMsBetween(cpu0.postgres, cpu1.postgres) * 1000) / n,
+        load: (load.user + load.system) / n,
       };
       process.stdout.write(`${name}: ${Math.round(result.requests.average)} req/s, p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, errors ${errors}\n`);
       return { name, rps: result.requests.average, total: result.requests.total, p50: result.latency.p50, p99: result.latency.p99, errors, cpu };
@@ -159,31 +177,38 @@ async function main() {
       return [st, n, n ? ((d(`firstcome_stage_seconds_sum{stage="${st}"}`) / n) * 1000).toFixed(1) : '-', n && size ? (size / n).toFixed(1) : '-'];
     });
     const where = table([['stage (fresh users)', 'count', 'mean ms', 'mean batch'], ...stages]);
-    const f = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : '-');
-    const cpuRows = [before, enter, sold].map((p) => [p.name, f(p.cpu.server), f(p.cpu.broker), f(p.cpu.redis), f(p.cpu.load), f(p.cpu.server + p.cpu.broker + p.cpu.redis + p.cpu.load)]);
-    const cpuTable = table([['CPU ms per request', 'server', 'broker', 'redis', 'load gen', 'total'], ...cpuRows]);
-    process.stdout.write(`\n${out}\n\n${where}\n\n${cpuTable}\n\n${logBytes}\n\nserver roles: ${opts.roles}; KAFKA_COMPRESSION=${config.KAFKA_COMPRESSION}; ${opts.connections} connections, ${opts.duration} s per phase, ${new Date().toISOString()}\n`);
+    // with every role in one process, the server's CPU includes the read side's work for the phase
+    const f = (v: number) => (Number.isFinite(v) ? v.toFixed(0) : '-');
+    const cpuRows = [before, enter, sold].map((p) => {
+      const c = p.cpu;
+      return [p.name, f(c.server), f(c.broker), f(c.redis), f(c.postgres), f(c.load), f(c.server + c.broker + c.redis + c.postgres + c.load)];
+    });
+    const cpuTable = table([['CPU µs per request', 'server', 'broker', 'redis', 'postgres', 'load gen', 'total'], ...cpuRows]);
+    const footer = `server roles: ${opts.roles}; KAFKA_COMPRESSION=${config.KAFKA_COMPRESSION}; ${opts.connections} connections, ${opts.duration} s per phase, ${new Date().toISOString()}`;
+    process.stdout.write(`\n${out}\n\n${where}\n\n${cpuTable}\n\n${logBytes}\n\n${footer}\n`);
     mkdirSync(`${ROOT}/bench/results`, { recursive: true });
-    writeFileSync(`${ROOT}/bench/results/enter-latest.txt`, `${out}\n\n${where}\n\n${cpuTable}\n\n${logBytes}\n`);
+    writeFileSync(`${ROOT}/bench/results/enter-latest.txt`, `${out}\n\n${where}\n\n${cpuTable}\n\n${logBytes}\n\n${footer}\n`);
   } finally {
     server.kill('SIGTERM');
     await once(server, 'exit');
+    await cleanUp(config, database);
   }
 }
 
-/** The pid of the Redis server the bench talks to (INFO server), to read its CPU from /proc. */
-async function redisServerPid(url: string): Promise<number | undefined> {
-  const { Redis } = await import('ioredis');
-  const redis = new Redis(url, { lazyConnect: true });
+/** The run's topics, keys and database go with it (the shared services serve other users too). */
+async function cleanUp(config: ReturnType<typeof loadConfig>, database: string): Promise<void> {
+  const redis = new Redis(config.REDIS_URL);
   try {
-    await redis.connect();
-    const m = /process_id:(\d+)/.exec(await redis.info('server'));
-    return m ? Number(m[1]) : undefined;
-  } catch {
-    return undefined;
+    const stream = redis.scanStream({ match: `${config.REDIS_PREFIX}:*`, count: 1000 });
+    for await (const keys of stream as AsyncIterable<string[]>) if (keys.length > 0) await redis.unlink(...keys);
   } finally {
     redis.disconnect();
   }
+  const admin = new Kafka({ brokers: config.KAFKA_BROKERS, logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  await admin.deleteTopics({ topics: [config.topics.events, config.topics.parked] }).catch(() => undefined);
+  await admin.disconnect();
+  if (database.startsWith('fc_bench_enter_')) await dropDatabase(config.DATABASE_URL);
 }
 
 /** Prometheus text → sample name with labels → value (histograms' _sum/_count lines included). */

@@ -1,5 +1,4 @@
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { javaBin } from '../scripts/stack/kafkaLibs.js';
@@ -31,35 +30,4 @@ export async function settledTopicBytes(brokers: readonly string[], topic: strin
     if (now === last || Date.now() > end) return now;
     last = now;
   }
-}
-
-/**
- * The pid of the process listening on `port` on this machine (from /proc/net/tcp* and the processes'
- * sockets), to read a broker's CPU where no pid file of ours names it (a broker another checkout started).
- */
-export function pidListeningOn(port: number): number | undefined {
-  const inodes = new Set<string>();
-  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    try {
-      for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
-        const f = line.trim().split(/\s+/);
-        // local address hex:PORT, state 0A = LISTEN, inode in column 10
-        if (f.length > 9 && f[3] === '0A' && parseInt(f[1]!.split(':')[1]!, 16) === port) inodes.add(f[9]!);
-      }
-    } catch {
-      /* no such table */
-    }
-  }
-  if (inodes.size === 0) return undefined;
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-        if (m && inodes.has(m[1]!)) return Number(pid);
-      }
-    } catch {
-      /* gone, or not ours to read */
-    }
-  }
-  return undefined;
 }

@@ -61,6 +61,8 @@ const schema = z.object({
   APPEND_LINGER_MS: z.coerce.number().int().min(0).max(100).default(3),
   /** How long the decider's fetch waits on a quiet partition. */
   DECIDER_MAX_WAIT_MS: z.coerce.number().int().min(1).max(5000).default(20),
+  /** Least time between two commits of a partition's decisions: batches between them are told at once and commit together. */
+  DECIDER_COMMIT_MS: z.coerce.number().int().min(0).max(1000).default(100),
   /** Where the API runs too, the decider runs in a worker thread of its own (0 turns that off). */
   DECIDER_THREAD: z
     .enum(['0', '1', 'true', 'false'])

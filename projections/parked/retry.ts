@@ -1,6 +1,6 @@
 import type { CampaignEvent } from '../../src/domain/events.js';
 import { ticketOf } from '../../src/domain/events.js';
-import { decodeValue, NewerEventError } from '../../src/infra/kafka/codec.js';
+import { decodeRecord, NewerEventError } from '../../src/infra/kafka/codec.js';
 import type { ParkedRecord as Row, PrismaClient } from '../../src/infra/prisma/client.js';
 import { logger } from '../../src/logger.js';
 import { applyBatch, errorLine, PRISMA_PROJECTION, rewindPrismaProjection } from '../prisma-tables/projector.js';
@@ -45,14 +45,17 @@ export async function retryParked(deps: RetryDeps, id: string): Promise<RetryOut
     return { kind: 'retried', row: await prisma.parkedRecord.update({ where: { id }, data: { status: 'RETRIED', retriedAt: new Date(), retriedAs } }) } as const;
   };
 
-  const d = decodeValue(row.raw === null ? null : Buffer.from(row.raw, 'base64'), row.partition, row.logOffset);
+  // one event, or the events of a packed record (one campaign's), which are one unit
+  const ds = decodeRecord(row.raw === null ? null : Buffer.from(row.raw, 'base64'), row.partition, row.logOffset);
+  const d = ds[0]!;
   if (d.kind === 'foreign') return keep(d.error);
   if (d.kind === 'newer') return keep(new NewerEventError('retry', d).message);
+  const logged = ds.flatMap((x) => (x.kind === 'event' ? [x.logged] : []));
   try {
     if (row.reason === 'unapplied' && row.consumer === PRISMA_PROJECTION) {
       const e = d.logged.event;
-      if (ORDER_FREE.has(e.type)) {
-        await prisma.$transaction((tx) => applyBatch(tx, [d.logged]), { timeout: 30_000 });
+      if (logged.every((l) => ORDER_FREE.has(l.event.type))) {
+        await prisma.$transaction((tx) => applyBatch(tx, logged), { timeout: 30_000 });
         return await done(`applied to ${PRISMA_PROJECTION}`);
       }
       // a campaign's terms and its line shape every row after them (positions are counted in log
@@ -61,7 +64,8 @@ export async function retryParked(deps: RetryDeps, id: string): Promise<RetryOut
       await rewindPrismaProjection(prisma, row.topic, e.campaignId, { partitions: deps.partitions });
       return await done(`${PRISMA_PROJECTION} rebuilding campaign ${e.campaignId} from the log`);
     }
-    const at = await deps.append(d.logged.event);
+    let at = { partition: row.partition, offset: row.logOffset };
+    for (const l of logged) at = await deps.append(l.event);
     return await done(ticketOf(at.partition, at.offset));
   } catch (err) {
     return keep(errorLine(err));

@@ -1,7 +1,7 @@
 import type { Kafka, Producer, Transaction } from 'kafkajs';
 import type { Config } from '../config.js';
 import type { CampaignEvent } from '../domain/events.js';
-import { toMessage } from '../infra/kafka/codec.js';
+import { toPackedMessages } from '../infra/kafka/codec.js';
 import { compressionType } from '../infra/kafka/compression.js';
 import { unwatched, type HealthReporter } from '../health.js';
 import type { Logger } from '../logger.js';
@@ -9,7 +9,8 @@ import type { DecisionSink } from './ports.js';
 
 /**
  * Decisions into the log with KafkaJS: one transactional producer per input partition (KafkaJS has
- * no KIP-447, so the transactional id is what fences a zombie writer of that partition).
+ * no KIP-447, so the transactional id is what fences a zombie writer of that partition). A commit's
+ * decisions go as one packed record per campaign (see `toPackedMessages`).
  */
 export class KafkaDecisionSink implements DecisionSink {
   private readonly producers = new Map<number, Promise<Producer>>();
@@ -32,13 +33,17 @@ export class KafkaDecisionSink implements DecisionSink {
       let tx: Transaction | null = null;
       try {
         tx = await producer.transaction();
-        if (outputs.length > 0) {
-          await tx.send({ topic: this.topic, acks: -1, compression: compressionType(this.config.KAFKA_COMPRESSION), messages: outputs.map((e) => toMessage(e, this.config.EVENT_PARTITIONS)) });
-        }
+        // The offsets go first: from the decisions' first record until the commit marker, the
+        // partition's last stable offset stays below them, and every reader of committed events,
+        // this writer included, sees no entry appended after it. Sent last, only the produce and
+        // the commit hold the line up, not the two round trips of the offsets too.
         await tx.sendOffsets({
           consumerGroupId: this.config.groups.writer,
           topics: [{ topic: this.topic, partitions: [{ partition: p, offset: nextOffset.toString() }] }],
         });
+        if (outputs.length > 0) {
+          await tx.send({ topic: this.topic, acks: -1, compression: compressionType(this.config.KAFKA_COMPRESSION), messages: toPackedMessages(outputs, this.config.EVENT_PARTITIONS) });
+        }
         await tx.commit();
         return;
       } catch (err) {

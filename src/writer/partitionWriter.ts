@@ -47,6 +47,8 @@ export interface WriterShared {
    * writer's parses and Redis writes). Bounded; cleared by every rebuild.
    */
   applied: Set<string>;
+  /** least time between the starts of two commits of a partition; 0: each batch commits at once (see `gather`) */
+  commitEveryMs?: number;
 }
 
 export class PartitionWriter {
@@ -55,6 +57,9 @@ export class PartitionWriter {
   committed = 0n;
   /** the commit in flight (true when it succeeded): at most one, offsets in order */
   private inFlight: Promise<boolean> | null = null;
+  /** decisions made and told, waiting for the next commit to start (see `gather`) */
+  private gathered: { outputs: CampaignEvent[]; next: bigint; epoch: number; timer: NodeJS.Timeout } | null = null;
+  private lastCommitAt = 0;
   /** bumped when a failed commit or a rebuild sends the consumer back: batches of an older epoch are stale */
   private epoch = 0;
   private busy = false;
@@ -122,6 +127,8 @@ export class PartitionWriter {
 
   /** The partition was taken away: nothing more is committed or settled from here. */
   retire(): Promise<unknown> {
+    // decisions already told commit as the one in flight does
+    this.commitGathered();
     this.retired = true;
     // batches still waiting for the settle of this assignment end without reading
     this.settled();
@@ -193,8 +200,9 @@ export class PartitionWriter {
       if (outcome.outputs === null) this.committed = max(this.committed, last + 1n);
       else if (outcome.outputs.length > 0) {
         if (this.mode.kind === 'deciding') this.mode.idleTail = null;
-        this.inFlight = this.commitAndApply(outcome.outputs, last + 1n);
-      } else if (this.mode.kind === 'deciding') {
+        this.gather(outcome.outputs, last + 1n);
+      } else if (this.gathered) this.gathered.next = last + 1n;
+      else if (this.mode.kind === 'deciding') {
         // a batch that decided nothing (read-backs, losers, rejections) needs no transaction: its
         // offsets commit with the next one that does, and a rerun of it would append nothing either
         this.mode.idleTail = last + 1n;
@@ -264,6 +272,46 @@ export class PartitionWriter {
     this.s.stats.batches++;
     // replayed entries were decided before: only a batch that reaches past `until` commits
     return { outputs: last >= until ? outputs : null };
+  }
+
+  /**
+   * A batch's decisions commit at once, or, within `commitEveryMs` of the last commit's start, with
+   * those of the batches after it in one later commit. While a transaction is open the partition's
+   * last stable offset stays below its first decision, and no entry appended after that is read by
+   * anyone (this writer included) until the commit marker: a commit per batch held the line up for
+   * most of every cycle. Between commits, batches are fetched, placed and told at once. The places
+   * told are a pure function of the entries' offsets, so they stand whether their commit lands or
+   * is dropped (a failed commit or a rebuild sends the consumer back and they are decided again,
+   * in the same places); codes reach no one before their commit.
+   */
+  private gather(outputs: CampaignEvent[], next: bigint): void {
+    if (this.gathered) {
+      this.gathered.outputs.push(...outputs);
+      this.gathered.next = next;
+      return;
+    }
+    const wait = this.lastCommitAt + (this.s.commitEveryMs ?? 0) - Date.now();
+    if (wait <= 0) {
+      this.lastCommitAt = Date.now();
+      this.inFlight = this.commitAndApply(outputs, next);
+      return;
+    }
+    this.gathered = { outputs: [...outputs], next, epoch: this.epoch, timer: setTimeout(() => this.commitGathered(), wait) };
+  }
+
+  /** Starts the commit of the gathered decisions behind the one in flight, unless the consumer was sent back meanwhile. */
+  private commitGathered(): void {
+    const g = this.gathered;
+    if (!g) return;
+    clearTimeout(g.timer);
+    this.gathered = null;
+    if (g.epoch !== this.epoch) return;
+    const previous = this.inFlight ?? Promise.resolve(true);
+    this.inFlight = previous.then((ok) => {
+      if (!ok || g.epoch !== this.epoch) return false;
+      this.lastCommitAt = Date.now();
+      return this.commitAndApply(g.outputs, g.next);
+    });
   }
 
   /**

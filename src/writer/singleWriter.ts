@@ -1,7 +1,7 @@
 import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import type { Config } from '../config.js';
 import { cryptoMinter, type CampaignTerms, type Minter } from '../domain/campaign.js';
-import { headerString } from '../infra/kafka/codec.js';
+import { eventIdsOf } from '../infra/kafka/codec.js';
 import { keepConsuming, roleConsumer } from '../infra/kafka/consumer.js';
 import { sortBatch, Stops, type Parking } from '../infra/kafka/parking.js';
 import { unwatched, type HealthReporter } from '../health.js';
@@ -62,6 +62,7 @@ export class SingleWriter {
       stats: { batches: 0, entries: 0, winners: 0, rebuilds: 0 },
       terms: new Map<string, CampaignTerms>(),
       applied: new Set<string>(),
+      commitEveryMs: config.DECIDER_COMMIT_MS,
     };
   }
 
@@ -153,7 +154,11 @@ export class SingleWriter {
         first: BigInt(batch.firstOffset() ?? '0'),
         read: (skip) =>
           sortBatch(WRITER, this.topic, batch.partition, batch.messages, {
-            skip: (m) => skip(headerString(m.headers, 'eventId')),
+            // a packed record is skipped when every event it holds was applied (each id is forgotten as it is met)
+            skip: (m) => {
+              const ids = eventIdsOf(m.headers);
+              return ids.length > 0 && ids.map((id) => skip(id)).every(Boolean);
+            },
             lastOffset: batch.lastOffset(),
           }),
       },

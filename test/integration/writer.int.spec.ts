@@ -36,7 +36,8 @@ function faultyKafka(kafka: Kafka, fault: Fault, at: number) {
             get(t, name, r) {
               if (name === 'send') {
                 return async (record: ProducerRecord) => {
-                  for (const m of record.messages) sent.push((JSON.parse(String(m.value)) as CampaignEvent).type);
+                  // a packed record (one per campaign per commit) holds several events
+                  for (const m of record.messages) for (const e of [JSON.parse(String(m.value)) as CampaignEvent | CampaignEvent[]].flat()) sent.push(e.type);
                   return t.send(record);
                 };
               }

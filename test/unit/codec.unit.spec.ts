@@ -1,7 +1,7 @@
 import type { KafkaMessage } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { EVENT_VERSION } from '../../src/domain/events.js';
-import { decodeValue, toMessage } from '../../src/infra/kafka/codec.js';
+import { decodeRecord, decodeValue, eventIdsOf, toMessage, toPackedMessages } from '../../src/infra/kafka/codec.js';
 import { sortBatch } from '../../src/infra/kafka/parking.js';
 
 const entrant = (userId = 'alice') => ({
@@ -91,5 +91,61 @@ describe('a batch whose last records were filtered out by the consumer (a commit
     expect(whole.last).toBe(6n);
     const stopped = sortBatch('p', 'events', 0, [message(5, entrant()), message(6, { ...entrant(), version: EVENT_VERSION + 1 })], { lastOffset: '7' });
     expect(stopped.last).toBe(5n);
+  });
+});
+
+describe("the single writer's decisions travel packed: one record per decision", () => {
+  const winner = (campaignId: string, userId: string, position: number) => ({
+    type: 'WinnerSelected',
+    version: EVENT_VERSION,
+    eventId: `winner:${campaignId}:${userId}`,
+    campaignId,
+    occurredAt: '2026-11-29T12:00:00.000Z',
+    userId,
+    position,
+    ticket: `0-${position}`,
+  });
+  const gifticon = (campaignId: string, userId: string, position: number) => ({
+    type: 'GifticonIssued',
+    version: EVENT_VERSION,
+    eventId: `gifticon:${campaignId}:${userId}`,
+    campaignId,
+    occurredAt: '2026-11-29T12:00:00.000Z',
+    userId,
+    gifticonId: `g-${userId}`,
+    code: `code-${userId}`,
+    position,
+  });
+  const decisions = (campaignId: string, users: number) => Array.from({ length: users }, (_, i) => [winner(campaignId, `u${i}`, i + 1), gifticon(campaignId, `u${i}`, i + 1)]).flat();
+  const asRead = (m: ReturnType<typeof toPackedMessages>[number], offset: number): KafkaMessage =>
+    ({ offset: String(offset), key: Buffer.from(String(m.key)), value: Buffer.from(m.value as string), headers: m.headers, timestamp: '0', attributes: 0 }) as KafkaMessage;
+
+  const soldOut = (campaignId: string) => ({ type: 'CampaignSoldOut', version: EVENT_VERSION, eventId: `soldout:${campaignId}`, campaignId, occurredAt: '2026-11-29T12:00:00.000Z', winners: 2 });
+
+  it("gives every reader each event, in order, with its own id and its record's offset", () => {
+    const events = [...decisions('a', 2), soldOut('a'), ...decisions('b', 1)];
+    const messages = toPackedMessages(events as never, 6);
+    // a winner and its gifticon, the last winner with the sold-out, per record
+    expect(messages.map((m) => (JSON.parse(m.value as string) as unknown[]).length)).toEqual([2, 3, 2]);
+    expect(messages.map((m) => m.key)).toEqual(['a', 'a', 'b']);
+    const sorted = sortBatch('reader', 'events', 1, messages.map((m, i) => asRead(m, 40 + i)));
+    expect(sorted.logged.map((l) => l.event.eventId)).toEqual(events.map((e) => e.eventId));
+    expect(sorted.logged.map((l) => l.offset)).toEqual([40n, 40n, 41n, 41n, 41n, 42n, 42n]);
+    expect(sorted.parked).toEqual([]);
+    expect(eventIdsOf(messages[2]!.headers)).toEqual(decisions('b', 1).map((e) => e.eventId));
+  });
+
+  it('leaves an event outside a decision a plain record', () => {
+    const [lone] = toPackedMessages([soldOut('a')] as never, 6);
+    expect(decodeValue(Buffer.from(lone!.value as string), 0, 0n).kind).toBe('event');
+    expect(eventIdsOf(lone!.headers)).toEqual(['soldout:a']);
+  });
+
+  it('is parked whole when one of its events is foreign, and stops whole at a newer one', () => {
+    const bad = decodeRecord(value([winner('a', 'u', 1), { ...gifticon('a', 'u', 1), code: 7 }]), 2, 9n);
+    expect(bad).toEqual([expect.objectContaining({ kind: 'foreign', offset: 9n, error: expect.stringMatching(/packed record, event 2: .*code/) })]);
+    const newer = decodeRecord(value([winner('a', 'u', 1), { ...gifticon('a', 'u', 1), version: EVENT_VERSION + 1 }]), 2, 9n);
+    expect(newer).toEqual([expect.objectContaining({ kind: 'newer', type: 'GifticonIssued' })]);
+    expect(decodeRecord(value([]), 2, 9n)).toEqual([expect.objectContaining({ kind: 'foreign' })]);
   });
 });

@@ -221,3 +221,65 @@ describe('a partition writer', () => {
     expect(next.committed).toBe(r.log.committed.get(0));
   });
 });
+
+describe('a partition writer with a commit interval', () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const placed = (r: Rig) => r.replies.told.map((t) => `${t.userId}:${t.kind === 'placed' ? t.position : t.rejection}`);
+
+  it('tells the batches between two commits at once, and commits their decisions together with the offsets', async () => {
+    const r = rig();
+    r.shared.commitEveryMs = 60;
+    given(r);
+    const w = await r.writer();
+    await w.onBatch(r.log.batch(0, 0n, 2), r.control()); // created + u0: the first commit starts at once
+    expect(await w.whenCommitted()).toBe(true);
+    expect(r.sink.calls.commit).toBe(1);
+    await w.onBatch(r.log.batch(0, 2n, 2), r.control()); // u1, u2: told now, their commit waits
+    const end = r.log.end(0);
+    await w.onBatch(r.log.batch(0, 4n), r.control()); // u3, u4 lose (and u0's decisions read back): their offsets ride along
+    expect(placed(r)).toEqual(['u0:1', 'u1:2', 'u2:3', 'u3:4', 'u4:5']);
+    expect(r.sink.calls.commit).toBe(1);
+    expect(gifticons(r)).toEqual(['u0']);
+    await sleep(100);
+    expect(await w.whenCommitted()).toBe(true);
+    expect(r.sink.calls.commit).toBe(2);
+    expect(r.log.committed.get(0)).toBe(end);
+    expect(gifticons(r)).toEqual(['u0', 'u1', 'u2']);
+    expect(auditCampaign(r.log.records.get(0)!).problems).toEqual([]);
+  });
+
+  it('a gathered commit that fails sends the consumer back: the same entries are decided again in the same places, one gifticon each', async () => {
+    const r = rig();
+    r.shared.commitEveryMs = 60;
+    given(r, 3);
+    const w = await r.writer();
+    await w.onBatch(r.log.batch(0, 0n, 2), r.control());
+    await w.whenCommitted();
+    await w.onBatch(r.log.batch(0, 2n), r.control()); // u1, u2 gathered
+    r.sink.fault = 'throw-open';
+    await sleep(100);
+    expect(r.sink.calls.commit).toBe(2);
+    expect(r.seeks).toEqual([{ partition: 0, offset: 2n }]);
+    expect(gifticons(r)).toEqual(['u0']);
+    await w.onBatch(r.log.batch(0, 2n), r.control());
+    await sleep(100);
+    expect(await w.whenCommitted()).toBe(true);
+    expect(placed(r)).toEqual(['u0:1', 'u1:2', 'u2:3', 'u1:2', 'u2:3']);
+    expect(gifticons(r)).toEqual(['u0', 'u1', 'u2']);
+    expect(auditCampaign(r.log.records.get(0)!).problems).toEqual([]);
+  });
+
+  it('a partition taken away commits what it already told before it lets go', async () => {
+    const r = rig();
+    r.shared.commitEveryMs = 10_000;
+    given(r, 2);
+    const w = await r.writer();
+    await w.onBatch(r.log.batch(0, 0n, 2), r.control());
+    await w.whenCommitted();
+    const end = r.log.end(0);
+    await w.onBatch(r.log.batch(0, 2n), r.control()); // u1 gathered, its commit 10 s away
+    await w.retire();
+    expect(r.log.committed.get(0)).toBe(end);
+    expect(gifticons(r)).toEqual(['u0', 'u1']);
+  });
+});

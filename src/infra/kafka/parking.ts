@@ -3,8 +3,8 @@ import type { Config } from '../../config.js';
 import type { Logged } from '../../domain/events.js';
 import { unwatched, type HealthReporter } from '../../health.js';
 import { logger } from '../../logger.js';
-import { decode, NewerEventError } from './codec.js';
 import { compressionType } from './compression.js';
+import { decodeMessage, NewerEventError } from './codec.js';
 
 const log = logger.child({ component: 'parking' });
 
@@ -123,13 +123,15 @@ export function sortBatch(
   for (const m of messages) {
     const offset = BigInt(m.offset);
     if (!opts.skip?.(m)) {
-      const d = decode(m, partition);
+      // a packed record is one unit: all of its events, or it is foreign, or newer (decodeRecord)
+      const ds = decodeMessage(m, partition);
+      const d = ds[0]!;
       if (d.kind === 'newer') {
         sorted.stop = new NewerEventError(consumer, d);
         break;
       }
-      if (d.kind === 'event') sorted.logged.push(d.logged);
-      else sorted.parked.push(parkedRecord(consumer, 'foreign', d.error, topic, partition, m));
+      if (d.kind === 'foreign') sorted.parked.push(parkedRecord(consumer, 'foreign', d.error, topic, partition, m));
+      else for (const e of ds) if (e.kind === 'event') sorted.logged.push(e.logged);
     }
     sorted.last = offset;
   }

@@ -1,6 +1,6 @@
 import type { Kafka } from 'kafkajs';
 import type { Logged } from '../../domain/events.js';
-import { decode, NewerEventError } from './codec.js';
+import { decodeMessage, NewerEventError } from './codec.js';
 
 /**
  * Reads a topic's committed events from offset 0 up to the end it had when the read began, in log
@@ -47,10 +47,11 @@ export async function readLog(
         try {
           for (const m of batch.messages) {
             if (BigInt(m.offset) >= end) break;
-            const d = decode(m, batch.partition);
             // records that are not events were parked by the consumers that met them: a reader skips them
-            if (d.kind === 'event') logged.push(d.logged);
-            else if (d.kind === 'newer') throw new NewerEventError('log reader', d);
+            for (const d of decodeMessage(m, batch.partition)) {
+              if (d.kind === 'event') logged.push(d.logged);
+              else if (d.kind === 'newer') throw new NewerEventError('log reader', d);
+            }
           }
           if (logged.length) await onBatch(logged, { partition: batch.partition, next: BigInt(batch.lastOffset()) + 1n, end });
         } catch (err) {
