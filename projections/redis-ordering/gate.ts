@@ -1,6 +1,7 @@
 import { parseGate, type GateAnswer } from './answers.js';
 import type { PartitionRef, RedisOrdering } from './reads.js';
 import { confirmAbsent } from './rebuild.js';
+import { SlotPipelines } from './slots.js';
 
 /**
  * The gate of `enter` (lookup.lua) and the user's append claim around it: one round trip tells
@@ -44,11 +45,15 @@ export class EnterGate {
     const marks = this.marks;
     this.marks = [];
     const k = this.o.keys;
-    // no MULTI needed: should the process die in between, the claim expires by itself
-    const pipe = this.o.redis.pipeline();
-    for (const m of marks) pipe.hsetnx(k.pending(m.campaignId), m.userId, m.ticket).del(k.claim(m.campaignId, m.userId));
-    pipe.exec().then(
-      (results) => marks.forEach((m, i) => m.done(results?.[2 * i]?.[0] ?? results?.[2 * i + 1]?.[0] ?? null)),
+    // no MULTI needed: should the process die in between, the claim expires by itself. A turn's
+    // marks may span campaigns, so on a cluster they go as one pipeline per slot (slots.ts)
+    const pipes = new SlotPipelines(this.o.redis);
+    for (const m of marks) {
+      pipes.on(k.pending(m.campaignId)).hsetnx(k.pending(m.campaignId), m.userId, m.ticket);
+      pipes.on(k.claim(m.campaignId, m.userId)).del(k.claim(m.campaignId, m.userId));
+    }
+    pipes.exec().then(
+      (results) => marks.forEach((m, i) => m.done(results[2 * i]?.[0] ?? results[2 * i + 1]?.[0] ?? null)),
       (err: Error) => marks.forEach((m) => m.done(err)),
     );
   }
