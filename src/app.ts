@@ -4,6 +4,7 @@ import type { Config } from './config.js';
 import { Worker } from 'node:worker_threads';
 import type { ApiPluginFactory, RoleFactory, RoleHandle, Shared } from './plugin.js';
 import { SingleWriter, WRITER } from './writer/singleWriter.js';
+import { ReadModelRebuildBound } from './writer/rebuildBound.js';
 import type { FromWriter } from './writer/thread.js';
 import { EnterService, ReplyWaiter } from './api/enter.js';
 import type { ApiServices } from './api/resolvers.js';
@@ -198,14 +199,15 @@ interface WriterHandle extends RoleHandle {
 }
 
 async function startWriter(shared: Shared, health: HealthReporter): Promise<WriterHandle> {
-  const writer = new SingleWriter(shared.kafka, writerPorts(shared.ordering, shared.config.topics.events), shared.config, shared.parking);
+  const bound = new ReadModelRebuildBound(shared.prisma, shared.kafka, shared.config);
+  const writer = new SingleWriter(shared.kafka, writerPorts(shared.ordering, shared.config.topics.events), shared.config, shared.parking, undefined, bound);
   writer.health = health;
   let assigned = false;
   const handle: WriterHandle = {
     stats: writer.stats,
     timing: () => undefined,
     ready: () => assigned && writer.stops.size === 0,
-    stop: () => writer.stop(),
+    stop: () => writer.stop().finally(() => bound.close()),
   };
   writer.timing = (...a) => handle.timing(...a);
   await writer.start();
