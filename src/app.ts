@@ -5,6 +5,7 @@ import { Worker } from 'node:worker_threads';
 import type { ApiPluginFactory, RoleFactory, RoleHandle, Shared } from './plugin.js';
 import { SingleWriter, WRITER } from './writer/singleWriter.js';
 import { ReadModelRebuildBound } from './writer/rebuildBound.js';
+import { readModelArchive } from '../projections/prisma-tables/archive.js';
 import type { FromWriter } from './writer/thread.js';
 import { EnterService, ReplyWaiter } from './api/enter.js';
 import type { ApiServices } from './api/resolvers.js';
@@ -156,7 +157,7 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
       handles.push({ ready: () => true, stop: plugin.stop });
       for (const [t, f] of Object.entries(plugin.resolvers)) extraResolvers[t] = { ...(extraResolvers[t] ?? {}), ...f };
     }
-    services = { config, ordering, appender, enter, extraResolvers };
+    services = { config, ordering, appender, enter, extraResolvers, archive: readModelArchive(prisma, config.EVENT_PARTITIONS) };
     metrics.counterFrom('firstcome_enter_appended_total', 'entries appended to the log', () => enter.stats.appended);
     metrics.counterFrom('firstcome_enter_rejected_total', 'enter calls rejected at the gate', () => enter.stats.rejected);
     metrics.counterFrom('firstcome_enter_queued_total', 'enter calls answered QUEUED', () => enter.stats.queued);

@@ -19,6 +19,7 @@ declare module 'ioredis' {
     fcFoldCarry(meta: string, carry: string): Result<number, Context>;
     fcReplayStart(built: string, rebuild: string, marker: string, ttlS: string): Result<string, Context>;
     fcWipe(meta: string, line: string, won: string, gifts: string, carry: string): Result<number, Context>;
+    fcUnmark(meta: string): Result<number, Context>;
   }
   interface ChainableCommander {
     fcMetaFact(meta: string, field: string, value: string): ChainableCommander;
@@ -38,5 +39,6 @@ export function createRedis(url: string, opts: { lazy?: boolean } = {}): Redis {
   redis.defineCommand('fcFinish', { numberOfKeys: 1, lua: lua('finish') });
   redis.defineCommand('fcReplayStart', { numberOfKeys: 3, lua: lua('replayStart') });
   redis.defineCommand('fcWipe', { numberOfKeys: 5, lua: lua('wipe') });
+  redis.defineCommand('fcUnmark', { numberOfKeys: 1, lua: lua('unmark') });
   return redis;
 }

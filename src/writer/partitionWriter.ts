@@ -23,12 +23,14 @@ import type { Reply } from './replies.js';
  *   again begins (RebuildBound): campaigns created below it are closed past retention, and their
  *   facts are skipped (their entries are answered from Postgres). `seeking` until the first batch
  *   of the replay arrives: a batch fetched before the seek neither decides nor finishes the rebuild.
+ *   A replay whose first batch does not come (the offsets from `from` to `until` held only
+ *   transaction markers or aborted records, which no batch is handed) starts over from offset 0.
  */
 export type Mode =
   | { kind: 'settling' }
   | { kind: 'deciding'; idleTail: bigint | null }
   | { kind: 'rebuild-due' }
-  | { kind: 'rebuilding'; from: bigint; until: bigint; seeking: boolean; created: Set<string> };
+  | { kind: 'rebuilding'; from: bigint; until: bigint; seeking: boolean; seekAt: number; created: Set<string> };
 
 /** What every partition writer of a process shares. */
 export interface WriterShared {
@@ -87,13 +89,13 @@ export class PartitionWriter {
   }
 
   /** → Rebuilding: replays the partition from its bound up to `until` (default: where committed decisions end). */
-  beginRebuild(until?: bigint): Promise<void> {
+  beginRebuild(until?: bigint, opts: { whole?: boolean } = {}): Promise<void> {
     // a batch and the timer may both find the projection gone: one rebuild starts
-    this.starting ??= this.startRebuild(until).finally(() => (this.starting = null));
+    this.starting ??= this.startRebuild(until, opts.whole ?? false).finally(() => (this.starting = null));
     return this.starting;
   }
 
-  private async startRebuild(until?: bigint): Promise<void> {
+  private async startRebuild(until: bigint | undefined, whole: boolean): Promise<void> {
     const previous = this.mode;
     this.mode = { kind: 'rebuild-due' };
     await this.inFlight;
@@ -104,29 +106,27 @@ export class PartitionWriter {
       return;
     }
     this.s.stats.rebuilds++;
-    const from = await this.rebuildStart(until);
+    const from = whole ? 0n : await this.rebuildStart(until);
     this.s.log.warn({ partition: this.partition, from: from.toString(), until: until.toString() }, 'Redis projection missing: replaying the partition');
     // a rebuild that starts over keeps the campaigns it re-created so far, to clear their `building` at the end
     const created = previous.kind === 'rebuilding' ? previous.created : new Set<string>();
     this.s.terms.clear();
     this.s.applied.clear();
     this.epoch++;
-    this.mode = { kind: 'rebuilding', from, until, seeking: true, created };
+    this.mode = { kind: 'rebuilding', from, until, seeking: true, seekAt: Date.now(), created };
     this.s.cursor.seek(this.partition, from);
   }
 
   /**
-   * The bound, kept at least REPLAY_MARGIN below `until`: the first batch after the seek must start
-   * below `until` to be told from one fetched before the seek, and a range of a few offsets just
-   * below it may hold only transaction markers, which no batch is handed. 0 when the bound fails.
+   * The bound, below `until`: the first batch after the seek must start below `until` to be told
+   * from one fetched before the seek. 0 when the bound cannot be read.
    */
   private async rebuildStart(until: bigint): Promise<bigint> {
     const bound = await this.s.bound.startOf(this.partition, until).catch((err: unknown) => {
       this.s.log.warn({ err, partition: this.partition }, 'the rebuild bound could not be read: replaying the partition from offset 0');
       return 0n;
     });
-    const highest = until - REPLAY_MARGIN;
-    return highest <= 0n ? 0n : bound < highest ? bound : highest;
+    return bound < until ? bound : until - 1n;
   }
 
   /** Rebuilding → Deciding, or → Rebuilding again when a campaign it re-created was lost meanwhile (a flush, a replay's wipe). */
@@ -156,6 +156,11 @@ export class PartitionWriter {
 
   /** Every 250 ms: a flush between batches is noticed here (an idle partition fetches nothing that would tell). */
   async checkBuilt(): Promise<void> {
+    const m = this.mode;
+    if (m.kind === 'rebuilding' && m.seeking && m.from > 0n && !this.busy && !this.retired && Date.now() - m.seekAt > SEEK_PATIENCE_MS) {
+      this.s.log.warn({ partition: this.partition, from: m.from.toString() }, 'no batch came from the rebuild bound: replaying the partition from offset 0');
+      return this.beginRebuild(m.until, { whole: true });
+    }
     const idle = () => !this.busy && !this.retired && (this.mode.kind === 'deciding' || this.mode.kind === 'rebuild-due');
     if (!idle()) return;
     if (this.mode.kind === 'rebuild-due' || !(await this.s.lines.isBuilt(this.partition))) {
@@ -328,5 +333,5 @@ export class PartitionWriter {
 
 const max = (a: bigint, b: bigint) => (a > b ? a : b);
 
-/** offsets a rebuild replays below `until` at least (see rebuildStart): ~10 ms of replay */
-const REPLAY_MARGIN = 1000n;
+/** how long a rebuild waits for the first batch from its bound (it comes within a fetch) before it replays the whole partition */
+const SEEK_PATIENCE_MS = 5000;

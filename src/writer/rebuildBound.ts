@@ -13,7 +13,7 @@ export const fromOffsetZero: RebuildBound = { startOf: async () => 0n };
  * stamps a record when it sends it, after the API set `occurredAt` on the same clock, so only a
  * clock stepped back in between (NTP) makes the record older.
  */
-const CLOCK_SLACK_MS = 5_000;
+export const CLOCK_SLACK_MS = 1_000;
 
 /**
  * The rebuild bound from stores that outlive a Redis loss: the Postgres read model says which

@@ -266,14 +266,24 @@ describe('a partition writer', () => {
       expect(auditCampaign(r.log.records.get(0)!.filter((l) => l.event.campaignId === 'c')).problems).toEqual([]);
     });
 
-    it('keeps a margin below where committed decisions end, so the first batch of the replay is told from one fetched before the seek', async () => {
+    it('replays the whole partition when no batch comes from the bound (the offsets below `until` held only transaction markers)', async () => {
       const r = rig();
       const { w } = await history(r);
+      const until = w.committed;
       r.lines.flush();
-      r.bound.start = w.committed; // nothing live below: the read model says so
+      r.bound.start = until; // nothing live below: the read model says so
       await w.checkBuilt();
-      expect(r.seeks.at(-1)).toEqual({ partition: 0, offset: w.committed - 1000n });
-      await w.onBatch(r.log.batch(0, w.committed - 1000n), r.control());
+      expect(r.seeks.at(-1)).toEqual({ partition: 0, offset: until - 1n });
+      // what comes starts at `until`: as a batch fetched before the seek would, so it is not the replay
+      await w.onBatch(r.log.batch(0, until), r.control());
+      expect(w.mode).toMatchObject({ kind: 'rebuilding', seeking: true });
+      await w.checkBuilt();
+      expect(r.shared.stats.rebuilds).toBe(1);
+      if (w.mode.kind === 'rebuilding') w.mode.seekAt -= 10_000;
+      await w.checkBuilt();
+      expect(r.shared.stats.rebuilds).toBe(2);
+      expect(r.seeks.at(-1)).toEqual({ partition: 0, offset: 0n });
+      await w.onBatch(r.log.batch(0, 0n, 5000), r.control());
       expect(w.mode.kind).toBe('deciding');
       expect(await r.lines.isBuilt(0)).toBe(true);
     });
