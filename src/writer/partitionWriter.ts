@@ -106,8 +106,10 @@ export class PartitionWriter {
       return;
     }
     this.s.stats.rebuilds++;
+    const asked = performance.now();
     const from = whole ? 0n : await this.rebuildStart(until);
-    this.s.log.warn({ partition: this.partition, from: from.toString(), until: until.toString() }, 'Redis projection missing: replaying the partition');
+    const boundMs = Math.round(performance.now() - asked);
+    this.s.log.warn({ partition: this.partition, from: from.toString(), until: until.toString(), boundMs }, 'Redis projection missing: replaying the partition');
     // a rebuild that starts over keeps the campaigns it re-created so far, to clear their `building` at the end
     const created = previous.kind === 'rebuilding' ? previous.created : new Set<string>();
     this.s.terms.clear();
@@ -136,7 +138,7 @@ export class PartitionWriter {
       return this.beginRebuild();
     }
     this.mode = { kind: 'deciding', idleTail: null };
-    this.s.log.info({ partition: this.partition, campaigns: mode.created.size }, 'Redis projection rebuilt from the log');
+    this.s.log.info({ partition: this.partition, campaigns: mode.created.size, ms: Math.round(Date.now() - mode.seekAt) }, 'Redis projection rebuilt from the log');
   }
 
   /** The partition was taken away: nothing more is committed or settled from here. */
