@@ -22,8 +22,10 @@ declare module 'ioredis' {
     fcUnmark(meta: string): Result<number, Context>;
   }
   interface ChainableCommander {
-    fcMetaFact(meta: string, field: string, value: string): ChainableCommander;
-    fcCreate(meta: string, ...fieldsAndValues: string[]): ChainableCommander;
+    fcMetaFact(meta: string, expectedSeq: string, field: string, value: string): ChainableCommander;
+    fcCreate(meta: string, expectedSeq: string, ...fieldsAndValues: string[]): ChainableCommander;
+    fcBump(meta: string, expectedSeq: string): ChainableCommander;
+    fcRepair(meta: string): ChainableCommander;
     fcPlace(meta: string, line: string, pending: string, ...args: string[]): ChainableCommander;
     fcFinish(meta: string): ChainableCommander;
   }
@@ -40,5 +42,7 @@ export function createRedis(url: string, opts: { lazy?: boolean } = {}): Redis {
   redis.defineCommand('fcReplayStart', { numberOfKeys: 3, lua: lua('replayStart') });
   redis.defineCommand('fcWipe', { numberOfKeys: 5, lua: lua('wipe') });
   redis.defineCommand('fcUnmark', { numberOfKeys: 1, lua: lua('unmark') });
+  redis.defineCommand('fcBump', { numberOfKeys: 1, lua: lua('bump') });
+  redis.defineCommand('fcRepair', { numberOfKeys: 1, lua: lua('repair') });
   return redis;
 }

@@ -7,8 +7,11 @@ import type { GiftView } from './reads.js';
  * Queues the facts of a committed event onto the projection (idempotent: each write sets the same
  * value again on a replay). EntrantRegistered is placed by place.lua, not here; its fact is the
  * campaign's first entry. `building` marks a campaign re-created while its partition is rebuilt.
+ * A fact written by a script counts one step of the writer on the campaign (`seq`, lua/create.lua),
+ * checked against `expectedSeq` first: true when one such script was queued (its answer is the
+ * campaign's seq, or -1 when behind), as the first command queued here.
  */
-export function queueFact(pipe: ChainableCommander, k: Keys, event: CampaignEvent, partition: number, building: boolean): void {
+export function queueFact(pipe: ChainableCommander, k: Keys, event: CampaignEvent, partition: number, building: boolean, expectedSeq: string): boolean {
   const id = event.campaignId;
   switch (event.type) {
     case 'CampaignCreated': {
@@ -23,25 +26,25 @@ export function queueFact(pipe: ChainableCommander, k: Keys, event: CampaignEven
         partition: String(partition),
       };
       if (building) fields.building = '1';
-      pipe.fcCreate(k.meta(id), ...Object.entries(fields).flat());
+      pipe.fcCreate(k.meta(id), expectedSeq, ...Object.entries(fields).flat());
       pipe.zadd(k.campaigns(), Date.parse(event.occurredAt), id);
-      break;
+      return true;
     }
     case 'EntrantRegistered':
-      pipe.fcMetaFact(k.meta(id), 'firstEntryAt', event.occurredAt);
-      break;
+      pipe.fcMetaFact(k.meta(id), expectedSeq, 'firstEntryAt', event.occurredAt);
+      return true;
     case 'WinnerSelected':
       pipe.hset(k.won(id), event.userId, `${event.position}|${event.occurredAt}`);
-      break;
+      return false;
     case 'GifticonIssued':
       pipe.hset(k.gifts(id), event.userId, JSON.stringify({ id: event.gifticonId, code: event.code, issuedAt: event.occurredAt } satisfies GiftView));
-      break;
+      return false;
     case 'CampaignSoldOut':
-      pipe.fcMetaFact(k.meta(id), 'soldOutAt', event.occurredAt);
-      break;
+      pipe.fcMetaFact(k.meta(id), expectedSeq, 'soldOutAt', event.occurredAt);
+      return true;
     case 'CampaignClosed':
-      pipe.fcMetaFact(k.meta(id), 'closedAt', String(Date.parse(event.occurredAt)));
-      break;
+      pipe.fcMetaFact(k.meta(id), expectedSeq, 'closedAt', String(Date.parse(event.occurredAt)));
+      return true;
     default: {
       const _exhaustive: never = event;
       return _exhaustive;

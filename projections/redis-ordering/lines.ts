@@ -8,17 +8,49 @@ import type { RedisOrdering } from './reads.js';
 import { RedisReplyChannel } from './replies.js';
 import { RedisChangeFeed } from './changes.js';
 import { finishRebuild, markBuilt, saveRebuildProgress } from './rebuild.js';
+import { removeCampaign } from './campaigns.js';
+import { checkSteps, WriterSteps } from './steps.js';
 
-/** The single writer's view of the Redis ordering projection (its CampaignLines port). */
+/**
+ * The single writer's view of the Redis ordering projection (its CampaignLines port). It counts its
+ * own steps on each campaign (steps.ts) and checks them on every call: a campaign that lost writes
+ * (a failover) is marked `building` and its partition unbuilt, so readers answer UNAVAILABLE, and
+ * the writer rebuilds the partition from the log.
+ */
 export class RedisCampaignLines implements CampaignLines {
+  private readonly steps = new WriterSteps();
+  /** per partition, campaigns marked for repair: removed at the end of a rebuild that did not bring them back */
+  private readonly repairing = new Map<number, Set<string>>();
+
   constructor(
     private readonly o: RedisOrdering,
     private readonly topic: string,
     private readonly log: Logger,
   ) {}
 
-  isBuilt(partition: number): Promise<boolean> {
-    return this.o.isBuilt({ topic: this.topic, partition });
+  /** Built, and (checked every 250 ms by the writer) no campaign it wrote lost writes. */
+  async isBuilt(partition: number): Promise<boolean> {
+    if (!(await this.o.isBuilt({ topic: this.topic, partition }))) {
+      this.steps.forget(partition);
+      return false;
+    }
+    const known = this.steps.known(partition);
+    if (known.length === 0) return true;
+    const pipe = this.o.redis.pipeline();
+    for (const [id] of known) pipe.hmget(this.o.keys.meta(id), 'seq', 'stock');
+    const results = (await pipe.exec()) ?? [];
+    const behind: string[] = [];
+    known.forEach(([id, seq], i) => {
+      const [err, v] = results[i]!;
+      if (err) throw err;
+      const [now, stock] = v as (string | null)[];
+      // a campaign with no stock was removed (cleanup of a closed one, a replay's wipe): place.lua tells if it is missing
+      if (stock === null) this.steps.drop(partition, id);
+      else if (Number(now ?? 0) < seq) behind.push(id);
+    });
+    if (behind.length === 0) return true;
+    await this.repair(partition, behind);
+    return false;
   }
 
   markBuilt(partition: number): Promise<void> {
@@ -29,8 +61,13 @@ export class RedisCampaignLines implements CampaignLines {
     return saveRebuildProgress(this.o, { topic: this.topic, partition }, { next, until });
   }
 
-  finishRebuild(partition: number, created: Iterable<string>): Promise<boolean> {
-    return finishRebuild(this.o, { topic: this.topic, partition }, created);
+  async finishRebuild(partition: number, created: Iterable<string>): Promise<boolean> {
+    const ids = new Set(created);
+    if (!(await finishRebuild(this.o, { topic: this.topic, partition }, ids))) return false;
+    // repaired campaigns the bounded rebuild did not bring back (closed past retention): their reads go to the read model
+    for (const id of this.repairing.get(partition) ?? []) if (!ids.has(id)) await removeCampaign(this.o, id);
+    this.repairing.delete(partition);
+    return true;
   }
 
   async terms(campaignIds: readonly string[]): Promise<Map<string, CampaignTerms>> {
@@ -40,32 +77,98 @@ export class RedisCampaignLines implements CampaignLines {
     return out;
   }
 
-  /** One round trip: the facts, then place.lua per campaign. */
+  /** One round trip: the facts, then place.lua per campaign, every step checked against the writer's count. */
   async place(partition: number, work: LineWork): Promise<LineAnswer[][] | 'REBUILD'> {
     const k = this.o.keys;
     const pipe = this.o.redis.pipeline();
-    for (const f of work.facts) queueFact(pipe, k, f.event, partition, f.replaying);
+    // the count each step expects, as the steps queued before it in this pipeline will leave it
+    const running = new Map<string, number | null>();
+    const expect = (id: string) => {
+      if (!running.has(id)) running.set(id, this.steps.of(partition, id));
+      const e = running.get(id)!;
+      return e === null ? '' : String(e);
+    };
+    const step = (id: string) => {
+      const e = running.get(id);
+      if (e !== null && e !== undefined) running.set(id, e + 1);
+    };
+    const counted: { index: number; campaignId: string }[] = [];
+    for (const f of work.facts) {
+      const id = f.event.campaignId;
+      const index = pipe.length;
+      if (queueFact(pipe, k, f.event, partition, f.replaying, expect(id))) {
+        counted.push({ index, campaignId: id });
+        step(id);
+      }
+    }
     for (const line of work.lines) {
-      pipe.fcPlace(k.meta(line.campaignId), k.line(line.campaignId), k.pending(line.campaignId), ...line.entries.flatMap((e) => [e.offset.toString(), e.userId, e.rejection ?? '']));
+      const id = line.campaignId;
+      pipe.fcPlace(k.meta(id), k.line(id), k.pending(id), expect(id), ...line.entries.flatMap((e) => [e.offset.toString(), e.userId, e.rejection ?? '']));
+      step(id);
     }
     const results = (await pipe.exec()) ?? [];
     for (const [err] of results) if (err) throw err;
+    const answers = counted.map(({ index, campaignId }) => ({ campaignId, seq: Number(results[index]![1]) }));
     const out: LineAnswer[][] = [];
-    for (const [, r] of results.slice(results.length - work.lines.length)) {
+    let rebuild = false;
+    results.slice(results.length - work.lines.length).forEach(([, r], i) => {
       const places = parsePlaces(r as (string | number)[]);
-      if (places === 'REBUILD') return 'REBUILD';
-      out.push(places);
+      const campaignId = work.lines[i]!.campaignId;
+      if (places === 'REBUILD') rebuild = true;
+      else if (places === 'BEHIND') answers.push({ campaignId, seq: -1 });
+      else {
+        answers.push({ campaignId, seq: places.seq });
+        out.push(places.answers);
+      }
+    });
+    const behind = checkSteps(this.steps, partition, answers);
+    if (behind.length > 0) {
+      await this.repair(partition, behind);
+      return 'REBUILD';
     }
-    return out;
+    return rebuild ? 'REBUILD' : out;
   }
 
   async applyCommitted(partition: number, events: readonly CampaignEvent[]): Promise<boolean> {
     const pipe = this.o.redis.pipeline();
-    for (const e of events) queueFact(pipe, this.o.keys, e, partition, false);
-    return pipe.exec().then(
-      (results) => (results ?? []).every(([err]) => !err),
-      (err) => (this.log.warn({ err }, 'applying committed decisions to Redis failed'), false),
-    );
+    const counted: { index: number; campaignId: string }[] = [];
+    const touched = new Set<string>();
+    for (const e of events) {
+      const index = pipe.length;
+      const expected = this.steps.of(partition, e.campaignId);
+      if (queueFact(pipe, this.o.keys, e, partition, false, expected === null ? '' : String(expected))) counted.push({ index, campaignId: e.campaignId });
+      touched.add(e.campaignId);
+    }
+    // decisions are plain writes: one counted step per campaign, last, so a lost tail that took one took it too
+    const bumps: { index: number; campaignId: string }[] = [];
+    for (const id of touched) {
+      bumps.push({ index: pipe.length, campaignId: id });
+      pipe.fcBump(this.o.keys.meta(id), '');
+    }
+    try {
+      const results = (await pipe.exec()) ?? [];
+      if (!results.every(([err]) => !err)) return false;
+      const answers = [...counted, ...bumps].sort((a, b) => a.index - b.index).map(({ index, campaignId }) => ({ campaignId, seq: Number(results[index]![1]) }));
+      const behind = checkSteps(this.steps, partition, answers);
+      if (behind.length > 0) await this.repair(partition, behind);
+      return true;
+    } catch (err) {
+      this.log.warn({ err }, 'applying committed decisions to Redis failed');
+      return false;
+    }
+  }
+
+  /** Campaigns that lost writes: readers wait (`building`), the partition is no longer built, and the writer's counts start over. */
+  private async repair(partition: number, campaignIds: readonly string[]): Promise<void> {
+    this.log.warn({ partition, campaigns: campaignIds }, 'Redis lost writes of these campaigns (a failover?): repairing them from the log');
+    const set = this.repairing.get(partition) ?? new Set<string>();
+    for (const id of campaignIds) set.add(id);
+    this.repairing.set(partition, set);
+    const pipe = this.o.redis.pipeline();
+    for (const id of campaignIds) pipe.fcRepair(this.o.keys.meta(id));
+    await pipe.exec();
+    await this.o.redis.del(this.o.keys.built(this.topic, partition));
+    this.steps.forget(partition);
   }
 }
 
