@@ -95,6 +95,7 @@ export async function benchBoundedRebuild(opts: BoundedRebuildOptions): Promise<
     const settled = async (what: string, projector: boolean) => {
       const t = performance.now();
       let projectorWaitedSince: number | null = null;
+      let projectorAt = -1n;
       for (;;) {
         const want = await ends();
         const [committed] = await admin.fetchOffsets({ groupId: config.groups.writer, topics: [topic] });
@@ -103,10 +104,16 @@ export async function benchBoundedRebuild(opts: BoundedRebuildOptions): Promise<
         const projected = [...want].every(([p, end]) => end === 0n || (cps.find((c) => c.partition === p)?.nextOffset ?? -1n) >= end - 1n);
         const stable = [...(await ends())].every(([p, end]) => end === want.get(p));
         if (decided && stable && (!projector || projected)) break;
+        const at = cps.reduce((a, c) => a + c.nextOffset, 0n);
+        if (at !== projectorAt) {
+          // moving: not stalled
+          projectorAt = at;
+          projectorWaitedSince = null;
+        }
         if (decided && stable) {
           projectorWaitedSince ??= performance.now();
           // The read side's consumer host has been seen to stop short of the log's end for good on a
-          // partition (its checkpoint at a batch boundary); a new process starts it from the checkpoints.
+          // partition (no progress at a batch boundary); a new process starts it from the checkpoints.
           // The bound never lies above the read model's checkpoint, so a stalled one only makes a rebuild longer.
           if (performance.now() - projectorWaitedSince > 20_000) {
             say(`  (the projector stopped short of the log's end: ${cps.map((c) => `partition ${c.partition} at ${c.nextOffset}`).join(', ')} of ${[...want].map(([p, e]) => `${p}:${e}`).join(', ')}; restarting the roles)`);

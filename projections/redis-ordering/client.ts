@@ -14,7 +14,7 @@ type Reply = (string | number)[];
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    fcLookup(meta: string, line: string, pending: string, claim: string, userId: string, token: string, ttlMs: number, count: '0' | '1'): Result<Reply, Context>;
+    fcLookup(meta: string, line: string, pending: string, claim: string, userId: string, token: string, ttlMs: number, count: '0' | '1', writerSeq: string): Result<Reply, Context>;
     fcPlace(meta: string, line: string, pending: string, ...args: string[]): Result<Reply, Context>;
     fcFoldCarry(meta: string, carry: string): Result<number, Context>;
     fcReplayStart(built: string, rebuild: string, marker: string, ttlS: string): Result<string, Context>;

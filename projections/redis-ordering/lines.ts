@@ -126,6 +126,9 @@ export class RedisCampaignLines implements CampaignLines {
       await this.repair(partition, behind);
       return 'REBUILD';
     }
+    // a campaign gone (a flush, a replay's wipe): the rebuild counts anew
+    if (rebuild) this.steps.forget(partition);
+    else await this.publish(partition, answers);
     return rebuild ? 'REBUILD' : out;
   }
 
@@ -151,11 +154,28 @@ export class RedisCampaignLines implements CampaignLines {
       const answers = [...counted, ...bumps].sort((a, b) => a.index - b.index).map(({ index, campaignId }) => ({ campaignId, seq: Number(results[index]![1]) }));
       const behind = checkSteps(this.steps, partition, answers);
       if (behind.length > 0) await this.repair(partition, behind);
+      else await this.publish(partition, answers);
       return true;
     } catch (err) {
       this.log.warn({ err }, 'applying committed decisions to Redis failed');
       return false;
     }
+  }
+
+  /**
+   * The counts, published in the partition's slot after the campaign's own writes: a reader that
+   * finds a campaign below its count (RedisOrdering.campaign, entry) answers UNAVAILABLE. On Redis
+   * Cluster the partition's slot is most likely on another node than the campaign's, so a failover
+   * of the campaign's node leaves the count standing.
+   */
+  private async publish(partition: number, answers: readonly { campaignId: string }[]): Promise<void> {
+    if (answers.length === 0) return;
+    const ids = [...new Set(answers.map((a) => a.campaignId))];
+    const fields = ids.flatMap((id) => {
+      const seq = this.steps.of(partition, id);
+      return seq === null ? [] : [id, String(seq)];
+    });
+    if (fields.length > 0) await this.o.redis.hset(this.o.keys.seqs(this.topic, partition), ...fields);
   }
 
   /** Campaigns that lost writes: readers wait (`building`), the partition is no longer built, and the writer's counts start over. */
@@ -167,7 +187,8 @@ export class RedisCampaignLines implements CampaignLines {
     const pipe = this.o.redis.pipeline();
     for (const id of campaignIds) pipe.fcRepair(this.o.keys.meta(id));
     await pipe.exec();
-    await this.o.redis.del(this.o.keys.built(this.topic, partition));
+    // the counts go with the sentinel: the rebuild counts anew
+    await this.o.redis.del(this.o.keys.built(this.topic, partition), this.o.keys.seqs(this.topic, partition));
     this.steps.forget(partition);
   }
 }
