@@ -1,4 +1,5 @@
 import type { Config } from '../src/config.js';
+import { closedSince } from '../src/domain/campaign.js';
 import { listCampaigns, removeCampaign, type RedisOrdering } from '../projections/redis-ordering/index.js';
 import type { JobContext } from './runtime.js';
 
@@ -7,11 +8,7 @@ export interface CleanupDeps {
   ordering: RedisOrdering;
 }
 
-/** When a campaign stopped taking entries (closed by an admin or the schedule, or past closesAt). */
-export function closedSince(terms: { closesAt: number; closedAt: number | null }, now: number): number | null {
-  if (terms.closedAt !== null && terms.closedAt <= now) return terms.closedAt;
-  return now >= terms.closesAt ? terms.closesAt : null;
-}
+export { closedSince } from '../src/domain/campaign.js';
 
 /**
  * Removes the Redis keys of campaigns closed longer than REDIS_RETENTION_HOURS. The log keeps

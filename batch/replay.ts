@@ -2,7 +2,7 @@ import type { Admin, Kafka } from 'kafkajs';
 import type { Config } from '../src/config.js';
 import { partitionFor } from '../src/infra/kafka/partitioning.js';
 import type { PrismaClient } from '../src/infra/prisma/client.js';
-import { carriedCampaigns, deletePartition, foldCarry, rebuildProgress, replayDeleted, scanCampaignIds, type RedisOrdering } from '../projections/redis-ordering/index.js';
+import { carriedCampaigns, deletePartition, dropLeftMarks, foldCarry, rebuildProgress, replayDeleted, scanCampaignIds, type RedisOrdering } from '../projections/redis-ordering/index.js';
 import { committedOffsets, highWatermarks, nearlyReached, prismaCheckpoints, withAdmin } from './logPosition.js';
 import type { JobContext } from './runtime.js';
 import { describeOwnership, NoWriter, type Missing, reachLine, WRITER_WAIT_MS, writerOf, WriterWatch, type Projection } from './writers.js';
@@ -307,6 +307,9 @@ async function replayRedis({ ctx, deps, data, progress, note, watch, admin }: Ta
       }
       await ctx.sleep(POLL_MS);
     }
+    const left = data.campaignId !== null ? [data.campaignId] : [...(await scanCampaignIds(ordering))].filter((id) => state.partitions.includes(partitionFor(id, config.EVENT_PARTITIONS)));
+    const dropped = await dropLeftMarks(ordering, left);
+    if (dropped.length > 0) ctx.log.info({ campaigns: dropped.length }, 'campaigns closed past retention were not rebuilt into Redis: their reads come from the read model');
     await foldCarries(ctx, deps, data);
     state.phase = 'done';
     state.finishedAt = Date.now();

@@ -17,6 +17,7 @@ import { dropDatabase } from '../src/infra/prisma/database.js';
 import { migrate } from '../src/infra/prisma/migrate.js';
 import { createRedis, lineSize, RedisOrdering } from '../projections/redis-ordering/index.js';
 import '../src/roles.js';
+import { benchBoundedRebuild, printBoundedRebuild } from './boundedRebuild.js';
 
 /**
  * `npx tsx bench/replay.ts`: replay throughput and report time. One campaign of N distinct
@@ -29,8 +30,12 @@ import '../src/roles.js';
 const opts = new Command()
   .option('--entrants <n>', 'distinct entrants of the campaign', (v) => Number(v), 100_000)
   .option('--stock <n>', 'stock of the campaign', (v) => Number(v), 300)
+  .option('--section <name>', 'replay (the replay jobs), bounded (rebuilds after a flush) or all', 'all')
+  .option('--bounded-cases <list>', 'bounded: closed campaigns behind the open one, one partition per case', (v) => v.split(',').map(Number), [0, 10, 100])
+  .option('--open-entrants <n>', 'bounded: entrants of the open campaign', (v) => Number(v), 20_000)
+  .option('--closed-entrants <n>', 'bounded: entrants of each closed campaign', (v) => Number(v), 10_000)
   .parse()
-  .opts<{ entrants: number; stock: number }>();
+  .opts<{ entrants: number; stock: number; section: 'replay' | 'bounded' | 'all'; boundedCases: number[]; openEntrants: number; closedEntrants: number }>();
 
 const run = randomBytes(3).toString('hex');
 const baseUrl = new URL(process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/firstcome');
@@ -142,7 +147,18 @@ async function main() {
   }
 }
 
-main().then(
+/** The bounded-rebuild section (bench/boundedRebuild.ts): its own topic, keys and database. */
+async function bounded() {
+  const o = { cases: opts.boundedCases, openEntrants: opts.openEntrants, closedEntrants: opts.closedEntrants, stock: opts.stock };
+  say('');
+  say(`bounded rebuilds: ${o.cases.join(', ')} closed campaigns behind an open one, one partition each`);
+  printBoundedRebuild(await benchBoundedRebuild(o), o);
+}
+
+(async () => {
+  if (opts.section !== 'bounded') await main();
+  if (opts.section !== 'replay') await bounded();
+})().then(
   () => process.exit(0),
   (err) => {
     console.error(err);

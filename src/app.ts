@@ -4,6 +4,8 @@ import type { Config } from './config.js';
 import { Worker } from 'node:worker_threads';
 import type { ApiPluginFactory, RoleFactory, RoleHandle, Shared } from './plugin.js';
 import { SingleWriter, WRITER } from './writer/singleWriter.js';
+import { ReadModelRebuildBound } from './writer/rebuildBound.js';
+import { readModelArchive } from '../projections/prisma-tables/archive.js';
 import type { FromWriter } from './writer/thread.js';
 import { EnterService, ReplyWaiter } from './api/enter.js';
 import type { ApiServices } from './api/resolvers.js';
@@ -155,7 +157,7 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
       handles.push({ ready: () => true, stop: plugin.stop });
       for (const [t, f] of Object.entries(plugin.resolvers)) extraResolvers[t] = { ...(extraResolvers[t] ?? {}), ...f };
     }
-    services = { config, ordering, appender, enter, extraResolvers };
+    services = { config, ordering, appender, enter, extraResolvers, archive: readModelArchive(prisma, config.EVENT_PARTITIONS) };
     metrics.counterFrom('firstcome_enter_appended_total', 'entries appended to the log', () => enter.stats.appended);
     metrics.counterFrom('firstcome_enter_rejected_total', 'enter calls rejected at the gate', () => enter.stats.rejected);
     metrics.counterFrom('firstcome_enter_queued_total', 'enter calls answered QUEUED', () => enter.stats.queued);
@@ -198,14 +200,15 @@ interface WriterHandle extends RoleHandle {
 }
 
 async function startWriter(shared: Shared, health: HealthReporter): Promise<WriterHandle> {
-  const writer = new SingleWriter(shared.kafka, writerPorts(shared.ordering, shared.config.topics.events), shared.config, shared.parking);
+  const bound = new ReadModelRebuildBound(shared.prisma, shared.kafka, shared.config);
+  const writer = new SingleWriter(shared.kafka, writerPorts(shared.ordering, shared.config.topics.events), shared.config, shared.parking, undefined, bound);
   writer.health = health;
   let assigned = false;
   const handle: WriterHandle = {
     stats: writer.stats,
     timing: () => undefined,
     ready: () => assigned && writer.stops.size === 0,
-    stop: () => writer.stop(),
+    stop: () => writer.stop().finally(() => bound.close()),
   };
   writer.timing = (...a) => handle.timing(...a);
   await writer.start();

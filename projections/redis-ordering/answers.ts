@@ -46,15 +46,18 @@ export function parseGate(r: Raw): Exclude<GateAnswer, { kind: 'unknown' }> | { 
   }
 }
 
-/** place.lua's answer for one campaign: an answer per entry, or REBUILD when the campaign's projection is gone. */
-export function parsePlaces(r: Raw): 'REBUILD' | LineAnswer[] {
-  if (r[0] === 'REBUILD') return 'REBUILD';
+/**
+ * place.lua's answer for one campaign: the campaign's step count (`seq`) and an answer per entry;
+ * REBUILD when the campaign's projection is gone, BEHIND when it lost writes.
+ */
+export function parsePlaces(r: Raw): 'REBUILD' | 'BEHIND' | { seq: number; answers: LineAnswer[] } {
+  if (r[0] === 'REBUILD' || r[0] === 'BEHIND') return r[0];
   const out: LineAnswer[] = [];
-  for (let i = 0; i < r.length; i += 2) {
+  for (let i = 1; i < r.length; i += 2) {
     const rank = num(r[i]);
     out.push(rank < 0 ? { kind: 'rejected', rejection: rejectionOf(r[i + 1]) } : { kind: 'placed', rank, firstOffset: BigInt(r[i + 1]!) });
   }
-  return out;
+  return { seq: num(r[0]), answers: out };
 }
 
 const REJECTIONS: readonly Rejection[] = ['NOT_OPEN', 'CLOSED', 'SOLD_OUT'];

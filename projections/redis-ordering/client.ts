@@ -18,16 +18,19 @@ type Reply = (string | number)[];
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    fcLookup(meta: string, line: string, pending: string, claim: string, userId: string, token: string, ttlMs: number, count: '0' | '1'): Result<Reply, Context>;
+    fcLookup(meta: string, line: string, pending: string, claim: string, userId: string, token: string, ttlMs: number, count: '0' | '1', writerSeq: string): Result<Reply, Context>;
     fcHoldClaim(claim: string, token: string, ttlMs: number): Result<number, Context>;
     fcPlace(meta: string, line: string, pending: string, ...args: string[]): Result<Reply, Context>;
     fcFoldCarry(meta: string, carry: string): Result<number, Context>;
     fcReplayStart(built: string, rebuild: string, marker: string, ttlS: string): Result<string, Context>;
     fcWipe(meta: string, line: string, won: string, gifts: string, carry: string): Result<number, Context>;
+    fcUnmark(meta: string): Result<number, Context>;
   }
   interface ChainableCommander {
-    fcMetaFact(meta: string, field: string, value: string): ChainableCommander;
-    fcCreate(meta: string, ...fieldsAndValues: string[]): ChainableCommander;
+    fcMetaFact(meta: string, expectedSeq: string, field: string, value: string): ChainableCommander;
+    fcCreate(meta: string, expectedSeq: string, ...fieldsAndValues: string[]): ChainableCommander;
+    fcBump(meta: string, expectedSeq: string): ChainableCommander;
+    fcRepair(meta: string): ChainableCommander;
     fcPlace(meta: string, line: string, pending: string, ...args: string[]): ChainableCommander;
     fcFinish(meta: string): ChainableCommander;
   }
@@ -86,6 +89,9 @@ export function createRedis(target: RedisTarget | string, opts: { lazy?: boolean
   redis.defineCommand('fcFinish', { numberOfKeys: 1, lua: lua('finish') });
   redis.defineCommand('fcReplayStart', { numberOfKeys: 3, lua: lua('replayStart') });
   redis.defineCommand('fcWipe', { numberOfKeys: 5, lua: lua('wipe') });
+  redis.defineCommand('fcUnmark', { numberOfKeys: 1, lua: lua('unmark') });
+  redis.defineCommand('fcBump', { numberOfKeys: 1, lua: lua('bump') });
+  redis.defineCommand('fcRepair', { numberOfKeys: 1, lua: lua('repair') });
   return redis;
 }
 

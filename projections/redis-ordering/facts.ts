@@ -7,9 +7,12 @@ import type { GiftView } from './reads.js';
  * Queues the facts of a committed event onto the projection (idempotent: each write sets the same
  * value again on a replay). EntrantRegistered is placed by place.lua, not here; its fact is the
  * campaign's first entry. `building` marks a campaign re-created while its partition is rebuilt.
- * `on(key)` is the pipeline of that key's slot (slots.ts): one command each.
+ * `on(key)` is the pipeline of that key's slot (slots.ts): one command each. A fact written by a
+ * script counts one step of the writer on the campaign (`seq`, lua/create.lua), checked against
+ * `expectedSeq` first: true when one such script was queued (its answer is the campaign's seq, or -1
+ * when behind), as the first command queued here.
  */
-export function queueFact(on: (key: string) => ChainableCommander, k: Keys, event: CampaignEvent, partition: number, building: boolean): void {
+export function queueFact(on: (key: string) => ChainableCommander, k: Keys, event: CampaignEvent, partition: number, building: boolean, expectedSeq: string): boolean {
   const id = event.campaignId;
   switch (event.type) {
     case 'CampaignCreated': {
@@ -24,25 +27,25 @@ export function queueFact(on: (key: string) => ChainableCommander, k: Keys, even
         partition: String(partition),
       };
       if (building) fields.building = '1';
-      on(k.meta(id)).fcCreate(k.meta(id), ...Object.entries(fields).flat());
+      on(k.meta(id)).fcCreate(k.meta(id), expectedSeq, ...Object.entries(fields).flat());
       on(k.campaigns()).zadd(k.campaigns(), Date.parse(event.occurredAt), id);
-      break;
+      return true;
     }
     case 'EntrantRegistered':
-      on(k.meta(id)).fcMetaFact(k.meta(id), 'firstEntryAt', event.occurredAt);
-      break;
+      on(k.meta(id)).fcMetaFact(k.meta(id), expectedSeq, 'firstEntryAt', event.occurredAt);
+      return true;
     case 'WinnerSelected':
       on(k.won(id)).hset(k.won(id), event.userId, `${event.position}|${event.occurredAt}`);
-      break;
+      return false;
     case 'GifticonIssued':
       on(k.gifts(id)).hset(k.gifts(id), event.userId, JSON.stringify({ id: event.gifticonId, code: event.code, issuedAt: event.occurredAt } satisfies GiftView));
-      break;
+      return false;
     case 'CampaignSoldOut':
-      on(k.meta(id)).fcMetaFact(k.meta(id), 'soldOutAt', event.occurredAt);
-      break;
+      on(k.meta(id)).fcMetaFact(k.meta(id), expectedSeq, 'soldOutAt', event.occurredAt);
+      return true;
     case 'CampaignClosed':
-      on(k.meta(id)).fcMetaFact(k.meta(id), 'closedAt', String(Date.parse(event.occurredAt)));
-      break;
+      on(k.meta(id)).fcMetaFact(k.meta(id), expectedSeq, 'closedAt', String(Date.parse(event.occurredAt)));
+      return true;
     default: {
       const _exhaustive: never = event;
       return _exhaustive;

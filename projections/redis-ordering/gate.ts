@@ -18,7 +18,9 @@ export class EnterGate {
   async check(campaignId: string, userId: string, claimToken: string, claimTtlMs: number, where: PartitionRef, count: boolean): Promise<GateAnswer> {
     const k = this.o.keys;
     for (let look = 0; look < 3; look++) {
-      const r = parseGate(await this.o.redis.fcLookup(k.meta(campaignId), k.line(campaignId), k.pending(campaignId), k.claim(campaignId, userId), userId, claimToken, claimTtlMs, count ? '1' : '0'));
+      // read first: the writer publishes it after its writes, so a campaign below it lost them
+      const seq = await this.o.writerSeq(campaignId, where);
+      const r = parseGate(await this.o.redis.fcLookup(k.meta(campaignId), k.line(campaignId), k.pending(campaignId), k.claim(campaignId, userId), userId, claimToken, claimTtlMs, count ? '1' : '0', String(seq)));
       if (r.kind !== 'absent') return r;
       // a campaign not there was not counted either: looking again counts it once
       const absent = await confirmAbsent(this.o, where, campaignId);

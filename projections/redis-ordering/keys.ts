@@ -58,6 +58,8 @@ export class Keys {
   }
   /** set (to a token new each time) once a partition's projection is complete up to its writer's position */
   built = (topic: string, partition: number) => `${this.p(topic, partition)}:built`;
+  /** the single writer's step count per campaign (hash campaign → seq), for readers to tell a campaign that lost writes */
+  seqs = (topic: string, partition: number) => `${this.p(topic, partition)}:seqs`;
   /** progress of a rebuild under way: JSON {next, until} offsets */
   rebuild = (topic: string, partition: number) => `${this.p(topic, partition)}:rebuild`;
   /** set once a replay job started on a partition: 'wiping', then 'done:<campaigns>' */

@@ -94,12 +94,13 @@ export class RedisOrdering {
   async campaign(campaignId: string, where?: PartitionRef): Promise<CampaignView | null | 'building'> {
     const k = this.keys;
     for (;;) {
+      const expected = await this.writerSeq(campaignId, where);
       const [[, h], [, entrants], [, winners]] = (await this.redis.multi().hgetall(k.meta(campaignId)).zcard(k.line(campaignId)).hlen(k.won(campaignId)).exec()) as [
         [null, Record<string, string>],
         [null, number],
         [null, number],
       ];
-      if (h.building === '1') return 'building';
+      if (h.building === '1' || (h.stock && Number(h.seq ?? 0) < expected)) return 'building';
       const meta = parseMeta(h);
       if (meta) return { ...meta, entrants, winners };
       if (!where) return null;
@@ -112,22 +113,33 @@ export class RedisOrdering {
   async entry(campaignId: string, userId: string, where?: PartitionRef): Promise<EntryView | 'unknown-campaign' | 'building' | null> {
     const k = this.keys;
     for (;;) {
+      const expected = await this.writerSeq(campaignId, where);
       const res = (await this.redis
         .multi()
-        .hmget(k.meta(campaignId), 'stock', 'partition', 'building')
+        .hmget(k.meta(campaignId), 'stock', 'partition', 'building', 'seq')
         .zscore(k.line(campaignId), userId)
         .zrank(k.line(campaignId), userId)
         .hget(k.pending(campaignId), userId)
         .hget(k.won(campaignId), userId)
         .hget(k.gifts(campaignId), userId)
         .exec()) as [null, unknown][];
-      const [stock, partition, building] = res[0]![1] as (string | null)[];
-      if (building) return 'building';
+      const [stock, partition, building, seq] = res[0]![1] as (string | null)[];
+      if (building || (stock && Number(seq ?? 0) < expected)) return 'building';
       if (stock) return entryOf(campaignId, userId, Number(stock), Number(partition), res.slice(1).map(([, v]) => v) as EntryFields);
       if (!where) return 'unknown-campaign';
       const absent = await confirmAbsent(this, where, campaignId);
       if (absent !== 'present') return absent === 'unknown' ? 'unknown-campaign' : 'building';
     }
+  }
+
+  /**
+   * The single writer's step count of the campaign (lines.ts publishes it after each step), read
+   * before the campaign: a campaign below it lost writes (a failover) and is not answered from. 0
+   * when unknown (no partition given, or none published).
+   */
+  async writerSeq(campaignId: string, where?: PartitionRef): Promise<number> {
+    if (!where) return 0;
+    return Number((await this.redis.hget(this.keys.seqs(where.topic, where.partition), campaignId)) ?? 0);
   }
 
   /** The API's request counter of a campaign: what the meta holds plus what a replay carries; null when neither is there. */

@@ -84,6 +84,18 @@ export async function deletePartition(o: Store, where: PartitionRef, jobId: stri
   return 'DELETED';
 }
 
+/**
+ * Once the partitions are built again: the wipe marks of campaigns the rebuild did not bring back
+ * (closed past retention, below a bounded rebuild's start) go (lua/unmark.lua, one slot each).
+ * Returns those campaigns.
+ */
+export async function dropLeftMarks(o: Store, campaignIds: readonly string[]): Promise<string[]> {
+  const dropped: string[] = [];
+  for (const id of campaignIds) if ((await o.redis.fcUnmark(o.keys.meta(id))) === 1) dropped.push(id);
+  if (dropped.length > 0) await o.redis.zrem(o.keys.campaigns(), ...dropped);
+  return dropped;
+}
+
 /** How many campaigns a replay job wiped on the partition; null until it has. */
 export async function replayDeleted(o: Store, where: PartitionRef, jobId: string): Promise<number | null> {
   const v = await o.redis.get(o.keys.replayMarker(where.topic, where.partition, jobId));

@@ -3,7 +3,7 @@ import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { z } from 'zod';
 import type { Config } from '../config.js';
 import type { RateLimitEvents } from '../metrics.js';
-import { outcomeOf, statusOf } from '../domain/campaign.js';
+import { outcomeOf, pastRetention, statusOf } from '../domain/campaign.js';
 import { campaignClosed, EVENT_VERSION, eventIds, type CampaignCreated } from '../domain/events.js';
 import type { EventAppender } from '../infra/kafka/appender.js';
 import { partitionFor } from '../infra/kafka/partitioning.js';
@@ -19,6 +19,14 @@ export interface ApiServices {
   ordering: RedisOrdering;
   appender: EventAppender;
   enter: EnterService;
+  /**
+   * The read model (Postgres), for a campaign Redis no longer holds once its partition is built:
+   * closed past REDIS_RETENTION_HOURS, removed by cleanup or left out of a bounded rebuild.
+   */
+  archive?: {
+    campaign(id: string): Promise<CampaignView | null>;
+    entry(campaignId: string, userId: string): Promise<EntryView | 'unknown-campaign' | null>;
+  };
   /** read side in Postgres and batch jobs plug in here (see projections/ and batch/) */
   extraResolvers?: Record<string, Record<string, unknown>>;
 }
@@ -64,17 +72,40 @@ export function entryOut(e: EntryView, viewer: Caller) {
 /** The campaign's partition: while it is rebuilt, a campaign not found may be one not rebuilt yet. */
 const partitionOf = (s: ApiServices, id: string): PartitionRef => ({ topic: s.config.topics.events, partition: partitionFor(id, s.config.EVENT_PARTITIONS) });
 
-async function readCampaign(s: ApiServices, id: string): Promise<CampaignView | null> {
+/** `archive: false` for a caller that needs the campaign in Redis (closeCampaign waits for Redis to show the close). */
+async function readCampaign(s: ApiServices, id: string, opts = { archive: true }): Promise<CampaignView | null> {
   const v = await s.ordering.campaign(id, partitionOf(s, id));
   if (v === 'building') throw unavailable();
-  return v;
+  return v ?? (opts.archive ? await archived(s, id) : null);
 }
 
 async function readEntry(s: ApiServices, id: string, user: string): Promise<EntryView | null> {
   const e = await s.ordering.entry(id, user, partitionOf(s, id));
   if (e === 'building') throw unavailable();
-  if (e === 'unknown-campaign') return null;
-  return e;
+  if (e !== 'unknown-campaign') return e;
+  if (!(await archived(s, id))) return null;
+  const a = await fromArchive(() => s.archive?.entry(id, user));
+  return a === 'unknown-campaign' ? null : (a ?? null);
+}
+
+/**
+ * A campaign Redis does not hold although its partition is built: the read model's, if it is closed
+ * past REDIS_RETENTION_HOURS (the projection no longer needs it). One the read model has as live
+ * should be in Redis: it is on its way back (a rebuild started over), so the answer is retryable.
+ */
+async function archived(s: ApiServices, id: string): Promise<CampaignView | null> {
+  const v = await fromArchive(() => s.archive?.campaign(id));
+  if (v && !pastRetention(v.terms, Date.now(), s.config.REDIS_RETENTION_HOURS * 3_600_000)) throw unavailable();
+  return v;
+}
+
+/** A read model that fails is a retryable refusal, never "no such campaign". */
+async function fromArchive<T>(read: () => Promise<T> | undefined): Promise<T | null> {
+  try {
+    return (await read()) ?? null;
+  } catch {
+    throw unavailable(1000);
+  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -181,8 +212,10 @@ export function buildResolvers() {
         requireAdmin(ctx);
         const s = ctx.services;
         const id = campaignId(args.id, 'id');
-        const v = await readCampaign(s, id);
+        const v = (await readCampaign(s, id, { archive: false })) ?? (await archived(s, id));
         if (!v) throw notFound('campaign');
+        // closed past retention, so closed already: only the read model holds it
+        if (!(await s.ordering.meta(id))) return campaignOut(v);
         if (v.terms.closedAt === null) {
           await s.appender.append(campaignClosed(id, 'admin'));
         }

@@ -122,6 +122,18 @@ export function statusOf(terms: CampaignTerms, winners: number, now: number): Ca
   return 'OPEN';
 }
 
+/** When a campaign stopped taking entries (closed by an admin or the schedule, or past closesAt); null while it takes them. */
+export function closedSince(terms: { closesAt: number; closedAt: number | null }, now: number): number | null {
+  if (terms.closedAt !== null && terms.closedAt <= now) return terms.closedAt;
+  return now >= terms.closesAt ? terms.closesAt : null;
+}
+
+/** Closed for `retentionMs` or longer: the Redis projection no longer needs it (the read model keeps it). */
+export function pastRetention(terms: { closesAt: number; closedAt: number | null }, now: number, retentionMs: number): boolean {
+  const since = closedSince(terms, now);
+  return since !== null && now - since >= retentionMs;
+}
+
 export type EntryOutcome = 'WON' | 'LOST';
 export const outcomeOf = (stock: number, position: number): EntryOutcome => (position <= stock ? 'WON' : 'LOST');
 

@@ -3,7 +3,7 @@ import { ticketOf, type CampaignEvent, type Logged } from '../domain/events.js';
 import { lineWorkOf } from './lineWork.js';
 import type { Logger } from '../logger.js';
 import type { Timing } from '../metrics.js';
-import type { BatchControl, CampaignLines, DecisionSink, FetchedBatch, LogCursor, Parker, ReplyChannel } from './ports.js';
+import type { BatchControl, CampaignLines, DecisionSink, FetchedBatch, LogCursor, Parker, RebuildBound, ReplyChannel } from './ports.js';
 import type { Reply } from './replies.js';
 
 /**
@@ -18,20 +18,26 @@ import type { Reply } from './replies.js';
  * - Deciding: entries past `committed` are decided; below it they were decided before (by a
  *   committed transaction, whatever position the consumer was handed) and are only re-applied.
  * - RebuildDue: Redis lost the partition's projection; the next batch or check starts a rebuild.
- * - Rebuilding: the partition is replayed from offset 0 up to `until` (where committed decisions
- *   end); nothing is decided anew below it. `seeking` until the first batch of the replay arrives:
- *   a batch fetched before the seek neither decides nor finishes the rebuild.
+ * - Rebuilding: the partition is replayed from `from` up to `until` (where committed decisions
+ *   end); nothing is decided anew below it. `from` is where the oldest campaign Redis must hold
+ *   again begins (RebuildBound): campaigns created below it are closed past retention, and their
+ *   facts are skipped (their entries are answered from Postgres). `seeking` until the first batch
+ *   of the replay arrives: a batch fetched before the seek neither decides nor finishes the rebuild.
+ *   A replay whose first batch does not come (the offsets from `from` to `until` held only
+ *   transaction markers or aborted records, which no batch is handed) starts over from offset 0.
  */
 export type Mode =
   | { kind: 'settling' }
   | { kind: 'deciding'; idleTail: bigint | null }
   | { kind: 'rebuild-due' }
-  | { kind: 'rebuilding'; until: bigint; seeking: boolean; created: Set<string> };
+  | { kind: 'rebuilding'; from: bigint; until: bigint; seeking: boolean; seekAt: number; created: Set<string> };
 
 /** What every partition writer of a process shares. */
 export interface WriterShared {
   sink: DecisionSink;
   lines: CampaignLines;
+  /** where a rebuild may start instead of offset 0 */
+  bound: RebuildBound;
   replies: ReplyChannel;
   cursor: LogCursor;
   parker: Parker;
@@ -87,14 +93,14 @@ export class PartitionWriter {
     this.settled();
   }
 
-  /** → Rebuilding: replays the partition from offset 0 up to `until` (default: where committed decisions end). */
-  beginRebuild(until?: bigint): Promise<void> {
+  /** → Rebuilding: replays the partition from its bound up to `until` (default: where committed decisions end). */
+  beginRebuild(until?: bigint, opts: { whole?: boolean } = {}): Promise<void> {
     // a batch and the timer may both find the projection gone: one rebuild starts
-    this.starting ??= this.startRebuild(until).finally(() => (this.starting = null));
+    this.starting ??= this.startRebuild(until, opts.whole ?? false).finally(() => (this.starting = null));
     return this.starting;
   }
 
-  private async startRebuild(until?: bigint): Promise<void> {
+  private async startRebuild(until: bigint | undefined, whole: boolean): Promise<void> {
     const previous = this.mode;
     this.mode = { kind: 'rebuild-due' };
     await this.inFlight;
@@ -105,14 +111,29 @@ export class PartitionWriter {
       return;
     }
     this.s.stats.rebuilds++;
-    this.s.log.warn({ partition: this.partition, until: until.toString() }, 'Redis projection missing: replaying the partition from offset 0');
+    const asked = performance.now();
+    const from = whole ? 0n : await this.rebuildStart(until);
+    const boundMs = Math.round(performance.now() - asked);
+    this.s.log.warn({ partition: this.partition, from: from.toString(), until: until.toString(), boundMs }, 'Redis projection missing: replaying the partition');
     // a rebuild that starts over keeps the campaigns it re-created so far, to clear their `building` at the end
     const created = previous.kind === 'rebuilding' ? previous.created : new Set<string>();
     this.s.terms.clear();
     this.s.applied.clear();
     this.epoch++;
-    this.mode = { kind: 'rebuilding', until, seeking: true, created };
-    this.s.cursor.seek(this.partition, 0n);
+    this.mode = { kind: 'rebuilding', from, until, seeking: true, seekAt: Date.now(), created };
+    this.s.cursor.seek(this.partition, from);
+  }
+
+  /**
+   * The bound, below `until`: the first batch after the seek must start below `until` to be told
+   * from one fetched before the seek. 0 when the bound cannot be read.
+   */
+  private async rebuildStart(until: bigint): Promise<bigint> {
+    const bound = await this.s.bound.startOf(this.partition, until).catch((err: unknown) => {
+      this.s.log.warn({ err, partition: this.partition }, 'the rebuild bound could not be read: replaying the partition from offset 0');
+      return 0n;
+    });
+    return bound < until ? bound : until - 1n;
   }
 
   /** Rebuilding → Deciding, or → Rebuilding again when a campaign it re-created was lost meanwhile (a flush, a replay's wipe). */
@@ -122,7 +143,7 @@ export class PartitionWriter {
       return this.beginRebuild();
     }
     this.mode = { kind: 'deciding', idleTail: null };
-    this.s.log.info({ partition: this.partition, campaigns: mode.created.size }, 'Redis projection rebuilt from the log');
+    this.s.log.info({ partition: this.partition, campaigns: mode.created.size, ms: Math.round(Date.now() - mode.seekAt) }, 'Redis projection rebuilt from the log');
   }
 
   /** The partition was taken away: nothing more is committed or settled from here. */
@@ -144,6 +165,11 @@ export class PartitionWriter {
 
   /** Every 250 ms: a flush between batches is noticed here (an idle partition fetches nothing that would tell). */
   async checkBuilt(): Promise<void> {
+    const m = this.mode;
+    if (m.kind === 'rebuilding' && m.seeking && m.from > 0n && !this.busy && !this.retired && Date.now() - m.seekAt > SEEK_PATIENCE_MS) {
+      this.s.log.warn({ partition: this.partition, from: m.from.toString() }, 'no batch came from the rebuild bound: replaying the partition from offset 0');
+      return this.beginRebuild(m.until, { whole: true });
+    }
     const idle = () => !this.busy && !this.retired && (this.mode.kind === 'deciding' || this.mode.kind === 'rebuild-due');
     if (!idle()) return;
     if (this.mode.kind === 'rebuild-due' || !(await this.s.lines.isBuilt(this.partition))) {
@@ -220,7 +246,7 @@ export class PartitionWriter {
 
   /** Places a batch's entries and makes the decisions of those decided anew. */
   private async decide(
-    logged: readonly Logged[],
+    fetched: readonly Logged[],
     last: bigint,
     rebuild: Extract<Mode, { kind: 'rebuilding' }> | null,
   ): Promise<'REBUILD' | { outputs: CampaignEvent[] | null }> {
@@ -229,12 +255,14 @@ export class PartitionWriter {
     // below `until` entries were decided before: they are only re-applied
     const until = max(rebuild?.until ?? 0n, this.committed);
     const replaying = (l: Logged) => l.offset < until;
+    for (const l of fetched) if (l.event.type === 'CampaignCreated') rebuild?.created.add(l.event.campaignId);
 
+    // below the bound of a rebuild, campaigns it did not re-create are not in Redis: their facts are skipped
+    const logged = rebuild ? fetched.filter((l) => !replaying(l) || rebuild.created.has(l.event.campaignId)) : fetched;
     const unknown = [...new Set(logged.filter((l) => l.event.type === 'EntrantRegistered').map((l) => l.event.campaignId))].filter((id) => !terms.has(id));
     if (unknown.length > 0) for (const [id, t] of await lines.terms(unknown)) terms.set(id, t);
 
     // 1. facts first, then every entry with its verdict under the terms (lineWork.ts)
-    for (const l of logged) if (l.event.type === 'CampaignCreated') rebuild?.created.add(l.event.campaignId);
     const { work, entries, unknown: strays } = lineWorkOf(logged, terms, replaying);
     if (strays.some((l) => !replaying(l)) && !(await lines.isBuilt(p))) return 'REBUILD';
     // 2. places: one Lua call per campaign, in the same round trip as the facts
@@ -354,3 +382,6 @@ export class PartitionWriter {
 }
 
 const max = (a: bigint, b: bigint) => (a > b ? a : b);
+
+/** how long a rebuild waits for the first batch from its bound (it comes within a fetch) before it replays the whole partition */
+const SEEK_PATIENCE_MS = 5000;

@@ -97,6 +97,16 @@ export interface CampaignLines {
   applyCommitted(partition: number, events: readonly CampaignEvent[]): Promise<boolean>;
 }
 
+/**
+ * Where a rebuild of a partition may start: at or below the first offset of every campaign Redis
+ * must hold again (open, or closed within REDIS_RETENTION_HOURS). What lies below it is only
+ * campaigns Redis no longer needs; their entries are read from the Postgres read model. It is read
+ * from stores that outlive a Redis loss; 0 (the whole partition) when it cannot tell.
+ */
+export interface RebuildBound {
+  startOf(partition: number, until: bigint): Promise<bigint>;
+}
+
 /** The API processes waiting for decisions. */
 export interface ReplyChannel {
   tell(replies: readonly { instance: string; reply: Reply }[]): Promise<void>;

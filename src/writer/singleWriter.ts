@@ -10,7 +10,8 @@ import type { Timing } from '../metrics.js';
 import { KafkaDecisionSink } from './kafkaSink.js';
 import { PartitionWriter, type WriterShared } from './partitionWriter.js';
 import { AnnouncingLines, AnnouncingReplies, type ChangeFeed } from './changeFeed.js';
-import type { CampaignLines, ReplyChannel } from './ports.js';
+import type { CampaignLines, RebuildBound, ReplyChannel } from './ports.js';
+import { fromOffsetZero } from './rebuildBound.js';
 
 /** The consumer's name where it parks records and stops at newer events. */
 export const WRITER = 'single-writer';
@@ -47,12 +48,15 @@ export class SingleWriter {
     private readonly config: Config,
     parking: Parking,
     mint: Minter = cryptoMinter,
+    /** where a rebuild may start (rebuildBound.ts); without one, at offset 0 */
+    bound: RebuildBound = fromOffsetZero,
   ) {
     this.sink = new KafkaDecisionSink(kafka, config, log, () => this.health);
     this.shared = {
       sink: this.sink,
       // what it tells and applies is announced too: API processes push it to subscribed sockets
       lines: new AnnouncingLines(redis.lines, redis.changes),
+      bound,
       replies: new AnnouncingReplies(redis.replies, redis.changes),
       cursor: { seek: (partition, offset) => this.consumer?.seek({ topic: this.topic, partition, offset: offset.toString() }) },
       parker: parking,

@@ -3,7 +3,9 @@ import type { Config } from '../config.js';
 import { forwardingReporter } from '../health.js';
 import { createKafka } from '../infra/kafka/client.js';
 import { Parking } from '../infra/kafka/parking.js';
+import { createPrisma } from '../infra/prisma/client.js';
 import { createRedis, RedisOrdering, writerPorts } from '../../projections/redis-ordering/index.js';
+import { ReadModelRebuildBound } from './rebuildBound.js';
 import { SingleWriter, WRITER } from './singleWriter.js';
 
 /**
@@ -33,7 +35,10 @@ const send = (m: FromWriter) => port.postMessage(m);
 const redis = createRedis(config);
 const kafka = createKafka(config, `firstcome-${instance}-decider`);
 const parking = await Parking.connect(kafka, config);
-const writer = new SingleWriter(kafka, writerPorts(new RedisOrdering(redis, config.REDIS_PREFIX), config.topics.events), config, parking);
+// the rebuild bound reads two rows' worth of the read model, rarely: one connection is enough
+const prisma = createPrisma(config.DATABASE_URL, { poolSize: 1 });
+const bound = new ReadModelRebuildBound(prisma, kafka, config);
+const writer = new SingleWriter(kafka, writerPorts(new RedisOrdering(redis, config.REDIS_PREFIX), config.topics.events), config, parking, undefined, bound);
 const timings: [Parameters<SingleWriter['timing']>[0], number, number | undefined][] = [];
 writer.timing = (stage, seconds, size) => void timings.push([stage, seconds, size]);
 writer.health = forwardingReporter((part, error) => send({ type: 'health', part, error }));
@@ -49,6 +54,8 @@ port.on('message', (m: unknown) => {
     .stop()
     .finally(async () => {
       await parking.close().catch(() => undefined);
+      await bound.close();
+      await prisma.$disconnect().catch(() => undefined);
       redis.disconnect();
       send({ type: 'stopped' });
     });

@@ -33,6 +33,27 @@ async function place(id: string, entries: [number, string][]) {
 }
 
 describe('place.lua', () => {
+  it('finds a campaign that lost its last writes (a failover): nothing is placed on it, it reads as building, its partition is unbuilt', async () => {
+    await create('lw', 5);
+    await redis.set(k.built('topic', 0), 'token');
+    const before = await redis.dumpBuffer(k.meta('lw'));
+    const lineBefore = await redis.dumpBuffer(k.line('lw')).then((b) => b, () => null);
+    expect(await place('lw', [[1, 'a'], [2, 'b']])).toEqual([{ rank: 0, firstOffset: 1n }, { rank: 1, firstOffset: 2n }]);
+    expect(await ordering.entry('lw', 'b', P0)).toMatchObject({ ticket: '0-2', position: 2 });
+    // the lost tail: the meta as it was before the places, the line gone with them
+    await redis.restore(k.meta('lw'), 0, before, 'REPLACE');
+    if (lineBefore) await redis.restore(k.line('lw'), 0, lineBefore, 'REPLACE');
+    else await redis.del(k.line('lw'));
+    // a reader is told to wait, never that b has no entry
+    expect(await ordering.entry('lw', 'b', P0)).toBe('building');
+    expect(await gate.check('lw', 'b', 'tok', 1000, P0, true)).toEqual({ kind: 'building' });
+    // the writer's next step on it asks for a rebuild and places nothing
+    expect(await place('lw', [[3, 'c']])).toBe('REBUILD');
+    expect(await redis.zcard(k.line('lw'))).toBe(0);
+    expect(await redis.hget(k.meta('lw'), 'building')).toBe('1');
+    expect(await ordering.isBuilt(P0)).toBe(false);
+  });
+
   it('places distinct users by their first offset, idempotently', async () => {
     await create('c1', 2);
     expect(await place('c1', [[10, 'a'], [11, 'b'], [12, 'a'], [13, 'c']])).toEqual([

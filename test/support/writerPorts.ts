@@ -3,7 +3,7 @@ import { cryptoMinter, placeInLine, type CampaignTerms } from '../../src/domain/
 import { EVENT_VERSION, type CampaignEvent, type Logged } from '../../src/domain/events.js';
 import type { ParkedRecord } from '../../src/infra/kafka/parking.js';
 import { PartitionWriter, type WriterShared } from '../../src/writer/partitionWriter.js';
-import type { BatchControl, CampaignLines, DecisionSink, FetchedBatch, LineAnswer, LineWork, ReplyChannel } from '../../src/writer/ports.js';
+import type { BatchControl, CampaignLines, DecisionSink, FetchedBatch, LineAnswer, LineWork, RebuildBound, ReplyChannel } from '../../src/writer/ports.js';
 import type { Reply } from '../../src/writer/replies.js';
 
 /**
@@ -149,6 +149,16 @@ export class MemoryLines implements CampaignLines {
   }
 }
 
+/** The rebuild bound a test sets: where the oldest campaign Redis must hold begins. */
+export class MemoryBound implements RebuildBound {
+  start = 0n;
+  readonly asked: { partition: number; until: bigint }[] = [];
+  async startOf(partition: number, until: bigint) {
+    this.asked.push({ partition, until });
+    return this.start;
+  }
+}
+
 export class MemoryReplies implements ReplyChannel {
   readonly told: Reply[] = [];
   async tell(replies: readonly { instance: string; reply: Reply }[]) {
@@ -160,6 +170,7 @@ export interface Rig {
   log: MemoryLog;
   sink: MemorySink;
   lines: MemoryLines;
+  bound: MemoryBound;
   replies: MemoryReplies;
   seeks: { partition: number; offset: bigint }[];
   shared: WriterShared;
@@ -174,10 +185,12 @@ export function rig(): Rig {
   const sink = new MemorySink(log);
   const lines = new MemoryLines();
   const replies = new MemoryReplies();
+  const bound = new MemoryBound();
   const seeks: { partition: number; offset: bigint }[] = [];
   const shared: WriterShared = {
     sink,
     lines,
+    bound,
     replies,
     cursor: { seek: (partition, offset) => seeks.push({ partition, offset }) },
     parker: { park: async () => undefined },
@@ -192,6 +205,7 @@ export function rig(): Rig {
     log,
     sink,
     lines,
+    bound,
     replies,
     seeks,
     shared,

@@ -220,6 +220,88 @@ describe('a partition writer', () => {
     expect(next.mode.kind).toBe('rebuild-due');
     expect(next.committed).toBe(r.log.committed.get(0));
   });
+
+  describe('a bounded rebuild', () => {
+    /** 'old' (stock 2) takes 1,200 entrants and closes; then 'c' (stock 3) opens and takes 1,100 (u0..u1099) */
+    async function history(r: Rig) {
+      r.log.append(0, created('old', 2));
+      for (let i = 0; i < 1200; i++) r.log.append(0, entrant('old', `o${i}`));
+      const w = await r.writer();
+      await w.onBatch(r.log.batch(0, 0n, 5000), r.control());
+      await w.whenCommitted();
+      r.log.append(0, closed('old'));
+      const start = r.log.append(0, created('c', 3)).offset;
+      for (let i = 0; i < 1100; i++) r.log.append(0, entrant('c', `u${i}`));
+      await w.onBatch(r.log.batch(0, start - 1n, 5000), r.control());
+      await w.whenCommitted();
+      return { w, start };
+    }
+
+    it('replays from the bound: the closed campaign below it is not brought back, the open one is, and decides on in the log’s places', async () => {
+      const r = rig();
+      const { w, start } = await history(r);
+      expect(await r.lines.terms(['old'])).toHaveProperty('size', 1);
+      const until = w.committed;
+      r.lines.flush();
+      r.bound.start = start;
+      await w.checkBuilt();
+      expect(r.bound.asked).toEqual([{ partition: 0, until }]);
+      expect(w.mode).toMatchObject({ kind: 'rebuilding', from: start, until });
+      expect(r.seeks.at(-1)).toEqual({ partition: 0, offset: start });
+
+      r.log.append(0, entrant('c', 'u1100'));
+      r.log.append(0, entrant('c', 'u5'));
+      const told = r.replies.told.length;
+      await w.onBatch(r.log.batch(0, start, 5000), r.control());
+      await w.whenCommitted();
+      expect(w.mode.kind).toBe('deciding');
+      expect(await r.lines.isBuilt(0)).toBe(true);
+      // the closed campaign's keys stay gone: its winners' read-backs were skipped, not applied to a campaign Redis no longer has
+      expect([...r.lines.metas.keys()]).toEqual(['c']);
+      expect(r.lines.won.has('old')).toBe(false);
+      expect(r.lines.lines.get('c')!.size).toBe(1101);
+      // decided anew after the replay: the newcomer is 1,101st, the second click of u5 keeps 6th
+      expect(r.replies.told.slice(told).map((t) => `${t.userId}:${t.kind === 'placed' ? t.position : t.rejection}`)).toEqual(['u1100:1101', 'u5:6']);
+      expect(gifticons(r).filter((u) => u.startsWith('u'))).toEqual(['u0', 'u1', 'u2']);
+      expect(auditCampaign(r.log.records.get(0)!.filter((l) => l.event.campaignId === 'c')).problems).toEqual([]);
+    });
+
+    it('replays the whole partition when no batch comes from the bound (the offsets below `until` held only transaction markers)', async () => {
+      const r = rig();
+      const { w } = await history(r);
+      const until = w.committed;
+      r.lines.flush();
+      r.bound.start = until; // nothing live below: the read model says so
+      await w.checkBuilt();
+      expect(r.seeks.at(-1)).toEqual({ partition: 0, offset: until - 1n });
+      // what comes starts at `until`: as a batch fetched before the seek would, so it is not the replay
+      await w.onBatch(r.log.batch(0, until), r.control());
+      expect(w.mode).toMatchObject({ kind: 'rebuilding', seeking: true });
+      await w.checkBuilt();
+      expect(r.shared.stats.rebuilds).toBe(1);
+      if (w.mode.kind === 'rebuilding') w.mode.seekAt -= 10_000;
+      await w.checkBuilt();
+      expect(r.shared.stats.rebuilds).toBe(2);
+      expect(r.seeks.at(-1)).toEqual({ partition: 0, offset: 0n });
+      await w.onBatch(r.log.batch(0, 0n, 5000), r.control());
+      expect(w.mode.kind).toBe('deciding');
+      expect(await r.lines.isBuilt(0)).toBe(true);
+    });
+
+    it('replays the whole partition when the bound cannot be read', async () => {
+      const r = rig();
+      const { w } = await history(r);
+      r.lines.flush();
+      r.bound.startOf = async () => {
+        throw new Error('injected: Postgres is down');
+      };
+      await w.checkBuilt();
+      expect(r.seeks.at(-1)).toEqual({ partition: 0, offset: 0n });
+      await w.onBatch(r.log.batch(0, 0n, 5000), r.control());
+      expect(w.mode.kind).toBe('deciding');
+      expect([...r.lines.metas.keys()].sort()).toEqual(['c', 'old']);
+    });
+  });
 });
 
 describe('a partition writer with a commit interval', () => {

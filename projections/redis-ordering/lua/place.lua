@@ -5,13 +5,18 @@
 -- log offset as score keeps a user's first place, and the place is the rank among distinct users.
 -- Idempotent: the same offsets give the same answers (a user is in line from their first offset
 -- on), so a writer that runs a batch again after a crash decides and tells the same way. test/integration/ordering-lua.int.spec.ts holds this to the domain.
--- KEYS: meta, line, pending      ARGV: offset1, user1, verdict1, offset2, …  (verdict: '' or a rejection)
--- → {'REBUILD'} when the campaign's projection is gone (Redis was flushed), else per entry
+-- Counts one step of the writer (`seq`, see create.lua) and checks it first: a campaign behind what
+-- the writer wrote lost writes (a failover), and nothing is placed on it.
+-- KEYS: meta, line, pending
+-- ARGV: expected seq ('' when the writer has none), offset1, user1, verdict1, offset2, …  (verdict: '' or a rejection)
+-- → {'REBUILD'} when the campaign's projection is gone (Redis was flushed), {'BEHIND'} when it lost
+--   writes, else the campaign's seq after this step, then per entry
 --   rank (0-based), firstOffset  — or  -1, rejection  for an entry turned away
 -- a meta without its stock is a remnant, not a campaign: the projection was flushed under us
 if redis.call('HEXISTS', KEYS[1], 'stock') == 0 then return {'REBUILD'} end
-local out = {}
-for i = 1, #ARGV, 3 do
+if ARGV[1] ~= '' and tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') < tonumber(ARGV[1]) then return {'BEHIND'} end
+local out = {redis.call('HINCRBY', KEYS[1], 'seq', 1)}
+for i = 2, #ARGV, 3 do
   local offset, user, verdict = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   redis.call('HDEL', KEYS[3], user)
   local score = redis.call('ZSCORE', KEYS[2], user)
