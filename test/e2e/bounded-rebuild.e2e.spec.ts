@@ -6,6 +6,7 @@ import { CLOCK_SLACK_MS } from '../../src/writer/rebuildBound.js';
 import { auditFromLog } from '../support/audit.js';
 import { gql, isolated, pool, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
 import { logEnds, waitUntil } from '../support/wait.js';
+import { loseRedis } from '../support/redis.js';
 
 /**
  * A flush with closed campaigns behind an open one, on one partition, with REDIS_RETENTION_HOURS=0
@@ -33,16 +34,6 @@ let admin: string;
 
 const user = (c: string, i: number) => `${c}-u${i}`;
 const users = (c: string) => Array.from({ length: c === OPEN ? OPEN_USERS : OLD_USERS }, (_, i) => user(c, i));
-
-async function loseRedis(): Promise<number> {
-  const redis = new Redis(iso.config.REDIS_URL);
-  try {
-    const keys = await redis.keys(`${iso.config.REDIS_PREFIX}:*`);
-    return keys.length ? await redis.del(...keys) : 0;
-  } finally {
-    redis.disconnect();
-  }
-}
 
 async function campaignKeys(c: string): Promise<number> {
   const redis = new Redis(iso.config.REDIS_URL);
@@ -111,7 +102,7 @@ describe('a flush with closed campaigns behind an open one', () => {
       for (const [u, code] of codes) expect(before.get(c)!.get(u)).toMatchObject({ mine: { status: 'WON', gifticon: { code } } });
     }
 
-    expect(await loseRedis()).toBeGreaterThan(0);
+    expect(await loseRedis(iso.config)).toBeGreaterThan(0);
     // until the rebuild is done: UNAVAILABLE, never an answer
     const refusals = new Set<string | undefined>();
     const during = await waitUntil(

@@ -1,8 +1,8 @@
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditFromLog } from '../support/audit.js';
 import { gql, isolated, pool, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
 import { waitUntil } from '../support/wait.js';
+import { loseRedis } from '../support/redis.js';
 
 /**
  * Traffic through a Redis loss and a replay: a crowd keeps calling `enter` while this suite's Redis
@@ -41,17 +41,6 @@ async function enter(user: number): Promise<void> {
   answers.set(user, [...(answers.get(user) ?? []), a]);
 }
 
-/** this suite's keys only (other suites share the server), in one command: as sudden as a flush */
-async function loseRedis(): Promise<number> {
-  const redis = new Redis(iso.config.REDIS_URL);
-  try {
-    const keys = await redis.keys(`${iso.config.REDIS_PREFIX}:*`);
-    return keys.length ? await redis.del(...keys) : 0;
-  } finally {
-    redis.disconnect();
-  }
-}
-
 beforeAll(async () => {
   iso = await isolated('redis_loss', { ENTER_WAIT_MS: '1000' });
   [app, worker] = await Promise.all([spawnApp(iso, 'api,decider,projector'), spawnApp(iso, 'worker')]);
@@ -83,7 +72,7 @@ describe('a crowd calling enter through a Redis loss and replay(ALL)', () => {
       }
     });
     await waitUntil(async () => calls, (n) => n >= 100, { what: '100 calls into the second wave' });
-    expect(await loseRedis()).toBeGreaterThan(0);
+    expect(await loseRedis(iso.config)).toBeGreaterThan(0);
     const r = await gql(app.port, admin, `mutation { replay(target: ALL) { id } }`);
     expect(r.errors).toBeUndefined();
     const jobId = r.data!.replay.id as string;
