@@ -25,15 +25,16 @@ export function readSideGroupsWith(config: Pick<Config, 'groups'>, processor: st
 }
 
 /**
- * A catching-up read side (a replay, a restart behind a burst) is fed in batches of at most 1 MB per
- * partition, each one transaction of the Prisma tables. Batches are pipelined (onBatch): the next
- * one is fetched and decoded while the previous one is being committed, so several batches keep
- * Node and Postgres busy on the two cores at once. With lz4, 4 MB held a whole 100k-event replay in
- * one batch, which left nothing to overlap: replay(DATABASE) 41-47k events/s with 4 MB, 47-55k
- * with 1 MB pipelined, 25-30k with 1 MB unpipelined, for the same CPU per event (bench:replay, one
- * partition, 2 loaded cores). A live partition's batches stay as small as what arrived.
+ * A catching-up read side (a replay, a restart behind a burst) takes big fetches: each fetched batch
+ * is one transaction of the Prisma tables, and each costs a lookup of the users already placed.
+ * With lz4, 4 MB of a partition holds a whole 100k-event replay. Batches are pipelined (onBatch):
+ * when a catch-up spans several, the next is fetched and decoded while the previous one commits.
+ * 1 MB gave the pipeline four batches of that replay to overlap, and was faster on a quiet moment
+ * (47-55k events/s against 41-47k), but cost Postgres 7.5-7.9 µs per event against 6.3-7.3 µs:
+ * on this shared machine CPU is what runs out, so the batches stay big. A live partition's batches
+ * stay as small as what arrived.
  */
-const READ_SIDE_FETCH = { maxBytesPerPartition: 1024 * 1024, maxBytes: 32 * 1024 * 1024 };
+const READ_SIDE_FETCH = { maxBytesPerPartition: 4 * 1024 * 1024, maxBytes: 32 * 1024 * 1024 };
 
 /**
  * Batches being handled at once, every partition together: each may hold a pooled connection for
