@@ -199,4 +199,57 @@ describe('the consumer host', () => {
     await waitUntil(async () => slow.got.length, (n) => n >= log.length, { what: 'the events appended after the first batch handled', timeoutMs: 30_000 });
     expect(sorted(slow.got)).toEqual(log);
   });
+
+  it('fetches the next batch while one is being committed, yet commits in log order, and a commit that fails mid-pipeline leaves nothing behind and is applied again once', async () => {
+    const before = await theLog();
+    const groupId = `${iso.config.TOPIC_PREFIX}.read-side.pipelined`;
+    const admin = kafka.admin();
+    await admin.connect();
+    const committedOffset = async (partition: number): Promise<bigint> => {
+      const [t] = await admin.fetchOffsets({ groupId, topics: [iso.config.topics.events] });
+      const o = t?.partitions.find((x) => x.partition === partition)?.offset ?? '-1';
+      return BigInt(o);
+    };
+    // a store whose commit takes a while, and whose second commit fails (after the wait: mid-pipeline)
+    const calls: { from: bigint; stored: bigint; kafka: bigint }[] = [];
+    let inFlight = 0;
+    let mostInFlight = 0;
+    let commits = 0;
+    const store = new (class extends Recorder {
+      override async handle(batch: ProcessorBatch): Promise<Handled> {
+        inFlight++;
+        mostInFlight = Math.max(mostInFlight, inFlight);
+        try {
+          calls.push({ from: batch.from, stored: this.stored.get(batch.partition) ?? 0n, kafka: await committedOffset(batch.partition) });
+          await new Promise((r) => setTimeout(r, 300));
+          if (batch.events.length > 0 && ++commits === 2) throw new Error('commit failed');
+          return await super.handle(batch);
+        } finally {
+          inFlight--;
+        }
+      }
+    })('pipelined');
+    for (const p of new Set(before.map((l) => l.partition))) store.stored.set(p, before.filter((l) => l.partition === p).at(-1)!.offset + 1n);
+    await started(store);
+    // three waves, so that batches arrive while the previous one is in flight
+    const wave = (w: string) => campaign('five', 30).slice(1).map((e) => ({ ...e, eventId: `${e.eventId}:${w}` }));
+    for (const events of [[...campaign('five', 0), ...wave('a')], wave('b'), wave('c')]) {
+      await append(events);
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    const fresh = (await theLog()).filter((l) => l.event.campaignId === 'five');
+    const p = fresh[0]!.partition;
+    await waitUntil(async () => store.stored.get(p) ?? 0n, (at) => at > fresh.at(-1)!.offset, { what: 'every wave applied', timeoutMs: 30_000 });
+
+    // every event applied once, in log order, the failed batch included
+    expect(store.got.filter((l) => l.event.campaignId === 'five')).toEqual(fresh);
+    expect(store.failures[0]).toMatch(/commit failed/);
+    // one batch of the partition at a time, and never one that starts past the committed checkpoint
+    expect(mostInFlight).toBe(1);
+    for (const c of calls) expect(c.from).toBeLessThanOrEqual(c.stored);
+    // Kafka's committed offset never passed a batch still being committed
+    for (const c of calls) expect(c.kafka).toBeLessThanOrEqual(c.stored);
+    await waitUntil(async () => committedOffset(p), (o) => o === store.stored.get(p), { what: 'the group offset reaches the checkpoint' });
+    await admin.disconnect();
+  });
 });

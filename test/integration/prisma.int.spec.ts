@@ -612,10 +612,11 @@ describe('prisma: migrations, schema drift and the pg adapter', () => {
         await tx.campaign.create({ data: campaign('c-commit') });
         await tx.entry.create({ data: entry('c-commit', 'u1', 1) });
       });
-      const back = await prisma.campaign.findUnique({ where: { id: 'c-commit' }, include: { entries: true } });
+      const back = await prisma.campaign.findUnique({ where: { id: 'c-commit' } });
       expect(back).toMatchObject({ id: 'c-commit', stock: 3, entrants: 0, closedAt: null, opensAt: now });
-      expect(back!.entries).toHaveLength(1);
-      expect(back!.entries[0]!.logOffset).toBe(9_007_199_254_740_994n); // BigInt beyond 2^53 survives
+      const entries = await prisma.entry.findMany({ where: { campaignId: 'c-commit' } });
+      expect(entries).toHaveLength(1);
+      expect(entries[0]!.logOffset).toBe(9_007_199_254_740_994n); // BigInt beyond 2^53 survives
     });
 
     it('createMany({ skipDuplicates }) inserts a duplicate key once; a plain duplicate create raises P2002', async () => {

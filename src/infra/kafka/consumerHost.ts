@@ -1,5 +1,6 @@
-import type { Admin, Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import type { Config } from '../../config.js';
+import type { Logged } from '../../domain/events.js';
 import type { HealthReporter } from '../../health.js';
 import { logger } from '../../logger.js';
 import { backoffMs, RepeatedErrors } from '../../retrying.js';
@@ -25,13 +26,40 @@ export function readSideGroupsWith(config: Pick<Config, 'groups'>, processor: st
 
 /**
  * A catching-up read side (a replay, a restart behind a burst) takes big fetches: each fetched batch
- * is one transaction of the Prisma tables, so 1 MB (KafkaJS's default, ~3k events) made a 100k-event
- * replay 30 round trips, fetches and commits. 4 MB is ~12k events: 2, 4 and 8 MB cost the same CPU
- * per replayed event within the noise of a shared machine (16.9-19.6 µs in this process, 1 MB
- * 20.8 µs), and bigger batches only hold more garbage. A live partition's batches stay as small as
- * what arrived.
+ * is one transaction of the Prisma tables, and each costs a lookup of the users already placed.
+ * With lz4, 4 MB of a partition holds a whole 100k-event replay. Batches are pipelined (onBatch):
+ * when a catch-up spans several, the next is fetched and decoded while the previous one commits.
+ * 1 MB gave the pipeline four batches of that replay to overlap, and was faster on a quiet moment
+ * (47-55k events/s against 41-47k), but cost Postgres 7.5-7.9 µs per event against 6.3-7.3 µs:
+ * on this shared machine CPU is what runs out, so the batches stay big. A live partition's batches
+ * stay as small as what arrived.
  */
 const READ_SIDE_FETCH = { maxBytesPerPartition: 4 * 1024 * 1024, maxBytes: 32 * 1024 * 1024 };
+
+/**
+ * Batches being handled at once, every partition together: each may hold a pooled connection for
+ * its transaction, and the API shares the pool (8). Batches are handed over before they are
+ * handled (onBatch), so KafkaJS's own limit (partitionsConsumedConcurrently) no longer bounds them.
+ */
+const IN_FLIGHT = 4;
+
+/** A counting semaphore: `take` waits for a free slot. */
+class Slots {
+  private readonly waiting: (() => void)[] = [];
+  constructor(private free: number) {}
+  async take(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((r) => this.waiting.push(r));
+  }
+  give(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
+  }
+}
 
 /** One partition as this member holds it. */
 interface Lane {
@@ -47,6 +75,8 @@ interface Lane {
   queue: Promise<void>;
   /** batches handled, so a check never acts on a checkpoint it read before one of them */
   version: number;
+  /** the offset last committed to Kafka for this partition by this lane */
+  committed?: bigint;
 }
 
 /**
@@ -67,6 +97,9 @@ export class ConsumerHost {
   private readonly processors: Processor[] = [];
   private lanes = new Map<number, Lane>();
   private readonly opening = new Map<number, Promise<Lane | null>>();
+  private readonly slots = new Slots(IN_FLIGHT);
+  /** the batches of the previous assignment still in flight: a new lane waits for them before reading its checkpoints */
+  private settled: Promise<unknown> = Promise.resolve();
   private runner: ReturnType<typeof keepConsuming> | null = null;
   private consumer: Consumer | null = null;
   private admin: Admin | null = null;
@@ -131,7 +164,8 @@ export class ConsumerHost {
         await consumer.connect();
         await consumer.subscribe({ topic: this.topic, fromBeginning: true });
         await consumer.run({
-          autoCommit: true,
+          // committed by hand once a batch is handled (commit): eachBatch returns before that
+          autoCommit: false,
           // resolved by hand: the stream moves past what every processor was offered, and not past a stop
           eachBatchAutoResolve: false,
           // each partition holds a pooled connection for its transaction; the API shares the pool (8)
@@ -159,11 +193,18 @@ export class ConsumerHost {
   async stop(): Promise<void> {
     if (this.watch) clearInterval(this.watch);
     this.watch = null;
+    // batches handed over before the stop finish first: their transactions and commits need the clients
+    await this.drain();
     await this.runner?.stop();
+    await this.drain();
     await this.admin?.disconnect();
     this.runner = null;
     this.consumer = null;
     this.admin = null;
+  }
+
+  private async drain(): Promise<void> {
+    await Promise.all([this.settled, ...[...this.lanes.values()].map((l) => l.queue)]);
   }
 
   private joinedWith(partitions: number[]): void {
@@ -171,6 +212,7 @@ export class ConsumerHost {
     this.stops.retain(partitions);
     // every (re)join starts each assigned partition from the checkpoints again: they are the truth
     for (const [partition, lane] of this.lanes) this.forgetFailures(lane, partition);
+    this.settled = Promise.all([this.settled, ...[...this.lanes.values()].map((l) => l.queue)]);
     this.lanes = new Map();
     this.opening.clear();
     for (const p of this.processors) p.assigned?.(partitions);
@@ -191,6 +233,9 @@ export class ConsumerHost {
     if (pending) return pending;
     const lanes = this.lanes;
     const opening = (async () => {
+      // as KafkaJS did when it waited for eachBatch before a rejoin: nothing of the new assignment
+      // starts, not even reading its checkpoints, while a batch of the old one is being handled
+      await this.settled;
       const pos = new Map<string, bigint>();
       for (const p of this.processors) pos.set(p.name, (await p.checkpoints([partition])).get(partition) ?? 0n);
       // a rejoin while reading: the new assignment opens its own
@@ -218,6 +263,20 @@ export class ConsumerHost {
     return run;
   }
 
+  /**
+   * One fetched batch. Pipelined: the batch is decoded at once, waits for the partition's previous
+   * batch to be handled, and is then handed to the processors; eachBatch returns as soon as it is
+   * handed over (its offset resolved, so KafkaJS fetches the next batch), and the processors' work
+   * goes on while the next batch is fetched and decoded. Node's fetch and decode then run while
+   * Postgres applies the previous batch, on the other core.
+   *
+   * Order and exactly-once are the lane's: its queue lets one batch of a partition be handled at a
+   * time, in fetch order, and a batch is offered only when it starts at the lane's cursor, which
+   * moves only once the previous batch is handled (a failure or a moved checkpoint seeks back, and
+   * a batch fetched meanwhile no longer starts at the cursor: it is dropped). Kafka's committed
+   * offset (autoCommit is off) is committed by hand once the batch is handled: it never passes a
+   * batch still in flight.
+   */
   private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     const partition = batch.partition;
     const firstOffset = batch.firstOffset();
@@ -225,7 +284,12 @@ export class ConsumerHost {
     const first = BigInt(firstOffset);
     const lane = await this.lane(partition, first);
     if (!lane) return;
-    await this.exclusive(lane, async () => {
+    // decoded before the turn: this is what overlaps the previous batch's transaction
+    const sorted = sortBatch(this.processors[0]!.name, this.topic, partition, batch.messages, { lastOffset: batch.lastOffset() });
+    const next = sorted.last === null ? first : sorted.last + 1n;
+    let handedOver!: () => void;
+    const handed = new Promise<void>((r) => (handedOver = r));
+    const handled = this.exclusive(lane, async () => {
       if (first !== lane.cursor) {
         // fetched from elsewhere: before a seek of ours (which comes next), or by a seek that a
         // lane opened at the group's join issued while a batch from the same place was being
@@ -235,24 +299,59 @@ export class ConsumerHost {
         return;
       }
       for (const p of this.processors) p.observe?.(partition, { high: batch.highWatermark });
-      const sorted = sortBatch(this.processors[0]!.name, this.topic, partition, batch.messages, { lastOffset: batch.lastOffset() });
       await this.parking.park(sorted.parked);
-      const next = sorted.last === null ? first : sorted.last + 1n;
-      for (const p of this.processors) {
-        const from = lane.pos.get(p.name)!;
-        // behind (waiting to be tried again, or for the seek back) or ahead of this batch
-        if (from < first || from >= next) continue;
-        const events = sorted.logged.filter((l) => l.offset >= from && p.canHandle(l.event));
-        await this.offer(lane, p, partition, { partition, from, next, events, messages: batch.messages });
+      await this.slots.take();
+      try {
+        const work = this.deliver(lane, partition, first, next, sorted.logged, batch.messages);
+        if (sorted.stop) {
+          await work;
+          if (sorted.last !== null) resolveOffset(String(sorted.last));
+          this.stops.stop(this.consumer, this.topic, sorted.stop);
+        } else {
+          // the stream goes on (the next fetch starts past this batch) while the processors work;
+          // the lane's turn is held until the batch is handled, but eachBatch need not wait. A
+          // stop (above) pauses the partition before eachBatch returns: nothing past it is fetched.
+          if (sorted.last !== null) resolveOffset(String(sorted.last));
+          handedOver();
+          await work;
+          // a rejoin while the batch was in flight gave the partition a new lane: this one is done
+          if (this.lanes.get(partition) === lane) this.catchUp(lane, partition);
+        }
+      } finally {
+        this.slots.give();
       }
-      lane.cursor = next;
-      lane.delivered = next;
-      lane.version++;
-      if (sorted.last !== null) resolveOffset(String(sorted.last));
-      if (sorted.stop) this.stops.stop(this.consumer, this.topic, sorted.stop);
-      else this.catchUp(lane, partition);
-      await heartbeat();
+      if (this.lanes.get(partition) === lane) await this.commit(partition, lane);
+      await heartbeat().catch(() => undefined);
     });
+    // eachBatch returns when the batch is handed over (or dropped, or stopped)
+    await Promise.race([handled, handed]);
+  }
+
+  /** Offers one batch to each processor whose checkpoint it holds, then moves the lane past it. */
+  private async deliver(lane: Lane, partition: number, first: bigint, next: bigint, logged: readonly Logged[], messages: readonly KafkaMessage[]): Promise<void> {
+    for (const p of this.processors) {
+      const from = lane.pos.get(p.name)!;
+      // behind (waiting to be tried again, or for the seek back) or ahead of this batch
+      if (from < first || from >= next) continue;
+      const events = logged.filter((l) => l.offset >= from && p.canHandle(l.event));
+      await this.offer(lane, p, partition, { partition, from, next, events, messages });
+    }
+    lane.cursor = next;
+    lane.delivered = next;
+    lane.version++;
+  }
+
+  /** Kafka's committed offset: where a new member's first fetch begins, never past a processor's checkpoint. */
+  private async commit(partition: number, lane: Lane): Promise<void> {
+    const low = [...lane.pos.values()].reduce((a, b) => (b < a ? b : a));
+    if (lane.committed !== undefined && low <= lane.committed) return;
+    try {
+      await this.consumer?.commitOffsets([{ topic: this.topic, partition, offset: low.toString() }]);
+      lane.committed = low;
+    } catch (err) {
+      // a rebalance or a stop took the partition: the next member starts from the checkpoints anyway
+      log.debug({ err, partition }, 'offset commit skipped');
+    }
   }
 
   /** Hands one processor its part; its failure is its own (reported, backed off), never the others'. */
