@@ -31,7 +31,8 @@ declare module 'ioredis' {
     fcCreate(meta: string, expectedSeq: string, ...fieldsAndValues: string[]): ChainableCommander;
     fcBump(meta: string, expectedSeq: string): ChainableCommander;
     fcRepair(meta: string): ChainableCommander;
-    fcPlace(meta: string, line: string, pending: string, ...args: string[]): ChainableCommander;
+    /** `entries`: offset, user, verdict of each entry, one array (ioredis flattens it) */
+    fcPlace(meta: string, line: string, pending: string, expectedSeq: string, entries: string[]): ChainableCommander;
     fcFinish(meta: string): ChainableCommander;
   }
 }

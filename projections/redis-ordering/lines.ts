@@ -104,7 +104,10 @@ export class RedisCampaignLines implements CampaignLines {
     }
     for (const line of work.lines) {
       const id = line.campaignId;
-      pipes.on(k.meta(id)).fcPlace(k.meta(id), k.line(id), k.pending(id), expect(id), ...line.entries.flatMap((e) => [e.offset.toString(), e.userId, e.rejection ?? '']));
+      // one array, not spread: a rebuild's fetch holds tens of thousands of entries, more arguments than a call's stack takes
+      const args: string[] = [];
+      for (const e of line.entries) args.push(e.offset.toString(), e.userId, e.rejection ?? '');
+      pipes.on(k.meta(id)).fcPlace(k.meta(id), k.line(id), k.pending(id), expect(id), args);
       step(id);
     }
     const results = await pipes.exec();
