@@ -105,9 +105,12 @@ export class RedisCampaignLines implements CampaignLines {
     for (const line of work.lines) {
       const id = line.campaignId;
       // one array, not spread: a rebuild's fetch holds tens of thousands of entries, more arguments than a call's stack takes
-      const args: string[] = [];
-      for (const e of line.entries) args.push(e.offset.toString(), e.userId, e.rejection ?? '');
-      pipes.on(k.meta(id)).fcPlace(k.meta(id), k.line(id), k.pending(id), expect(id), args);
+      if (line.replayed) pipes.on(k.meta(id)).fcReplayLine(k.meta(id), k.line(id), k.pending(id), expect(id), replayArgs(line.entries));
+      else {
+        const args: string[] = [];
+        for (const e of line.entries) args.push(e.offset.toString(), e.userId, e.rejection ?? '');
+        pipes.on(k.meta(id)).fcPlace(k.meta(id), k.line(id), k.pending(id), expect(id), args);
+      }
       step(id);
     }
     const results = await pipes.exec();
@@ -195,6 +198,17 @@ export class RedisCampaignLines implements CampaignLines {
     await this.o.redis.del(this.o.keys.built(this.topic, partition), this.o.keys.seqs(this.topic, partition));
     this.steps.forget(partition);
   }
+}
+
+/** replayLine.lua's arguments: the count of admitted entries, their offset-user pairs, then the users turned away. */
+function replayArgs(entries: LineWork['lines'][number]['entries']): string[] {
+  const admitted: string[] = [];
+  const away: string[] = [];
+  for (const e of entries) {
+    if (e.rejection === null) admitted.push(e.offset.toString(), e.userId);
+    else away.push(e.userId);
+  }
+  return [String(admitted.length / 2), ...admitted, ...away];
 }
 
 /** The single writer's two Redis ports over one client. */

@@ -68,7 +68,12 @@ export interface LineWork {
    * per campaign, its entries in log order, each with the terms' verdict at its point of the log
    * (`judgeEntry`): it applies only to a user not in line yet (`decideEntry`)
    */
-  lines: { campaignId: string; entries: { offset: bigint; userId: string; rejection: Rejection | null }[] }[];
+  lines: {
+    campaignId: string;
+    entries: { offset: bigint; userId: string; rejection: Rejection | null }[];
+    /** every entry was decided before (a rebuild re-applies it): the line is rebuilt, and its answers are not asked (an empty list comes back) */
+    replayed?: boolean;
+  }[];
 }
 
 /** What became of an entry in a campaign's line (`decideEntry`, done atomically by place.lua). */
@@ -90,7 +95,7 @@ export interface CampaignLines {
    */
   finishRebuild(partition: number, created: Iterable<string>): Promise<boolean>;
   terms(campaignIds: readonly string[]): Promise<Map<string, CampaignTerms>>;
-  /** One round trip: the facts, then an answer for every entry, per line in `work.lines` order;
+  /** One round trip: the facts, then an answer for every entry, per line in `work.lines` order (none for a `replayed` line);
    * 'REBUILD' when a campaign's projection was gone (Redis flushed). */
   place(partition: number, work: LineWork): Promise<LineAnswer[][] | 'REBUILD'>;
   /** Committed decisions onto the projection; false when Redis failed (they are applied when read back). */
