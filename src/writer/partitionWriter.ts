@@ -208,7 +208,8 @@ export class PartitionWriter {
     this.busy = true;
     try {
       // the writer never parks an entry it could decide: only records that are not events of this log
-      const sorted = batch.read((id) => this.s.applied.size > 0 && this.s.applied.delete(id ?? ''));
+      // nothing applied (a rebuild clears the set): no record's ids need reading
+      const sorted = batch.read(this.s.applied.size > 0 ? (id) => this.s.applied.size > 0 && this.s.applied.delete(id ?? '') : null);
       if (sorted.stop) ctl.stop(sorted.stop);
       if (sorted.last === null) return;
       // parked before their offsets commit: a rerun parks them again under the same ids

@@ -34,7 +34,8 @@ export interface FetchedBatch {
   partition: number;
   first: bigint;
   /** Sorts its records; called at most once, and only for a batch the writer reads. */
-  read(skip: (eventId: string | undefined) => boolean): SortedRecords;
+  /** `skip`: null when nothing is to be skipped (a rebuild's batches), so no record's ids are read for it */
+  read(skip: ((eventId: string | undefined) => boolean) | null): SortedRecords;
 }
 
 export interface SortedRecords {

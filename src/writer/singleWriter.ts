@@ -159,10 +159,12 @@ export class SingleWriter {
         read: (skip) =>
           sortBatch(WRITER, this.topic, batch.partition, batch.messages, {
             // a packed record is skipped when every event it holds was applied (each id is forgotten as it is met)
-            skip: (m) => {
-              const ids = eventIdsOf(m.headers);
-              return ids.length > 0 && ids.map((id) => skip(id)).every(Boolean);
-            },
+            ...(skip && {
+              skip: (m) => {
+                const ids = eventIdsOf(m.headers);
+                return ids.length > 0 && ids.map((id) => skip(id)).every(Boolean);
+              },
+            }),
             lastOffset: batch.lastOffset(),
           }),
       },

@@ -38,7 +38,7 @@ export class MemoryLog {
       partition,
       first: slice[0]?.offset ?? from,
       read: (skip) => ({
-        logged: slice.filter((l) => !skip(l.event.eventId)),
+        logged: skip ? slice.filter((l) => !skip(l.event.eventId)) : slice,
         parked: [] as ParkedRecord[],
         stop: null,
         last: slice.at(-1)?.offset ?? null,
