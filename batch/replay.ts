@@ -26,7 +26,7 @@ export interface ReplayData {
  *
  * REDIS: the `built` sentinel of the affected partitions goes and the campaign's keys (or every
  * campaign's) are wiped to a `building` mark (projections/redis-ordering: deletePartition); the
- * decider notices within ~250 ms, replays the partition from offset 0 (places are a pure function
+ * decider notices within ~50 ms, replays the partition from offset 0 (places are a pure function
  * of offsets, codes come from GifticonIssued events) and sets the sentinel back when done.
  * Progress is the decider's own {next, until}.
  *

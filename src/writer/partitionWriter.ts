@@ -163,8 +163,12 @@ export class PartitionWriter {
 
   // ── timers ─────────────────────────────────────────────────────────────────
 
-  /** Every 250 ms: a flush between batches is noticed here (an idle partition fetches nothing that would tell). */
-  async checkBuilt(): Promise<void> {
+  /**
+   * Every 50 ms: a flush or a replay's wipe between batches is noticed here (an idle partition
+   * fetches nothing that would tell), from the sentinel alone but every 250 ms (`steps`), when the
+   * writer's step counts are checked too (lost writes).
+   */
+  async checkBuilt(steps = true): Promise<void> {
     const m = this.mode;
     if (m.kind === 'rebuilding' && m.seeking && m.from > 0n && !this.busy && !this.retired && Date.now() - m.seekAt > SEEK_PATIENCE_MS) {
       this.s.log.warn({ partition: this.partition, from: m.from.toString() }, 'no batch came from the rebuild bound: replaying the partition from offset 0');
@@ -172,7 +176,7 @@ export class PartitionWriter {
     }
     const idle = () => !this.busy && !this.retired && (this.mode.kind === 'deciding' || this.mode.kind === 'rebuild-due');
     if (!idle()) return;
-    if (this.mode.kind === 'rebuild-due' || !(await this.s.lines.isBuilt(this.partition))) {
+    if (this.mode.kind === 'rebuild-due' || !(await this.s.lines.isBuilt(this.partition, steps))) {
       if (idle()) await this.beginRebuild();
     }
   }

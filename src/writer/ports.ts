@@ -86,8 +86,11 @@ export type LineAnswer =
 
 /** The Redis ordering projection, as the writer uses it. */
 export interface CampaignLines {
-  /** the partition's projection is complete up to where the writer stands */
-  isBuilt(partition: number): Promise<boolean>;
+  /**
+   * the partition's projection is complete up to where the writer stands; `steps: false` reads its
+   * sentinel alone (the writer's frequent check), without the check of the step counts
+   */
+  isBuilt(partition: number, steps?: boolean): Promise<boolean>;
   markBuilt(partition: number): Promise<void>;
   rebuildProgress(partition: number, next: bigint, until: bigint): Promise<void>;
   /**
