@@ -31,7 +31,10 @@ declare module 'ioredis' {
     fcCreate(meta: string, expectedSeq: string, ...fieldsAndValues: string[]): ChainableCommander;
     fcBump(meta: string, expectedSeq: string): ChainableCommander;
     fcRepair(meta: string): ChainableCommander;
-    fcPlace(meta: string, line: string, pending: string, ...args: string[]): ChainableCommander;
+    /** `entries`: offset, user, verdict of each entry, one array (ioredis flattens it) */
+    fcPlace(meta: string, line: string, pending: string, expectedSeq: string, entries: string[]): ChainableCommander;
+    /** `entries`: n, then n pairs offset, user (admitted), then the users turned away, one array */
+    fcReplayLine(meta: string, line: string, pending: string, expectedSeq: string, entries: string[]): ChainableCommander;
     fcFinish(meta: string): ChainableCommander;
   }
 }
@@ -83,6 +86,7 @@ export function createRedis(target: RedisTarget | string, opts: { lazy?: boolean
   redis.defineCommand('fcLookup', { numberOfKeys: 4, lua: lua('lookup') });
   redis.defineCommand('fcHoldClaim', { numberOfKeys: 1, lua: lua('holdClaim') });
   redis.defineCommand('fcPlace', { numberOfKeys: 3, lua: lua('place') });
+  redis.defineCommand('fcReplayLine', { numberOfKeys: 3, lua: lua('replayLine') });
   redis.defineCommand('fcMetaFact', { numberOfKeys: 1, lua: lua('metaFact') });
   redis.defineCommand('fcCreate', { numberOfKeys: 1, lua: lua('create') });
   redis.defineCommand('fcFoldCarry', { numberOfKeys: 2, lua: lua('foldCarry') });

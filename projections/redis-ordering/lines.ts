@@ -29,12 +29,13 @@ export class RedisCampaignLines implements CampaignLines {
     private readonly log: Logger,
   ) {}
 
-  /** Built, and (checked every 250 ms by the writer) no campaign it wrote lost writes. */
-  async isBuilt(partition: number): Promise<boolean> {
+  /** Built, and (checked every 250 ms by the writer; `steps: false` skips it) no campaign it wrote lost writes. */
+  async isBuilt(partition: number, steps = true): Promise<boolean> {
     if (!(await this.o.isBuilt({ topic: this.topic, partition }))) {
       this.steps.forget(partition);
       return false;
     }
+    if (!steps) return true;
     const known = this.steps.known(partition);
     if (known.length === 0) return true;
     const pipes = new SlotPipelines(this.o.redis);
@@ -104,7 +105,13 @@ export class RedisCampaignLines implements CampaignLines {
     }
     for (const line of work.lines) {
       const id = line.campaignId;
-      pipes.on(k.meta(id)).fcPlace(k.meta(id), k.line(id), k.pending(id), expect(id), ...line.entries.flatMap((e) => [e.offset.toString(), e.userId, e.rejection ?? '']));
+      // one array, not spread: a rebuild's fetch holds tens of thousands of entries, more arguments than a call's stack takes
+      if (line.replayed) pipes.on(k.meta(id)).fcReplayLine(k.meta(id), k.line(id), k.pending(id), expect(id), replayArgs(line.entries));
+      else {
+        const args: string[] = [];
+        for (const e of line.entries) args.push(e.offset.toString(), e.userId, e.rejection ?? '');
+        pipes.on(k.meta(id)).fcPlace(k.meta(id), k.line(id), k.pending(id), expect(id), args);
+      }
       step(id);
     }
     const results = await pipes.exec();
@@ -192,6 +199,17 @@ export class RedisCampaignLines implements CampaignLines {
     await this.o.redis.del(this.o.keys.built(this.topic, partition), this.o.keys.seqs(this.topic, partition));
     this.steps.forget(partition);
   }
+}
+
+/** replayLine.lua's arguments: the count of admitted entries, their offset-user pairs, then the users turned away. */
+function replayArgs(entries: LineWork['lines'][number]['entries']): string[] {
+  const admitted: string[] = [];
+  const away: string[] = [];
+  for (const e of entries) {
+    if (e.rejection === null) admitted.push(e.offset.toString(), e.userId);
+    else away.push(e.userId);
+  }
+  return [String(admitted.length / 2), ...admitted, ...away];
 }
 
 /** The single writer's two Redis ports over one client. */

@@ -61,8 +61,8 @@ export class AnnouncingLines implements CampaignLines {
     private readonly feed: ChangeFeed,
   ) {}
 
-  isBuilt(partition: number) {
-    return this.inner.isBuilt(partition);
+  isBuilt(partition: number, steps?: boolean) {
+    return this.inner.isBuilt(partition, steps);
   }
   markBuilt(partition: number) {
     return this.inner.markBuilt(partition);

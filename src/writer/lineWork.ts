@@ -49,7 +49,8 @@ export function lineWorkOf(logged: readonly Logged[], terms: Map<string, Campaig
   }
   const entries: Logged<EntrantRegistered>[][] = [];
   for (const [campaignId, list] of byCampaign) {
-    work.lines.push({ campaignId, entries: list.map(({ logged, rejection }) => ({ offset: logged.offset, userId: logged.event.userId, rejection })) });
+    const replayed = list.every(({ logged }) => replaying(logged));
+    work.lines.push({ campaignId, entries: list.map(({ logged, rejection }) => ({ offset: logged.offset, userId: logged.event.userId, rejection })), ...(replayed && { replayed }) });
     entries.push(list.map((x) => x.logged));
   }
   return { work, entries, unknown };

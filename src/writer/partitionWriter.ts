@@ -163,8 +163,12 @@ export class PartitionWriter {
 
   // ── timers ─────────────────────────────────────────────────────────────────
 
-  /** Every 250 ms: a flush between batches is noticed here (an idle partition fetches nothing that would tell). */
-  async checkBuilt(): Promise<void> {
+  /**
+   * Every 50 ms: a flush or a replay's wipe between batches is noticed here (an idle partition
+   * fetches nothing that would tell), from the sentinel alone but every 250 ms (`steps`), when the
+   * writer's step counts are checked too (lost writes).
+   */
+  async checkBuilt(steps = true): Promise<void> {
     const m = this.mode;
     if (m.kind === 'rebuilding' && m.seeking && m.from > 0n && !this.busy && !this.retired && Date.now() - m.seekAt > SEEK_PATIENCE_MS) {
       this.s.log.warn({ partition: this.partition, from: m.from.toString() }, 'no batch came from the rebuild bound: replaying the partition from offset 0');
@@ -172,7 +176,7 @@ export class PartitionWriter {
     }
     const idle = () => !this.busy && !this.retired && (this.mode.kind === 'deciding' || this.mode.kind === 'rebuild-due');
     if (!idle()) return;
-    if (this.mode.kind === 'rebuild-due' || !(await this.s.lines.isBuilt(this.partition))) {
+    if (this.mode.kind === 'rebuild-due' || !(await this.s.lines.isBuilt(this.partition, steps))) {
       if (idle()) await this.beginRebuild();
     }
   }
@@ -208,7 +212,8 @@ export class PartitionWriter {
     this.busy = true;
     try {
       // the writer never parks an entry it could decide: only records that are not events of this log
-      const sorted = batch.read((id) => this.s.applied.size > 0 && this.s.applied.delete(id ?? ''));
+      // nothing applied (a rebuild clears the set): no record's ids need reading
+      const sorted = batch.read(this.s.applied.size > 0 ? (id) => this.s.applied.size > 0 && this.s.applied.delete(id ?? '') : null);
       if (sorted.stop) ctl.stop(sorted.stop);
       if (sorted.last === null) return;
       // parked before their offsets commit: a rerun parks them again under the same ids

@@ -34,7 +34,8 @@ export interface FetchedBatch {
   partition: number;
   first: bigint;
   /** Sorts its records; called at most once, and only for a batch the writer reads. */
-  read(skip: (eventId: string | undefined) => boolean): SortedRecords;
+  /** `skip`: null when nothing is to be skipped (a rebuild's batches), so no record's ids are read for it */
+  read(skip: ((eventId: string | undefined) => boolean) | null): SortedRecords;
 }
 
 export interface SortedRecords {
@@ -68,7 +69,12 @@ export interface LineWork {
    * per campaign, its entries in log order, each with the terms' verdict at its point of the log
    * (`judgeEntry`): it applies only to a user not in line yet (`decideEntry`)
    */
-  lines: { campaignId: string; entries: { offset: bigint; userId: string; rejection: Rejection | null }[] }[];
+  lines: {
+    campaignId: string;
+    entries: { offset: bigint; userId: string; rejection: Rejection | null }[];
+    /** every entry was decided before (a rebuild re-applies it): the line is rebuilt, and its answers are not asked (an empty list comes back) */
+    replayed?: boolean;
+  }[];
 }
 
 /** What became of an entry in a campaign's line (`decideEntry`, done atomically by place.lua). */
@@ -80,8 +86,11 @@ export type LineAnswer =
 
 /** The Redis ordering projection, as the writer uses it. */
 export interface CampaignLines {
-  /** the partition's projection is complete up to where the writer stands */
-  isBuilt(partition: number): Promise<boolean>;
+  /**
+   * the partition's projection is complete up to where the writer stands; `steps: false` reads its
+   * sentinel alone (the writer's frequent check), without the check of the step counts
+   */
+  isBuilt(partition: number, steps?: boolean): Promise<boolean>;
   markBuilt(partition: number): Promise<void>;
   rebuildProgress(partition: number, next: bigint, until: bigint): Promise<void>;
   /**
@@ -90,7 +99,7 @@ export interface CampaignLines {
    */
   finishRebuild(partition: number, created: Iterable<string>): Promise<boolean>;
   terms(campaignIds: readonly string[]): Promise<Map<string, CampaignTerms>>;
-  /** One round trip: the facts, then an answer for every entry, per line in `work.lines` order;
+  /** One round trip: the facts, then an answer for every entry, per line in `work.lines` order (none for a `replayed` line);
    * 'REBUILD' when a campaign's projection was gone (Redis flushed). */
   place(partition: number, work: LineWork): Promise<LineAnswer[][] | 'REBUILD'>;
   /** Committed decisions onto the projection; false when Redis failed (they are applied when read back). */

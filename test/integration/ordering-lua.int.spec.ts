@@ -21,7 +21,7 @@ const ordering = new RedisOrdering(redis, `t:prop-${randomBytes(4).toString('hex
 const lines = new RedisCampaignLines(ordering, 'prop', pino({ level: 'silent' }));
 
 afterAll(async () => {
-  const keys = await redis.keys(`${ordering.keys.prefix}:*`);
+  const keys = [...(await redis.keys(`${ordering.keys.prefix}:*`)), ...(await redis.keys(`${ordering.keys.prefix}-replay:*`))];
   if (keys.length) await redis.del(...keys);
   redis.disconnect();
 });
@@ -149,5 +149,40 @@ describe('place.lua against the domain', () => {
     // the generator must reach the cases it is for
     expect(entries).toBeGreaterThan(seeds.length * 10);
     if (!only) expect(repeatsAfterClose).toBeGreaterThan(10);
+  });
+});
+
+describe('replayLine.lua, a rebuild re-applying lines decided before', () => {
+  const replayOrdering = new RedisOrdering(redis, `${ordering.keys.prefix}-replay`);
+  const replayLines = new RedisCampaignLines(replayOrdering, 'prop-replay', pino({ level: 'silent' }));
+
+  it('ends with the line place.lua and the domain end with, clears the pending marks, and answers no entry', async () => {
+    let replayedLines = 0;
+    for (let seed = 1; seed <= 60; seed++) {
+      const log = randomLog(seed);
+      const { states } = domainAnswers(log);
+      const rand = seeded(seed ^ 0x7e91a);
+      // entries in flight when Redis was lost left pending marks: a replay clears them as place.lua does
+      for (const l of log) if (l.event.type === 'EntrantRegistered') await redis.hset(replayOrdering.keys.pending(l.event.campaignId), l.event.userId, 'x');
+      const terms = new Map<string, CampaignTerms>();
+      for (let from = 0; from < log.length; ) {
+        const batch = log.slice(from, from + rand.int(1, 30));
+        const { work } = lineWorkOf(batch, terms, () => true);
+        const placed = await replayLines.place(0, work);
+        if (placed === 'REBUILD') throw new Error(`seed ${seed}: replayLine.lua asked for a rebuild`);
+        for (const line of work.lines) expect(line.replayed).toBe(true);
+        expect(placed.every((answers) => answers.length === 0)).toBe(true);
+        replayedLines += work.lines.length;
+        from += batch.length;
+      }
+      // the campaigns were re-created `building`, as in a rebuild, which ends them
+      expect(await replayLines.finishRebuild(0, states.keys())).toBe(true);
+      for (const [id, state] of states) {
+        expect(await redis.zcard(replayOrdering.keys.line(id)), `seed ${seed}: ${id}'s line`).toBe(state.places.size);
+        for (const [userId, place] of state.places) expect(await replayOrdering.entry(id, userId), `seed ${seed}: ${id}/${userId}`).toMatchObject({ position: place.position, ticket: place.ticket });
+        expect(await redis.hlen(replayOrdering.keys.pending(id)), `seed ${seed}: ${id}'s pending marks`).toBe(0);
+      }
+    }
+    expect(replayedLines).toBeGreaterThan(60);
   });
 });

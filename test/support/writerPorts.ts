@@ -38,7 +38,7 @@ export class MemoryLog {
       partition,
       first: slice[0]?.offset ?? from,
       read: (skip) => ({
-        logged: slice.filter((l) => !skip(l.event.eventId)),
+        logged: skip ? slice.filter((l) => !skip(l.event.eventId)) : slice,
         parked: [] as ParkedRecord[],
         stop: null,
         last: slice.at(-1)?.offset ?? null,
@@ -120,19 +120,19 @@ export class MemoryLines implements CampaignLines {
   async place(_p: number, work: LineWork): Promise<LineAnswer[][] | 'REBUILD'> {
     for (const f of work.facts) this.apply(f.event, f.replaying);
     const out: LineAnswer[][] = [];
-    for (const { campaignId, entries } of work.lines) {
+    for (const { campaignId, entries, replayed } of work.lines) {
       if (!this.metas.has(campaignId)) return 'REBUILD';
       const line = this.lines.get(campaignId) ?? new Map<string, bigint>();
       this.lines.set(campaignId, line);
-      out.push(
-        entries.map(({ offset, userId, rejection }): LineAnswer => {
+      const answers = entries.map(({ offset, userId, rejection }): LineAnswer => {
           const d = placeInLine({ size: line.size, has: (u) => (line.get(u) ?? offset + 1n) <= offset }, userId, rejection);
           if (d.kind === 'rejected') return d;
           if (d.kind === 'new') line.set(userId, offset);
           const first = line.get(userId)!;
           return { kind: 'placed', rank: [...line.values()].filter((o) => o < first).length, firstOffset: first };
-        }),
-      );
+        });
+      // as replayLine.lua: a replayed line's answers are not asked
+      out.push(replayed ? [] : answers);
     }
     return out;
   }
