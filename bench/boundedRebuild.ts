@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { startApp } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { campaignClosed, EVENT_VERSION, eventIds, type CampaignEvent } from '../src/domain/events.js';
@@ -13,6 +12,7 @@ import { CLOCK_SLACK_MS } from '../src/writer/rebuildBound.js';
 import { PRISMA_PROJECTION } from '../projections/prisma-tables/projector.js';
 import { createRedis, RedisOrdering } from '../projections/redis-ordering/index.js';
 import '../src/roles.js';
+import { benchRun } from './run.js';
 
 /**
  * bench:replay's bounded-rebuild section: the time a partition's projection takes to come back after
@@ -49,16 +49,12 @@ function idOn(config: Config, partition: number, base: string): string {
 }
 
 export async function benchBoundedRebuild(opts: BoundedRebuildOptions): Promise<BoundedRebuildRow[]> {
-  const run = randomBytes(3).toString('hex');
-  const baseUrl = new URL(process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/firstcome');
-  baseUrl.pathname = `/fc_bench_rebuild_${run}`;
+  const { run, env: own } = benchRun('rebuild');
   const { EVENTSTORE_URL: _archive, ...env } = process.env;
   const config = loadConfig({
     ...env,
     PORT: '0',
-    TOPIC_PREFIX: `bench.rebuild.${run}`,
-    REDIS_PREFIX: `bench:rebuild:${run}`,
-    DATABASE_URL: baseUrl.toString(),
+    ...own,
     EVENT_PARTITIONS: String(opts.cases.length),
     REDIS_RETENTION_HOURS: '0',
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
@@ -85,7 +81,10 @@ export async function benchBoundedRebuild(opts: BoundedRebuildOptions): Promise<
     const campaign = async (id: string, entrants: number) => {
       const now = Date.now();
       const base = { version: EVENT_VERSION, campaignId: id } as const;
-      await append({
+      // the campaign alone, before its entries: concurrent appends may land in any order, and an
+      // entry the log holds before its campaign is skipped (as the decider skips it)
+      await Promise.all(pending.splice(0));
+      await appender.append({
         ...base, type: 'CampaignCreated', eventId: eventIds.created(id), occurredAt: new Date(now).toISOString(),
         title: id, reward: 'bench', stock: opts.stock, opensAt: new Date(now).toISOString(), closesAt: new Date(now + 3_600_000).toISOString(),
       });

@@ -1,5 +1,4 @@
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +14,7 @@ import { migrate } from '../src/infra/prisma/migrate.js';
 import { stackUp } from '../scripts/stack.js';
 import { settledTopicBytes, topicBytes } from './logSize.js';
 import { backendsCpuMsBetween, cpuMsOf, listenerPid, redisServerPid, sampleBackends } from './procCpu.js';
+import { benchRun } from './run.js';
 
 /**
  * `npm run bench`: in one run against one server process, the `{ __typename }` ceiling, `enter` by
@@ -38,18 +38,11 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 async function main() {
   await stackUp({ root: ROOT });
-  const run = randomBytes(3).toString('hex');
-  // its own topics, keys and database: a projector or worker catching up on an older log would skew
-  // the phases, and the database's name tells its Postgres backends from other users of the server
-  const database = `fc_bench_enter_${run}`;
-  const dbUrl = new URL(loadConfig().DATABASE_URL);
-  dbUrl.pathname = `/${database}`;
+  const { run, database, env: own } = benchRun('enter');
   const serverEnv: Record<string, string> = {
     LOG_LEVEL: 'warn',
     ENTER_RATE_PER_SEC: '1000',
-    TOPIC_PREFIX: `bench-${run}`,
-    REDIS_PREFIX: `bench:${run}`,
-    DATABASE_URL: dbUrl.toString(),
+    ...own,
     ...(opts.compression ? { KAFKA_COMPRESSION: opts.compression } : {}),
   };
   const config = loadConfig({ ...process.env, ...serverEnv });
@@ -159,7 +152,7 @@ async function main() {
     // last: the decisions it causes keep the projector busy for a while after it
     const scrape = () => fetch(`${base}/metrics`).then((r) => r.text()).then(parseMetrics);
     const m0 = await scrape();
-    const events = `bench-${run}.campaign-events`;
+    const events = config.topics.events;
     const bytes0 = await topicBytes(config.KAFKA_BROKERS, events);
     const enter = await phase('enter, fresh users', `mutation { enter(campaignId: "${open}") { rejection entry { ticket status position } } }`, true);
     const m1 = await scrape();

@@ -1,5 +1,4 @@
 import { Health } from '../src/health.js';
-import { randomBytes } from 'node:crypto';
 import { Command } from 'commander';
 import type { Shared } from '../src/plugin.js';
 import { loadConfig } from '../src/config.js';
@@ -18,6 +17,7 @@ import { createMetrics } from '../src/metrics.js';
 import { startProjectors } from '../projections/index.js';
 import { PRISMA_PROJECTION } from '../projections/prisma-tables/projector.js';
 import { cpuLine, withCpu } from './cpu.js';
+import { benchRun } from './run.js';
 
 /**
  * `npx tsx bench/projector.ts`: Prisma projector throughput and lag. A burst of N entrants of one
@@ -37,16 +37,12 @@ const opts = new Command()
   .parse()
   .opts<{ entrants: number; stock: number; sampleMs: number }>();
 
-const run = randomBytes(3).toString('hex');
-const baseUrl = new URL(process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/firstcome');
-baseUrl.pathname = `/fc_bench_projector_${run}`;
+const { run, env: own } = benchRun('projector');
 // the archive is not measured here
 const { EVENTSTORE_URL: _archive, ...env } = process.env;
 const config = loadConfig({
   ...env,
-  TOPIC_PREFIX: `bench.projector.${run}`,
-  REDIS_PREFIX: `bench:projector:${run}`,
-  DATABASE_URL: baseUrl.toString(),
+  ...own,
   EVENT_PARTITIONS: '1',
   LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
 });
@@ -136,8 +132,12 @@ async function main() {
 
   const burstStart = since();
   // as fast as the broker takes it: the appender group-commits up to 1,000 messages per request
+  // CampaignCreated first, alone: the appender's concurrent requests may land in any order, and an
+  // entry the log holds before its campaign is skipped (as the decider skips it)
+  await appender.append(events[0]!);
+  appended = 1;
   const CHUNK = 5000;
-  for (let i = 0; i < events.length; i += CHUNK) {
+  for (let i = 1; i < events.length; i += CHUNK) {
     await Promise.all(events.slice(i, i + CHUNK).map((e) => appender.append(e)));
     appended = Math.min(events.length, i + CHUNK);
   }

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { Command } from 'commander';
 import { openAgenda } from '../batch/agenda.js';
 import { jobView } from '../batch/jobView.js';
@@ -18,6 +17,7 @@ import { migrate } from '../src/infra/prisma/migrate.js';
 import { createRedis, lineSize, RedisOrdering } from '../projections/redis-ordering/index.js';
 import '../src/roles.js';
 import { benchBoundedRebuild, printBoundedRebuild } from './boundedRebuild.js';
+import { benchRun } from './run.js';
 
 /**
  * `npx tsx bench/replay.ts`: replay throughput and report time. One campaign of N distinct
@@ -37,16 +37,12 @@ const opts = new Command()
   .parse()
   .opts<{ entrants: number; stock: number; section: 'replay' | 'bounded' | 'all'; boundedCases: number[]; openEntrants: number; closedEntrants: number }>();
 
-const run = randomBytes(3).toString('hex');
-const baseUrl = new URL(process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/firstcome');
-baseUrl.pathname = `/fc_bench_replay_${run}`;
+const { run, env: own } = benchRun('replay');
 const { EVENTSTORE_URL: _archive, ...env } = process.env;
 const config = loadConfig({
   ...env,
   PORT: '0',
-  TOPIC_PREFIX: `bench.replay.${run}`,
-  REDIS_PREFIX: `bench:replay:${run}`,
-  DATABASE_URL: baseUrl.toString(),
+  ...own,
   EVENT_PARTITIONS: '1',
   LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
 });
