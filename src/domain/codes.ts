@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 
 /** Crockford base32: no I, L, O or U, so a code read out over the phone survives. */
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
@@ -8,20 +8,45 @@ export const CODE_BITS = 130;
 const SYMBOLS = CODE_BITS / 5;
 
 /**
+ * Bytes from the CSPRNG, drawn 4 KB at a time. A winner takes 29 (a code and an id): one
+ * `randomBytes` call each cost ~10 µs on these machines, a pooled draw a tenth of a µs (Node pools
+ * the same way for `randomUUID`). Each byte is handed out once. The view is read at once by the caller.
+ */
+const pool = Buffer.alloc(4096);
+let drawn = pool.length;
+function pooledRandom(n: number): Buffer {
+  if (drawn + n > pool.length) {
+    randomFillSync(pool);
+    drawn = 0;
+  }
+  const bytes = pool.subarray(drawn, drawn + n);
+  drawn += n;
+  return bytes;
+}
+
+/**
  * A gifticon code such as `7K2Q-M9XD-4TRB-…`. Minted once, by the decider, and carried in the
  * GifticonIssued event so that every replay reproduces it instead of minting a new one.
+ *
+ * The symbols are the first 130 of 136 random bits, five at a time, most significant first.
  */
-export function mintGifticonCode(random: (n: number) => Buffer = randomBytes): string {
+export function mintGifticonCode(random: (n: number) => Buffer = pooledRandom): string {
   const bytes = random(17); // 136 bits, of which 130 are used
-  let acc = 0n;
-  for (const b of bytes) acc = (acc << 8n) | BigInt(b);
-  acc >>= 6n;
   let out = '';
+  let acc = 0;
+  let bits = 0;
+  let next = 0;
   for (let i = 0; i < SYMBOLS; i++) {
-    out = ALPHABET[Number(acc & 31n)]! + out;
-    acc >>= 5n;
+    if (bits < 5) {
+      // never more than 12 bits held: plain numbers, no BigInt
+      acc = ((acc << 8) | bytes[next++]!) & 0xfff;
+      bits += 8;
+    }
+    bits -= 5;
+    out += ALPHABET[(acc >> bits) & 31];
+    if (i % 4 === 3 && i < SYMBOLS - 1) out += '-';
   }
-  return out.match(/.{1,4}/g)!.join('-');
+  return out;
 }
 
 /**
@@ -42,5 +67,5 @@ export function gifticonCodeBits(code: string): bigint {
 }
 
 export function mintGifticonId(): string {
-  return `g_${randomBytes(12).toString('base64url')}`;
+  return `g_${pooledRandom(12).toString('base64url')}`;
 }
