@@ -22,7 +22,7 @@ export interface LoadResult {
   errors: number;
   /** requests that carried a token already sent in the phase: a fresh phase must have none */
   reused: number;
-  /** CPU the generator spent over the phase, in ms */
+  /** CPU the generator spent sending the phase and reading its answers, in ms */
   cpuMs: number;
 }
 
