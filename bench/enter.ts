@@ -33,8 +33,8 @@ const opts = new Command()
   // KAFKA_COMPRESSION of the server; the phase of fresh users then also says the log's bytes per entry
   .option('--compression <codec>', 'KAFKA_COMPRESSION of the server (default: the environment, else the configured default)')
   .option('--generator <name>', "load generator: 'wrk' (the default where it is on PATH) or 'autocannon'")
-  // 2: the same CPU per request as 1, and a ceiling 5-65% higher in three runs on a shared machine:
-  // while one thread waits for a core, it holds half the connections back, not all (README)
+  // 2: the same CPU per request as 1, and a higher ceiling in four of five pairs on the shared
+  // machine: while one thread waits for a core, it holds half the connections back, not all (README)
   .option('--wrk-threads <n>', 'wrk threads', (v) => Number(v), 2)
   .parse()
   .opts<{ duration: number; connections: number; roles: string; compression?: string; generator?: string; wrkThreads: number }>();
