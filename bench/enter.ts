@@ -2,7 +2,6 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import autocannon from 'autocannon';
 import { Command } from 'commander';
 import { Redis } from 'ioredis';
 import { Kafka, logLevel } from 'kafkajs';
@@ -13,6 +12,9 @@ import { dropDatabase } from '../src/infra/prisma/database.js';
 import { migrate } from '../src/infra/prisma/migrate.js';
 import { stackUp } from '../scripts/stack.js';
 import { settledTopicBytes, topicBytes } from './logSize.js';
+import { autocannonGenerator } from './load/autocannon.js';
+import type { LoadGenerator } from './load/generator.js';
+import { wrkGenerator, wrkOnPath } from './load/wrk.js';
 import { backendsCpuMsBetween, cpuMsOf, listenerPid, redisServerPid, sampleBackends } from './procCpu.js';
 import { benchRun } from './run.js';
 
@@ -21,6 +23,7 @@ import { benchRun } from './run.js';
  * fresh users, and `enter` on a sold-out campaign, each as req/s, p50/p99, errors and a ratio to the
  * ceiling (the machines are shared and noisy: ratios measured together are what compare), and the
  * CPU each process on the path spends per request: server, broker, Redis, Postgres, load generator.
+ * The load comes from wrk where it is installed (bench/load/wrk.ts), else from autocannon.
  */
 const opts = new Command()
   .option('--duration <s>', 'seconds per phase', (v) => Number(v), 10)
@@ -29,8 +32,14 @@ const opts = new Command()
   .option('--roles <roles>', "roles of the server process ('all': every role, as npm start)", 'api,decider')
   // KAFKA_COMPRESSION of the server; the phase of fresh users then also says the log's bytes per entry
   .option('--compression <codec>', 'KAFKA_COMPRESSION of the server (default: the environment, else the configured default)')
+  .option('--generator <name>', "load generator: 'wrk' (the default where it is on PATH) or 'autocannon'")
+  // 2: the same CPU per request as 1, and a higher ceiling in four of five pairs on the shared
+  // machine: while one thread waits for a core, it holds half the connections back, not all (README)
+  .option('--wrk-threads <n>', 'wrk threads', (v) => Number(v), 2)
   .parse()
-  .opts<{ duration: number; connections: number; roles: string; compression?: string }>();
+  .opts<{ duration: number; connections: number; roles: string; compression?: string; generator?: string; wrkThreads: number }>();
+if (opts.generator !== undefined && opts.generator !== 'wrk' && opts.generator !== 'autocannon') throw new Error(`--generator: wrk or autocannon, not ${opts.generator}`);
+if (opts.generator === 'wrk' && !wrkOnPath()) throw new Error('--generator wrk: wrk is not on PATH (Debian: apt-get install -y wrk)');
 /** `src/main.ts` runs every role when it is given none */
 const rolesArgs = opts.roles === 'all' ? [] : ['--roles', opts.roles];
 
@@ -58,6 +67,7 @@ async function main() {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const base = `http://127.0.0.1:${port}`;
+  let generator: LoadGenerator | undefined;
   try {
     while (!(await fetch(`${base}/readyz`).then((r) => r.ok, () => false))) await new Promise((r) => setTimeout(r, 200));
     const admin = await signToken(config.JWT_SECRET, { sub: 'bench-admin', role: 'admin', expiresIn: '1h' }, tokenShape(config));
@@ -80,6 +90,13 @@ async function main() {
     process.stdout.write(`signing ${expected} user tokens… `);
     const tokens = await Promise.all(Array.from({ length: expected }, (_, i) => signToken(config.JWT_SECRET, { sub: `b${run}-${i}`, expiresIn: '1h' }, tokenShape(config))));
     process.stdout.write('done\n');
+    const load: LoadGenerator =
+      opts.generator === 'autocannon'
+        ? autocannonGenerator(tokens, '--generator autocannon')
+        : wrkOnPath()
+          ? wrkGenerator(tokens, opts.wrkThreads)
+          : autocannonGenerator(tokens, 'wrk is not on PATH: apt-get install -y wrk');
+    generator = load;
 
     // CPU of every process on the path, from /proc (Linux): where a phase's work goes, per request
     // the first broker, whoever started it
@@ -90,48 +107,26 @@ async function main() {
       broker: cpuMsOf(brokerPid),
       redis: cpuMsOf(redisPid),
       postgres: sampleBackends(database),
-      load: process.cpuUsage(),
     });
 
     const phase = async (name: string, query: string, fresh: boolean, duration = opts.duration) => {
-      let i = 0;
       const cpu0 = cpuNow();
-      // GraphQL errors (UNAVAILABLE, RATE_LIMITED, …) travel in 200 responses: counted here
-      let gqlErrors = 0;
-      const body = JSON.stringify({ query });
-      const result = await autocannon({
-        url: base,
-        connections: opts.connections,
-        duration,
-        requests: [
-          {
-            method: 'POST',
-            path: '/graphql',
-            headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens[0]}` },
-            body,
-            setupRequest: (req) => ({ ...req, headers: { ...req.headers, authorization: `Bearer ${tokens[i++ % tokens.length]}` } }),
-            onResponse: (status, resBody) => {
-              if (status === 200 && resBody.includes('"errors"')) gqlErrors++;
-            },
-          },
-        ],
-      });
-      // a user twice would not be fresh: the phase must end before the tokens run out
-      if (fresh && i > tokens.length) throw new Error(`${name}: ${i} requests outran ${tokens.length} fresh users; raise the token count`);
-      const errors = result.errors + result.non2xx + result.timeouts + gqlErrors;
+      const result = await load.run({ url: base, connections: opts.connections, duration, body: JSON.stringify({ query }) });
       const cpu1 = cpuNow();
-      const load = process.cpuUsage(cpu0.load);
-      const n = Math.max(1, result.requests.total);
+      // a user twice would not be fresh: the phase must end before the tokens run out
+      if (fresh && result.reused > 0) throw new Error(`${name}: ${result.reused} requests reused a token of the ${tokens.length} fresh users; raise the token count`);
+      const n = Math.max(1, result.requests);
       // µs per request
       const cpu = {
         server: ((cpu1.server - cpu0.server) * 1000) / n,
         broker: ((cpu1.broker - cpu0.broker) * 1000) / n,
         redis: ((cpu1.redis - cpu0.redis) * 1000) / n,
         postgres: (backendsCpuMsBetween(cpu0.postgres, cpu1.postgres) * 1000) / n,
-        load: (load.user + load.system) / n,
+        load: (result.cpuMs * 1000) / n,
       };
-      process.stdout.write(`${name}: ${Math.round(result.requests.average)} req/s, p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, errors ${errors}\n`);
-      return { name, rps: result.requests.average, total: result.requests.total, p50: result.latency.p50, p99: result.latency.p99, errors, cpu };
+      const { rps, requests: total, p50, p99, errors } = result;
+      process.stdout.write(`${name}: ${Math.round(rps)} req/s, p50 ${p50} ms, p99 ${p99} ms, errors ${errors}\n`);
+      return { name, rps, total, p50, p99, errors, cpu };
     };
 
     // warm-up (JIT, connection pools), not counted; the ceiling is measured before and after the
@@ -177,11 +172,12 @@ async function main() {
       return [p.name, f(c.server), f(c.broker), f(c.redis), f(c.postgres), f(c.load), f(c.server + c.broker + c.redis + c.postgres + c.load)];
     });
     const cpuTable = table([['CPU µs per request', 'server', 'broker', 'redis', 'postgres', 'load gen', 'total'], ...cpuRows]);
-    const footer = `server roles: ${opts.roles}; KAFKA_COMPRESSION=${config.KAFKA_COMPRESSION}; ${opts.connections} connections, ${opts.duration} s per phase, ${new Date().toISOString()}`;
+    const footer = `server roles: ${opts.roles}; KAFKA_COMPRESSION=${config.KAFKA_COMPRESSION}; ${opts.connections} connections, ${opts.duration} s per phase; load generator: ${load.describe}; ${new Date().toISOString()}`;
     process.stdout.write(`\n${out}\n\n${where}\n\n${cpuTable}\n\n${logBytes}\n\n${footer}\n`);
     mkdirSync(`${ROOT}/bench/results`, { recursive: true });
     writeFileSync(`${ROOT}/bench/results/enter-latest.txt`, `${out}\n\n${where}\n\n${cpuTable}\n\n${logBytes}\n\n${footer}\n`);
   } finally {
+    generator?.close();
     server.kill('SIGTERM');
     await once(server, 'exit');
     await cleanUp(config, database);
