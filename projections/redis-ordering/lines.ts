@@ -203,13 +203,16 @@ export class RedisCampaignLines implements CampaignLines {
 
 /** replayLine.lua's arguments: the count of admitted entries, their offset-user pairs, then the users turned away. */
 function replayArgs(entries: LineWork['lines'][number]['entries']): string[] {
-  const admitted: string[] = [];
-  const away: string[] = [];
+  // one array, filled in place: spreading a rebuild's 2 × 10k-entry halves into a third was most of this
+  const args: string[] = [''];
+  let away: string[] | null = null;
   for (const e of entries) {
-    if (e.rejection === null) admitted.push(e.offset.toString(), e.userId);
-    else away.push(e.userId);
+    if (e.rejection === null) args.push(e.offset.toString(), e.userId);
+    else (away ??= []).push(e.userId);
   }
-  return [String(admitted.length / 2), ...admitted, ...away];
+  args[0] = String((args.length - 1) / 2);
+  if (away) for (const u of away) args.push(u);
+  return args;
 }
 
 /** The single writer's two Redis ports over one client. */
