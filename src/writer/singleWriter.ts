@@ -160,8 +160,9 @@ export class SingleWriter {
       {
         partition: batch.partition,
         first: BigInt(batch.firstOffset() ?? '0'),
-        read: (skip) =>
-          sortBatch(WRITER, this.topic, batch.partition, batch.messages, {
+        size: batch.messages.length,
+        read: (skip, { from, to }) =>
+          sortBatch(WRITER, this.topic, batch.partition, from === 0 && to === batch.messages.length ? batch.messages : batch.messages.slice(from, to), {
             // a packed record is skipped when every event it holds was applied (each id is forgotten as it is met)
             ...(skip && {
               skip: (m) => {
@@ -169,7 +170,7 @@ export class SingleWriter {
                 return ids.length > 0 && ids.map((id) => skip(id)).every(Boolean);
               },
             }),
-            lastOffset: batch.lastOffset(),
+            ...(to === batch.messages.length && { lastOffset: batch.lastOffset() }),
           }),
       },
       {
