@@ -7,7 +7,7 @@ import { queueFact } from './facts.js';
 import type { RedisOrdering } from './reads.js';
 import { RedisReplyChannel } from './replies.js';
 import { RedisChangeFeed } from './changes.js';
-import { finishRebuild, markBuilt, saveRebuildProgress } from './rebuild.js';
+import { finishRebuild, markBuilt, RedisWipeSignal, saveRebuildProgress } from './rebuild.js';
 import { SlotPipelines } from './slots.js';
 import { removeCampaign } from './campaigns.js';
 import { checkSteps, WriterSteps } from './steps.js';
@@ -220,4 +220,5 @@ export const writerPorts = (o: RedisOrdering, topic: string) => ({
   lines: new RedisCampaignLines(o, topic, logger.child({ role: 'decider', component: 'redis-lines' })),
   replies: new RedisReplyChannel(o),
   changes: new RedisChangeFeed(o, logger.child({ role: 'decider', component: 'change-feed' })),
+  wipes: new RedisWipeSignal(o, topic),
 });

@@ -121,6 +121,12 @@ export interface RebuildBound {
   startOf(partition: number, until: bigint): Promise<bigint>;
 }
 
+/** Replay jobs' wipes of partitions, as they happen (the writer also reads each partition's sentinel every 50 ms). */
+export interface WipeSignal {
+  /** `wiped` is called with each partition of `partitions` a job wipes, until the returned stop */
+  listen(partitions: readonly number[], wiped: (partition: number) => void): Promise<() => Promise<void>>;
+}
+
 /** The API processes waiting for decisions. */
 export interface ReplyChannel {
   tell(replies: readonly { instance: string; reply: Reply }[]): Promise<void>;
