@@ -44,6 +44,11 @@ export class ChannelSubscriber {
   }
 }
 
+/** One publish of `body` on `channel`, sharded on a cluster. */
+export async function publish(redis: RedisClient, channel: string, body: string): Promise<void> {
+  await (isCluster(redis) ? redis.spublish(channel, body) : redis.publish(channel, body));
+}
+
 /** Queues one publish of `body` on `channel`, sharded on a cluster. */
 export function queuePublish(pipe: ChainableCommander, redis: RedisClient, channel: string, body: string): void {
   if (isCluster(redis)) pipe.spublish(channel, body);

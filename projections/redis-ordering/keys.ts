@@ -62,6 +62,8 @@ export class Keys {
   seqs = (topic: string, partition: number) => `${this.p(topic, partition)}:seqs`;
   /** progress of a rebuild under way: JSON {next, until} offsets */
   rebuild = (topic: string, partition: number) => `${this.p(topic, partition)}:rebuild`;
+  /** pub/sub: a replay job wiped the partition (its writer rebuilds it at once instead of at its next look at `built`) */
+  wiped = (topic: string, partition: number) => `${this.p(topic, partition)}:wiped`;
   /** set once a replay job started on a partition: 'wiping', then 'done:<campaigns>' */
   replayMarker = (topic: string, partition: number, jobId: string) => `${this.p(topic, partition)}:replay:${jobId}`;
 

@@ -1,4 +1,4 @@
-import { evolveTerms, judgeEntry, type CampaignTerms, type Rejection } from '../domain/campaign.js';
+import { evolveTerms, judgeEntry, type CampaignTerms } from '../domain/campaign.js';
 import type { EntrantRegistered, Logged } from '../domain/events.js';
 import type { LineWork } from './ports.js';
 
@@ -20,9 +20,9 @@ export interface BatchWork {
  */
 export function lineWorkOf(logged: readonly Logged[], terms: Map<string, CampaignTerms>, replaying: (l: Logged) => boolean): BatchWork {
   const work: LineWork = { facts: [], lines: [] };
-  const byCampaign = new Map<string, { logged: Logged<EntrantRegistered>; rejection: Rejection | null }[]>();
+  // a line and its entries are built side by side: a rebuild's batch holds tens of thousands of entries
+  const byCampaign = new Map<string, { line: LineWork['lines'][number]; logged: Logged<EntrantRegistered>[]; replayed: boolean; admitted: boolean }>();
   const unknown: Logged<EntrantRegistered>[] = [];
-  const firstEntry = new Set<string>();
   for (const l of logged) {
     const e = l.event;
     if (e.type === 'EntrantRegistered') {
@@ -33,14 +33,16 @@ export function lineWorkOf(logged: readonly Logged[], terms: Map<string, Campaig
       }
       // judged against the terms at this point of the log: a close later in the batch does not count
       const rejection = judgeEntry(t, Date.parse(e.occurredAt));
+      let c = byCampaign.get(e.campaignId);
+      if (!c) byCampaign.set(e.campaignId, (c = { line: { campaignId: e.campaignId, entries: [] }, logged: [], replayed: true, admitted: false }));
       // the first entry of a campaign is a fact for reports; one write per batch is enough
-      if (!firstEntry.has(e.campaignId) && rejection === null) {
-        firstEntry.add(e.campaignId);
+      if (rejection === null && !c.admitted) {
+        c.admitted = true;
         work.facts.push({ event: e, replaying: false });
       }
-      const list = byCampaign.get(e.campaignId) ?? [];
-      list.push({ logged: l as Logged<EntrantRegistered>, rejection });
-      byCampaign.set(e.campaignId, list);
+      c.line.entries.push({ offset: l.offset, userId: e.userId, rejection });
+      c.logged.push(l as Logged<EntrantRegistered>);
+      if (c.replayed && !replaying(l)) c.replayed = false;
       continue;
     }
     const next = evolveTerms(terms.get(e.campaignId) ?? null, e);
@@ -48,10 +50,9 @@ export function lineWorkOf(logged: readonly Logged[], terms: Map<string, Campaig
     work.facts.push({ event: e, replaying: replaying(l) });
   }
   const entries: Logged<EntrantRegistered>[][] = [];
-  for (const [campaignId, list] of byCampaign) {
-    const replayed = list.every(({ logged }) => replaying(logged));
-    work.lines.push({ campaignId, entries: list.map(({ logged, rejection }) => ({ offset: logged.offset, userId: logged.event.userId, rejection })), ...(replayed && { replayed }) });
-    entries.push(list.map((x) => x.logged));
+  for (const { line, logged: list, replayed } of byCampaign.values()) {
+    work.lines.push(replayed ? { ...line, replayed } : line);
+    entries.push(list);
   }
   return { work, entries, unknown };
 }

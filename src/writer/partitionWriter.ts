@@ -211,17 +211,12 @@ export class PartitionWriter {
     const epoch = this.epoch;
     this.busy = true;
     try {
-      // the writer never parks an entry it could decide: only records that are not events of this log
-      // nothing applied (a rebuild clears the set): no record's ids need reading
-      const sorted = batch.read(this.s.applied.size > 0 ? (id) => this.s.applied.size > 0 && this.s.applied.delete(id ?? '') : null);
-      if (sorted.stop) ctl.stop(sorted.stop);
-      if (sorted.last === null) return;
-      // parked before their offsets commit: a rerun parks them again under the same ids
-      await this.s.parker.park(sorted.parked);
-      const last = sorted.last;
       const started = performance.now();
-      const outcome = await this.decide(sorted.logged, last, rebuild);
-      this.s.timing('decide', (performance.now() - started) / 1000, sorted.logged.length);
+      const read = await this.readAndDecide(batch, ctl, rebuild);
+      if (read === null) return;
+      const { last, outcome, events } = read;
+      this.s.timing('decide', (performance.now() - started) / 1000, events);
+      this.s.stats.batches++;
       if (outcome === 'REBUILD') return await this.beginRebuild(rebuild?.until);
       // Pipeline depth one: this batch's places were told while the previous batch committed; its
       // own commit waits for that one (one open transaction per producer, offsets in order).
@@ -249,12 +244,58 @@ export class PartitionWriter {
     }
   }
 
+  /**
+   * Reads the batch and decides it; null when it holds nothing to move past. A rebuild's batch
+   * (a fetch brings up to ~50k records) goes in slices of REBUILD_SLICE records, each read while
+   * Redis places the slice before it: read whole and then placed whole, the process and Redis each
+   * waited for the other. The slices are decided one after another, in log order, as batches are.
+   */
+  private async readAndDecide(
+    batch: FetchedBatch,
+    ctl: BatchControl,
+    rebuild: Extract<Mode, { kind: 'rebuilding' }> | null,
+  ): Promise<{ last: bigint; outcome: Outcome; events: number } | null> {
+    // nothing applied (a rebuild clears the set): no record's ids need reading
+    const skip = this.s.applied.size > 0 ? (id: string | undefined) => this.s.applied.size > 0 && this.s.applied.delete(id ?? '') : null;
+    const step = rebuild ? REBUILD_SLICE : batch.size;
+    let last: bigint | null = null;
+    let events = 0;
+    let deciding: Promise<Outcome> | null = null;
+    let outputs: CampaignEvent[] | null = null;
+    /** the slice being decided has ended: false when it found the projection gone */
+    const decided = async () => {
+      if (!deciding) return true;
+      const o = await deciding;
+      deciding = null;
+      if (o === 'REBUILD') return false;
+      if (o.outputs) (outputs ??= []).push(...o.outputs);
+      return true;
+    };
+    for (let from = 0; from < batch.size; from += step) {
+      // the writer never parks an entry it could decide: only records that are not events of this log
+      const sorted = batch.read(skip, { from, to: Math.min(batch.size, from + step) });
+      if (!(await decided())) return { last: last!, outcome: 'REBUILD', events };
+      if (sorted.stop) ctl.stop(sorted.stop);
+      if (sorted.last === null) break;
+      // parked before their offsets commit: a rerun parks them again under the same ids
+      await this.s.parker.park(sorted.parked);
+      last = sorted.last;
+      events += sorted.logged.length;
+      deciding = this.decide(sorted.logged, last, rebuild);
+      // a failure is met by `decided`; meanwhile the next slice is read
+      deciding.catch(() => undefined);
+      if (sorted.stop) break;
+    }
+    if (!(await decided())) return { last: last!, outcome: 'REBUILD', events };
+    return last === null ? null : { last, outcome: { outputs }, events };
+  }
+
   /** Places a batch's entries and makes the decisions of those decided anew. */
   private async decide(
     fetched: readonly Logged[],
     last: bigint,
     rebuild: Extract<Mode, { kind: 'rebuilding' }> | null,
-  ): Promise<'REBUILD' | { outputs: CampaignEvent[] | null }> {
+  ): Promise<Outcome> {
     const p = this.partition;
     const { lines, terms } = this.s;
     // below `until` entries were decided before: they are only re-applied
@@ -302,7 +343,6 @@ export class PartitionWriter {
     // give the same places. (Telling after the commit cost each call one transaction, ~10-100 ms.)
     if (replies.length > 0) await this.s.replies.tell(replies);
 
-    this.s.stats.batches++;
     // replayed entries were decided before: only a batch that reaches past `until` commits
     return { outputs: last >= until ? outputs : null };
   }
@@ -386,7 +426,16 @@ export class PartitionWriter {
   }
 }
 
+/** What deciding a batch came to: the projection gone, or its decisions (null: all of it was decided before, below `until`). */
+type Outcome = 'REBUILD' | { outputs: CampaignEvent[] | null };
+
 const max = (a: bigint, b: bigint) => (a > b ? a : b);
+
+/**
+ * Records of a rebuild's slice (readAndDecide). Reading one takes about as long as Redis takes to
+ * place one; each slice costs a round trip more. At 5,000 a 48k-record fetch is ten slices.
+ */
+const REBUILD_SLICE = 5000;
 
 /** how long a rebuild waits for the first batch from its bound (it comes within a fetch) before it replays the whole partition */
 const SEEK_PATIENCE_MS = 5000;

@@ -33,9 +33,14 @@ export interface LogCursor {
 export interface FetchedBatch {
   partition: number;
   first: bigint;
-  /** Sorts its records; called at most once, and only for a batch the writer reads. */
-  /** `skip`: null when nothing is to be skipped (a rebuild's batches), so no record's ids are read for it */
-  read(skip: ((eventId: string | undefined) => boolean) | null): SortedRecords;
+  /** how many records it holds */
+  size: number;
+  /**
+   * Sorts its records `from` up to `to` (positions in the batch; the last slice moves past what the
+   * consumer filtered out after its records): each record at most once, and only records the writer reads.
+   * `skip`: null when nothing is to be skipped (a rebuild's batches), so no record's ids are read for it.
+   */
+  read(skip: ((eventId: string | undefined) => boolean) | null, slice: { from: number; to: number }): SortedRecords;
 }
 
 export interface SortedRecords {
@@ -114,6 +119,12 @@ export interface CampaignLines {
  */
 export interface RebuildBound {
   startOf(partition: number, until: bigint): Promise<bigint>;
+}
+
+/** Replay jobs' wipes of partitions, as they happen (the writer also reads each partition's sentinel every 50 ms). */
+export interface WipeSignal {
+  /** `wiped` is called with each partition of `partitions` a job wipes, until the returned stop */
+  listen(partitions: readonly number[], wiped: (partition: number) => void): Promise<() => Promise<void>>;
 }
 
 /** The API processes waiting for decisions. */

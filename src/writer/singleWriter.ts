@@ -10,7 +10,7 @@ import type { Timing } from '../metrics.js';
 import { KafkaDecisionSink } from './kafkaSink.js';
 import { PartitionWriter, type WriterShared } from './partitionWriter.js';
 import { AnnouncingLines, AnnouncingReplies, type ChangeFeed } from './changeFeed.js';
-import type { CampaignLines, RebuildBound, ReplyChannel } from './ports.js';
+import type { CampaignLines, RebuildBound, ReplyChannel, WipeSignal } from './ports.js';
 import { fromOffsetZero } from './rebuildBound.js';
 
 /** The consumer's name where it parks records and stops at newer events. */
@@ -35,6 +35,8 @@ export class SingleWriter {
   private readonly sink: KafkaDecisionSink;
   private readonly shared: WriterShared;
   private watch: NodeJS.Timeout | null = null;
+  private readonly wipes: WipeSignal | undefined;
+  private stopWipes: (() => Promise<void>) | null = null;
   private assignedOnce!: Promise<void>;
   /** told when batches or settling fail and when they work again (/readyz) */
   health: HealthReporter = unwatched;
@@ -44,7 +46,8 @@ export class SingleWriter {
   constructor(
     private readonly kafka: Kafka,
     /** the Redis ordering projection's adapters (projections/redis-ordering); `changes` announces what the writer tells and applies */
-    redis: { lines: CampaignLines; replies: ReplyChannel; changes: ChangeFeed },
+    /** `wipes`, when given, wakes a partition's writer as a replay job wipes it */
+    redis: { lines: CampaignLines; replies: ReplyChannel; changes: ChangeFeed; wipes?: WipeSignal },
     private readonly config: Config,
     parking: Parking,
     mint: Minter = cryptoMinter,
@@ -52,6 +55,7 @@ export class SingleWriter {
     bound: RebuildBound = fromOffsetZero,
   ) {
     this.sink = new KafkaDecisionSink(kafka, config, log, () => this.health);
+    this.wipes = redis.wipes;
     this.shared = {
       sink: this.sink,
       // what it tells and applies is announced too: API processes push it to subscribed sockets
@@ -117,6 +121,14 @@ export class SingleWriter {
       { health: this.health },
     );
     await this.runner.ready;
+    // a replay's wipe is rebuilt at once; the sentinel's poll below stays for a flush, and for a wipe not heard
+    this.stopWipes =
+      (await this.wipes
+        ?.listen(Array.from({ length: this.config.EVENT_PARTITIONS }, (_, p) => p), (p) => {
+          const w = this.writers.get(p);
+          void w?.checkBuilt(false).catch((err) => log.warn({ err, partition: p }, 'built check failed'));
+        })
+        .catch((err: unknown) => (log.warn({ err }, 'not listening for replay wipes: the writer sees them within its 50 ms poll'), null))) ?? null;
     // the sentinel every 50 ms (a replay waited up to 250 ms for its wipe to be seen: a quarter of a
     // 100k-event rebuild), the step counts and the idle tail every 250 ms as before
     let tick = 0;
@@ -160,8 +172,9 @@ export class SingleWriter {
       {
         partition: batch.partition,
         first: BigInt(batch.firstOffset() ?? '0'),
-        read: (skip) =>
-          sortBatch(WRITER, this.topic, batch.partition, batch.messages, {
+        size: batch.messages.length,
+        read: (skip, { from, to }) =>
+          sortBatch(WRITER, this.topic, batch.partition, from === 0 && to === batch.messages.length ? batch.messages : batch.messages.slice(from, to), {
             // a packed record is skipped when every event it holds was applied (each id is forgotten as it is met)
             ...(skip && {
               skip: (m) => {
@@ -169,7 +182,7 @@ export class SingleWriter {
                 return ids.length > 0 && ids.map((id) => skip(id)).every(Boolean);
               },
             }),
-            lastOffset: batch.lastOffset(),
+            ...(to === batch.messages.length && { lastOffset: batch.lastOffset() }),
           }),
       },
       {
@@ -184,6 +197,7 @@ export class SingleWriter {
   async stop(): Promise<void> {
     this.sink.stopping = true;
     if (this.watch) clearInterval(this.watch);
+    await this.stopWipes?.();
     await this.runner?.stop();
     await Promise.all([...this.writers.values()].map((w) => w.retire()));
     await this.sink.reset();

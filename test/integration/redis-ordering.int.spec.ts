@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EVENT_VERSION, type CampaignEvent } from '../../src/domain/events.js';
-import { confirmAbsent, createRedis, deletePartition, EnterGate, Keys, RedisCampaignLines, RedisOrdering } from '../../projections/redis-ordering/index.js';
+import { confirmAbsent, createRedis, deletePartition, EnterGate, Keys, RedisCampaignLines, RedisOrdering, RedisWipeSignal } from '../../projections/redis-ordering/index.js';
 
 /** The ordering's Lua scripts (ioredis defineCommand) against the real Redis, through the folder's adapters. */
 const redis = createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
@@ -124,6 +124,23 @@ describe('the rebuild protocol', () => {
     expect(await ordering.campaign('w1', P1)).toBe('building');
     expect(await lines.finishRebuild(1, ['w1'])).toBe(true);
     expect(await ordering.campaign('w1', P1)).toMatchObject({ id: 'w1', entrants: 0 });
+  });
+
+  it("tells the partition's writer of a replay's wipe as it happens, and no other partition's", async () => {
+    const heard: number[] = [];
+    const stop = await new RedisWipeSignal(ordering, 'topic').listen([0, 1, 2], (p) => heard.push(p));
+    try {
+      await lines.markBuilt(2);
+      await create('w3', 2);
+      expect(await deletePartition(ordering, { topic: 'topic', partition: 2 }, 'job-3', ['w3'], 60)).toBe('DELETED');
+      await expect.poll(() => heard, { timeout: 2000 }).toEqual([2]);
+      // the same job's step again deletes nothing, and says nothing
+      expect(await deletePartition(ordering, { topic: 'topic', partition: 2 }, 'job-3', ['w3'], 60)).toBe('DONE');
+      await new Promise((r) => setTimeout(r, 100));
+      expect(heard).toEqual([2]);
+    } finally {
+      await stop();
+    }
   });
 
   it('does not finish a rebuild over a campaign lost meanwhile, and leaves the partition unbuilt', async () => {

@@ -37,12 +37,11 @@ export class MemoryLog {
     return {
       partition,
       first: slice[0]?.offset ?? from,
-      read: (skip) => ({
-        logged: skip ? slice.filter((l) => !skip(l.event.eventId)) : slice,
-        parked: [] as ParkedRecord[],
-        stop: null,
-        last: slice.at(-1)?.offset ?? null,
-      }),
+      size: slice.length,
+      read: (skip, range) => {
+        const part = slice.slice(range.from, range.to);
+        return { logged: skip ? part.filter((l) => !skip(l.event.eventId)) : part, parked: [] as ParkedRecord[], stop: null, last: part.at(-1)?.offset ?? null };
+      },
     };
   }
 }

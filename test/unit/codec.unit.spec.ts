@@ -1,7 +1,7 @@
 import type { KafkaMessage } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { EVENT_VERSION } from '../../src/domain/events.js';
-import { decodeRecord, decodeValue, eventIdsOf, toMessage, toPackedMessages } from '../../src/infra/kafka/codec.js';
+import { decodeRecord, decodeValue, eventIdsOf, eventSchema, isEntrantRegistered, toMessage, toPackedMessages } from '../../src/infra/kafka/codec.js';
 import { sortBatch } from '../../src/infra/kafka/parking.js';
 
 const entrant = (userId = 'alice') => ({
@@ -147,5 +147,31 @@ describe("the single writer's decisions travel packed: one record per decision",
     const newer = decodeRecord(value([winner('a', 'u', 1), { ...gifticon('a', 'u', 1), version: EVENT_VERSION + 1 }]), 2, 9n);
     expect(newer).toEqual([expect.objectContaining({ kind: 'newer', type: 'GifticonIssued' })]);
     expect(decodeRecord(value([]), 2, 9n)).toEqual([expect.objectContaining({ kind: 'foreign' })]);
+  });
+});
+
+describe("an entry's hand-written check and the event schema", () => {
+  // each field of an entry, and its replyTo, replaced by values of every kind the schema looks at
+  const odd: unknown[] = [undefined, null, 0, 1, 2, true, '', ' ', 'x'.repeat(301), 'a b', 'Drop!', 'drop', 'alice', '2026-11-29T12:00:00.000Z', '2026-13-45T99:00:00Z', 'yesterday', [], {}, ['x'], { instance: 'i' }, { instance: 'i', request: 'r' }, { instance: 1, request: 'r' }];
+  const fields = ['type', 'version', 'eventId', 'campaignId', 'occurredAt', 'userId', 'replyTo', 'extra'] as const;
+  const variants: Record<string, unknown>[] = [entrant(), { ...entrant(), replyTo: { instance: 'api-1', request: 'r-1' } }, { ...entrant(), eventId: 'x'.repeat(300) }, { ...entrant(), userId: 'u'.repeat(128) }, { ...entrant(), userId: 'u'.repeat(129) }];
+  for (const field of fields) {
+    for (const v of odd) {
+      const e: Record<string, unknown> = { ...entrant(), [field]: v };
+      if (v === undefined) delete e[field];
+      variants.push(e);
+    }
+  }
+
+  it('accepts exactly what the schema accepts', () => {
+    const accepted = variants.filter((v) => eventSchema.safeParse(v).success);
+    // both sides are exercised: entries the schema takes, and many it refuses
+    expect(accepted.length).toBeGreaterThan(10);
+    expect(variants.length - accepted.length).toBeGreaterThan(50);
+    for (const v of variants) expect({ v, ok: isEntrantRegistered(v) }).toEqual({ v, ok: eventSchema.safeParse(v).success && v.type === 'EntrantRegistered' });
+  });
+
+  it('leaves the reason for a refused entry to the schema', () => {
+    expect(decode({ ...entrant(), replyTo: { instance: 'i' } })).toMatchObject({ kind: 'foreign', error: expect.stringMatching(/replyTo\.request/) });
   });
 });

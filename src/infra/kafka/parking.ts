@@ -124,7 +124,7 @@ export function sortBatch(
     const offset = BigInt(m.offset);
     if (!opts.skip?.(m)) {
       // a packed record is one unit: all of its events, or it is foreign, or newer (decodeRecord)
-      const ds = decodeMessage(m, partition);
+      const ds = decodeMessage(m, partition, offset);
       const d = ds[0]!;
       if (d.kind === 'newer') {
         sorted.stop = new NewerEventError(consumer, d);
