@@ -2,11 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config.js';
 import { Worker } from 'node:worker_threads';
-import type { ApiPluginFactory, RoleFactory, RoleHandle, Shared } from './plugin.js';
+import type { ApiPluginFactory, ReadSideShared, RoleFactory, RoleHandle, Shared } from './plugin.js';
 import { SingleWriter, WRITER } from './writer/singleWriter.js';
 import { ReadModelRebuildBound } from './writer/rebuildBound.js';
 import { readModelArchive } from '../projections/prisma-tables/archive.js';
 import type { FromWriter } from './writer/thread.js';
+import { readSideRoles, startReadSide, type ReadSide } from './readSide/index.js';
+import type { FromReadSide, ToReadSide } from './readSide/thread.js';
 import { EnterService, ReplyWaiter } from './api/enter.js';
 import type { ApiServices } from './api/resolvers.js';
 import { createApollo, createHttpServer, type ApiEndpoint } from './api/server.js';
@@ -15,7 +17,6 @@ import { describeError, Health, type HealthReporter } from './health.js';
 import { createKafka } from './infra/kafka/client.js';
 import { ensureTopics } from './infra/kafka/topics.js';
 import { EventAppender } from './infra/kafka/appender.js';
-import { ConsumerHost } from './infra/kafka/consumerHost.js';
 import { Parking } from './infra/kafka/parking.js';
 import { createPrisma } from './infra/prisma/client.js';
 import { prepareDatabase } from './infra/prisma/prepare.js';
@@ -59,15 +60,19 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   const metrics = createMetrics();
   const health = new Health();
   const parking = await Parking.connect(kafka, config);
-  const readSide = new ConsumerHost(kafka, config, parking);
-  const shared: Shared = { config, kafka, redis, ordering, prisma, metrics, parking, health, readSide, instance };
+  // the consumer host and its processors: in this thread, or in their own once they have started
+  let readSide: ReadSideHandle | null = null;
+  const shared: Shared = { config, kafka, redis, ordering, prisma, metrics, parking, health, readSide: { ready: () => readSide?.ready() ?? false }, instance };
   // a single writer in its own thread parks with its own producer and reports its count
   let threadParked = 0;
   metrics.labeledCounterFrom('firstcome_parked_total', 'records parked in the dead-letter topic, by the consumer that met them', 'consumer', () => {
     const counts = new Map(parking.counts);
     if (threadParked > 0) counts.set(WRITER, (counts.get(WRITER) ?? 0) + threadParked);
+    for (const [consumer, n] of readSideMetrics?.parked ?? []) counts.set(consumer, (counts.get(consumer) ?? 0) + n);
     return counts;
   });
+  /** what the read side's thread showed of itself at this scrape */
+  let readSideMetrics: ThreadMetrics | null = null;
 
   // /healthz and /readyz answer from here on; GraphQL once the roles run
   const handles: RoleHandle[] = [];
@@ -97,7 +102,10 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
       const checks: Record<string, boolean> = { kafka: !kafkaDown, redis: redisOk, postgres: pgOk, consumers: started && handles.every((h) => h.ready()) };
       return { ok: Object.values(checks).every(Boolean) && Object.keys(failing).length === 0, checks, failing };
     },
-    metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
+    metrics: async () => {
+      readSideMetrics = (await readSide?.metrics?.()) ?? null;
+      return { contentType: metrics.registry.contentType, body: (await metrics.registry.metrics()) + (readSideMetrics?.text ?? '') };
+    },
     observe: (op, s, ok) => metrics.requests.observe({ operation: op, ok: String(ok) }, s),
     limits: metrics.limits,
   });
@@ -129,13 +137,23 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
     handles.push(d);
   }
 
+  // started beside the other roles: a thread takes a moment to load and connect
+  const readSideRoleNames = readSideRoles(roles);
+  const readSideStarting =
+    readSideRoleNames.length === 0
+      ? null
+      : roles.includes('api') && config.READ_SIDE_THREAD
+        ? startReadSideThread(config, instance, readSideRoleNames, health)
+        : startReadSide({ config, kafka, prisma, metrics, parking, health, instance } satisfies ReadSideShared, readSideRoleNames);
+  // a failure of the other roles first does not leave it unhandled
+  readSideStarting?.catch(() => undefined);
   for (const role of roles) {
     if (role === 'api' || role === 'decider') continue;
     const load = external[role];
     if (!load) throw new Error(`role ${role} is not available in this build`);
     handles.push(await (await load())(shared));
   }
-  await readSide.start();
+  readSide = await readSideStarting;
 
   let services: ApiServices | null = null;
   let appender: EventAppender | null = null;
@@ -182,7 +200,7 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
       await server.drain(config.ENTER_WAIT_MS + 2000);
       await apollo?.stop();
       await appender?.close();
-      await readSide.stop().catch((err) => log.warn({ err }, 'consumer host stop failed'));
+      await readSide?.stop().catch((err) => log.warn({ err }, 'consumer host stop failed'));
       for (const h of handles.reverse()) await h.stop().catch((err) => log.warn({ err }, 'role stop failed'));
       await waiter?.close();
       await admin.disconnect();
@@ -251,5 +269,80 @@ async function startWriterThread(config: Config, instance: string, health: Healt
   });
   worker.on('error', (err) => logger.fatal({ err }, 'single writer thread failed'));
   await started;
+  return handle;
+}
+
+interface ThreadMetrics {
+  /** the thread's registry, rendered after the process's */
+  text: string;
+  /** records it parked, per consumer */
+  parked: [string, number][];
+}
+
+interface ReadSideHandle extends ReadSide {
+  /** a thread's own metrics; the process's registry holds those of a host in this thread */
+  metrics?(): Promise<ThreadMetrics | null>;
+}
+
+/** The consumer host and its processors in a worker thread of this process (see src/readSide/thread.ts for why). */
+async function startReadSideThread(config: Config, instance: string, roles: string[], health: Health): Promise<ReadSideHandle> {
+  const entry = import.meta.url.endsWith('.ts') ? './readSide/thread-entry.mjs' : './readSide/thread.js';
+  const worker = new Worker(new URL(entry, import.meta.url), { workerData: { config, instance, roles } });
+  const post = (m: ToReadSide) => worker.postMessage(m);
+  let ready = false;
+  let exited = false;
+  let asked = 0;
+  const answers = new Map<number, (m: ThreadMetrics) => void>();
+  const reporters = new Map<string, HealthReporter>();
+  const reporter = (name: string) => reporters.get(name) ?? reporters.set(name, health.reporter(name)).get(name)!;
+  worker.on('message', (m: FromReadSide) => {
+    if (m.type === 'ready') ready = m.ready;
+    if (m.type === 'health') {
+      if (m.error === null) reporter(m.name).ok(m.part);
+      else reporter(m.name).failing(m.error, m.part);
+    }
+    if (m.type === 'metrics') answers.get(m.id)?.({ text: m.text, parked: m.parked });
+  });
+  // a thread that dies takes the read side with it: /readyz says so (it is not restarted)
+  worker.on('error', (err) => {
+    logger.fatal({ err }, 'read side thread failed');
+    reporter('read-side').failing(err);
+  });
+  worker.on('exit', () => {
+    exited = true;
+    ready = false;
+  });
+  const handle: ReadSideHandle = {
+    ready: () => ready,
+    metrics: async () => {
+      if (exited) return null;
+      const id = ++asked;
+      const answer = new Promise<ThreadMetrics | null>((resolve) => {
+        answers.set(id, resolve);
+        // a thread too busy to answer leaves its part out of this scrape rather than hanging it
+        setTimeout(() => resolve(null), 2000).unref();
+      }).finally(() => answers.delete(id));
+      post({ type: 'metrics', id });
+      return answer;
+    },
+    async stop() {
+      if (exited) return;
+      const stopped = new Promise<void>((r) => worker.on('message', (m: FromReadSide) => m.type === 'stopped' && r()));
+      post({ type: 'stop' });
+      await Promise.race([stopped, new Promise((r) => setTimeout(r, 15_000))]);
+      await worker.terminate();
+    },
+  };
+  await new Promise<void>((resolve, reject) => {
+    worker.on('message', (m: FromReadSide) => {
+      if (m.type === 'started') resolve();
+      if (m.type === 'failed') reject(new Error(`read side thread: ${m.message}`));
+    });
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`read side thread exited (${code}) before it started`)));
+  }).catch(async (err: unknown) => {
+    await worker.terminate();
+    throw err;
+  });
   return handle;
 }
