@@ -14,7 +14,7 @@ import { migrate } from '../src/infra/prisma/migrate.js';
 import { createRedis, RedisOrdering } from '../projections/redis-ordering/index.js';
 import { createMetrics } from '../src/metrics.js';
 import { startProjectors } from '../projections/index.js';
-import { startReadSide, type ReadSide } from '../src/readSide/index.js';
+import { loadReadSide, startReadSide, type ReadSide } from '../src/readSide/index.js';
 import { PRISMA_PROJECTION } from '../projections/prisma-tables/projector.js';
 import { cpuLine, withCpu } from './cpu.js';
 import { benchRun } from './run.js';
@@ -110,7 +110,7 @@ async function main() {
     instance: `bench-${run}`,
   };
   const role = await startProjectors(shared);
-  readSide = await startReadSide(shared, ['projector']);
+  readSide = await startReadSide(shared, await loadReadSide(['projector']));
   while (!role.ready()) await new Promise((r) => setTimeout(r, 50));
 
   const topic = config.topics.events;

@@ -1,14 +1,12 @@
 import type { ReadSideFactory, RoleFactory } from '../src/plugin.js';
-import { createEventStore } from '../src/infra/eventstore/eventStore.js';
 import type { Processor } from '../src/infra/kafka/processor.js';
 import { logger } from '../src/logger.js';
-import { ARCHIVE_PROJECTION, EventStoreArchive } from './eventstore-archive/archive.js';
+import type { EventStoreArchive } from './eventstore-archive/archive.js';
 import { Lag, registerLagGauge } from './lag.js';
 import { ParkedProjector } from './parked/projector.js';
 import { PRISMA_PROJECTION, PrismaTables } from './prisma-tables/projector.js';
 
 export { PRISMA_PROJECTION, rewindPrismaProjection } from './prisma-tables/projector.js';
-export { readCampaignEvents } from './eventstore-archive/archive.js';
 
 const log = logger.child({ role: 'projector' });
 
@@ -47,6 +45,11 @@ export const projectorProcessors: ReadSideFactory = async (shared) => {
 
   let archive: EventStoreArchive | null = null;
   if (config.EVENTSTORE_URL) {
+    // loaded only when on: its gRPC client is a third of what a read side thread loads
+    const [{ ARCHIVE_PROJECTION, EventStoreArchive }, { createEventStore }] = await Promise.all([
+      import('./eventstore-archive/archive.js'),
+      import('../src/infra/eventstore/eventStore.js'),
+    ]);
     const archiveLag = new Lag(ARCHIVE_PROJECTION, log);
     lags.push(archiveLag);
     archive = new EventStoreArchive(createEventStore(config.EVENTSTORE_URL), prisma, topic, archiveLag, health.reporter(`projector/${ARCHIVE_PROJECTION}`));

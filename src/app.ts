@@ -7,8 +7,8 @@ import { SingleWriter, WRITER } from './writer/singleWriter.js';
 import { ReadModelRebuildBound } from './writer/rebuildBound.js';
 import { readModelArchive } from '../projections/prisma-tables/archive.js';
 import type { FromWriter } from './writer/thread.js';
-import { readSideRoles, startReadSide, type ReadSide } from './readSide/index.js';
-import type { FromReadSide, ToReadSide } from './readSide/thread.js';
+import { loadReadSide, readSideRoles, startReadSide } from './readSide/index.js';
+import { ReadSideThread, type ReadSideHandle, type ThreadMetrics } from './readSide/threaded.js';
 import { EnterService, ReplyWaiter } from './api/enter.js';
 import type { ApiServices } from './api/resolvers.js';
 import { createApollo, createHttpServer, type ApiEndpoint } from './api/server.js';
@@ -49,6 +49,10 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   const instance = `${process.pid}-${randomUUID().slice(0, 8)}`;
   const log = logger.child({ instance, roles });
   if (config.jwtSecretIsDefault) log.warn('JWT_SECRET is not set: using the development default (never in production)');
+
+  // the read side's own thread loads while this one connects and prepares the database
+  const readSideRoleNames = readSideRoles(roles);
+  const readSideThread = roles.includes('api') && config.READ_SIDE_THREAD && readSideRoleNames.length > 0 ? new ReadSideThread(config, instance, readSideRoleNames) : null;
 
   const kafka = createKafka(config, `firstcome-${instance}`);
   const admin = kafka.admin();
@@ -115,6 +119,7 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   try {
     await prepareDatabase(config, health.reporter('postgres'), log);
   } catch (err) {
+    await readSideThread?.terminate();
     clearInterval(kafkaProbe);
     server.close();
     await admin.disconnect().catch(() => undefined);
@@ -137,14 +142,12 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
     handles.push(d);
   }
 
-  // started beside the other roles: a thread takes a moment to load and connect
-  const readSideRoleNames = readSideRoles(roles);
-  const readSideStarting =
-    readSideRoleNames.length === 0
-      ? null
-      : roles.includes('api') && config.READ_SIDE_THREAD
-        ? startReadSideThread(config, instance, readSideRoleNames, health)
-        : startReadSide({ config, kafka, prisma, metrics, parking, health, instance } satisfies ReadSideShared, readSideRoleNames);
+  // started beside the other roles: a thread takes a moment to connect and join
+  const readSideStarting = readSideThread
+    ? readSideThread.start(health)
+    : readSideRoleNames.length > 0
+      ? loadReadSide(readSideRoleNames).then((parts) => startReadSide({ config, kafka, prisma, metrics, parking, health, instance } satisfies ReadSideShared, parts))
+      : null;
   // a failure of the other roles first does not leave it unhandled
   readSideStarting?.catch(() => undefined);
   for (const role of roles) {
@@ -272,77 +275,3 @@ async function startWriterThread(config: Config, instance: string, health: Healt
   return handle;
 }
 
-interface ThreadMetrics {
-  /** the thread's registry, rendered after the process's */
-  text: string;
-  /** records it parked, per consumer */
-  parked: [string, number][];
-}
-
-interface ReadSideHandle extends ReadSide {
-  /** a thread's own metrics; the process's registry holds those of a host in this thread */
-  metrics?(): Promise<ThreadMetrics | null>;
-}
-
-/** The consumer host and its processors in a worker thread of this process (see src/readSide/thread.ts for why). */
-async function startReadSideThread(config: Config, instance: string, roles: string[], health: Health): Promise<ReadSideHandle> {
-  const entry = import.meta.url.endsWith('.ts') ? './readSide/thread-entry.mjs' : './readSide/thread.js';
-  const worker = new Worker(new URL(entry, import.meta.url), { workerData: { config, instance, roles } });
-  const post = (m: ToReadSide) => worker.postMessage(m);
-  let ready = false;
-  let exited = false;
-  let asked = 0;
-  const answers = new Map<number, (m: ThreadMetrics) => void>();
-  const reporters = new Map<string, HealthReporter>();
-  const reporter = (name: string) => reporters.get(name) ?? reporters.set(name, health.reporter(name)).get(name)!;
-  worker.on('message', (m: FromReadSide) => {
-    if (m.type === 'ready') ready = m.ready;
-    if (m.type === 'health') {
-      if (m.error === null) reporter(m.name).ok(m.part);
-      else reporter(m.name).failing(m.error, m.part);
-    }
-    if (m.type === 'metrics') answers.get(m.id)?.({ text: m.text, parked: m.parked });
-  });
-  // a thread that dies takes the read side with it: /readyz says so (it is not restarted)
-  worker.on('error', (err) => {
-    logger.fatal({ err }, 'read side thread failed');
-    reporter('read-side').failing(err);
-  });
-  worker.on('exit', () => {
-    exited = true;
-    ready = false;
-  });
-  const handle: ReadSideHandle = {
-    ready: () => ready,
-    metrics: async () => {
-      if (exited) return null;
-      const id = ++asked;
-      const answer = new Promise<ThreadMetrics | null>((resolve) => {
-        answers.set(id, resolve);
-        // a thread too busy to answer leaves its part out of this scrape rather than hanging it
-        setTimeout(() => resolve(null), 2000).unref();
-      }).finally(() => answers.delete(id));
-      post({ type: 'metrics', id });
-      return answer;
-    },
-    async stop() {
-      if (exited) return;
-      const stopped = new Promise<void>((r) => worker.on('message', (m: FromReadSide) => m.type === 'stopped' && r()));
-      post({ type: 'stop' });
-      await Promise.race([stopped, new Promise((r) => setTimeout(r, 15_000))]);
-      await worker.terminate();
-    },
-  };
-  await new Promise<void>((resolve, reject) => {
-    worker.on('message', (m: FromReadSide) => {
-      if (m.type === 'started') resolve();
-      if (m.type === 'failed') reject(new Error(`read side thread: ${m.message}`));
-    });
-    worker.once('error', reject);
-    worker.once('exit', (code) => reject(new Error(`read side thread exited (${code}) before it started`)));
-  }).catch(async (err: unknown) => {
-    await worker.terminate();
-    throw err;
-  });
-  return handle;
-}

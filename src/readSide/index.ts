@@ -16,23 +16,28 @@ export function readSideRoles(roles: readonly string[]): string[] {
   return roles.filter((r) => r in parts);
 }
 
+/** The read-side parts of `roles`, loaded (not built). */
+export function loadReadSide(roles: readonly string[]): Promise<ReadSideFactory[]> {
+  return Promise.all(readSideRoles(roles).map((r) => parts[r]!()));
+}
+
 export interface ReadSide extends ReadSideStatus {
   stop(): Promise<void>;
 }
 
 /**
- * One consumer host fed by the processors of `roles`, started: one fetch and one decode of the log
- * for every processor of the process (src/infra/kafka/consumerHost.ts).
+ * One consumer host fed by the processors of the parts (`loadReadSide`), started: one fetch and one
+ * decode of the log for every processor of the process (src/infra/kafka/consumerHost.ts).
  */
-export async function startReadSide(shared: ReadSideShared, roles: readonly string[], opts?: ConstructorParameters<typeof ConsumerHost>[3]): Promise<ReadSide> {
+export async function startReadSide(shared: ReadSideShared, factories: readonly ReadSideFactory[], opts?: ConstructorParameters<typeof ConsumerHost>[3]): Promise<ReadSide> {
   const host = new ConsumerHost(shared.kafka, shared.config, shared.parking, opts);
   const built: ReadSidePart[] = [];
   const stopParts = async () => {
     for (const part of built.reverse()) await part.stop();
   };
   try {
-    for (const role of readSideRoles(roles)) {
-      const part = await (await parts[role]!())(shared);
+    for (const build of factories) {
+      const part = await build(shared);
       built.push(part);
       for (const p of part.processors) host.add(p);
     }

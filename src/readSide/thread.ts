@@ -5,7 +5,7 @@ import { createKafka } from '../infra/kafka/client.js';
 import { Parking } from '../infra/kafka/parking.js';
 import { createPrisma } from '../infra/prisma/client.js';
 import { createThreadMetrics } from '../metrics.js';
-import { startReadSide, type ReadSide } from './index.js';
+import { loadReadSide, startReadSide, type ReadSide } from './index.js';
 
 /**
  * The read side on an event loop of its own, for a process that also serves the API. With every
@@ -26,11 +26,15 @@ export type FromReadSide =
   | { type: 'stopped' }
   | { type: 'failed'; message: string };
 
-export type ToReadSide = { type: 'metrics'; id: number } | { type: 'stop' };
+/** `start` once the database is prepared: the thread is created before, so its loading overlaps the main thread's start. */
+export type ToReadSide = { type: 'start' } | { type: 'metrics'; id: number } | { type: 'stop' };
 
 const port = parentPort!;
 const { config, instance, roles } = workerData as { config: Config; instance: string; roles: string[] };
 const send = (m: FromReadSide) => port.postMessage(m);
+let start!: () => void;
+const told = new Promise<void>((r) => (start = r));
+const parts = await loadReadSide(roles);
 
 const kafka = createKafka(config, `firstcome-${instance}-read-side`);
 const parking = await Parking.connect(kafka, config);
@@ -47,6 +51,7 @@ const watch = setInterval(() => {
 }, 100);
 
 port.on('message', (m: ToReadSide) => {
+  if (m.type === 'start') return start();
   if (m.type === 'metrics') {
     void metrics.registry.metrics().then((text) => send({ type: 'metrics', id: m.id, text, parked: [...parking.counts] }));
     return;
@@ -60,7 +65,8 @@ port.on('message', (m: ToReadSide) => {
 });
 
 try {
-  side = await startReadSide({ config, kafka, prisma, metrics, parking, health, instance }, roles);
+  await told;
+  side = await startReadSide({ config, kafka, prisma, metrics, parking, health, instance }, parts);
   send({ type: 'started' });
 } catch (err) {
   send({ type: 'failed', message: (err as Error).message });
