@@ -274,4 +274,3 @@ async function startWriterThread(config: Config, instance: string, health: Healt
   await started;
   return handle;
 }
-
