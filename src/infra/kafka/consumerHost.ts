@@ -46,8 +46,9 @@ const READ_SIDE_FETCH = { maxBytesPerPartition: 4 * 1024 * 1024, maxBytes: 32 * 
 
 /**
  * Batches being handled at once, every partition together: each may hold a pooled connection for
- * its transaction, and the API shares the pool (8). Batches are handed over before they are
- * handled (onBatch), so KafkaJS's own limit (partitionsConsumedConcurrently) no longer bounds them.
+ * its transaction (in the main thread the API shares the pool of 8; the read side's thread has 6).
+ * Batches are handed over before they are handled (onBatch), so KafkaJS's own limit
+ * (partitionsConsumedConcurrently) no longer bounds them.
  */
 const IN_FLIGHT = 4;
 
@@ -176,7 +177,7 @@ export class ConsumerHost {
           autoCommit: false,
           // resolved by hand: the stream moves past what every processor was offered, and not past a stop
           eachBatchAutoResolve: false,
-          // each partition holds a pooled connection for its transaction; the API shares the pool (8)
+          // each partition holds a pooled connection for its transaction; a host beside the API shares its pool (8)
           partitionsConsumedConcurrently: 4,
           eachBatch: guard((payload) => this.onBatch(payload)),
         });
