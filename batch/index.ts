@@ -15,7 +15,6 @@ import { runReconcile, type ReconcileResult } from './reconcile.js';
 import { runReplay, type RewindPrisma } from './replay.js';
 import { runReport } from './report.js';
 import { JobRuntime, type JobOptions } from './runtime.js';
-import { Triggers } from './triggers.js';
 
 const log = logger.child({ role: 'worker' });
 
@@ -86,14 +85,12 @@ export const startWorker: RoleFactory = async (shared: Shared) => {
   await handle.start();
   await handle.agenda.every(SCHEDULE.reconcile, 'reconcile', {}, { skipImmediate: true });
   await handle.agenda.every(SCHEDULE.cleanup, 'cleanup', {}, { skipImmediate: true });
-  // a processor of the process's consumer host, which starts once every role has added its own
-  shared.readSide.add(new Triggers(handle.agenda, prisma, config.topics.events, log, health.reporter('worker/triggers')));
   const store = watchStore(handle, health.reporter('worker/agenda'), log);
   log.info('batch worker started');
 
   return {
+    // its triggers (triggerProcessors) run in the process's consumer host
     ready: () => shared.readSide.ready(),
-    // the host stops first (src/app.ts), so no trigger meets a closed Agenda
     stop: async () => {
       store.stop();
       await runtime.stop();

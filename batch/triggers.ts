@@ -1,10 +1,12 @@
 import type { Agenda } from 'agenda';
 import type { CampaignEvent } from '../src/domain/events.js';
 import type { Handled, Processor, ProcessorBatch } from '../src/infra/kafka/processor.js';
+import type { ReadSideFactory } from '../src/plugin.js';
 import { Checkpoints } from '../src/infra/prisma/checkpoints.js';
 import type { PrismaClient } from '../src/infra/prisma/client.js';
 import { unwatched, type HealthReporter } from '../src/health.js';
-import type { Logger } from '../src/logger.js';
+import { logger, type Logger } from '../src/logger.js';
+import { openAgenda } from './agenda.js';
 import type { CloseData } from './close.js';
 import type { ReportData } from './report.js';
 
@@ -72,5 +74,18 @@ export class Triggers implements Processor {
         break;
     }
   }
-
 }
+
+/**
+ * The worker role's processor of the consumer host. The triggers only create jobs, so they have a
+ * queue of their own that runs none (as the API's): it works wherever the host runs, beside the
+ * worker's Agenda or in the read side's thread, and announces each job so a worker starts it at once.
+ */
+export const triggerProcessors: ReadSideFactory = async ({ config, prisma, health, instance }) => {
+  const queue = await openAgenda(config.DATABASE_URL, { name: `triggers-${instance}`, poolSize: 2, notify: true });
+  const log = logger.child({ role: 'worker' });
+  return {
+    processors: [new Triggers(queue.agenda, prisma, config.topics.events, log, health.reporter('worker/triggers'))],
+    stop: () => queue.close(),
+  };
+};

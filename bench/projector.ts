@@ -4,7 +4,6 @@ import type { Shared } from '../src/plugin.js';
 import { loadConfig } from '../src/config.js';
 import { cryptoMinter } from '../src/domain/campaign.js';
 import { EVENT_VERSION, eventIds, type CampaignEvent } from '../src/domain/events.js';
-import { ConsumerHost } from '../src/infra/kafka/consumerHost.js';
 import { Parking } from '../src/infra/kafka/parking.js';
 import { createKafka } from '../src/infra/kafka/client.js';
 import { ensureTopics } from '../src/infra/kafka/topics.js';
@@ -15,6 +14,7 @@ import { migrate } from '../src/infra/prisma/migrate.js';
 import { createRedis, RedisOrdering } from '../projections/redis-ordering/index.js';
 import { createMetrics } from '../src/metrics.js';
 import { startProjectors } from '../projections/index.js';
+import { loadReadSide, startReadSide, type ReadSide } from '../src/readSide/index.js';
 import { PRISMA_PROJECTION } from '../projections/prisma-tables/projector.js';
 import { cpuLine, withCpu } from './cpu.js';
 import { benchRun } from './run.js';
@@ -96,10 +96,21 @@ async function main() {
   const prisma = createPrisma(config.DATABASE_URL, { poolSize: 8 });
   const redis = createRedis(config, { lazy: true });
   const parking = await Parking.connect(kafka, config);
-  const readSide = new ConsumerHost(kafka, config, parking);
-  const shared: Shared = { config, kafka, redis, ordering: new RedisOrdering(redis, config.REDIS_PREFIX), prisma, metrics: createMetrics(), parking, health: new Health(), readSide, instance: `bench-${run}` };
+  let readSide: ReadSide | null = null;
+  const shared: Shared = {
+    config,
+    kafka,
+    redis,
+    ordering: new RedisOrdering(redis, config.REDIS_PREFIX),
+    prisma,
+    metrics: createMetrics(),
+    parking,
+    health: new Health(),
+    readSide: { ready: () => readSide?.ready() ?? false },
+    instance: `bench-${run}`,
+  };
   const role = await startProjectors(shared);
-  await readSide.start();
+  readSide = await startReadSide(shared, await loadReadSide(['projector']));
   while (!role.ready()) await new Promise((r) => setTimeout(r, 50));
 
   const topic = config.topics.events;

@@ -2,11 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config.js';
 import { Worker } from 'node:worker_threads';
-import type { ApiPluginFactory, RoleFactory, RoleHandle, Shared } from './plugin.js';
+import type { ApiPluginFactory, ReadSideShared, RoleFactory, RoleHandle, Shared } from './plugin.js';
 import { SingleWriter, WRITER } from './writer/singleWriter.js';
 import { ReadModelRebuildBound } from './writer/rebuildBound.js';
 import { readModelArchive } from '../projections/prisma-tables/archive.js';
 import type { FromWriter } from './writer/thread.js';
+import { loadReadSide, readSideRoles, startReadSide } from './readSide/index.js';
+import { ReadSideThread, type ReadSideHandle, type ThreadMetrics } from './readSide/threaded.js';
 import { EnterService, ReplyWaiter } from './api/enter.js';
 import type { ApiServices } from './api/resolvers.js';
 import { createApollo, createHttpServer, type ApiEndpoint } from './api/server.js';
@@ -15,7 +17,6 @@ import { describeError, Health, type HealthReporter } from './health.js';
 import { createKafka } from './infra/kafka/client.js';
 import { ensureTopics } from './infra/kafka/topics.js';
 import { EventAppender } from './infra/kafka/appender.js';
-import { ConsumerHost } from './infra/kafka/consumerHost.js';
 import { Parking } from './infra/kafka/parking.js';
 import { createPrisma } from './infra/prisma/client.js';
 import { prepareDatabase } from './infra/prisma/prepare.js';
@@ -49,6 +50,10 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   const log = logger.child({ instance, roles });
   if (config.jwtSecretIsDefault) log.warn('JWT_SECRET is not set: using the development default (never in production)');
 
+  // the read side's own thread loads while this one connects and prepares the database
+  const readSideRoleNames = readSideRoles(roles);
+  const readSideThread = roles.includes('api') && config.READ_SIDE_THREAD && readSideRoleNames.length > 0 ? new ReadSideThread(config, instance, readSideRoleNames) : null;
+
   const kafka = createKafka(config, `firstcome-${instance}`);
   const admin = kafka.admin();
   await admin.connect();
@@ -59,15 +64,19 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   const metrics = createMetrics();
   const health = new Health();
   const parking = await Parking.connect(kafka, config);
-  const readSide = new ConsumerHost(kafka, config, parking);
-  const shared: Shared = { config, kafka, redis, ordering, prisma, metrics, parking, health, readSide, instance };
+  // the consumer host and its processors: in this thread, or in their own once they have started
+  let readSide: ReadSideHandle | null = null;
+  const shared: Shared = { config, kafka, redis, ordering, prisma, metrics, parking, health, readSide: { ready: () => readSide?.ready() ?? false }, instance };
   // a single writer in its own thread parks with its own producer and reports its count
   let threadParked = 0;
   metrics.labeledCounterFrom('firstcome_parked_total', 'records parked in the dead-letter topic, by the consumer that met them', 'consumer', () => {
     const counts = new Map(parking.counts);
     if (threadParked > 0) counts.set(WRITER, (counts.get(WRITER) ?? 0) + threadParked);
+    for (const [consumer, n] of readSideMetrics?.parked ?? []) counts.set(consumer, (counts.get(consumer) ?? 0) + n);
     return counts;
   });
+  /** what the read side's thread showed of itself at this scrape */
+  let readSideMetrics: ThreadMetrics | null = null;
 
   // /healthz and /readyz answer from here on; GraphQL once the roles run
   const handles: RoleHandle[] = [];
@@ -97,7 +106,10 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
       const checks: Record<string, boolean> = { kafka: !kafkaDown, redis: redisOk, postgres: pgOk, consumers: started && handles.every((h) => h.ready()) };
       return { ok: Object.values(checks).every(Boolean) && Object.keys(failing).length === 0, checks, failing };
     },
-    metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
+    metrics: async () => {
+      readSideMetrics = (await readSide?.metrics?.()) ?? null;
+      return { contentType: metrics.registry.contentType, body: (await metrics.registry.metrics()) + (readSideMetrics?.text ?? '') };
+    },
     observe: (op, s, ok) => metrics.requests.observe({ operation: op, ok: String(ok) }, s),
     limits: metrics.limits,
   });
@@ -107,6 +119,7 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   try {
     await prepareDatabase(config, health.reporter('postgres'), log);
   } catch (err) {
+    await readSideThread?.terminate();
     clearInterval(kafkaProbe);
     server.close();
     await admin.disconnect().catch(() => undefined);
@@ -129,13 +142,21 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
     handles.push(d);
   }
 
+  // started beside the other roles: a thread takes a moment to connect and join
+  const readSideStarting = readSideThread
+    ? readSideThread.start(health)
+    : readSideRoleNames.length > 0
+      ? loadReadSide(readSideRoleNames).then((parts) => startReadSide({ config, kafka, prisma, metrics, parking, health, instance } satisfies ReadSideShared, parts))
+      : null;
+  // a failure of the other roles first does not leave it unhandled
+  readSideStarting?.catch(() => undefined);
   for (const role of roles) {
     if (role === 'api' || role === 'decider') continue;
     const load = external[role];
     if (!load) throw new Error(`role ${role} is not available in this build`);
     handles.push(await (await load())(shared));
   }
-  await readSide.start();
+  readSide = await readSideStarting;
 
   let services: ApiServices | null = null;
   let appender: EventAppender | null = null;
@@ -182,7 +203,7 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
       await server.drain(config.ENTER_WAIT_MS + 2000);
       await apollo?.stop();
       await appender?.close();
-      await readSide.stop().catch((err) => log.warn({ err }, 'consumer host stop failed'));
+      await readSide?.stop().catch((err) => log.warn({ err }, 'consumer host stop failed'));
       for (const h of handles.reverse()) await h.stop().catch((err) => log.warn({ err }, 'role stop failed'));
       await waiter?.close();
       await admin.disconnect();

@@ -68,6 +68,11 @@ const schema = z.object({
     .enum(['0', '1', 'true', 'false'])
     .default('1')
     .transform((v) => v === '1' || v === 'true'),
+  /** Where the API runs too, the read side (the consumer host and its processors) runs in a worker thread of its own (0 turns that off). */
+  READ_SIDE_THREAD: z
+    .enum(['0', '1', 'true', 'false'])
+    .default('1')
+    .transform((v) => v === '1' || v === 'true'),
   /** Requests per second one user may send to `enter` before RATE_LIMITED. */
   ENTER_RATE_PER_SEC: z.coerce.number().int().min(1).default(20),
   /** Redis keys of campaigns closed longer than this are removed by the cleanup job. */

@@ -11,6 +11,21 @@ export interface RateLimitEvents {
   refused(limit: RateLimitName): void;
 }
 
+/** A counter whose value is read from a source that counts by itself (e.g. a processor's stats). */
+function counterOn(registry: Registry) {
+  return (name: string, help: string, read: () => number) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const now = read();
+        const have = (this as unknown as { hashMap: Record<string, { value: number }> }).hashMap['']?.value ?? 0;
+        if (now > have) this.inc(now - have);
+      },
+    });
+}
+
 /** One registry per process; roles register what they can report. */
 export function createMetrics() {
   const registry = new Registry();
@@ -42,17 +57,7 @@ export function createMetrics() {
   };
   const gauge = (name: string, help: string, collect: () => number, labelNames: string[] = []) =>
     new Gauge({ name, help, labelNames, registers: [registry], collect() { this.set(collect()); } });
-  const counterFrom = (name: string, help: string, read: () => number) =>
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        const now = read();
-        const have = (this as unknown as { hashMap: Record<string, { value: number }> }).hashMap['']?.value ?? 0;
-        if (now > have) this.inc(now - have);
-      },
-    });
+  const counterFrom = counterOn(registry);
   /** A counter per label value, read from a source that counts by itself (e.g. records parked per consumer). */
   const labeledCounterFrom = (name: string, help: string, label: string, read: () => Iterable<[string, number]>) =>
     new Counter({
@@ -92,3 +97,15 @@ export function createMetrics() {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** What a role's read-side part registers: on the process's registry, or on its thread's own. */
+export type ReadSideMetrics = Pick<Metrics, 'registry' | 'counterFrom'>;
+
+/**
+ * The read side thread's metrics (src/readSide/thread.ts): only what its processors register, no
+ * process metrics, so its text follows the main thread's in /metrics without a family twice.
+ */
+export function createThreadMetrics(): ReadSideMetrics {
+  const registry = new Registry();
+  return { registry, counterFrom: counterOn(registry) };
+}

@@ -1,11 +1,11 @@
 import type { Kafka } from 'kafkajs';
 import type { Config } from './config.js';
 import type { Health } from './health.js';
-import type { ConsumerHost } from './infra/kafka/consumerHost.js';
 import type { Parking } from './infra/kafka/parking.js';
+import type { Processor } from './infra/kafka/processor.js';
 import type { PrismaClient } from './infra/prisma/client.js';
 import type { RedisClient, RedisOrdering } from '../projections/redis-ordering/index.js';
-import type { Metrics } from './metrics.js';
+import type { Metrics, ReadSideMetrics } from './metrics.js';
 
 /**
  * What the composition root (src/app.ts) hands to the roles and API fields that live outside src/
@@ -30,13 +30,40 @@ export interface Shared {
   parking: Parking;
   /** components report failing / ok here; /readyz reads it */
   health: Health;
-  /** the read side's one consumer: roles add their processors, the app starts it once they all have */
-  readSide: ConsumerHost;
+  /** the read side's one consumer (in this thread or its own): its processors come from the roles' read-side parts */
+  readSide: ReadSideStatus;
   instance: string;
 }
 
 /** Roles that live outside src/ plug in here (projections/, batch/). */
 export type RoleFactory = (shared: Shared) => Promise<RoleHandle>;
+
+export interface ReadSideStatus {
+  /** the consumer host has joined its group and no partition of it is stopped */
+  ready(): boolean;
+}
+
+/**
+ * What a role's read-side part is built from: the clients of the thread its consumer host runs in
+ * (the process's main thread, or the read side's own thread where the API runs too, src/readSide).
+ */
+export interface ReadSideShared {
+  config: Config;
+  kafka: Kafka;
+  prisma: PrismaClient;
+  metrics: ReadSideMetrics;
+  parking: Parking;
+  health: Pick<Health, 'reporter'>;
+  instance: string;
+}
+
+/** A role's processors of the consumer host, and what they hold open. */
+export interface ReadSidePart {
+  processors: Processor[];
+  /** after the host has stopped: nothing is offered to the processors any more */
+  stop(): Promise<void>;
+}
+export type ReadSideFactory = (shared: ReadSideShared) => Promise<ReadSidePart>;
 
 /**
  * GraphQL fields served by the API role but answered from elsewhere (the Postgres read model, the

@@ -14,8 +14,8 @@ export function roleConsumer(
   kafka: Kafka,
   groupId: string,
   maxWaitMs: number,
-  /** how much one fetch may bring (KafkaJS's defaults: 1 MB per partition, 10 MB in all) */
-  fetch: { maxBytesPerPartition?: number; maxBytes?: number } = {},
+  /** how much one fetch may bring (KafkaJS's defaults: 1 MB per partition, 10 MB in all), and waits for (1 byte, unless said) */
+  fetch: { minBytes?: number; maxBytesPerPartition?: number; maxBytes?: number } = {},
 ): Consumer {
   return kafka.consumer({
     groupId,

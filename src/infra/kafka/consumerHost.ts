@@ -25,6 +25,14 @@ export function readSideGroupsWith(config: Pick<Config, 'groups'>, processor: st
 }
 
 /**
+ * Under a burst a fetch waits for this much of the log (or for the fetch's maxWait, 200 ms, on a
+ * quiet log): with 1 byte each small fetch became a Prisma transaction (ten statements, each a
+ * socket write) and an offset commit. At a burst's ~200 bytes per entry, 64 KB is some 300
+ * entries with their decisions; a quiet partition's last records are applied within the maxWait.
+ */
+const FETCH_MIN_BYTES = 64 * 1024;
+
+/**
  * A catching-up read side (a replay, a restart behind a burst) takes big fetches: each fetched batch
  * is one transaction of the Prisma tables, and each costs a lookup of the users already placed.
  * With lz4, 4 MB of a partition holds a whole 100k-event replay. Batches are pipelined (onBatch):
@@ -34,12 +42,13 @@ export function readSideGroupsWith(config: Pick<Config, 'groups'>, processor: st
  * on this shared machine CPU is what runs out, so the batches stay big. A live partition's batches
  * stay as small as what arrived.
  */
-const READ_SIDE_FETCH = { maxBytesPerPartition: 4 * 1024 * 1024, maxBytes: 32 * 1024 * 1024 };
+const READ_SIDE_FETCH = { maxBytesPerPartition: 4 * 1024 * 1024, maxBytes: 32 * 1024 * 1024, minBytes: FETCH_MIN_BYTES };
 
 /**
  * Batches being handled at once, every partition together: each may hold a pooled connection for
- * its transaction, and the API shares the pool (8). Batches are handed over before they are
- * handled (onBatch), so KafkaJS's own limit (partitionsConsumedConcurrently) no longer bounds them.
+ * its transaction (in the main thread the API shares the pool of 8; the read side's thread has 6).
+ * Batches are handed over before they are handled (onBatch), so KafkaJS's own limit
+ * (partitionsConsumedConcurrently) no longer bounds them.
  */
 const IN_FLIGHT = 4;
 
@@ -168,7 +177,7 @@ export class ConsumerHost {
           autoCommit: false,
           // resolved by hand: the stream moves past what every processor was offered, and not past a stop
           eachBatchAutoResolve: false,
-          // each partition holds a pooled connection for its transaction; the API shares the pool (8)
+          // each partition holds a pooled connection for its transaction; a host beside the API shares its pool (8)
           partitionsConsumedConcurrently: 4,
           eachBatch: guard((payload) => this.onBatch(payload)),
         });

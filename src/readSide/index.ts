@@ -1,0 +1,57 @@
+import { ConsumerHost } from '../infra/kafka/consumerHost.js';
+import type { ReadSideFactory, ReadSidePart, ReadSideShared, ReadSideStatus } from '../plugin.js';
+
+/**
+ * The roles with a part in the read side, and where their processors come from (projections/,
+ * batch/). Loaded wherever the consumer host runs: the process's main thread, or the read side's
+ * own thread (./thread.ts), which loads no more than this.
+ */
+const parts: Record<string, () => Promise<ReadSideFactory>> = {
+  projector: async () => (await import('../../projections/index.js')).projectorProcessors,
+  worker: async () => (await import('../../batch/triggers.js')).triggerProcessors,
+};
+
+/** Of a process's roles, those whose processors the consumer host runs. */
+export function readSideRoles(roles: readonly string[]): string[] {
+  return roles.filter((r) => r in parts);
+}
+
+/** The read-side parts of `roles`, loaded (not built). */
+export function loadReadSide(roles: readonly string[]): Promise<ReadSideFactory[]> {
+  return Promise.all(readSideRoles(roles).map((r) => parts[r]!()));
+}
+
+export interface ReadSide extends ReadSideStatus {
+  stop(): Promise<void>;
+}
+
+/**
+ * One consumer host fed by the processors of the parts (`loadReadSide`), started: one fetch and one
+ * decode of the log for every processor of the process (src/infra/kafka/consumerHost.ts).
+ */
+export async function startReadSide(shared: ReadSideShared, factories: readonly ReadSideFactory[], opts?: ConstructorParameters<typeof ConsumerHost>[3]): Promise<ReadSide> {
+  const host = new ConsumerHost(shared.kafka, shared.config, shared.parking, opts);
+  const built: ReadSidePart[] = [];
+  const stopParts = async () => {
+    for (const part of built.reverse()) await part.stop();
+  };
+  try {
+    for (const build of factories) {
+      const part = await build(shared);
+      built.push(part);
+      for (const p of part.processors) host.add(p);
+    }
+    await host.start();
+  } catch (err) {
+    await host.stop().catch(() => undefined);
+    await stopParts().catch(() => undefined);
+    throw err;
+  }
+  return {
+    ready: () => host.ready(),
+    stop: async () => {
+      await host.stop();
+      await stopParts();
+    },
+  };
+}
