@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { EVENT_VERSION, type CampaignEvent } from '../../src/domain/events.js';
 import { confirmAbsent, createRedis, deletePartition, EnterGate, Keys, RedisCampaignLines, RedisOrdering } from '../../projections/redis-ordering/index.js';
 
@@ -104,6 +104,25 @@ describe('lookup.lua', () => {
     expect(await gate.check('nope', 'a', 'r', 5000, P0, true)).toEqual({ kind: 'building' });
     await lines.markBuilt(0);
     expect(await gate.check('nope', 'a', 'r', 5000, P0, true)).toEqual({ kind: 'unknown' });
+  });
+});
+
+describe("the writer's step count", () => {
+  it('is read once for the calls made while a read of it is on its way, and read again by a call made after', async () => {
+    const P3 = { topic: 'topic', partition: 3 };
+    await redis.hset(k.seqs('topic', 3), 'sc', '7');
+    const hget = vi.spyOn(redis, 'hget');
+    try {
+      expect(await Promise.all(Array.from({ length: 20 }, () => ordering.writerSeq('sc', P3)))).toEqual(Array(20).fill(7));
+      expect(hget).toHaveBeenCalledTimes(1);
+      // another campaign of the partition is a read of its own
+      expect(await Promise.all([ordering.writerSeq('sc', P3), ordering.writerSeq('other', P3)])).toEqual([7, 0]);
+      expect(hget).toHaveBeenCalledTimes(3);
+      await redis.hset(k.seqs('topic', 3), 'sc', '8');
+      expect(await ordering.writerSeq('sc', P3)).toBe(8);
+    } finally {
+      hget.mockRestore();
+    }
   });
 });
 
