@@ -107,6 +107,21 @@ describe('lookup.lua', () => {
   });
 });
 
+describe('mark.lua', () => {
+  it("marks the tickets of one turn's appends, across campaigns, lets their claims go and keeps a ticket already pending", async () => {
+    await create('m1', 10);
+    await create('m2', 10);
+    for (const [c, u] of [['m1', 'a'], ['m1', 'b'], ['m2', 'a']] as const) {
+      expect(await gate.check(c, u, `tok-${c}-${u}`, 60_000, P0, true)).toMatchObject({ kind: 'new', claimed: true });
+    }
+    await redis.hset(k.pending('m1'), 'c', '0-1');
+    await Promise.all([gate.markPending('m1', 'a', '0-7'), gate.markPending('m2', 'a', '0-8'), gate.markPending('m1', 'b', '0-9'), gate.markPending('m1', 'c', '0-10')]);
+    expect(await redis.hgetall(k.pending('m1'))).toEqual({ a: '0-7', b: '0-9', c: '0-1' });
+    expect(await redis.hgetall(k.pending('m2'))).toEqual({ a: '0-8' });
+    expect(await redis.exists(k.claim('m1', 'a'), k.claim('m1', 'b'), k.claim('m2', 'a'))).toBe(0);
+  });
+});
+
 describe("the writer's step count", () => {
   it('is read once for the calls made while a read of it is on its way, and read again by a call made after', async () => {
     const P3 = { topic: 'topic', partition: 3 };
