@@ -36,6 +36,8 @@ declare module 'ioredis' {
     /** `entries`: n, then n pairs offset, user (admitted), then the users turned away, one array */
     fcReplayLine(meta: string, line: string, pending: string, expectedSeq: string, entries: string[]): ChainableCommander;
     fcFinish(meta: string): ChainableCommander;
+    /** `keys`: the pending hash, then each user's claim; `usersAndTickets`: user, ticket of each */
+    fcMark(numberOfKeys: number, keys: string[], usersAndTickets: string[]): ChainableCommander;
   }
 }
 
@@ -85,6 +87,8 @@ export function createRedis(target: RedisTarget | string, opts: { lazy?: boolean
     : new Redis(t.REDIS_URL, { lazyConnect: lazy, maxRetriesPerRequest: 3, enableAutoPipelining: true });
   redis.defineCommand('fcLookup', { numberOfKeys: 4, lua: lua('lookup') });
   redis.defineCommand('fcHoldClaim', { numberOfKeys: 1, lua: lua('holdClaim') });
+  // as many claims as entries: the key count goes first in each call
+  redis.defineCommand('fcMark', { lua: lua('mark') });
   redis.defineCommand('fcPlace', { numberOfKeys: 3, lua: lua('place') });
   redis.defineCommand('fcReplayLine', { numberOfKeys: 3, lua: lua('replayLine') });
   redis.defineCommand('fcMetaFact', { numberOfKeys: 1, lua: lua('metaFact') });

@@ -71,6 +71,8 @@ export type { PartitionRef } from './keys.js';
 
 export class RedisOrdering {
   readonly keys: Keys;
+  /** reads of a writer step count on their way (see `writerSeq`) */
+  private readonly seqReads = new Map<string, Promise<number>>();
   constructor(
     readonly redis: RedisClient,
     prefix: string,
@@ -137,9 +139,22 @@ export class RedisOrdering {
    * before the campaign: a campaign below it lost writes (a failover) and is not answered from. 0
    * when unknown (no partition given, or none published).
    */
-  async writerSeq(campaignId: string, where?: PartitionRef): Promise<number> {
-    if (!where) return 0;
-    return Number((await this.redis.hget(this.keys.seqs(where.topic, where.partition), campaignId)) ?? 0);
+  writerSeq(campaignId: string, where?: PartitionRef): Promise<number> {
+    if (!where) return Promise.resolve(0);
+    // Calls made while a read of the same count is on its way share it: any read that returns
+    // before the campaign is read will do (the writer publishes after its writes), and a shared one
+    // is no older than the round trip a call of its own would take. A crowd on one campaign then
+    // costs one HGET per round trip, not one per `enter`.
+    const key = this.keys.seqs(where.topic, where.partition);
+    const id = `${key}|${campaignId}`;
+    let read = this.seqReads.get(id);
+    if (!read) {
+      read = this.redis.hget(key, campaignId).then((v) => Number(v ?? 0));
+      this.seqReads.set(id, read);
+      const done = () => this.seqReads.delete(id);
+      read.then(done, done);
+    }
+    return read;
   }
 
   /** The API's request counter of a campaign: what the meta holds plus what a replay carries; null when neither is there. */

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { EVENT_VERSION, type CampaignEvent } from '../../src/domain/events.js';
 import { confirmAbsent, createRedis, deletePartition, EnterGate, Keys, RedisCampaignLines, RedisOrdering, RedisWipeSignal } from '../../projections/redis-ordering/index.js';
 
@@ -104,6 +104,40 @@ describe('lookup.lua', () => {
     expect(await gate.check('nope', 'a', 'r', 5000, P0, true)).toEqual({ kind: 'building' });
     await lines.markBuilt(0);
     expect(await gate.check('nope', 'a', 'r', 5000, P0, true)).toEqual({ kind: 'unknown' });
+  });
+});
+
+describe('mark.lua', () => {
+  it("marks the tickets of one turn's appends, across campaigns, lets their claims go and keeps a ticket already pending", async () => {
+    await create('m1', 10);
+    await create('m2', 10);
+    for (const [c, u] of [['m1', 'a'], ['m1', 'b'], ['m2', 'a']] as const) {
+      expect(await gate.check(c, u, `tok-${c}-${u}`, 60_000, P0, true)).toMatchObject({ kind: 'new', claimed: true });
+    }
+    await redis.hset(k.pending('m1'), 'c', '0-1');
+    await Promise.all([gate.markPending('m1', 'a', '0-7'), gate.markPending('m2', 'a', '0-8'), gate.markPending('m1', 'b', '0-9'), gate.markPending('m1', 'c', '0-10')]);
+    expect(await redis.hgetall(k.pending('m1'))).toEqual({ a: '0-7', b: '0-9', c: '0-1' });
+    expect(await redis.hgetall(k.pending('m2'))).toEqual({ a: '0-8' });
+    expect(await redis.exists(k.claim('m1', 'a'), k.claim('m1', 'b'), k.claim('m2', 'a'))).toBe(0);
+  });
+});
+
+describe("the writer's step count", () => {
+  it('is read once for the calls made while a read of it is on its way, and read again by a call made after', async () => {
+    const P3 = { topic: 'topic', partition: 3 };
+    await redis.hset(k.seqs('topic', 3), 'sc', '7');
+    const hget = vi.spyOn(redis, 'hget');
+    try {
+      expect(await Promise.all(Array.from({ length: 20 }, () => ordering.writerSeq('sc', P3)))).toEqual(Array(20).fill(7));
+      expect(hget).toHaveBeenCalledTimes(1);
+      // another campaign of the partition is a read of its own
+      expect(await Promise.all([ordering.writerSeq('sc', P3), ordering.writerSeq('other', P3)])).toEqual([7, 0]);
+      expect(hget).toHaveBeenCalledTimes(3);
+      await redis.hset(k.seqs('topic', 3), 'sc', '8');
+      expect(await ordering.writerSeq('sc', P3)).toBe(8);
+    } finally {
+      hget.mockRestore();
+    }
   });
 });
 
