@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { z } from 'zod';
 import type { Config } from '../config.js';
 import type { RateLimitEvents } from '../metrics.js';
@@ -9,7 +10,6 @@ import { partitionFor } from '../infra/kafka/partitioning.js';
 import type { CampaignView, EntryView, PartitionRef, RedisOrdering } from '../../projections/redis-ordering/index.js';
 import type { Caller } from './auth.js';
 import type { EnterService } from './enter.js';
-import { FixedWindow } from './clientLimit.js';
 import { badInput, notFound, rateLimited, unavailable } from './errors.js';
 import { CAMPAIGN_ID, campaignId, requireAdmin, requireUser, userId } from './guards.js';
 import { DateTime } from './scalars.js';
@@ -141,7 +141,7 @@ function parseInput<T>(schema: z.ZodType<T>, value: unknown, prefix: string): T 
 
 export function buildResolvers() {
   // per-process limiter: a user hammering `enter` is slowed before touching Redis or Kafka
-  let limiter: FixedWindow | null = null;
+  let limiter: RateLimiterMemory | null = null;
 
   return {
     DateTime,
@@ -166,11 +166,15 @@ export function buildResolvers() {
       enter: async (_: unknown, args: { campaignId: unknown }, ctx: Ctx) => {
         const caller = requireUser(ctx);
         const id = campaignId(args.campaignId);
-        limiter ??= new FixedWindow(ctx.services.config.ENTER_RATE_PER_SEC);
-        const waitMs = limiter.take(caller.userId);
-        if (waitMs > 0) {
-          ctx.limits?.refused('enter');
-          throw rateLimited(waitMs);
+        limiter ??= new RateLimiterMemory({ points: ctx.services.config.ENTER_RATE_PER_SEC, duration: 1 });
+        try {
+          await limiter.consume(caller.userId);
+        } catch (res) {
+          if (res instanceof RateLimiterRes) {
+            ctx.limits?.refused('enter');
+            throw rateLimited(res.msBeforeNext);
+          }
+          throw res;
         }
         const r = await ctx.services.enter.enter(id, caller.userId);
         return 'rejection' in r ? { entry: null, rejection: r.rejection } : { entry: entryOut(r.entry, caller), rejection: null };

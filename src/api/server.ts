@@ -152,7 +152,7 @@ export function createHttpServer(api: () => ApiEndpoint | 'starting' | null, hoo
       const token = bearer(req.headers.authorization);
       const caller = token ? await auth.verify(token) : null;
       if (!caller && perAddress) {
-        const waitMs = perAddress(req);
+        const waitMs = await perAddress(req);
         if (waitMs > 0) {
           hooks.limits?.refused('ip');
           res.setHeader('retry-after', String(Math.ceil(waitMs / 1000)));
