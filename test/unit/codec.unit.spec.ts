@@ -1,7 +1,7 @@
 import type { KafkaMessage } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { EVENT_VERSION } from '../../src/domain/events.js';
-import { decodeRecord, decodeValue, eventIdsOf, eventSchema, isEntrantRegistered, toMessage, toPackedMessages } from '../../src/infra/kafka/codec.js';
+import { decodeRecord, decodeValue, eventIdsOf, eventSchema, isEntrantRegistered, isGifticonIssued, isWinnerSelected, toMessage, toPackedMessages } from '../../src/infra/kafka/codec.js';
 import { sortBatch } from '../../src/infra/kafka/parking.js';
 
 const entrant = (userId = 'alice') => ({
@@ -150,25 +150,37 @@ describe("the single writer's decisions travel packed: one record per decision",
   });
 });
 
-describe("an entry's hand-written check and the event schema", () => {
-  // each field of an entry, and its replyTo, replaced by values of every kind the schema looks at
-  const odd: unknown[] = [undefined, null, 0, 1, 2, true, '', ' ', 'x'.repeat(301), 'a b', 'Drop!', 'drop', 'alice', '2026-11-29T12:00:00.000Z', '2026-13-45T99:00:00Z', 'yesterday', [], {}, ['x'], { instance: 'i' }, { instance: 'i', request: 'r' }, { instance: 1, request: 'r' }];
-  const fields = ['type', 'version', 'eventId', 'campaignId', 'occurredAt', 'userId', 'replyTo', 'extra'] as const;
-  const variants: Record<string, unknown>[] = [entrant(), { ...entrant(), replyTo: { instance: 'api-1', request: 'r-1' } }, { ...entrant(), eventId: 'x'.repeat(300) }, { ...entrant(), userId: 'u'.repeat(128) }, { ...entrant(), userId: 'u'.repeat(129) }];
-  for (const field of fields) {
-    for (const v of odd) {
-      const e: Record<string, unknown> = { ...entrant(), [field]: v };
-      if (v === undefined) delete e[field];
-      variants.push(e);
-    }
-  }
+describe('the hand-written checks and the event schema', () => {
+  // each field of an event, and an entry's replyTo, replaced by values of every kind the schema looks at
+  const odd: unknown[] = [undefined, null, 0, 1, 2, 1.5, -1, 2 ** 53, true, '', ' ', 'x'.repeat(301), 'a b', 'Drop!', 'drop', 'alice', '0-1', '12-345', '-1', '1-', '2026-11-29T12:00:00.000Z', '2026-13-45T99:00:00Z', 'yesterday', [], {}, ['x'], { instance: 'i' }, { instance: 'i', request: 'r' }, { instance: 1, request: 'r' }];
+  const base = {
+    EntrantRegistered: entrant(),
+    WinnerSelected: { type: 'WinnerSelected', version: EVENT_VERSION, eventId: 'winner:drop:alice', campaignId: 'drop', occurredAt: '2026-11-29T12:00:00.000Z', userId: 'alice', position: 3, ticket: '0-17' },
+    GifticonIssued: { type: 'GifticonIssued', version: EVENT_VERSION, eventId: 'gifticon:drop:alice', campaignId: 'drop', occurredAt: '2026-11-29T12:00:00.000Z', userId: 'alice', gifticonId: 'g-1', code: 'c-1', position: 3 },
+  };
+  const checks = { EntrantRegistered: isEntrantRegistered, WinnerSelected: isWinnerSelected, GifticonIssued: isGifticonIssued };
+  const fields = ['type', 'version', 'eventId', 'campaignId', 'occurredAt', 'userId', 'replyTo', 'position', 'ticket', 'gifticonId', 'code', 'extra'] as const;
 
-  it('accepts exactly what the schema accepts', () => {
-    const accepted = variants.filter((v) => eventSchema.safeParse(v).success);
-    // both sides are exercised: entries the schema takes, and many it refuses
+  it.each(Object.keys(base) as (keyof typeof base)[])('%s: accepts exactly what the schema accepts', (type) => {
+    const event = base[type];
+    const variants: Record<string, unknown>[] = [event, { ...event, eventId: 'x'.repeat(300) }, { ...event, userId: 'u'.repeat(128) }, { ...event, userId: 'u'.repeat(129) }];
+    if (type === 'EntrantRegistered') variants.push({ ...event, replyTo: { instance: 'api-1', request: 'r-1' } });
+    for (const field of fields) {
+      for (const v of odd) {
+        const e: Record<string, unknown> = { ...event, [field]: v };
+        if (v === undefined) delete e[field];
+        variants.push(e);
+      }
+    }
+    const accepted = variants.filter((v) => eventSchema.safeParse(v).success && v.type === type);
+    // both sides are exercised: events the schema takes, and many it refuses
     expect(accepted.length).toBeGreaterThan(10);
     expect(variants.length - accepted.length).toBeGreaterThan(50);
-    for (const v of variants) expect({ v, ok: isEntrantRegistered(v) }).toEqual({ v, ok: eventSchema.safeParse(v).success && v.type === 'EntrantRegistered' });
+    for (const v of variants) expect({ v, ok: checks[type](v) }).toEqual({ v, ok: eventSchema.safeParse(v).success && v.type === type });
+  });
+
+  it('takes no type by a name every object has', () => {
+    for (const type of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) expect(decode({ ...entrant(), type })).toMatchObject({ kind: 'foreign' });
   });
 
   it('leaves the reason for a refused entry to the schema', () => {
