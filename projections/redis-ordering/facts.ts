@@ -3,6 +3,13 @@ import type { CampaignEvent } from '../../src/domain/events.js';
 import type { Keys } from './keys.js';
 import type { GiftView } from './reads.js';
 
+/** A winner's field in the campaign's `won` hash: position|wonAt. */
+export const wonValue = (e: Extract<CampaignEvent, { type: 'WinnerSelected' }>): string => `${e.position}|${e.occurredAt}`;
+
+/** A winner's field in the campaign's `gifts` hash. */
+export const giftValue = (e: Extract<CampaignEvent, { type: 'GifticonIssued' }>): string =>
+  JSON.stringify({ id: e.gifticonId, code: e.code, issuedAt: e.occurredAt } satisfies GiftView);
+
 /**
  * Queues the facts of a committed event onto the projection (idempotent: each write sets the same
  * value again on a replay). EntrantRegistered is placed by place.lua, not here; its fact is the
@@ -35,10 +42,10 @@ export function queueFact(on: (key: string) => ChainableCommander, k: Keys, even
       on(k.meta(id)).fcMetaFact(k.meta(id), expectedSeq, 'firstEntryAt', event.occurredAt);
       return true;
     case 'WinnerSelected':
-      on(k.won(id)).hset(k.won(id), event.userId, `${event.position}|${event.occurredAt}`);
+      on(k.won(id)).hset(k.won(id), event.userId, wonValue(event));
       return false;
     case 'GifticonIssued':
-      on(k.gifts(id)).hset(k.gifts(id), event.userId, JSON.stringify({ id: event.gifticonId, code: event.code, issuedAt: event.occurredAt } satisfies GiftView));
+      on(k.gifts(id)).hset(k.gifts(id), event.userId, giftValue(event));
       return false;
     case 'CampaignSoldOut':
       on(k.meta(id)).fcMetaFact(k.meta(id), expectedSeq, 'soldOutAt', event.occurredAt);

@@ -3,7 +3,7 @@ import type { CampaignEvent } from '../../src/domain/events.js';
 import { logger, type Logger } from '../../src/logger.js';
 import type { CampaignLines, LineAnswer, LineWork } from '../../src/writer/ports.js';
 import { parsePlaces } from './answers.js';
-import { queueFact } from './facts.js';
+import { giftValue, queueFact, wonValue } from './facts.js';
 import type { RedisOrdering } from './reads.js';
 import { RedisReplyChannel } from './replies.js';
 import { RedisChangeFeed } from './changes.js';
@@ -144,11 +144,30 @@ export class RedisCampaignLines implements CampaignLines {
     const pipes = new SlotPipelines(this.o.redis);
     const counted: { index: number; campaignId: string }[] = [];
     const touched = new Set<string>();
+    // a commit's winners, one HSET per campaign and hash (not two commands per winner), before the
+    // other facts: a campaign's CampaignSoldOut comes after its last winner, here as in the log
+    const winners = new Map<string, { won: string[]; gifts: string[] }>();
+    const facts: CampaignEvent[] = [];
     for (const e of events) {
+      touched.add(e.campaignId);
+      if (e.type !== 'WinnerSelected' && e.type !== 'GifticonIssued') {
+        facts.push(e);
+        continue;
+      }
+      let w = winners.get(e.campaignId);
+      if (!w) winners.set(e.campaignId, (w = { won: [], gifts: [] }));
+      if (e.type === 'WinnerSelected') w.won.push(e.userId, wonValue(e));
+      else w.gifts.push(e.userId, giftValue(e));
+    }
+    const k = this.o.keys;
+    for (const [id, { won, gifts }] of winners) {
+      if (won.length > 0) pipes.on(k.won(id)).hset(k.won(id), ...won);
+      if (gifts.length > 0) pipes.on(k.gifts(id)).hset(k.gifts(id), ...gifts);
+    }
+    for (const e of facts) {
       const index = pipes.length;
       const expected = this.steps.of(partition, e.campaignId);
-      if (queueFact(pipes.on, this.o.keys, e, partition, false, expected === null ? '' : String(expected))) counted.push({ index, campaignId: e.campaignId });
-      touched.add(e.campaignId);
+      if (queueFact(pipes.on, k, e, partition, false, expected === null ? '' : String(expected))) counted.push({ index, campaignId: e.campaignId });
     }
     // decisions are plain writes: one counted step per campaign, last, so a lost tail that took one took it too
     const bumps: { index: number; campaignId: string }[] = [];
