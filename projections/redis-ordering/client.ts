@@ -19,6 +19,8 @@ type Reply = (string | number)[];
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     fcLookup(meta: string, line: string, pending: string, claim: string, userId: string, token: string, ttlMs: number, count: '0' | '1', writerSeq: string): Result<Reply, Context>;
+    /** lookup.lua reading the writer's step count itself: one Redis, not a cluster (`seqs` is another slot) */
+    fcLookupWithSeq(meta: string, line: string, pending: string, claim: string, seqs: string, userId: string, token: string, ttlMs: number, count: '0' | '1', campaignId: string): Result<Reply, Context>;
     fcHoldClaim(claim: string, token: string, ttlMs: number): Result<number, Context>;
     fcPlace(meta: string, line: string, pending: string, ...args: string[]): Result<Reply, Context>;
     fcFoldCarry(meta: string, carry: string): Result<number, Context>;
@@ -86,6 +88,7 @@ export function createRedis(target: RedisTarget | string, opts: { lazy?: boolean
     ? cluster(t.REDIS_CLUSTER_NODES, lazy)
     : new Redis(t.REDIS_URL, { lazyConnect: lazy, maxRetriesPerRequest: 3, enableAutoPipelining: true });
   redis.defineCommand('fcLookup', { numberOfKeys: 4, lua: lua('lookup') });
+  redis.defineCommand('fcLookupWithSeq', { numberOfKeys: 5, lua: lua('lookup') });
   redis.defineCommand('fcHoldClaim', { numberOfKeys: 1, lua: lua('holdClaim') });
   // as many claims as entries: the key count goes first in each call
   redis.defineCommand('fcMark', { lua: lua('mark') });

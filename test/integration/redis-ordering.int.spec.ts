@@ -141,6 +141,35 @@ describe("the writer's step count", () => {
   });
 });
 
+describe("the gate and the writer's step count", () => {
+  it('on one Redis reads the count in its own lookup (one call, no HGET), and a campaign below it is building', async () => {
+    await create('gs', 5);
+    const seq = Number(await redis.hget(k.meta('gs'), 'seq'));
+    expect(seq).toBeGreaterThan(0);
+    const hget = vi.spyOn(redis, 'hget');
+    const lookup = vi.spyOn(redis, 'fcLookupWithSeq');
+    try {
+      await redis.hset(k.seqs('topic', 0), 'gs', String(seq));
+      expect(await gate.check('gs', 'a', 'tok-a', 1000, P0, true)).toMatchObject({ kind: 'new', claimed: true });
+      // calls made on the client itself (with auto-pipelining ioredis calls the command again on its pipeline)
+      expect(lookup.mock.contexts.filter((c) => c === redis)).toHaveLength(1);
+      expect(hget).not.toHaveBeenCalled();
+      // the writer published a step the campaign does not show: writes lost, nobody is answered from it
+      await redis.hset(k.seqs('topic', 0), 'gs', String(seq + 1));
+      expect(await gate.check('gs', 'b', 'tok-b', 1000, P0, true)).toEqual({ kind: 'building' });
+      // nor counted, nor claimed
+      expect(await redis.hget(k.meta('gs'), 'requests')).toBe('1');
+      expect(await redis.exists(k.claim('gs', 'b'))).toBe(0);
+      // a campaign the partition's counts do not name is not held back
+      await redis.hdel(k.seqs('topic', 0), 'gs');
+      expect(await gate.check('gs', 'b', 'tok-b', 1000, P0, true)).toMatchObject({ kind: 'new', claimed: true });
+    } finally {
+      hget.mockRestore();
+      lookup.mockRestore();
+    }
+  });
+});
+
 describe('the rebuild protocol', () => {
   const P1 = { topic: 'topic', partition: 1 };
 
