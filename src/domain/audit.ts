@@ -1,5 +1,5 @@
 import { GIFTICON_CODE_PATTERN } from './codes.js';
-import { evolve, initialState, type CampaignState } from './campaign.js';
+import { evolveOwned, initialState, type CampaignState } from './campaign.js';
 import type { Logged } from './events.js';
 
 /**
@@ -24,13 +24,13 @@ export function auditCampaign(log: Logged[]): Audit {
   const codes = new Map<string, string>();
   const seenCodes = new Set<string>();
   for (const l of log) {
-    const before = state;
-    state = evolve(state, l);
+    // the fold owns its state (linear in the log); a WinnerSelected changes no place
+    state = evolveOwned(state, l);
     const e = l.event;
     if (e.type === 'WinnerSelected') {
       if (winnerPositions.has(e.userId)) problems.push(`I2: ${e.userId} selected twice`);
       winnerPositions.set(e.userId, e.position);
-      const place = before.places.get(e.userId);
+      const place = state.places.get(e.userId);
       if (!place) problems.push(`I3: ${e.userId} selected without a place in the line`);
       else if (place.position !== e.position) problems.push(`I3: ${e.userId} selected at ${e.position}, the log places them at ${place.position}`);
     }

@@ -4,6 +4,7 @@ import {
   decide,
   evolve,
   initialState,
+  replay,
   statusOf,
   type CampaignState,
   type Minter,
@@ -139,5 +140,32 @@ describe('campaign decider', () => {
     expect(statusOf(terms, 1, T0)).toBe('OPEN');
     expect(statusOf(terms, 2, T0)).toBe('SOLD_OUT');
     expect(statusOf(terms, 2, T0 + 1000)).toBe('CLOSED');
+  });
+});
+
+describe('the fold that owns its state (replay, the audit)', () => {
+  it('comes to what the pure evolve comes to, step by step, and evolve still changes nothing it is given', () => {
+    const s = spec(3, { closesAt: T0 + 10_000 });
+    for (const u of ['a', 'b', 'a', 'c', 'd', 'e', 'b']) s.enter(u);
+    s.close(T0 + 20_000);
+    s.enter('late', T0 + 30_000);
+    // the pure fold, keeping every intermediate state to check none of them changed afterwards
+    const pure: CampaignState[] = [initialState()];
+    const sizes: number[] = [0];
+    for (const l of s.log) {
+      pure.push(evolve(pure.at(-1)!, l));
+      sizes.push(pure.at(-1)!.places.size);
+    }
+    expect(pure.map((st) => st.places.size)).toEqual(sizes);
+    const owned = replay(s.log);
+    const last = pure.at(-1)!;
+    expect(owned.places).toEqual(last.places);
+    expect(owned.issued).toEqual(last.issued);
+    expect({ ...owned, places: null, issued: null }).toEqual({ ...last, places: null, issued: null });
+    // the log had something to fold: five distinct entrants, three winners with gifticons, closed
+    expect(owned.places.size).toBe(5);
+    expect(owned.winners).toBe(3);
+    expect(owned.issued.size).toBe(3);
+    expect(owned.soldOut).toBe(true);
   });
 });
