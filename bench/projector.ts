@@ -195,7 +195,7 @@ async function main() {
   await parking.close();
   await prisma.$disconnect();
   redis.disconnect();
-  await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
+  await admin.deleteTopics({ topics: [topic, config.topics.parked] }).catch(() => undefined);
   await admin.disconnect();
   await dropDatabase(config.DATABASE_URL);
   if (!ok) process.exitCode = 1;

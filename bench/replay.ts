@@ -137,7 +137,7 @@ async function main() {
     const keys = await redis.keys(`${config.REDIS_PREFIX}:*`);
     for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
     redis.disconnect();
-    await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
+    await admin.deleteTopics({ topics: [topic, config.topics.parked] }).catch(() => undefined);
     await admin.disconnect();
     await dropDatabase(config.DATABASE_URL).catch(() => undefined);
   }
