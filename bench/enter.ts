@@ -60,10 +60,12 @@ async function main() {
   await once(srv, 'listening');
   const port = (srv.address() as { port: number }).port;
   srv.close();
-  const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  // V8 flags for the server alone (e.g. --trace-gc), which NODE_OPTIONS refuses
-  if (process.env.BENCH_NODE_ARGS) profile.push(...process.env.BENCH_NODE_ARGS.split(' ').filter(Boolean));
-  const server = spawn(process.execPath, [...profile, '--import', 'tsx', 'src/main.ts', ...rolesArgs], {
+  const nodeArgs = [
+    ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []),
+    // V8 flags for the server alone (e.g. --trace-gc), which NODE_OPTIONS refuses
+    ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
+  ];
+  const server = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'src/main.ts', ...rolesArgs], {
     cwd: ROOT,
     env: { ...process.env, ...serverEnv, KAFKA_COMPRESSION: config.KAFKA_COMPRESSION, PORT: String(port) },
     stdio: ['ignore', 'inherit', 'inherit'],
