@@ -18,7 +18,8 @@ export interface ApiServices {
   config: Config;
   ordering: RedisOrdering;
   appender: EventAppender;
-  enter: EnterService;
+  /** the write path of `enter` (src/api/enter.ts); bench/floor.ts puts stand-ins here */
+  enter: Pick<EnterService, 'enter'>;
   /**
    * The read model (Postgres), for a campaign Redis no longer holds once its partition is built:
    * closed past REDIS_RETENTION_HOURS, removed by cleanup or left out of a bounded rebuild.
