@@ -3,12 +3,9 @@ import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { Redis } from 'ioredis';
-import { Kafka, logLevel } from 'kafkajs';
 import { signToken, tokenShape } from '../src/api/auth.js';
 import { createClient, table } from '../src/cli/crowd.js';
 import { loadConfig } from '../src/config.js';
-import { dropDatabase } from '../src/infra/prisma/database.js';
 import { migrate } from '../src/infra/prisma/migrate.js';
 import { stackUp } from '../scripts/stack.js';
 import { settledTopicBytes, topicBytes } from './logSize.js';
@@ -17,6 +14,7 @@ import type { LoadGenerator } from './load/generator.js';
 import { wrkGenerator, wrkOnPath } from './load/wrk.js';
 import { backendsCpuMsBetween, cpuMsOf, listenerPid, redisServerPid, sampleBackends } from './procCpu.js';
 import { benchRun } from './run.js';
+import { cleanUpRun, freePort } from './server.js';
 
 /**
  * `npm run bench`: in one run against one server process, the `{ __typename }` ceiling, `enter` by
@@ -56,10 +54,7 @@ async function main() {
   };
   const config = loadConfig({ ...process.env, ...serverEnv });
   await migrate(config.DATABASE_URL);
-  const srv = (await import('node:net')).createServer().listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const port = (srv.address() as { port: number }).port;
-  srv.close();
+  const port = await freePort();
   const nodeArgs = [
     ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []),
     // V8 flags for the server alone (e.g. --trace-gc), which NODE_OPTIONS refuses
@@ -184,24 +179,8 @@ async function main() {
     generator?.close();
     server.kill('SIGTERM');
     await once(server, 'exit');
-    await cleanUp(config, database);
+    await cleanUpRun(config, database);
   }
-}
-
-/** The run's topics, keys and database go with it (the shared services serve other users too). */
-async function cleanUp(config: ReturnType<typeof loadConfig>, database: string): Promise<void> {
-  const redis = new Redis(config.REDIS_URL);
-  try {
-    const stream = redis.scanStream({ match: `${config.REDIS_PREFIX}:*`, count: 1000 });
-    for await (const keys of stream as AsyncIterable<string[]>) if (keys.length > 0) await redis.unlink(...keys);
-  } finally {
-    redis.disconnect();
-  }
-  const admin = new Kafka({ brokers: config.KAFKA_BROKERS, logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  await admin.deleteTopics({ topics: [config.topics.events, config.topics.parked] }).catch(() => undefined);
-  await admin.disconnect();
-  if (database.startsWith('fc_bench_enter_')) await dropDatabase(config.DATABASE_URL);
 }
 
 /** Prometheus text → sample name with labels → value (histograms' _sum/_count lines included). */

@@ -1,17 +1,16 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { Kafka, logLevel } from 'kafkajs';
 import { signToken, tokenShape } from '../src/api/auth.js';
 import { table } from '../src/cli/crowd.js';
 import { loadConfig } from '../src/config.js';
+import { migrate } from '../src/infra/prisma/migrate.js';
 import { stackUp } from '../scripts/stack.js';
 import { FLOOR_CAMPAIGNS, FLOOR_STEPS, type FloorStep } from './floor/steps.js';
 import { wrkGenerator, wrkOnPath } from './load/wrk.js';
 import { cpuMsOf, listenerPid } from './procCpu.js';
 import { benchRun } from './run.js';
+import { cleanUpRun, startServer, type BenchServer } from './server.js';
 
 /**
  * `npm run bench:floor`: what the log alone costs an `enter`, rung by rung, in one run against one
@@ -20,7 +19,9 @@ import { benchRun } from './run.js';
  * events in a Kafka transaction (bench/floor/steps.ts). Each rung is a lower bound for the real
  * write path, which does all of it and more (the Redis gate and line, replies through Redis, the
  * read side into Postgres): the ratio a rung reaches is the most any design on this stack can reach
- * on this machine. The real path's figures come from `npm run bench -- --roles all`.
+ * on this machine. The ratios are to the floor server's own ceiling, and to the ceiling of the real
+ * server (`src/main.ts`) with every role and with `api,decider`, measured before the rungs and after
+ * them: the ceilings `npm run bench` divides by. The real path's own figures come from `npm run bench`.
  */
 const opts = new Command()
   .option('--duration <s>', 'seconds per phase', (v) => Number(v), 10)
@@ -31,66 +32,83 @@ const opts = new Command()
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
+type Deployment = 'all' | 'api,decider';
+
 async function main() {
   if (!wrkOnPath()) throw new Error('bench:floor needs wrk on PATH (Debian: apt-get install -y wrk)');
-  await stackUp({ root: ROOT, services: ['kafka'] });
-  const { env: own } = benchRun('floor');
-  const serverEnv = { LOG_LEVEL: 'warn', ENTER_RATE_PER_SEC: '1000', TOPIC_PREFIX: own.TOPIC_PREFIX };
-  const config = loadConfig({ ...process.env, ...serverEnv });
-  const srv = (await import('node:net')).createServer().listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const port = (srv.address() as { port: number }).port;
-  srv.close();
-  const server = spawn(process.execPath, ['--import', 'tsx', 'bench/floor/server.ts'], {
-    cwd: ROOT,
-    env: { ...process.env, ...serverEnv, KAFKA_COMPRESSION: config.KAFKA_COMPRESSION, PORT: String(port) },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  const exited = once(server, 'exit');
-  const base = `http://127.0.0.1:${port}`;
+  await stackUp({ root: ROOT });
+  const { database, env: own } = benchRun('floor');
+  // the real servers and the floor's have topics of their own: neither reads the other's records
+  const realEnv = { ...process.env, LOG_LEVEL: 'warn', ENTER_RATE_PER_SEC: '1000', ...own };
+  const floorEnv = { ...realEnv, TOPIC_PREFIX: `${own.TOPIC_PREFIX}.floor` };
+  const real = loadConfig(realEnv);
+  const config = loadConfig(floorEnv);
+  await migrate(real.DATABASE_URL);
   const load = wrkGenerator(await tokens(config, opts.duration * 8000), opts.wrkThreads);
-  try {
-    while (!(await fetch(`${base}/readyz`).then((r) => r.ok, () => false))) {
-      if (server.exitCode !== null) throw new Error(`the floor server exited with ${server.exitCode}`);
-      await new Promise((r) => setTimeout(r, 200));
+  const brokerPid = listenerPid(Number(config.KAFKA_BROKERS[0]!.split(':').at(-1)));
+  type Measured = Awaited<ReturnType<typeof phase>>;
+  const phase = async (server: BenchServer, name: string, query: string, duration = opts.duration) => {
+    const pid = server.child.pid;
+    const cpu0 = { server: cpuMsOf(pid), broker: cpuMsOf(brokerPid) };
+    const r = await load.run({ url: server.base, connections: opts.connections, duration, body: JSON.stringify({ query }) });
+    const n = Math.max(1, r.requests);
+    const cpu = { server: ((cpuMsOf(pid) - cpu0.server) * 1000) / n, broker: ((cpuMsOf(brokerPid) - cpu0.broker) * 1000) / n, load: (r.cpuMs * 1000) / n };
+    process.stdout.write(`${name}: ${Math.round(r.rps)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, errors ${r.errors}\n`);
+    return { name, ...r, cpu };
+  };
+  /** the ceiling of the real server (`src/main.ts`) in a deployment, which the issue's floors are ratios to */
+  const realCeiling = async (roles: Deployment): Promise<Measured> => {
+    const server = await startServer('src/main.ts', roles === 'all' ? [] : ['--roles', roles], realEnv);
+    try {
+      await phase(server, 'warm-up', '{ __typename }', 5);
+      return await phase(server, `ceiling, ${roles === 'all' ? 'npm start (every role)' : roles}`, '{ __typename }');
+    } finally {
+      await server.stop();
     }
-    const brokerPid = listenerPid(Number(config.KAFKA_BROKERS[0]!.split(':').at(-1)));
-    const phase = async (name: string, query: string, duration = opts.duration) => {
-      const cpu0 = { server: cpuMsOf(server.pid), broker: cpuMsOf(brokerPid) };
-      const r = await load.run({ url: base, connections: opts.connections, duration, body: JSON.stringify({ query }) });
-      const n = Math.max(1, r.requests);
-      const cpu = { server: ((cpuMsOf(server.pid) - cpu0.server) * 1000) / n, broker: ((cpuMsOf(brokerPid) - cpu0.broker) * 1000) / n, load: (r.cpuMs * 1000) / n };
-      process.stdout.write(`${name}: ${Math.round(r.rps)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, errors ${r.errors}\n`);
-      return { name, ...r, cpu };
-    };
-    const enterQuery = (step: FloorStep) => `mutation { enter(campaignId: "${FLOOR_CAMPAIGNS[step]}") { rejection entry { ticket status position } } }`;
+  };
+  const enterQuery = (step: FloorStep) => `mutation { enter(campaignId: "${FLOOR_CAMPAIGNS[step]}") { rejection entry { ticket status position } } }`;
 
-    await phase('warm-up', '{ __typename }', 5);
-    await phase('warm-up', enterQuery('decide'), 5);
-    const before = await phase('ceiling { __typename }', '{ __typename }');
-    const rungs = [];
-    for (const step of FLOOR_STEPS) rungs.push(await phase(`enter: ${step}`, enterQuery(step)));
-    const after = await phase('ceiling again', '{ __typename }');
-    const ceiling = (before.rps + after.rps) / 2;
+  try {
+    // the real ceilings before and after the rungs: a slow moment of the shared machine weighs on both sides
+    const realBefore = { all: await realCeiling('all'), 'api,decider': await realCeiling('api,decider') };
+    const server = await startServer('bench/floor/server.ts', [], floorEnv);
+    let before: Measured, after: Measured;
+    const rungs: Measured[] = [];
+    try {
+      await phase(server, 'warm-up', '{ __typename }', 5);
+      await phase(server, 'warm-up', enterQuery('decide'), 5);
+      before = await phase(server, 'ceiling { __typename }', '{ __typename }');
+      for (const step of FLOOR_STEPS) rungs.push(await phase(server, `enter: ${step}`, enterQuery(step)));
+      after = await phase(server, 'ceiling again', '{ __typename }');
+    } finally {
+      await server.stop();
+    }
+    const realAfter = { 'api,decider': await realCeiling('api,decider'), all: await realCeiling('all') };
+    const own = (before.rps + after.rps) / 2;
+    const ceilingOf = (d: Deployment) => (realBefore[d].rps + realAfter[d].rps) / 2;
 
     const f = (v: number) => (Number.isFinite(v) ? v.toFixed(0) : '-');
-    const rows = [before, ...rungs, after].map((p) => {
+    const row = (p: Measured, ratios: boolean) => {
       const total = p.cpu.server + p.cpu.broker + p.cpu.load;
-      return [p.name, Math.round(p.rps), p.p50, p.p99, (p.rps / ceiling).toFixed(2), p.errors, f(p.cpu.server), f(p.cpu.broker), f(p.cpu.load), f(total)];
-    });
-    const out = table([['phase', 'req/s', 'p50 ms', 'p99 ms', 'x ceiling', 'errors', 'server µs', 'broker µs', 'load gen µs', 'total µs'], ...rows]);
-    const footer = `the ceiling is the mean of the two ceiling phases; CPU is per request, from /proc; KAFKA_COMPRESSION=${config.KAFKA_COMPRESSION}, APPEND_LINGER_MS=${config.APPEND_LINGER_MS}, DECIDER_COMMIT_MS=${config.DECIDER_COMMIT_MS}; ${opts.connections} connections, ${opts.duration} s per phase; ${load.describe}; ${new Date().toISOString()}`;
+      const x = (c: number) => (ratios ? (p.rps / c).toFixed(2) : '');
+      return [p.name, Math.round(p.rps), p.p50, p.p99, x(own), x(ceilingOf('all')), x(ceilingOf('api,decider')), p.errors, f(p.cpu.server), f(p.cpu.broker), f(p.cpu.load), f(total)];
+    };
+    const out = table([
+      ['phase', 'req/s', 'p50 ms', 'p99 ms', 'x own ceiling', 'x all roles', 'x api,decider', 'errors', 'server µs', 'broker µs', 'load gen µs', 'total µs'],
+      ...[realBefore.all, realBefore['api,decider']].map((p) => row(p, false)),
+      ...[before, ...rungs, after].map((p) => row(p, true)),
+      ...[realAfter['api,decider'], realAfter.all].map((p) => row(p, false)),
+    ]);
+    const footer =
+      `ratios: to the floor server's own ceiling (the mean of its two ceiling phases), and to the real server's in each deployment (the mean of its phase before the rungs and after them); ` +
+      `CPU is per request, from /proc; KAFKA_COMPRESSION=${config.KAFKA_COMPRESSION}, APPEND_LINGER_MS=${config.APPEND_LINGER_MS}, DECIDER_COMMIT_MS=${config.DECIDER_COMMIT_MS}; ${opts.connections} connections, ${opts.duration} s per phase; ${load.describe}; ${new Date().toISOString()}`;
     process.stdout.write(`\n${out}\n\n${footer}\n`);
     mkdirSync(`${ROOT}/bench/results`, { recursive: true });
     writeFileSync(`${ROOT}/bench/results/floor-latest.txt`, `${out}\n\n${footer}\n`);
   } finally {
     load.close();
-    server.kill('SIGTERM');
-    await exited;
-    const admin = new Kafka({ brokers: config.KAFKA_BROKERS, logLevel: logLevel.NOTHING }).admin();
-    await admin.connect();
-    await admin.deleteTopics({ topics: [config.topics.events, config.topics.parked] }).catch(() => undefined);
-    await admin.disconnect();
+    await cleanUpRun(config, null);
+    await cleanUpRun(real, database);
   }
 }
 
