@@ -14,6 +14,7 @@ import { changesChannelOf, RedisOrdering } from '../projections/redis-ordering/i
 import { migrate } from '../src/infra/prisma/migrate.js';
 import type { ChangeNotice } from '../src/writer/changeFeed.js';
 import { stackUp } from '../scripts/stack.js';
+import { freePort } from '../src/net.js';
 
 /**
  * `npm run bench:push`: how long a pushed answer takes, from the writer's notice to the client's
@@ -43,10 +44,7 @@ async function main() {
   const env = { TOPIC_PREFIX: `bench-push-${run}`, REDIS_PREFIX: `bench:push:${run}`, ENTER_RATE_PER_SEC: '1000', LOG_LEVEL: 'warn' };
   const config = loadConfig({ ...process.env, ...env });
   await migrate(config.DATABASE_URL);
-  const srv = (await import('node:net')).createServer().listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const port = (srv.address() as { port: number }).port;
-  srv.close();
+  const port = await freePort();
   // API and writer only: the read side and jobs would compete for the 2 cores without being measured
   const server = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--roles', 'api,decider'], {
     cwd: ROOT,

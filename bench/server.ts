@@ -1,22 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { Kafka, logLevel } from 'kafkajs';
 import type { Config } from '../src/config.js';
 import { dropDatabase } from '../src/infra/prisma/database.js';
+import { freePort } from '../src/net.js';
+
+export { freePort };
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-
-/** A port free on 127.0.0.1 right now. */
-export async function freePort(): Promise<number> {
-  const srv = createServer().listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const port = (srv.address() as { port: number }).port;
-  srv.close();
-  return port;
-}
 
 export interface BenchServer {
   child: ChildProcess;

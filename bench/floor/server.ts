@@ -5,7 +5,7 @@ import type { EnterResult } from '../../src/api/enter.js';
 import type { ApiServices } from '../../src/api/resolvers.js';
 import { createApollo, createHttpServer } from '../../src/api/server.js';
 import { loadConfig } from '../../src/config.js';
-import { EVENT_VERSION, ticketOf, type EntrantRegistered } from '../../src/domain/events.js';
+import { entrantRegistered, ticketOf } from '../../src/domain/events.js';
 import { EventAppender } from '../../src/infra/kafka/appender.js';
 import { createKafka } from '../../src/infra/kafka/client.js';
 import { ensureTopics } from '../../src/infra/kafka/topics.js';
@@ -56,17 +56,8 @@ async function enter(campaignId: string, userId: string): Promise<EnterResult> {
   const step = stepOf(campaignId);
   if (!step) throw new Error(`not a rung of the floor: ${campaignId}`);
   if (step === 'graphql') return entry(campaignId, userId, '0-0', 1);
-  const now = Date.now();
   const request = randomUUID();
-  const event: EntrantRegistered = {
-    type: 'EntrantRegistered',
-    version: EVENT_VERSION,
-    eventId: `entrant:${campaignId}:${userId}:${request}`,
-    campaignId,
-    occurredAt: new Date(now).toISOString(),
-    userId,
-    replyTo: { instance: 'floor', request },
-  };
+  const event = entrantRegistered(campaignId, userId, new Date(), { instance: 'floor', request });
   const reply = step === 'append' ? null : expect(request);
   const at = await appender.append(event);
   const ticket = ticketOf(at.partition, at.offset);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { admit, type Rejection } from '../domain/campaign.js';
-import { EVENT_VERSION, ticketOf, type EntrantRegistered } from '../domain/events.js';
+import { entrantRegistered, ticketOf } from '../domain/events.js';
 import type { Reply } from '../writer/replies.js';
 import type { EventAppender } from '../infra/kafka/appender.js';
 import { partitionFor } from '../infra/kafka/partitioning.js';
@@ -127,15 +127,7 @@ export class EnterService {
   }
 
   private async append(campaignId: string, userId: string, request: string, now: number, deadline: number): Promise<EnterResult> {
-    const event: EntrantRegistered = {
-      type: 'EntrantRegistered',
-      version: EVENT_VERSION,
-      eventId: `entrant:${campaignId}:${userId}:${request}`,
-      campaignId,
-      occurredAt: new Date(now).toISOString(),
-      userId,
-      replyTo: { instance: this.opts.instance, request },
-    };
+    const event = entrantRegistered(campaignId, userId, new Date(now), { instance: this.opts.instance, request });
     const waiting = performance.now();
     const decision = this.waiter.expect(request, Math.max(0, deadline - Date.now()));
     let ticket: string;

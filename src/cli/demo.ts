@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { SingleBar } from 'cli-progress';
 import { Command } from 'commander';
@@ -14,6 +13,7 @@ import { createKafka } from '../infra/kafka/client.js';
 import { readLog } from '../infra/kafka/reader.js';
 import { partitionFor } from '../infra/kafka/partitioning.js';
 import { migrate } from '../infra/prisma/migrate.js';
+import { freePort } from '../net.js';
 import { createClient, percentile, runPool, table } from './crowd.js';
 import { Deadline, EXIT, ProgressLine, seconds, TimedOut } from './progress.js';
 
@@ -37,14 +37,6 @@ const timeoutS = seconds(program, '--timeout', opts.timeout)!;
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const say = (s: string) => process.stdout.write(`${s}\n`);
-
-async function freePort(): Promise<number> {
-  const srv = createServer().listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address() as { port: number };
-  srv.close();
-  return port;
-}
 
 type EnterBody = {
   data?: { enter: { rejection: string | null; entry: { ticket: string; status: string; position: number | null } | null } };

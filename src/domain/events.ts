@@ -105,6 +105,19 @@ export function isCampaignEvent(value: unknown): value is CampaignEvent {
 }
 
 /** The one way to say a campaign closed, by an admin or on schedule. */
+/** A user's entry as the API appends it: its id names the request, which `replyTo` waits on. */
+export function entrantRegistered(campaignId: string, userId: string, at: Date, replyTo: { instance: string; request: string }): EntrantRegistered {
+  return {
+    type: 'EntrantRegistered',
+    version: EVENT_VERSION,
+    eventId: `entrant:${campaignId}:${userId}:${replyTo.request}`,
+    campaignId,
+    occurredAt: at.toISOString(),
+    userId,
+    replyTo,
+  };
+}
+
 export function campaignClosed(campaignId: string, reason: CampaignClosed['reason'], at: Date = new Date()): CampaignClosed {
   return { type: 'CampaignClosed', version: EVENT_VERSION, eventId: eventIds.closed(campaignId), campaignId, occurredAt: at.toISOString(), reason };
 }

@@ -1,12 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
 import { signToken } from '../../src/api/auth.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createRedis, scanKeys } from '../../projections/redis-ordering/index.js';
+import { freePort } from '../../src/net.js';
 import { freshDatabase } from './db.js';
 
 /**
@@ -58,14 +58,7 @@ export async function isolated(name: string, extra: Record<string, string> = {})
   };
 }
 
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const port = (srv.address() as { port: number }).port;
-  srv.close();
-  return port;
-}
+export { freePort };
 
 export interface AppProcess {
   port: number;
