@@ -1,6 +1,6 @@
 import type { KafkaMessage } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { EVENT_VERSION } from '../../src/domain/events.js';
+import { entrantRegistered, EVENT_VERSION } from '../../src/domain/events.js';
 import { decodeRecord, decodeValue, eventIdsOf, eventSchema, isEntrantRegistered, isGifticonIssued, isWinnerSelected, toMessage, toPackedMessages } from '../../src/infra/kafka/codec.js';
 import { sortBatch } from '../../src/infra/kafka/parking.js';
 
@@ -185,5 +185,24 @@ describe('the hand-written checks and the event schema', () => {
 
   it('leaves the reason for a refused entry to the schema', () => {
     expect(decode({ ...entrant(), replyTo: { instance: 'i' } })).toMatchObject({ kind: 'foreign', error: expect.stringMatching(/replyTo\.request/) });
+  });
+});
+
+describe("the API's entry (entrantRegistered)", () => {
+  it('is an event of this log, its id naming the request, and reads back as itself', () => {
+    const e = entrantRegistered('c1', 'user-1', new Date('2026-11-30T00:00:00.000Z'), { instance: 'i1', request: 'r1' });
+    expect(e).toEqual({
+      type: 'EntrantRegistered',
+      version: EVENT_VERSION,
+      eventId: 'entrant:c1:user-1:r1',
+      campaignId: 'c1',
+      occurredAt: '2026-11-30T00:00:00.000Z',
+      userId: 'user-1',
+      replyTo: { instance: 'i1', request: 'r1' },
+    });
+    expect(isEntrantRegistered(e as unknown as Record<string, unknown>)).toBe(true);
+    expect(eventSchema.safeParse(e).success).toBe(true);
+    const d = decodeValue(Buffer.from(toMessage(e, 6).value as string), 0, 7n);
+    expect(d).toEqual({ kind: 'event', logged: { event: e, partition: 0, offset: 7n } });
   });
 });
