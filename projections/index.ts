@@ -42,6 +42,8 @@ export const projectorProcessors: ReadSideFactory = async (shared) => {
   metrics.counterFrom('firstcome_projector_batches_total', 'batches written to the Prisma tables', () => tables.stats.batches);
   metrics.counterFrom('firstcome_projector_events_total', 'events applied to the Prisma tables', () => tables.stats.events);
   metrics.counterFrom('firstcome_projector_rewinds_total', 'times a checkpoint was found moved (replays)', () => tables.stats.rewinds);
+  metrics.counterFrom('firstcome_projector_lookups_total', 'batch writes that looked up which of their users the tables already hold', () => tables.stats.lookups);
+  metrics.counterFrom('firstcome_projector_lookup_retries_total', "batch writes refused for a user's second entry and written again with the lookup", () => tables.stats.retries);
 
   let archive: EventStoreArchive | null = null;
   if (config.EVENTSTORE_URL) {

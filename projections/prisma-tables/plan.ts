@@ -27,8 +27,8 @@ export interface Known {
 
 export interface BatchNeeds {
   campaignIds: string[];
-  /** campaign → distinct users of the batch's EntrantRegistered events */
-  users: Map<string, string[]>;
+  /** campaign → the offset of its first EntrantRegistered in the batch */
+  firstEntry: Map<string, bigint>;
 }
 
 export interface CampaignRow {
@@ -85,16 +85,24 @@ export interface Plan {
 
 export function needsOf(batch: readonly Logged[]): BatchNeeds {
   const ids = new Set<string>();
+  const firstEntry = new Map<string, bigint>();
+  for (const { event, offset } of batch) {
+    ids.add(event.campaignId);
+    if (event.type === 'EntrantRegistered' && !firstEntry.has(event.campaignId)) firstEntry.set(event.campaignId, offset);
+  }
+  return { campaignIds: [...ids], firstEntry };
+}
+
+/** Of the campaigns named, campaign → distinct users of the batch's EntrantRegistered events. */
+export function usersOf(batch: readonly Logged[], campaigns: ReadonlySet<string>): Map<string, string[]> {
   const users = new Map<string, Set<string>>();
   for (const { event } of batch) {
-    ids.add(event.campaignId);
-    if (event.type === 'EntrantRegistered') {
-      let set = users.get(event.campaignId);
-      if (!set) users.set(event.campaignId, (set = new Set()));
-      set.add(event.userId);
-    }
+    if (event.type !== 'EntrantRegistered' || !campaigns.has(event.campaignId)) continue;
+    let set = users.get(event.campaignId);
+    if (!set) users.set(event.campaignId, (set = new Set()));
+    set.add(event.userId);
   }
-  return { campaignIds: [...ids], users: new Map([...users].map(([c, s]) => [c, [...s]])) };
+  return new Map([...users].map(([c, s]) => [c, [...s]]));
 }
 
 export function planBatch(batch: readonly Logged[], known: Known): Plan {

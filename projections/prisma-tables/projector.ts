@@ -6,7 +6,7 @@ import type { Prisma, PrismaClient } from '../../src/infra/prisma/client.js';
 import { unwatched, type HealthReporter } from '../../src/health.js';
 import { logger } from '../../src/logger.js';
 import type { Lag } from '../lag.js';
-import { needsOf, planBatch, type EntryRow, type KnownCampaign, type Plan } from './plan.js';
+import { needsOf, planBatch, usersOf, type BatchNeeds, type EntryRow, type KnownCampaign, type Plan } from './plan.js';
 
 /** The projection's name in `projection_checkpoints`. */
 export const PRISMA_PROJECTION = 'prisma-tables';
@@ -36,7 +36,7 @@ type Tx = Prisma.TransactionClient;
 export class PrismaTables implements Processor {
   readonly name = PRISMA_PROJECTION;
   readonly rewindable = true;
-  readonly stats = { batches: 0, events: 0, entries: 0, dropped: 0, rewinds: 0 };
+  readonly stats = { batches: 0, events: 0, entries: 0, dropped: 0, rewinds: 0, lookups: 0, retries: 0 };
 
   constructor(
     private readonly prisma: PrismaClient,
@@ -89,7 +89,7 @@ export class PrismaTables implements Processor {
     for (const l of batch.events) {
       await tx.$executeRaw`SAVEPOINT projector_event`;
       try {
-        entries += await applyBatch(tx, [l]);
+        entries += await applyBatch(tx, [l], this.stats);
         await tx.$executeRaw`RELEASE SAVEPOINT projector_event`;
       } catch (err) {
         if (!isDataError(err)) throw err;
@@ -109,7 +109,7 @@ export class PrismaTables implements Processor {
           const row = await lockCheckpoint(tx, this.topic, p);
           if (row !== from) return { kind: 'moved' as const, to: row };
           const unapplied: ParkedRecord[] = [];
-          const entries = isolate ? await this.applyEach(tx, batch, unapplied) : await applyBatch(tx, events);
+          const entries = isolate ? await this.applyEach(tx, batch, unapplied) : await applyBatch(tx, events, this.stats);
           // parked inside the transaction: when the send fails, the rows and the checkpoint roll back with it
           await this.parking.park(unapplied);
           await saveCheckpoint(tx, this.topic, p, next);
@@ -185,6 +185,14 @@ async function saveCheckpoint(tx: Tx, topic: string, partition: number, nextOffs
     ON CONFLICT (projection, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = EXCLUDED.updated_at`;
 }
 
+/** How a batch found the users it had to skip (tests and the processor's stats read these). */
+export interface ApplyStats {
+  /** batches that looked up which of their users the tables already hold */
+  lookups: number;
+  /** batches written without that lookup, refused by the tables (a user's second entry), and written again with it */
+  retries: number;
+}
+
 /**
  * Reads what the batch needs, plans it and writes the plan. Returns the entries written.
  *
@@ -192,8 +200,15 @@ async function saveCheckpoint(tx: Tx, topic: string, partition: number, nextOffs
  * (one JSON parameter, see rowsJson), and the users already placed are found with one join:
  * Prisma's createMany took 0.7–1.8 s for 3,000 entries on a 2-core machine (its query compiler
  * expands every row into parameters), unnest 0.2–0.4 s; `in: [3,000 users]` 110 ms.
+ *
+ * That join is skipped for a campaign whose entries all lie before the batch's first entry of it
+ * (its entry at the last position, one index probe, is older): the log's next entries, as in a
+ * burst or a replay after its first batch. Only a user's second entry can then name a placed user,
+ * and the primary key refuses it: the batch is rolled back to a savepoint and written again with
+ * the join. A batch that applies entries again (another campaign of the partition replayed) has
+ * them at or before the campaign's last entry, and joins at once.
  */
-export async function applyBatch(tx: Tx, logged: readonly Logged[]): Promise<number> {
+export async function applyBatch(tx: Tx, logged: readonly Logged[], stats: ApplyStats = { lookups: 0, retries: 0 }): Promise<number> {
   if (logged.length === 0) return 0;
   const needs = needsOf(logged);
   const rows = await tx.campaign.findMany({
@@ -209,25 +224,53 @@ export async function applyBatch(tx: Tx, logged: readonly Logged[]): Promise<num
       },
     ]),
   );
-  const plan = planBatch(logged, { campaigns, placed: await placedUsers(tx, needs.users, campaigns) });
+  // a campaign with no entrant yet (created in this batch, or just rewound) has no user to find
+  const placedBefore = new Set(needs.campaignIds.filter((id) => (campaigns.get(id)?.entrants ?? 0) > 0 && needs.firstEntry.has(id)));
+  const ahead = await entriesAhead(tx, needs, campaigns, placedBefore);
+  if (ahead.size > 0) {
+    await tx.$executeRaw`SAVEPOINT projector_ahead`;
+    try {
+      // released with the transaction's commit
+      return await planAndWrite(tx, logged, campaigns, new Set([...placedBefore].filter((id) => !ahead.has(id))), stats);
+    } catch (err) {
+      if (!isUniqueViolation(err)) throw err;
+      await tx.$executeRaw`ROLLBACK TO SAVEPOINT projector_ahead`;
+      stats.retries++;
+    }
+  }
+  return planAndWrite(tx, logged, campaigns, placedBefore, stats);
+}
+
+async function planAndWrite(tx: Tx, logged: readonly Logged[], campaigns: ReadonlyMap<string, KnownCampaign>, lookUp: ReadonlySet<string>, stats: ApplyStats): Promise<number> {
+  if (lookUp.size > 0) stats.lookups++;
+  const plan = planBatch(logged, { campaigns, placed: await placedUsers(tx, usersOf(logged, lookUp)) });
   await writePlan(tx, plan);
   return plan.entries.length;
 }
 
+const isUniqueViolation = (err: unknown) => sqlStateOf(err) === UNIQUE_VIOLATION || sqlStateOf((err as { cause?: unknown })?.cause) === UNIQUE_VIOLATION;
+
 /**
- * Of the batch's users, those who already have an entry, in one query for every campaign of the
- * batch. A campaign with no entrant yet (created in this batch, or just rewound) has none to find:
- * its users are not looked up at all, which is a whole replay's first batch.
+ * Of the campaigns with entries, those whose entry at the last position (one probe of the
+ * (campaign, position) index each) lies before the batch's first entry of theirs.
  */
-async function placedUsers(tx: Tx, users: ReadonlyMap<string, string[]>, campaigns: ReadonlyMap<string, KnownCampaign>): Promise<Map<string, Set<string>>> {
+async function entriesAhead(tx: Tx, needs: BatchNeeds, campaigns: ReadonlyMap<string, KnownCampaign>, placedBefore: ReadonlySet<string>): Promise<Set<string>> {
+  if (placedBefore.size === 0) return new Set();
+  const ids = [...placedBefore];
+  const rows = await tx.$queryRaw<{ campaign_id: string; log_offset: bigint | number | string }[]>`
+    SELECT e.campaign_id, e.log_offset
+      FROM unnest(${ids}::text[], ${ids.map((id) => campaigns.get(id)!.entrants)}::int[]) AS k(campaign_id, position)
+      JOIN entries e ON e.campaign_id = k.campaign_id AND e.position = k.position`;
+  return new Set(rows.filter((r) => BigInt(r.log_offset) < needs.firstEntry.get(r.campaign_id)!).map((r) => r.campaign_id));
+}
+
+/** Of the batch's users (of the campaigns that may hold some), those who already have an entry, in one query. */
+async function placedUsers(tx: Tx, users: ReadonlyMap<string, string[]>): Promise<Map<string, Set<string>>> {
   const placed = new Map<string, Set<string>>();
   const ids: string[] = [];
   const names: string[] = [];
   for (const [campaignId, us] of users) {
-    const known = campaigns.get(campaignId);
-    if (!known) continue;
     placed.set(campaignId, new Set());
-    if (known.entrants === 0) continue;
     for (const u of us) {
       ids.push(campaignId);
       names.push(u);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EVENT_VERSION, type CampaignEvent, type Logged } from '../../src/domain/events.js';
 import { createPrisma, type PrismaClient } from '../../src/infra/prisma/client.js';
-import { applyBatch, isDataError } from '../../projections/prisma-tables/projector.js';
+import { applyBatch, isDataError, type ApplyStats } from '../../projections/prisma-tables/projector.js';
 import { freshDatabase, type FreshDatabase } from '../support/db.js';
 
 /**
@@ -59,6 +59,33 @@ describe('the Prisma tables, one batch at a time', () => {
       ['a', 'code-c1-a'],
       ['b', 'code-c1-b'],
     ]);
+  });
+
+  it("writes the log's next entries without looking their users up, and a user's second entry falls back to the lookup", async () => {
+    const stats: ApplyStats = { lookups: 0, retries: 0 };
+    const applyCounted = (batch: Logged[]) => prisma.$transaction((tx) => applyBatch(tx, batch, stats));
+    expect(await applyCounted(logged([created('c2', 3), entrant('c2', 'a'), entrant('c2', 'b')]))).toBe(2);
+    const next = logged([entrant('c2', 'c'), entrant('c2', 'd')]);
+    expect(await applyCounted(next)).toBe(2);
+    expect(stats).toEqual({ lookups: 0, retries: 0 });
+
+    // 'a' again, after its entry: the insert is refused, and the batch is written again with the lookup
+    expect(await applyCounted(logged([entrant('c2', 'e'), entrant('c2', 'a'), entrant('c2', 'f')]))).toBe(2);
+    expect(stats).toEqual({ lookups: 1, retries: 1 });
+    expect(await entries('c2')).toEqual([
+      ['a', 1, 'WON'],
+      ['b', 2, 'WON'],
+      ['c', 3, 'WON'],
+      ['d', 4, 'LOST'],
+      ['e', 5, 'LOST'],
+      ['f', 6, 'LOST'],
+    ]);
+    expect((await prisma.campaign.findUniqueOrThrow({ where: { id: 'c2' } })).entrants).toBe(6);
+
+    // the same records applied again (another campaign of the partition replayed): looked up at once, nothing written
+    expect(await applyCounted(next)).toBe(0);
+    expect(stats).toEqual({ lookups: 2, retries: 1 });
+    expect((await prisma.campaign.findUniqueOrThrow({ where: { id: 'c2' } })).entrants).toBe(6);
   });
 
   it('stops at an entry the checkpoint has not seen, writing nothing of the batch, and does not call it a data error', async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { replay } from '../../src/domain/campaign.js';
 import { EVENT_VERSION, type CampaignEvent, type Logged } from '../../src/domain/events.js';
-import { needsOf, planBatch, type Known, type KnownCampaign } from '../../projections/prisma-tables/plan.js';
+import { needsOf, planBatch, usersOf, type Known, type KnownCampaign } from '../../projections/prisma-tables/plan.js';
 
 const T0 = Date.parse('2026-11-25T09:00:00.000Z');
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -31,7 +31,7 @@ function tables() {
     known(batch: Logged[]): Known {
       const needs = needsOf(batch);
       const placed = new Map<string, Set<string>>();
-      for (const [c, users] of needs.users) placed.set(c, new Set(users.filter((u) => entries.has(`${c}/${u}`))));
+      for (const [c, users] of usersOf(batch, new Set(needs.campaignIds))) placed.set(c, new Set(users.filter((u) => entries.has(`${c}/${u}`))));
       return { campaigns: new Map([...campaigns].filter(([id]) => needs.campaignIds.includes(id))), placed };
     },
     apply(batch: Logged[]) {
