@@ -1,5 +1,3 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
@@ -14,7 +12,7 @@ import type { LoadGenerator } from './load/generator.js';
 import { wrkGenerator, wrkOnPath } from './load/wrk.js';
 import { backendsCpuMsBetween, cpuMsOf, listenerPid, redisServerPid, sampleBackends } from './procCpu.js';
 import { benchRun } from './run.js';
-import { cleanUpRun, freePort } from './server.js';
+import { cleanUpRun, startServer } from './server.js';
 
 /**
  * `npm run bench`: in one run against one server process, the `{ __typename }` ceiling, `enter` by
@@ -54,21 +52,17 @@ async function main() {
   };
   const config = loadConfig({ ...process.env, ...serverEnv });
   await migrate(config.DATABASE_URL);
-  const port = await freePort();
   const nodeArgs = [
     ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []),
     // V8 flags for the server alone (e.g. --trace-gc), which NODE_OPTIONS refuses
     ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
   ];
-  const server = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'src/main.ts', ...rolesArgs], {
-    cwd: ROOT,
-    env: { ...process.env, ...serverEnv, KAFKA_COMPRESSION: config.KAFKA_COMPRESSION, PORT: String(port) },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  const base = `http://127.0.0.1:${port}`;
+  let stop: (() => Promise<void>) | undefined;
   let generator: LoadGenerator | undefined;
   try {
-    while (!(await fetch(`${base}/readyz`).then((r) => r.ok, () => false))) await new Promise((r) => setTimeout(r, 200));
+    const server = await startServer('src/main.ts', rolesArgs, { ...process.env, ...serverEnv, KAFKA_COMPRESSION: config.KAFKA_COMPRESSION }, nodeArgs);
+    stop = () => server.stop();
+    const { base } = server;
     const admin = await signToken(config.JWT_SECRET, { sub: 'bench-admin', role: 'admin', expiresIn: '1h' }, tokenShape(config));
     const client = createClient(base, 4);
     const create = async (id: string, stock: number) => {
@@ -102,7 +96,7 @@ async function main() {
     const brokerPid = listenerPid(Number(config.KAFKA_BROKERS[0]!.split(':').at(-1)));
     const redisPid = await redisServerPid(config.REDIS_URL);
     const cpuNow = () => ({
-      server: cpuMsOf(server.pid),
+      server: cpuMsOf(server.child.pid),
       broker: cpuMsOf(brokerPid),
       redis: cpuMsOf(redisPid),
       postgres: sampleBackends(database),
@@ -177,8 +171,7 @@ async function main() {
     writeFileSync(`${ROOT}/bench/results/enter-latest.txt`, `${out}\n\n${where}\n\n${cpuTable}\n\n${logBytes}\n\n${footer}\n`);
   } finally {
     generator?.close();
-    server.kill('SIGTERM');
-    await once(server, 'exit');
+    await stop?.();
     await cleanUpRun(config, database);
   }
 }

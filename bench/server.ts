@@ -7,8 +7,6 @@ import type { Config } from '../src/config.js';
 import { dropDatabase } from '../src/infra/prisma/database.js';
 import { freePort } from '../src/net.js';
 
-export { freePort };
-
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 export interface BenchServer {

@@ -104,7 +104,6 @@ export function isCampaignEvent(value: unknown): value is CampaignEvent {
   );
 }
 
-/** The one way to say a campaign closed, by an admin or on schedule. */
 /** A user's entry as the API appends it: its id names the request, which `replyTo` waits on. */
 export function entrantRegistered(campaignId: string, userId: string, at: Date, replyTo: { instance: string; request: string }): EntrantRegistered {
   return {
@@ -118,6 +117,7 @@ export function entrantRegistered(campaignId: string, userId: string, at: Date, 
   };
 }
 
+/** The one way to say a campaign closed, by an admin or on schedule. */
 export function campaignClosed(campaignId: string, reason: CampaignClosed['reason'], at: Date = new Date()): CampaignClosed {
   return { type: 'CampaignClosed', version: EVENT_VERSION, eventId: eventIds.closed(campaignId), campaignId, occurredAt: at.toISOString(), reason };
 }
