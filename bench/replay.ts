@@ -30,12 +30,13 @@ import { benchRun } from './run.js';
 const opts = new Command()
   .option('--entrants <n>', 'distinct entrants of the campaign', (v) => Number(v), 100_000)
   .option('--stock <n>', 'stock of the campaign', (v) => Number(v), 300)
+  .option('--repeat <n>', 'replay: run the two replay jobs this many times over the same log, and report each run and the medians', (v) => Number(v), 1)
   .option('--section <name>', 'replay (the replay jobs), bounded (rebuilds after a flush) or all', 'all')
   .option('--bounded-cases <list>', 'bounded: closed campaigns behind the open one, one partition per case', (v) => v.split(',').map(Number), [0, 10, 100])
   .option('--open-entrants <n>', 'bounded: entrants of the open campaign', (v) => Number(v), 20_000)
   .option('--closed-entrants <n>', 'bounded: entrants of each closed campaign', (v) => Number(v), 10_000)
   .parse()
-  .opts<{ entrants: number; stock: number; section: 'replay' | 'bounded' | 'all'; boundedCases: number[]; openEntrants: number; closedEntrants: number }>();
+  .opts<{ entrants: number; stock: number; repeat: number; section: 'replay' | 'bounded' | 'all'; boundedCases: number[]; openEntrants: number; closedEntrants: number }>();
 
 const { run, env: own } = benchRun('replay');
 const { EVENTSTORE_URL: _archive, ...env } = process.env;
@@ -110,21 +111,33 @@ async function main() {
     };
 
     // 3. replay(REDIS): keys and sentinel deleted, the decider replays the partition from offset 0
-    const redisJob = await runJob<{ result: ReplayResult }>(String((await queueReplay(handle, 'REDIS', null)).attrs._id));
-    const r = redisJob.data.result.redis!;
     // 4. replay(DATABASE): checkpoint rewound, the projector re-applies the partition
-    const { job: dbJob, cpu: dbCpu } = await withCpu(prisma, async () => runJob<{ result: ReplayResult }>(String((await queueReplay(handle, 'DATABASE', null)).attrs._id)));
-    const d = dbJob.data.result.database!;
-    const entriesAfter = await prisma.entry.count({ where: { campaignId } });
-    const line = await lineSize(ordering, campaignId);
-    if (entriesAfter !== opts.entrants || line !== opts.entrants) throw new Error(`replays lost entries: ${entriesAfter} rows, ${line} in the line`);
+    const runs: { redis: NonNullable<ReplayResult['redis']>; redisWallS: number; database: NonNullable<ReplayResult['database']>; databaseWallS: number; cpu: { node: number; postgres: number } }[] = [];
+    for (let i = 0; i < opts.repeat; i++) {
+      const redisJob = await runJob<{ result: ReplayResult }>(String((await queueReplay(handle, 'REDIS', null)).attrs._id));
+      const { job: dbJob, cpu } = await withCpu(prisma, async () => runJob<{ result: ReplayResult }>(String((await queueReplay(handle, 'DATABASE', null)).attrs._id)));
+      const entriesAfter = await prisma.entry.count({ where: { campaignId } });
+      const line = await lineSize(ordering, campaignId);
+      if (entriesAfter !== opts.entrants || line !== opts.entrants) throw new Error(`replays lost entries: ${entriesAfter} rows, ${line} in the line`);
+      runs.push({ redis: redisJob.data.result.redis!, redisWallS: redisJob.wallS, database: dbJob.data.result.database!, databaseWallS: dbJob.wallS, cpu });
+      if (opts.repeat > 1) {
+        const x = runs.at(-1)!;
+        say(`run ${i + 1}: replay(REDIS) ${fmt(x.redis.events / x.redis.seconds)} events/s, replay(DATABASE) ${fmt(x.database.events / x.database.seconds)} events/s, ${cpuLine(x.cpu, x.database.events)}`);
+      }
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const r = { events: runs[0]!.redis.events, seconds: median(runs.map((x) => x.redis.seconds)) };
+    const redisJob = { wallS: median(runs.map((x) => x.redisWallS)) };
+    const d = { events: runs[0]!.database.events, seconds: median(runs.map((x) => x.database.seconds)) };
+    const dbJob = { wallS: median(runs.map((x) => x.databaseWallS)) };
+    const dbCpu = { node: median(runs.map((x) => x.cpu.node)), postgres: median(runs.map((x) => x.cpu.postgres)) };
     // 5. a report over the N entries, in chunks of 1,000
     const reportJob = await runJob<{ result: ReportResult }>(String((await queueReport(handle, campaignId)).attrs._id));
     const rep = reportJob.data.result;
     if (rep.entrants !== opts.entrants || rep.winners !== opts.stock || rep.issued !== opts.stock) throw new Error(`report counts wrong: ${JSON.stringify(rep)}`);
 
     say('');
-    say(`| measure (${fmt(events)} records, ${fmt(opts.entrants)} entrants, stock ${opts.stock}) | time | throughput |`);
+    say(`| measure (${fmt(events)} records, ${fmt(opts.entrants)} entrants, stock ${opts.stock}${opts.repeat > 1 ? `; replays: medians of ${opts.repeat} runs` : ''}) | time | throughput |`);
     say('|---|---|---|');
     say(`| replay(REDIS): decider rebuild from offset 0 | ${fmt(r.seconds, 2)} s (job ${fmt(redisJob.wallS, 2)} s) | ${fmt(r.events / r.seconds)} events/s |`);
     say(`| replay(DATABASE): projector re-apply from offset 0 | ${fmt(d.seconds, 2)} s (job ${fmt(dbJob.wallS, 2)} s) | ${fmt(d.events / d.seconds)} events/s |`);
