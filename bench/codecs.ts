@@ -36,6 +36,9 @@ const Record = requireCjs('kafkajs/src/protocol/recordBatch/record/v0') as (r: {
 const { lookupCodec } = requireCjs('kafkajs/src/protocol/message/compression') as {
   lookupCodec: (t: number) => { decompress: (b: Buffer) => Promise<Buffer> };
 };
+// and its decoder of a fetched record batch, as every consumer runs it
+const Decoder = requireCjs('kafkajs/src/protocol/decoder') as new (b: Buffer) => unknown;
+const decodeBatch = requireCjs('kafkajs/src/protocol/recordBatch/v0/decoder') as (d: unknown) => Promise<{ records: unknown[] }>;
 
 const run = randomBytes(3).toString('hex');
 const campaignId = `bench-open-${run}`;
@@ -76,16 +79,30 @@ function entry(i: number): { entrant: CampaignEvent; decisions: CampaignEvent[] 
   };
 }
 
-const records = (events: CampaignEvent[]): Encoder[] =>
+/** `headers`: as toMessage writes them, or the `type` and `eventId` every record carried before */
+const records = (events: CampaignEvent[], headers: 'written' | 'type+eventId' = 'written'): Encoder[] =>
   events.map((e, offsetDelta) => {
     const m = toMessage(e, 6);
+    const h = headers === 'written' ? (m.headers ?? {}) : { type: e.type, eventId: e.eventId };
     return Record({
       offsetDelta,
       key: Buffer.from(m.key as string),
       value: Buffer.from(m.value as string),
-      headers: Object.fromEntries(Object.entries(m.headers!).map(([k, v]) => [k, Buffer.from(String(v))])),
+      headers: Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Buffer.from(String(v))])),
     });
   });
+
+/** CPU per record of KafkaJS's decoding of whole record batches (decompression included), as a consumer's fetch runs it. */
+async function decodeUs(codec: Compression, batches: Encoder[][]): Promise<number> {
+  const encoded: Buffer[] = [];
+  for (const b of batches) encoded.push((await RecordBatch({ compression: compressionType(codec), records: b })).buffer);
+  for (const e of encoded.slice(0, 20)) await decodeBatch(new Decoder(e));
+  const t0 = process.cpuUsage();
+  let count = 0;
+  for (const e of encoded) count += (await decodeBatch(new Decoder(e))).records.length;
+  const c = process.cpuUsage(t0);
+  return (c.user + c.system) / count;
+}
 
 async function measure(codec: Compression, batches: Encoder[][]) {
   const type = compressionType(codec);
@@ -146,6 +163,23 @@ async function main() {
   }
   process.stdout.write(
     `\n${table([['records', 'per batch', 'codec', 'bytes/record', 'x none', 'encode µs/record', 'decompress µs/record'], ...rows])}\n`,
+  );
+
+  // what a record's headers cost every reader: an entry's record as written (none), and with the two it carried before
+  const size = sizes.at(-1)!;
+  const decodeRows: (string | number)[][] = [];
+  for (const codec of usable.filter((c) => c === 'none' || c === 'snappy')) {
+    const us = new Map<string, number>();
+    for (const headers of ['type+eventId', 'written', 'type+eventId', 'written'] as const) {
+      const batches: Encoder[][] = [];
+      for (let n = 0; n < opts.records; n += size) batches.push(records(Array.from({ length: size }, (_, j) => entry(n + j).entrant), headers));
+      // the second of two rounds, each after the other's: the JIT has seen both
+      us.set(headers, await decodeUs(codec, batches));
+    }
+    decodeRows.push([codec, size, us.get('type+eventId')!.toFixed(2), us.get('written')!.toFixed(2), (us.get('written')! / us.get('type+eventId')!).toFixed(2)]);
+  }
+  process.stdout.write(
+    `\nKafkaJS decoding an EntrantRegistered record batch (decompression included), CPU per record:\n${table([['codec', 'per batch', 'µs, headers type + eventId (before)', 'µs, as written (no headers)', 'x before'], ...decodeRows])}\n`,
   );
 }
 

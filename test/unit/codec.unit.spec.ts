@@ -29,6 +29,15 @@ describe('the codec classifies every record read from the log', () => {
     expect(decodeValue(Buffer.from(m.value as string), m.partition, 0n).kind).toBe('event');
   });
 
+  it("writes an entrant's record without headers, and any other with its eventId alone (what the writer skips by)", () => {
+    expect(toMessage(entrant() as never, 6).headers).toBeUndefined();
+    const closed = { type: 'CampaignClosed', version: EVENT_VERSION, eventId: 'closed:d', campaignId: 'd', occurredAt: '2026-11-29T12:00:00Z', reason: 'admin' };
+    const m = toMessage(closed as never, 6);
+    expect(m.headers).toEqual({ eventId: 'closed:d' });
+    expect(eventIdsOf(m.headers)).toEqual(['closed:d']);
+    expect(decodeValue(Buffer.from(m.value as string), m.partition, 0n).kind).toBe('event');
+  });
+
   it.each([
     ['a truncated JSON', '{"type":"EntrantRegistered","vers', /not JSON/],
     ['an object of another kind', { hello: 'world' }, /no event type/],
