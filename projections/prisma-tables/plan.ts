@@ -48,7 +48,8 @@ export interface EntryRow {
   position: number;
   status: 'WON' | 'LOST';
   logOffset: bigint;
-  enteredAt: Date;
+  /** the event's occurredAt in the form toISOString gives (`isoOf`), for Postgres to parse */
+  enteredAt: string;
 }
 
 export interface WinnerRow {
@@ -105,15 +106,47 @@ export function usersOf(batch: readonly Logged[], campaigns: ReadonlySet<string>
   return new Map([...users].map(([c, s]) => [c, [...s]]));
 }
 
+const CANONICAL_ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+/**
+ * A date of the log as toISOString writes it (UTC, milliseconds). Every firstcome process writes
+ * that form, which is kept as it is: a Date and its toISOString per entry were a third of writing
+ * an entry's row. Any other form the codec let through (another offset, no fraction) is rewritten,
+ * so Postgres reads the instant JavaScript does.
+ */
+export function isoOf(date: string): string {
+  return CANONICAL_ISO.test(date) ? date : new Date(date).toISOString();
+}
+
+/** A campaign as the plan goes through the batch, and its line as `decideEntry` views it (one object per campaign, not one per entry). */
+class CampaignState {
+  constructor(
+    public terms: CampaignTerms,
+    /** distinct users placed so far */
+    public size: number,
+    /** of them, those the batch names (`Known.placed`) and those it places */
+    private readonly placed: Set<string>,
+  ) {}
+
+  has(userId: string): boolean {
+    return this.placed.has(userId);
+  }
+
+  place(userId: string, position: number): void {
+    this.placed.add(userId);
+    this.size = position;
+  }
+}
+
 export function planBatch(batch: readonly Logged[], known: Known): Plan {
   const plan: Plan = { campaigns: [], entries: [], winners: [], gifticons: [], changes: new Map() };
-  const state = new Map<string, { terms: CampaignTerms; entrants: number; placed: Set<string> }>();
+  const state = new Map<string, CampaignState>();
   const stateOf = (id: string) => {
     let s = state.get(id);
     if (!s) {
       const k = known.campaigns.get(id);
       if (!k) return undefined;
-      s = { terms: { ...k.terms }, entrants: k.entrants, placed: new Set(known.placed.get(id)) };
+      s = new CampaignState({ ...k.terms }, k.entrants, new Set(known.placed.get(id)));
       state.set(id, s);
     }
     return s;
@@ -125,13 +158,14 @@ export function planBatch(batch: readonly Logged[], known: Known): Plan {
   };
 
   for (const { event: e, partition, offset } of batch) {
-    const at = new Date(e.occurredAt);
+    // a Date only where a row keeps one: an entry keeps the event's own string
+    const at = () => new Date(e.occurredAt);
     switch (e.type) {
       case 'CampaignCreated': {
         // evolveTerms: a campaign is created once
         if (stateOf(e.campaignId)) break;
         const terms = evolveTerms(null, e)!;
-        state.set(e.campaignId, { terms, entrants: 0, placed: new Set() });
+        state.set(e.campaignId, new CampaignState(terms, 0, new Set()));
         plan.campaigns.push({
           id: e.campaignId,
           title: e.title,
@@ -139,7 +173,7 @@ export function planBatch(batch: readonly Logged[], known: Known): Plan {
           stock: e.stock,
           opensAt: new Date(terms.opensAt),
           closesAt: new Date(terms.closesAt),
-          createdAt: at,
+          createdAt: at(),
         });
         break;
       }
@@ -147,10 +181,9 @@ export function planBatch(batch: readonly Logged[], known: Known): Plan {
         const s = stateOf(e.campaignId);
         // an entry naming no known campaign is skipped, as the decider skips it
         if (!s) break;
-        const d = decideEntry({ size: s.entrants, has: (u) => s.placed.has(u) }, s.terms, e.userId, at.getTime());
+        const d = decideEntry(s, s.terms, e.userId, Date.parse(e.occurredAt));
         if (d.kind !== 'new') break;
-        s.placed.add(e.userId);
-        s.entrants = d.position;
+        s.place(e.userId, d.position);
         plan.entries.push({
           campaignId: e.campaignId,
           userId: e.userId,
@@ -158,22 +191,22 @@ export function planBatch(batch: readonly Logged[], known: Known): Plan {
           position: d.position,
           status: outcomeOf(s.terms.stock, d.position),
           logOffset: offset,
-          enteredAt: at,
+          enteredAt: isoOf(e.occurredAt),
         });
         const c = changeOf(e.campaignId);
         c.entrants++;
-        c.firstEntryAt ??= at;
+        c.firstEntryAt ??= at();
         break;
       }
       case 'WinnerSelected':
-        plan.winners.push({ campaignId: e.campaignId, userId: e.userId, position: e.position, wonAt: at });
+        plan.winners.push({ campaignId: e.campaignId, userId: e.userId, position: e.position, wonAt: at() });
         break;
       case 'GifticonIssued':
-        plan.gifticons.push({ id: e.gifticonId, campaignId: e.campaignId, userId: e.userId, code: e.code, issuedAt: at, logOffset: offset });
+        plan.gifticons.push({ id: e.gifticonId, campaignId: e.campaignId, userId: e.userId, code: e.code, issuedAt: at(), logOffset: offset });
         break;
       case 'CampaignSoldOut': {
         if (!stateOf(e.campaignId)) break;
-        changeOf(e.campaignId).soldOutAt ??= at;
+        changeOf(e.campaignId).soldOutAt ??= at();
         break;
       }
       case 'CampaignClosed': {
@@ -182,7 +215,7 @@ export function planBatch(batch: readonly Logged[], known: Known): Plan {
         const terms = evolveTerms(s.terms, e)!;
         if (terms === s.terms) break; // the first close wins
         s.terms = terms;
-        changeOf(e.campaignId).closedAt = at;
+        changeOf(e.campaignId).closedAt = at();
         break;
       }
       default: {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { replay } from '../../src/domain/campaign.js';
 import { EVENT_VERSION, type CampaignEvent, type Logged } from '../../src/domain/events.js';
-import { needsOf, planBatch, usersOf, type Known, type KnownCampaign } from '../../projections/prisma-tables/plan.js';
+import { isoOf, needsOf, planBatch, usersOf, type Known, type KnownCampaign } from '../../projections/prisma-tables/plan.js';
 
 const T0 = Date.parse('2026-11-25T09:00:00.000Z');
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -81,6 +81,15 @@ describe('planBatch: positions as the decider gives them', () => {
     const plan = planBatch(batch, empty);
     expect(plan.entries.map((e) => e.userId)).toEqual(['a']);
     expect(plan.changes.get('c1')!.closedAt).toEqual(new Date(T0 + 2000));
+  });
+
+  it("keeps an entry's date as the log wrote it, and rewrites any other form to the instant JavaScript reads", () => {
+    const tokyo = { ...entrant('c1', 'b'), occurredAt: '2026-11-25T18:00:01+09:00' } as CampaignEvent;
+    const plan = planBatch(logOf([created('c1', 5), entrant('c1', 'a'), tokyo]), empty);
+    expect(plan.entries.map((e) => e.enteredAt)).toEqual([iso(T0 + 1000), iso(T0 + 1000)]);
+    expect(isoOf('2026-11-25T09:00:01Z')).toBe('2026-11-25T09:00:01.000Z');
+    const canonical = iso(T0);
+    expect(isoOf(canonical)).toBe(canonical);
   });
 
   it('skips entries of unknown campaigns and a second CampaignCreated', () => {
