@@ -24,7 +24,7 @@ declare module 'ioredis' {
     fcHoldClaim(claim: string, token: string, ttlMs: number): Result<number, Context>;
     fcPlace(meta: string, line: string, pending: string, ...args: string[]): Result<Reply, Context>;
     fcFoldCarry(meta: string, carry: string): Result<number, Context>;
-    fcReplayStart(built: string, rebuild: string, marker: string, ttlS: string): Result<string, Context>;
+    fcReplayStart(built: string, rebuild: string, marker: string, wiping: string, ttlS: string, wipingTtlMs: string): Result<string, Context>;
     fcWipe(meta: string, line: string, won: string, gifts: string, carry: string): Result<number, Context>;
     fcUnmark(meta: string): Result<number, Context>;
   }
@@ -98,7 +98,7 @@ export function createRedis(target: RedisTarget | string, opts: { lazy?: boolean
   redis.defineCommand('fcCreate', { numberOfKeys: 1, lua: lua('create') });
   redis.defineCommand('fcFoldCarry', { numberOfKeys: 2, lua: lua('foldCarry') });
   redis.defineCommand('fcFinish', { numberOfKeys: 1, lua: lua('finish') });
-  redis.defineCommand('fcReplayStart', { numberOfKeys: 3, lua: lua('replayStart') });
+  redis.defineCommand('fcReplayStart', { numberOfKeys: 4, lua: lua('replayStart') });
   redis.defineCommand('fcWipe', { numberOfKeys: 5, lua: lua('wipe') });
   redis.defineCommand('fcUnmark', { numberOfKeys: 1, lua: lua('unmark') });
   redis.defineCommand('fcBump', { numberOfKeys: 1, lua: lua('bump') });

@@ -7,7 +7,7 @@ import { giftValue, queueFact, wonValue } from './facts.js';
 import type { RedisOrdering } from './reads.js';
 import { RedisReplyChannel } from './replies.js';
 import { RedisChangeFeed } from './changes.js';
-import { finishRebuild, markBuilt, RedisWipeSignal, saveRebuildProgress } from './rebuild.js';
+import { finishRebuild, markBuilt, RedisWipeSignal, saveRebuildProgress, wipeUnderWay } from './rebuild.js';
 import { SlotPipelines } from './slots.js';
 import { removeCampaign } from './campaigns.js';
 import { checkSteps, WriterSteps } from './steps.js';
@@ -57,6 +57,10 @@ export class RedisCampaignLines implements CampaignLines {
 
   markBuilt(partition: number): Promise<void> {
     return markBuilt(this.o, { topic: this.topic, partition });
+  }
+
+  wipeUnderWay(partition: number): Promise<boolean> {
+    return wipeUnderWay(this.o, { topic: this.topic, partition });
   }
 
   rebuildProgress(partition: number, next: bigint, until: bigint): Promise<void> {

@@ -67,21 +67,42 @@ export async function finishRebuild(o: Store, where: PartitionRef, created: Iter
 }
 
 /**
+ * How long a replay job's `wiping` key outlives its last sign of progress: a job that dies while
+ * wiping holds its partition's rebuild back this long at most (its successor, once the worker's
+ * lock expires in 20 s, wipes again and holds it anew).
+ */
+export const WIPING_TTL_MS = 30_000;
+
+/** A replay job is wiping the partition's campaigns (`deletePartition`): a rebuild started now would have to run again once it ends. */
+export async function wipeUnderWay(o: Store, where: PartitionRef): Promise<boolean> {
+  return (await o.redis.exists(o.keys.wiping(where.topic, where.partition))) === 1;
+}
+
+/**
  * A replay job's step on one partition, run once per job (its marker) and only while no rebuild is
  * under way: the sentinel goes (lua/replayStart.lua), each campaign is wiped to a `building` mark
  * (lua/wipe.lua, one slot each), and the sentinel goes once more, so a rebuild that finished before
  * a wipe runs again. A rebuild under way meanwhile does not finish over a wiped campaign
  * (`finishRebuild`). A job that died half way wipes again when it runs again ('wiping').
+ *
+ * The partition's `wiping` key is held from the first step to the last, so its writer does not
+ * start a rebuild in between (its 50 ms look at the sentinel would otherwise find it gone, and a
+ * small partition rebuilt before the wipes end was rebuilt twice): it rebuilds once, when the
+ * wipe is announced.
  */
 export async function deletePartition(o: Store, where: PartitionRef, jobId: string, campaignIds: readonly string[], markerTtlS: number): Promise<'DONE' | 'BUSY' | 'DELETED'> {
   const k = o.keys;
   const built = k.built(where.topic, where.partition);
+  const wiping = k.wiping(where.topic, where.partition);
   const marker = k.replayMarker(where.topic, where.partition, jobId);
-  const start = await o.redis.fcReplayStart(built, k.rebuild(where.topic, where.partition), marker, String(markerTtlS));
+  const start = await o.redis.fcReplayStart(built, k.rebuild(where.topic, where.partition), marker, wiping, String(markerTtlS), String(WIPING_TTL_MS));
   if (start === 'BUSY' || start.startsWith('done:')) return start === 'BUSY' ? 'BUSY' : 'DONE';
-  await o.redis.del(built);
-  for (const id of campaignIds) await o.redis.fcWipe(k.meta(id), k.line(id), k.won(id), k.gifts(id), k.carry(id));
-  await o.redis.del(built);
+  await o.redis.multi().set(wiping, marker, 'PX', WIPING_TTL_MS).del(built).exec();
+  for (const id of campaignIds) {
+    await o.redis.pexpire(wiping, WIPING_TTL_MS);
+    await o.redis.fcWipe(k.meta(id), k.line(id), k.won(id), k.gifts(id), k.carry(id));
+  }
+  await o.redis.multi().del(built).del(wiping).exec();
   await o.redis.set(marker, `done:${campaignIds.length}`, 'EX', markerTtlS);
   // best effort: a writer that misses it sees the sentinel gone within its poll
   await publish(o.redis, k.wiped(where.topic, where.partition), jobId).catch(() => undefined);

@@ -67,6 +67,9 @@ export class AnnouncingLines implements CampaignLines {
   markBuilt(partition: number) {
     return this.inner.markBuilt(partition);
   }
+  wipeUnderWay(partition: number) {
+    return this.inner.wipeUnderWay(partition);
+  }
   rebuildProgress(partition: number, next: bigint, until: bigint) {
     return this.inner.rebuildProgress(partition, next, until);
   }

@@ -29,7 +29,8 @@ import type { Reply } from './replies.js';
 export type Mode =
   | { kind: 'settling' }
   | { kind: 'deciding'; idleTail: bigint | null }
-  | { kind: 'rebuild-due' }
+  /** `created`: the campaigns a rebuild re-created before it was put off (a wipe under way), to clear at its end */
+  | { kind: 'rebuild-due'; created?: Set<string> }
   | { kind: 'rebuilding'; from: bigint; until: bigint; seeking: boolean; seekAt: number; created: Set<string> };
 
 /** What every partition writer of a process shares. */
@@ -102,8 +103,13 @@ export class PartitionWriter {
 
   private async startRebuild(until: bigint | undefined, whole: boolean): Promise<void> {
     const previous = this.mode;
-    this.mode = { kind: 'rebuild-due' };
+    // a rebuild that starts over keeps the campaigns it re-created so far, to clear their `building` at the end
+    const created = previous.kind === 'rebuilding' || previous.kind === 'rebuild-due' ? (previous.created ?? new Set<string>()) : new Set<string>();
+    this.mode = { kind: 'rebuild-due', created };
     await this.inFlight;
+    // A replay job wiping the partition's campaigns: a rebuild now would run again once the wipe
+    // ends. It stays due; the 50 ms check (or the wipe's announcement) starts it once the wipe ends.
+    if (await this.s.lines.wipeUnderWay(this.partition)) return;
     until ??= this.committed;
     if (until === 0n) {
       this.mode = { kind: 'deciding', idleTail: null };
@@ -115,8 +121,6 @@ export class PartitionWriter {
     const from = whole ? 0n : await this.rebuildStart(until);
     const boundMs = Math.round(performance.now() - asked);
     this.s.log.warn({ partition: this.partition, from: from.toString(), until: until.toString(), boundMs }, 'Redis projection missing: replaying the partition');
-    // a rebuild that starts over keeps the campaigns it re-created so far, to clear their `building` at the end
-    const created = previous.kind === 'rebuilding' ? previous.created : new Set<string>();
     this.s.terms.clear();
     this.s.applied.clear();
     this.epoch++;

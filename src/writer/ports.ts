@@ -97,6 +97,8 @@ export interface CampaignLines {
    */
   isBuilt(partition: number, steps?: boolean): Promise<boolean>;
   markBuilt(partition: number): Promise<void>;
+  /** a replay job is wiping the partition's campaigns: the rebuild waits for the wipe to end, or it would run twice */
+  wipeUnderWay(partition: number): Promise<boolean>;
   rebuildProgress(partition: number, next: bigint, until: bigint): Promise<void>;
   /**
    * The campaigns the rebuild re-created are complete again, and so is the partition; false (the

@@ -102,6 +102,11 @@ export class MemoryLines implements CampaignLines {
   async markBuilt(p: number) {
     this.built.add(p);
   }
+  /** partitions a replay job is wiping */
+  readonly wiping = new Set<number>();
+  async wipeUnderWay(p: number) {
+    return this.wiping.has(p);
+  }
   async rebuildProgress(_p: number, next: bigint, until: bigint) {
     this.progress = { next, until };
   }

@@ -163,6 +163,29 @@ describe('a partition writer', () => {
     expect(r.seeks).toEqual([{ partition: 0, offset: 0n }]);
   });
 
+  it('a replay job wiping the partition holds the rebuild back until the wipe ends: the partition is rebuilt once', async () => {
+    const r = rig();
+    given(r, 1);
+    const w = await r.writer();
+    await w.onBatch(r.log.batch(0, 0n), r.control());
+    await w.whenCommitted();
+    // the job took the sentinel and is wiping campaign by campaign
+    r.lines.wiping.add(0);
+    r.lines.flush();
+    await w.checkBuilt();
+    await w.onBatch(r.log.batch(0, 0n), r.control());
+    await w.checkBuilt();
+    expect(w.mode).toMatchObject({ kind: 'rebuild-due' });
+    expect(r.shared.stats.rebuilds).toBe(0);
+    expect(r.seeks).toEqual([]);
+    // the wipe ends
+    r.lines.wiping.delete(0);
+    await w.checkBuilt();
+    expect(w.mode).toMatchObject({ kind: 'rebuilding' });
+    expect(r.shared.stats.rebuilds).toBe(1);
+    expect(r.seeks).toEqual([{ partition: 0, offset: 0n }]);
+  });
+
   it('an assignment taken away mid-commit: a failed commit is left to the new owner, neither settled nor sought', async () => {
     const r = rig();
     given(r, 1);
