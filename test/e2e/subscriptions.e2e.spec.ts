@@ -168,10 +168,11 @@ describe('who may subscribe to what', () => {
     await pool(crowd, 10, (t) => enter(app.port, t, 'counted'));
     const seen = await counters.until((v) => v?.winners === 150 && v.status === 'SOLD_OUT');
     expect(seen.at(-1)).toMatchObject({ remaining: 0, winners: 150 });
-    // hundreds of changes, a push at most every 250 ms (a little less between arrivals: delivery jitter)
+    // hundreds of changes, a push at most every 250 ms. Counted over the pushes' span, not gap by gap:
+    // a push delayed on its way (a busy box) arrives close to the next one, but no jitter adds pushes
     expect(seen.length).toBeGreaterThan(2);
-    const gaps = counters.times.slice(2).map((t, i) => t - counters.times[i + 1]!);
-    expect(Math.min(...gaps)).toBeGreaterThan(150);
+    const span = counters.times.at(-1)! - counters.times[1]!;
+    expect(seen.length - 2, `${seen.length} pushes in ${span} ms`).toBeLessThanOrEqual(Math.floor(span / 250) + 1);
     // monotonic counters, each push a change
     for (let i = 1; i < seen.length; i++) expect(seen[i]!.winners).toBeGreaterThanOrEqual(seen[i - 1]!.winners);
     // the audit of the log agrees with the last push
