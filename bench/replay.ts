@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Command } from 'commander';
 import { openAgenda } from '../batch/agenda.js';
 import { jobView } from '../batch/jobView.js';
@@ -6,7 +7,7 @@ import type { ReplayResult } from '../batch/replay.js';
 import type { ReportResult } from '../batch/report.js';
 import { startApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
-import { EVENT_VERSION, eventIds, type CampaignEvent } from '../src/domain/events.js';
+import { entrantRegistered, EVENT_VERSION, eventIds, type CampaignEvent } from '../src/domain/events.js';
 import { createKafka } from '../src/infra/kafka/client.js';
 import { ensureTopics } from '../src/infra/kafka/topics.js';
 import { EventAppender } from '../src/infra/kafka/appender.js';
@@ -73,6 +74,7 @@ async function main() {
     const appender = await EventAppender.connect(kafka, config);
     const now = Date.now();
     const base = { version: EVENT_VERSION, campaignId } as const;
+    const instance = `bench-${run}-${process.pid}`;
     const created: CampaignEvent = {
       ...base, type: 'CampaignCreated', eventId: eventIds.created(campaignId), occurredAt: new Date(now).toISOString(),
       title: 'bench', reward: 'bench', stock: opts.stock, opensAt: new Date(now).toISOString(), closesAt: new Date(now + 3_600_000).toISOString(),
@@ -80,7 +82,8 @@ async function main() {
     await appender.append(created);
     const pending: Promise<unknown>[] = [];
     for (let i = 0; i < opts.entrants; i++) {
-      pending.push(appender.append({ ...base, type: 'EntrantRegistered', eventId: `entrant:${campaignId}:${i}`, occurredAt: new Date().toISOString(), userId: `bench-u${i}` }));
+      // as the API appends it: with the reply address of the request (its id is random, so the log compresses as a real one does)
+      pending.push(appender.append(entrantRegistered(campaignId, `bench-u${i}`, new Date(), { instance, request: randomUUID() })));
       if (pending.length >= 5000) await Promise.all(pending.splice(0));
     }
     await Promise.all(pending);
