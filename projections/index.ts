@@ -37,7 +37,7 @@ export const projectorProcessors: ReadSideFactory = async (shared) => {
 
   const tablesLag = new Lag(PRISMA_PROJECTION, log);
   lags.push(tablesLag);
-  const tables = new PrismaTables(prisma, topic, tablesLag, shared.parking, health.reporter(`projector/${PRISMA_PROJECTION}`));
+  const tables = new PrismaTables(prisma, topic, tablesLag, shared.parking, health.reporter(`projector/${PRISMA_PROJECTION}`), config.DATABASE_URL);
   processors.push(tables);
   metrics.counterFrom('firstcome_projector_batches_total', 'batches written to the Prisma tables', () => tables.stats.batches);
   metrics.counterFrom('firstcome_projector_events_total', 'events applied to the Prisma tables', () => tables.stats.events);

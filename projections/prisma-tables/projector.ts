@@ -6,6 +6,7 @@ import type { Prisma, PrismaClient } from '../../src/infra/prisma/client.js';
 import { unwatched, type HealthReporter } from '../../src/health.js';
 import { logger } from '../../src/logger.js';
 import type { Lag } from '../lag.js';
+import { listenForRewinds, notifyRewind } from './rewinds.js';
 import { needsOf, planBatch, usersOf, type BatchNeeds, type EntryRow, type KnownCampaign, type Plan } from './plan.js';
 
 /** The projection's name in `projection_checkpoints`. */
@@ -45,10 +46,17 @@ export class PrismaTables implements Processor {
     private readonly parking: Parking,
     /** told when batches fail and when they work again (/readyz) */
     readonly health: HealthReporter = unwatched,
+    /** where rewinds are heard (`listenForRewinds`); without it the host's checks notice them */
+    private readonly databaseUrl: string | null = null,
   ) {}
 
   canHandle(): boolean {
     return true;
+  }
+
+  async watchRewinds(heard: () => void): Promise<() => Promise<void>> {
+    if (this.databaseUrl === null) return async () => undefined;
+    return listenForRewinds(this.databaseUrl, this.topic, heard);
   }
 
   /**
@@ -404,6 +412,9 @@ export async function rewindPrismaProjection(
         where: { projection: PRISMA_PROJECTION, topic, ...(only === null ? {} : { partition: only }) },
         data: { nextOffset: 0n, updatedAt: now },
       });
+      // heard by the projectors' hosts when this commits (listenForRewinds): they seek at once
+      const notice = notifyRewind(topic);
+      await tx.$executeRaw`SELECT pg_notify(${notice.channel}, ${notice.payload})`;
       return { partitions: locked.map((r) => Number(r.partition)) };
     },
     { timeout: 120_000, maxWait: 30_000 },

@@ -182,6 +182,34 @@ describe('the consumer host', () => {
     expect(sorted(other.got)).toEqual(log);
   });
 
+  it('a rewind its processor hears of is acted on at once, not at the next check', async () => {
+    const log = await theLog();
+    let heard: (() => void) | null = null;
+    const rewound = Object.assign(new Recorder('heard', () => true, true), {
+      watchRewinds: async (h: () => void) => {
+        heard = h;
+        return async () => void (heard = null);
+      },
+    });
+    // the checks alone would notice the rewind a minute later
+    host = new ConsumerHost(kafka, iso.config, parking, { maxWaitTimeInMs: 100, checkEveryMs: 60_000 });
+    host.add(rewound);
+    await host.start();
+    await waitUntil(async () => rewound.got.length, (n) => n >= log.length, { what: 'caught up' });
+    expect(heard).not.toBeNull();
+
+    const p = log.find((l) => l.event.campaignId === 'two')!.partition;
+    rewound.got.length = 0;
+    rewound.stored.set(p, 0n);
+    heard!();
+    const again = log.filter((l) => l.partition === p);
+    await waitUntil(async () => rewound.got.length, (n) => n >= again.length, { what: 'the rewound partition re-delivered', timeoutMs: 10_000 });
+    expect(sorted(rewound.got)).toEqual(again);
+    await host.stop();
+    host = null;
+    expect(heard).toBeNull();
+  });
+
   it('a first batch fetched while the join still reads the checkpoints is handled once, and the partition goes on after it', async () => {
     await append(campaign('three', 40));
     const before = await theLog();

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EVENT_VERSION, type CampaignEvent, type Logged } from '../../src/domain/events.js';
 import { createPrisma, type PrismaClient } from '../../src/infra/prisma/client.js';
-import { applyBatch, isDataError, type ApplyStats } from '../../projections/prisma-tables/projector.js';
+import { applyBatch, isDataError, rewindPrismaProjection, type ApplyStats } from '../../projections/prisma-tables/projector.js';
+import { listenForRewinds } from '../../projections/prisma-tables/rewinds.js';
 import { freshDatabase, type FreshDatabase } from '../support/db.js';
 
 /**
@@ -96,5 +97,31 @@ describe('the Prisma tables, one batch at a time', () => {
     expect(isDataError(err)).toBe(false);
     expect((await entries('c1')).map(([u]) => u)).toEqual(['a', 'b', 'c', 'd', 'stray']);
     expect((await prisma.campaign.findUniqueOrThrow({ where: { id: 'c1' } })).entrants).toBe(4);
+  });
+});
+
+describe('rewinds, heard as they commit', () => {
+  it("calls the listener of the rewound topic when the rewind commits, and not another topic's", async () => {
+    const heard: string[] = [];
+    const stops = await Promise.all(['events-a', 'events-b'].map((topic) => listenForRewinds(db.url, topic, () => heard.push(topic))));
+    try {
+      await rewindPrismaProjection(prisma, 'events-a', null);
+      const deadline = Date.now() + 5_000;
+      while (heard.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      // a notice for b would have come in the same delivery as a's
+      await new Promise((r) => setTimeout(r, 200));
+      expect(heard).toEqual(['events-a']);
+      // rolled back: nothing is heard
+      await prisma
+        .$transaction(async (tx) => {
+          await tx.$executeRaw`SELECT pg_notify('firstcome_projection_rewind', 'events-b')`;
+          throw new Error('rolled back');
+        })
+        .catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(heard).toEqual(['events-a']);
+    } finally {
+      for (const stop of stops) await stop();
+    }
   });
 });

@@ -115,6 +115,8 @@ export class ConsumerHost {
   private assigned: number[] = [];
   private joined = false;
   private watch: NodeJS.Timeout | null = null;
+  /** stops the processors' rewind watches (watchRewinds) */
+  private readonly unwatch: (() => Promise<void>)[] = [];
   private endsReadAt = 0;
   private readonly repeats = new Map<string, RepeatedErrors>();
   /** every processor's reporter: what stops or fails the whole host fails each of them */
@@ -187,21 +189,43 @@ export class ConsumerHost {
     );
     await this.runner.ready;
     const checkFailed = new RepeatedErrors(log, 'warn');
-    // a replay's rewind is noticed within this on an idle partition: it is the floor of every replay(DATABASE)
     let checking = false;
-    this.watch = setInterval(() => {
+    let again = false;
+    /** `heard`: a processor heard of a rewind: a check under way may have read the checkpoints before it, so one runs after it */
+    const checkNow = (heard = false): void => {
+      if (!this.watch) return;
       // a slow check (Postgres busy) is not stacked on
-      if (checking) return;
+      if (checking) {
+        again ||= heard;
+        return;
+      }
       checking = true;
       void this.check()
         .catch((err) => checkFailed.error(err, 'checkpoint check failed'))
-        .finally(() => (checking = false));
-    }, this.opts.checkEveryMs ?? 250);
+        .finally(() => {
+          checking = false;
+          if (again) {
+            again = false;
+            checkNow();
+          }
+        });
+    };
+    // a replay's rewind is noticed within this on an idle partition where it is not heard at once (watchRewinds)
+    this.watch = setInterval(() => checkNow(), this.opts.checkEveryMs ?? 250);
+    for (const p of this.processors) {
+      if (!p.watchRewinds) continue;
+      try {
+        this.unwatch.push(await p.watchRewinds(() => checkNow(true)));
+      } catch (err) {
+        log.warn({ err, processor: p.name }, 'rewinds are not heard as they happen: the checkpoint check notices them');
+      }
+    }
   }
 
   async stop(): Promise<void> {
     if (this.watch) clearInterval(this.watch);
     this.watch = null;
+    await Promise.all(this.unwatch.splice(0).map((stop) => stop()));
     // batches handed over before the stop finish first: their transactions and commits need the clients
     await this.drain();
     await this.runner?.stop();

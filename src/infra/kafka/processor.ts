@@ -40,4 +40,10 @@ export interface Processor {
   moved?(partition: number, from: bigint, to: bigint): void;
   /** how far the log reaches on a partition, for lag */
   observe?(partition: number, at: { high?: string; next?: bigint }): void;
+  /**
+   * Tells the host of each rewind of its checkpoints as it happens, so the host reads them at once
+   * instead of at its next check; resolves with the function that stops it. Best effort: the
+   * host's checks go on.
+   */
+  watchRewinds?(heard: () => void): Promise<() => Promise<void>>;
 }
