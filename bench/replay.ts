@@ -36,8 +36,9 @@ const opts = new Command()
   .option('--bounded-cases <list>', 'bounded: closed campaigns behind the open one, one partition per case', (v) => v.split(',').map(Number), [0, 10, 100])
   .option('--open-entrants <n>', 'bounded: entrants of the open campaign', (v) => Number(v), 20_000)
   .option('--closed-entrants <n>', 'bounded: entrants of each closed campaign', (v) => Number(v), 10_000)
+  .option('--rounds <n>', 'bounded: flushes of each case, in turn; the table gives their median', (v) => Number(v), 3)
   .parse()
-  .opts<{ entrants: number; stock: number; repeat: number; section: 'replay' | 'bounded' | 'all'; boundedCases: number[]; openEntrants: number; closedEntrants: number }>();
+  .opts<{ entrants: number; stock: number; repeat: number; section: 'replay' | 'bounded' | 'all'; boundedCases: number[]; openEntrants: number; closedEntrants: number; rounds: number }>();
 
 const { run, env: own } = benchRun('replay');
 const { EVENTSTORE_URL: _archive, ...env } = process.env;
@@ -161,7 +162,7 @@ async function main() {
 
 /** The bounded-rebuild section (bench/boundedRebuild.ts): its own topic, keys and database. */
 async function bounded() {
-  const o = { cases: opts.boundedCases, openEntrants: opts.openEntrants, closedEntrants: opts.closedEntrants, stock: opts.stock };
+  const o = { cases: opts.boundedCases, openEntrants: opts.openEntrants, closedEntrants: opts.closedEntrants, stock: opts.stock, rounds: opts.rounds };
   say('');
   say(`bounded rebuilds: ${o.cases.join(', ')} closed campaigns behind an open one, one partition each`);
   printBoundedRebuild(await benchBoundedRebuild(o), o);
