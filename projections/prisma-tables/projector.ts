@@ -37,6 +37,7 @@ type Tx = Prisma.TransactionClient;
 export class PrismaTables implements Processor {
   readonly name = PRISMA_PROJECTION;
   readonly rewindable = true;
+  readonly signalsWriting = true;
   readonly stats = { batches: 0, events: 0, entries: 0, dropped: 0, rewinds: 0, lookups: 0, retries: 0 };
 
   constructor(
@@ -117,7 +118,7 @@ export class PrismaTables implements Processor {
           const row = await lockCheckpoint(tx, this.topic, p);
           if (row !== from) return { kind: 'moved' as const, to: row };
           const unapplied: ParkedRecord[] = [];
-          const entries = isolate ? await this.applyEach(tx, batch, unapplied) : await applyBatch(tx, events, this.stats);
+          const entries = isolate ? await this.applyEach(tx, batch, unapplied) : await applyBatch(tx, events, this.stats, batch.writing);
           // parked inside the transaction: when the send fails, the rows and the checkpoint roll back with it
           await this.parking.park(unapplied);
           await saveCheckpoint(tx, this.topic, p, next);
@@ -216,7 +217,7 @@ export interface ApplyStats {
  * the join. A batch that applies entries again (another campaign of the partition replayed) has
  * them at or before the campaign's last entry, and joins at once.
  */
-export async function applyBatch(tx: Tx, logged: readonly Logged[], stats: ApplyStats = { lookups: 0, retries: 0 }): Promise<number> {
+export async function applyBatch(tx: Tx, logged: readonly Logged[], stats: ApplyStats = { lookups: 0, retries: 0 }, writing?: () => void): Promise<number> {
   if (logged.length === 0) return 0;
   const needs = needsOf(logged);
   const rows = await tx.campaign.findMany({
@@ -239,20 +240,20 @@ export async function applyBatch(tx: Tx, logged: readonly Logged[], stats: Apply
     await tx.$executeRaw`SAVEPOINT projector_ahead`;
     try {
       // released with the transaction's commit
-      return await planAndWrite(tx, logged, campaigns, new Set([...placedBefore].filter((id) => !ahead.has(id))), stats);
+      return await planAndWrite(tx, logged, campaigns, new Set([...placedBefore].filter((id) => !ahead.has(id))), stats, writing);
     } catch (err) {
       if (!isUniqueViolation(err)) throw err;
       await tx.$executeRaw`ROLLBACK TO SAVEPOINT projector_ahead`;
       stats.retries++;
     }
   }
-  return planAndWrite(tx, logged, campaigns, placedBefore, stats);
+  return planAndWrite(tx, logged, campaigns, placedBefore, stats, writing);
 }
 
-async function planAndWrite(tx: Tx, logged: readonly Logged[], campaigns: ReadonlyMap<string, KnownCampaign>, lookUp: ReadonlySet<string>, stats: ApplyStats): Promise<number> {
+async function planAndWrite(tx: Tx, logged: readonly Logged[], campaigns: ReadonlyMap<string, KnownCampaign>, lookUp: ReadonlySet<string>, stats: ApplyStats, writing?: () => void): Promise<number> {
   if (lookUp.size > 0) stats.lookups++;
   const plan = planBatch(logged, { campaigns, placed: await placedUsers(tx, usersOf(logged, lookUp)) });
-  await writePlan(tx, plan);
+  await writePlan(tx, plan, writing);
   return plan.entries.length;
 }
 
@@ -307,7 +308,8 @@ function rowsJson<R>(rows: readonly R[], columns: (r: R) => Record<string, strin
 const entriesJson = (entries: readonly EntryRow[]) =>
   rowsJson(entries, (r) => ({ c: r.campaignId, u: r.userId, t: r.ticket, p: r.position, s: r.status, o: r.logOffset.toString(), e: r.enteredAt }));
 
-async function writePlan(tx: Tx, plan: Plan): Promise<void> {
+/** `writing`: told as the entries' insert, the batch's main write, goes to Postgres (ProcessorBatch.writing) */
+async function writePlan(tx: Tx, plan: Plan, writing?: () => void): Promise<void> {
   const now = new Date();
   if (plan.campaigns.length > 0) {
     await tx.campaign.createMany({ data: plan.campaigns.map((c) => ({ ...c, updatedAt: now })), skipDuplicates: true });
@@ -319,10 +321,12 @@ async function writePlan(tx: Tx, plan: Plan): Promise<void> {
   // violation, turned into this stop (not a data error: nothing is parked), does the same job.
   if (e.length > 0) {
     try {
-      await tx.$executeRaw`
+      const insert = tx.$executeRaw`
         INSERT INTO entries (campaign_id, user_id, ticket, position, status, log_offset, entered_at)
         SELECT c, u, t, p, s, o, e FROM json_to_recordset(${entriesJson(e)}::json)
                                      AS r(c text, u text, t text, p int, s text, o bigint, e timestamptz)`;
+      writing?.();
+      await insert;
     } catch (err) {
       if (sqlStateOf(err) !== UNIQUE_VIOLATION) throw err;
       throw new Error(

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Kafka } from 'kafkajs';
+import type { Consumer, Kafka } from 'kafkajs';
 import { EVENT_VERSION, type CampaignEvent, type Logged } from '../../src/domain/events.js';
 import type { HealthReporter } from '../../src/health.js';
 import { EventAppender } from '../../src/infra/kafka/appender.js';
@@ -208,6 +208,44 @@ describe('the consumer host', () => {
     await host.stop();
     host = null;
     expect(heard).toBeNull();
+  });
+
+  it('fetches on while a processor that signals writing writes, and not while it opens its transaction', async () => {
+    const before = await theLog();
+    const times = { opened: 0, writing: 0 };
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    const slow = Object.assign(
+      new (class extends Recorder {
+        override async handle(batch: ProcessorBatch): Promise<Handled> {
+          if (batch.events.length > 0 && times.opened === 0) {
+            times.opened = Date.now();
+            // opening and reading: the host waits (its fetches come every ~100 ms when it does not)
+            await new Promise((r) => setTimeout(r, 500));
+            times.writing = Date.now();
+            batch.writing?.();
+            await released;
+          }
+          return super.handle(batch);
+        }
+      })('signals'),
+      { signalsWriting: true },
+    );
+    for (const p of new Set(before.map((l) => l.partition))) slow.stored.set(p, before.filter((l) => l.partition === p).at(-1)!.offset + 1n);
+    const h = await started(slow);
+    const consumer = (h as unknown as { consumer: Consumer }).consumer;
+    const fetches: number[] = [];
+    consumer.on(consumer.events.FETCH_START, () => void fetches.push(Date.now()));
+    await append(campaign('six', 3));
+    try {
+      await waitUntil(async () => times.writing, (t) => t > 0, { what: 'the processor writing' });
+      await waitUntil(async () => fetches.filter((t) => t >= times.writing).length, (n) => n >= 2, { what: 'fetches while it writes' });
+      expect(fetches.filter((t) => t > times.opened && t < times.writing)).toEqual([]);
+    } finally {
+      release();
+    }
+    const six = (await theLog()).filter((l) => l.event.campaignId === 'six');
+    await waitUntil(async () => slow.got.filter((l) => l.event.campaignId === 'six').length, (n) => n === six.length, { what: 'applied' });
   });
 
   it('a first batch fetched while the join still reads the checkpoints is handled once, and the partition goes on after it', async () => {

@@ -13,6 +13,11 @@ export interface ProcessorBatch {
   events: readonly Logged[];
   /** the batch's raw records, for a processor that parks an event it cannot apply */
   messages: readonly KafkaMessage[];
+  /**
+   * For a processor that `signalsWriting`: called once it waits on its store for the batch's main
+   * write. The host then lets the next batch be fetched and decoded meanwhile.
+   */
+  writing?: () => void;
 }
 
 /** `moved`: the checkpoint was not at `from` (a replay rewound it, another member wrote it); nothing was applied. */
@@ -34,6 +39,8 @@ export interface Processor {
   handle(batch: ProcessorBatch): Promise<Handled>;
   /** its checkpoints can move under it (a replay's rewind): the host re-reads them on idle partitions */
   readonly rewindable?: boolean;
+  /** it calls each batch's `writing`: the host waits for that (or for the batch to be handled) before it fetches the next */
+  readonly signalsWriting?: boolean;
   /** partitions handed to this process (or taken away): lag, caches */
   assigned?(partitions: readonly number[]): void;
   /** the host found its checkpoint moved (counted as a rewind) */
