@@ -16,10 +16,10 @@ export const notifyRewind = (topic: string) => ({ channel: REWIND_CHANNEL, paylo
  * whatever process it runs): the consumer host then reads the checkpoints at once, instead of at
  * its next look (4 a second), which was up to a quarter second at the start of every replay.
  *
- * One LISTEN connection, opened again with a backoff when it is lost (Postgres restarted): the
- * host's own look goes on meanwhile, so a rewind is never missed, only noticed later. Resolves once
- * listening; rejects when the first connection fails (the caller goes on without it). The returned
- * function stops it.
+ * One LISTEN connection, opened again with a backoff when it cannot be had or is lost (Postgres
+ * away at start, or restarted): the host's own look goes on meanwhile, so a rewind is never missed,
+ * only noticed later. Resolves once listening, or once the first attempt failed and the next is
+ * scheduled. The returned function stops it.
  */
 export async function listenForRewinds(databaseUrl: string, topic: string, heard: () => void): Promise<() => Promise<void>> {
   let stopped = false;
@@ -62,7 +62,12 @@ export async function listenForRewinds(databaseUrl: string, topic: string, heard
     }
   };
 
-  await connect();
+  try {
+    await connect();
+  } catch (err) {
+    log.warn({ err }, 'rewind listener could not connect: replays are noticed by the checkpoint check until it does');
+    retry = setTimeout(() => void reconnect(), backoffMs(++failures));
+  }
   return async () => {
     stopped = true;
     if (retry) clearTimeout(retry);

@@ -3,6 +3,8 @@ import { EVENT_VERSION, type CampaignEvent, type Logged } from '../../src/domain
 import { createPrisma, type PrismaClient } from '../../src/infra/prisma/client.js';
 import { applyBatch, isDataError, rewindPrismaProjection, type ApplyStats } from '../../projections/prisma-tables/projector.js';
 import { listenForRewinds } from '../../projections/prisma-tables/rewinds.js';
+import { dropDatabase, ensureDatabase } from '../../src/infra/prisma/database.js';
+import { migrate } from '../../src/infra/prisma/migrate.js';
 import { freshDatabase, type FreshDatabase } from '../support/db.js';
 
 /**
@@ -122,6 +124,37 @@ describe('rewinds, heard as they commit', () => {
       expect(heard).toEqual(['events-a']);
     } finally {
       for (const stop of stops) await stop();
+    }
+  });
+
+  it('keeps trying when the database cannot be had at start, and hears rewinds once it can', async () => {
+    const later = new URL(db.url);
+    later.pathname = `${later.pathname}_later`;
+    const url = later.toString();
+    let heard = 0;
+    const until = async (n: number) => {
+      const deadline = Date.now() + 10_000;
+      while (heard < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    };
+    // the database does not exist yet: the first attempt fails, and the listener does not give up
+    const stop = await listenForRewinds(url, 'events-later', () => heard++);
+    try {
+      await ensureDatabase(url);
+      await migrate(url);
+      // connected: told once, for a rewind that may have committed while it was away
+      await until(1);
+      expect(heard).toBe(1);
+      const other = createPrisma(url, { poolSize: 1 });
+      try {
+        await rewindPrismaProjection(other, 'events-later', null);
+        await until(2);
+        expect(heard).toBe(2);
+      } finally {
+        await other.$disconnect();
+      }
+    } finally {
+      await stop();
+      await dropDatabase(url);
     }
   });
 });
