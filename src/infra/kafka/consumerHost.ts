@@ -47,7 +47,7 @@ const READ_SIDE_FETCH = { maxBytesPerPartition: 1024 * 1024, maxBytes: 32 * 1024
 /**
  * Batches being handled at once, every partition together: each may hold a pooled connection for
  * its transaction (in the main thread the API shares the pool of 8; the read side's thread has 6).
- * Batches are handed over before they are handled (onBatch), so KafkaJS's own limit
+ * Batches are handed over before they are handled in full (onBatch), so KafkaJS's own limit
  * (partitionsConsumedConcurrently) no longer bounds them.
  */
 const IN_FLIGHT = 4;
@@ -299,9 +299,9 @@ export class ConsumerHost {
   /**
    * One fetched batch. Pipelined: the batch is decoded at once, waits for the partition's previous
    * batch to be handled, and is then handed to the processors; eachBatch returns as soon as it is
-   * handed over (its offset resolved, so KafkaJS fetches the next batch), and the processors' work
-   * goes on while the next batch is fetched and decoded. Node's fetch and decode then run while
-   * Postgres applies the previous batch, on the other core.
+   * handed over (its offset resolved, so KafkaJS fetches the next batch): at once, or, when a
+   * processor `signalsWriting`, once it waits on its store for the batch's main write. The next
+   * batch is then fetched and decoded while Postgres applies this one, on the other core.
    *
    * Order and exactly-once are the lane's: its queue lets one batch of a partition be handled at a
    * time, in fetch order, and a batch is offered only when it starts at the lane's cursor, which
