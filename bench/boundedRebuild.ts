@@ -1,4 +1,5 @@
 import { startApp } from '../src/app.js';
+import { median } from '../src/cli/crowd.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { campaignClosed, EVENT_VERSION, eventIds, type CampaignEvent } from '../src/domain/events.js';
 import { createKafka } from '../src/infra/kafka/client.js';
@@ -185,7 +186,7 @@ export async function benchBoundedRebuild(opts: BoundedRebuildOptions): Promise<
         byCase[p]!.rounds.push({ ms: performance.now() - t, keys: keys.length });
       }
     }
-    return byCase.map((c) => ({ ...c, rebuildMs: [...c.rounds.map((r) => r.ms)].sort((a, b) => a - b)[Math.floor(c.rounds.length / 2)]! }));
+    return byCase.map((c) => ({ ...c, rebuildMs: median(c.rounds.map((r) => r.ms)) }));
   } finally {
     await app.stop();
     await prisma.$disconnect();

@@ -6,6 +6,7 @@ import { queueReplay, queueReport } from '../batch/queue.js';
 import type { ReplayResult } from '../batch/replay.js';
 import type { ReportResult } from '../batch/report.js';
 import { startApp } from '../src/app.js';
+import { median } from '../src/cli/crowd.js';
 import { loadConfig } from '../src/config.js';
 import { entrantRegistered, EVENT_VERSION, eventIds, type CampaignEvent } from '../src/domain/events.js';
 import { createKafka } from '../src/infra/kafka/client.js';
@@ -129,7 +130,6 @@ async function main() {
         say(`run ${i + 1}: replay(REDIS) ${fmt(x.redis.events / x.redis.seconds)} events/s, replay(DATABASE) ${fmt(x.database.events / x.database.seconds)} events/s, ${cpuLine(x.cpu, x.database.events)}`);
       }
     }
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const r = { events: runs[0]!.redis.events, seconds: median(runs.map((x) => x.redis.seconds)) };
     const redisJob = { wallS: median(runs.map((x) => x.redisWallS)) };
     const d = { events: runs[0]!.database.events, seconds: median(runs.map((x) => x.database.seconds)) };

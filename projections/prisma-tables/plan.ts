@@ -158,8 +158,6 @@ export function planBatch(batch: readonly Logged[], known: Known): Plan {
   };
 
   for (const { event: e, partition, offset } of batch) {
-    // a Date only where a row keeps one: an entry keeps the event's own string
-    const at = () => new Date(e.occurredAt);
     switch (e.type) {
       case 'CampaignCreated': {
         // evolveTerms: a campaign is created once
@@ -173,7 +171,7 @@ export function planBatch(batch: readonly Logged[], known: Known): Plan {
           stock: e.stock,
           opensAt: new Date(terms.opensAt),
           closesAt: new Date(terms.closesAt),
-          createdAt: at(),
+          createdAt: new Date(e.occurredAt),
         });
         break;
       }
@@ -195,18 +193,18 @@ export function planBatch(batch: readonly Logged[], known: Known): Plan {
         });
         const c = changeOf(e.campaignId);
         c.entrants++;
-        c.firstEntryAt ??= at();
+        c.firstEntryAt ??= new Date(e.occurredAt);
         break;
       }
       case 'WinnerSelected':
-        plan.winners.push({ campaignId: e.campaignId, userId: e.userId, position: e.position, wonAt: at() });
+        plan.winners.push({ campaignId: e.campaignId, userId: e.userId, position: e.position, wonAt: new Date(e.occurredAt) });
         break;
       case 'GifticonIssued':
-        plan.gifticons.push({ id: e.gifticonId, campaignId: e.campaignId, userId: e.userId, code: e.code, issuedAt: at(), logOffset: offset });
+        plan.gifticons.push({ id: e.gifticonId, campaignId: e.campaignId, userId: e.userId, code: e.code, issuedAt: new Date(e.occurredAt), logOffset: offset });
         break;
       case 'CampaignSoldOut': {
         if (!stateOf(e.campaignId)) break;
-        changeOf(e.campaignId).soldOutAt ??= at();
+        changeOf(e.campaignId).soldOutAt ??= new Date(e.occurredAt);
         break;
       }
       case 'CampaignClosed': {
@@ -215,7 +213,7 @@ export function planBatch(batch: readonly Logged[], known: Known): Plan {
         const terms = evolveTerms(s.terms, e)!;
         if (terms === s.terms) break; // the first close wins
         s.terms = terms;
-        changeOf(e.campaignId).closedAt = at();
+        changeOf(e.campaignId).closedAt = new Date(e.occurredAt);
         break;
       }
       default: {

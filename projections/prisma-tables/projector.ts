@@ -6,7 +6,7 @@ import type { Prisma, PrismaClient } from '../../src/infra/prisma/client.js';
 import { unwatched, type HealthReporter } from '../../src/health.js';
 import { logger } from '../../src/logger.js';
 import type { Lag } from '../lag.js';
-import { listenForRewinds, notifyRewind } from './rewinds.js';
+import { listenForRewinds, REWIND_CHANNEL } from './rewinds.js';
 import { needsOf, planBatch, usersOf, type BatchNeeds, type EntryRow, type KnownCampaign, type Plan } from './plan.js';
 
 /** The projection's name in `projection_checkpoints`. */
@@ -417,8 +417,7 @@ export async function rewindPrismaProjection(
         data: { nextOffset: 0n, updatedAt: now },
       });
       // heard by the projectors' hosts when this commits (listenForRewinds): they seek at once
-      const notice = notifyRewind(topic);
-      await tx.$executeRaw`SELECT pg_notify(${notice.channel}, ${notice.payload})`;
+      await tx.$executeRaw`SELECT pg_notify(${REWIND_CHANNEL}, ${topic})`;
       return { partitions: locked.map((r) => Number(r.partition)) };
     },
     { timeout: 120_000, maxWait: 30_000 },

@@ -5,11 +5,12 @@ import { backoffMs } from '../../src/retrying.js';
 
 const log = logger.child({ component: 'rewind-listener' });
 
-/** Postgres NOTIFY channel of rewinds of the Prisma projection; the payload is the topic rewound. */
+/**
+ * Postgres NOTIFY channel of rewinds of the Prisma projection; the payload is the topic rewound.
+ * `rewindPrismaProjection` notifies in its transaction: the notice goes out when the rewind
+ * commits, never before.
+ */
 export const REWIND_CHANNEL = 'firstcome_projection_rewind';
-
-/** What `rewindPrismaProjection` runs in its transaction: the notice goes out when the rewind commits, never before. */
-export const notifyRewind = (topic: string) => ({ channel: REWIND_CHANNEL, payload: topic });
 
 /**
  * Calls `heard` whenever a rewind of `topic` commits in the database (a replay(DATABASE) job, in
@@ -26,6 +27,9 @@ export async function listenForRewinds(databaseUrl: string, topic: string, heard
   let client: pg.Client | null = null;
   let failures = 0;
   let retry: NodeJS.Timeout | null = null;
+  const retryLater = () => {
+    retry = setTimeout(() => void reconnect(), backoffMs(++failures));
+  };
 
   const connect = async (): Promise<void> => {
     const c = new pg.Client(pgConfig(databaseUrl));
@@ -37,7 +41,7 @@ export async function listenForRewinds(databaseUrl: string, topic: string, heard
     c.once('end', () => {
       if (stopped || client !== c) return;
       client = null;
-      retry = setTimeout(() => void reconnect(), backoffMs(++failures));
+      retryLater();
     });
     await c.connect();
     try {
@@ -58,7 +62,7 @@ export async function listenForRewinds(databaseUrl: string, topic: string, heard
       // a rewind may have committed while the connection was away
       heard();
     } catch {
-      if (!stopped) retry = setTimeout(() => void reconnect(), backoffMs(++failures));
+      if (!stopped) retryLater();
     }
   };
 
@@ -66,7 +70,7 @@ export async function listenForRewinds(databaseUrl: string, topic: string, heard
     await connect();
   } catch (err) {
     log.warn({ err }, 'rewind listener could not connect: replays are noticed by the checkpoint check until it does');
-    retry = setTimeout(() => void reconnect(), backoffMs(++failures));
+    retryLater();
   }
   return async () => {
     stopped = true;

@@ -64,7 +64,7 @@ export class Keys {
   rebuild = (topic: string, partition: number) => `${this.p(topic, partition)}:rebuild`;
   /** pub/sub: a replay job wiped the partition (its writer rebuilds it at once instead of at its next look at `built`) */
   wiped = (topic: string, partition: number) => `${this.p(topic, partition)}:wiped`;
-  /** held (with a short TTL, renewed per campaign) while a replay job wipes the partition's campaigns: its writer waits to rebuild until the wipe ends */
+  /** held (with a short TTL, renewed as the wipe goes on) while a replay job wipes the partition's campaigns: its writer waits to rebuild until the wipe ends */
   wiping = (topic: string, partition: number) => `${this.p(topic, partition)}:wiping`;
   /** set once a replay job started on a partition: 'wiping', then 'done:<campaigns>' */
   replayMarker = (topic: string, partition: number, jobId: string) => `${this.p(topic, partition)}:replay:${jobId}`;

@@ -97,9 +97,14 @@ export async function deletePartition(o: Store, where: PartitionRef, jobId: stri
   const marker = k.replayMarker(where.topic, where.partition, jobId);
   const start = await o.redis.fcReplayStart(built, k.rebuild(where.topic, where.partition), marker, wiping, String(markerTtlS), String(WIPING_TTL_MS));
   if (start === 'BUSY' || start.startsWith('done:')) return start === 'BUSY' ? 'BUSY' : 'DONE';
-  await o.redis.multi().set(wiping, marker, 'PX', WIPING_TTL_MS).del(built).exec();
+  // replayStart.lua did both when it started the job here; a job that died while wiping does them again
+  if (start === 'wiping') await o.redis.multi().set(wiping, marker, 'PX', WIPING_TTL_MS).del(built).exec();
+  let renewed = Date.now();
   for (const id of campaignIds) {
-    await o.redis.pexpire(wiping, WIPING_TTL_MS);
+    if (Date.now() - renewed > WIPING_TTL_MS / 3) {
+      await o.redis.pexpire(wiping, WIPING_TTL_MS);
+      renewed = Date.now();
+    }
     await o.redis.fcWipe(k.meta(id), k.line(id), k.won(id), k.gifts(id), k.carry(id));
   }
   await o.redis.multi().del(built).del(wiping).exec();

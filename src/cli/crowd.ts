@@ -52,6 +52,9 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
+/** The middle value (the upper one of an even count), of values in any order. */
+export const median = (xs: readonly number[]): number => percentile([...xs].sort((a, b) => a - b), 50);
+
 export async function runPool<T>(items: T[], concurrency: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
   let next = 0;
   await Promise.all(

@@ -104,7 +104,7 @@ export class PartitionWriter {
   private async startRebuild(until: bigint | undefined, whole: boolean): Promise<void> {
     const previous = this.mode;
     // a rebuild that starts over keeps the campaigns it re-created so far, to clear their `building` at the end
-    const created = previous.kind === 'rebuilding' || previous.kind === 'rebuild-due' ? (previous.created ?? new Set<string>()) : new Set<string>();
+    const created = ('created' in previous && previous.created) || new Set<string>();
     this.mode = { kind: 'rebuild-due', created };
     await this.inFlight;
     // A replay job wiping the partition's campaigns: a rebuild now would run again once the wipe
