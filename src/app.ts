@@ -112,6 +112,8 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
     },
     observe: (op, s, ok) => metrics.requests.observe({ operation: op, ok: String(ok) }, s),
     limits: metrics.limits,
+    edge: metrics.edge,
+    metricsToken: config.METRICS_TOKEN,
   });
   await new Promise<void>((resolve) => server.listen(config.PORT, '0.0.0.0', resolve));
   const port = (server.address() as AddressInfo).port;

@@ -83,6 +83,8 @@ const schema = z.object({
   JWT_JWKS_COOLDOWN_MS: z.coerce.number().int().min(0).default(30_000),
   JWT_ISSUER: unsetIfEmpty(z.string()),
   JWT_AUDIENCE: unsetIfEmpty(z.string()),
+  /** The longest life a token may have (`exp` − `iat`, or `exp` − now without `iat`); a token with no `exp` is refused. */
+  JWT_MAX_AGE_S: z.coerce.number().int().min(60).default(86_400),
   /** Where the admin role is: a claim name or a dotted path (`realm_access.roles`), a string or an array. */
   JWT_ROLE_CLAIM: z.string().min(1).default('role'),
   /** Browser origins allowed to call the API (scheme://host[:port], comma-separated); unset: none. */
@@ -94,6 +96,27 @@ const schema = z.object({
   ),
   /** Requests per second from one client address that carry no valid token; 0 turns the limit off. */
   RATE_LIMIT_IP_PER_SEC: z.coerce.number().int().min(0).default(20),
+  /**
+   * Every request from one client address, signed in or not, before any of it is parsed (429);
+   * far above RATE_LIMIT_IP_PER_SEC, since many people share an address behind carrier NAT or an
+   * office proxy. 0 turns it off.
+   */
+  RATE_LIMIT_IP_CEILING_PER_SEC: z.coerce.number().int().min(0).default(2000),
+  /**
+   * The cost one signed-in user may spend each second, shared by every API process (429 once
+   * spent). A request costs 1, and a document the server parses and validates for the first time
+   * one more per GRAPHQL_COST_BYTES of its text. 0 turns it off.
+   */
+  RATE_LIMIT_USER_COST_PER_SEC: z.coerce.number().int().min(0).default(40),
+  /** The same for a token with the admin role (an admin console pages through winners). */
+  RATE_LIMIT_ADMIN_COST_PER_SEC: z.coerce.number().int().min(0).default(400),
+  /** Bytes of query text that cost one budget point to parse and validate. */
+  GRAPHQL_COST_BYTES: z.coerce.number().int().min(1).default(200),
+  /**
+   * `/metrics` and the detail of `/readyz` (names of stores, errors) are served only with this as
+   * a bearer token; unset: open. `/readyz`'s status code stays open.
+   */
+  METRICS_TOKEN: unsetIfEmpty(z.string().min(16, 'must be at least 16 characters')),
   /**
    * Which hops may set X-Forwarded-For (proxy-addr's trust, as Express reads it): a number of
    * proxies in front, or addresses/subnets/`loopback`,`linklocal`,`uniquelocal`; `true` trusts
@@ -123,6 +146,8 @@ const schema = z.object({
   GRAPHQL_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(64 * 1024),
   /** GraphQL subscriptions (graphql-ws): live operations one socket may hold. */
   WS_MAX_SUBSCRIPTIONS_PER_SOCKET: limit(10),
+  /** WebSocket connections one client address may hold open at once, counted before `connection_init`. */
+  WS_MAX_SOCKETS_PER_ADDRESS: limit(200),
   /** Sockets one user (token `sub`) may hold open at once on one API process. */
   WS_MAX_SOCKETS_PER_USER: limit(5),
   /** A socket that holds no subscription for this long is closed (4408). */

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { z } from 'zod';
 import type { Config } from '../config.js';
 import type { RateLimitEvents } from '../metrics.js';
@@ -9,6 +8,7 @@ import type { EventAppender } from '../infra/kafka/appender.js';
 import { partitionFor } from '../infra/kafka/partitioning.js';
 import type { CampaignView, EntryView, PartitionRef, RedisOrdering } from '../../projections/redis-ordering/index.js';
 import type { Caller } from './auth.js';
+import type { Budget } from './budgets.js';
 import type { EnterService } from './enter.js';
 import { badInput, notFound, rateLimited, unavailable } from './errors.js';
 import { CAMPAIGN_ID, campaignId, requireAdmin, requireUser, userId } from './guards.js';
@@ -36,6 +36,13 @@ export interface Ctx {
   caller: Caller | null;
   services: ApiServices;
   limits?: RateLimitEvents;
+  /** `enter` calls per user, shared by every API process (src/api/edge.ts); null: off */
+  enterBudget?: Budget | null;
+  /**
+   * Filled in by the edge plugin: bytes of a document parsed anew, and the root field asked for
+   * first. An object of its own, since Apollo runs each request on a shallow copy of the context.
+   */
+  seen?: { parsedBytes: number; operation?: string };
 }
 
 export function campaignOut(v: CampaignView, now = Date.now()) {
@@ -141,9 +148,6 @@ function parseInput<T>(schema: z.ZodType<T>, value: unknown, prefix: string): T 
 }
 
 export function buildResolvers() {
-  // per-process limiter: a user hammering `enter` is slowed before touching Redis or Kafka
-  let limiter: RateLimiterMemory | null = null;
-
   return {
     DateTime,
     Query: {
@@ -167,15 +171,11 @@ export function buildResolvers() {
       enter: async (_: unknown, args: { campaignId: unknown }, ctx: Ctx) => {
         const caller = requireUser(ctx);
         const id = campaignId(args.campaignId);
-        limiter ??= new RateLimiterMemory({ points: ctx.services.config.ENTER_RATE_PER_SEC, duration: 1 });
-        try {
-          await limiter.consume(caller.userId);
-        } catch (res) {
-          if (res instanceof RateLimiterRes) {
-            ctx.limits?.refused('enter');
-            throw rateLimited(res.msBeforeNext);
-          }
-          throw res;
+        // a user hammering `enter` is slowed before the gate's Lua or an append; without Redis, `enter` is unavailable anyway
+        const waitMs = ctx.enterBudget ? await ctx.enterBudget.take(caller.userId).catch(() => Promise.reject(unavailable(1000))) : 0;
+        if (waitMs > 0) {
+          ctx.limits?.refused('enter');
+          throw rateLimited(waitMs);
         }
         const r = await ctx.services.enter.enter(id, caller.userId);
         return 'rejection' in r ? { entry: null, rejection: r.rejection } : { entry: entryOut(r.entry, caller), rejection: null };

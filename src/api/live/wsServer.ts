@@ -7,7 +7,10 @@ import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Config } from '../../config.js';
 import { logger } from '../../logger.js';
+import type { EdgeEvents, RateLimitEvents } from '../../metrics.js';
 import { bearer, type Authenticator, type Caller } from '../auth.js';
+import { edgeBudgets, edgeFaults, endSocket, pathOf, safeAddress } from '../edge.js';
+import { hideSuggestions, maskedError } from '../masking.js';
 import { queryLimits } from '../queryLimits.js';
 import type { ApiServices } from '../resolvers.js';
 import { DateTime } from '../scalars.js';
@@ -45,7 +48,16 @@ function expiryOf(token: string): number | undefined {
   }
 }
 
-const refusal = (message: string, code: string) => new GraphQLError(message, { extensions: { code } });
+const refusal = (message: string, code: string, extensions: Record<string, unknown> = {}) => new GraphQLError(message, { extensions: { code, ...extensions } });
+
+/** Browsers send Origin; a socket from a page of another site may ride its user's token. */
+function originAllowed(req: IncomingMessage, allowed: readonly string[] | undefined): boolean {
+  const origin = req.headers.origin;
+  if (origin === undefined) return true; // not a browser
+  if (allowed?.includes(origin)) return true;
+  const host = req.headers.host;
+  return host !== undefined && (origin === `http://${host}` || origin === `https://${host}`);
+}
 
 /**
  * GraphQL subscriptions over graphql-ws (graphql-transport-ws) on the HTTP server's own port and
@@ -55,8 +67,15 @@ const refusal = (message: string, code: string) => new GraphQLError(message, { e
  * user, subscriptions per socket, and a socket holding no subscription for WS_IDLE_TIMEOUT_MS is
  * closed; a peer that stops answering pings is dropped. A socket that goes frees its watches.
  */
-export function attachSubscriptions(server: Server, deps: { config: Config; services: ApiServices; hub: ChangeHub; auth: Authenticator }) {
+export function attachSubscriptions(
+  server: Server,
+  deps: { config: Config; services: ApiServices; hub: ChangeHub; auth: Authenticator; edge?: EdgeEvents; limits?: RateLimitEvents },
+) {
   const { config, services, hub, auth } = deps;
+  const production = config.NODE_ENV === 'production';
+  const fault = edgeFaults(deps.edge);
+  const budgets = edgeBudgets(config, services.ordering);
+  const perAddress = new Map<string, number>();
   const schema = makeExecutableSchema({ typeDefs, resolvers: { DateTime, ...liveResolvers() } as never });
   const limits = queryLimits(config);
   const rules = [...specifiedRules, ...limits.validationRules!];
@@ -65,12 +84,50 @@ export function attachSubscriptions(server: Server, deps: { config: Config; serv
   let closing = false;
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.GRAPHQL_MAX_BODY_BYTES });
-  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (new URL(req.url ?? '/', 'http://x').pathname !== '/graphql' || closing) {
-      socket.end(`HTTP/1.1 ${closing ? '503 Service Unavailable' : '404 Not Found'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
-      return;
+  /**
+   * Before a socket is taken: its path, its Origin (403 for a browser page of another site), its
+   * address's open sockets (WS_MAX_SOCKETS_PER_ADDRESS, before any connection_init) and its address's
+   * ceiling. Nothing a client sends here can throw out of the listener.
+   */
+  const upgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (closing) return endSocket(socket, '503 Service Unavailable');
+    if (pathOf(req.url)?.pathname !== '/graphql') {
+      if (!pathOf(req.url)) fault('bad-upgrade', 'the request target is not a URL');
+      return endSocket(socket, '404 Not Found');
     }
-    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+    if (!originAllowed(req, config.CORS_ORIGINS)) {
+      fault('foreign-origin', 'a WebSocket upgrade from an origin not in CORS_ORIGINS');
+      return endSocket(socket, '403 Forbidden');
+    }
+    const address = safeAddress(budgets.addressOf, req);
+    const waitMs = budgets.ceiling ? await budgets.ceiling.take(address) : 0;
+    if (waitMs > 0) {
+      deps.limits?.refused('ceiling');
+      return endSocket(socket, '429 Too Many Requests');
+    }
+    const open = perAddress.get(address) ?? 0;
+    if (open >= config.WS_MAX_SOCKETS_PER_ADDRESS) {
+      fault('sockets-per-address', `more than ${config.WS_MAX_SOCKETS_PER_ADDRESS} sockets from one address`);
+      return endSocket(socket, '429 Too Many Requests');
+    }
+    if (socket.destroyed) return;
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
+      ws.once('close', () => {
+        const left = (perAddress.get(address) ?? 1) - 1;
+        if (left > 0) perAddress.set(address, left);
+        else perAddress.delete(address);
+      });
+      wss.emit('connection', ws, req);
+    });
+  };
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // a socket that errors before it is handed to ws must not raise an error event nobody hears
+    socket.on('error', () => socket.destroy());
+    upgrade(req, socket, head).catch((err: unknown) => {
+      fault('handler-fault', err);
+      endSocket(socket, '400 Bad Request');
+    });
   };
   server.on('upgrade', onUpgrade);
 
@@ -93,12 +150,13 @@ export function attachSubscriptions(server: Server, deps: { config: Config; serv
         }
         perUser.set(caller.userId, open + 1);
         ctx.extra.caller = caller;
+
         ctx.extra.expiresAt = expiryOf(token!);
         ctx.extra.idleSince = Date.now();
         sockets.add(ctx);
         return true;
       },
-      onSubscribe: (ctx, _id, payload) => {
+      onSubscribe: async (ctx, _id, payload) => {
         const caller = ctx.extra.caller!;
         // the id being subscribed is already counted
         if (Object.keys(ctx.subscriptions).length > config.WS_MAX_SUBSCRIPTIONS_PER_SOCKET) {
@@ -114,11 +172,22 @@ export function attachSubscriptions(server: Server, deps: { config: Config; serv
         if (!op) return [refusal('no operation to run (name it with operationName)', 'BAD_REQUEST')];
         if (op.operation !== 'subscription') return [refusal(`only subscriptions over WebSocket; send a ${op.operation} to POST /graphql`, 'BAD_REQUEST')];
         const errors = validate(schema, document, rules);
-        if (errors.length > 0) return errors.map((e) => new GraphQLError(e.message, { nodes: e.nodes, extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' } }));
+        if (errors.length > 0) return errors.map((e) => new GraphQLError(production ? hideSuggestions(e.message) : e.message, { nodes: e.nodes, extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' } }));
+        // a subscribe spends from the same budget as a request over HTTP (counted and checked above
+        // first: graphql-ws has counted this subscription already, and others may arrive meanwhile)
+        const budget = caller.admin ? budgets.admin : budgets.user;
+        const waitMs = budget ? await budget.take(caller.userId) : 0;
+        if (waitMs > 0) {
+          deps.limits?.refused(caller.admin ? 'admin' : 'user');
+          return [refusal('too many requests', 'RATE_LIMITED', { retryAfterMs: waitMs })];
+        }
+        void budget?.charge(caller.userId, budgets.parseCost(payload.query.length));
         ctx.extra.idleSince = null;
         const contextValue: LiveCtx = { caller, services, hub };
         return { schema, document, operationName: payload.operationName, variableValues: payload.variables, contextValue };
       },
+      // what execution says (a variable's value coerced, an enum value misspelled) is masked as over HTTP
+      onNext: production ? (_ctx, _id, _payload, _args, result) => (result.errors ? { ...result, errors: result.errors.map((e) => maskedError(e)) } : result) : undefined,
       onClose: (ctx) => {
         if (!sockets.delete(ctx)) return;
         const userId = ctx.extra.caller!.userId;
