@@ -100,6 +100,32 @@ export class Budget {
   }
 
   /**
+   * Spends `points` before costly work whose size is known ahead (a long body to parse), granted
+   * only when the identity's window was not already overspent by others' prepayments: of a burst of
+   * costly requests on many connections one goes ahead, not one per connection. Returns 0, or the
+   * milliseconds to wait. A refused prepayment is kept: a body sent while its sender is in debt is
+   * a flood, and giving points back could undo the block of the one that went ahead.
+   */
+  async prepay(identity: string, points: number): Promise<number> {
+    if (points <= 0) return 0;
+    try {
+      const res = await this.limiter.penalty(identity, points);
+      if (res.consumedPoints - points > this.perSec) return Math.max(1, res.msBeforeNext);
+      const debt = res.consumedPoints - this.perSec;
+      if (debt > 0) await this.limiter.block(identity, Math.ceil(debt / this.perSec));
+      return 0;
+    } catch {
+      return 0; // Redis lost for a moment: the request goes on, as a `take` from the local budget let it
+    }
+  }
+
+  /** Gives back points prepaid for work that was not needed (a document Apollo had cached). */
+  async refund(identity: string, points: number): Promise<void> {
+    if (points <= 0) return;
+    await this.limiter.reward(identity, points).catch(() => undefined);
+  }
+
+  /**
    * Spends `points` after the work is done (a document parsed and validated for the first time).
    * What goes beyond this window's budget is a debt: the identity is blocked for the windows it
    * covers, so an expensive request costs its sender as many seconds as it is worth.

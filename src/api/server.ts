@@ -152,8 +152,9 @@ function edgeOf(services: ApiServices, hooks: HttpHooks) {
  * GraphQL, in this order: the address's ceiling (before anything of the request is parsed), the
  * request target, CORS (a preflight ends there), the token (not verified for an address whose bad
  * tokens spent its budget), the caller's budget (its user's, or its address's without a valid
- * token; 429 held until it refills, before the body is read), the body cap (413), then Apollo with
- * its query limits. A document parsed anew is charged to the same budget afterwards.
+ * token; a long body's parse paid ahead; 429 held until it refills, before the body is read), the
+ * body cap (413), then Apollo with its query limits. What parsing cost is settled afterwards: a
+ * document parsed anew is charged, a cached one gives its prepayment back.
  */
 export function createHttpServer(api: () => ApiEndpoint | 'starting' | null, hooks: HttpHooks) {
   let edge: ReturnType<typeof edgeOf> | null = null;
@@ -226,8 +227,10 @@ export function createHttpServer(api: () => ApiEndpoint | 'starting' | null, hoo
         ? [budgets!.admin, caller.userId, 'admin']
         : [budgets!.user, caller.userId, 'user']
       : [budgets!.anonymous, address, 'ip'];
+    // a long body is paid for before it is parsed: of a burst of costly queries, one goes ahead
+    const prepaid = budgets!.parseCost(Number(req.headers['content-length']) || search.length);
     if (budget) {
-      const waitMs = await budget.take(identity);
+      const waitMs = (await budget.take(identity)) || (await budget.prepay(identity, prepaid));
       if (waitMs > 0) {
         if (token && !caller) badTokens.block(address, waitMs);
         return refuse(res, limit, waitMs);
@@ -258,7 +261,13 @@ export function createHttpServer(api: () => ApiEndpoint | 'starting' | null, hoo
     if (result.body.kind === 'complete') out = result.body.string;
     else for await (const chunk of result.body.asyncIterator) out += chunk;
     res.end(out);
-    if (budget && seen.parsedBytes) void budget.charge(identity, budgets!.parseCost(seen.parsedBytes));
+    if (budget) {
+      // what parsing cost, against what was paid ahead: a cached document gives its prepayment
+      // back; a parsed one pays what the body's estimate missed (the estimate counts the JSON around
+      // the query too, and is kept: a small refund could lift the block its own debt set)
+      if (seen.parsedBytes === 0) void budget.refund(identity, prepaid);
+      else void budget.charge(identity, budgets!.parseCost(seen.parsedBytes) - prepaid);
+    }
     hooks.observe?.(seen.operation ?? 'invalid', (performance.now() - started) / 1000, res.statusCode < 500);
   };
 

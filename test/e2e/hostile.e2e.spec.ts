@@ -145,14 +145,12 @@ describe('one signed-in flooder', () => {
     const refused = `{ ${Array.from({ length: 300 }, (_, i) => `a${i}: myEntry(campaignId: "x") { ticket }`).join(' ')} }`;
     const started = Date.now();
     const statuses: number[] = [];
-    const parsedAt: number[] = [];
     let flooding = true;
     const flood = Promise.all(
       Array.from({ length: 20 }, async (_, c) => {
         while (flooding) {
           const { status } = await post({ query: refused }, { token: mallory, from: `10.8.0.${c}` });
           statuses.push(status);
-          if (status === 400) parsedAt.push(Date.now() - started);
         }
       }),
     );
@@ -172,10 +170,9 @@ describe('one signed-in flooder', () => {
     const answered = statuses.filter((s) => s === 400).length;
     const limited = statuses.filter((s) => s === 429).length;
     console.log(`flooder: ${answered} refused queries parsed, ${limited} held 429s in ${seconds.toFixed(1)} s; honest myEntry max ${Math.max(...honest).toFixed(0)} ms`);
-    // the first second's burst is its budget at most (one point each before any is charged); then each
-    // 300-alias query (~13 KB, ~65 points of a 30-point budget) is a debt that blocks for seconds
-    expect(answered).toBeLessThanOrEqual(USER_BUDGET);
-    expect(parsedAt.filter((t) => t > 1000).length).toBeLessThanOrEqual(Math.ceil(seconds));
+    // each 300-alias query (~13 KB) is paid ahead, ~65 points of a 30-point budget: of the burst on 20
+    // connections one goes ahead, and its debt blocks the flooder for two seconds
+    expect(answered).toBeLessThanOrEqual(Math.ceil(seconds / 2) + 1);
     expect(limited).toBeGreaterThan(0);
     // held until the budget refills: 20 connections get a few answers a second, not hundreds
     expect(statuses.length / seconds).toBeLessThan(20 * 3);

@@ -85,6 +85,19 @@ describe('a budget shared through Redis', () => {
     expect(wait).toBeLessThanOrEqual(2000);
   });
 
+  it('grants one of a burst of costly prepayments and refuses the rest; a refund gives points back', async () => {
+    const b = new Budget(redisA, prefix(), 40, 'local');
+    const waits = await Promise.all(Array.from({ length: 20 }, () => b.prepay('burst', 50)));
+    expect(waits.filter((w) => w === 0)).toHaveLength(1);
+    expect(waits.filter((w) => w > 0)).toHaveLength(19);
+    // the granted one's debt (50 of 40) blocks its sender
+    expect(await b.take('burst')).toBeGreaterThan(0);
+    const c = new Budget(redisA, prefix(), 10, 'local');
+    expect(await c.prepay('cached', 8)).toBe(0);
+    await c.refund('cached', 8);
+    expect(await spend(c, 'cached', 12)).toBe(10);
+  });
+
   it('with Redis gone, a `local` budget spends from one of the same size in this process, and a `refuse` budget throws', async () => {
     const port = await freePort();
     const gone = new Redis(`redis://127.0.0.1:${port}`, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false });

@@ -91,10 +91,12 @@ export function attachSubscriptions(
    */
   const upgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (closing) return endSocket(socket, '503 Service Unavailable');
-    if (pathOf(req.url)?.pathname !== '/graphql') {
-      if (!pathOf(req.url)) fault('bad-upgrade', 'the request target is not a URL');
-      return endSocket(socket, '404 Not Found');
+    const target = pathOf(req.url);
+    if (!target) {
+      fault('bad-upgrade', 'the request target is not a URL');
+      return endSocket(socket, '400 Bad Request');
     }
+    if (target.pathname !== '/graphql') return endSocket(socket, '404 Not Found');
     if (!originAllowed(req, config.CORS_ORIGINS)) {
       fault('foreign-origin', 'a WebSocket upgrade from an origin not in CORS_ORIGINS');
       return endSocket(socket, '403 Forbidden');
