@@ -24,7 +24,9 @@ import { ChannelSubscriber, createRedis, EnterGate, RedisOrdering, replyChannelO
 import { logger } from './logger.js';
 import { createMetrics, type Timing } from './metrics.js';
 
-export const ROLES = ['api', 'decider', 'projector', 'worker'] as const;
+export const ROLES = ['api', 'writer', 'projector', 'worker'] as const;
+/** Old names of roles, still taken (with a warning) for a release. */
+export const ROLE_ALIASES: Readonly<Record<string, Role>> = { decider: 'writer' };
 export type Role = (typeof ROLES)[number];
 
 /** Roles that live outside src/ plug in here (projections/, batch/). */
@@ -130,8 +132,8 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
     throw err;
   }
 
-  if (roles.includes('decider')) {
-    const reporter = health.reporter('decider');
+  if (roles.includes('writer')) {
+    const reporter = health.reporter('writer');
     const d =
       roles.includes('api') && config.DECIDER_THREAD
         ? await startWriterThread(config, instance, reporter, (n) => (threadParked = n))
@@ -153,7 +155,7 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   // a failure of the other roles first does not leave it unhandled
   readSideStarting?.catch(() => undefined);
   for (const role of roles) {
-    if (role === 'api' || role === 'decider') continue;
+    if (role === 'api' || role === 'writer') continue;
     const load = external[role];
     if (!load) throw new Error(`role ${role} is not available in this build`);
     handles.push(await (await load())(shared));

@@ -18,7 +18,7 @@ let app: AppProcess;
 
 beforeAll(async () => {
   iso = await isolated('fuzz', { NODE_ENV: 'production', CORS_ORIGINS: 'https://app.example', METRICS_TOKEN: 'fuzz-metrics-token-0123' });
-  app = await spawnApp(iso, 'api,decider');
+  app = await spawnApp(iso, 'api,writer');
 });
 afterAll(async () => {
   await app?.kill();

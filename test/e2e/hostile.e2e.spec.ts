@@ -49,7 +49,7 @@ beforeAll(async () => {
     RATE_LIMIT_ADMIN_COST_PER_SEC: '100000',
     METRICS_TOKEN,
   });
-  app = await spawnApp(iso, 'api,decider');
+  app = await spawnApp(iso, 'api,writer');
   alice = await token('alice');
   admin = await token('boss', 'admin');
 });

@@ -72,13 +72,13 @@ describe('batch: Agenda runtime on Postgres', () => {
     let attempts = 0;
     runtime.define('cleanup', async () => {
       attempts++;
-      throw new NoWriter([{ writer: { role: 'decider', group: 't.decider', topic: 't.campaign-events' }, partitions: [1], ownership: { state: 'Empty', members: 0, owners: new Map() } }], { then: 'then run the replay again' });
+      throw new NoWriter([{ writer: { role: 'writer', group: 't.decider', topic: 't.campaign-events' }, partitions: [1], ownership: { state: 'Empty', members: 0, owners: new Map() } }], { then: 'then run the replay again' });
     }, { lockLifetime: 10_000, concurrency: 1, retries: 3, retryDelayMs: 100 });
     await handle.start();
     try {
       const id = String((await handle.agenda.now('cleanup', {})).attrs._id);
       const view = await waitFor(async () => jobView((await handle.getJob(id))!), (v) => v.status === 'FAILED', 20_000);
-      expect(view.error).toBe('no decider owns partition 1 of t.campaign-events (consumer group t.decider has no member): start one with `npm start -- --roles decider`, then run the replay again');
+      expect(view.error).toBe('no writer owns partition 1 of t.campaign-events (consumer group t.decider has no member): start one with `npm start -- --roles writer`, then run the replay again');
       await sleep(1000); // a retry would have run by now (100 ms backoff)
       expect(attempts).toBe(1);
       expect(jobView((await handle.getJob(id))!).status).toBe('FAILED');
@@ -94,7 +94,7 @@ describe('batch: Agenda runtime on Postgres', () => {
     let attempts = 0;
     runtime.define('close', async (ctx) => {
       attempts++;
-      ctx.note('rebuilding: waiting for the decider of partition 1 to reach offset 41,200 (at 12,000)');
+      ctx.note('rebuilding: waiting for the writer of partition 1 to reach offset 41,200 (at 12,000)');
       await ctx.sleep(60_000);
     }, { lockLifetime: 60_000, concurrency: 1, retries: 3, retryDelayMs: 100 });
     await handle.start();
@@ -102,7 +102,7 @@ describe('batch: Agenda runtime on Postgres', () => {
       const id = String((await handle.agenda.now('close', {})).attrs._id);
       await waitFor(
         async () => (await handle.getJob(id))?.data as { note?: string },
-        (d) => d?.note === 'rebuilding: waiting for the decider of partition 1 to reach offset 41,200 (at 12,000)',
+        (d) => d?.note === 'rebuilding: waiting for the writer of partition 1 to reach offset 41,200 (at 12,000)',
       );
       expect(await runtime.cancel(id, 'timed out after 3 s (--timeout)')).toBe(true);
       const view = await waitFor(async () => jobView((await handle.getJob(id))!), (v) => v.status === 'FAILED', 10_000);
