@@ -21,7 +21,9 @@ export type EdgeCause =
   | 'bad-body' // a body that is not JSON
   | 'too-large' // a body over GRAPHQL_MAX_BODY_BYTES
   | 'client-error' // what node:http could not parse (bad request line, headers, encoding)
+  | 'aborted' // a client that closed its connection mid-request
   | 'bad-upgrade' // a WebSocket upgrade the server cannot take
+  | 'bad-frame' // a WebSocket frame that breaks the protocol
   | 'foreign-origin' // a WebSocket upgrade from an origin not allowed
   | 'sockets-per-address' // more sockets from one address than WS_MAX_SOCKETS_PER_ADDRESS
   | 'unauthorized-internals' // /metrics or /readyz's detail without METRICS_TOKEN

@@ -276,6 +276,11 @@ export function createHttpServer(api: () => ApiEndpoint | 'starting' | null, hoo
     handle(req, res)
       .catch((err: unknown) => {
         const status = (err as { status?: number }).status;
+        if ((err as NodeJS.ErrnoException).code === 'ECONNRESET') {
+          // the client went away mid-request (its body cut short): nobody is left to answer
+          fault('aborted', 'the client closed the connection mid-request');
+          return;
+        }
         if (status === 413) {
           fault('too-large', `a body over ${maxBody} bytes`);
           // the rest of the body is not read: the connection cannot carry another request

@@ -121,6 +121,10 @@ export function attachSubscriptions(
         else perAddress.delete(address);
       });
       wss.emit('connection', ws, req);
+      // a peer's bad frame (wrong opcode, unmasked, oversized) is its fault, not ours: counted and
+      // logged once, not printed with a stack per socket as graphql-ws's own listener would (ws closes it)
+      ws.removeAllListeners('error');
+      ws.on('error', (err: Error & { code?: string }) => fault('bad-frame', err.code ?? err.message));
     });
   };
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
