@@ -14,6 +14,7 @@ const CEILING = 60;
 const ORIGIN = 'https://app.example';
 const METRICS_TOKEN = 'metrics-token-0123456789';
 const USER_BUDGET = 30;
+const SOCKETS_PER_ADDRESS = 4;
 
 let iso: Isolated;
 let app: AppProcess;
@@ -47,6 +48,7 @@ beforeAll(async () => {
     RATE_LIMIT_IP_CEILING_PER_SEC: String(CEILING),
     RATE_LIMIT_USER_COST_PER_SEC: String(USER_BUDGET),
     RATE_LIMIT_ADMIN_COST_PER_SEC: '100000',
+    WS_MAX_SOCKETS_PER_ADDRESS: String(SOCKETS_PER_ADDRESS),
     METRICS_TOKEN,
   });
   app = await spawnApp(iso, 'api,writer');
@@ -204,6 +206,56 @@ describe('sockets', () => {
     expect(await open({ origin: ORIGIN })).toBe(101);
     expect(await open({ origin: `http://127.0.0.1:${app.port}` })).toBe(101);
     expect(await open({})).toBe(101);
+  });
+});
+
+describe('sockets per address', () => {
+  it(`are held to WS_MAX_SOCKETS_PER_ADDRESS before connection_init: the next gets 429, and a place freed is taken again`, async () => {
+    const from = '198.51.100.44';
+    const held = await Promise.all(
+      Array.from(
+        { length: SOCKETS_PER_ADDRESS },
+        () =>
+          new Promise<WebSocket>((resolve, reject) => {
+            const ws = new WebSocket(`ws://127.0.0.1:${app.port}/graphql`, 'graphql-transport-ws', { headers: { 'x-forwarded-for': from } });
+            ws.on('open', () => resolve(ws));
+            ws.on('unexpected-response', (_req, res) => reject(new Error(`refused: ${res.statusCode}`)));
+          }),
+      ),
+    );
+    const next = () =>
+      new Promise<number>((resolve) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${app.port}/graphql`, 'graphql-transport-ws', { headers: { 'x-forwarded-for': from } });
+        ws.on('open', () => {
+          ws.close();
+          resolve(101);
+        });
+        ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+        ws.on('error', () => undefined);
+      });
+    expect(await next()).toBe(429);
+    const closed = new Promise((r) => held[0]!.once('close', r));
+    held[0]!.close();
+    await closed;
+    // the server counts the socket gone once its close handshake ends: the place is free soon after
+    let status = 0;
+    for (const end = Date.now() + 5000; status !== 101 && Date.now() < end; ) status = await next();
+    expect(status).toBe(101);
+    for (const ws of held) ws.close();
+  });
+});
+
+describe('a flood of bad tokens from one address', () => {
+  it('is answered UNAUTHENTICATED only while the address has budget, then 429 without a verify', async () => {
+    const from = '198.51.100.77';
+    const forged = await new SignJWT({ sub: 'mallory' }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime('1h').sign(new TextEncoder().encode('not-the-secret-at-all-0123'));
+    const started = Date.now();
+    const answers = await pool(Array.from({ length: 100 }), 10, () => post({ query: '{ myEntry(campaignId: "x") { ticket } }' }, { token: forged, from }));
+    const windows = Math.ceil((Date.now() - started) / 1000) + 1;
+    const verified = answers.filter((a) => a.body?.errors?.[0]?.extensions?.code === 'UNAUTHENTICATED').length;
+    expect(verified + answers.filter((a) => a.status === 429).length).toBe(100);
+    expect(verified).toBeLessThanOrEqual(20 * windows);
+    expect(verified).toBeGreaterThan(0);
   });
 });
 
