@@ -54,7 +54,7 @@ const schema = z.object({
   TOPIC_PREFIX: z.string().regex(/^[a-zA-Z0-9._-]{1,100}$/).default('firstcome'),
   /** Prefix of every Redis key. */
   REDIS_PREFIX: z.string().regex(/^[a-zA-Z0-9._:-]{1,64}$/).default('fc'),
-  /** Partitions of the campaign-events topic: one active campaign per partition at a time. */
+  /** Partitions of the campaign-events topic: one active campaign per partition at a time; fixed once the topic exists. */
   EVENT_PARTITIONS: z.coerce.number().int().min(1).max(256).default(6),
   /** Replicas of a topic firstcome creates; unset: as many brokers as answer, at most 3 (min in-sync: 2 where there are 2 or more). */
   KAFKA_REPLICATION_FACTOR: z.coerce.number().int().min(1).max(7).optional(),
@@ -75,7 +75,10 @@ const schema = z.object({
   APPEND_LINGER_MS: z.coerce.number().int().min(0).max(100).default(3),
   /** How long the decider's fetch waits on a quiet partition. */
   DECIDER_MAX_WAIT_MS: z.coerce.number().int().min(1).max(5000).default(20),
-  /** Least time between two commits of a partition's decisions: batches between them are told at once and commit together. */
+  /**
+   * Least time between two commits of a partition's decisions: batches between them are told at
+   * once and commit together. 0 commits every batch at once.
+   */
   DECIDER_COMMIT_MS: z.coerce.number().int().min(0).max(1000).default(100),
   /** Where the API runs too, the decider runs in a worker thread of its own (0 turns that off). */
   DECIDER_THREAD: z
