@@ -4,8 +4,8 @@ import { z } from 'zod';
 import { COMPRESSIONS, unavailable, type Compression } from './infra/kafka/compression.js';
 
 /**
- * The one config loader. Every variable of CONTRACT.md has a local default; a bad value stops the
- * process at start with the variable named, never later on the hot path.
+ * The one config loader. Every variable has a local default; a bad value stops the process at
+ * start with the variable named, never later on the hot path. docs/configuration.md lists them.
  */
 const DEV_JWT_SECRET = 'firstcome-development-secret-do-not-use-in-production';
 
