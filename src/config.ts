@@ -4,8 +4,8 @@ import { z } from 'zod';
 import { COMPRESSIONS, unavailable, type Compression } from './infra/kafka/compression.js';
 
 /**
- * The one config loader. Every variable of CONTRACT.md has a local default; a bad value stops the
- * process at start with the variable named, never later on the hot path.
+ * The one config loader. Every variable has a local default; a bad value stops the process at
+ * start with the variable named, never later on the hot path. docs/configuration.md lists them.
  */
 const DEV_JWT_SECRET = 'firstcome-development-secret-do-not-use-in-production';
 
@@ -14,13 +14,20 @@ const unsetIfEmpty = <T extends z.ZodType>(t: T) => z.preprocess((v) => (v === '
 const limit = (fallback: number) => z.coerce.number().int().min(1).default(fallback);
 
 const schema = z.object({
+  /**
+   * `production` requires JWT_SECRET (unless JWT_JWKS_URL is set), answers unexpected failures
+   * without a stack trace and hides graphql-js's suggestions.
+   */
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  /** The HTTP port: `POST /graphql`, its WebSocket, `/healthz`, `/readyz`, `/metrics` and `/console`. */
   PORT: z.coerce.number().int().min(0).max(65535).default(4000),
+  /** The Kafka brokers, `host:port[,host:port…]`. */
   KAFKA_BROKERS: z
     .string()
     .default('127.0.0.1:9092')
     .transform((s) => s.split(',').map((b) => b.trim()).filter(Boolean))
     .refine((bs) => bs.length > 0 && bs.every((b) => /^[^:\s]+:\d+$/.test(b)), 'expected host:port[,host:port…]'),
+  /** The one Redis, when REDIS_CLUSTER_NODES is unset. */
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
   /** Seed nodes of a Redis Cluster; when set, every Redis use goes to the cluster and REDIS_URL is not used. */
   REDIS_CLUSTER_NODES: unsetIfEmpty(
@@ -29,24 +36,31 @@ const schema = z.object({
       .transform((s) => s.split(',').map((n) => n.trim()).filter(Boolean))
       .refine((ns) => ns.length > 0 && ns.every((n) => /^(\[[0-9a-fA-F:.]+\]|[^:\s,[\]]+):\d{1,5}$/.test(n) && Number(n.split(':').pop()) <= 65535), 'expected host:port[,host:port…]'),
   ),
+  /** The Postgres database of the read side and the jobs; created if missing. */
   DATABASE_URL: z
     .string()
     .default('postgresql://postgres@127.0.0.1:5432/firstcome')
     .refine((s) => /^postgres(ql)?:\/\//.test(s), 'expected a postgresql:// URL'),
+  /** When set, the log is also archived to EventStoreDB streams `campaign-<id>`; unset: the archive is off. */
   EVENTSTORE_URL: z.string().min(1).optional(),
+  /**
+   * HS256 tokens signed with it are accepted (at least 16 characters). Unset: a development default,
+   * with a warning; in production it is required unless JWT_JWKS_URL is set, and then HS256 is off.
+   */
   JWT_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** How long `enter` waits for the single writer's decision before it answers `QUEUED`. */
   ENTER_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(3000),
   /** Prefix of every Kafka topic and group id, so test suites and tenants never collide. */
   TOPIC_PREFIX: z.string().regex(/^[a-zA-Z0-9._-]{1,100}$/).default('firstcome'),
   /** Prefix of every Redis key. */
   REDIS_PREFIX: z.string().regex(/^[a-zA-Z0-9._:-]{1,64}$/).default('fc'),
-  /** Partitions of the campaign-events topic: one active campaign per partition at a time. */
+  /** Partitions of the campaign-events topic: one active campaign per partition at a time; fixed once the topic exists. */
   EVENT_PARTITIONS: z.coerce.number().int().min(1).max(256).default(6),
   /** Replicas of a topic firstcome creates; unset: as many brokers as answer, at most 3 (min in-sync: 2 where there are 2 or more). */
   KAFKA_REPLICATION_FACTOR: z.coerce.number().int().min(1).max(7).optional(),
   /**
-   * Codec of the record batches firstcome appends. snappy: README, Configuration (Compression of the
-   * log) says why. Readers take every codec whatever this says; a codec whose package does not load
+   * Codec of the record batches firstcome appends. snappy: docs/design.md (Compression of the log)
+   * says why. Readers take every codec whatever this says; a codec whose package does not load
    * here is refused.
    */
   KAFKA_COMPRESSION: z
@@ -61,7 +75,10 @@ const schema = z.object({
   APPEND_LINGER_MS: z.coerce.number().int().min(0).max(100).default(3),
   /** How long the decider's fetch waits on a quiet partition. */
   DECIDER_MAX_WAIT_MS: z.coerce.number().int().min(1).max(5000).default(20),
-  /** Least time between two commits of a partition's decisions: batches between them are told at once and commit together. */
+  /**
+   * Least time between two commits of a partition's decisions: batches between them are told at
+   * once and commit together. 0 commits every batch at once.
+   */
   DECIDER_COMMIT_MS: z.coerce.number().int().min(0).max(1000).default(100),
   /** Where the API runs too, the decider runs in a worker thread of its own (0 turns that off). */
   DECIDER_THREAD: z
@@ -81,7 +98,9 @@ const schema = z.object({
   JWT_JWKS_URL: unsetIfEmpty(z.string().url().refine((u) => /^https?:\/\//.test(u), 'expected an http(s) URL')),
   /** Least time between two fetches of the JWKS (an unknown `kid` asks for one). */
   JWT_JWKS_COOLDOWN_MS: z.coerce.number().int().min(0).default(30_000),
+  /** When set, every token (HS256 too) must carry this `iss`. */
   JWT_ISSUER: unsetIfEmpty(z.string()),
+  /** When set, every token (HS256 too) must carry an `aud` containing this value. */
   JWT_AUDIENCE: unsetIfEmpty(z.string()),
   /** The longest life a token may have (`exp` − `iat`, or `exp` − now without `iat`); a token with no `exp` is refused. */
   JWT_MAX_AGE_S: z.coerce.number().int().min(60).default(86_400),
@@ -136,11 +155,18 @@ const schema = z.object({
         }
       }, 'expected a number of hops, true, or addresses/subnets (e.g. loopback,10.0.0.0/8)'),
   ),
-  /** Query limits, each refused with HTTP 400 before anything runs (README: Query limits). */
+  /** Aliases per operation, `__typename` included; more is refused with HTTP 400 before anything runs (docs/api.md). */
   GRAPHQL_MAX_ALIASES: limit(15),
+  /** Selection depth, inline fragments counted; deeper is refused with HTTP 400 before anything runs. */
   GRAPHQL_MAX_DEPTH: limit(8),
+  /** Lexical tokens of a query; parsing stops there and the query is refused with HTTP 400. */
   GRAPHQL_MAX_TOKENS: limit(1000),
+  /** Directives per operation; more is refused with HTTP 400 before anything runs. */
   GRAPHQL_MAX_DIRECTIVES: limit(10),
+  /**
+   * graphql-armor's cost of an operation (objects 2, scalars 1, ×1.5 per level, × a literal
+   * `first`); more is refused with HTTP 400 before anything runs.
+   */
   GRAPHQL_MAX_COST: limit(100_000),
   /** Bigger request bodies are answered 413 before they are read to the end. */
   GRAPHQL_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(64 * 1024),
@@ -159,6 +185,7 @@ const schema = z.object({
    * release step migrates, and a server whose database is behind refuses to start.
    */
   DB_MIGRATE: z.enum(['on', 'off']).default('on'),
+  /** The level of every process's log (pino). */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
