@@ -25,7 +25,7 @@ const opts = new Command()
   .option('--duration <s>', 'seconds per phase', (v) => Number(v), 10)
   .option('--connections <n>', 'concurrent connections', (v) => Number(v), 100)
   // the roles that answer `enter` (the default); `all` is every role in one process, as `npm start`
-  .option('--roles <roles>', "roles of the server process ('all': every role, as npm start)", 'api,decider')
+  .option('--roles <roles>', "roles of the server process ('all': every role, as npm start)", 'api,writer')
   // KAFKA_COMPRESSION of the server; the phase of fresh users then also says the log's bytes per entry
   .option('--compression <codec>', 'KAFKA_COMPRESSION of the server (default: the environment, else the configured default)')
   .option('--generator <name>', "load generator: 'wrk' (the default where it is on PATH) or 'autocannon'")

@@ -48,7 +48,7 @@ async function main() {
   await migrate(config.DATABASE_URL);
   const port = await freePort();
   // API and writer only: the read side and jobs would compete for the 2 cores without being measured
-  const server = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--roles', 'api,decider'], {
+  const server = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--roles', 'api,writer'], {
     cwd: ROOT,
     env: { ...process.env, ...env, PORT: String(port) },
     stdio: ['ignore', 'inherit', 'inherit'],
