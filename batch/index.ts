@@ -4,7 +4,7 @@ import type { Config } from '../src/config.js';
 import { EventAppender } from '../src/infra/kafka/appender.js';
 import { logger } from '../src/logger.js';
 import { rewindPrismaProjection } from '../projections/prisma-tables/projector.js';
-import { openAgenda, watchStore } from './agenda.js';
+import { openAgenda, watchStore, workerBeat } from './agenda.js';
 import type { CloseData } from './close.js';
 import type { ReplayData } from './replay.js';
 import type { ReportData } from './report.js';
@@ -46,7 +46,10 @@ export interface Worker {
 /** The worker role: Agenda 6 on Postgres running report, replay, reconcile, cleanup and close. */
 export const startWorker: RoleFactory = async (shared: Shared) => {
   const { config, kafka, ordering, prisma, metrics, health, instance } = shared;
-  const handle = await openAgenda(config.DATABASE_URL, { name: `worker-${instance}`, processEvery: '2 seconds', maxConcurrency: 8, poolSize: 6 });
+  const name = `worker-${instance}`;
+  const handle = await openAgenda(config.DATABASE_URL, { name, processEvery: '2 seconds', maxConcurrency: 8, poolSize: 6 });
+  // alive before it takes a job: a job it locks is never taken for an orphan
+  const beat = workerBeat(handle, name, log);
   const appender = await EventAppender.connect(kafka, config);
   const runtime = new JobRuntime(handle, log);
   const state: Worker = { runtime, lastReconcile: null };
@@ -94,6 +97,7 @@ export const startWorker: RoleFactory = async (shared: Shared) => {
     stop: async () => {
       store.stop();
       await runtime.stop();
+      await beat.stop();
       await appender.close().catch((err) => log.warn({ err }, 'appender close failed'));
       await handle.close();
     },

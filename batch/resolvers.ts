@@ -1,7 +1,8 @@
 import type { ApiPluginFactory } from '../src/plugin.js';
 import { badInput, notFound } from '../src/api/errors.js';
 import { campaignId, requireAdmin, type Signed } from '../src/api/guards.js';
-import { openAgenda } from './agenda.js';
+import { logger } from '../src/logger.js';
+import { openAgenda, watchOrphans } from './agenda.js';
 import type { ReplayTarget } from './replay.js';
 import { jobView } from './jobView.js';
 import { queueReplay, queueReport } from './queue.js';
@@ -15,6 +16,7 @@ const TARGETS: ReadonlySet<string> = new Set<ReplayTarget>(['REDIS', 'DATABASE',
 export const jobsPlugin: ApiPluginFactory = async (shared) => {
   const { prisma, ordering, instance, config } = shared;
   const handle = await openAgenda(config.DATABASE_URL, { name: `api-${instance}`, poolSize: 2, notify: true });
+  const orphans = watchOrphans(handle, logger.child({ role: 'api', component: 'jobs' }));
 
   return {
     resolvers: {
@@ -59,6 +61,9 @@ export const jobsPlugin: ApiPluginFactory = async (shared) => {
         },
       },
     },
-    stop: () => handle.close(),
+    stop: async () => {
+      orphans.stop();
+      await handle.close();
+    },
   };
 };
