@@ -174,7 +174,7 @@ const schema = z.object({
   WS_MAX_SUBSCRIPTIONS_PER_SOCKET: limit(10),
   /** WebSocket connections one client address may hold open at once, counted before `connection_init`. */
   WS_MAX_SOCKETS_PER_ADDRESS: limit(200),
-  /** Sockets one user (token `sub`) may hold open at once on one API process. */
+  /** Sockets one user (token `sub`) may hold open at once, counted across every API process (in Redis). */
   WS_MAX_SOCKETS_PER_USER: limit(5),
   /** A socket that holds no subscription for this long is closed (4408). */
   WS_IDLE_TIMEOUT_MS: z.coerce.number().int().min(100).default(60_000),

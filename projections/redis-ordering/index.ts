@@ -6,6 +6,7 @@ export { Keys } from './keys.js';
 export type { GateAnswer } from './answers.js';
 export { RedisOrdering, type CampaignMeta, type CampaignView, type EntryView, type GiftView, type PartitionRef } from './reads.js';
 export { EnterGate } from './gate.js';
+export { SocketLeases } from './sockets.js';
 export { RedisCampaignLines, writerPorts } from './lines.js';
 export { RedisReplyChannel, replyChannelOf } from './replies.js';
 export { changesChannelOf, RedisChangeFeed } from './changes.js';

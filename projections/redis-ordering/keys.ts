@@ -43,6 +43,8 @@ export class Keys {
   pattern = (id: string) => `${this.c(id)}:*`;
   /** pub/sub: who changed in a campaign (tagged like its keys, so a sharded channel fits the same slot) */
   changes = (id: string) => `${this.c(id)}:changes`;
+  /** the sockets a user holds open across API processes (ZSET socket id → lease end): a slot of its own */
+  socketsOf = (userId: string) => `${this.prefix}:{u:${userId}}:sockets`;
   /** the stem of a rate budget's keys (rate-limiter-flexible adds `:<identity>`: one key, one slot) */
   budget = (name: string) => `${this.prefix}:budget:${name}`;
   /** every campaign key of the prefix, for SCAN */

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gql, isolated, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
+import { liveSocket } from '../support/live.js';
 
 /**
  * Three API processes behind one address give a user one budget, not three: `enter`'s per-user limit
@@ -12,7 +13,7 @@ let apis: AppProcess[] = [];
 let writer: AppProcess;
 
 beforeAll(async () => {
-  iso = await isolated('shared-limits', { ENTER_RATE_PER_SEC: String(RATE), RATE_LIMIT_USER_COST_PER_SEC: String(4 * RATE) });
+  iso = await isolated('shared-limits', { ENTER_RATE_PER_SEC: String(RATE), RATE_LIMIT_USER_COST_PER_SEC: String(4 * RATE), WS_MAX_SOCKETS_PER_USER: '2' });
   writer = await spawnApp(iso, 'writer');
   apis = await Promise.all([0, 1, 2].map(() => spawnApp(iso, 'api')));
   const admin = await token('boss', 'admin');
@@ -43,5 +44,20 @@ describe('limits across API processes', () => {
     expect(allowed).toBeLessThanOrEqual(RATE * (Math.ceil(seconds) + 1));
     expect(seconds, 'the burst must fit in less than a second to tell one budget from three').toBeLessThan(1);
     expect(allowed).toBeLessThan(3 * RATE);
+  });
+
+  it("counts a user's sockets across processes: two on one, and a third on another is refused until one closes", async () => {
+    const gina = await token('gina');
+    const [a, b] = [liveSocket(apis[0]!.port, gina), liveSocket(apis[0]!.port, gina)];
+    await Promise.all([a.connected, b.connected]);
+    const third = liveSocket(apis[1]!.port, gina);
+    expect(await third.closed).toBe(4429);
+    await a.dispose();
+    await a.closed;
+    // the place is released as the socket closes; the next socket, on a third process, gets it
+    let again = liveSocket(apis[2]!.port, gina);
+    for (let tries = 0; (await Promise.race([again.connected.then(() => 'in'), again.closed])) !== 'in' && tries < 20; tries++) again = liveSocket(apis[2]!.port, gina);
+    await again.connected;
+    await Promise.all([again.dispose(), b.dispose()]);
   });
 });

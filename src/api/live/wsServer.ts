@@ -1,4 +1,5 @@
 import type { IncomingMessage, Server } from 'node:http';
+import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import { getOperationAST, GraphQLError, parse, specifiedRules, validate, type DocumentNode } from 'graphql';
@@ -14,6 +15,7 @@ import { hideSuggestions, maskedError } from '../masking.js';
 import { queryLimits } from '../queryLimits.js';
 import type { ApiServices } from '../resolvers.js';
 import { DateTime } from '../scalars.js';
+import { SocketLeases } from '../../../projections/redis-ordering/index.js';
 import { typeDefs } from '../server.js';
 import type { ChangeHub } from './changeHub.js';
 import { liveResolvers, type LiveCtx } from './subscriptions.js';
@@ -24,6 +26,8 @@ const log = logger.child({ component: 'ws' });
 export const CLOSE = {
   unauthenticated: 4401,
   idle: 4408,
+  /** Redis, which counts a user's sockets, cannot be reached: try again shortly (RFC 6455's 1013) */
+  tryAgain: 1013,
   tooManySockets: 4429,
   goingAway: 1001,
 } as const;
@@ -31,6 +35,8 @@ export const CLOSE = {
 type Extra = {
   socket: WebSocket;
   request: IncomingMessage;
+  /** its place among its user's sockets, across every API process (SocketLeases) */
+  leaseId?: string;
   caller?: Caller;
   /** since when the socket holds no subscription (null while it holds one) */
   idleSince?: number | null;
@@ -79,7 +85,10 @@ export function attachSubscriptions(
   const schema = makeExecutableSchema({ typeDefs, resolvers: { DateTime, ...liveResolvers() } as never });
   const limits = queryLimits(config);
   const rules = [...specifiedRules, ...limits.validationRules!];
-  const perUser = new Map<string, number>();
+  // sockets per user are counted in Redis, across every API process
+  const leases = new SocketLeases(services.ordering);
+  let nextLease = 0;
+  const instance = randomUUID().slice(0, 8);
   const sockets = new Set<Context<Record<string, unknown>, Extra>>();
   let closing = false;
 
@@ -149,13 +158,21 @@ export function attachSubscriptions(
           ctx.extra.socket.close(CLOSE.unauthenticated, 'UNAUTHENTICATED: connectionParams.authorization must be "Bearer <valid JWT>"');
           return false;
         }
-        const open = perUser.get(caller.userId) ?? 0;
-        if (open >= config.WS_MAX_SOCKETS_PER_USER) {
+        const leaseId = `${instance}:${nextLease++}`;
+        let placed: boolean;
+        try {
+          placed = await leases.acquire(caller.userId, leaseId, config.WS_MAX_SOCKETS_PER_USER);
+        } catch {
+          // without Redis no push could reach the socket anyway: refused, to try again (never let in uncounted)
+          ctx.extra.socket.close(CLOSE.tryAgain, 'UNAVAILABLE: try again shortly');
+          return false;
+        }
+        if (!placed) {
           ctx.extra.socket.close(CLOSE.tooManySockets, `too many sockets for this user (at most ${config.WS_MAX_SOCKETS_PER_USER})`);
           return false;
         }
-        perUser.set(caller.userId, open + 1);
         ctx.extra.caller = caller;
+        ctx.extra.leaseId = leaseId;
 
         ctx.extra.expiresAt = expiryOf(token!);
         ctx.extra.idleSince = Date.now();
@@ -196,10 +213,7 @@ export function attachSubscriptions(
       onNext: production ? (_ctx, _id, _payload, _args, result) => (result.errors ? { ...result, errors: result.errors.map((e) => maskedError(e)) } : result) : undefined,
       onClose: (ctx) => {
         if (!sockets.delete(ctx)) return;
-        const userId = ctx.extra.caller!.userId;
-        const left = (perUser.get(userId) ?? 1) - 1;
-        if (left > 0) perUser.set(userId, left);
-        else perUser.delete(userId);
+        void leases.release(ctx.extra.caller!.userId, ctx.extra.leaseId!).catch(() => undefined); // else its lease runs out
       },
     },
     wss,
@@ -217,17 +231,23 @@ export function attachSubscriptions(
     }
   }, Math.min(1000, Math.max(50, config.WS_IDLE_TIMEOUT_MS / 4)));
   sweep.unref();
+  // the leases of the sockets still open here; a process that dies stops renewing, and its places free themselves
+  const renew = setInterval(() => {
+    void leases.renew([...sockets].map((ctx) => [ctx.extra.caller!.userId, ctx.extra.leaseId!] as [string, string])).catch(() => undefined);
+  }, leases.leaseMs / 3);
+  renew.unref();
 
   return {
     get stats() {
       let subscriptions = 0;
       for (const ctx of sockets) subscriptions += Object.keys(ctx.subscriptions).length;
-      return { sockets: wss.clients.size, users: perUser.size, subscriptions };
+      return { sockets: wss.clients.size, users: new Set([...sockets].map((ctx) => ctx.extra.caller!.userId)).size, subscriptions };
     },
     /** Takes no more sockets and closes the open ones with 1001 (going away), each ending its subscriptions. */
     async close(timeoutMs = 2000): Promise<void> {
       closing = true;
       clearInterval(sweep);
+      clearInterval(renew);
       for (const ws of wss.clients) ws.close(CLOSE.goingAway, 'server shutting down');
       const end = Date.now() + timeoutMs;
       while (wss.clients.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
