@@ -129,8 +129,11 @@ const schema = z.object({
   RATE_LIMIT_USER_COST_PER_SEC: z.coerce.number().int().min(0).default(40),
   /** The same for a token with the admin role (an admin console pages through winners). */
   RATE_LIMIT_ADMIN_COST_PER_SEC: z.coerce.number().int().min(0).default(400),
-  /** Bytes of query text that cost one budget point to parse and validate. */
-  GRAPHQL_COST_BYTES: z.coerce.number().int().min(1).default(200),
+  /**
+   * Bytes of new query text that cost one budget point to parse and validate: the largest query
+   * the limits accept (~9 KB, ~15 ms of CPU) costs about two seconds of a user's budget.
+   */
+  GRAPHQL_COST_BYTES: z.coerce.number().int().min(1).default(100),
   /**
    * `/metrics` and the detail of `/readyz` (names of stores, errors) are served only with this as
    * a bearer token; unset: open. `/readyz`'s status code stays open.

@@ -172,8 +172,8 @@ describe('one signed-in flooder', () => {
     const answered = statuses.filter((s) => s === 400).length;
     const limited = statuses.filter((s) => s === 429).length;
     console.log(`flooder: ${answered} refused queries parsed, ${limited} held 429s in ${seconds.toFixed(1)} s; honest myEntry max ${Math.max(...honest).toFixed(0)} ms`);
-    // each 300-alias query (~13 KB) is paid ahead, ~65 points of a 30-point budget: of the burst on 20
-    // connections one goes ahead, and its debt blocks the flooder for two seconds
+    // each 300-alias query (~13 KB) is paid ahead, ~125 points of a 30-point budget: of the burst on 20
+    // connections one goes ahead, and its debt blocks the flooder for seconds
     expect(answered).toBeLessThanOrEqual(Math.ceil(seconds / 2) + 1);
     expect(limited).toBeGreaterThan(0);
     // held until the budget refills: 20 connections get a few answers a second, not hundreds
