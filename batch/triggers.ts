@@ -1,6 +1,7 @@
 import type { Agenda } from 'agenda';
 import type { CampaignEvent } from '../src/domain/events.js';
 import type { Handled, Processor, ProcessorBatch } from '../src/infra/kafka/processor.js';
+import type { LogIdentity } from '../src/infra/kafka/logIdentity.js';
 import type { ReadSideFactory } from '../src/plugin.js';
 import { Checkpoints } from '../src/infra/prisma/checkpoints.js';
 import type { PrismaClient } from '../src/infra/prisma/client.js';
@@ -30,8 +31,9 @@ export class Triggers implements Processor {
     private readonly log: Logger,
     /** told when batches fail and when they work again (/readyz) */
     readonly health: HealthReporter = unwatched,
+    logIdentity: LogIdentity | null = null,
   ) {
-    this.saved = new Checkpoints(prisma, TRIGGERS, topic);
+    this.saved = new Checkpoints(prisma, TRIGGERS, topic, logIdentity);
   }
 
   canHandle(event: CampaignEvent): boolean {
@@ -81,11 +83,11 @@ export class Triggers implements Processor {
  * queue of their own that runs none (as the API's): it works wherever the host runs, beside the
  * worker's Agenda or in the read side's thread, and announces each job so a worker starts it at once.
  */
-export const triggerProcessors: ReadSideFactory = async ({ config, prisma, health, instance }) => {
+export const triggerProcessors: ReadSideFactory = async ({ config, prisma, health, instance, logIdentity }) => {
   const queue = await openAgenda(config.DATABASE_URL, { name: `triggers-${instance}`, poolSize: 2, notify: true });
   const log = logger.child({ role: 'worker' });
   return {
-    processors: [new Triggers(queue.agenda, prisma, config.topics.events, log, health.reporter('worker/triggers'))],
+    processors: [new Triggers(queue.agenda, prisma, config.topics.events, log, health.reporter('worker/triggers'), logIdentity)],
     stop: () => queue.close(),
   };
 };

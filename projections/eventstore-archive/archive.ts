@@ -2,6 +2,7 @@ import { WrongExpectedVersionError, type EventStoreDBClient } from '@eventstore/
 import type { Logged } from '../../src/domain/events.js';
 import { appendToCampaign, readCampaignEvents, streamTail, type StreamTail } from '../../src/infra/eventstore/eventStore.js';
 import type { Handled, Processor, ProcessorBatch } from '../../src/infra/kafka/processor.js';
+import type { LogIdentity } from '../../src/infra/kafka/logIdentity.js';
 import { Checkpoints } from '../../src/infra/prisma/checkpoints.js';
 import type { PrismaClient } from '../../src/infra/prisma/client.js';
 import { unwatched, type HealthReporter } from '../../src/health.js';
@@ -33,8 +34,9 @@ export class EventStoreArchive implements Processor {
     private readonly lag: Lag,
     /** told when batches fail and when they work again (/readyz) */
     readonly health: HealthReporter = unwatched,
+    logIdentity: LogIdentity | null = null,
   ) {
-    this.saved = new Checkpoints(prisma, ARCHIVE_PROJECTION, topic);
+    this.saved = new Checkpoints(prisma, ARCHIVE_PROJECTION, topic, logIdentity);
   }
 
   canHandle(): boolean {
