@@ -7,8 +7,15 @@ const URL_NS = '6ba7b811-9dad-11d1-80b4-00c04fd430c8';
 
 const logged = (eventId: string, offset = 7n): Logged => ({
   event: {
-    type: 'GifticonIssued', version: EVENT_VERSION, eventId, campaignId: 'c1', occurredAt: '2026-11-25T09:00:00.000Z',
-    userId: 'alice', gifticonId: 'g_1', code: 'ABCD-EFGH', position: 1,
+    type: 'GifticonIssued',
+    version: EVENT_VERSION,
+    eventId,
+    campaignId: 'c1',
+    occurredAt: '2026-11-25T09:00:00.000Z',
+    userId: 'alice',
+    gifticonId: 'g_1',
+    code: 'ABCD-EFGH',
+    position: 1,
   },
   partition: 3,
   offset,
@@ -37,6 +44,18 @@ describe('EventStoreDB mapping', () => {
     expect(data.metadata).toEqual({ partition: 3, offset: '9007199254740993', eventId: 'gifticon:c1:alice' });
     expect(fromRecorded({ type: data.type, data: data.data, metadata: data.metadata })).toEqual(l);
     expect(streamOf('c1')).toBe('campaign-c1');
+  });
+
+  it("records the log it was archived from, and a new log's event is never taken for an old one's repeat", () => {
+    const a = { tag: '["cluster-a","t.events",2,"log-a"]', logId: 'log-a' };
+    const b = { tag: '["cluster-b","t.events",2,"log-b"]', logId: 'log-b' };
+    const onA = toEventData(logged('gifticon:c1:alice'), a);
+    expect(onA.metadata).toMatchObject({ log: a.tag });
+    expect(toEventData(logged('gifticon:c1:alice'), a).id).toBe(onA.id);
+    expect(toEventData(logged('gifticon:c1:alice'), b).id).not.toBe(onA.id);
+    // a topic from before genesis records keeps the ids it always had: an upgrade re-archives nothing
+    expect(toEventData(logged('gifticon:c1:alice'), { tag: a.tag, logId: null }).id).toBe(toEventData(logged('gifticon:c1:alice')).id);
+    expect(fromRecorded({ type: onA.type, data: onA.data, metadata: onA.metadata })).toEqual(logged('gifticon:c1:alice'));
   });
 
   it('ignores what the archive did not write', () => {
