@@ -55,11 +55,7 @@ export const startWorker: RoleFactory = async (shared: Shared) => {
   const runtime = new JobRuntime(handle, log);
   const state: Worker = { runtime, lastReconcile: null };
 
-  runtime.define<ReplayData>(
-    'replay',
-    (ctx) => runReplay(ctx, { config, kafka, ordering, prisma, rewind: rewindFor(config) }),
-    JOB_OPTIONS.replay,
-  );
+  runtime.define<ReplayData>('replay', (ctx) => runReplay(ctx, { config, kafka, ordering, prisma, rewind: rewindFor(config) }), JOB_OPTIONS.replay);
   runtime.define<ReportData>('report', (ctx) => runReport(ctx, { config, kafka, ordering, prisma }), JOB_OPTIONS.report);
   runtime.define<CloseData>('close', async (ctx) => void (await runClose(ctx, { config, ordering, prisma, appender })), JOB_OPTIONS.close);
   runtime.define<Record<string, never>>('cleanup', async (ctx) => void (await runCleanup(ctx, { config, ordering })), JOB_OPTIONS.cleanup);
@@ -71,19 +67,13 @@ export const startWorker: RoleFactory = async (shared: Shared) => {
         kafka,
         ordering,
         prisma,
-        repair: async (target, campaignId) =>
-          (await unfinishedReplay(handle, target, campaignId)) ?? String((await queueReplay(handle, target, campaignId)).attrs._id),
+        repair: async (target, campaignId) => (await unfinishedReplay(handle, target, campaignId)) ?? String((await queueReplay(handle, target, campaignId)).attrs._id),
       });
     },
     JOB_OPTIONS.reconcile,
   );
 
-  const outcomes = new Counter({
-    name: 'firstcome_jobs_total',
-    help: 'batch jobs run, by name and outcome',
-    labelNames: ['name', 'outcome'] as const,
-    registers: [metrics.registry],
-  });
+  const outcomes = new Counter({ name: 'firstcome_jobs_total', help: 'batch jobs run, by name and outcome', labelNames: ['name', 'outcome'] as const, registers: [metrics.registry] });
   handle.agenda.on('success', (job) => outcomes.inc({ name: job.attrs.name, outcome: 'succeeded' }));
   handle.agenda.on('fail', (_err, job) => outcomes.inc({ name: job.attrs.name, outcome: 'failed' }));
   new Gauge({
@@ -92,8 +82,7 @@ export const startWorker: RoleFactory = async (shared: Shared) => {
     labelNames: ['projection'] as const,
     registers: [metrics.registry],
     collect() {
-      for (const projection of ['redis', 'database'] as const)
-        this.set({ projection }, state.lastReconcile?.drift.filter((d) => d.projection === projection).length ?? 0);
+      for (const projection of ['redis', 'database'] as const) this.set({ projection }, state.lastReconcile?.drift.filter((d) => d.projection === projection).length ?? 0);
     },
   });
 

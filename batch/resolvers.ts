@@ -25,10 +25,7 @@ export const jobsPlugin: ApiPluginFactory = async (shared) => {
         report: async (_: unknown, args: { campaignId: unknown }, ctx: Signed) => {
           requireAdmin(ctx);
           const id = campaignId(args.campaignId);
-          const r = await prisma.campaignReport.findFirst({
-            where: { campaignId: id },
-            orderBy: [{ generatedAt: 'desc' }, { id: 'desc' }],
-          });
+          const r = await prisma.campaignReport.findFirst({ where: { campaignId: id }, orderBy: [{ generatedAt: 'desc' }, { id: 'desc' }] });
           return (
             r && {
               campaignId: r.campaignId,
