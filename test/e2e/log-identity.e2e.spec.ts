@@ -71,7 +71,7 @@ async function tablesOf(prisma: PrismaClient, campaign: string) {
   return { row, entries, winners, gifticons };
 }
 
-/** Row counts of every read-model table and the number of Redis keys under the prefix: "nothing written" compares two of these. */
+/** Row counts of every read-model table and the number of projection keys in Redis: "nothing written" compares two of these. */
 async function footprint(prisma: PrismaClient, iso: Isolated) {
   const counts = await prisma.$queryRaw<{ t: string; n: number }[]>`
     SELECT 'campaigns' AS t, count(*)::int AS n FROM campaigns UNION ALL SELECT 'entries', count(*)::int FROM entries
@@ -80,7 +80,10 @@ async function footprint(prisma: PrismaClient, iso: Isolated) {
   const identities = await prisma.logIdentityRecord.findMany({ orderBy: { projection: 'asc' } });
   const redis = createRedis(iso.config);
   let keys = 0;
-  for await (const batch of scanKeys(redis, `${iso.config.REDIS_PREFIX}:*`)) keys += batch.length;
+  // the projection's keys (campaigns, partitions), not the edge's request budgets, which any request spends
+  for (const pattern of [`${iso.config.REDIS_PREFIX}:{c:*`, `${iso.config.REDIS_PREFIX}:{p:*`]) {
+    for await (const batch of scanKeys(redis, pattern)) keys += batch.length;
+  }
   redis.disconnect();
   return { counts: Object.fromEntries(counts.map((c) => [c.t, c.n])), identities, keys };
 }
@@ -135,7 +138,7 @@ async function replacedLog(iso: Isolated, replace: () => Promise<Record<string, 
   const prisma = createPrisma(iso.env.DATABASE_URL!);
   const apps: AppProcess[] = [];
   try {
-    const first = await spawnApp(iso, 'api,decider,projector');
+    const first = await spawnApp(iso, 'api,writer,projector');
     apps.push(first);
     const oldTokens = await drop(iso, first.port, 'before', 4, 10);
     await inFull(iso, first.port, prisma, 'before', 4, oldTokens);
@@ -143,7 +146,7 @@ async function replacedLog(iso: Isolated, replace: () => Promise<Record<string, 
 
     const env = await replace();
     const before = await footprint(prisma, iso);
-    const app = await spawnApp(iso, 'api,decider,projector', env, { until: 'listening' });
+    const app = await spawnApp(iso, 'api,writer,projector', env, { until: 'listening' });
     apps.push(app);
     const refused = await waitUntil(
       () => readyz(app.port),
@@ -254,7 +257,7 @@ describe('two TOPIC_PREFIXes on one database', () => {
   });
 
   it('refuses the second deployment, which neither sees nor rebuilds from the first one’s campaigns', async () => {
-    const first = await spawnApp(a, 'api,decider,projector');
+    const first = await spawnApp(a, 'api,writer,projector');
     apps.push(first);
     const prisma = createPrisma(a.env.DATABASE_URL!);
     try {
@@ -265,7 +268,7 @@ describe('two TOPIC_PREFIXes on one database', () => {
         { what: 'the first drop in the tables' },
       );
       const before = await footprint(prisma, a);
-      const second = await spawnApp(other(), 'api,decider,projector', {}, { until: 'listening' });
+      const second = await spawnApp(other(), 'api,writer,projector', {}, { until: 'listening' });
       apps.push(second);
       const refused = await waitUntil(
         () => readyz(second.port),
@@ -325,7 +328,7 @@ describe('a deployment from before log identities', () => {
     const ordering = new RedisOrdering(redis, iso.config.REDIS_PREFIX);
     const apps: AppProcess[] = [];
     try {
-      const first = await spawnApp(iso, 'api,decider,projector');
+      const first = await spawnApp(iso, 'api,writer,projector');
       apps.push(first);
       const tokens = await drop(iso, first.port, 'older', 3, 6);
       await inFull(iso, first.port, prisma, 'older', 3, tokens);
@@ -337,7 +340,7 @@ describe('a deployment from before log identities', () => {
       for (const m of marks) await redis.set(m.key, m.value.slice(m.value.lastIndexOf(' ') + 1));
       expect((await sentinels(ordering)).every((m) => m.identity === null)).toBe(true);
 
-      const again = await spawnApp(iso, 'api,decider,projector');
+      const again = await spawnApp(iso, 'api,writer,projector');
       apps.push(again);
       const rows = await prisma.logIdentityRecord.findMany();
       expect(rows.map((r) => r.projection)).toEqual(['prisma-tables']);
