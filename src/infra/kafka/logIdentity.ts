@@ -80,10 +80,11 @@ export class LogMismatchError extends Error {
     readonly current: LogIdentity,
     reason: string,
   ) {
+    // the command first: /readyz keeps one short line per component
     super(
-      `${store} was built from another log: ${reason}; it holds ${recorded ? describeIdentity(recorded) : 'an unknown log'}, ` +
-        `this process found ${describeIdentity(current)}. Nothing is read or written until \`${ADOPT_COMMAND}\` rebuilds it from this log ` +
-        '(`--keep-old` archives what the old log alone knew); or point this process at the store of its own log',
+      `run \`${ADOPT_COMMAND}\`: ${store} was built from another log (${reason}); it holds ` +
+        `${recorded ? describeIdentity(recorded) : 'an unknown log'}, this process found ${describeIdentity(current)}; ` +
+        'nothing is read or written until it rebuilds the store from this log (`--keep-old` archives what the old log alone knew)',
     );
     this.name = 'LogMismatchError';
   }
