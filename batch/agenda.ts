@@ -58,6 +58,8 @@ export interface AgendaHandle {
   agenda: Agenda;
   backend: PostgresBackend;
   pool: pg.Pool;
+  /** the log this process follows: stamped on the jobs it queues, compared with theirs before it runs one */
+  logTag: string | null;
   /** persists a running job's data (its phase), without touching what Agenda manages */
   saveData(id: string, data: unknown): Promise<void>;
   getJob(id: string): Promise<JobParameters | null>;
@@ -67,12 +69,21 @@ export interface AgendaHandle {
 }
 
 /**
+ * Jobs hold positions and campaigns of one log, so each records the log it was queued for (the
+ * `identityKey` of src/infra/kafka/logIdentity.ts); a worker following another log fails it for
+ * good instead of running it (`JobRuntime`). Jobs queued without one (older builds, the CLIs) run.
+ */
+export interface LogStamped {
+  log?: string;
+}
+
+/**
  * An Agenda on its own small pool. `processEvery` matters only to a worker that calls `start()`;
  * with LISTEN/NOTIFY connected (`notify`), a job created anywhere is picked up at once.
  */
 export async function openAgenda(
   databaseUrl: string,
-  opts: { name: string; processEvery?: string | number; maxConcurrency?: number; poolSize?: number; notify?: boolean },
+  opts: { name: string; processEvery?: string | number; maxConcurrency?: number; poolSize?: number; notify?: boolean; logTag?: string },
 ): Promise<AgendaHandle> {
   const pool = createJobsPool(databaseUrl, opts.poolSize ?? 4);
   try {
@@ -98,6 +109,7 @@ export async function openAgenda(
     agenda,
     backend,
     pool,
+    logTag: opts.logTag ?? null,
     async saveData(id, data) {
       await pool.query(`UPDATE "${JOBS_TABLE}" SET data = $2::jsonb WHERE id = $1`, [id, JSON.stringify(data)]);
     },

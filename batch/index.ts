@@ -1,4 +1,5 @@
 import { Counter, Gauge } from 'prom-client';
+import { identityKey } from '../src/infra/kafka/logIdentity.js';
 import type { RoleFactory, Shared } from '../src/plugin.js';
 import type { Config } from '../src/config.js';
 import { EventAppender } from '../src/infra/kafka/appender.js';
@@ -47,7 +48,7 @@ export interface Worker {
 export const startWorker: RoleFactory = async (shared: Shared) => {
   const { config, kafka, ordering, prisma, metrics, health, instance } = shared;
   const name = `worker-${instance}`;
-  const handle = await openAgenda(config.DATABASE_URL, { name, processEvery: '2 seconds', maxConcurrency: 8, poolSize: 6 });
+  const handle = await openAgenda(config.DATABASE_URL, { name, processEvery: '2 seconds', maxConcurrency: 8, poolSize: 6, logTag: identityKey(shared.logIdentity) });
   // alive before it takes a job: a job it locks is never taken for an orphan
   const beat = workerBeat(handle, name, log);
   const appender = await EventAppender.connect(kafka, config);

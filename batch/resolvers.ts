@@ -1,4 +1,5 @@
 import type { ApiPluginFactory } from '../src/plugin.js';
+import { identityKey } from '../src/infra/kafka/logIdentity.js';
 import { badInput, notFound } from '../src/api/errors.js';
 import { campaignId, requireAdmin, type Signed } from '../src/api/guards.js';
 import { logger } from '../src/logger.js';
@@ -15,7 +16,7 @@ const TARGETS: ReadonlySet<string> = new Set<ReplayTarget>(['REDIS', 'DATABASE',
  */
 export const jobsPlugin: ApiPluginFactory = async (shared) => {
   const { prisma, ordering, instance, config } = shared;
-  const handle = await openAgenda(config.DATABASE_URL, { name: `api-${instance}`, poolSize: 2, notify: true });
+  const handle = await openAgenda(config.DATABASE_URL, { name: `api-${instance}`, poolSize: 2, notify: true, logTag: identityKey(shared.logIdentity) });
   const orphans = watchOrphans(handle, logger.child({ role: 'api', component: 'jobs' }));
 
   return {

@@ -16,6 +16,9 @@ import { startLive } from './api/live/index.js';
 import { describeError, Health, type HealthReporter } from './health.js';
 import { createKafka } from './infra/kafka/client.js';
 import { ensureTopics } from './infra/kafka/topics.js';
+import { readLogIdentity } from './infra/kafka/genesis.js';
+import { describeIdentity, identityKey, type LogIdentity } from './infra/kafka/logIdentity.js';
+import { checkLog, reportLogFault } from './logCheck.js';
 import { EventAppender } from './infra/kafka/appender.js';
 import { Parking } from './infra/kafka/parking.js';
 import { createPrisma } from './infra/prisma/client.js';
@@ -59,16 +62,17 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   const kafka = createKafka(config, `firstcome-${instance}`);
   const admin = kafka.admin();
   await admin.connect();
-  await ensureTopics(admin, config);
+  await ensureTopics(admin, config, kafka);
+  const logIdentity = await readLogIdentity(kafka, admin, config.topics.events);
   const redis = createRedis(config);
-  const ordering = new RedisOrdering(redis, config.REDIS_PREFIX);
+  const ordering = new RedisOrdering(redis, config.REDIS_PREFIX, identityKey(logIdentity));
   const prisma = createPrisma(config.DATABASE_URL, { poolSize: 8 });
   const metrics = createMetrics();
   const health = new Health();
   const parking = await Parking.connect(kafka, config);
   // the consumer host and its processors: in this thread, or in their own once they have started
   let readSide: ReadSideHandle | null = null;
-  const shared: Shared = { config, kafka, redis, ordering, prisma, metrics, parking, health, readSide: { ready: () => readSide?.ready() ?? false }, instance };
+  const shared: Shared = { config, kafka, redis, ordering, prisma, metrics, parking, health, readSide: { ready: () => readSide?.ready() ?? false }, instance, logIdentity };
   // a single writer in its own thread parks with its own producer and reports its count
   let threadParked = 0;
   metrics.labeledCounterFrom('firstcome_parked_total', 'records parked in the dead-letter topic, by the consumer that met them', 'consumer', () => {
@@ -132,11 +136,31 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
     throw err;
   }
 
+  // No role reads or writes a store built from another log. The process stays up and waits,
+  // /readyz says why and names the command; once `npm run adopt-log` has run, the roles start.
+  for (let refused = false; ; refused = true) {
+    const fault = await checkLog({ admin, prisma, ordering, topic: config.topics.events }, logIdentity).catch((err: unknown) => ({
+      reason: `the stores' log could not be checked yet: ${describeError(err)}`,
+      recorded: null,
+      found: logIdentity,
+    }));
+    reportLogFault(health, fault);
+    if (!fault) break;
+    if (!refused)
+      log.error({ found: describeIdentity(logIdentity), recorded: fault.recorded && describeIdentity(fault.recorded) }, fault.reason);
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  if (!logIdentity.logId)
+    log.warn(
+      { topic: config.topics.events },
+      'the topic has no genesis record (created before them): a topic created again under its name is told apart by its end offsets only',
+    );
+
   if (roles.includes('writer')) {
     const reporter = health.reporter('writer');
     const d =
       roles.includes('api') && config.DECIDER_THREAD
-        ? await startWriterThread(config, instance, reporter, (n) => (threadParked = n))
+        ? await startWriterThread(config, instance, logIdentity, reporter, (n) => (threadParked = n))
         : await startWriter(shared, reporter);
     metrics.counterFrom('firstcome_decider_batches_total', 'fetched batches decided', () => d.stats.batches);
     metrics.counterFrom('firstcome_decider_entries_total', 'entries placed', () => d.stats.entries);
@@ -148,9 +172,9 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
 
   // started beside the other roles: a thread takes a moment to connect and join
   const readSideStarting = readSideThread
-    ? readSideThread.start(health)
+    ? readSideThread.start(health, logIdentity)
     : readSideRoleNames.length > 0
-      ? loadReadSide(readSideRoleNames).then((parts) => startReadSide({ config, kafka, prisma, metrics, parking, health, instance } satisfies ReadSideShared, parts))
+      ? loadReadSide(readSideRoleNames).then((parts) => startReadSide({ config, kafka, prisma, metrics, parking, health, instance, logIdentity } satisfies ReadSideShared, parts))
       : null;
   // a failure of the other roles first does not leave it unhandled
   readSideStarting?.catch(() => undefined);
@@ -242,9 +266,15 @@ async function startWriter(shared: Shared, health: HealthReporter): Promise<Writ
 }
 
 /** The single writer in a worker thread of this process (see src/writer/thread.ts for why). */
-async function startWriterThread(config: Config, instance: string, health: HealthReporter, parked: (count: number) => void): Promise<WriterHandle> {
+async function startWriterThread(
+  config: Config,
+  instance: string,
+  logIdentity: LogIdentity,
+  health: HealthReporter,
+  parked: (count: number) => void,
+): Promise<WriterHandle> {
   const entry = import.meta.url.endsWith('.ts') ? './writer/thread-entry.mjs' : './writer/thread.js';
-  const worker = new Worker(new URL(entry, import.meta.url), { workerData: { config, instance } });
+  const worker = new Worker(new URL(entry, import.meta.url), { workerData: { config, instance, logTag: identityKey(logIdentity) } });
   let assigned = false;
   const handle: WriterHandle = {
     stats: { batches: 0, entries: 0, winners: 0, rebuilds: 0 },

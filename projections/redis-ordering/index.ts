@@ -12,3 +12,4 @@ export { RedisReplyChannel, replyChannelOf } from './replies.js';
 export { changesChannelOf, RedisChangeFeed } from './changes.js';
 export * from './rebuild.js';
 export * from './campaigns.js';
+export { adoptSentinels, redisVerdict, sentinels, wipeProjection } from './identity.js';

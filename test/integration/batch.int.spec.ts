@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openAgenda, type AgendaHandle } from '../../batch/agenda.js';
 import { runCleanup } from '../../batch/cleanup.js';
 import { jobView } from '../../batch/jobView.js';
-import { queueReplay, unfinishedReplay } from '../../batch/queue.js';
+import { queueReplay, stamp, unfinishedReplay } from '../../batch/queue.js';
 import { runReconcile, type ReconcileDeps } from '../../batch/reconcile.js';
 import { JobRuntime, type JobContext } from '../../batch/runtime.js';
 import { NoWriter } from '../../batch/writers.js';
@@ -82,6 +82,25 @@ describe('batch: Agenda runtime on Postgres', () => {
       await sleep(1000); // a retry would have run by now (100 ms backoff)
       expect(attempts).toBe(1);
       expect(jobView((await handle.getJob(id))!).status).toBe('FAILED');
+    } finally {
+      await runtime.stop();
+    }
+  });
+
+  it('a job queued for another log fails for good with why, and one queued for this log runs', async () => {
+    const handle = await openAgenda(iso.config.DATABASE_URL, { name: 'logs', processEvery: 200, logTag: '["cluster-b","t.events",2,"log-b"]' });
+    handles.push(handle);
+    const runtime = new JobRuntime(handle, log);
+    const ran: string[] = [];
+    runtime.define<{ campaignId: string }>('close', async (ctx) => void ran.push(ctx.data.campaignId), { lockLifetime: 10_000, concurrency: 1, retries: 3, retryDelayMs: 100 });
+    await handle.start();
+    try {
+      const old = String((await handle.agenda.now('close', { campaignId: 'old', log: '["cluster-a","t.events",2,"log-a"]' })).attrs._id);
+      const own = String((await handle.agenda.now('close', { campaignId: 'own', ...stamp(handle) })).attrs._id);
+      const failed = await waitFor(async () => jobView((await handle.getJob(old))!), (v) => v.status === 'FAILED', 20_000);
+      expect(failed.error).toMatch(/^queued for another log \(\["cluster-a".*npm run adopt-log/);
+      await waitFor(async () => jobView((await handle.getJob(own))!).status, (s) => s === 'SUCCEEDED', 20_000);
+      expect(ran).toEqual(['own']);
     } finally {
       await runtime.stop();
     }
