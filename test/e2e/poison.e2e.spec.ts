@@ -229,7 +229,7 @@ describe('an event of the next version', () => {
     );
     expect(ready.status).toBe(503);
     // every consumer of the partition stops there: the writer, the tables, the triggers
-    expect(Object.keys(ready.body.failing).sort()).toEqual(['decider', 'projector/prisma-tables', 'worker/triggers']);
+    expect(Object.keys(ready.body.failing).sort()).toEqual(['projector/prisma-tables', 'worker/triggers', 'writer']);
     for (const error of Object.values(ready.body.failing)) {
       expect(error).toMatch(/stopped at partition 1 offset \d+: EntrantRegistered of version 2, this build knows version 1/);
     }
