@@ -24,7 +24,7 @@ import { Parking } from './infra/kafka/parking.js';
 import { createPrisma } from './infra/prisma/client.js';
 import { prepareDatabase } from './infra/prisma/prepare.js';
 import { ChannelSubscriber, createRedis, EnterGate, RedisOrdering, replyChannelOf, writerPorts } from '../projections/redis-ordering/index.js';
-import { logger } from './logger.js';
+import { logger, type Logger } from './logger.js';
 import { createMetrics, type Timing } from './metrics.js';
 
 export const ROLES = ['api', 'writer', 'projector', 'worker'] as const;
@@ -61,41 +61,21 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
 
   const kafka = createKafka(config, `firstcome-${instance}`);
   const admin = kafka.admin();
-  await admin.connect();
-  await ensureTopics(admin, config, kafka);
-  const logIdentity = await readLogIdentity(kafka, admin, config.topics.events);
   const redis = createRedis(config);
-  const ordering = new RedisOrdering(redis, config.REDIS_PREFIX, identityKey(logIdentity));
   const prisma = createPrisma(config.DATABASE_URL, { poolSize: 8 });
   const metrics = createMetrics();
   const health = new Health();
-  const parking = await Parking.connect(kafka, config);
-  // the consumer host and its processors: in this thread, or in their own once they have started
-  let readSide: ReadSideHandle | null = null;
-  const shared: Shared = { config, kafka, redis, ordering, prisma, metrics, parking, health, readSide: { ready: () => readSide?.ready() ?? false }, instance, logIdentity };
-  // a single writer in its own thread parks with its own producer and reports its count
-  let threadParked = 0;
-  metrics.labeledCounterFrom('firstcome_parked_total', 'records parked in the dead-letter topic, by the consumer that met them', 'consumer', () => {
-    const counts = new Map(parking.counts);
-    if (threadParked > 0) counts.set(WRITER, (counts.get(WRITER) ?? 0) + threadParked);
-    for (const [consumer, n] of readSideMetrics?.parked ?? []) counts.set(consumer, (counts.get(consumer) ?? 0) + n);
-    return counts;
-  });
   /** what the read side's thread showed of itself at this scrape */
   let readSideMetrics: ThreadMetrics | null = null;
+  // the consumer host and its processors: in this thread, or in their own once they have started
+  let readSide: ReadSideHandle | null = null;
 
-  // /healthz and /readyz answer from here on; GraphQL once the roles run
+  // /healthz and /readyz answer from here on, before Kafka is reached; GraphQL once the roles run
   const handles: RoleHandle[] = [];
   let started = false;
   let endpoint: ApiEndpoint | null = null;
   /** null while the brokers answer, else why not */
-  let kafkaDown: string | null = null;
-  const kafkaProbe = setInterval(() => {
-    admin.describeCluster().then(
-      () => (kafkaDown = null),
-      (err: unknown) => (kafkaDown = describeError(err)),
-    );
-  }, 2000);
+  let kafkaDown: string | null = `connecting to ${config.KAFKA_BROKERS.join(',')}`;
   const server = createHttpServer(() => endpoint ?? (roles.includes('api') ? 'starting' : null), {
     ready: async () => {
       const failing: Record<string, string> = {};
@@ -123,6 +103,32 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   });
   await new Promise<void>((resolve) => server.listen(config.PORT, '0.0.0.0', resolve));
   const port = (server.address() as AddressInfo).port;
+
+  // Kafka away at start: the process stays up, not ready, and tries again with a backoff, saying
+  // on /readyz what it waits for (as it does for Postgres)
+  const logIdentity = await untilKafka(config, log, (why) => (kafkaDown = why), async () => {
+    await admin.connect();
+    await ensureTopics(admin, config, kafka);
+    return readLogIdentity(kafka, admin, config.topics.events);
+  });
+  kafkaDown = null;
+  const kafkaProbe = setInterval(() => {
+    admin.describeCluster().then(
+      () => (kafkaDown = null),
+      (err: unknown) => (kafkaDown = describeError(err)),
+    );
+  }, 2000);
+  const ordering = new RedisOrdering(redis, config.REDIS_PREFIX, identityKey(logIdentity));
+  const parking = await Parking.connect(kafka, config);
+  const shared: Shared = { config, kafka, redis, ordering, prisma, metrics, parking, health, readSide: { ready: () => readSide?.ready() ?? false }, instance, logIdentity };
+  // a single writer in its own thread parks with its own producer and reports its count
+  let threadParked = 0;
+  metrics.labeledCounterFrom('firstcome_parked_total', 'records parked in the dead-letter topic, by the consumer that met them', 'consumer', () => {
+    const counts = new Map(parking.counts);
+    if (threadParked > 0) counts.set(WRITER, (counts.get(WRITER) ?? 0) + threadParked);
+    for (const [consumer, n] of readSideMetrics?.parked ?? []) counts.set(consumer, (counts.get(consumer) ?? 0) + n);
+    return counts;
+  });
 
   try {
     await prepareDatabase(config, health.reporter('postgres'), log);
@@ -307,4 +313,24 @@ async function startWriterThread(
   worker.on('error', (err) => logger.fatal({ err }, 'single writer thread failed'));
   await started;
   return handle;
+}
+
+/**
+ * Runs `connect` until it succeeds: at first at once, then with a backoff doubling from 0.5 s to
+ * 10 s. Each failure is told to `waiting` (for /readyz) and logged at warn the first time and
+ * every tenth, so a long outage does not fill the log.
+ */
+async function untilKafka<T>(config: Config, log: Logger, waiting: (why: string) => void, connect: () => Promise<T>): Promise<T> {
+  let delayMs = 500;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await connect();
+    } catch (err) {
+      const why = `waiting for Kafka at ${config.KAFKA_BROKERS.join(',')} (attempt ${attempt}, next in ${delayMs} ms): ${describeError(err)}`;
+      waiting(why);
+      if (attempt === 1 || attempt % 10 === 0) log.warn(why);
+      await new Promise((r) => setTimeout(r, delayMs));
+      delayMs = Math.min(delayMs * 2, 10_000);
+    }
+  }
 }
