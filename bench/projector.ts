@@ -15,7 +15,7 @@ import { migrate } from '../src/infra/prisma/migrate.js';
 import { createRedis, RedisOrdering } from '../projections/redis-ordering/index.js';
 import { createMetrics } from '../src/metrics.js';
 import { startProjectors } from '../projections/index.js';
-import { loadReadSide, startReadSide, type ReadSide } from '../src/readSide/index.js';
+import { loadReadSide, startReadSide, type ReadSide } from '../src/read-side/index.js';
 import { PRISMA_PROJECTION } from '../projections/prisma-tables/projector.js';
 import { cpuLine, withCpu } from './cpu.js';
 import { benchRun } from './run.js';

@@ -118,7 +118,7 @@ export type Metrics = ReturnType<typeof createMetrics>;
 export type ReadSideMetrics = Pick<Metrics, 'registry' | 'counterFrom'>;
 
 /**
- * The read side thread's metrics (src/readSide/thread.ts): only what its processors register, no
+ * The read side thread's metrics (src/read-side/thread.ts): only what its processors register, no
  * process metrics, so its text follows the main thread's in /metrics without a family twice.
  */
 export function createThreadMetrics(): ReadSideMetrics {
