@@ -3,7 +3,7 @@ import { PowChallenges, type PowChallenge } from '../../src/api/challenge.js';
 import { powSolution, solvePow } from '../../src/cli/pow.js';
 import { createRedis, EnterGate, RedisOrdering } from '../../projections/redis-ordering/index.js';
 import { gql, isolated, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
-import { decidedEntry, logEnds, waitUntil } from '../support/wait.js';
+import { decidedEntry, logEnds, waitUntil, whenCaughtUp } from '../support/wait.js';
 
 /**
  * Issue 34, over GraphQL against a real broker, Redis and Postgres: a campaign that asks for proof
@@ -22,6 +22,26 @@ const CREATE = `mutation($i: CreateCampaignInput!) { createCampaign(input: $i) {
 const SET = `mutation($c: ID!, $ch: ChallengeInput!) { setChallenge(campaignId: $c, challenge: $ch) { id status challenge { mode difficulty } } }`;
 
 const ends = async () => Object.fromEntries([...(await logEnds(iso.config))].map(([p, e]) => [p, String(e)]));
+
+/**
+ * The log's ends once nothing more is on its way: the writer has caught up (its decisions on the
+ * entries so far are in the log, committed after `enter` answered) and two reads in a row agree.
+ */
+async function quietEnds() {
+  let last = '';
+  const quiet = await waitUntil(
+    async () => {
+      await whenCaughtUp(iso.config, iso.config.groups.writer, { oneShort: true });
+      const now = JSON.stringify(await ends());
+      const same = now === last;
+      last = now;
+      return same ? now : null;
+    },
+    (v) => v !== null,
+    { what: 'the log quiet', everyMs: 200 },
+  );
+  return JSON.parse(quiet!) as Record<string, string>;
+}
 
 async function create(id: string, challenge?: { mode: string; difficulty?: number }) {
   const r = await gql(app.port, admin, CREATE, {
@@ -52,7 +72,7 @@ const enter = async (user: string, campaignId: string, solution?: string) => {
 
 /** enter as `user` with `solution`, refused with `rejection`, and the log's end the same before and after */
 async function refusedAddingNothing(campaignId: string, user: string, solution: string | undefined, rejection: string) {
-  const before = await ends();
+  const before = await quietEnds();
   expect(await enter(user, campaignId, solution)).toEqual({ rejection, entry: null });
   // an accepted entry is durable (acks=all) before its answer: had this call written, the end would show it
   expect(await ends()).toEqual(before);
@@ -121,7 +141,7 @@ describe('a POW campaign refuses every solution that does not hold, appending no
   it('a solution enters once: used again by its user, the entry comes back and nothing is appended', async () => {
     const solution = await solvePow((await challengeFor('once', 'pow'))!);
     const entry = await accepted('pow', 'once', solution);
-    const before = await ends();
+    const before = await quietEnds();
     expect((await enter('once', 'pow', solution)).entry?.ticket).toBe(entry.ticket);
     // a user already in line needs no solution at all
     expect((await enter('once', 'pow')).entry?.ticket).toBe(entry.ticket);
@@ -140,7 +160,7 @@ describe('an admin sets the challenge while the campaign runs', () => {
     expect(set.data!.setChallenge).toEqual({ id: 'drop', status: 'OPEN', challenge: { mode: 'POW', difficulty: 1000 } });
 
     await refusedAddingNothing('drop', 'late', undefined, 'CHALLENGE_REQUIRED');
-    const before = await ends();
+    const before = await quietEnds();
     expect((await enter('early', 'drop')).entry?.ticket).toBe(early.ticket);
     expect(await ends()).toEqual(before);
     await accepted('drop', 'late', await solvePow((await challengeFor('late', 'drop'))!));
