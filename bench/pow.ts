@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { solveChallenge } from 'altcha-lib/v1';
 import { PowChallenges, type PowChallenge } from '../src/api/challenge.js';
 import { median, table } from '../src/cli/crowd.js';
-import { powSolution } from '../src/cli/pow.js';
+import { solvePowFast } from '../src/cli/pow.js';
 
 /**
  * `npm run bench:pow`: what a proof-of-work challenge costs on this machine (issue 34).
@@ -68,18 +68,18 @@ async function main() {
     ['difficulty (maxnumber)', 'solves', 'median ms', 'max ms', 'hashes/s', 'expected ms (d/2)', 'worst ms (d)'],
     ...rows,
   ]);
+  process.stdout.write(`\n${solveTable}\n\n`);
 
   // the server's side: challenges solved beforehand (a low difficulty: the check costs the same at any)
   const n = opts.checks;
   const challenges: PowChallenge[] = [];
-  const warm = await cpuPerCall(200, () => pow.issue('bench', 'warm', { mode: 'POW', difficulty: 1000 }));
-  void warm;
-  const issueUs = await cpuPerCall(n, async (i) =>
-    challenges.push((await pow.issue('bench', `u${i}`, { mode: 'POW', difficulty: 1000 }))!),
-  );
-  const solutions = await Promise.all(
-    challenges.map(async (c) => powSolution(c, (await solveChallenge(c.challenge, c.salt, c.algorithm, c.maxnumber).promise)!.number)),
-  );
+  await cpuPerCall(200, () => pow.issue('bench', 'warm', { mode: 'POW', difficulty: 1000 })); // JIT warm-up
+  const issueUs = await cpuPerCall(n, async (i) => {
+    // by index: they finish in any order, and each is the user's own
+    challenges[i] = (await pow.issue('bench', `u${i}`, { mode: 'POW', difficulty: 1000 }))!;
+  });
+  // solved with node:crypto: thousands with altcha's solver outlast the challenges' minute on a loaded machine
+  const solutions = challenges.map((c) => solvePowFast(c));
   let held = 0;
   const checkUs = await cpuPerCall(n, async (i) => {
     if ('challenge' in (await pow.check(solutions[i]!, 'bench', `u${i}`))) held++;
@@ -93,7 +93,7 @@ async function main() {
     ["check another user's solution", fmt(wrongUs, 1)],
   ]);
   const footer = `node ${process.version}; altcha-lib v1 solveChallenge (WebCrypto); ${opts.seconds} s of solving per difficulty; ${n} checks; ${new Date().toISOString()}`;
-  process.stdout.write(`\n${solveTable}\n\n${serverTable}\n\n${footer}\n`);
+  process.stdout.write(`${serverTable}\n\n${footer}\n`);
 }
 
 main().catch((err) => {
