@@ -138,7 +138,7 @@ async function main() {
       const result = await by.run({ url: base, connections: opts.connections, duration, body: JSON.stringify({ query }) });
       const cpu1 = cpuNow();
       // a user twice would not be fresh: the phase must end before the tokens run out
-      if (fresh && result.reused > 0) throw new Error(`${name}: ${result.reused} requests reused a token of the ${tokens.length} fresh users; raise the token count`);
+      if (fresh && result.reused > 0) throw new Error(`${name}: ${result.reused} requests reused a token of the phase's fresh users; raise the token count${by === load ? '' : ' (--pow-users)'}`);
       const n = Math.max(1, result.requests);
       // µs per request
       const cpu = {
