@@ -11,7 +11,7 @@ import { solvePowFast } from '../src/cli/pow.js';
  *   expected (maxnumber / 2 hashes) and worst (maxnumber) times follow;
  * - the server's side: CPU per challenge issued and per solution checked (`PowChallenges.check`:
  *   parse, one SHA-256 and one HMAC), in µs, over many calls in this process.
- * A phone's browser hashes a few times slower than Node on a server core: scale by the ratio.
+ * A phone was not measured: size a difficulty for the slowest phone served, not for this machine.
  */
 const opts = new Command()
   .option('--difficulties <list>', 'maxnumbers to solve at, comma-separated', '1000,10000,50000,100000,500000,1000000')

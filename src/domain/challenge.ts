@@ -13,7 +13,7 @@ export const CHALLENGE_OFF: ChallengeSetting = { mode: 'OFF', difficulty: null }
 /**
  * Bounds of a difficulty. Below 100 a script solves it in well under a millisecond: no cost at all.
  * Above 1,000,000 a solve takes longer than a challenge lives (docs/benchmarks.md has the solve
- * times measured here; a phone's browser is a few times slower than Node on a server core).
+ * times measured here; a phone was not measured, and is slower than a server core).
  */
 export const DIFFICULTY_MIN = 100;
 export const DIFFICULTY_MAX = 1_000_000;
