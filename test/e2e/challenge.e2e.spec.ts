@@ -3,6 +3,7 @@ import { PowChallenges, type PowChallenge } from '../../src/api/challenge.js';
 import { powSolution, solvePow } from '../../src/cli/pow.js';
 import { createRedis, EnterGate, RedisOrdering } from '../../projections/redis-ordering/index.js';
 import { gql, isolated, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
+import { loseRedis } from '../support/redis.js';
 import { decidedEntry, logEnds, waitUntil, whenCaughtUp } from '../support/wait.js';
 
 /**
@@ -217,5 +218,33 @@ describe('an admin sets the challenge while the campaign runs', () => {
     expect((await gql(app.port, admin, SET, { c: 'nope', ch: { mode: 'OFF' } })).errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
     // none of it changed the setting
     expect((await challengeFor('u2', 'tune'))!.maxnumber).toBe(3000);
+  });
+
+  it('lives in the log: after Redis loses every key and is replayed, each campaign asks for what it did', async () => {
+    const worker = await spawnApp(iso, 'worker');
+    try {
+      expect(await loseRedis(iso.config)).toBeGreaterThan(0);
+      const r = await gql(app.port, admin, `mutation { replay(target: REDIS) { id } }`);
+      expect(r.errors).toBeUndefined();
+      const job = await waitUntil(
+        async () => (await gql(app.port, admin, `query($id: ID!) { job(id: $id) { status error } }`, { id: r.data!.replay.id })).data!.job,
+        (j) => j.status === 'SUCCEEDED' || j.status === 'FAILED',
+        { what: 'the replay finished', timeoutMs: 120_000 },
+      );
+      expect(job).toEqual({ status: 'SUCCEEDED', error: null });
+      const maxnumber = async (c: string) => {
+        const got = await gql<{ challenge: PowChallenge | null }>(app.port, await token('after'), CHALLENGE, { c });
+        return got.errors ? 'unavailable' : (got.data!.challenge?.maxnumber ?? null);
+      };
+      await waitUntil(
+        () => maxnumber('tune'),
+        (m) => m === 3000,
+        { what: 'tune at 3000 again' },
+      );
+      expect(await maxnumber('pow')).toBe(1000);
+      expect(await maxnumber('drop')).toBeNull();
+    } finally {
+      await worker.kill();
+    }
   });
 });
