@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { Config } from '../config.js';
 import type { RateLimitEvents } from '../metrics.js';
 import { outcomeOf, pastRetention, statusOf } from '../domain/campaign.js';
-import { challengeSetting, DIFFICULTY_MAX, DIFFICULTY_MIN, type ChallengeSetting } from '../domain/challenge.js';
+import { challengeSetting, type ChallengeSetting } from '../domain/challenge.js';
 import { campaignChallengeSet, campaignClosed, EVENT_VERSION, eventIds, type CampaignCreated } from '../domain/events.js';
 import type { EventAppender } from '../infra/kafka/appender.js';
 import { partitionFor } from '../infra/kafka/partitioning.js';
@@ -139,12 +139,8 @@ const createInput = z.object({
 
 const challengeInput = z.object({
   mode: z.enum(['OFF', 'POW']),
-  difficulty: z
-    .number()
-    .int()
-    .min(DIFFICULTY_MIN, `must be ${DIFFICULTY_MIN} .. ${DIFFICULTY_MAX}`)
-    .max(DIFFICULTY_MAX, `must be ${DIFFICULTY_MIN} .. ${DIFFICULTY_MAX}`)
-    .nullish(),
+  // its bounds are the domain's (challengeSetting), checked once, there
+  difficulty: z.number().int().nullish(),
 });
 
 /** A ChallengeInput as the domain's setting; `field` names the argument in a BAD_USER_INPUT. */
