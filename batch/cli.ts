@@ -5,7 +5,7 @@ import { createKafka } from '../src/infra/kafka/client.js';
 import { createPrisma, type PrismaClient } from '../src/infra/prisma/client.js';
 import { createRedis, RedisOrdering } from '../projections/redis-ordering/index.js';
 import { logger } from '../src/logger.js';
-import { JOBS_TABLE, openAgenda, type AgendaHandle, type JobName } from './agenda.js';
+import { JOBS_TABLE, openAgenda, watchOrphans, type AgendaHandle, type JobName } from './agenda.js';
 import { jobView, type JobView } from './jobView.js';
 import { withAdmin } from './logPosition.js';
 import { JobRuntime, type JobBody, type JobOptions } from './runtime.js';
@@ -34,6 +34,8 @@ export async function cliServices(config: Config): Promise<CliServices> {
   const ordering = new RedisOrdering(redis, config.REDIS_PREFIX);
   const prisma = createPrisma(config.DATABASE_URL, { poolSize: 4 });
   const handle = await openAgenda(config.DATABASE_URL, { name: `cli-${process.pid}`, poolSize: 3, notify: true, processEvery: '1 second' });
+  // a job the CLI waits on ends even where no API process runs to end it
+  const orphans = watchOrphans(handle, logger.child({ component: 'cli' }));
   return {
     config,
     kafka,
@@ -41,6 +43,7 @@ export async function cliServices(config: Config): Promise<CliServices> {
     prisma,
     handle,
     async close() {
+      orphans.stop();
       await handle.close();
       await prisma.$disconnect();
       redis.disconnect();

@@ -1,4 +1,5 @@
 import type { Config } from '../src/config.js';
+import type { LogStamped } from './agenda.js';
 import { campaignClosed } from '../src/domain/events.js';
 import type { EventAppender } from '../src/infra/kafka/appender.js';
 import type { PrismaClient } from '../src/infra/prisma/client.js';
@@ -6,7 +7,7 @@ import type { RedisOrdering } from '../projections/redis-ordering/index.js';
 import type { JobContext } from './runtime.js';
 
 /** What the job carries in `agenda_jobs.data`. */
-export interface CloseData {
+export interface CloseData extends LogStamped {
   campaignId: string;
 }
 

@@ -1,10 +1,11 @@
 import { Counter, Gauge } from 'prom-client';
+import { identityKey } from '../src/infra/kafka/logIdentity.js';
 import type { RoleFactory, Shared } from '../src/plugin.js';
 import type { Config } from '../src/config.js';
 import { EventAppender } from '../src/infra/kafka/appender.js';
 import { logger } from '../src/logger.js';
 import { rewindPrismaProjection } from '../projections/prisma-tables/projector.js';
-import { openAgenda, watchStore } from './agenda.js';
+import { openAgenda, watchStore, workerBeat } from './agenda.js';
 import type { CloseData } from './close.js';
 import type { ReplayData } from './replay.js';
 import type { ReportData } from './report.js';
@@ -46,7 +47,10 @@ export interface Worker {
 /** The worker role: Agenda 6 on Postgres running report, replay, reconcile, cleanup and close. */
 export const startWorker: RoleFactory = async (shared: Shared) => {
   const { config, kafka, ordering, prisma, metrics, health, instance } = shared;
-  const handle = await openAgenda(config.DATABASE_URL, { name: `worker-${instance}`, processEvery: '2 seconds', maxConcurrency: 8, poolSize: 6 });
+  const name = `worker-${instance}`;
+  const handle = await openAgenda(config.DATABASE_URL, { name, processEvery: '2 seconds', maxConcurrency: 8, poolSize: 6, logTag: identityKey(shared.logIdentity) });
+  // alive before it takes a job: a job it locks is never taken for an orphan
+  const beat = workerBeat(handle, name, log);
   const appender = await EventAppender.connect(kafka, config);
   const runtime = new JobRuntime(handle, log);
   const state: Worker = { runtime, lastReconcile: null };
@@ -94,6 +98,7 @@ export const startWorker: RoleFactory = async (shared: Shared) => {
     stop: async () => {
       store.stop();
       await runtime.stop();
+      await beat.stop();
       await appender.close().catch((err) => log.warn({ err }, 'appender close failed'));
       await handle.close();
     },

@@ -6,12 +6,15 @@ import type { ReportData } from './report.js';
 /** Creating jobs: the one way the API, the CLI and the reconciler queue work. */
 
 export async function queueReplay(handle: AgendaHandle, target: ReplayTarget, campaignId: string | null): Promise<Job<ReplayData>> {
-  return handle.agenda.now<ReplayData>('replay', { target, campaignId });
+  return handle.agenda.now<ReplayData>('replay', { target, campaignId, ...stamp(handle) });
 }
 
 export async function queueReport(handle: AgendaHandle, campaignId: string): Promise<Job<ReportData>> {
-  return handle.agenda.now<ReportData>('report', { campaignId, trigger: 'demand' });
+  return handle.agenda.now<ReportData>('report', { campaignId, trigger: 'demand', ...stamp(handle) });
 }
+
+/** The log a job is queued for (`LogStamped`). */
+export const stamp = (handle: Pick<AgendaHandle, 'logTag'>): { log?: string } => (handle.logTag ? { log: handle.logTag } : {});
 
 /**
  * A replay of `target` (or ALL) covering `campaignId` (or every campaign) that is queued or running:

@@ -1,4 +1,5 @@
 import type { Admin, Kafka } from 'kafkajs';
+import type { LogStamped } from './agenda.js';
 import type { Config } from '../src/config.js';
 import { partitionFor } from '../src/infra/kafka/partitioning.js';
 import type { PrismaClient } from '../src/infra/prisma/client.js';
@@ -10,7 +11,7 @@ import { describeOwnership, NoWriter, type Missing, reachLine, WRITER_WAIT_MS, w
 export type ReplayTarget = 'REDIS' | 'DATABASE' | 'ALL';
 
 /** What the job carries in `agenda_jobs.data`; its phases live there too, so it resumes after a crash. */
-export interface ReplayData {
+export interface ReplayData extends LogStamped {
   target: ReplayTarget;
   campaignId: string | null;
   redis?: RedisReplayState;

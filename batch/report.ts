@@ -1,4 +1,5 @@
 import type { Kafka } from 'kafkajs';
+import type { LogStamped } from './agenda.js';
 import type { Config } from '../src/config.js';
 import { partitionFor } from '../src/infra/kafka/partitioning.js';
 import type { PrismaClient } from '../src/infra/prisma/client.js';
@@ -8,7 +9,7 @@ import type { JobContext } from './runtime.js';
 import { describeOwnership, reachLine, WRITER_WAIT_MS, writerOf, WriterWatch } from './writers.js';
 
 /** What the job carries in `agenda_jobs.data`; its cursor lives there too, so it resumes after a crash. */
-export interface ReportData {
+export interface ReportData extends LogStamped {
   campaignId: string;
   /** what made it: an admin's request, the sell-out or the close of the campaign */
   trigger: 'demand' | 'soldout' | 'closed';

@@ -1,7 +1,9 @@
 import type { ApiPluginFactory } from '../src/plugin.js';
+import { identityKey } from '../src/infra/kafka/logIdentity.js';
 import { badInput, notFound } from '../src/api/errors.js';
 import { campaignId, requireAdmin, type Signed } from '../src/api/guards.js';
-import { openAgenda } from './agenda.js';
+import { logger } from '../src/logger.js';
+import { openAgenda, watchOrphans } from './agenda.js';
 import type { ReplayTarget } from './replay.js';
 import { jobView } from './jobView.js';
 import { queueReplay, queueReport } from './queue.js';
@@ -14,7 +16,8 @@ const TARGETS: ReadonlySet<string> = new Set<ReplayTarget>(['REDIS', 'DATABASE',
  */
 export const jobsPlugin: ApiPluginFactory = async (shared) => {
   const { prisma, ordering, instance, config } = shared;
-  const handle = await openAgenda(config.DATABASE_URL, { name: `api-${instance}`, poolSize: 2, notify: true });
+  const handle = await openAgenda(config.DATABASE_URL, { name: `api-${instance}`, poolSize: 2, notify: true, logTag: identityKey(shared.logIdentity) });
+  const orphans = watchOrphans(handle, logger.child({ role: 'api', component: 'jobs' }));
 
   return {
     resolvers: {
@@ -59,6 +62,9 @@ export const jobsPlugin: ApiPluginFactory = async (shared) => {
         },
       },
     },
-    stop: () => handle.close(),
+    stop: async () => {
+      orphans.stop();
+      await handle.close();
+    },
   };
 };

@@ -154,6 +154,12 @@ export class JobRuntime {
         const settled = new Promise<void>((r) => (settle = r));
         this.running.set(id, { abort, settled });
         try {
+          const queuedFor = (job.attrs.data as { log?: unknown } | undefined)?.log;
+          if (typeof queuedFor === 'string' && this.handle.logTag && queuedFor !== this.handle.logTag) {
+            throw new Permanent(
+              `queued for another log (${queuedFor}); this worker follows ${this.handle.logTag}: npm run adopt-log clears such jobs`,
+            );
+          }
           await body(ctx);
           await touch(100);
         } catch (err) {

@@ -1,6 +1,7 @@
 import type { Agenda } from 'agenda';
 import type { CampaignEvent } from '../src/domain/events.js';
 import type { Handled, Processor, ProcessorBatch } from '../src/infra/kafka/processor.js';
+import { identityKey, type LogIdentity } from '../src/infra/kafka/logIdentity.js';
 import type { ReadSideFactory } from '../src/plugin.js';
 import { Checkpoints } from '../src/infra/prisma/checkpoints.js';
 import type { PrismaClient } from '../src/infra/prisma/client.js';
@@ -22,6 +23,8 @@ export const TRIGGERS = 'batch-triggers';
 export class Triggers implements Processor {
   readonly name = TRIGGERS;
   private readonly saved: Checkpoints;
+  /** the log the jobs it queues are for (`LogStamped`) */
+  private readonly stamp: { log?: string };
 
   constructor(
     private readonly agenda: Agenda,
@@ -30,8 +33,10 @@ export class Triggers implements Processor {
     private readonly log: Logger,
     /** told when batches fail and when they work again (/readyz) */
     readonly health: HealthReporter = unwatched,
+    logIdentity: LogIdentity | null = null,
   ) {
-    this.saved = new Checkpoints(prisma, TRIGGERS, topic);
+    this.saved = new Checkpoints(prisma, TRIGGERS, topic, logIdentity);
+    this.stamp = logIdentity ? { log: identityKey(logIdentity) } : {};
   }
 
   canHandle(event: CampaignEvent): boolean {
@@ -51,7 +56,7 @@ export class Triggers implements Processor {
   private async on(event: CampaignEvent, partition: number, offset: bigint): Promise<void> {
     switch (event.type) {
       case 'CampaignCreated': {
-        const data: CloseData = { campaignId: event.campaignId };
+        const data: CloseData = { campaignId: event.campaignId, ...this.stamp };
         await this.agenda
           .create('close', data)
           .unique({ 'data.campaignId': event.campaignId }, { insertOnly: true })
@@ -62,7 +67,12 @@ export class Triggers implements Processor {
       case 'CampaignSoldOut':
       case 'CampaignClosed': {
         const trigger = event.type === 'CampaignSoldOut' ? 'soldout' : 'closed';
-        const data: ReportData = { campaignId: event.campaignId, trigger, until: { partition, offset: String(offset + 1n) } };
+        const data: ReportData = {
+          campaignId: event.campaignId,
+          trigger,
+          until: { partition, offset: String(offset + 1n) },
+          ...this.stamp,
+        };
         const job = await this.agenda
           .create('report', data)
           .unique({ 'data.campaignId': event.campaignId, 'data.trigger': trigger }, { insertOnly: true })
@@ -81,11 +91,16 @@ export class Triggers implements Processor {
  * queue of their own that runs none (as the API's): it works wherever the host runs, beside the
  * worker's Agenda or in the read side's thread, and announces each job so a worker starts it at once.
  */
-export const triggerProcessors: ReadSideFactory = async ({ config, prisma, health, instance }) => {
-  const queue = await openAgenda(config.DATABASE_URL, { name: `triggers-${instance}`, poolSize: 2, notify: true });
+export const triggerProcessors: ReadSideFactory = async ({ config, prisma, health, instance, logIdentity }) => {
+  const queue = await openAgenda(config.DATABASE_URL, {
+    name: `triggers-${instance}`,
+    poolSize: 2,
+    notify: true,
+    logTag: identityKey(logIdentity),
+  });
   const log = logger.child({ role: 'worker' });
   return {
-    processors: [new Triggers(queue.agenda, prisma, config.topics.events, log, health.reporter('worker/triggers'))],
+    processors: [new Triggers(queue.agenda, prisma, config.topics.events, log, health.reporter('worker/triggers'), logIdentity)],
     stop: () => queue.close(),
   };
 };

@@ -15,7 +15,7 @@ export type Projection = 'redis' | 'database';
 
 export interface WriterRole {
   /** the `--roles` name that starts it */
-  role: 'decider' | 'projector';
+  role: 'writer' | 'projector';
   /** its consumer group (for a processor: the group of a process that runs it alone) */
   group: string;
   topic: string;
@@ -24,7 +24,7 @@ export interface WriterRole {
 }
 
 export function writerOf(config: Pick<Config, 'groups' | 'topics'>, projection: Projection): WriterRole {
-  if (projection === 'redis') return { role: 'decider', group: config.groups.writer, topic: config.topics.events };
+  if (projection === 'redis') return { role: 'writer', group: config.groups.writer, topic: config.topics.events };
   return {
     role: 'projector',
     group: readSideGroup(config, [PRISMA_PROJECTION]),

@@ -74,7 +74,7 @@ export async function benchBoundedRebuild(opts: BoundedRebuildOptions): Promise<
   const redis = createRedis(config.REDIS_URL);
   const ordering = new RedisOrdering(redis, config.REDIS_PREFIX);
   const ends = async () => new Map((await admin.fetchTopicOffsets(topic)).map((o) => [o.partition, BigInt(o.high)]));
-  let app = await startApp(config, ['decider', 'projector']);
+  let app = await startApp(config, ['writer', 'projector']);
   try {
     const appender = await EventAppender.connect(kafka, config);
     const pending: Promise<unknown>[] = [];
@@ -121,7 +121,7 @@ export async function benchBoundedRebuild(opts: BoundedRebuildOptions): Promise<
           if (performance.now() - projectorWaitedSince > 20_000) {
             say(`  (the projector stopped short of the log's end: ${cps.map((c) => `partition ${c.partition} at ${c.nextOffset}`).join(', ')} of ${[...want].map(([p, e]) => `${p}:${e}`).join(', ')}; restarting the roles)`);
             await app.stop();
-            app = await startApp(config, ['decider', 'projector']);
+            app = await startApp(config, ['writer', 'projector']);
             projectorWaitedSince = null;
           }
         }

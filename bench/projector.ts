@@ -6,6 +6,7 @@ import { cryptoMinter } from '../src/domain/campaign.js';
 import { EVENT_VERSION, eventIds, type CampaignEvent } from '../src/domain/events.js';
 import { Parking } from '../src/infra/kafka/parking.js';
 import { createKafka } from '../src/infra/kafka/client.js';
+import { readLogIdentity } from '../src/infra/kafka/genesis.js';
 import { ensureTopics } from '../src/infra/kafka/topics.js';
 import { EventAppender } from '../src/infra/kafka/appender.js';
 import { createPrisma } from '../src/infra/prisma/client.js';
@@ -14,7 +15,7 @@ import { migrate } from '../src/infra/prisma/migrate.js';
 import { createRedis, RedisOrdering } from '../projections/redis-ordering/index.js';
 import { createMetrics } from '../src/metrics.js';
 import { startProjectors } from '../projections/index.js';
-import { loadReadSide, startReadSide, type ReadSide } from '../src/readSide/index.js';
+import { loadReadSide, startReadSide, type ReadSide } from '../src/read-side/index.js';
 import { PRISMA_PROJECTION } from '../projections/prisma-tables/projector.js';
 import { cpuLine, withCpu } from './cpu.js';
 import { benchRun } from './run.js';
@@ -92,7 +93,8 @@ async function main() {
   const kafka = createKafka(config, `bench-projector-${run}`);
   const admin = kafka.admin();
   await admin.connect();
-  await ensureTopics(admin, config);
+  await ensureTopics(admin, config, kafka);
+  const logIdentity = await readLogIdentity(kafka, admin, config.topics.events);
   const prisma = createPrisma(config.DATABASE_URL, { poolSize: 8 });
   const redis = createRedis(config, { lazy: true });
   const parking = await Parking.connect(kafka, config);
@@ -108,6 +110,7 @@ async function main() {
     health: new Health(),
     readSide: { ready: () => readSide?.ready() ?? false },
     instance: `bench-${run}`,
+    logIdentity,
   };
   const role = await startProjectors(shared);
   readSide = await startReadSide(shared, await loadReadSide(['projector']));

@@ -69,7 +69,7 @@ async function main() {
   const handle = await openAgenda(config.DATABASE_URL, { name: 'bench', poolSize: 2, notify: true });
   const high = async () => BigInt((await admin.fetchTopicOffsets(topic))[0]!.high);
 
-  const app = await startApp(config, ['decider', 'projector', 'worker']);
+  const app = await startApp(config, ['writer', 'projector', 'worker']);
   try {
     // 1. the log: one campaign, N distinct entrants, appended as the API would (group commit)
     const t0 = performance.now();

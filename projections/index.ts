@@ -37,7 +37,7 @@ export const projectorProcessors: ReadSideFactory = async (shared) => {
 
   const tablesLag = new Lag(PRISMA_PROJECTION, log);
   lags.push(tablesLag);
-  const tables = new PrismaTables(prisma, topic, tablesLag, shared.parking, health.reporter(`projector/${PRISMA_PROJECTION}`), config.DATABASE_URL);
+  const tables = new PrismaTables(prisma, topic, tablesLag, shared.parking, health.reporter(`projector/${PRISMA_PROJECTION}`), config.DATABASE_URL, shared.logIdentity);
   processors.push(tables);
   metrics.counterFrom('firstcome_projector_batches_total', 'batches written to the Prisma tables', () => tables.stats.batches);
   metrics.counterFrom('firstcome_projector_events_total', 'events applied to the Prisma tables', () => tables.stats.events);
@@ -54,7 +54,7 @@ export const projectorProcessors: ReadSideFactory = async (shared) => {
     ]);
     const archiveLag = new Lag(ARCHIVE_PROJECTION, log);
     lags.push(archiveLag);
-    archive = new EventStoreArchive(createEventStore(config.EVENTSTORE_URL), prisma, topic, archiveLag, health.reporter(`projector/${ARCHIVE_PROJECTION}`));
+    archive = new EventStoreArchive(createEventStore(config.EVENTSTORE_URL), prisma, topic, archiveLag, health.reporter(`projector/${ARCHIVE_PROJECTION}`), shared.logIdentity);
     processors.push(archive);
     const a = archive;
     metrics.counterFrom('firstcome_archive_events_total', 'events appended to EventStoreDB', () => a.stats.appended);

@@ -7,8 +7,8 @@ import { SingleWriter, WRITER } from './writer/singleWriter.js';
 import { ReadModelRebuildBound } from './writer/rebuildBound.js';
 import { readModelArchive } from '../projections/prisma-tables/archive.js';
 import type { FromWriter } from './writer/thread.js';
-import { loadReadSide, readSideRoles, startReadSide } from './readSide/index.js';
-import { ReadSideThread, type ReadSideHandle, type ThreadMetrics } from './readSide/threaded.js';
+import { loadReadSide, readSideRoles, startReadSide } from './read-side/index.js';
+import { ReadSideThread, type ReadSideHandle, type ThreadMetrics } from './read-side/threaded.js';
 import { PowChallenges } from './api/challenge.js';
 import { EnterService, ReplyWaiter } from './api/enter.js';
 import type { ApiServices } from './api/resolvers.js';
@@ -17,15 +17,20 @@ import { startLive } from './api/live/index.js';
 import { describeError, Health, type HealthReporter } from './health.js';
 import { createKafka } from './infra/kafka/client.js';
 import { ensureTopics } from './infra/kafka/topics.js';
+import { readLogIdentity } from './infra/kafka/genesis.js';
+import { describeIdentity, identityKey, type LogIdentity } from './infra/kafka/logIdentity.js';
+import { checkLog, reportLogFault } from './logCheck.js';
 import { EventAppender } from './infra/kafka/appender.js';
 import { Parking } from './infra/kafka/parking.js';
 import { createPrisma } from './infra/prisma/client.js';
 import { prepareDatabase } from './infra/prisma/prepare.js';
 import { ChannelSubscriber, createRedis, EnterGate, RedisOrdering, replyChannelOf, writerPorts } from '../projections/redis-ordering/index.js';
-import { logger } from './logger.js';
+import { logger, type Logger } from './logger.js';
 import { createMetrics, type Timing } from './metrics.js';
 
-export const ROLES = ['api', 'decider', 'projector', 'worker'] as const;
+export const ROLES = ['api', 'writer', 'projector', 'worker'] as const;
+/** Old names of roles, still taken (with a warning) for a release. */
+export const ROLE_ALIASES: Readonly<Record<string, Role>> = { decider: 'writer' };
 export type Role = (typeof ROLES)[number];
 
 /** Roles that live outside src/ plug in here (projections/, batch/). */
@@ -59,40 +64,21 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
 
   const kafka = createKafka(config, `firstcome-${instance}`);
   const admin = kafka.admin();
-  await admin.connect();
-  await ensureTopics(admin, config);
   const redis = createRedis(config);
-  const ordering = new RedisOrdering(redis, config.REDIS_PREFIX);
   const prisma = createPrisma(config.DATABASE_URL, { poolSize: 8 });
   const metrics = createMetrics();
   const health = new Health();
-  const parking = await Parking.connect(kafka, config);
-  // the consumer host and its processors: in this thread, or in their own once they have started
-  let readSide: ReadSideHandle | null = null;
-  const shared: Shared = { config, kafka, redis, ordering, prisma, metrics, parking, health, readSide: { ready: () => readSide?.ready() ?? false }, instance };
-  // a single writer in its own thread parks with its own producer and reports its count
-  let threadParked = 0;
-  metrics.labeledCounterFrom('firstcome_parked_total', 'records parked in the dead-letter topic, by the consumer that met them', 'consumer', () => {
-    const counts = new Map(parking.counts);
-    if (threadParked > 0) counts.set(WRITER, (counts.get(WRITER) ?? 0) + threadParked);
-    for (const [consumer, n] of readSideMetrics?.parked ?? []) counts.set(consumer, (counts.get(consumer) ?? 0) + n);
-    return counts;
-  });
   /** what the read side's thread showed of itself at this scrape */
   let readSideMetrics: ThreadMetrics | null = null;
+  // the consumer host and its processors: in this thread, or in their own once they have started
+  let readSide: ReadSideHandle | null = null;
 
-  // /healthz and /readyz answer from here on; GraphQL once the roles run
+  // /healthz and /readyz answer from here on, before Kafka is reached; GraphQL once the roles run
   const handles: RoleHandle[] = [];
   let started = false;
   let endpoint: ApiEndpoint | null = null;
   /** null while the brokers answer, else why not */
-  let kafkaDown: string | null = null;
-  const kafkaProbe = setInterval(() => {
-    admin.describeCluster().then(
-      () => (kafkaDown = null),
-      (err: unknown) => (kafkaDown = describeError(err)),
-    );
-  }, 2000);
+  let kafkaDown: string | null = `connecting to ${config.KAFKA_BROKERS.join(',')}`;
   const server = createHttpServer(() => endpoint ?? (roles.includes('api') ? 'starting' : null), {
     ready: async () => {
       const failing: Record<string, string> = {};
@@ -115,9 +101,37 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
     },
     observe: (op, s, ok) => metrics.requests.observe({ operation: op, ok: String(ok) }, s),
     limits: metrics.limits,
+    edge: metrics.edge,
+    metricsToken: config.METRICS_TOKEN,
   });
   await new Promise<void>((resolve) => server.listen(config.PORT, '0.0.0.0', resolve));
   const port = (server.address() as AddressInfo).port;
+
+  // Kafka away at start: the process stays up, not ready, and tries again with a backoff, saying
+  // on /readyz what it waits for (as it does for Postgres)
+  const logIdentity = await untilKafka(config, log, (why) => (kafkaDown = why), async () => {
+    await admin.connect();
+    await ensureTopics(admin, config, kafka);
+    return readLogIdentity(kafka, admin, config.topics.events);
+  });
+  kafkaDown = null;
+  const kafkaProbe = setInterval(() => {
+    admin.describeCluster().then(
+      () => (kafkaDown = null),
+      (err: unknown) => (kafkaDown = describeError(err)),
+    );
+  }, 2000);
+  const ordering = new RedisOrdering(redis, config.REDIS_PREFIX, identityKey(logIdentity));
+  const parking = await Parking.connect(kafka, config);
+  const shared: Shared = { config, kafka, redis, ordering, prisma, metrics, parking, health, readSide: { ready: () => readSide?.ready() ?? false }, instance, logIdentity };
+  // a single writer in its own thread parks with its own producer and reports its count
+  let threadParked = 0;
+  metrics.labeledCounterFrom('firstcome_parked_total', 'records parked in the dead-letter topic, by the consumer that met them', 'consumer', () => {
+    const counts = new Map(parking.counts);
+    if (threadParked > 0) counts.set(WRITER, (counts.get(WRITER) ?? 0) + threadParked);
+    for (const [consumer, n] of readSideMetrics?.parked ?? []) counts.set(consumer, (counts.get(consumer) ?? 0) + n);
+    return counts;
+  });
 
   try {
     await prepareDatabase(config, health.reporter('postgres'), log);
@@ -131,11 +145,31 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
     throw err;
   }
 
-  if (roles.includes('decider')) {
-    const reporter = health.reporter('decider');
+  // No role reads or writes a store built from another log. The process stays up and waits,
+  // /readyz says why and names the command; once `npm run adopt-log` has run, the roles start.
+  for (let refused = false; ; refused = true) {
+    const fault = await checkLog({ admin, prisma, ordering, topic: config.topics.events }, logIdentity).catch((err: unknown) => ({
+      reason: `the stores' log could not be checked yet: ${describeError(err)}`,
+      recorded: null,
+      found: logIdentity,
+    }));
+    reportLogFault(health, fault);
+    if (!fault) break;
+    if (!refused)
+      log.error({ found: describeIdentity(logIdentity), recorded: fault.recorded && describeIdentity(fault.recorded) }, fault.reason);
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  if (!logIdentity.logId)
+    log.warn(
+      { topic: config.topics.events },
+      'the topic has no genesis record (created before them): a topic created again under its name is told apart by its end offsets only',
+    );
+
+  if (roles.includes('writer')) {
+    const reporter = health.reporter('writer');
     const d =
       roles.includes('api') && config.DECIDER_THREAD
-        ? await startWriterThread(config, instance, reporter, (n) => (threadParked = n))
+        ? await startWriterThread(config, instance, logIdentity, reporter, (n) => (threadParked = n))
         : await startWriter(shared, reporter);
     metrics.counterFrom('firstcome_decider_batches_total', 'fetched batches decided', () => d.stats.batches);
     metrics.counterFrom('firstcome_decider_entries_total', 'entries placed', () => d.stats.entries);
@@ -147,14 +181,14 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
 
   // started beside the other roles: a thread takes a moment to connect and join
   const readSideStarting = readSideThread
-    ? readSideThread.start(health)
+    ? readSideThread.start(health, logIdentity)
     : readSideRoleNames.length > 0
-      ? loadReadSide(readSideRoleNames).then((parts) => startReadSide({ config, kafka, prisma, metrics, parking, health, instance } satisfies ReadSideShared, parts))
+      ? loadReadSide(readSideRoleNames).then((parts) => startReadSide({ config, kafka, prisma, metrics, parking, health, instance, logIdentity } satisfies ReadSideShared, parts))
       : null;
   // a failure of the other roles first does not leave it unhandled
   readSideStarting?.catch(() => undefined);
   for (const role of roles) {
-    if (role === 'api' || role === 'decider') continue;
+    if (role === 'api' || role === 'writer') continue;
     const load = external[role];
     if (!load) throw new Error(`role ${role} is not available in this build`);
     handles.push(await (await load())(shared));
@@ -262,9 +296,15 @@ async function startWriter(shared: Shared, health: HealthReporter): Promise<Writ
 }
 
 /** The single writer in a worker thread of this process (see src/writer/thread.ts for why). */
-async function startWriterThread(config: Config, instance: string, health: HealthReporter, parked: (count: number) => void): Promise<WriterHandle> {
+async function startWriterThread(
+  config: Config,
+  instance: string,
+  logIdentity: LogIdentity,
+  health: HealthReporter,
+  parked: (count: number) => void,
+): Promise<WriterHandle> {
   const entry = import.meta.url.endsWith('.ts') ? './writer/thread-entry.mjs' : './writer/thread.js';
-  const worker = new Worker(new URL(entry, import.meta.url), { workerData: { config, instance } });
+  const worker = new Worker(new URL(entry, import.meta.url), { workerData: { config, instance, logTag: identityKey(logIdentity) } });
   let assigned = false;
   const handle: WriterHandle = {
     stats: { batches: 0, entries: 0, winners: 0, rebuilds: 0 },
@@ -297,4 +337,24 @@ async function startWriterThread(config: Config, instance: string, health: Healt
   worker.on('error', (err) => logger.fatal({ err }, 'single writer thread failed'));
   await started;
   return handle;
+}
+
+/**
+ * Runs `connect` until it succeeds: at first at once, then with a backoff doubling from 0.5 s to
+ * 10 s. Each failure is told to `waiting` (for /readyz) and logged at warn the first time and
+ * every tenth, so a long outage does not fill the log.
+ */
+async function untilKafka<T>(config: Config, log: Logger, waiting: (why: string) => void, connect: () => Promise<T>): Promise<T> {
+  let delayMs = 500;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await connect();
+    } catch (err) {
+      const why = `waiting for Kafka at ${config.KAFKA_BROKERS.join(',')} (attempt ${attempt}, next in ${delayMs} ms): ${describeError(err)}`;
+      waiting(why);
+      if (attempt === 1 || attempt % 10 === 0) log.warn(why);
+      await new Promise((r) => setTimeout(r, delayMs));
+      delayMs = Math.min(delayMs * 2, 10_000);
+    }
+  }
 }

@@ -4,8 +4,8 @@ import { z } from 'zod';
 import { COMPRESSIONS, unavailable, type Compression } from './infra/kafka/compression.js';
 
 /**
- * The one config loader. Every variable of CONTRACT.md has a local default; a bad value stops the
- * process at start with the variable named, never later on the hot path.
+ * The one config loader. Every variable has a local default; a bad value stops the process at
+ * start with the variable named, never later on the hot path. docs/configuration.md lists them.
  */
 const DEV_JWT_SECRET = 'firstcome-development-secret-do-not-use-in-production';
 const DEV_CHALLENGE_SECRET = 'firstcome-development-challenge-secret-do-not-use-in-production';
@@ -15,13 +15,20 @@ const unsetIfEmpty = <T extends z.ZodType>(t: T) => z.preprocess((v) => (v === '
 const limit = (fallback: number) => z.coerce.number().int().min(1).default(fallback);
 
 const schema = z.object({
+  /**
+   * `production` requires JWT_SECRET (unless JWT_JWKS_URL is set), answers unexpected failures
+   * without a stack trace and hides graphql-js's suggestions.
+   */
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  /** The HTTP port: `POST /graphql`, its WebSocket, `/healthz`, `/readyz`, `/metrics` and `/console`. */
   PORT: z.coerce.number().int().min(0).max(65535).default(4000),
+  /** The Kafka brokers, `host:port[,host:port…]`. */
   KAFKA_BROKERS: z
     .string()
     .default('127.0.0.1:9092')
     .transform((s) => s.split(',').map((b) => b.trim()).filter(Boolean))
     .refine((bs) => bs.length > 0 && bs.every((b) => /^[^:\s]+:\d+$/.test(b)), 'expected host:port[,host:port…]'),
+  /** The one Redis, when REDIS_CLUSTER_NODES is unset. */
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
   /** Seed nodes of a Redis Cluster; when set, every Redis use goes to the cluster and REDIS_URL is not used. */
   REDIS_CLUSTER_NODES: unsetIfEmpty(
@@ -30,12 +37,19 @@ const schema = z.object({
       .transform((s) => s.split(',').map((n) => n.trim()).filter(Boolean))
       .refine((ns) => ns.length > 0 && ns.every((n) => /^(\[[0-9a-fA-F:.]+\]|[^:\s,[\]]+):\d{1,5}$/.test(n) && Number(n.split(':').pop()) <= 65535), 'expected host:port[,host:port…]'),
   ),
+  /** The Postgres database of the read side and the jobs; created if missing. */
   DATABASE_URL: z
     .string()
     .default('postgresql://postgres@127.0.0.1:5432/firstcome')
     .refine((s) => /^postgres(ql)?:\/\//.test(s), 'expected a postgresql:// URL'),
+  /** When set, the log is also archived to EventStoreDB streams `campaign-<id>`; unset: the archive is off. */
   EVENTSTORE_URL: z.string().min(1).optional(),
+  /**
+   * HS256 tokens signed with it are accepted (at least 16 characters). Unset: a development default,
+   * with a warning; in production it is required unless JWT_JWKS_URL is set, and then HS256 is off.
+   */
   JWT_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** How long `enter` waits for the single writer's decision before it answers `QUEUED`. */
   ENTER_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(3000),
   /**
    * The secret proof-of-work challenges are signed with (HMAC, issue 34); every API process of a
@@ -46,13 +60,13 @@ const schema = z.object({
   TOPIC_PREFIX: z.string().regex(/^[a-zA-Z0-9._-]{1,100}$/).default('firstcome'),
   /** Prefix of every Redis key. */
   REDIS_PREFIX: z.string().regex(/^[a-zA-Z0-9._:-]{1,64}$/).default('fc'),
-  /** Partitions of the campaign-events topic: one active campaign per partition at a time. */
+  /** Partitions of the campaign-events topic: one active campaign per partition at a time; fixed once the topic exists. */
   EVENT_PARTITIONS: z.coerce.number().int().min(1).max(256).default(6),
   /** Replicas of a topic firstcome creates; unset: as many brokers as answer, at most 3 (min in-sync: 2 where there are 2 or more). */
   KAFKA_REPLICATION_FACTOR: z.coerce.number().int().min(1).max(7).optional(),
   /**
-   * Codec of the record batches firstcome appends. snappy: README, Configuration (Compression of the
-   * log) says why. Readers take every codec whatever this says; a codec whose package does not load
+   * Codec of the record batches firstcome appends. snappy: docs/design.md (Compression of the log)
+   * says why. Readers take every codec whatever this says; a codec whose package does not load
    * here is refused.
    */
   KAFKA_COMPRESSION: z
@@ -67,7 +81,10 @@ const schema = z.object({
   APPEND_LINGER_MS: z.coerce.number().int().min(0).max(100).default(3),
   /** How long the decider's fetch waits on a quiet partition. */
   DECIDER_MAX_WAIT_MS: z.coerce.number().int().min(1).max(5000).default(20),
-  /** Least time between two commits of a partition's decisions: batches between them are told at once and commit together. */
+  /**
+   * Least time between two commits of a partition's decisions: batches between them are told at
+   * once and commit together. 0 commits every batch at once.
+   */
   DECIDER_COMMIT_MS: z.coerce.number().int().min(0).max(1000).default(100),
   /** Where the API runs too, the decider runs in a worker thread of its own (0 turns that off). */
   DECIDER_THREAD: z
@@ -87,8 +104,12 @@ const schema = z.object({
   JWT_JWKS_URL: unsetIfEmpty(z.string().url().refine((u) => /^https?:\/\//.test(u), 'expected an http(s) URL')),
   /** Least time between two fetches of the JWKS (an unknown `kid` asks for one). */
   JWT_JWKS_COOLDOWN_MS: z.coerce.number().int().min(0).default(30_000),
+  /** When set, every token (HS256 too) must carry this `iss`. */
   JWT_ISSUER: unsetIfEmpty(z.string()),
+  /** When set, every token (HS256 too) must carry an `aud` containing this value. */
   JWT_AUDIENCE: unsetIfEmpty(z.string()),
+  /** The longest life a token may have (`exp` − `iat`, or `exp` − now without `iat`); a token with no `exp` is refused. */
+  JWT_MAX_AGE_S: z.coerce.number().int().min(60).default(86_400),
   /** Where the admin role is: a claim name or a dotted path (`realm_access.roles`), a string or an array. */
   JWT_ROLE_CLAIM: z.string().min(1).default('role'),
   /** Browser origins allowed to call the API (scheme://host[:port], comma-separated); unset: none. */
@@ -100,6 +121,30 @@ const schema = z.object({
   ),
   /** Requests per second from one client address that carry no valid token; 0 turns the limit off. */
   RATE_LIMIT_IP_PER_SEC: z.coerce.number().int().min(0).default(20),
+  /**
+   * Every request from one client address, signed in or not, before any of it is parsed (429);
+   * far above RATE_LIMIT_IP_PER_SEC, since many people share an address behind carrier NAT or an
+   * office proxy. 0 turns it off.
+   */
+  RATE_LIMIT_IP_CEILING_PER_SEC: z.coerce.number().int().min(0).default(2000),
+  /**
+   * The cost one signed-in user may spend each second, shared by every API process (429 once
+   * spent). A request costs 1, and a document the server parses and validates for the first time
+   * one more per GRAPHQL_COST_BYTES of its text. 0 turns it off.
+   */
+  RATE_LIMIT_USER_COST_PER_SEC: z.coerce.number().int().min(0).default(40),
+  /** The same for a token with the admin role (an admin console pages through winners). */
+  RATE_LIMIT_ADMIN_COST_PER_SEC: z.coerce.number().int().min(0).default(400),
+  /**
+   * Bytes of new query text that cost one budget point to parse and validate: the largest query
+   * the limits accept (~9 KB, ~15 ms of CPU) costs about two seconds of a user's budget.
+   */
+  GRAPHQL_COST_BYTES: z.coerce.number().int().min(1).default(100),
+  /**
+   * `/metrics` and the detail of `/readyz` (names of stores, errors) are served only with this as
+   * a bearer token; unset: open. `/readyz`'s status code stays open.
+   */
+  METRICS_TOKEN: unsetIfEmpty(z.string().min(16, 'must be at least 16 characters')),
   /**
    * Which hops may set X-Forwarded-For (proxy-addr's trust, as Express reads it): a number of
    * proxies in front, or addresses/subnets/`loopback`,`linklocal`,`uniquelocal`; `true` trusts
@@ -119,17 +164,26 @@ const schema = z.object({
         }
       }, 'expected a number of hops, true, or addresses/subnets (e.g. loopback,10.0.0.0/8)'),
   ),
-  /** Query limits, each refused with HTTP 400 before anything runs (README: Query limits). */
+  /** Aliases per operation, `__typename` included; more is refused with HTTP 400 before anything runs (docs/api.md). */
   GRAPHQL_MAX_ALIASES: limit(15),
+  /** Selection depth, inline fragments counted; deeper is refused with HTTP 400 before anything runs. */
   GRAPHQL_MAX_DEPTH: limit(8),
+  /** Lexical tokens of a query; parsing stops there and the query is refused with HTTP 400. */
   GRAPHQL_MAX_TOKENS: limit(1000),
+  /** Directives per operation; more is refused with HTTP 400 before anything runs. */
   GRAPHQL_MAX_DIRECTIVES: limit(10),
+  /**
+   * graphql-armor's cost of an operation (objects 2, scalars 1, ×1.5 per level, × a literal
+   * `first`); more is refused with HTTP 400 before anything runs.
+   */
   GRAPHQL_MAX_COST: limit(100_000),
   /** Bigger request bodies are answered 413 before they are read to the end. */
   GRAPHQL_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(64 * 1024),
   /** GraphQL subscriptions (graphql-ws): live operations one socket may hold. */
   WS_MAX_SUBSCRIPTIONS_PER_SOCKET: limit(10),
-  /** Sockets one user (token `sub`) may hold open at once on one API process. */
+  /** WebSocket connections one client address may hold open at once, counted before `connection_init`. */
+  WS_MAX_SOCKETS_PER_ADDRESS: limit(200),
+  /** Sockets one user (token `sub`) may hold open at once, counted across every API process (in Redis). */
   WS_MAX_SOCKETS_PER_USER: limit(5),
   /** A socket that holds no subscription for this long is closed (4408). */
   WS_IDLE_TIMEOUT_MS: z.coerce.number().int().min(100).default(60_000),
@@ -140,6 +194,7 @@ const schema = z.object({
    * release step migrates, and a server whose database is behind refuses to start.
    */
   DB_MIGRATE: z.enum(['on', 'off']).default('on'),
+  /** The level of every process's log (pino). */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

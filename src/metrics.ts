@@ -3,8 +3,17 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 /** How long a hot-path stage took, and for batches how many events it carried. */
 export type Timing = (stage: 'append' | 'decide' | 'commit' | 'decision', seconds: number, size?: number) => void;
 
-/** The rate limits in front of the work: per client address (HTTP 429) and per user on `enter` (RATE_LIMITED). */
-export type RateLimitName = 'ip' | 'enter';
+/**
+ * The budgets in front of the work (src/api/edge.ts): every request per address (`ceiling`), requests
+ * with no valid token per address (`ip`), the cost per user and per admin (HTTP 429), and `enter`
+ * per user (RATE_LIMITED).
+ */
+export type RateLimitName = 'ceiling' | 'ip' | 'user' | 'admin' | 'enter';
+
+/** What the edge turned away, by cause (a fixed set: see EdgeCause in src/api/edge.ts). */
+export interface EdgeEvents {
+  refused(cause: string): void;
+}
 export interface RateLimitEvents {
   /** the configured requests per second (0: off) */
   configure(limit: RateLimitName, perSec: number): void;
@@ -32,7 +41,7 @@ export function createMetrics() {
   collectDefaultMetrics({ register: registry, prefix: 'firstcome_' });
   const requests = new Histogram({
     name: 'firstcome_graphql_request_seconds',
-    help: 'GraphQL requests by operation name',
+    help: 'GraphQL requests by operation: the root field the request asked for first (a name of the schema), `invalid` for a document that did not validate',
     labelNames: ['operation', 'ok'] as const,
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 3, 5],
     registers: [registry],
@@ -76,7 +85,7 @@ export function createMetrics() {
     });
   const refusedByLimit = new Counter({
     name: 'firstcome_rate_limited_total',
-    help: 'requests refused by a rate limit: ip (per client address, requests without a valid token, 429), enter (per user, RATE_LIMITED)',
+    help: 'requests refused by a budget: ceiling (every request per address), ip (per address, requests without a valid token), user and admin (cost per identity), all 429; enter (per user, RATE_LIMITED)',
     labelNames: ['limit'] as const,
     registers: [registry],
   });
@@ -93,7 +102,14 @@ export function createMetrics() {
     },
     refused: (limit) => refusedByLimit.inc({ limit }),
   };
-  return { registry, requests, gauge, counterFrom, labeledCounterFrom, timing, limits };
+  const edgeRefused = new Counter({
+    name: 'firstcome_edge_refused_total',
+    help: 'requests and sockets the edge turned away before GraphQL, by cause (bad-target, client-error, foreign-origin, …)',
+    labelNames: ['cause'] as const,
+    registers: [registry],
+  });
+  const edge: EdgeEvents = { refused: (cause) => edgeRefused.inc({ cause }) };
+  return { registry, requests, gauge, counterFrom, labeledCounterFrom, timing, limits, edge };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
@@ -102,7 +118,7 @@ export type Metrics = ReturnType<typeof createMetrics>;
 export type ReadSideMetrics = Pick<Metrics, 'registry' | 'counterFrom'>;
 
 /**
- * The read side thread's metrics (src/readSide/thread.ts): only what its processors register, no
+ * The read side thread's metrics (src/read-side/thread.ts): only what its processors register, no
  * process metrics, so its text follows the main thread's in /metrics without a family twice.
  */
 export function createThreadMetrics(): ReadSideMetrics {

@@ -1,6 +1,7 @@
 import type { Kafka } from 'kafkajs';
 import type { Config } from './config.js';
 import type { Health } from './health.js';
+import type { LogIdentity } from './infra/kafka/logIdentity.js';
 import type { Parking } from './infra/kafka/parking.js';
 import type { Processor } from './infra/kafka/processor.js';
 import type { PrismaClient } from './infra/prisma/client.js';
@@ -33,6 +34,8 @@ export interface Shared {
   /** the read side's one consumer (in this thread or its own): its processors come from the roles' read-side parts */
   readSide: ReadSideStatus;
   instance: string;
+  /** the log this process follows (src/infra/kafka/logIdentity.ts): each store records it with its first write */
+  logIdentity: LogIdentity;
 }
 
 /** Roles that live outside src/ plug in here (projections/, batch/). */
@@ -55,6 +58,8 @@ export interface ReadSideShared {
   parking: Parking;
   health: Pick<Health, 'reporter'>;
   instance: string;
+  /** the log this process follows: each processor's store records it with its first write */
+  logIdentity: LogIdentity;
 }
 
 /** A role's processors of the consumer host, and what they hold open. */

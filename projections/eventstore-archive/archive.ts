@@ -1,7 +1,15 @@
 import { WrongExpectedVersionError, type EventStoreDBClient } from '@eventstore/db-client';
 import type { Logged } from '../../src/domain/events.js';
-import { appendToCampaign, readCampaignEvents, streamTail, type StreamTail } from '../../src/infra/eventstore/eventStore.js';
+import {
+  appendToCampaign,
+  readCampaignEvents,
+  streamOf,
+  streamTail,
+  type ArchiveLog,
+  type StreamTail,
+} from '../../src/infra/eventstore/eventStore.js';
 import type { Handled, Processor, ProcessorBatch } from '../../src/infra/kafka/processor.js';
+import { compareIdentity, identityKey, mismatchOf, parseIdentityKey, type LogIdentity } from '../../src/infra/kafka/logIdentity.js';
 import { Checkpoints } from '../../src/infra/prisma/checkpoints.js';
 import type { PrismaClient } from '../../src/infra/prisma/client.js';
 import { unwatched, type HealthReporter } from '../../src/health.js';
@@ -25,6 +33,8 @@ export class EventStoreArchive implements Processor {
   private readonly tails = new Map<string, StreamTail>();
   readonly stats = { batches: 0, appended: 0 };
   private readonly saved: Checkpoints;
+  private readonly log: ArchiveLog | undefined;
+  private readonly identity: LogIdentity | null;
 
   constructor(
     private readonly client: EventStoreDBClient,
@@ -33,8 +43,11 @@ export class EventStoreArchive implements Processor {
     private readonly lag: Lag,
     /** told when batches fail and when they work again (/readyz) */
     readonly health: HealthReporter = unwatched,
+    logIdentity: LogIdentity | null = null,
   ) {
-    this.saved = new Checkpoints(prisma, ARCHIVE_PROJECTION, topic);
+    this.saved = new Checkpoints(prisma, ARCHIVE_PROJECTION, topic, logIdentity);
+    this.log = logIdentity ? { tag: identityKey(logIdentity), logId: logIdentity.logId } : undefined;
+    this.identity = logIdentity;
   }
 
   canHandle(): boolean {
@@ -83,12 +96,18 @@ export class EventStoreArchive implements Processor {
       tail = await streamTail(this.client, campaignId);
       this.tails.set(campaignId, tail);
     }
+    // a stream of another log: its offsets say nothing of this one, and appending would mix two logs in it
+    const theirs = tail.log === null ? null : parseIdentityKey(tail.log);
+    if (this.identity && theirs) {
+      const v = compareIdentity(theirs, this.identity);
+      if (v.kind === 'other') throw mismatchOf(`the EventStoreDB stream ${streamOf(campaignId)}`, v);
+    }
     const since = tail.offset;
     const fresh = events.filter((l) => l.offset > since);
     if (fresh.length === 0) return;
     try {
-      const r = await appendToCampaign(this.client, campaignId, fresh, tail.revision);
-      this.tails.set(campaignId, { revision: r.nextExpectedRevision, offset: fresh.at(-1)!.offset });
+      const r = await appendToCampaign(this.client, campaignId, fresh, tail.revision, this.log);
+      this.tails.set(campaignId, { revision: r.nextExpectedRevision, offset: fresh.at(-1)!.offset, log: this.log?.tag ?? null });
       this.stats.appended += fresh.length;
     } catch (err) {
       this.tails.delete(campaignId);

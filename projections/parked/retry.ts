@@ -50,6 +50,8 @@ export async function retryParked(deps: RetryDeps, id: string): Promise<RetryOut
   const d = ds[0]!;
   if (d.kind === 'foreign') return keep(d.error);
   if (d.kind === 'newer') return keep(new NewerEventError('retry', d).message);
+  // never parked by this build: a genesis record holds no event to retry
+  if (d.kind === 'genesis') return done('nothing to retry: a genesis record');
   const logged = ds.flatMap((x) => (x.kind === 'event' ? [x.logged] : []));
   try {
     if (row.reason === 'unapplied' && row.consumer === PRISMA_PROJECTION) {

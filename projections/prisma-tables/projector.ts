@@ -4,6 +4,7 @@ import { parkedRecord, type Parking, type ParkedRecord } from '../../src/infra/k
 import type { Handled, Processor, ProcessorBatch } from '../../src/infra/kafka/processor.js';
 import type { Prisma, PrismaClient } from '../../src/infra/prisma/client.js';
 import { unwatched, type HealthReporter } from '../../src/health.js';
+import { compareIdentity, mismatchOf, type LogIdentity } from '../../src/infra/kafka/logIdentity.js';
 import { logger } from '../../src/logger.js';
 import type { Lag } from '../lag.js';
 import { listenForRewinds, REWIND_CHANNEL } from './rewinds.js';
@@ -49,6 +50,8 @@ export class PrismaTables implements Processor {
     readonly health: HealthReporter = unwatched,
     /** where rewinds are heard (`listenForRewinds`); without it the host's checks notice them */
     private readonly databaseUrl: string | null = null,
+    /** the log this process follows: recorded with the first write, and every batch is refused when the tables were built from another */
+    private readonly logIdentity: LogIdentity | null = null,
   ) {}
 
   canHandle(): boolean {
@@ -115,7 +118,11 @@ export class PrismaTables implements Processor {
     const apply = (isolate: boolean) =>
       this.prisma.$transaction(
         async (tx) => {
-          const row = await lockCheckpoint(tx, this.topic, p);
+          const { next: row, recorded } = await lockCheckpoint(tx, this.topic, p, this.logIdentity);
+          if (this.logIdentity && recorded) {
+            const verdict = compareIdentity(recorded, this.logIdentity);
+            if (verdict.kind === 'other') throw mismatchOf('the Postgres read model', verdict);
+          }
           if (row !== from) return { kind: 'moved' as const, to: row };
           const unapplied: ParkedRecord[] = [];
           const entries = isolate ? await this.applyEach(tx, batch, unapplied) : await applyBatch(tx, events, this.stats, batch.writing);
@@ -176,15 +183,49 @@ export function isDataError(err: unknown): boolean {
  * flush (2-7 ms on this machine under load) off every batch: it was most of a small batch's commit.
  * set_config(…, true) is SET LOCAL; it is outside the row's subquery so that it runs when the row
  * is missing too.
+ *
+ * The same statement records the log this process follows when the tables have recorded none
+ * (log_identities: the first write adopts it, in its own transaction), and reads the one recorded
+ * before: the statement's own insert is not seen by its SELECT, so `recorded` is null then.
  */
-async function lockCheckpoint(tx: Tx, topic: string, partition: number): Promise<bigint> {
-  const rows = await tx.$queryRaw<{ next_offset: bigint | number | string | null }[]>`
-    SELECT set_config('synchronous_commit', 'off', true) AS relaxed,
-           (SELECT next_offset FROM projection_checkpoints
-             WHERE projection = ${PRISMA_PROJECTION} AND topic = ${topic} AND partition = ${partition}
-               FOR UPDATE) AS next_offset`;
-  const next = rows[0]?.next_offset;
-  return next === null || next === undefined ? 0n : BigInt(next);
+async function lockCheckpoint(
+  tx: Tx,
+  topic: string,
+  partition: number,
+  identity: LogIdentity | null,
+): Promise<{ next: bigint; recorded: LogIdentity | null }> {
+  type Row = {
+    next_offset: bigint | number | string | null;
+    cluster_id: string | null;
+    topic: string | null;
+    partitions: number | null;
+    log_id: string | null;
+  };
+  const rows = identity
+    ? await tx.$queryRaw<Row[]>`
+        WITH adopted AS (
+          INSERT INTO log_identities (projection, cluster_id, topic, partitions, log_id, recorded_at)
+          VALUES (${PRISMA_PROJECTION}, ${identity.clusterId}, ${identity.topic}, ${identity.partitions}, ${identity.logId}, ${new Date()})
+          ON CONFLICT (projection) DO NOTHING)
+        SELECT set_config('synchronous_commit', 'off', true) AS relaxed,
+               (SELECT next_offset FROM projection_checkpoints
+                 WHERE projection = ${PRISMA_PROJECTION} AND topic = ${topic} AND partition = ${partition}
+                   FOR UPDATE) AS next_offset,
+               i.cluster_id, i.topic, i.partitions, i.log_id
+          FROM (SELECT 1) AS one LEFT JOIN log_identities i ON i.projection = ${PRISMA_PROJECTION}`
+    : await tx.$queryRaw<Row[]>`
+        SELECT set_config('synchronous_commit', 'off', true) AS relaxed,
+               (SELECT next_offset FROM projection_checkpoints
+                 WHERE projection = ${PRISMA_PROJECTION} AND topic = ${topic} AND partition = ${partition}
+                   FOR UPDATE) AS next_offset,
+               NULL::text AS cluster_id, NULL::text AS topic, NULL::int AS partitions, NULL::text AS log_id`;
+  const r = rows[0];
+  const next = r?.next_offset;
+  const recorded =
+    r?.cluster_id && r.topic !== null && r.partitions !== null
+      ? { clusterId: r.cluster_id, topic: r.topic, partitions: Number(r.partitions), logId: r.log_id }
+      : null;
+  return { next: next === null || next === undefined ? 0n : BigInt(next), recorded };
 }
 
 async function saveCheckpoint(tx: Tx, topic: string, partition: number, nextOffset: bigint): Promise<void> {

@@ -50,6 +50,7 @@ declare module 'ioredis' {
     fcReplayStart(built: string, rebuild: string, marker: string, wiping: string, ttlS: string, wipingTtlMs: string): Result<string, Context>;
     fcWipe(meta: string, line: string, won: string, gifts: string, carry: string): Result<number, Context>;
     fcUnmark(meta: string): Result<number, Context>;
+    fcSocketAcquire(sockets: string, socketId: string, nowMs: number, leaseMs: number, most: number): Result<number, Context>;
   }
   interface ChainableCommander {
     fcMetaFact(meta: string, expectedSeq: string, field: string, value: string): ChainableCommander;
@@ -128,6 +129,7 @@ export function createRedis(target: RedisTarget | string, opts: { lazy?: boolean
   redis.defineCommand('fcUnmark', { numberOfKeys: 1, lua: lua('unmark') });
   redis.defineCommand('fcBump', { numberOfKeys: 1, lua: lua('bump') });
   redis.defineCommand('fcRepair', { numberOfKeys: 1, lua: lua('repair') });
+  redis.defineCommand('fcSocketAcquire', { numberOfKeys: 1, lua: lua('socketAcquire') });
   return redis;
 }
 

@@ -17,6 +17,8 @@ export interface PartitionRef {
 export interface Store {
   readonly redis: RedisClient;
   readonly keys: Keys;
+  /** the log this process follows (identity.ts); null: sentinels are set without one */
+  readonly logTag?: string | null;
 }
 
 export class Keys {
@@ -45,6 +47,10 @@ export class Keys {
   pattern = (id: string) => `${this.c(id)}:*`;
   /** pub/sub: who changed in a campaign (tagged like its keys, so a sharded channel fits the same slot) */
   changes = (id: string) => `${this.c(id)}:changes`;
+  /** the sockets a user holds open across API processes (ZSET socket id → lease end): a slot of its own */
+  socketsOf = (userId: string) => `${this.prefix}:{u:${userId}}:sockets`;
+  /** the stem of a rate budget's keys (rate-limiter-flexible adds `:<identity>`: one key, one slot) */
+  budget = (name: string) => `${this.prefix}:budget:${name}`;
   /** every campaign key of the prefix, for SCAN */
   anyCampaign = () => `${this.prefix}:{c:*`;
   /** the campaign a key of this layout belongs to, or null */
@@ -58,8 +64,15 @@ export class Keys {
   private p(topic: string, partition: number) {
     return `${this.prefix}:{p:${topic}:${partition}}`;
   }
-  /** set (to a token new each time) once a partition's projection is complete up to its writer's position */
+  /** set (to the log's identity and a token new each time, identity.ts) once a partition's projection is complete up to its writer's position */
   built = (topic: string, partition: number) => `${this.p(topic, partition)}:built`;
+  /** every partition sentinel of the prefix, whatever its topic, for SCAN */
+  anyBuilt = () => `${this.prefix}:{p:*}:built`;
+  /** the partition a sentinel key names, or null */
+  builtOf(key: string): PartitionRef | null {
+    const m = /^\{p:(.+):(\d+)\}:built$/.exec(key.slice(this.prefix.length + 1));
+    return key.startsWith(`${this.prefix}:`) && m ? { topic: m[1]!, partition: Number(m[2]) } : null;
+  }
   /** the single writer's step count per campaign (hash campaign → seq), for readers to tell a campaign that lost writes */
   seqs = (topic: string, partition: number) => `${this.p(topic, partition)}:seqs`;
   /** progress of a rebuild under way: JSON {next, until} offsets */

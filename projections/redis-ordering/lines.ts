@@ -240,8 +240,8 @@ function replayArgs(entries: LineWork['lines'][number]['entries']): string[] {
 
 /** The single writer's two Redis ports over one client. */
 export const writerPorts = (o: RedisOrdering, topic: string) => ({
-  lines: new RedisCampaignLines(o, topic, logger.child({ role: 'decider', component: 'redis-lines' })),
+  lines: new RedisCampaignLines(o, topic, logger.child({ role: 'writer', component: 'redis-lines' })),
   replies: new RedisReplyChannel(o),
-  changes: new RedisChangeFeed(o, logger.child({ role: 'decider', component: 'change-feed' })),
+  changes: new RedisChangeFeed(o, logger.child({ role: 'writer', component: 'change-feed' })),
   wipes: new RedisWipeSignal(o, topic),
 });

@@ -80,6 +80,8 @@ export class RedisOrdering {
   constructor(
     readonly redis: RedisClient,
     prefix: string,
+    /** the log this process follows, as `identityKey` gives it: written on every sentinel it sets (identity.ts) */
+    readonly logTag: string | null = null,
   ) {
     this.keys = new Keys(prefix);
   }

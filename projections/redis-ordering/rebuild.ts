@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { WipeSignal } from '../../src/writer/ports.js';
 import { ChannelSubscriber, publish } from './channels.js';
+import { sentinelValue } from './identity.js';
 import type { PartitionRef, Store } from './keys.js';
 import { scanKeys, SlotPipelines } from './slots.js';
 
@@ -11,7 +12,7 @@ import { scanKeys, SlotPipelines } from './slots.js';
 
 /** The partition's projection is complete up to its writer's position: a new token, so readers can tell one build from the next. */
 export async function markBuilt(o: Store, where: PartitionRef): Promise<void> {
-  await o.redis.set(o.keys.built(where.topic, where.partition), randomUUID());
+  await o.redis.set(o.keys.built(where.topic, where.partition), sentinelValue(o, randomUUID()));
 }
 
 /**
@@ -62,7 +63,11 @@ export async function finishRebuild(o: Store, where: PartitionRef, created: Iter
     if (err) throw err;
     if (Number(complete) !== 1) return false;
   }
-  await o.redis.multi().set(k.built(where.topic, where.partition), randomUUID()).del(k.rebuild(where.topic, where.partition)).exec();
+  await o.redis
+    .multi()
+    .set(k.built(where.topic, where.partition), sentinelValue(o, randomUUID()))
+    .del(k.rebuild(where.topic, where.partition))
+    .exec();
   return true;
 }
 

@@ -1,6 +1,6 @@
 import { createSigner, createVerifier, TokenError } from 'fast-jwt';
 import type { Config } from '../config.js';
-import { claimChecks } from './claims.js';
+import { claimChecks, lifeWithin } from './claims.js';
 import { createJwksVerifier, type JwksVerifier } from './jwks.js';
 
 export interface Caller {
@@ -16,15 +16,18 @@ export interface TokenShape {
   audience?: string;
   /** where the admin role is: a claim name, or a dotted path such as `realm_access.roles` */
   roleClaim: string;
+  /** the longest life a token may have (`exp` − `iat`), in seconds */
+  maxAgeS: number;
 }
 
 export const tokenShape = (config: Config): TokenShape => ({
   issuer: config.JWT_ISSUER,
   audience: config.JWT_AUDIENCE,
   roleClaim: config.JWT_ROLE_CLAIM,
+  maxAgeS: config.JWT_MAX_AGE_S,
 });
 
-const DEFAULT_SHAPE: TokenShape = { roleClaim: 'role' };
+const DEFAULT_SHAPE: TokenShape = { roleClaim: 'role', maxAgeS: 86_400 };
 
 /**
  * The claim at `path`: the whole name first (Auth0's namespaced claims are URLs, dots and all),
@@ -44,6 +47,7 @@ function callerOf(shape: TokenShape) {
   const segments = shape.roleClaim.split('.');
   return (payload: Record<string, unknown>): Caller | null => {
     if (typeof payload.sub !== 'string' || !USER_ID.test(payload.sub)) return null;
+    if (!lifeWithin(payload, shape.maxAgeS)) return null;
     const role = claimAt(payload, shape.roleClaim, segments);
     return { userId: payload.sub, admin: role === 'admin' || (Array.isArray(role) && role.includes('admin')) };
   };
@@ -66,8 +70,8 @@ export interface Authenticator {
 
 /**
  * HS256 signed with JWT_SECRET and, when JWT_JWKS_URL is set, RS256/ES256 signed by a key of that
- * JWKS. `alg: none` and every other algorithm is refused; `exp` is honoured; `iss`/`aud` must match
- * when configured. An HS256 token never reaches the JWKS keys, so an RS256 public key used as an
+ * JWKS. `alg: none` and every other algorithm is refused; `exp` is required and honoured, and a
+ * token living longer than JWT_MAX_AGE_S is refused; `iss`/`aud` must match when configured. An HS256 token never reaches the JWKS keys, so an RS256 public key used as an
  * HMAC secret (alg confusion) fails the HS256 check against JWT_SECRET.
  */
 export function createAuthenticator(config: Config): Authenticator {

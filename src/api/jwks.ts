@@ -69,6 +69,9 @@ export function createJwksVerifier(opts: JwksOptions): JwksVerifier {
         algorithms: [alg],
         // identity providers' clocks are not ours
         clockTolerance: 5_000,
+        // a token seen before skips its signature check (RS256 and ES256 alike: node:crypto parses the
+        // key's PEM on every verify); fast-jwt keeps each answer no longer than the token's exp
+        cache: 1000,
         ...claimChecks(opts),
       }) as (token: string) => Record<string, unknown>;
       verifiers.set(key, verify);

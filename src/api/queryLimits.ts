@@ -14,8 +14,8 @@ type Limits = Pick<ApolloServerOptions<BaseContext>, 'validationRules' | 'parseO
  * - tokens: graphql-js's own parser limit, GRAPHQL_PARSE_FAILED. The parse stops at the limit, so a
  *   long query costs no more than a short one. (armor's token plugin parses every document a second
  *   time and its refusal comes out of Apollo as a 500.)
- * - field suggestions ("Did you mean …?") are masked in production: they spell out the schema that
- *   introspection keeps hidden.
+ * - suggestions ("Did you mean …?") are cut in production by one mask for HTTP and the socket
+ *   (masking.ts), not here: armor's masks field suggestions on HTTP only.
  * Apollo keeps each valid document parsed and validated, so the hot path's `enter` pays none of this
  * after its first call.
  */
@@ -27,7 +27,7 @@ export function queryLimits(config: Config): Limits {
     maxDirectives: { n: config.GRAPHQL_MAX_DIRECTIVES },
     costLimit: { maxCost: config.GRAPHQL_MAX_COST },
     maxTokens: { enabled: false },
-    blockFieldSuggestion: { enabled: config.NODE_ENV === 'production' },
+    blockFieldSuggestion: { enabled: false },
   }).protect();
   return {
     // armor's types name Apollo's CommonJS build, ours its ESM one: the same objects

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { z } from 'zod';
 import type { Config } from '../config.js';
 import type { RateLimitEvents } from '../metrics.js';
@@ -11,6 +10,7 @@ import { partitionFor } from '../infra/kafka/partitioning.js';
 import type { CampaignView, EntryView, PartitionRef, RedisOrdering } from '../../projections/redis-ordering/index.js';
 import type { Caller } from './auth.js';
 import { SOLUTION_MAX_CHARS, type PowChallenges } from './challenge.js';
+import type { Budget } from './budgets.js';
 import type { EnterService } from './enter.js';
 import { badInput, notFound, rateLimited, unavailable } from './errors.js';
 import { CAMPAIGN_ID, campaignId, requireAdmin, requireUser, userId } from './guards.js';
@@ -40,6 +40,13 @@ export interface Ctx {
   caller: Caller | null;
   services: ApiServices;
   limits?: RateLimitEvents;
+  /** `enter` calls per user, shared by every API process (src/api/edge.ts); null: off */
+  enterBudget?: Budget | null;
+  /**
+   * Filled in by the edge plugin: bytes of a document parsed anew, and the root field asked for
+   * first. An object of its own, since Apollo runs each request on a shallow copy of the context.
+   */
+  seen?: { parsedBytes: number; operation?: string };
 }
 
 export function campaignOut(v: CampaignView, now = Date.now()) {
@@ -161,9 +168,6 @@ function parseInput<T>(schema: z.ZodType<T>, value: unknown, prefix: string): T 
 }
 
 export function buildResolvers() {
-  // per-process limiter: a user hammering `enter` is slowed before touching Redis or Kafka
-  let limiter: RateLimiterMemory | null = null;
-
   return {
     DateTime,
     Query: {
@@ -197,15 +201,11 @@ export function buildResolvers() {
         const solution = args.solution ?? null;
         if (solution !== null && (typeof solution !== 'string' || solution.length > SOLUTION_MAX_CHARS))
           throw badInput('solution', `must be ALTCHA's base64 payload, at most ${SOLUTION_MAX_CHARS} characters`);
-        limiter ??= new RateLimiterMemory({ points: ctx.services.config.ENTER_RATE_PER_SEC, duration: 1 });
-        try {
-          await limiter.consume(caller.userId);
-        } catch (res) {
-          if (res instanceof RateLimiterRes) {
-            ctx.limits?.refused('enter');
-            throw rateLimited(res.msBeforeNext);
-          }
-          throw res;
+        // a user hammering `enter` is slowed before the gate's Lua or an append; without Redis, `enter` is unavailable anyway
+        const waitMs = ctx.enterBudget ? await ctx.enterBudget.take(caller.userId).catch(() => Promise.reject(unavailable(1000))) : 0;
+        if (waitMs > 0) {
+          ctx.limits?.refused('enter');
+          throw rateLimited(waitMs);
         }
         const r = await ctx.services.enter.enter(id, caller.userId, solution);
         return 'rejection' in r ? { entry: null, rejection: r.rejection } : { entry: entryOut(r.entry, caller), rejection: null };

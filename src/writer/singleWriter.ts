@@ -16,7 +16,7 @@ import { fromOffsetZero } from './rebuildBound.js';
 /** The consumer's name where it parks records and stops at newer events. */
 export const WRITER = 'single-writer';
 
-const log = logger.child({ role: 'decider', component: WRITER });
+const log = logger.child({ role: 'writer', component: WRITER });
 
 /**
  * A rebuild replays a partition in fetches of up to this much: KafkaJS's 1 MB took a 100k-event

@@ -29,7 +29,7 @@ export type FromWriter =
   | { type: 'failed'; message: string };
 
 const port = parentPort!;
-const { config, instance } = workerData as { config: Config; instance: string };
+const { config, instance, logTag } = workerData as { config: Config; instance: string; logTag: string };
 const send = (m: FromWriter) => port.postMessage(m);
 
 const redis = createRedis(config);
@@ -38,7 +38,7 @@ const parking = await Parking.connect(kafka, config);
 // the rebuild bound reads two rows' worth of the read model, rarely: one connection is enough
 const prisma = createPrisma(config.DATABASE_URL, { poolSize: 1 });
 const bound = new ReadModelRebuildBound(prisma, kafka, config);
-const writer = new SingleWriter(kafka, writerPorts(new RedisOrdering(redis, config.REDIS_PREFIX), config.topics.events), config, parking, undefined, bound);
+const writer = new SingleWriter(kafka, writerPorts(new RedisOrdering(redis, config.REDIS_PREFIX, logTag), config.topics.events), config, parking, undefined, bound);
 const timings: [Parameters<SingleWriter['timing']>[0], number, number | undefined][] = [];
 writer.timing = (stage, seconds, size) => void timings.push([stage, seconds, size]);
 writer.health = forwardingReporter((part, error) => send({ type: 'health', part, error }));

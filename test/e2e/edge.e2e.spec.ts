@@ -271,6 +271,7 @@ describe('floods', () => {
   it('answers a token-less flood from one address 429 with Retry-After, while a signed-in user at that address still enters', async () => {
     const flooder = '203.0.113.9';
     const bob = await idp.sign('k2', claims('bob'));
+    const started = Date.now();
     const [flood, entered, neighbour] = await Promise.all([
       pool(Array.from({ length: 200 }), 20, () => query('{ __typename }', null, undefined, flooder)),
       (async () => {
@@ -280,7 +281,10 @@ describe('floods', () => {
       query('{ __typename }', null, undefined, '203.0.113.10'),
     ]);
     const limited = flood.filter((a) => a.status === 429);
-    expect(limited.length).toBeGreaterThanOrEqual(200 - 3 * IP_PER_SEC);
+    // a 429 is held until the address's one-second window ends: what got through is IP_PER_SEC a window
+    const windows = Math.ceil((Date.now() - started) / 1000) + 1;
+    expect(200 - limited.length).toBeLessThanOrEqual(IP_PER_SEC * windows);
+    expect(limited.length).toBeGreaterThan(0);
     expect(Number(limited[0]!.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     expect(code(limited[0]!)).toBe('RATE_LIMITED');
     expect(limited[0]!.body!.errors![0]!.extensions!.retryAfterMs).toBeLessThanOrEqual(1000);

@@ -137,11 +137,11 @@ describe('operator commands with no writer running', () => {
     expect(run.code).toBe(1);
     expect(run.ms).toBeLessThan(30_000);
     expect(lastLine(run.err)).toBe(
-      `replay failed: no decider owns partitions 0, 1 of ${iso.config.topics.events} (consumer group ${iso.config.groups.writer} has no member): ` +
-        'start one with `npm start -- --roles decider`, then run this replay again (nothing was queued, deleted or rewound)',
+      `replay failed: no writer owns partitions 0, 1 of ${iso.config.topics.events} (consumer group ${iso.config.groups.writer} has no member): ` +
+        'start one with `npm start -- --roles writer`, then run this replay again (nothing was queued, deleted or rewound)',
     );
     // the progress line said what it waited on while it waited
-    expect(run.err).toContain('checking for a writer: waiting for a decider to own partitions 0, 1');
+    expect(run.err).toContain('checking for a writer: waiting for a writer to own partitions 0, 1');
     expect(await ordering.isBuilt({ topic: iso.config.topics.events, partition })).toBe(true);
     expect((await ordering.meta(CAMPAIGN))?.terms.stock).toBe(STOCK);
     expect(await replayJobs()).toBe(0);
@@ -154,7 +154,7 @@ describe('operator commands with no writer running', () => {
     expect(run.code).toBe(124);
     expect(run.ms).toBeGreaterThanOrEqual(4000);
     expect(run.ms).toBeLessThan(30_000);
-    expect(run.err).toContain(`replay timed out after 4 s (--timeout) — checking for a writer: waiting for a decider to own partition ${partition} (group ${iso.config.groups.writer} has no member; start one: npm start -- --roles decider`);
+    expect(run.err).toContain(`replay timed out after 4 s (--timeout) — checking for a writer: waiting for a writer to own partition ${partition} (group ${iso.config.groups.writer} has no member; start one: npm start -- --roles writer`);
     expect(lastLine(run.err)).toBe('nothing was queued, deleted or rewound');
     expect(await replayJobs()).toBe(0);
 
@@ -182,8 +182,8 @@ describe('operator commands with no writer running', () => {
       expect(job).toMatchObject({
         status: 'FAILED',
         error:
-          `no decider owns partition ${partition} of ${iso.config.topics.events} (consumer group ${iso.config.groups.writer} has no member): ` +
-          'start one with `npm start -- --roles decider`, then run the replay again (nothing was deleted or rewound)',
+          `no writer owns partition ${partition} of ${iso.config.topics.events} (consumer group ${iso.config.groups.writer} has no member): ` +
+          'start one with `npm start -- --roles writer`, then run the replay again (nothing was deleted or rewound)',
       });
       expect(await ordering.isBuilt({ topic: iso.config.topics.events, partition })).toBe(true);
     } finally {
@@ -196,7 +196,7 @@ describe('operator commands with a writer that dies, then one coming up', () => 
   it('a writer that leaves during the rebuild ends the wait with the line, instead of a wait that never ends', async () => {
     const stalled = await stalledWriter();
     const run = cli('replay', ['--target', 'redis', '--campaign', CAMPAIGN, '--worker-wait', '0']);
-    await untilOutput(run, `rebuilding: waiting for the decider of partition ${partition}`);
+    await untilOutput(run, `rebuilding: waiting for the writer of partition ${partition}`);
     await stalled.disconnect(); // the writer is gone
     const left = Date.now();
     const r = await run.done;
@@ -205,8 +205,8 @@ describe('operator commands with a writer that dies, then one coming up', () => 
     expect(Date.now() - left).toBeLessThan(30_000);
     expect(lastLine(r.err)).toMatch(
       new RegExp(
-        `^replay failed: the rebuild stopped \\(partition ${partition} at offset 0 of \\d+\\): no decider owns partition ${partition} of ${iso.config.topics.events.replace(/\./g, '\\.')} ` +
-          `\\(consumer group ${iso.config.groups.writer.replace(/\./g, '\\.')} has no member\\): start one with \`npm start -- --roles decider\`, it finishes the rebuild by itself`,
+        `^replay failed: the rebuild stopped \\(partition ${partition} at offset 0 of \\d+\\): no writer owns partition ${partition} of ${iso.config.topics.events.replace(/\./g, '\\.')} ` +
+          `\\(consumer group ${iso.config.groups.writer.replace(/\./g, '\\.')} has no member\\): start one with \`npm start -- --roles writer\`, it finishes the rebuild by itself`,
       ),
     );
     expect(await ordering.isBuilt({ topic: iso.config.topics.events, partition })).toBe(false); // deleted, waiting for its writer
@@ -214,7 +214,7 @@ describe('operator commands with a writer that dies, then one coming up', () => 
 
   it('started again with a writer coming up during the wait, it completes, and the campaign reads as before', async () => {
     const run = cli('replay', ['--target', 'redis', '--campaign', CAMPAIGN, '--writer-wait', '90']);
-    await untilOutput(run, `waiting for a decider to own partition ${partition}`);
+    await untilOutput(run, `waiting for a writer to own partition ${partition}`);
     const server = await spawnApp(iso, 'api,decider'); // the server comes up while the replay waits
     apps.push(server);
     const r = await run.done;
@@ -238,12 +238,12 @@ describe('operator commands with a writer that dies, then one coming up', () => 
       expect(r.code).toBe(124);
       expect(r.ms).toBeGreaterThanOrEqual(15_000);
       expect(r.ms).toBeLessThan(45_000);
-      expect(r.err).toContain(`replay timed out after 15 s (--timeout) — RUNNING here · rebuilding: waiting for the decider of partition ${partition} to reach offset`);
+      expect(r.err).toContain(`replay timed out after 15 s (--timeout) — RUNNING here · rebuilding: waiting for the writer of partition ${partition} to reach offset`);
       const id = /^job ([0-9a-f-]{36}) ran in this process and is FAILED with that reason$/.exec(lastLine(r.err))?.[1];
       expect(id, lastLine(r.err)).toBeDefined();
       const row = await jobs.query(`SELECT fail_reason, fail_count, next_run_at FROM agenda_jobs WHERE id = $1`, [id]);
       expect(row.rows[0]).toMatchObject({ fail_count: 1, next_run_at: null });
-      expect(row.rows[0].fail_reason).toMatch(/^the operator command that ran it stopped waiting after 15 s \(--timeout\) — RUNNING here · rebuilding: waiting for the decider of partition \d/);
+      expect(row.rows[0].fail_reason).toMatch(/^the operator command that ran it stopped waiting after 15 s \(--timeout\) — RUNNING here · rebuilding: waiting for the writer of partition \d/);
     } finally {
       await stalled.disconnect();
     }

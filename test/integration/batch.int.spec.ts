@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openAgenda, type AgendaHandle } from '../../batch/agenda.js';
 import { runCleanup } from '../../batch/cleanup.js';
 import { jobView } from '../../batch/jobView.js';
-import { queueReplay, unfinishedReplay } from '../../batch/queue.js';
+import { queueReplay, stamp, unfinishedReplay } from '../../batch/queue.js';
 import { runReconcile, type ReconcileDeps } from '../../batch/reconcile.js';
 import { JobRuntime, type JobContext } from '../../batch/runtime.js';
 import { NoWriter } from '../../batch/writers.js';
@@ -72,16 +72,35 @@ describe('batch: Agenda runtime on Postgres', () => {
     let attempts = 0;
     runtime.define('cleanup', async () => {
       attempts++;
-      throw new NoWriter([{ writer: { role: 'decider', group: 't.decider', topic: 't.campaign-events' }, partitions: [1], ownership: { state: 'Empty', members: 0, owners: new Map() } }], { then: 'then run the replay again' });
+      throw new NoWriter([{ writer: { role: 'writer', group: 't.decider', topic: 't.campaign-events' }, partitions: [1], ownership: { state: 'Empty', members: 0, owners: new Map() } }], { then: 'then run the replay again' });
     }, { lockLifetime: 10_000, concurrency: 1, retries: 3, retryDelayMs: 100 });
     await handle.start();
     try {
       const id = String((await handle.agenda.now('cleanup', {})).attrs._id);
       const view = await waitFor(async () => jobView((await handle.getJob(id))!), (v) => v.status === 'FAILED', 20_000);
-      expect(view.error).toBe('no decider owns partition 1 of t.campaign-events (consumer group t.decider has no member): start one with `npm start -- --roles decider`, then run the replay again');
+      expect(view.error).toBe('no writer owns partition 1 of t.campaign-events (consumer group t.decider has no member): start one with `npm start -- --roles writer`, then run the replay again');
       await sleep(1000); // a retry would have run by now (100 ms backoff)
       expect(attempts).toBe(1);
       expect(jobView((await handle.getJob(id))!).status).toBe('FAILED');
+    } finally {
+      await runtime.stop();
+    }
+  });
+
+  it('a job queued for another log fails for good with why, and one queued for this log runs', async () => {
+    const handle = await openAgenda(iso.config.DATABASE_URL, { name: 'logs', processEvery: 200, logTag: '["cluster-b","t.events",2,"log-b"]' });
+    handles.push(handle);
+    const runtime = new JobRuntime(handle, log);
+    const ran: string[] = [];
+    runtime.define<{ campaignId: string }>('close', async (ctx) => void ran.push(ctx.data.campaignId), { lockLifetime: 10_000, concurrency: 1, retries: 3, retryDelayMs: 100 });
+    await handle.start();
+    try {
+      const old = String((await handle.agenda.now('close', { campaignId: 'old', log: '["cluster-a","t.events",2,"log-a"]' })).attrs._id);
+      const own = String((await handle.agenda.now('close', { campaignId: 'own', ...stamp(handle) })).attrs._id);
+      const failed = await waitFor(async () => jobView((await handle.getJob(old))!), (v) => v.status === 'FAILED', 20_000);
+      expect(failed.error).toMatch(/^queued for another log \(\["cluster-a".*npm run adopt-log/);
+      await waitFor(async () => jobView((await handle.getJob(own))!).status, (s) => s === 'SUCCEEDED', 20_000);
+      expect(ran).toEqual(['own']);
     } finally {
       await runtime.stop();
     }
@@ -94,7 +113,7 @@ describe('batch: Agenda runtime on Postgres', () => {
     let attempts = 0;
     runtime.define('close', async (ctx) => {
       attempts++;
-      ctx.note('rebuilding: waiting for the decider of partition 1 to reach offset 41,200 (at 12,000)');
+      ctx.note('rebuilding: waiting for the writer of partition 1 to reach offset 41,200 (at 12,000)');
       await ctx.sleep(60_000);
     }, { lockLifetime: 60_000, concurrency: 1, retries: 3, retryDelayMs: 100 });
     await handle.start();
@@ -102,7 +121,7 @@ describe('batch: Agenda runtime on Postgres', () => {
       const id = String((await handle.agenda.now('close', {})).attrs._id);
       await waitFor(
         async () => (await handle.getJob(id))?.data as { note?: string },
-        (d) => d?.note === 'rebuilding: waiting for the decider of partition 1 to reach offset 41,200 (at 12,000)',
+        (d) => d?.note === 'rebuilding: waiting for the writer of partition 1 to reach offset 41,200 (at 12,000)',
       );
       expect(await runtime.cancel(id, 'timed out after 3 s (--timeout)')).toBe(true);
       const view = await waitFor(async () => jobView((await handle.getJob(id))!), (v) => v.status === 'FAILED', 10_000);

@@ -137,6 +137,35 @@ describe('the consumer host', () => {
     expect(h.groupId).toBe(`${iso.config.TOPIC_PREFIX}.read-side.all+created`);
   });
 
+  it("a checkpoint beyond its partition's end (the log was replaced) stops the partition out loud, skipping nothing, until adopted", async () => {
+    const before = await theLog();
+    const ahead = new Recorder('ahead');
+    for (const p of [0, 1]) ahead.stored.set(p, 1_000_000n);
+    await started(ahead);
+    await waitUntil(
+      async () => ahead.failures.filter((f) => f.startsWith('log:')),
+      (fs) => fs.length >= 2,
+      { what: 'both partitions reported' },
+    );
+    expect(ahead.failures.find((f) => f.startsWith('log:0'))).toMatch(
+      /^log:0: run `npm run adopt-log`: the ahead checkpoint of partition 0 is at offset 1000000, beyond the log's end \(\d+\)/,
+    );
+    // records appended meanwhile are neither handled nor skipped
+    await append(campaign('beyond', 5));
+    const log = await theLog();
+    expect(log.length).toBeGreaterThan(before.length);
+    expect(ahead.got).toEqual([]);
+    // adopt-log empties the checkpoints: the next check reads the partitions from their start
+    ahead.stored.clear();
+    await waitUntil(
+      async () => ahead.got.length,
+      (n) => n >= log.length,
+      { what: 'the whole log handled once adopted' },
+    );
+    expect(sorted(ahead.got)).toEqual(log);
+    expect(ahead.recovered).toEqual(expect.arrayContaining(['log:0', 'log:1']));
+  });
+
   it('a failing processor is reported and tried again after a backoff while the others go on, and then misses nothing', async () => {
     const log = await theLog();
     const healthy = new Recorder('healthy');

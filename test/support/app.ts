@@ -34,8 +34,12 @@ export async function isolated(name: string, extra: Record<string, string> = {})
     EVENT_PARTITIONS: '2',
     ENTER_WAIT_MS: '3000',
     ENTER_RATE_PER_SEC: '1000',
-    // tests send token-less requests in bursts on purpose; edge.e2e sets its own limit
+    // tests send requests in bursts from one address on purpose; edge.e2e and flood.e2e set their own budgets
     RATE_LIMIT_IP_PER_SEC: '1000',
+    RATE_LIMIT_IP_CEILING_PER_SEC: '100000',
+    RATE_LIMIT_USER_COST_PER_SEC: '100000',
+    RATE_LIMIT_ADMIN_COST_PER_SEC: '100000',
+    WS_MAX_SOCKETS_PER_ADDRESS: '100000',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
     ...extra,
   };

@@ -55,6 +55,19 @@ describe('who a token names', () => {
     for (const t of bad) expect(await auth.verify(t), t.slice(0, 30)).toBeNull();
   });
 
+  it('refuses a token with no exp, and one living longer than JWT_MAX_AGE_S (exp - iat, or exp - now without iat)', async () => {
+    const auth = createAuthenticator(config({ JWT_MAX_AGE_S: '3600' }));
+    const sign = (build: (j: SignJWT) => SignJWT) => build(new SignJWT({ sub: 'al' }).setProtectedHeader({ alg: 'HS256' })).sign(key);
+    expect(await auth.verify(await sign((j) => j.setIssuedAt()))).toBeNull();
+    expect(await auth.verify(await sign((j) => j.setIssuedAt().setExpirationTime('2h')))).toBeNull();
+    expect(await auth.verify(await sign((j) => j.setExpirationTime('2h')))).toBeNull();
+    // issued long ago, expiring soon: a life of 25 h however little is left
+    const now = Math.floor(Date.now() / 1000);
+    expect(await auth.verify(await sign((j) => j.setIssuedAt(now - 24 * 3600).setExpirationTime(now + 3600)))).toBeNull();
+    expect(await auth.verify(await sign((j) => j.setIssuedAt().setExpirationTime('59m')))).toEqual({ userId: 'al', admin: false });
+    expect(await auth.verify(await sign((j) => j.setExpirationTime('59m')))).toEqual({ userId: 'al', admin: false });
+  });
+
   it('mints local tokens the configured server accepts, role at the configured place', async () => {
     const c = config({ JWT_ISSUER: 'https://idp.example', JWT_AUDIENCE: 'firstcome', JWT_ROLE_CLAIM: 'realm_access.roles' });
     const auth = createAuthenticator(c);

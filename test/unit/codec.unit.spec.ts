@@ -215,3 +215,19 @@ describe("the API's entry (entrantRegistered)", () => {
     expect(d).toEqual({ kind: 'event', logged: { event: e, partition: 0, offset: 7n } });
   });
 });
+
+describe('the genesis record at offset 0 of each partition', () => {
+  const genesis = { firstcome: 'genesis', logId: 'log-a', topic: 't.events', partitions: 2, createdAt: '2026-12-06T06:00:00.000Z' };
+
+  it('is read as the log id, not as a foreign record', () => {
+    expect(decode(genesis)).toEqual({ kind: 'genesis', logId: 'log-a', partition: 1, offset: 42n });
+    expect(decode({ ...genesis, logId: '' }).kind).toBe('foreign');
+  });
+
+  it('is neither parked nor handed on as an event, and the consumer moves past it', () => {
+    const sorted = sortBatch('prisma-tables', 't.events', 0, [message(0, genesis), message(1, entrant('bob'))]);
+    expect(sorted.parked).toEqual([]);
+    expect(sorted.logged.map((l) => l.offset)).toEqual([1n]);
+    expect(sorted.last).toBe(1n);
+  });
+});

@@ -39,6 +39,18 @@ describe('EventStoreDB mapping', () => {
     expect(streamOf('c1')).toBe('campaign-c1');
   });
 
+  it("records the log it was archived from, and a new log's event is never taken for an old one's repeat", () => {
+    const a = { tag: '["cluster-a","t.events",2,"log-a"]', logId: 'log-a' };
+    const b = { tag: '["cluster-b","t.events",2,"log-b"]', logId: 'log-b' };
+    const onA = toEventData(logged('gifticon:c1:alice'), a);
+    expect(onA.metadata).toMatchObject({ log: a.tag });
+    expect(toEventData(logged('gifticon:c1:alice'), a).id).toBe(onA.id);
+    expect(toEventData(logged('gifticon:c1:alice'), b).id).not.toBe(onA.id);
+    // a topic from before genesis records keeps the ids it always had: an upgrade re-archives nothing
+    expect(toEventData(logged('gifticon:c1:alice'), { tag: a.tag, logId: null }).id).toBe(toEventData(logged('gifticon:c1:alice')).id);
+    expect(fromRecorded({ type: onA.type, data: onA.data, metadata: onA.metadata })).toEqual(logged('gifticon:c1:alice'));
+  });
+
   it('ignores what the archive did not write', () => {
     const data = toEventData(logged('x'));
     expect(fromRecorded({ type: 'Other', data: data.data, metadata: data.metadata })).toBeNull();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { noWriterLine, NoWriter, reachLine, unowned, WriterWatch, type Ownership, type WriterRole } from '../../batch/writers.js';
 
-const decider: WriterRole = { role: 'decider', group: 'fc.decider', topic: 'fc.campaign-events' };
+const writer: WriterRole = { role: 'writer', group: 'fc.decider', topic: 'fc.campaign-events' };
 const own = (state: string, owners: [number, string][]): Ownership => ({ state, members: new Set(owners.map(([, m]) => m)).size, owners: new Map(owners) });
 const projector: WriterRole = { role: 'projector', group: 'fc.projector', topic: 'fc.campaign-events' };
 const empty: Ownership = { state: 'Empty', members: 0, owners: new Map() };
@@ -18,8 +18,8 @@ describe('writers: who owns the partitions a replay rewinds', () => {
   });
 
   it('the line names the partitions, the group and the command that starts a writer', () => {
-    expect(noWriterLine([{ writer: decider, partitions: [3], ownership: empty }], { then: 'then run this replay again' })).toBe(
-      'no decider owns partition 3 of fc.campaign-events (consumer group fc.decider has no member): start one with `npm start -- --roles decider`, then run this replay again',
+    expect(noWriterLine([{ writer: writer, partitions: [3], ownership: empty }], { then: 'then run this replay again' })).toBe(
+      'no writer owns partition 3 of fc.campaign-events (consumer group fc.decider has no member): start one with `npm start -- --roles writer`, then run this replay again',
     );
     expect(noWriterLine([{ writer: projector, partitions: [0, 1], ownership: own('Stable', [[2, 'm']]) }], { doing: 'the rebuild stopped', then: 'it catches up' })).toBe(
       'the rebuild stopped: no projector owns partitions 0, 1 of fc.campaign-events (consumer group fc.projector has 1 member(s), none owning them): start one with `npm start -- --roles projector`, it catches up',
@@ -28,24 +28,24 @@ describe('writers: who owns the partitions a replay rewinds', () => {
 
   it('both writers of ALL missing make one line with one command that starts both', () => {
     const both = NoWriter.of(
-      [new NoWriter([{ writer: decider, partitions: [1], ownership: empty }], { then: 'x' }), new NoWriter([{ writer: projector, partitions: [1], ownership: empty }], { then: 'x' })],
+      [new NoWriter([{ writer: writer, partitions: [1], ownership: empty }], { then: 'x' }), new NoWriter([{ writer: projector, partitions: [1], ownership: empty }], { then: 'x' })],
       { then: 'then run this replay again' },
     );
     expect(both.message).toBe(
-      'no decider owns partition 1 of fc.campaign-events (consumer group fc.decider has no member); no projector owns partition 1 of fc.campaign-events (consumer group fc.projector has no member): ' +
-        'start them with `npm start -- --roles decider,projector`, then run this replay again',
+      'no projector owns partition 1 of fc.campaign-events (consumer group fc.projector has no member); no writer owns partition 1 of fc.campaign-events (consumer group fc.decider has no member): ' +
+        'start them with `npm start -- --roles projector,writer`, then run this replay again',
     );
   });
 
   it('says how far the writer got, furthest behind first', () => {
-    expect(reachLine(decider, [{ partition: 3, at: 12_000n, until: 41_200n }])).toBe('waiting for the decider of partition 3 to reach offset 41,200 (at 12,000)');
+    expect(reachLine(writer, [{ partition: 3, at: 12_000n, until: 41_200n }])).toBe('waiting for the writer of partition 3 to reach offset 41,200 (at 12,000)');
     expect(
-      reachLine(decider, [
+      reachLine(writer, [
         { partition: 0, at: 90n, until: 100n },
         { partition: 1, at: null, until: 500n },
         { partition: 2, at: 7n, until: 7n },
       ]),
-    ).toBe('waiting for the decider of partition 1 to reach offset 500 (not started), partition 0 to reach offset 100 (at 90)');
+    ).toBe('waiting for the writer of partition 1 to reach offset 500 (not started), partition 0 to reach offset 100 (at 90)');
   });
 });
 
@@ -53,7 +53,7 @@ describe('writers: a watch over a wait', () => {
   function watched(answers: Ownership[], graceMs = 10_000) {
     let now = 0;
     let calls = 0;
-    const watch = new WriterWatch(decider, async () => answers[Math.min(calls++, answers.length - 1)]!, graceMs, { everyMs: 1000, now: () => now });
+    const watch = new WriterWatch(writer, async () => answers[Math.min(calls++, answers.length - 1)]!, graceMs, { everyMs: 1000, now: () => now });
     return { watch, at: (t: number) => (now = t), calls: () => calls };
   }
   const line = { then: 'then run this replay again' };
@@ -62,14 +62,14 @@ describe('writers: a watch over a wait', () => {
     const w = watched([empty]);
     const first = await w.watch.check([1], line);
     expect(first.missing).toEqual([1]);
-    expect(first.waiting).toContain('waiting for a decider to own partition 1');
+    expect(first.waiting).toContain('waiting for a writer to own partition 1');
     expect(first.waiting).toContain('gives up in 10 s');
     w.at(9_999);
     expect((await w.watch.check([1], line)).waiting).toContain('gives up in 1 s');
     w.at(10_000);
     const err = await w.watch.check([1], line).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NoWriter);
-    expect((err as Error).message).toBe(noWriterLine([{ writer: decider, partitions: [1], ownership: empty }], line));
+    expect((err as Error).message).toBe(noWriterLine([{ writer: writer, partitions: [1], ownership: empty }], line));
   });
 
   it('a writer that comes up within the grace ends the wait; one that leaves later starts the grace anew', async () => {

@@ -1,4 +1,5 @@
 import type { IncomingMessage, Server } from 'node:http';
+import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import { getOperationAST, GraphQLError, parse, specifiedRules, validate, type DocumentNode } from 'graphql';
@@ -7,10 +8,14 @@ import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Config } from '../../config.js';
 import { logger } from '../../logger.js';
+import type { EdgeEvents, RateLimitEvents } from '../../metrics.js';
 import { bearer, type Authenticator, type Caller } from '../auth.js';
+import { edgeBudgets, edgeFaults, endSocket, pathOf, safeAddress } from '../edge.js';
+import { hideSuggestions, maskedError } from '../masking.js';
 import { queryLimits } from '../queryLimits.js';
 import type { ApiServices } from '../resolvers.js';
 import { DateTime } from '../scalars.js';
+import { SocketLeases } from '../../../projections/redis-ordering/index.js';
 import { typeDefs } from '../server.js';
 import type { ChangeHub } from './changeHub.js';
 import { liveResolvers, type LiveCtx } from './subscriptions.js';
@@ -21,6 +26,8 @@ const log = logger.child({ component: 'ws' });
 export const CLOSE = {
   unauthenticated: 4401,
   idle: 4408,
+  /** Redis, which counts a user's sockets, cannot be reached: try again shortly (RFC 6455's 1013) */
+  tryAgain: 1013,
   tooManySockets: 4429,
   goingAway: 1001,
 } as const;
@@ -28,6 +35,8 @@ export const CLOSE = {
 type Extra = {
   socket: WebSocket;
   request: IncomingMessage;
+  /** its place among its user's sockets, across every API process (SocketLeases) */
+  leaseId?: string;
   caller?: Caller;
   /** since when the socket holds no subscription (null while it holds one) */
   idleSince?: number | null;
@@ -45,7 +54,16 @@ function expiryOf(token: string): number | undefined {
   }
 }
 
-const refusal = (message: string, code: string) => new GraphQLError(message, { extensions: { code } });
+const refusal = (message: string, code: string, extensions: Record<string, unknown> = {}) => new GraphQLError(message, { extensions: { code, ...extensions } });
+
+/** Browsers send Origin; a socket from a page of another site may ride its user's token. */
+function originAllowed(req: IncomingMessage, allowed: readonly string[] | undefined): boolean {
+  const origin = req.headers.origin;
+  if (origin === undefined) return true; // not a browser
+  if (allowed?.includes(origin)) return true;
+  const host = req.headers.host;
+  return host !== undefined && (origin === `http://${host}` || origin === `https://${host}`);
+}
 
 /**
  * GraphQL subscriptions over graphql-ws (graphql-transport-ws) on the HTTP server's own port and
@@ -55,22 +73,76 @@ const refusal = (message: string, code: string) => new GraphQLError(message, { e
  * user, subscriptions per socket, and a socket holding no subscription for WS_IDLE_TIMEOUT_MS is
  * closed; a peer that stops answering pings is dropped. A socket that goes frees its watches.
  */
-export function attachSubscriptions(server: Server, deps: { config: Config; services: ApiServices; hub: ChangeHub; auth: Authenticator }) {
+export function attachSubscriptions(
+  server: Server,
+  deps: { config: Config; services: ApiServices; hub: ChangeHub; auth: Authenticator; edge?: EdgeEvents; limits?: RateLimitEvents },
+) {
   const { config, services, hub, auth } = deps;
+  const production = config.NODE_ENV === 'production';
+  const fault = edgeFaults(deps.edge);
+  const budgets = edgeBudgets(config, services.ordering);
+  const perAddress = new Map<string, number>();
   const schema = makeExecutableSchema({ typeDefs, resolvers: { DateTime, ...liveResolvers() } as never });
   const limits = queryLimits(config);
   const rules = [...specifiedRules, ...limits.validationRules!];
-  const perUser = new Map<string, number>();
+  // sockets per user are counted in Redis, across every API process
+  const leases = new SocketLeases(services.ordering);
+  let nextLease = 0;
+  const instance = randomUUID().slice(0, 8);
   const sockets = new Set<Context<Record<string, unknown>, Extra>>();
   let closing = false;
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.GRAPHQL_MAX_BODY_BYTES });
-  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (new URL(req.url ?? '/', 'http://x').pathname !== '/graphql' || closing) {
-      socket.end(`HTTP/1.1 ${closing ? '503 Service Unavailable' : '404 Not Found'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
-      return;
+  /**
+   * Before a socket is taken: its path, its Origin (403 for a browser page of another site), its
+   * address's open sockets (WS_MAX_SOCKETS_PER_ADDRESS, before any connection_init) and its address's
+   * ceiling. Nothing a client sends here can throw out of the listener.
+   */
+  const upgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (closing) return endSocket(socket, '503 Service Unavailable');
+    const target = pathOf(req.url);
+    if (!target) {
+      fault('bad-upgrade', 'the request target is not a URL');
+      return endSocket(socket, '400 Bad Request');
     }
-    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+    if (target.pathname !== '/graphql') return endSocket(socket, '404 Not Found');
+    if (!originAllowed(req, config.CORS_ORIGINS)) {
+      fault('foreign-origin', 'a WebSocket upgrade from an origin not in CORS_ORIGINS');
+      return endSocket(socket, '403 Forbidden');
+    }
+    const address = safeAddress(budgets.addressOf, req);
+    const waitMs = budgets.ceiling ? await budgets.ceiling.take(address) : 0;
+    if (waitMs > 0) {
+      deps.limits?.refused('ceiling');
+      return endSocket(socket, '429 Too Many Requests');
+    }
+    const open = perAddress.get(address) ?? 0;
+    if (open >= config.WS_MAX_SOCKETS_PER_ADDRESS) {
+      fault('sockets-per-address', `more than ${config.WS_MAX_SOCKETS_PER_ADDRESS} sockets from one address`);
+      return endSocket(socket, '429 Too Many Requests');
+    }
+    if (socket.destroyed) return;
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
+      ws.once('close', () => {
+        const left = (perAddress.get(address) ?? 1) - 1;
+        if (left > 0) perAddress.set(address, left);
+        else perAddress.delete(address);
+      });
+      wss.emit('connection', ws, req);
+      // a peer's bad frame (wrong opcode, unmasked, oversized) is its fault, not ours: counted and
+      // logged once, not printed with a stack per socket as graphql-ws's own listener would (ws closes it)
+      ws.removeAllListeners('error');
+      ws.on('error', (err: Error & { code?: string }) => fault('bad-frame', err.code ?? err.message));
+    });
+  };
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // a socket that errors before it is handed to ws must not raise an error event nobody hears
+    socket.on('error', () => socket.destroy());
+    upgrade(req, socket, head).catch((err: unknown) => {
+      fault('handler-fault', err);
+      endSocket(socket, '400 Bad Request');
+    });
   };
   server.on('upgrade', onUpgrade);
 
@@ -86,19 +158,28 @@ export function attachSubscriptions(server: Server, deps: { config: Config; serv
           ctx.extra.socket.close(CLOSE.unauthenticated, 'UNAUTHENTICATED: connectionParams.authorization must be "Bearer <valid JWT>"');
           return false;
         }
-        const open = perUser.get(caller.userId) ?? 0;
-        if (open >= config.WS_MAX_SOCKETS_PER_USER) {
+        const leaseId = `${instance}:${nextLease++}`;
+        let placed: boolean;
+        try {
+          placed = await leases.acquire(caller.userId, leaseId, config.WS_MAX_SOCKETS_PER_USER);
+        } catch {
+          // without Redis no push could reach the socket anyway: refused, to try again (never let in uncounted)
+          ctx.extra.socket.close(CLOSE.tryAgain, 'UNAVAILABLE: try again shortly');
+          return false;
+        }
+        if (!placed) {
           ctx.extra.socket.close(CLOSE.tooManySockets, `too many sockets for this user (at most ${config.WS_MAX_SOCKETS_PER_USER})`);
           return false;
         }
-        perUser.set(caller.userId, open + 1);
         ctx.extra.caller = caller;
+        ctx.extra.leaseId = leaseId;
+
         ctx.extra.expiresAt = expiryOf(token!);
         ctx.extra.idleSince = Date.now();
         sockets.add(ctx);
         return true;
       },
-      onSubscribe: (ctx, _id, payload) => {
+      onSubscribe: async (ctx, _id, payload) => {
         const caller = ctx.extra.caller!;
         // the id being subscribed is already counted
         if (Object.keys(ctx.subscriptions).length > config.WS_MAX_SUBSCRIPTIONS_PER_SOCKET) {
@@ -114,17 +195,25 @@ export function attachSubscriptions(server: Server, deps: { config: Config; serv
         if (!op) return [refusal('no operation to run (name it with operationName)', 'BAD_REQUEST')];
         if (op.operation !== 'subscription') return [refusal(`only subscriptions over WebSocket; send a ${op.operation} to POST /graphql`, 'BAD_REQUEST')];
         const errors = validate(schema, document, rules);
-        if (errors.length > 0) return errors.map((e) => new GraphQLError(e.message, { nodes: e.nodes, extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' } }));
+        if (errors.length > 0) return errors.map((e) => new GraphQLError(production ? hideSuggestions(e.message) : e.message, { nodes: e.nodes, extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' } }));
+        // a subscribe spends from the same budget as a request over HTTP (counted and checked above
+        // first: graphql-ws has counted this subscription already, and others may arrive meanwhile)
+        const budget = caller.admin ? budgets.admin : budgets.user;
+        const waitMs = budget ? await budget.take(caller.userId) : 0;
+        if (waitMs > 0) {
+          deps.limits?.refused(caller.admin ? 'admin' : 'user');
+          return [refusal('too many requests', 'RATE_LIMITED', { retryAfterMs: waitMs })];
+        }
+        void budget?.charge(caller.userId, budgets.parseCost(payload.query.length));
         ctx.extra.idleSince = null;
         const contextValue: LiveCtx = { caller, services, hub };
         return { schema, document, operationName: payload.operationName, variableValues: payload.variables, contextValue };
       },
+      // what execution says (a variable's value coerced, an enum value misspelled) is masked as over HTTP
+      onNext: production ? (_ctx, _id, _payload, _args, result) => (result.errors ? { ...result, errors: result.errors.map((e) => maskedError(e)) } : result) : undefined,
       onClose: (ctx) => {
         if (!sockets.delete(ctx)) return;
-        const userId = ctx.extra.caller!.userId;
-        const left = (perUser.get(userId) ?? 1) - 1;
-        if (left > 0) perUser.set(userId, left);
-        else perUser.delete(userId);
+        void leases.release(ctx.extra.caller!.userId, ctx.extra.leaseId!).catch(() => undefined); // else its lease runs out
       },
     },
     wss,
@@ -142,17 +231,23 @@ export function attachSubscriptions(server: Server, deps: { config: Config; serv
     }
   }, Math.min(1000, Math.max(50, config.WS_IDLE_TIMEOUT_MS / 4)));
   sweep.unref();
+  // the leases of the sockets still open here; a process that dies stops renewing, and its places free themselves
+  const renew = setInterval(() => {
+    void leases.renew([...sockets].map((ctx) => [ctx.extra.caller!.userId, ctx.extra.leaseId!] as [string, string])).catch(() => undefined);
+  }, leases.leaseMs / 3);
+  renew.unref();
 
   return {
     get stats() {
       let subscriptions = 0;
       for (const ctx of sockets) subscriptions += Object.keys(ctx.subscriptions).length;
-      return { sockets: wss.clients.size, users: perUser.size, subscriptions };
+      return { sockets: wss.clients.size, users: new Set([...sockets].map((ctx) => ctx.extra.caller!.userId)).size, subscriptions };
     },
     /** Takes no more sockets and closes the open ones with 1001 (going away), each ending its subscriptions. */
     async close(timeoutMs = 2000): Promise<void> {
       closing = true;
       clearInterval(sweep);
+      clearInterval(renew);
       for (const ws of wss.clients) ws.close(CLOSE.goingAway, 'server shutting down');
       const end = Date.now() + timeoutMs;
       while (wss.clients.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));

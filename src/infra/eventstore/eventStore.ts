@@ -43,13 +43,26 @@ export interface ArchiveMetadata {
   partition: number;
   offset: string;
   eventId: string;
+  /** the log it was archived from (`identityKey`); absent in events archived before identities */
+  log?: string;
 }
 
-export function toEventData(logged: Logged): EventData {
+/**
+ * The log an archive follows: its identity (written on every event) and its genesis id. Within a
+ * log with a genesis id, the ESDB id is made of both, so a new log's event with an old event's id
+ * is not taken for a repeat of it by ESDB's idempotence check (a log without one keeps the ids it
+ * always had, so an upgrade re-archives nothing twice).
+ */
+export interface ArchiveLog {
+  tag: string;
+  logId: string | null;
+}
+
+export function toEventData(logged: Logged, log?: ArchiveLog): EventData {
   const { event, partition, offset } = logged;
-  const metadata: ArchiveMetadata = { partition, offset: offset.toString(), eventId: event.eventId };
+  const metadata: ArchiveMetadata = { partition, offset: offset.toString(), eventId: event.eventId, ...(log && { log: log.tag }) };
   return jsonEvent({
-    id: uuidV5(event.eventId),
+    id: uuidV5(log?.logId ? `${log.logId}/${event.eventId}` : event.eventId),
     type: event.type,
     data: event as unknown as JSONType,
     metadata: metadata as unknown as JSONType,
@@ -78,6 +91,8 @@ export interface StreamTail {
   revision: bigint | typeof NO_STREAM;
   /** log offset of the last archived event (-1 when none) */
   offset: bigint;
+  /** the log the last event was archived from (ArchiveMetadata.log); null when none is recorded */
+  log: string | null;
 }
 
 /** The last event of a campaign's stream: where the archive stands. */
@@ -86,12 +101,13 @@ export async function streamTail(client: EventStoreDBClient, campaignId: string)
     for await (const r of client.readStream(streamOf(campaignId), { direction: BACKWARDS, fromRevision: END, maxCount: 1 })) {
       if (!r.event) continue;
       const l = fromRecorded(r.event);
-      return { revision: r.event.revision, offset: l?.offset ?? -1n };
+      const m = r.event.metadata as { log?: unknown } | undefined;
+      return { revision: r.event.revision, offset: l?.offset ?? -1n, log: typeof m?.log === 'string' ? m.log : null };
     }
   } catch (err) {
     if (!(err instanceof StreamNotFoundError)) throw err;
   }
-  return { revision: NO_STREAM, offset: -1n };
+  return { revision: NO_STREAM, offset: -1n, log: null };
 }
 
 export function appendToCampaign(
@@ -99,8 +115,13 @@ export function appendToCampaign(
   campaignId: string,
   events: readonly Logged[],
   expectedRevision: AppendExpectedRevision,
+  log?: ArchiveLog,
 ): Promise<AppendResult> {
-  return client.appendToStream(streamOf(campaignId), events.map(toEventData), { expectedRevision });
+  return client.appendToStream(
+    streamOf(campaignId),
+    events.map((l) => toEventData(l, log)),
+    { expectedRevision },
+  );
 }
 
 /**

@@ -13,9 +13,12 @@ import { partitionFor } from './partitioning.js';
  * - `newer`: an event of the next version, written by an upgraded firstcome: misread as an older
  *   one it would be applied wrongly, so the consumer stops at it (see `NewerEventError`);
  * - `foreign`: not an event of this log at all. It is parked, never fatal.
+ * - `genesis`: the record firstcome writes at offset 0 of every partition when it creates the topic
+ *   (the log's own id, see logIdentity.ts). It holds no event: readers move past it.
  */
 export type Decoded =
   | { kind: 'event'; logged: Logged }
+  | { kind: 'genesis'; logId: string; partition: number; offset: bigint }
   | { kind: 'newer'; version: number; type: string; partition: number; offset: bigint }
   | { kind: 'foreign'; error: string; partition: number; offset: bigint };
 
@@ -169,6 +172,24 @@ export function toPackedMessages(events: readonly CampaignEvent[], partitions: n
   });
 }
 
+/** What a genesis record holds: the log's id, and what it was created as (for people reading the topic). */
+export interface Genesis {
+  firstcome: 'genesis';
+  logId: string;
+  topic: string;
+  partitions: number;
+  createdAt: string;
+}
+
+/** The genesis record of one partition (written once, by whoever created the topic). */
+export function toGenesisMessage(genesis: Omit<Genesis, 'firstcome'>, partition: number): Message & { partition: number } {
+  return { partition, key: null, value: JSON.stringify({ firstcome: 'genesis', ...genesis } satisfies Genesis) };
+}
+
+function genesisOf(j: Record<string, unknown>): string | null {
+  return j.firstcome === 'genesis' && typeof j.logId === 'string' && j.logId.length > 0 ? j.logId : null;
+}
+
 /** A header `toMessage` wrote, as a string (the writer skips an event by its `eventId` before decoding it). */
 export function headerString(headers: IHeaders | undefined, name: string): string | undefined {
   const v = headers?.[name];
@@ -221,7 +242,10 @@ function parseValue(value: Buffer | null, partition: number, offset: bigint): { 
 function classify(parsed: unknown, partition: number, offset: bigint): Decoded {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return foreign('not a JSON object', partition, offset);
   const { type, version } = parsed as Record<string, unknown>;
-  if (typeof type !== 'string') return foreign('no event type', partition, offset);
+  if (typeof type !== 'string') {
+    const logId = genesisOf(parsed as Record<string, unknown>);
+    return logId === null ? foreign('no event type', partition, offset) : { kind: 'genesis', logId, partition, offset };
+  }
   if (handChecked.get(type)?.(parsed as Record<string, unknown>)) return { kind: 'event', logged: { event: parsed as CampaignEvent, partition, offset } };
   if (typeof version === 'number' && version > EVENT_VERSION) {
     // An upgrade goes one event version at a time (readers first), so the only later version a

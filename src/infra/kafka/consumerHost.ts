@@ -118,6 +118,8 @@ export class ConsumerHost {
   /** stops the processors' rewind watches (watchRewinds) */
   private readonly unwatch: (() => Promise<void>)[] = [];
   private endsReadAt = 0;
+  /** partitions paused because a checkpoint lies beyond their end (`withinLog`) */
+  private readonly beyond = new Set<number>();
   private readonly repeats = new Map<string, RepeatedErrors>();
   /** every processor's reporter: what stops or fails the whole host fails each of them */
   private readonly everyone: HealthReporter = {
@@ -243,6 +245,8 @@ export class ConsumerHost {
   private joinedWith(partitions: number[]): void {
     this.assigned = partitions;
     this.stops.retain(partitions);
+    // a partition now another member's is that member's to find beyond its end
+    for (const p of [...this.beyond]) if (!partitions.includes(p) && this.beyond.delete(p)) this.everyone.ok(`log:${p}`);
     // every (re)join starts each assigned partition from the checkpoints again: they are the truth
     for (const [partition, lane] of this.lanes) this.forgetFailures(lane, partition);
     this.settled = Promise.all([this.settled, ...[...this.lanes.values()].map((l) => l.queue)]);
@@ -273,6 +277,7 @@ export class ConsumerHost {
       for (const p of this.processors) pos.set(p.name, (await p.checkpoints([partition])).get(partition) ?? 0n);
       // a rejoin while reading: the new assignment opens its own
       if (this.lanes !== lanes || !this.assigned.includes(partition)) return null;
+      if (!(await this.withinLog(partition, pos))) return null;
       const low = [...pos.values()].reduce((a, b) => (b < a ? b : a));
       const lane: Lane = { cursor: low, delivered: low, pos, failures: new Map(), queue: Promise.resolve(), version: 0 };
       lanes.set(partition, lane);
@@ -285,6 +290,34 @@ export class ConsumerHost {
     });
     this.opening.set(partition, opening);
     return opening;
+  }
+
+  /**
+   * A checkpoint beyond its partition's end was kept of another log (the topic was deleted and
+   * created again under this process) or of a tail the log lost: reading on from the log's start
+   * would skip every record below it in silence. The partition is paused and failing (/readyz
+   * names `npm run adopt-log`) until the checkpoints are back within the log; every check looks again.
+   */
+  private async withinLog(partition: number, pos: ReadonlyMap<string, bigint>): Promise<boolean> {
+    const part = `log:${partition}`;
+    const end = BigInt((await this.admin?.fetchTopicOffsets(this.topic))?.find((o) => o.partition === partition)?.high ?? '-1');
+    const ahead = end < 0n ? [] : [...pos].filter(([, o]) => o > end);
+    if (ahead.length === 0) {
+      if (this.beyond.delete(partition)) {
+        this.everyone.ok(part);
+        this.consumer?.resume([{ topic: this.topic, partitions: [partition] }]);
+      }
+      return true;
+    }
+    const [name, at] = ahead[0]!;
+    const reason =
+      `run \`npm run adopt-log\`: the ${name} checkpoint of partition ${partition} is at offset ${at}, beyond the log's end (${end}): ` +
+      'the log was replaced or lost its tail';
+    if (!this.beyond.has(partition)) log.error({ partition, processor: name, checkpoint: at.toString(), end: end.toString() }, reason);
+    this.beyond.add(partition);
+    this.everyone.failing(new Error(reason), part);
+    this.consumer?.pause([{ topic: this.topic, partitions: [partition] }]);
+    return false;
   }
 
   private exclusive<T>(lane: Lane, work: () => Promise<T>): Promise<T> {

@@ -130,6 +130,7 @@ export function sortBatch(
         sorted.stop = new NewerEventError(consumer, d);
         break;
       }
+      // a genesis record holds no event: every consumer moves past it
       if (d.kind === 'foreign') sorted.parked.push(parkedRecord(consumer, 'foreign', d.error, topic, partition, m));
       else for (const e of ds) if (e.kind === 'event') sorted.logged.push(e.logged);
     }

@@ -1,11 +1,16 @@
-import type { Admin } from 'kafkajs';
+import type { Admin, Kafka } from 'kafkajs';
+import { writeGenesis } from './genesis.js';
 import type { Config } from '../../config.js';
 import { replicationOf, servedByLeaders, settling } from './topicReady.js';
 
-/** Creates the topics this config needs, idempotently. The campaign-events topic is the store of record. */
+/**
+ * Creates the topics this config needs, idempotently. The campaign-events topic is the store of
+ * record; with `kafka`, the process that creates it writes its genesis records (genesis.ts).
+ */
 export async function ensureTopics(
   admin: Admin,
   config: Pick<Config, 'topics' | 'EVENT_PARTITIONS' | 'KAFKA_REPLICATION_FACTOR'>,
+  kafka?: Kafka,
 ): Promise<void> {
   const existing = new Set(await settling(() => admin.listTopics()));
   const topic = config.topics.events;
@@ -38,11 +43,13 @@ export async function ensureTopics(
     return;
   }
   // KafkaJS's own wait for leaders gives up on the first "does not host" answer: servedByLeaders waits
-  await settling(() =>
+  // false when another process created it meanwhile: that one writes the genesis
+  const created = await settling(() =>
     admin.createTopics({
       waitForLeaders: false,
       topics: [{ topic, numPartitions: config.EVENT_PARTITIONS, replicationFactor: replicas, configEntries: durable }],
     }),
   );
   await servedByLeaders(admin, topic);
+  if (created && kafka) await writeGenesis(kafka, topic, config.EVENT_PARTITIONS);
 }

@@ -2,6 +2,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config.js';
 import { forwardingReporter } from '../health.js';
 import { createKafka } from '../infra/kafka/client.js';
+import type { LogIdentity } from '../infra/kafka/logIdentity.js';
 import { Parking } from '../infra/kafka/parking.js';
 import { createPrisma } from '../infra/prisma/client.js';
 import { createThreadMetrics } from '../metrics.js';
@@ -27,13 +28,13 @@ export type FromReadSide =
   | { type: 'failed'; message: string };
 
 /** `start` once the database is prepared: the thread is created before, so its loading overlaps the main thread's start. */
-export type ToReadSide = { type: 'start' } | { type: 'metrics'; id: number } | { type: 'stop' };
+export type ToReadSide = { type: 'start'; logIdentity: LogIdentity } | { type: 'metrics'; id: number } | { type: 'stop' };
 
 const port = parentPort!;
 const { config, instance, roles } = workerData as { config: Config; instance: string; roles: string[] };
 const send = (m: FromReadSide) => port.postMessage(m);
-let start!: () => void;
-const told = new Promise<void>((r) => (start = r));
+let start!: (logIdentity: LogIdentity) => void;
+const told = new Promise<LogIdentity>((r) => (start = r));
 const parts = await loadReadSide(roles);
 
 const kafka = createKafka(config, `firstcome-${instance}-read-side`);
@@ -51,7 +52,7 @@ const watch = setInterval(() => {
 }, 100);
 
 port.on('message', (m: ToReadSide) => {
-  if (m.type === 'start') return start();
+  if (m.type === 'start') return start(m.logIdentity);
   if (m.type === 'metrics') {
     void metrics.registry.metrics().then((text) => send({ type: 'metrics', id: m.id, text, parked: [...parking.counts] }));
     return;
@@ -65,8 +66,8 @@ port.on('message', (m: ToReadSide) => {
 });
 
 try {
-  await told;
-  side = await startReadSide({ config, kafka, prisma, metrics, parking, health, instance }, parts);
+  const logIdentity = await told;
+  side = await startReadSide({ config, kafka, prisma, metrics, parking, health, instance, logIdentity }, parts);
   send({ type: 'started' });
 } catch (err) {
   send({ type: 'failed', message: (err as Error).message });

@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Config } from '../config.js';
 import type { Health, HealthReporter } from '../health.js';
+import type { LogIdentity } from '../infra/kafka/logIdentity.js';
 import { logger } from '../logger.js';
 import type { ReadSide } from './index.js';
 import type { FromReadSide, ToReadSide } from './thread.js';
@@ -77,9 +78,9 @@ export class ReadSideThread {
     return r;
   }
 
-  async start(health: Health): Promise<ReadSideHandle> {
+  async start(health: Health, logIdentity: LogIdentity): Promise<ReadSideHandle> {
     this.health = health;
-    this.post({ type: 'start' });
+    this.post({ type: 'start', logIdentity });
     await this.started.catch(async (err: unknown) => {
       await this.worker.terminate();
       throw err;
