@@ -94,7 +94,7 @@ async function accepted(campaignId: string, user: string, solution?: string) {
 
 beforeAll(async () => {
   iso = await isolated('challenge', { CHALLENGE_SECRET: SECRET });
-  app = await spawnApp(iso, 'api,decider,projector');
+  app = await spawnApp(iso, 'api,writer,projector');
   admin = await token('boss', 'admin');
 });
 afterAll(async () => {
