@@ -62,6 +62,7 @@ export function foldLog(states: Map<string, Folded>, batch: readonly Logged[], o
       case 'CampaignCreated':
       case 'CampaignSoldOut':
       case 'CampaignClosed':
+      case 'CampaignChallengeSet':
         f.state = evolve(f.state, l); // shallow: keeps the places Map
         break;
       default: {

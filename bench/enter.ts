@@ -2,7 +2,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { signToken, tokenShape } from '../src/api/auth.js';
-import { createClient, table } from '../src/cli/crowd.js';
+import { createClient, runPool, table } from '../src/cli/crowd.js';
+import { solvePowFast, type ChallengeShape } from '../src/cli/pow.js';
 import { loadConfig } from '../src/config.js';
 import { migrate } from '../src/infra/prisma/migrate.js';
 import { stackUp } from '../scripts/stack.js';
@@ -32,8 +33,29 @@ const opts = new Command()
   // 2: the same CPU per request as 1, and a higher ceiling in four of five pairs on the shared
   // machine: while one thread waits for a core, it holds half the connections back, not all (README)
   .option('--wrk-threads <n>', 'wrk threads', (v) => Number(v), 2)
+  // issue 34: a phase of fresh users on a POW campaign, beside the OFF one
+  .option(
+    '--challenge <mode>',
+    "'pow' adds a phase of fresh users on a proof-of-work campaign, each with a solution solved before the phase",
+    'off',
+  )
+  .option('--pow-difficulty <n>', 'maxnumber of the POW phase', (v) => Number(v), 1000)
+  .option('--pow-users <n>', 'users the POW phase solves a challenge for beforehand (it stops with an error if it runs out)', (v) =>
+    Number(v),
+  )
   .parse()
-  .opts<{ duration: number; connections: number; roles: string; compression?: string; generator?: string; wrkThreads: number }>();
+  .opts<{
+    duration: number;
+    connections: number;
+    roles: string;
+    compression?: string;
+    generator?: string;
+    wrkThreads: number;
+    challenge: string;
+    powDifficulty: number;
+    powUsers?: number;
+  }>();
+if (opts.challenge !== 'off' && opts.challenge !== 'pow') throw new Error(`--challenge: off or pow, not ${opts.challenge}`);
 if (opts.generator !== undefined && opts.generator !== 'wrk' && opts.generator !== 'autocannon') throw new Error(`--generator: wrk or autocannon, not ${opts.generator}`);
 if (opts.generator === 'wrk' && !wrkOnPath()) throw new Error('--generator wrk: wrk is not on PATH (Debian: apt-get install -y wrk)');
 /** `src/main.ts` runs every role when it is given none */
@@ -67,9 +89,16 @@ async function main() {
     const { base } = server;
     const admin = await signToken(config.JWT_SECRET, { sub: 'bench-admin', role: 'admin', expiresIn: '1h' }, tokenShape(config));
     const client = createClient(base, 4);
-    const create = async (id: string, stock: number) => {
+    const create = async (id: string, stock: number, challenge?: { mode: 'POW'; difficulty: number }) => {
       const r = await client.post<{ errors?: unknown }>(admin, `mutation($i: CreateCampaignInput!) { createCampaign(input: $i) { id } }`, {
-        i: { id, title: 'bench', reward: 'bench', stock, closesAt: new Date(Date.now() + 3_600_000).toISOString() },
+        i: {
+          id,
+          title: 'bench',
+          reward: 'bench',
+          stock,
+          closesAt: new Date(Date.now() + 3_600_000).toISOString(),
+          ...(challenge ? { challenge } : {}),
+        },
       });
       if (r.body.errors) throw new Error(JSON.stringify(r.body.errors));
     };
@@ -77,6 +106,8 @@ async function main() {
     const soldOut = `bench-soldout-${run}`;
     await create(open, 10_000_000);
     await create(soldOut, 1);
+    const powCampaign = `bench-pow-${run}`;
+    if (opts.challenge === 'pow') await create(powCampaign, 10_000_000, { mode: 'POW', difficulty: opts.powDifficulty });
     await client.post(admin, `mutation { enter(campaignId: "${soldOut}") { rejection } }`);
     client.close();
 
@@ -104,12 +135,12 @@ async function main() {
       postgres: sampleBackends(database),
     });
 
-    const phase = async (name: string, query: string, fresh: boolean, duration = opts.duration) => {
+    const phase = async (name: string, query: string, fresh: boolean, duration = opts.duration, by: LoadGenerator = load) => {
       const cpu0 = cpuNow();
-      const result = await load.run({ url: base, connections: opts.connections, duration, body: JSON.stringify({ query }) });
+      const result = await by.run({ url: base, connections: opts.connections, duration, body: JSON.stringify({ query }) });
       const cpu1 = cpuNow();
       // a user twice would not be fresh: the phase must end before the tokens run out
-      if (fresh && result.reused > 0) throw new Error(`${name}: ${result.reused} requests reused a token of the ${tokens.length} fresh users; raise the token count`);
+      if (fresh && result.reused > 0) throw new Error(`${name}: ${result.reused} requests reused a token of the phase's fresh users; raise the token count${by === load ? '' : ' (--pow-users)'}`);
       const n = Math.max(1, result.requests);
       // µs per request
       const cpu = {
@@ -122,6 +153,69 @@ async function main() {
       const { rps, requests: total, p50, p99, errors } = result;
       process.stdout.write(`${name}: ${Math.round(rps)} req/s, p50 ${p50} ms, p99 ${p99} ms, errors ${errors}\n`);
       return { name, rps, total, p50, p99, errors, cpu };
+    };
+
+    /** The server at rest (< 5% of a core over half a second): what the last phase set going has finished. */
+    const idle = async (maxS = 60) => {
+      for (let i = 0; i < maxS * 2; i++) {
+        const t0 = cpuMsOf(server.child.pid);
+        await new Promise((r) => setTimeout(r, 500));
+        if (cpuMsOf(server.child.pid) - t0 < 25) return;
+      }
+    };
+
+    /**
+     * Fresh users on the POW campaign, after the OFF phase. Each fetches its challenge over GraphQL
+     * and solves it before the phase starts (challenges live a minute: fetched and solved within
+     * ~30 s), so the phase measures the server's side of an entry with a solution.
+     */
+    const powPhase = async () => {
+      await idle();
+      const users = opts.powUsers ?? opts.duration * 1000;
+      process.stdout.write(`POW phase: signing ${users} tokens, fetching and solving their challenges… `);
+      const powTokens = await Promise.all(
+        Array.from({ length: users }, (_, i) => signToken(config.JWT_SECRET, { sub: `p${run}-${i}`, expiresIn: '1h' }, tokenShape(config))),
+      );
+      const c = createClient(base, 16);
+      const bodies: string[] = new Array(users);
+      const t0 = performance.now();
+      // the last fetched first: the phase sends from the first token on, so those it surely sends are
+      // the freshest (15,000 took 43 s to fetch and solve here, against a challenge's minute)
+      const order = [...powTokens.keys()].reverse();
+      await runPool(order, 16, async (i) => {
+        const r = await c.post<{ data?: { challenge: ChallengeShape }; errors?: unknown }>(
+          powTokens[i]!,
+          `query($c: ID!) { challenge(campaignId: $c) { algorithm challenge salt signature maxnumber } }`,
+          { c: powCampaign },
+        );
+        if (!r.body.data?.challenge) throw new Error(`challenge: ${JSON.stringify(r.body.errors)}`);
+        const query = `mutation($s: String) { enter(campaignId: "${powCampaign}", solution: $s) { rejection entry { ticket status position } } }`;
+        bodies[i] = JSON.stringify({ query, variables: { s: solvePowFast(r.body.data.challenge) } });
+      });
+      c.close();
+      process.stdout.write(`done in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+      const powLoad =
+        opts.generator === 'autocannon' || !wrkOnPath()
+          ? autocannonGenerator(powTokens, 'as the other phases', bodies)
+          : wrkGenerator(powTokens, opts.wrkThreads, bodies);
+      try {
+        // not long: the challenges live a minute from their fetch
+        await idle(5);
+        const p = await phase('enter, fresh users, POW', '', true, opts.duration, powLoad);
+        // every request carried a good solution: each must have entered (a refusal is a 200 without "errors")
+        await idle();
+        const a = createClient(base, 1);
+        const r = await a.post<{ data?: { campaign: { entrants: number } } }>(admin, `query($c: ID!) { campaign(id: $c) { entrants } }`, {
+          c: powCampaign,
+        });
+        a.close();
+        const entrants = r.body.data?.campaign.entrants ?? 0;
+        // requests still in flight when the phase ended are not counted as answered, but may have entered
+        process.stdout.write(`POW phase: ${entrants} entrants, ${p.total - p.errors} requests answered without error\n`);
+        return { ...p, errors: p.errors + Math.max(0, p.total - p.errors - entrants) };
+      } finally {
+        powLoad.close();
+      }
     };
 
     // warm-up (JIT, connection pools), not counted; the ceiling is measured before and after the
@@ -149,8 +243,17 @@ async function main() {
     // every fresh entry wins (the stock is 10,000,000): EntrantRegistered, WinnerSelected, GifticonIssued each
     const entries = Math.max(1, enter.total - enter.errors);
     const logBytes = `log bytes per entry (${config.KAFKA_COMPRESSION}): ${((await settledTopicBytes(config.KAFKA_BROKERS, events)) - bytes0) / entries | 0} (${events} in the broker's log dirs, DescribeLogDirs, over ${entries} entries with their decisions)`;
+    // after the log's bytes of the OFF phase are counted
+    const pow = opts.challenge === 'pow' ? await powPhase() : null;
 
-    const rows = [ceiling, enter, sold].map((p) => [p.name, Math.round(p.rps), p.p50, p.p99, (p.rps / ceiling.rps).toFixed(2), p.errors]);
+    const rows = [ceiling, enter, ...(pow ? [pow] : []), sold].map((p) => [
+      p.name,
+      Math.round(p.rps),
+      p.p50,
+      p.p99,
+      (p.rps / ceiling.rps).toFixed(2),
+      p.errors,
+    ]);
     const out = table([['phase', 'req/s', 'p50 ms', 'p99 ms', 'x ceiling', 'errors'], ...rows]);
     // where a fresh enter's time goes, from the server's own stage histograms over that phase
     const d = (name: string) => (m1.get(name) ?? 0) - (m0.get(name) ?? 0);
@@ -162,12 +265,15 @@ async function main() {
     const where = table([['stage (fresh users)', 'count', 'mean ms', 'mean batch'], ...stages]);
     // with every role in one process, the server's CPU includes the read side's work for the phase
     const f = (v: number) => (Number.isFinite(v) ? v.toFixed(0) : '-');
-    const cpuRows = [before, enter, sold].map((p) => {
+    const cpuRows = [before, enter, ...(pow ? [pow] : []), sold].map((p) => {
       const c = p.cpu;
       return [p.name, f(c.server), f(c.broker), f(c.redis), f(c.postgres), f(c.load), f(c.server + c.broker + c.redis + c.postgres + c.load)];
     });
     const cpuTable = table([['CPU µs per request', 'server', 'broker', 'redis', 'postgres', 'load gen', 'total'], ...cpuRows]);
-    const footer = `server roles: ${opts.roles}; KAFKA_COMPRESSION=${config.KAFKA_COMPRESSION}; ${opts.connections} connections, ${opts.duration} s per phase; load generator: ${load.describe}; ${new Date().toISOString()}`;
+    const powNote = pow
+      ? `\nPOW phase: difficulty (maxnumber) ${opts.powDifficulty}; its crowd fetched a challenge each over GraphQL and solved it (node:crypto) before the phase, so the solver's CPU did not compete with the server's; the server's CPU per request includes checking and spending each solution`
+      : '';
+    const footer = `server roles: ${opts.roles}; KAFKA_COMPRESSION=${config.KAFKA_COMPRESSION}; ${opts.connections} connections, ${opts.duration} s per phase; load generator: ${load.describe}; ${new Date().toISOString()}${powNote}`;
     process.stdout.write(`\n${out}\n\n${where}\n\n${cpuTable}\n\n${logBytes}\n\n${footer}\n`);
     mkdirSync(`${ROOT}/bench/results`, { recursive: true });
     writeFileSync(`${ROOT}/bench/results/enter-latest.txt`, `${out}\n\n${where}\n\n${cpuTable}\n\n${logBytes}\n\n${footer}\n`);

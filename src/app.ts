@@ -9,6 +9,7 @@ import { readModelArchive } from '../projections/prisma-tables/archive.js';
 import type { FromWriter } from './writer/thread.js';
 import { loadReadSide, readSideRoles, startReadSide } from './read-side/index.js';
 import { ReadSideThread, type ReadSideHandle, type ThreadMetrics } from './read-side/threaded.js';
+import { PowChallenges } from './api/challenge.js';
 import { EnterService, ReplyWaiter } from './api/enter.js';
 import type { ApiServices } from './api/resolvers.js';
 import { createApollo, createHttpServer, type ApiEndpoint } from './api/server.js';
@@ -54,6 +55,8 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   const instance = `${process.pid}-${randomUUID().slice(0, 8)}`;
   const log = logger.child({ instance, roles });
   if (config.jwtSecretIsDefault) log.warn('JWT_SECRET is not set: using the development default (never in production)');
+  if (config.challengeSecretIsDefault && roles.includes('api'))
+    log.warn('CHALLENGE_SECRET is not set: proof-of-work challenges are signed with the development default (never in production)');
 
   // the read side's own thread loads while this one connects and prepares the database
   const readSideRoleNames = readSideRoles(roles);
@@ -198,7 +201,8 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   if (roles.includes('api')) {
     appender = await EventAppender.connect(kafka, config);
     waiter = await ReplyWaiter.listen(ChannelSubscriber.of(redis), replyChannelOf(ordering, instance));
-    const enter = new EnterService(ordering, new EnterGate(ordering), appender, waiter, {
+    const challenges = new PowChallenges(config.CHALLENGE_SECRET);
+    const enter = new EnterService(ordering, new EnterGate(ordering), appender, waiter, challenges, {
       instance,
       topic: config.topics.events,
       partitions: config.EVENT_PARTITIONS,
@@ -212,7 +216,27 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
       handles.push({ ready: () => true, stop: plugin.stop });
       for (const [t, f] of Object.entries(plugin.resolvers)) extraResolvers[t] = { ...(extraResolvers[t] ?? {}), ...f };
     }
-    services = { config, ordering, appender, enter, extraResolvers, archive: readModelArchive(prisma, config.EVENT_PARTITIONS) };
+    services = {
+      config,
+      ordering,
+      appender,
+      enter,
+      challenges,
+      extraResolvers,
+      archive: readModelArchive(prisma, config.EVENT_PARTITIONS),
+    };
+    metrics.counterFrom('firstcome_challenges_issued_total', 'proof-of-work challenges issued', () => challenges.stats.issued);
+    metrics.counterFrom('firstcome_challenges_solved_total', 'proof-of-work solutions accepted', () => challenges.stats.solved);
+    metrics.counterFrom(
+      'firstcome_challenges_refused_total',
+      "proof-of-work solutions refused as wrong, expired or another's",
+      () => challenges.stats.refused,
+    );
+    metrics.counterFrom(
+      'firstcome_challenges_reused_total',
+      'proof-of-work solutions refused as used before',
+      () => challenges.stats.reused,
+    );
     metrics.counterFrom('firstcome_enter_appended_total', 'entries appended to the log', () => enter.stats.appended);
     metrics.counterFrom('firstcome_enter_rejected_total', 'enter calls rejected at the gate', () => enter.stats.rejected);
     metrics.counterFrom('firstcome_enter_queued_total', 'enter calls answered QUEUED', () => enter.stats.queued);

@@ -8,6 +8,7 @@ import { COMPRESSIONS, unavailable, type Compression } from './infra/kafka/compr
  * start with the variable named, never later on the hot path. docs/configuration.md lists them.
  */
 const DEV_JWT_SECRET = 'firstcome-development-secret-do-not-use-in-production';
+const DEV_CHALLENGE_SECRET = 'firstcome-development-challenge-secret-do-not-use-in-production';
 
 /** An optional variable: left out or empty means unset. */
 const unsetIfEmpty = <T extends z.ZodType>(t: T) => z.preprocess((v) => (v === '' ? undefined : v), t.optional());
@@ -50,6 +51,11 @@ const schema = z.object({
   JWT_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   /** How long `enter` waits for the single writer's decision before it answers `QUEUED`. */
   ENTER_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(3000),
+  /**
+   * The secret proof-of-work challenges are signed with (HMAC, issue 34); every API process of a
+   * deployment needs the same one. A development default prints a warning.
+   */
+  CHALLENGE_SECRET: unsetIfEmpty(z.string().min(16, 'must be at least 16 characters')),
   /** Prefix of every Kafka topic and group id, so test suites and tenants never collide. */
   TOPIC_PREFIX: z.string().regex(/^[a-zA-Z0-9._-]{1,100}$/).default('firstcome'),
   /** Prefix of every Redis key. */
@@ -192,8 +198,11 @@ const schema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
-export type Config = Omit<z.infer<typeof schema>, 'JWT_SECRET'> & {
+export type Config = Omit<z.infer<typeof schema>, 'JWT_SECRET' | 'CHALLENGE_SECRET'> & {
   JWT_SECRET: string;
+  CHALLENGE_SECRET: string;
+  /** true when CHALLENGE_SECRET was left out and the development default is in use */
+  challengeSecretIsDefault: boolean;
   /** true when JWT_SECRET was left out and the development default is in use */
   jwtSecretIsDefault: boolean;
   /** HS256 tokens are accepted: always, except in production with a JWKS and no JWT_SECRET */
@@ -227,6 +236,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // HS256 off: a secret nobody knows stands in, so nothing signed with a guess can pass
     JWT_SECRET: c.JWT_SECRET ?? (jwtHs256 ? DEV_JWT_SECRET : randomBytes(32).toString('hex')),
     jwtSecretIsDefault: !c.JWT_SECRET && jwtHs256,
+    CHALLENGE_SECRET: c.CHALLENGE_SECRET ?? DEV_CHALLENGE_SECRET,
+    challengeSecretIsDefault: !c.CHALLENGE_SECRET,
     jwtHs256,
     topics: { events: `${p}.campaign-events`, parked: `${p}.parked` },
     groups: { writer: `${p}.decider`, readSide: `${p}.read-side` },

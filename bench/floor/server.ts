@@ -67,7 +67,13 @@ async function enter(campaignId: string, userId: string): Promise<EnterResult> {
 }
 
 // `enter` is the only field the rungs resolve, and it never reads the ordering projection
-const services: ApiServices = { config, ordering: null as unknown as RedisOrdering, appender, enter: { enter } };
+const services: ApiServices = {
+  config,
+  ordering: null as unknown as RedisOrdering,
+  appender,
+  enter: { enter },
+  challenges: { issue: () => Promise.resolve(null) },
+};
 const endpoint = { apollo: await createApollo(services), services };
 const server = createHttpServer(() => endpoint, {
   ready: async () => ({ ok: true, checks: {}, failing: {} }),

@@ -6,7 +6,8 @@ import type { LoadGenerator, LoadPhase, LoadResult } from './generator.js';
  * 70-100 µs of CPU per request on this machine, about half of the server's `{ __typename }`, taken
  * from the cores the server runs on.
  */
-export function autocannonGenerator(tokens: string[], why: string): LoadGenerator {
+/** `bodies`, one per token, stand for the phase's body. */
+export function autocannonGenerator(tokens: string[], why: string, bodies?: string[]): LoadGenerator {
   return {
     describe: `autocannon, in the bench's process (${why})`,
     run: async ({ url, connections, duration, body }: LoadPhase): Promise<LoadResult> => {
@@ -23,7 +24,14 @@ export function autocannonGenerator(tokens: string[], why: string): LoadGenerato
             path: '/graphql',
             headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens[0]}` },
             body,
-            setupRequest: (req) => ({ ...req, headers: { ...req.headers, authorization: `Bearer ${tokens[i++ % tokens.length]}` } }),
+            setupRequest: (req) => {
+              const at = i++ % tokens.length;
+              return {
+                ...req,
+                headers: { ...req.headers, authorization: `Bearer ${tokens[at]}` },
+                ...(bodies ? { body: bodies[at] } : {}),
+              };
+            },
             onResponse: (status, resBody) => {
               // GraphQL errors (UNAVAILABLE, RATE_LIMITED, …) travel in 200 answers
               if (status === 200 && resBody.includes('"errors"')) graphqlErrors++;

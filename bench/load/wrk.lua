@@ -1,6 +1,8 @@
 -- One phase of `npm run bench` in wrk 4.1 (bench/load/wrk.ts runs it): POST /graphql with one JSON
 -- body, each request with the next of the pre-signed user tokens, and one JSON line at the end.
--- args: the tokens file (one a line), the body, the thread count, the connection count.
+-- args: the tokens file (one a line), the body, the thread count, the connection count, and
+-- optionally a bodies file (one a line, the body of each token's request: a proof-of-work solution
+-- is the user's own), which then stands for the body.
 --
 -- wrk gives each thread its own Lua state: thread k takes the tokens k, k + threads, …, so no token
 -- goes out twice in a phase until a thread has sent its share (`reused` counts those).
@@ -14,7 +16,7 @@ end
 
 -- per thread, read by done() through thread:get, so globals
 sent, share, non2xx, graphqlErrors, connections = 0, 0, 0, 0, 0
-local tokens, prefix, suffix = {}, nil, nil
+local tokens, prefix, suffix, requests = {}, nil, nil, nil
 
 function init(args)
   local count = tonumber(args[3])
@@ -27,6 +29,19 @@ function init(args)
     end
     n = n + 1
   end
+  if args[5] then
+    -- a request per token, each with its own body, built once before the phase
+    requests, n = {}, 0
+    local mine = 0
+    for body in io.lines(args[5]) do
+      if n % count == id then
+        mine = mine + 1
+        requests[mine] = wrk.format("POST", "/graphql", { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. tokens[mine] }, body)
+      end
+      n = n + 1
+    end
+    return
+  end
   -- wrk.format once, the token spliced in per request: a concatenation, no header table per request
   local req = wrk.format("POST", "/graphql", { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer \1" }, args[2])
   local at = req:find("\1", 1, true)
@@ -34,9 +49,10 @@ function init(args)
 end
 
 function request()
-  local token = tokens[sent % share + 1]
+  local i = sent % share + 1
   sent = sent + 1
-  return prefix .. token .. suffix
+  if requests then return requests[i] end
+  return prefix .. tokens[i] .. suffix
 end
 
 -- GraphQL errors (UNAVAILABLE, RATE_LIMITED, …) travel in 200 answers

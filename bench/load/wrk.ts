@@ -22,17 +22,19 @@ export function wrkOnPath(env: NodeJS.ProcessEnv = process.env): boolean {
 /**
  * wrk 4.1, a C program, as its own process: ~10 µs of CPU per request where autocannon spends
  * 70-100 (`npm run bench`'s 'load gen' column). The tokens go to a file of the run's own, which
- * bench/load/wrk.lua reads once per thread.
+ * bench/load/wrk.lua reads once per thread. `bodies`, one per token, stand for the phase's body.
  */
-export function wrkGenerator(tokens: string[], threads: number): LoadGenerator {
+export function wrkGenerator(tokens: string[], threads: number, bodies?: string[]): LoadGenerator {
   const dir = mkdtempSync(join(tmpdir(), 'firstcome-bench-'));
   const tokensFile = join(dir, 'tokens');
   writeFileSync(tokensFile, `${tokens.join('\n')}\n`);
+  const bodiesFile = join(dir, 'bodies');
+  if (bodies) writeFileSync(bodiesFile, `${bodies.join('\n')}\n`);
   return {
     describe: `wrk, ${threads} thread${threads === 1 ? '' : 's'}`,
     run: async ({ url, connections, duration, body }: LoadPhase): Promise<LoadResult> => {
       // --timeout: autocannon's 10 s; wrk counts an answer slower than it as a timeout
-      const args = ['-t', String(threads), '-c', String(connections), '-d', `${duration}s`, '--timeout', '10s', '-s', SCRIPT, `${url}/graphql`, '--', tokensFile, body, String(threads), String(connections)];
+      const args = ['-t', String(threads), '-c', String(connections), '-d', `${duration}s`, '--timeout', '10s', '-s', SCRIPT, `${url}/graphql`, '--', tokensFile, body, String(threads), String(connections), ...(bodies ? [bodiesFile] : [])];
       const wrk = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';

@@ -1,6 +1,7 @@
 import type { CampaignView, EntryView } from '../redis-ordering/index.js';
 import type { PrismaClient } from '../../src/infra/prisma/client.js';
 import { partitionFor } from '../../src/infra/kafka/partitioning.js';
+import { challengeOfRow } from './resolvers.js';
 
 /**
  * A campaign and a user's entry as the read model holds them, in the shapes the Redis reads give:
@@ -24,6 +25,7 @@ export function readModelArchive(prisma: PrismaClient, partitions: number) {
         partition: partitionFor(c.id, partitions),
         requests: c.requests,
         building: false,
+        challenge: challengeOfRow(c),
         entrants: c.entrants,
         winners: c.winners,
       };

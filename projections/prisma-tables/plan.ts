@@ -1,4 +1,5 @@
 import { decideEntry, evolveTerms, outcomeOf, type CampaignTerms } from '../../src/domain/campaign.js';
+import { CHALLENGE_OFF, evolveChallenge, type ChallengeSetting } from '../../src/domain/challenge.js';
 import { ticketOf, type Logged } from '../../src/domain/events.js';
 
 /**
@@ -39,6 +40,8 @@ export interface CampaignRow {
   opensAt: Date;
   closesAt: Date;
   createdAt: Date;
+  challengeMode: ChallengeSetting['mode'];
+  challengeDifficulty: number | null;
 }
 
 export interface EntryRow {
@@ -74,6 +77,8 @@ export interface CampaignChange {
   firstEntryAt: Date | null;
   closedAt: Date | null;
   soldOutAt: Date | null;
+  /** the proof-of-work setting after the batch's last CampaignChallengeSet, if it has one: set as it is, not only where null */
+  challenge: ChallengeSetting | null;
 }
 
 export interface Plan {
@@ -153,7 +158,7 @@ export function planBatch(batch: readonly Logged[], known: Known): Plan {
   };
   const changeOf = (id: string) => {
     let c = plan.changes.get(id);
-    if (!c) plan.changes.set(id, (c = { entrants: 0, firstEntryAt: null, closedAt: null, soldOutAt: null }));
+    if (!c) plan.changes.set(id, (c = { entrants: 0, firstEntryAt: null, closedAt: null, soldOutAt: null, challenge: null }));
     return c;
   };
 
@@ -163,6 +168,7 @@ export function planBatch(batch: readonly Logged[], known: Known): Plan {
         // evolveTerms: a campaign is created once
         if (stateOf(e.campaignId)) break;
         const terms = evolveTerms(null, e)!;
+        const challenge = evolveChallenge(null, e)!;
         state.set(e.campaignId, new CampaignState(terms, 0, new Set()));
         plan.campaigns.push({
           id: e.campaignId,
@@ -172,6 +178,8 @@ export function planBatch(batch: readonly Logged[], known: Known): Plan {
           opensAt: new Date(terms.opensAt),
           closesAt: new Date(terms.closesAt),
           createdAt: new Date(e.occurredAt),
+          challengeMode: challenge.mode,
+          challengeDifficulty: challenge.difficulty,
         });
         break;
       }
@@ -214,6 +222,13 @@ export function planBatch(batch: readonly Logged[], known: Known): Plan {
         if (terms === s.terms) break; // the first close wins
         s.terms = terms;
         changeOf(e.campaignId).closedAt = new Date(e.occurredAt);
+        break;
+      }
+      case 'CampaignChallengeSet': {
+        // evolveChallenge: the last setting in log order holds; one for a campaign not known changes nothing
+        if (!stateOf(e.campaignId)) break;
+        const c = changeOf(e.campaignId);
+        c.challenge = evolveChallenge(c.challenge ?? CHALLENGE_OFF, e);
         break;
       }
       default: {

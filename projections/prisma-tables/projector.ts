@@ -413,6 +413,8 @@ async function writePlan(tx: Tx, plan: Plan, writing?: () => void): Promise<void
              first_entry_at = COALESCE(first_entry_at, ${c?.firstEntryAt ?? null}::timestamptz),
              closed_at = COALESCE(closed_at, ${c?.closedAt ?? null}::timestamptz),
              sold_out_at = COALESCE(sold_out_at, ${c?.soldOutAt ?? null}::timestamptz),
+             challenge_mode = COALESCE(${c?.challenge?.mode ?? null}::text, challenge_mode),
+             challenge_difficulty = CASE WHEN ${c?.challenge ? 1 : 0}::int = 1 THEN ${c?.challenge?.difficulty ?? null}::int ELSE challenge_difficulty END,
              updated_at = ${now}
        WHERE id = ${id}`;
   }

@@ -1,6 +1,7 @@
 import type { ApiPluginFactory } from '../../src/plugin.js';
 import { campaignId, requireAdmin, type Signed } from '../../src/api/guards.js';
 import { statusOf } from '../../src/domain/campaign.js';
+import { CHALLENGE_OFF, type ChallengeSetting } from '../../src/domain/challenge.js';
 import type { Campaign, PrismaClient } from '../../src/infra/prisma/client.js';
 import { connectionOf, decodeCursor, pageSize } from './connections.js';
 
@@ -9,7 +10,26 @@ import { connectionOf, decodeCursor, pageSize } from './connections.js';
  * `gifticons` in issue order. Admins only: the caller is checked before any argument.
  */
 
-type CampaignRow = Pick<Campaign, 'id' | 'title' | 'reward' | 'stock' | 'opensAt' | 'closesAt' | 'closedAt' | 'createdAt' | 'entrants' | 'winners'>;
+type CampaignRow = Pick<
+  Campaign,
+  | 'id'
+  | 'title'
+  | 'reward'
+  | 'stock'
+  | 'opensAt'
+  | 'closesAt'
+  | 'closedAt'
+  | 'createdAt'
+  | 'entrants'
+  | 'winners'
+  | 'challengeMode'
+  | 'challengeDifficulty'
+>;
+
+/** The proof-of-work setting as the read model holds it. */
+export function challengeOfRow(r: Pick<Campaign, 'challengeMode' | 'challengeDifficulty'>): ChallengeSetting {
+  return r.challengeMode === 'POW' ? { mode: 'POW', difficulty: r.challengeDifficulty } : CHALLENGE_OFF;
+}
 
 export function campaignNode(r: CampaignRow, now = Date.now()) {
   const terms = { stock: r.stock, opensAt: r.opensAt.getTime(), closesAt: r.closesAt.getTime(), closedAt: r.closedAt?.getTime() ?? null };
@@ -24,6 +44,7 @@ export function campaignNode(r: CampaignRow, now = Date.now()) {
     entrants: r.entrants,
     winners: r.winners,
     remaining: Math.max(0, r.stock - r.winners),
+    challenge: challengeOfRow(r),
   };
 }
 

@@ -1,4 +1,5 @@
 import type { CampaignTerms, Rejection } from '../../src/domain/campaign.js';
+import { CHALLENGE_OFF, type ChallengeSetting } from '../../src/domain/challenge.js';
 import type { LineAnswer } from '../../src/writer/ports.js';
 import { ticketOf } from '../../src/domain/events.js';
 
@@ -18,7 +19,7 @@ export type GateAnswer =
   /** the user's entry is in the log, not placed yet */
   | { kind: 'pending'; ticket: string; stock: number }
   /** the user is not in line; `claimed` when this request holds the user's append claim */
-  | { kind: 'new'; terms: CampaignTerms; taken: number; claimed: boolean };
+  | { kind: 'new'; terms: CampaignTerms; taken: number; claimed: boolean; challenge: ChallengeSetting };
 
 type Raw = readonly (string | number)[];
 const num = (v: string | number | undefined) => Number(v);
@@ -37,9 +38,14 @@ export function parseGate(r: Raw): Exclude<GateAnswer, { kind: 'unknown' }> | { 
     case 'PENDING':
       return { kind: 'pending', ticket: String(r[1]), stock: num(r[2]) };
     case 'NEW': {
-      const [, stock, opensAt, closesAt, closedAt, taken, , claimed] = r;
-      const terms: CampaignTerms = { stock: num(stock), opensAt: num(opensAt), closesAt: num(closesAt), closedAt: closedAt ? num(closedAt) : null };
-      return { kind: 'new', terms, taken: num(taken), claimed: num(claimed) === 1 };
+      const [, stock, opensAt, closesAt, closedAt, taken, , claimed, mode, difficulty] = r;
+      const terms: CampaignTerms = {
+        stock: num(stock),
+        opensAt: num(opensAt),
+        closesAt: num(closesAt),
+        closedAt: closedAt ? num(closedAt) : null,
+      };
+      return { kind: 'new', terms, taken: num(taken), claimed: num(claimed) === 1, challenge: challengeOf(mode, difficulty) };
     }
     default:
       throw new Error(`unexpected gate answer ${JSON.stringify(r)}`);
@@ -58,6 +64,13 @@ export function parsePlaces(r: Raw): 'REBUILD' | 'BEHIND' | { seq: number; answe
     out.push(rank < 0 ? { kind: 'rejected', rejection: rejectionOf(r[i + 1]) } : { kind: 'placed', rank, firstOffset: BigInt(r[i + 1]!) });
   }
   return { seq: num(r[0]), answers: out };
+}
+
+/** The meta's challenge fields (facts.ts writes them); none: OFF, as every campaign made before issue 34. */
+export function challengeOf(mode: string | number | undefined | null, difficulty: string | number | undefined | null): ChallengeSetting {
+  if (mode === 'POW') return { mode: 'POW', difficulty: difficulty === '' || difficulty == null ? null : num(difficulty) };
+  if (mode === '' || mode == null || mode === 'OFF') return CHALLENGE_OFF;
+  throw new Error(`unexpected challenge mode in the meta: ${String(mode)}`);
 }
 
 const REJECTIONS: readonly Rejection[] = ['NOT_OPEN', 'CLOSED', 'SOLD_OUT'];

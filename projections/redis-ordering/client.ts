@@ -18,9 +18,32 @@ type Reply = (string | number)[];
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    fcLookup(meta: string, line: string, pending: string, claim: string, userId: string, token: string, ttlMs: number, count: '0' | '1', writerSeq: string): Result<Reply, Context>;
+    fcLookup(
+      meta: string,
+      line: string,
+      pending: string,
+      claim: string,
+      userId: string,
+      token: string,
+      ttlMs: number,
+      count: '0' | '1',
+      writerSeq: string,
+      solved: '0' | '1',
+    ): Result<Reply, Context>;
     /** lookup.lua reading the writer's step count itself: one Redis, not a cluster (`seqs` is another slot) */
-    fcLookupWithSeq(meta: string, line: string, pending: string, claim: string, seqs: string, userId: string, token: string, ttlMs: number, count: '0' | '1', campaignId: string): Result<Reply, Context>;
+    fcLookupWithSeq(
+      meta: string,
+      line: string,
+      pending: string,
+      claim: string,
+      seqs: string,
+      userId: string,
+      token: string,
+      ttlMs: number,
+      count: '0' | '1',
+      campaignId: string,
+      solved: '0' | '1',
+    ): Result<Reply, Context>;
     fcHoldClaim(claim: string, token: string, ttlMs: number): Result<number, Context>;
     fcPlace(meta: string, line: string, pending: string, ...args: string[]): Result<Reply, Context>;
     fcFoldCarry(meta: string, carry: string): Result<number, Context>;
@@ -31,6 +54,7 @@ declare module 'ioredis' {
   }
   interface ChainableCommander {
     fcMetaFact(meta: string, expectedSeq: string, field: string, value: string): ChainableCommander;
+    fcMetaSet(meta: string, expectedSeq: string, ...fieldsAndValues: string[]): ChainableCommander;
     fcCreate(meta: string, expectedSeq: string, ...fieldsAndValues: string[]): ChainableCommander;
     fcBump(meta: string, expectedSeq: string): ChainableCommander;
     fcRepair(meta: string): ChainableCommander;
@@ -96,6 +120,7 @@ export function createRedis(target: RedisTarget | string, opts: { lazy?: boolean
   redis.defineCommand('fcPlace', { numberOfKeys: 3, lua: lua('place') });
   redis.defineCommand('fcReplayLine', { numberOfKeys: 3, lua: lua('replayLine') });
   redis.defineCommand('fcMetaFact', { numberOfKeys: 1, lua: lua('metaFact') });
+  redis.defineCommand('fcMetaSet', { numberOfKeys: 1, lua: lua('metaSet') });
   redis.defineCommand('fcCreate', { numberOfKeys: 1, lua: lua('create') });
   redis.defineCommand('fcFoldCarry', { numberOfKeys: 2, lua: lua('foldCarry') });
   redis.defineCommand('fcFinish', { numberOfKeys: 1, lua: lua('finish') });

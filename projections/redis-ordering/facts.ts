@@ -1,10 +1,18 @@
 import type { ChainableCommander } from 'ioredis';
-import type { CampaignEvent } from '../../src/domain/events.js';
+import type { CampaignEvent, ChallengeSetting } from '../../src/domain/events.js';
 import type { Keys } from './keys.js';
 import type { GiftView } from './reads.js';
 
 /** A winner's field in the campaign's `won` hash: position|wonAt. */
 export const wonValue = (e: Extract<CampaignEvent, { type: 'WinnerSelected' }>): string => `${e.position}|${e.occurredAt}`;
+
+/** A proof-of-work setting as the meta's fields (both always given: an empty value removes one, metaSet.lua). */
+export const challengeFields = (c: ChallengeSetting): string[] => [
+  'challengeMode',
+  c.mode,
+  'challengeDifficulty',
+  c.difficulty === null ? '' : String(c.difficulty),
+];
 
 /** A winner's field in the campaign's `gifts` hash. */
 export const giftValue = (e: Extract<CampaignEvent, { type: 'GifticonIssued' }>): string =>
@@ -34,6 +42,11 @@ export function queueFact(on: (key: string) => ChainableCommander, k: Keys, even
         partition: String(partition),
       };
       if (building) fields.building = '1';
+      // left out while OFF: the meta of a campaign without a challenge stays as it was before issue 34
+      if (event.challenge && event.challenge.mode !== 'OFF') {
+        fields.challengeMode = event.challenge.mode;
+        if (event.challenge.difficulty !== null) fields.challengeDifficulty = String(event.challenge.difficulty);
+      }
       on(k.meta(id)).fcCreate(k.meta(id), expectedSeq, ...Object.entries(fields).flat());
       on(k.campaigns()).zadd(k.campaigns(), Date.parse(event.occurredAt), id);
       return true;
@@ -52,6 +65,9 @@ export function queueFact(on: (key: string) => ChainableCommander, k: Keys, even
       return true;
     case 'CampaignClosed':
       on(k.meta(id)).fcMetaFact(k.meta(id), expectedSeq, 'closedAt', String(Date.parse(event.occurredAt)));
+      return true;
+    case 'CampaignChallengeSet':
+      on(k.meta(id)).fcMetaSet(k.meta(id), expectedSeq, ...challengeFields(event));
       return true;
     default: {
       const _exhaustive: never = event;

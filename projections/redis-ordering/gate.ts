@@ -15,10 +15,23 @@ export class EnterGate {
 
   constructor(private readonly o: RedisOrdering) {}
 
-  /** `count` is false when the same call asks again, so `requests` counts calls, not lookups. */
-  async check(campaignId: string, userId: string, claimToken: string, claimTtlMs: number, where: PartitionRef, count: boolean): Promise<GateAnswer> {
+  /**
+   * `count` is false when the same call asks again, so `requests` counts calls, not lookups.
+   * `solved`: the call carries a proof-of-work solution; without one, a campaign that asks for it
+   * answers `new` with no claim taken.
+   */
+  async check(
+    campaignId: string,
+    userId: string,
+    claimToken: string,
+    claimTtlMs: number,
+    where: PartitionRef,
+    count: boolean,
+    solved = false,
+  ): Promise<GateAnswer> {
     const k = this.o.keys;
     const c = count ? '1' : '0';
+    const s = solved ? '1' : '0';
     // One Redis holds the writer's step counts beside the campaign: the script reads both at once,
     // in one round trip. Each round trip of a crowd's `enter` waits for this thread's event loop
     // too (~12 ms under load here), so a second one cost more in latency than in CPU.
@@ -26,10 +39,33 @@ export class EnterGate {
     for (let look = 0; look < 3; look++) {
       const r = parseGate(
         one
-          ? await this.o.redis.fcLookupWithSeq(k.meta(campaignId), k.line(campaignId), k.pending(campaignId), k.claim(campaignId, userId), k.seqs(where.topic, where.partition), userId, claimToken, claimTtlMs, c, campaignId)
+          ? await this.o.redis.fcLookupWithSeq(
+              k.meta(campaignId),
+              k.line(campaignId),
+              k.pending(campaignId),
+              k.claim(campaignId, userId),
+              k.seqs(where.topic, where.partition),
+              userId,
+              claimToken,
+              claimTtlMs,
+              c,
+              campaignId,
+              s,
+            )
           : // on a cluster the counts are another slot's: read first, as the writer publishes
             // them after its writes, so a campaign below the count read lost them
-            await this.o.redis.fcLookup(k.meta(campaignId), k.line(campaignId), k.pending(campaignId), k.claim(campaignId, userId), userId, claimToken, claimTtlMs, c, String(await this.o.writerSeq(campaignId, where))),
+            await this.o.redis.fcLookup(
+              k.meta(campaignId),
+              k.line(campaignId),
+              k.pending(campaignId),
+              k.claim(campaignId, userId),
+              userId,
+              claimToken,
+              claimTtlMs,
+              c,
+              String(await this.o.writerSeq(campaignId, where)),
+              s,
+            ),
       );
       if (r.kind !== 'absent') return r;
       // a campaign not there was not counted either: looking again counts it once
@@ -88,5 +124,18 @@ export class EnterGate {
 
   async releaseClaim(campaignId: string, userId: string): Promise<void> {
     await this.o.redis.del(this.o.keys.claim(campaignId, userId));
+  }
+
+  /**
+   * Spends a proof-of-work solution, named by its challenge: true the first time, false ever after
+   * (until `ttlMs`, by when the challenge has expired). One SET NX that every API process shares.
+   */
+  async spendSolution(campaignId: string, challenge: string, ttlMs: number): Promise<boolean> {
+    return (await this.o.redis.set(this.o.keys.solution(campaignId, challenge), '1', 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX')) === 'OK';
+  }
+
+  /** Gives a spent solution back, when the entry it paid for was never appended (the caller may try it again). */
+  async refundSolution(campaignId: string, challenge: string): Promise<void> {
+    await this.o.redis.del(this.o.keys.solution(campaignId, challenge));
   }
 }

@@ -39,6 +39,8 @@ export class Keys {
   gifts = (id: string) => `${this.c(id)}:gifts`;
   /** one user's append claim: one request of a user appends at a time */
   claim = (id: string, userId: string) => `${this.c(id)}:claim:${userId}`;
+  /** a spent proof-of-work solution, named by its challenge (SET NX with a TTL past the challenge's expiry) */
+  solution = (id: string, challenge: string) => `${this.c(id)}:pow:${challenge}`;
   /** the API's request counter, carried while a replay rebuilds the meta that holds it */
   carry = (id: string) => `${this.c(id)}:requests-carry`;
   /** all of a campaign's keys, for SCAN */

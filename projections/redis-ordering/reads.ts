@@ -1,5 +1,7 @@
 import type { RedisClient } from './client.js';
 import type { CampaignTerms } from '../../src/domain/campaign.js';
+import type { ChallengeSetting } from '../../src/domain/challenge.js';
+import { challengeOf } from './answers.js';
 import { ticketOf } from '../../src/domain/events.js';
 import { Keys, type PartitionRef } from './keys.js';
 import { confirmAbsent } from './rebuild.js';
@@ -23,6 +25,7 @@ export interface CampaignMeta {
   partition: number;
   requests: number;
   building: boolean;
+  challenge: ChallengeSetting;
 }
 
 export interface CampaignView extends CampaignMeta {
@@ -64,6 +67,7 @@ function parseMeta(h: Record<string, string>): CampaignMeta | null {
     partition: Number(h.partition ?? 0),
     requests: Number(h.requests ?? 0),
     building: h.building === '1',
+    challenge: challengeOf(h.challengeMode, h.challengeDifficulty),
   };
 }
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { admit, type Rejection } from '../domain/campaign.js';
+import { judgeSolution, type ChallengeRejection, type ChallengeSetting } from '../domain/challenge.js';
 import { entrantRegistered, ticketOf } from '../domain/events.js';
 import type { Reply } from '../writer/replies.js';
 import type { EventAppender } from '../infra/kafka/appender.js';
@@ -7,11 +8,12 @@ import { partitionFor } from '../infra/kafka/partitioning.js';
 import type { ChannelSubscriber, EnterGate, EntryView, PartitionRef, RedisOrdering } from '../../projections/redis-ordering/index.js';
 import { logger } from '../logger.js';
 import type { Timing } from '../metrics.js';
+import type { PowChallenges } from './challenge.js';
 import { notFound, unavailable } from './errors.js';
 
 const log = logger.child({ component: 'enter' });
 
-export type EnterResult = { entry: EntryView } | { rejection: Rejection };
+export type EnterResult = { entry: EntryView } | { rejection: Rejection | ChallengeRejection };
 
 /** Waiting `enter` calls of this process, answered by the decider on this process's own channel. */
 export class ReplyWaiter {
@@ -73,16 +75,24 @@ export class EnterService {
     private readonly gate: EnterGate,
     private readonly appender: EventAppender,
     private readonly waiter: ReplyWaiter,
+    private readonly challenges: PowChallenges,
     private readonly opts: { instance: string; topic: string; partitions: number; waitMs: number; claimTtlMs?: number },
   ) {}
 
-  async enter(campaignId: string, userId: string): Promise<EnterResult> {
+  /**
+   * CONTRACT.md's order: the campaign's own rejections first; a user already in line gets their
+   * entry back, solution or not; anyone else, where the campaign asks for proof of work, needs a
+   * `solution` that holds and was never used (checked only once the user holds the append claim,
+   * so a second click waits for the first instead of spending a solution). Nothing is appended
+   * for a refused one.
+   */
+  async enter(campaignId: string, userId: string, solution: string | null = null): Promise<EnterResult> {
     const deadline = Date.now() + this.opts.waitMs;
     for (let attempt = 0; ; attempt++) {
       const now = Date.now();
       const request = randomUUID();
       const where = this.partitionOf(campaignId);
-      const g = await this.gate.check(campaignId, userId, request, this.opts.claimTtlMs ?? 10_000, where, attempt === 0);
+      const g = await this.gate.check(campaignId, userId, request, this.opts.claimTtlMs ?? 10_000, where, attempt === 0, solution !== null);
       switch (g.kind) {
         case 'unknown':
           throw notFound('campaign');
@@ -99,12 +109,30 @@ export class EnterService {
             this.stats.rejected++;
             return { rejection };
           }
+          // lookup.lua gives no claim to a call without the solution a campaign asks for
+          if (judgeSolution(g.challenge, solution, null) === 'CHALLENGE_REQUIRED') {
+            if (g.claimed) await this.gate.releaseClaim(campaignId, userId);
+            this.stats.rejected++;
+            return { rejection: 'CHALLENGE_REQUIRED' };
+          }
           if (!g.claimed) {
             // another request of this user is appending right now: its ticket is ours too
             await sleep(10);
             continue;
           }
-          return this.append(campaignId, userId, request, now, deadline);
+          const spent = await this.spend(g.challenge, solution, campaignId, userId, now);
+          if (spent && 'rejection' in spent) {
+            await this.gate.releaseClaim(campaignId, userId);
+            this.stats.rejected++;
+            return spent;
+          }
+          try {
+            return await this.append(campaignId, userId, request, now, deadline);
+          } catch (err) {
+            // nothing was appended: the solution may pay for the caller's next try
+            if (spent) await this.gate.refundSolution(campaignId, spent.challenge).catch(() => undefined);
+            throw err;
+          }
         }
         default: {
           const _exhaustive: never = g;
@@ -112,6 +140,32 @@ export class EnterService {
         }
       }
     }
+  }
+
+  /**
+   * A POW campaign's solution checked and spent (one SET NX shared by every API process): the
+   * challenge it solved, or the refusal. null when the campaign asks for none.
+   */
+  private async spend(
+    setting: ChallengeSetting,
+    solution: string | null,
+    campaignId: string,
+    userId: string,
+    now: number,
+  ): Promise<{ challenge: string } | { rejection: ChallengeRejection } | null> {
+    if (setting.mode === 'OFF' || solution === null) return null;
+    const checked = await this.challenges.check(solution, campaignId, userId, now);
+    if ('fault' in checked) {
+      this.challenges.stats.refused++;
+      return { rejection: judgeSolution(setting, solution, checked.fault)! };
+    }
+    // kept a little past the expiry: a clock a second behind must not take it for new
+    if (!(await this.gate.spendSolution(campaignId, checked.challenge, checked.expiresAt - now + 5_000))) {
+      this.challenges.stats.reused++;
+      return { rejection: judgeSolution(setting, solution, 'reused')! };
+    }
+    this.challenges.stats.solved++;
+    return { challenge: checked.challenge };
   }
 
   /** sha1 of the id is ~2 µs of CPU a call: a campaign's partition never changes */

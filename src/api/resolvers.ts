@@ -3,11 +3,13 @@ import { z } from 'zod';
 import type { Config } from '../config.js';
 import type { RateLimitEvents } from '../metrics.js';
 import { outcomeOf, pastRetention, statusOf } from '../domain/campaign.js';
-import { campaignClosed, EVENT_VERSION, eventIds, type CampaignCreated } from '../domain/events.js';
+import { challengeSetting, type ChallengeSetting } from '../domain/challenge.js';
+import { campaignChallengeSet, campaignClosed, EVENT_VERSION, eventIds, type CampaignCreated } from '../domain/events.js';
 import type { EventAppender } from '../infra/kafka/appender.js';
 import { partitionFor } from '../infra/kafka/partitioning.js';
 import type { CampaignView, EntryView, PartitionRef, RedisOrdering } from '../../projections/redis-ordering/index.js';
 import type { Caller } from './auth.js';
+import { SOLUTION_MAX_CHARS, type PowChallenges } from './challenge.js';
 import type { Budget } from './budgets.js';
 import type { EnterService } from './enter.js';
 import { badInput, notFound, rateLimited, unavailable } from './errors.js';
@@ -20,6 +22,8 @@ export interface ApiServices {
   appender: EventAppender;
   /** the write path of `enter` (src/api/enter.ts); bench/floor.ts puts stand-ins here */
   enter: Pick<EnterService, 'enter'>;
+  /** proof-of-work challenges (issue 34): issued by `challenge`, checked by `enter` */
+  challenges: Pick<PowChallenges, 'issue'>;
   /**
    * The read model (Postgres), for a campaign Redis no longer holds once its partition is built:
    * closed past REDIS_RETENTION_HOURS, removed by cleanup or left out of a bounded rebuild.
@@ -57,6 +61,7 @@ export function campaignOut(v: CampaignView, now = Date.now()) {
     entrants: v.entrants,
     winners: v.winners,
     remaining: Math.max(0, v.terms.stock - v.winners),
+    challenge: v.challenge,
   };
 }
 
@@ -136,7 +141,22 @@ const createInput = z.object({
   stock: z.number().int().min(1, 'must be 1 .. 10,000,000').max(10_000_000, 'must be 1 .. 10,000,000'),
   opensAt: z.date().nullish(),
   closesAt: z.date(),
+  challenge: z.unknown().nullish(),
 });
+
+const challengeInput = z.object({
+  mode: z.enum(['OFF', 'POW']),
+  // its bounds are the domain's (challengeSetting), checked once, there
+  difficulty: z.number().int().nullish(),
+});
+
+/** A ChallengeInput as the domain's setting; `field` names the argument in a BAD_USER_INPUT. */
+function parseChallenge(value: unknown, field: string): ChallengeSetting {
+  const input = parseInput(challengeInput, value, field);
+  const s = challengeSetting(input.mode, input.difficulty);
+  if ('invalid' in s) throw badInput(`${field}.difficulty`, s.invalid);
+  return s;
+}
 
 function parseInput<T>(schema: z.ZodType<T>, value: unknown, prefix: string): T {
   const r = schema.safeParse(value);
@@ -166,18 +186,28 @@ export function buildResolvers() {
         const e = await readEntry(ctx.services, campaignId(args.campaignId), userId(args.userId));
         return e && entryOut(e, caller);
       },
-    },
-    Mutation: {
-      enter: async (_: unknown, args: { campaignId: unknown }, ctx: Ctx) => {
+      challenge: async (_: unknown, args: { campaignId: unknown }, ctx: Ctx) => {
         const caller = requireUser(ctx);
         const id = campaignId(args.campaignId);
+        const v = await readCampaign(ctx.services, id);
+        if (!v) throw notFound('campaign');
+        return ctx.services.challenges.issue(id, caller.userId, v.challenge);
+      },
+    },
+    Mutation: {
+      enter: async (_: unknown, args: { campaignId: unknown; solution?: unknown }, ctx: Ctx) => {
+        const caller = requireUser(ctx);
+        const id = campaignId(args.campaignId);
+        const solution = args.solution ?? null;
+        if (solution !== null && (typeof solution !== 'string' || solution.length > SOLUTION_MAX_CHARS))
+          throw badInput('solution', `must be ALTCHA's base64 payload, at most ${SOLUTION_MAX_CHARS} characters`);
         // a user hammering `enter` is slowed before the gate's Lua or an append; without Redis, `enter` is unavailable anyway
         const waitMs = ctx.enterBudget ? await ctx.enterBudget.take(caller.userId).catch(() => Promise.reject(unavailable(1000))) : 0;
         if (waitMs > 0) {
           ctx.limits?.refused('enter');
           throw rateLimited(waitMs);
         }
-        const r = await ctx.services.enter.enter(id, caller.userId);
+        const r = await ctx.services.enter.enter(id, caller.userId, solution);
         return 'rejection' in r ? { entry: null, rejection: r.rejection } : { entry: entryOut(r.entry, caller), rejection: null };
       },
       createCampaign: async (_: unknown, args: { input: Record<string, unknown> }, ctx: Ctx) => {
@@ -188,6 +218,7 @@ export function buildResolvers() {
         const opensAt = input.opensAt ?? new Date(now);
         if (input.closesAt.getTime() <= opensAt.getTime()) throw badInput('input.closesAt', 'must be after opensAt');
         if (input.closesAt.getTime() <= now) throw badInput('input.closesAt', 'must be in the future');
+        const challenge = input.challenge == null ? null : parseChallenge(input.challenge, 'input.challenge');
         const id = input.id ?? `c-${randomBytes(6).toString('hex')}`;
         if (await s.ordering.meta(id)) throw badInput('input.id', `campaign ${id} already exists`);
         const event: CampaignCreated = {
@@ -201,6 +232,7 @@ export function buildResolvers() {
           stock: input.stock,
           opensAt: opensAt.toISOString(),
           closesAt: input.closesAt.toISOString(),
+          ...(challenge ? { challenge } : {}),
         };
         await s.appender.append(event);
         const v = await until(async () => {
@@ -224,6 +256,27 @@ export function buildResolvers() {
           const c = await s.ordering.campaign(id);
           return c && c !== 'building' && c.terms.closedAt !== null ? c : null;
         }));
+      },
+      setChallenge: async (_: unknown, args: { campaignId: unknown; challenge: unknown }, ctx: Ctx) => {
+        requireAdmin(ctx);
+        const s = ctx.services;
+        const id = campaignId(args.campaignId);
+        const setting = parseChallenge(args.challenge, 'challenge');
+        const v = await readCampaign(s, id, { archive: false });
+        if (!v) {
+          // closed past retention: only the read model holds it, and it takes no entry to challenge
+          if (await archived(s, id)) throw badInput('campaignId', 'the campaign is closed');
+          throw notFound('campaign');
+        }
+        const same = (c: ChallengeSetting) => c.mode === setting.mode && c.difficulty === setting.difficulty;
+        if (same(v.challenge)) return campaignOut(v);
+        await s.appender.append(campaignChallengeSet(id, setting, randomBytes(8).toString('hex')));
+        return campaignOut(
+          await until(async () => {
+            const c = await s.ordering.campaign(id);
+            return c && c !== 'building' && same(c.challenge) ? c : null;
+          }),
+        );
       },
     },
   };

@@ -14,6 +14,7 @@ import { readLog } from '../infra/kafka/reader.js';
 import { partitionFor } from '../infra/kafka/partitioning.js';
 import { migrate } from '../infra/prisma/migrate.js';
 import { freePort } from '../net.js';
+import { solvePowFast, type ChallengeShape } from './pow.js';
 import { createClient, percentile, runPool, table } from './crowd.js';
 import { Deadline, EXIT, ProgressLine, seconds, TimedOut } from './progress.js';
 
@@ -31,8 +32,14 @@ const program = new Command()
   .option('--connections <n>', 'concurrent HTTP connections', (v) => Number(v), 128)
   .option('--timeout <seconds>', 'how long each wait may take (the server ready, the log quiet): then exit 124 with what it waited on', '60')
   .option('--watch', 'after the summary, print the drop console URL with an admin token and keep the server up until Ctrl-C')
+  .option('--challenge <mode>', "'pow': the campaign asks for proof of work, and the crowd solves a challenge when enter asks for one", 'off')
+  .option('--difficulty <n>', 'maxnumber of the challenge with --challenge pow', (v) => Number(v), 1000)
   .parse();
-const opts = program.opts<{ stock: number; users: number; double: number; connections: number; timeout: string; watch?: boolean }>();
+const opts = program.opts<{ stock: number; users: number; double: number; connections: number; timeout: string; watch?: boolean; challenge: string; difficulty: number }>();
+if (opts.challenge !== 'off' && opts.challenge !== 'pow') {
+  console.error(`demo --challenge: off or pow, not ${opts.challenge}`);
+  process.exit(2);
+}
 const timeoutS = seconds(program, '--timeout', opts.timeout)!;
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -85,10 +92,17 @@ async function main() {
     const admin = await signToken(config.JWT_SECRET, { sub: 'demo-admin', role: 'admin', expiresIn: '1h' }, tokenShape(config));
     const campaign = `demo-${randomBytes(4).toString('hex')}`;
     const created = await client.post<{ data?: unknown; errors?: unknown }>(admin, `mutation($i: CreateCampaignInput!) { createCampaign(input: $i) { id status stock } }`, {
-      i: { id: campaign, title: 'Demo drop', reward: 'Chicken gifticon', stock: opts.stock, closesAt: new Date(Date.now() + 3_600_000).toISOString() },
+      i: {
+        id: campaign,
+        title: 'Demo drop',
+        reward: 'Chicken gifticon',
+        stock: opts.stock,
+        closesAt: new Date(Date.now() + 3_600_000).toISOString(),
+        ...(opts.challenge === 'pow' ? { challenge: { mode: 'POW', difficulty: opts.difficulty } } : {}),
+      },
     });
     if (created.body.errors) throw new Error(`createCampaign failed: ${JSON.stringify(created.body.errors)}`);
-    say(`\n3. campaign ${campaign}: ${opts.stock} gifticons, open now`);
+    say(`\n3. campaign ${campaign}: ${opts.stock} gifticons, open now${opts.challenge === 'pow' ? `, proof of work at difficulty ${opts.difficulty}` : ''}`);
 
     const users = Array.from({ length: opts.users }, (_, i) => `user-${i}`);
     const tokens = await Promise.all(users.map((sub) => signToken(config.JWT_SECRET, { sub, expiresIn: '1h' }, tokenShape(config))));
@@ -105,13 +119,28 @@ async function main() {
     say(`\n4. the crowd: ${calls.length} enter calls over ${opts.connections} connections`);
     const bar = new SingleBar({ format: '   {bar} {percentage}% | {value}/{total} calls | {rate} req/s | won {won} | sold-out {soldout}', hideCursor: true, noTTYOutput: true, notTTYSchedule: 2000 });
     const latencies: number[] = [];
-    const count = { accepted: 0, won: 0, lost: 0, queued: 0, soldOut: 0, closed: 0, errors: 0 };
+    const count = { accepted: 0, won: 0, lost: 0, queued: 0, soldOut: 0, closed: 0, errors: 0, required: 0, solved: 0, failed: 0 };
+    const ENTER = `mutation($c: ID!, $s: String) { enter(campaignId: $c, solution: $s) { rejection entry { ticket status position } } }`;
+    /** enter as a widget would: asked for proof of work, fetch a challenge, solve it, and enter again with the solution */
+    const enter = async (u: number) => {
+      const first = await client.post<EnterBody>(tokens[u]!, ENTER, { c: campaign });
+      if (first.body.data?.enter.rejection !== 'CHALLENGE_REQUIRED') return first;
+      count.required++;
+      const c = await client.post<{ data?: { challenge: ChallengeShape | null } }>(tokens[u]!, `query($c: ID!) { challenge(campaignId: $c) { algorithm challenge salt signature maxnumber } }`, { c: campaign });
+      const challenge = c.body.data?.challenge;
+      if (!challenge) return first;
+      const solution = solvePowFast(challenge);
+      count.solved++;
+      const second = await client.post<EnterBody>(tokens[u]!, ENTER, { c: campaign, s: solution });
+      if (second.body.data?.enter.rejection === 'CHALLENGE_FAILED') count.failed++;
+      return { ...second, ms: first.ms + c.ms + second.ms };
+    };
     let soldOutAt: number | null = null;
     const started = performance.now();
     bar.start(calls.length, 0, { rate: 0, won: 0, soldout: 0 });
     let done = 0;
     await runPool(calls, opts.connections, async (u) => {
-      const r = await client.post<EnterBody>(tokens[u]!, `mutation($c: ID!) { enter(campaignId: $c) { rejection entry { ticket status position } } }`, { c: campaign });
+      const r = await enter(u);
       latencies.push(r.ms);
       const e = r.body.data?.enter;
       if (!e) count.errors++;
@@ -147,6 +176,14 @@ async function main() {
         ['  answered LOST', count.lost],
         ['  answered QUEUED', count.queued],
         ['rejected SOLD_OUT', count.soldOut],
+        ...(opts.challenge === 'pow'
+          ? [
+              ['asked for proof of work (CHALLENGE_REQUIRED)', count.required],
+              ['  challenges solved by the crowd', count.solved],
+              ['  solutions refused (CHALLENGE_FAILED)', count.failed],
+              ...(await challengeCounters(base)),
+            ]
+          : []),
         ['errors', count.errors],
         ['distinct entrants (log)', audit.entrants],
         ['winners (log)', audit.winners],
@@ -176,6 +213,13 @@ async function main() {
     await stopServer();
     throw err;
   }
+}
+
+/** The server's own challenge counters (/metrics): issued, solved, refused and reused. */
+async function challengeCounters(base: string): Promise<[string, string][]> {
+  const text = await fetch(`${base}/metrics`).then((r) => r.text(), () => '');
+  const value = (name: string) => /^(\S+) (\S+)$/m.exec(text.split('\n').find((l) => l.startsWith(`${name} `)) ?? '')?.[2] ?? '-';
+  return ['issued', 'solved', 'refused', 'reused'].map((k) => [`  server: challenges ${k}`, value(`firstcome_challenges_${k}_total`)]);
 }
 
 /**

@@ -1,10 +1,12 @@
 import { mintGifticonCode, mintGifticonId } from './codes.js';
+import { CHALLENGE_OFF, evolveChallenge } from './challenge.js';
 import {
   EVENT_VERSION,
   eventIds,
   ticketOf,
   type CampaignEvent,
   type CampaignSoldOut,
+  type ChallengeSetting,
   type EntrantRegistered,
   type GifticonIssued,
   type Logged,
@@ -39,6 +41,8 @@ export interface CampaignState {
   winners: number;
   issued: Set<string>;
   soldOut: boolean;
+  /** the proof-of-work setting as it stands (an API gate: it decides nothing here) */
+  challenge: ChallengeSetting;
 }
 
 export const initialState = (): CampaignState => ({
@@ -48,6 +52,7 @@ export const initialState = (): CampaignState => ({
   winners: 0,
   issued: new Set(),
   soldOut: false,
+  challenge: CHALLENGE_OFF,
 });
 
 /**
@@ -232,7 +237,7 @@ export function evolve(state: CampaignState, logged: Logged): CampaignState {
   switch (e.type) {
     case 'CampaignCreated':
       if (state.terms) return state; // evolveTerms: created once
-      return { ...state, id: e.campaignId, terms: evolveTerms(null, e) };
+      return { ...state, id: e.campaignId, terms: evolveTerms(null, e), challenge: evolveChallenge(null, e)! };
     case 'EntrantRegistered': {
       const d = judge(state, logged as Logged<EntrantRegistered>);
       if (d.kind !== 'placed' || !d.firstTime) return state;
@@ -253,6 +258,8 @@ export function evolve(state: CampaignState, logged: Logged): CampaignState {
       const terms = evolveTerms(state.terms, e);
       return terms === state.terms ? state : { ...state, terms };
     }
+    case 'CampaignChallengeSet':
+      return state.terms ? { ...state, challenge: evolveChallenge(state.challenge, e)! } : state;
     default: {
       const _exhaustive: never = e;
       return _exhaustive;

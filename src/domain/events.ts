@@ -13,13 +13,26 @@ interface Envelope<T extends string> {
   occurredAt: string;
 }
 
+/** A campaign's proof-of-work setting (src/domain/challenge.ts has its rules). */
+export type ChallengeMode = 'OFF' | 'POW';
+export interface ChallengeSetting {
+  mode: ChallengeMode;
+  /** ALTCHA's maxnumber; null when OFF */
+  difficulty: number | null;
+}
+
 export interface CampaignCreated extends Envelope<'CampaignCreated'> {
   title: string;
   reward: string;
   stock: number;
   opensAt: string;
   closesAt: string;
+  /** the proof-of-work setting it opens with; left out: OFF (every campaign created before issue 34) */
+  challenge?: ChallengeSetting;
 }
+
+/** An admin switched the campaign's proof-of-work on or off, or changed its difficulty. */
+export interface CampaignChallengeSet extends Envelope<'CampaignChallengeSet'>, ChallengeSetting {}
 
 export interface EntrantRegistered extends Envelope<'EntrantRegistered'> {
   userId: string;
@@ -54,7 +67,8 @@ export type CampaignEvent =
   | WinnerSelected
   | GifticonIssued
   | CampaignSoldOut
-  | CampaignClosed;
+  | CampaignClosed
+  | CampaignChallengeSet;
 
 export type CampaignEventType = CampaignEvent['type'];
 
@@ -90,6 +104,7 @@ const TYPES: ReadonlySet<string> = new Set<CampaignEventType>([
   'GifticonIssued',
   'CampaignSoldOut',
   'CampaignClosed',
+  'CampaignChallengeSet',
 ]);
 
 export function isCampaignEvent(value: unknown): value is CampaignEvent {
@@ -120,4 +135,22 @@ export function entrantRegistered(campaignId: string, userId: string, at: Date, 
 /** The one way to say a campaign closed, by an admin or on schedule. */
 export function campaignClosed(campaignId: string, reason: CampaignClosed['reason'], at: Date = new Date()): CampaignClosed {
   return { type: 'CampaignClosed', version: EVENT_VERSION, eventId: eventIds.closed(campaignId), campaignId, occurredAt: at.toISOString(), reason };
+}
+
+/** A change of the proof-of-work setting: its id names the request, since a campaign may change it any number of times. */
+export function campaignChallengeSet(
+  campaignId: string,
+  setting: ChallengeSetting,
+  request: string,
+  at: Date = new Date(),
+): CampaignChallengeSet {
+  return {
+    type: 'CampaignChallengeSet',
+    version: EVENT_VERSION,
+    eventId: `challenge:${campaignId}:${request}`,
+    campaignId,
+    occurredAt: at.toISOString(),
+    mode: setting.mode,
+    difficulty: setting.difficulty,
+  };
 }

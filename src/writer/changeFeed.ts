@@ -82,7 +82,11 @@ export class AnnouncingLines implements CampaignLines {
 
   async place(partition: number, work: LineWork): Promise<LineAnswer[][] | 'REBUILD'> {
     const placed = await this.inner.place(partition, work);
-    const facts = work.facts.filter((f) => !f.replaying && (f.event.type === 'CampaignCreated' || f.event.type === 'CampaignClosed'));
+    const facts = work.facts.filter(
+      (f) =>
+        !f.replaying &&
+        (f.event.type === 'CampaignCreated' || f.event.type === 'CampaignClosed' || f.event.type === 'CampaignChallengeSet'),
+    );
     if (placed !== 'REBUILD' && facts.length > 0) await this.feed.announce(byCampaign(facts.map((f) => [f.event.campaignId, null])));
     return placed;
   }

@@ -9,10 +9,13 @@
 --       With the partition's step counts as KEYS[5] (one Redis: on a cluster they are another
 --       slot's), ARGV[5] is the campaign's id and the count is read here, in the same call: read
 --       at once with the campaign, it cannot be older than what the campaign shows.
+--       ARGV[6]: '1' when the call carries a proof-of-work solution. A campaign that asks for one
+--       gives no claim to a call without one: it is refused (CHALLENGE_REQUIRED), with no second
+--       round trip to let the claim go.
 -- → {'NOMETA'} (not there: unknown, or not rebuilt yet; gate.ts asks the partition) | {'BUILDING'}
 --   | {'PLACED', score, rank, stock, partition} | {'PENDING', ticket, stock}
---   | {'NEW', stock, opensAt, closesAt, closedAt|'', taken, partition, claimed (1|0)}
-local m = redis.call('HMGET', KEYS[1], 'stock', 'opensAt', 'closesAt', 'closedAt', 'building', 'partition')
+--   | {'NEW', stock, opensAt, closesAt, closedAt|'', taken, partition, claimed (1|0), challengeMode|'', challengeDifficulty|''}
+local m = redis.call('HMGET', KEYS[1], 'stock', 'opensAt', 'closesAt', 'closedAt', 'building', 'partition', 'challengeMode', 'challengeDifficulty')
 -- `building` without stock is the mark a replay leaves on a campaign it wiped
 if m[5] then return {'BUILDING'} end
 if not m[1] then return {'NOMETA'} end
@@ -27,5 +30,6 @@ local pending = redis.call('HGET', KEYS[3], user)
 if pending then return {'PENDING', pending, m[1]} end
 local taken = redis.call('ZCARD', KEYS[2])
 local claimed = 0
-if taken < tonumber(m[1]) and redis.call('SET', KEYS[4], ARGV[2], 'NX', 'PX', ARGV[3]) then claimed = 1 end
-return {'NEW', m[1], m[2], m[3], m[4] or '', taken, m[6], claimed}
+local mode = m[7] or ''
+if taken < tonumber(m[1]) and (mode ~= 'POW' or ARGV[6] == '1') and redis.call('SET', KEYS[4], ARGV[2], 'NX', 'PX', ARGV[3]) then claimed = 1 end
+return {'NEW', m[1], m[2], m[3], m[4] or '', taken, m[6], claimed, mode, m[8] or ''}

@@ -37,6 +37,10 @@ const envelope = {
   occurredAt: iso,
 };
 const position = z.number().int().min(1);
+const challenge = {
+  mode: z.enum(['OFF', 'POW']),
+  difficulty: z.number().int().min(1).nullable(),
+};
 /** The envelope a later version keeps: what tells a record of this log from anything else. */
 const envelopeSchema = z.object({
   type: z.string().regex(/^[A-Z][A-Za-z]{1,63}$/),
@@ -55,6 +59,7 @@ export const eventSchema = z.discriminatedUnion('type', [
     stock: z.number().int().min(1).max(10_000_000),
     opensAt: iso,
     closesAt: iso,
+    challenge: z.object(challenge).optional(),
   }),
   z.object({
     type: z.literal('EntrantRegistered'),
@@ -73,6 +78,7 @@ export const eventSchema = z.discriminatedUnion('type', [
   }),
   z.object({ type: z.literal('CampaignSoldOut'), ...envelope, winners: z.number().int().min(0) }),
   z.object({ type: z.literal('CampaignClosed'), ...envelope, reason: z.enum(['admin', 'schedule']) }),
+  z.object({ type: z.literal('CampaignChallengeSet'), ...envelope, ...challenge }),
 ]);
 
 /**
