@@ -1,8 +1,8 @@
 import { registerApiPlugin, registerRole } from './app.js';
 
-/** Roles and API fields whose code lives outside src/: the read side (projections/) and the batch worker (batch/). */
+/** The roles that live outside src/ (the read side in projections/, the batch worker in batch/), and the API's admin fields over them (src/api/fields/). */
 registerRole('projector', async () => (await import('../projections/index.js')).startProjectors);
-registerApiPlugin(async () => (await import('../projections/prisma-tables/resolvers.js')).readModelPlugin);
-registerApiPlugin(async () => (await import('../projections/parked/resolvers.js')).parkedPlugin);
+registerApiPlugin(async () => (await import('./api/fields/readModel.js')).readModelPlugin);
+registerApiPlugin(async () => (await import('./api/fields/parked.js')).parkedPlugin);
 registerRole('worker', async () => (await import('../batch/index.js')).startWorker);
-registerApiPlugin(async () => (await import('../batch/resolvers.js')).jobsPlugin);
+registerApiPlugin(async () => (await import('./api/fields/jobs.js')).jobsPlugin);

@@ -1,7 +1,8 @@
 import type { CampaignView, EntryView } from '../redis-ordering/index.js';
 import type { PrismaClient } from '../../src/infra/prisma/client.js';
 import { partitionFor } from '../../src/infra/kafka/partitioning.js';
-import { challengeOfRow } from './resolvers.js';
+import { CHALLENGE_OFF, type ChallengeSetting } from '../../src/domain/challenge.js';
+import type { Campaign } from '../../src/infra/prisma/client.js';
 
 /**
  * A campaign and a user's entry as the read model holds them, in the shapes the Redis reads give:
@@ -56,3 +57,8 @@ export function readModelArchive(prisma: PrismaClient, partitions: number) {
 }
 
 export type ReadModelArchive = ReturnType<typeof readModelArchive>;
+
+/** The proof-of-work setting as the read model holds it. */
+export function challengeOfRow(r: Pick<Campaign, 'challengeMode' | 'challengeDifficulty'>): ChallengeSetting {
+  return r.challengeMode === 'POW' ? { mode: 'POW', difficulty: r.challengeDifficulty } : CHALLENGE_OFF;
+}

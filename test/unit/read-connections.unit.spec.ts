@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { GraphQLError } from 'graphql';
-import { connectionOf, decodeCursor, encodeCursor, pageSize } from '../../projections/prisma-tables/connections.js';
+import { connectionOf, decodeCursor, encodeCursor, pageSize } from '../../src/api/fields/connections.js';
 
 function badField(fn: () => unknown): string | undefined {
   try {

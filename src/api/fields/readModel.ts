@@ -1,8 +1,8 @@
-import type { ApiPluginFactory } from '../../src/plugin.js';
-import { campaignId, requireAdmin, type Signed } from '../../src/api/guards.js';
-import { statusOf } from '../../src/domain/campaign.js';
-import { CHALLENGE_OFF, type ChallengeSetting } from '../../src/domain/challenge.js';
-import type { Campaign, PrismaClient } from '../../src/infra/prisma/client.js';
+import type { ApiPluginFactory } from '../../plugin.js';
+import { campaignId, requireAdmin, type Signed } from '../guards.js';
+import { statusOf } from '../../domain/campaign.js';
+import { challengeOfRow } from '../../../projections/prisma-tables/archive.js';
+import type { Campaign, PrismaClient } from '../../infra/prisma/client.js';
 import { connectionOf, decodeCursor, pageSize } from './connections.js';
 
 /**
@@ -25,11 +25,6 @@ type CampaignRow = Pick<
   | 'challengeMode'
   | 'challengeDifficulty'
 >;
-
-/** The proof-of-work setting as the read model holds it. */
-export function challengeOfRow(r: Pick<Campaign, 'challengeMode' | 'challengeDifficulty'>): ChallengeSetting {
-  return r.challengeMode === 'POW' ? { mode: 'POW', difficulty: r.challengeDifficulty } : CHALLENGE_OFF;
-}
 
 export function campaignNode(r: CampaignRow, now = Date.now()) {
   const terms = { stock: r.stock, opensAt: r.opensAt.getTime(), closesAt: r.closesAt.getTime(), closedAt: r.closedAt?.getTime() ?? null };

@@ -1,10 +1,10 @@
-import type { ApiPluginFactory } from '../../src/plugin.js';
-import { badInput, notFound } from '../../src/api/errors.js';
-import { requireAdmin, type Signed } from '../../src/api/guards.js';
-import { EventAppender } from '../../src/infra/kafka/appender.js';
-import type { ParkedRecord as Row } from '../../src/infra/prisma/client.js';
-import { connectionOf, decodeCursor, pageSize } from '../prisma-tables/connections.js';
-import { retryParked, type RetryDeps } from './retry.js';
+import type { ApiPluginFactory } from '../../plugin.js';
+import { badInput, notFound } from '../errors.js';
+import { requireAdmin, type Signed } from '../guards.js';
+import { EventAppender } from '../../infra/kafka/appender.js';
+import type { ParkedRecord as Row } from '../../infra/prisma/client.js';
+import { connectionOf, decodeCursor, pageSize } from './connections.js';
+import { retryParked, type RetryDeps } from '../../../projections/parked/retry.js';
 
 /** Admin: the parked records, newest first, and retrying them (one, or every one still parked). */
 

@@ -1,12 +1,12 @@
-import type { ApiPluginFactory } from '../src/plugin.js';
-import { identityKey } from '../src/infra/kafka/logIdentity.js';
-import { badInput, notFound } from '../src/api/errors.js';
-import { campaignId, requireAdmin, type Signed } from '../src/api/guards.js';
-import { logger } from '../src/logger.js';
-import { openAgenda, watchOrphans } from './agenda.js';
-import type { ReplayTarget } from './replay.js';
-import { jobView } from './jobView.js';
-import { queueReplay, queueReport } from './queue.js';
+import type { ApiPluginFactory } from '../../plugin.js';
+import { identityKey } from '../../infra/kafka/logIdentity.js';
+import { badInput, notFound } from '../errors.js';
+import { campaignId, requireAdmin, type Signed } from '../guards.js';
+import { logger } from '../../logger.js';
+import { openAgenda, watchOrphans } from '../../../batch/agenda.js';
+import type { ReplayTarget } from '../../../batch/replay.js';
+import { jobView } from '../../../batch/jobView.js';
+import { queueReplay, queueReport } from '../../../batch/queue.js';
 
 const TARGETS: ReadonlySet<string> = new Set<ReplayTarget>(['REDIS', 'DATABASE', 'ALL']);
 

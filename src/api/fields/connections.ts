@@ -1,4 +1,4 @@
-import { badInput } from '../../src/api/errors.js';
+import { badInput } from '../errors.js';
 
 /**
  * Relay connections over the read model: keyset pagination (no OFFSET, so a page costs the same
