@@ -39,7 +39,9 @@ export async function ensureJobsTable(pool: pg.Pool): Promise<void> {
   try {
     await client.query('SELECT pg_advisory_lock($1)', [SCHEMA_LOCK_KEY]);
     try {
-      await client.query(`CREATE TABLE IF NOT EXISTS "${WORKERS_TABLE}" (name TEXT PRIMARY KEY, seen_at TIMESTAMPTZ NOT NULL DEFAULT now())`);
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS "${WORKERS_TABLE}" (name TEXT PRIMARY KEY, seen_at TIMESTAMPTZ NOT NULL DEFAULT now())`,
+      );
       // once: the trigger's DROP/CREATE would lock the table under running workers on every start
       const { rows } = await client.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [JOBS_TABLE]);
       if (rows[0]?.t) return;

@@ -15,7 +15,10 @@ export { closedSince } from '../src/domain/campaign.js';
  * everything (this never touches it) and Postgres keeps the read model; a later replay of the
  * partition brings the campaign back into Redis, and the next cleanup removes it again.
  */
-export async function runCleanup(ctx: JobContext<Record<string, never>>, deps: CleanupDeps): Promise<{ checked: number; removed: string[] }> {
+export async function runCleanup(
+  ctx: JobContext<Record<string, never>>,
+  deps: CleanupDeps,
+): Promise<{ checked: number; removed: string[] }> {
   const topic = deps.config.topics.events;
   const retentionMs = deps.config.REDIS_RETENTION_HOURS * 3_600_000;
   const ids = await listCampaigns(deps.ordering);

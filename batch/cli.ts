@@ -147,7 +147,14 @@ function statusText(view: JobView, note: string | undefined, here: boolean, work
   return view.status;
 }
 
-async function giveUp(s: CliServices, id: string, view: JobView, runtime: JobRuntime | null, secs: number, waitingOn: string): Promise<TimedOut> {
+async function giveUp(
+  s: CliServices,
+  id: string,
+  view: JobView,
+  runtime: JobRuntime | null,
+  secs: number,
+  waitingOn: string,
+): Promise<TimedOut> {
   if (view.status === 'QUEUED' && !view.startedAt) {
     const r = await s.handle.pool.query(`DELETE FROM "${JOBS_TABLE}" WHERE id = $1 AND locked_at IS NULL AND last_run_at IS NULL`, [id]);
     if (r.rowCount === 1) return new TimedOut(secs, waitingOn, `job ${id} was taken off the queue: nothing ran`);
@@ -178,5 +185,6 @@ export function table(rows: [string, string][]): string {
 export const fmt = {
   int: (n: number) => n.toLocaleString('en-US'),
   date: (d: string | Date | null | undefined) => (d ? new Date(d).toISOString() : '-'),
-  ms: (ms: number | null | undefined) => (ms === null || ms === undefined ? '-' : ms >= 60_000 ? `${(ms / 60_000).toFixed(1)} min` : `${(ms / 1000).toFixed(3)} s`),
+  ms: (ms: number | null | undefined) =>
+    ms === null || ms === undefined ? '-' : ms >= 60_000 ? `${(ms / 60_000).toFixed(1)} min` : `${(ms / 1000).toFixed(3)} s`,
 };

@@ -48,14 +48,24 @@ export interface Worker {
 export const startWorker: RoleFactory = async (shared: Shared) => {
   const { config, kafka, ordering, prisma, metrics, health, instance } = shared;
   const name = `worker-${instance}`;
-  const handle = await openAgenda(config.DATABASE_URL, { name, processEvery: '2 seconds', maxConcurrency: 8, poolSize: 6, logTag: identityKey(shared.logIdentity) });
+  const handle = await openAgenda(config.DATABASE_URL, {
+    name,
+    processEvery: '2 seconds',
+    maxConcurrency: 8,
+    poolSize: 6,
+    logTag: identityKey(shared.logIdentity),
+  });
   // alive before it takes a job: a job it locks is never taken for an orphan
   const beat = workerBeat(handle, name, log);
   const appender = await EventAppender.connect(kafka, config);
   const runtime = new JobRuntime(handle, log);
   const state: Worker = { runtime, lastReconcile: null };
 
-  runtime.define<ReplayData>('replay', (ctx) => runReplay(ctx, { config, kafka, ordering, prisma, rewind: rewindFor(config) }), JOB_OPTIONS.replay);
+  runtime.define<ReplayData>(
+    'replay',
+    (ctx) => runReplay(ctx, { config, kafka, ordering, prisma, rewind: rewindFor(config) }),
+    JOB_OPTIONS.replay,
+  );
   runtime.define<ReportData>('report', (ctx) => runReport(ctx, { config, kafka, ordering, prisma }), JOB_OPTIONS.report);
   runtime.define<CloseData>('close', async (ctx) => void (await runClose(ctx, { config, ordering, prisma, appender })), JOB_OPTIONS.close);
   runtime.define<Record<string, never>>('cleanup', async (ctx) => void (await runCleanup(ctx, { config, ordering })), JOB_OPTIONS.cleanup);
@@ -67,13 +77,19 @@ export const startWorker: RoleFactory = async (shared: Shared) => {
         kafka,
         ordering,
         prisma,
-        repair: async (target, campaignId) => (await unfinishedReplay(handle, target, campaignId)) ?? String((await queueReplay(handle, target, campaignId)).attrs._id),
+        repair: async (target, campaignId) =>
+          (await unfinishedReplay(handle, target, campaignId)) ?? String((await queueReplay(handle, target, campaignId)).attrs._id),
       });
     },
     JOB_OPTIONS.reconcile,
   );
 
-  const outcomes = new Counter({ name: 'firstcome_jobs_total', help: 'batch jobs run, by name and outcome', labelNames: ['name', 'outcome'] as const, registers: [metrics.registry] });
+  const outcomes = new Counter({
+    name: 'firstcome_jobs_total',
+    help: 'batch jobs run, by name and outcome',
+    labelNames: ['name', 'outcome'] as const,
+    registers: [metrics.registry],
+  });
   handle.agenda.on('success', (job) => outcomes.inc({ name: job.attrs.name, outcome: 'succeeded' }));
   handle.agenda.on('fail', (_err, job) => outcomes.inc({ name: job.attrs.name, outcome: 'failed' }));
   new Gauge({
@@ -82,7 +98,8 @@ export const startWorker: RoleFactory = async (shared: Shared) => {
     labelNames: ['projection'] as const,
     registers: [metrics.registry],
     collect() {
-      for (const projection of ['redis', 'database'] as const) this.set({ projection }, state.lastReconcile?.drift.filter((d) => d.projection === projection).length ?? 0);
+      for (const projection of ['redis', 'database'] as const)
+        this.set({ projection }, state.lastReconcile?.drift.filter((d) => d.projection === projection).length ?? 0);
     },
   });
 

@@ -31,7 +31,8 @@ export function jobView(attrs: JobParameters): JobView {
   let status: JobView['status'];
   if (runningSince !== null && attrs.lockedAt) status = 'RUNNING';
   else if (attrs.nextRunAt) status = 'QUEUED';
-  else if (runningSince !== null) status = 'RUNNING'; // stopped mid-run, waiting to be picked up again
+  else if (runningSince !== null)
+    status = 'RUNNING'; // stopped mid-run, waiting to be picked up again
   else if (failed !== null && lastFinished !== null && failed >= lastFinished) status = 'FAILED';
   else if (lastFinished !== null) status = 'SUCCEEDED';
   else status = 'QUEUED';

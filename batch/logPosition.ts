@@ -4,7 +4,6 @@ import { PRISMA_PROJECTION } from '../projections/prisma-tables/projector.js';
 
 /** Where the log ends and how far its readers got: what replay and report jobs wait for. */
 
-
 export async function withAdmin<T>(kafka: Kafka, fn: (admin: Admin) => Promise<T>): Promise<T> {
   const admin = kafka.admin();
   await admin.connect();

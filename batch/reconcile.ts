@@ -87,7 +87,8 @@ export function differences(log: Counts, other: Counts | null): string[] {
   if (!other) return ['campaign missing'];
   const out: string[] = [];
   for (const k of ['entrants', 'winners', 'issued'] as const) if (log[k] !== other[k]) out.push(`${k} ${other[k]} (log ${log[k]})`);
-  if (out.length === 0 && log.winnersDigest && other.winnersDigest && log.winnersDigest !== other.winnersDigest) out.push('winners differ (same count)');
+  if (out.length === 0 && log.winnersDigest && other.winnersDigest && log.winnersDigest !== other.winnersDigest)
+    out.push('winners differ (same count)');
   return out;
 }
 

@@ -3,7 +3,16 @@ import type { LogStamped } from './agenda.js';
 import type { Config } from '../src/config.js';
 import { partitionFor } from '../src/infra/kafka/partitioning.js';
 import type { PrismaClient } from '../src/infra/prisma/client.js';
-import { carriedCampaigns, deletePartition, dropLeftMarks, foldCarry, rebuildProgress, replayDeleted, scanCampaignIds, type RedisOrdering } from '../projections/redis-ordering/index.js';
+import {
+  carriedCampaigns,
+  deletePartition,
+  dropLeftMarks,
+  foldCarry,
+  rebuildProgress,
+  replayDeleted,
+  scanCampaignIds,
+  type RedisOrdering,
+} from '../projections/redis-ordering/index.js';
 import { committedOffsets, highWatermarks, nearlyReached, prismaCheckpoints, withAdmin } from './logPosition.js';
 import type { JobContext } from './runtime.js';
 import { describeOwnership, NoWriter, type Missing, reachLine, WRITER_WAIT_MS, writerOf, WriterWatch, type Projection } from './writers.js';
@@ -113,7 +122,8 @@ export function weightedProgress(parts: { weight: bigint; fraction: number }[]):
 
 export async function runReplay(ctx: JobContext<ReplayData>, deps: ReplayDeps): Promise<void> {
   const data = ctx.data;
-  if (data.target !== 'REDIS' && data.target !== 'DATABASE' && data.target !== 'ALL') throw new Error(`unknown replay target ${String(data.target)}`);
+  if (data.target !== 'REDIS' && data.target !== 'DATABASE' && data.target !== 'ALL')
+    throw new Error(`unknown replay target ${String(data.target)}`);
   // one admin connection for the whole job (the log's end, the writers, the waits): a connection
   // each was three connects, ~100 ms of a replay of 100k events that takes a second
   await withAdmin(deps.kafka, (admin) => replayOver(admin, ctx, deps, data));
@@ -138,7 +148,14 @@ async function replayOver(admin: Admin, ctx: JobContext<ReplayData>, deps: Repla
   const notes: Record<Projection, string> = { redis: '', database: '' };
   const note = (projection: Projection, text: string) => {
     notes[projection] = text;
-    ctx.note([wantRedis && notes.redis ? `${wantDatabase ? 'redis ' : ''}${notes.redis}` : '', wantDatabase && notes.database ? `${wantRedis ? 'database ' : ''}${notes.database}` : ''].filter(Boolean).join(' · '));
+    ctx.note(
+      [
+        wantRedis && notes.redis ? `${wantDatabase ? 'redis ' : ''}${notes.redis}` : '',
+        wantDatabase && notes.database ? `${wantRedis ? 'database ' : ''}${notes.database}` : '',
+      ]
+        .filter(Boolean)
+        .join(' · '),
+    );
   };
   const unstarted: Projection[] = [];
   if (data.redis?.phase === 'deleting') unstarted.push('redis');
@@ -152,8 +169,28 @@ async function replayOver(admin: Admin, ctx: JobContext<ReplayData>, deps: Repla
   };
   // both settle before the job does: a failed half must not leave the other running beside a retry
   const settled = await Promise.allSettled([
-    wantRedis ? replayRedis({ ctx, deps, data, progress: (f) => ((fractions.redis = f), report()), note: (t) => note('redis', t), watch: watchWriter(admin, deps.config, 'redis'), admin }) : undefined,
-    wantDatabase ? replayDatabase({ ctx, deps, data, progress: (f) => ((fractions.database = f), report()), note: (t) => note('database', t), watch: watchWriter(admin, deps.config, 'database'), admin }) : undefined,
+    wantRedis
+      ? replayRedis({
+          ctx,
+          deps,
+          data,
+          progress: (f) => ((fractions.redis = f), report()),
+          note: (t) => note('redis', t),
+          watch: watchWriter(admin, deps.config, 'redis'),
+          admin,
+        })
+      : undefined,
+    wantDatabase
+      ? replayDatabase({
+          ctx,
+          deps,
+          data,
+          progress: (f) => ((fractions.database = f), report()),
+          note: (t) => note('database', t),
+          watch: watchWriter(admin, deps.config, 'database'),
+          admin,
+        })
+      : undefined,
   ]);
   for (const r of settled) if (r.status === 'rejected') throw r.reason;
 
@@ -161,7 +198,12 @@ async function replayOver(admin: Admin, ctx: JobContext<ReplayData>, deps: Repla
   const events = (ends: Record<string, string>) => Object.values(ends).reduce((a, b) => a + Number(b), 0);
   if (data.redis) {
     const r = data.redis;
-    result.redis = { events: events(r.ends), seconds: ((r.finishedAt ?? Date.now()) - r.startedAt) / 1000, partitions: r.partitions, campaigns: r.campaigns ?? 0 };
+    result.redis = {
+      events: events(r.ends),
+      seconds: ((r.finishedAt ?? Date.now()) - r.startedAt) / 1000,
+      partitions: r.partitions,
+      campaigns: r.campaigns ?? 0,
+    };
   }
   if (data.database) {
     const d = data.database;
@@ -252,10 +294,16 @@ async function replayRedis({ ctx, deps, data, progress, note, watch, admin }: Ta
         const busy = !(await ordering.isBuilt(where)) || (await rebuildProgress(ordering, where)) !== null;
         if (!busy) {
           await waitQuiet(ctx, deps, admin, p, note);
-          const ids = data.campaignId !== null ? [data.campaignId] : [...(await scanCampaignIds(ordering))].filter((id) => partitionFor(id, config.EVENT_PARTITIONS) === p);
+          const ids =
+            data.campaignId !== null
+              ? [data.campaignId]
+              : [...(await scanCampaignIds(ordering))].filter((id) => partitionFor(id, config.EVENT_PARTITIONS) === p);
           const r = await deletePartition(ordering, where, ctx.id, ids, MARKER_TTL_S);
           if (r === 'DELETED') {
-            ctx.log.info({ partition: p, campaigns: ids.length }, 'Redis campaigns wiped and built sentinel deleted: the decider rebuilds the partition');
+            ctx.log.info(
+              { partition: p, campaigns: ids.length },
+              'Redis campaigns wiped and built sentinel deleted: the decider rebuilds the partition',
+            );
             continue; // counted from the marker
           }
           if (r === 'DONE') continue;
@@ -264,7 +312,10 @@ async function replayRedis({ ctx, deps, data, progress, note, watch, admin }: Ta
         if (Date.now() - waitingSince > STALL_MS) {
           throw new Error(`partition ${p} has been rebuilding for ${STALL_MS / 60_000} min: is a decider running?`);
         }
-        const { waiting } = await watch.check([p], { doing: `a rebuild of partition ${p} is under way (a flush, or another replay)`, then: 'then run the replay again (nothing was deleted)' });
+        const { waiting } = await watch.check([p], {
+          doing: `a rebuild of partition ${p} is under way (a flush, or another replay)`,
+          then: 'then run the replay again (nothing was deleted)',
+        });
         note(`deleting: ${waiting ?? `waiting for the rebuild under way on partition ${p} (a flush, or another replay) to finish first`}`);
         await ctx.sleep(250);
       }
@@ -282,7 +333,8 @@ async function replayRedis({ ctx, deps, data, progress, note, watch, admin }: Ta
       const parts = await Promise.all(
         state.partitions.map(async (p) => {
           const weight = BigInt(state.ends[String(p)] ?? '0');
-          if (await ordering.isBuilt({ topic, partition: p })) return { partition: p, weight, fraction: 1, built: true, at: null, until: 0n };
+          if (await ordering.isBuilt({ topic, partition: p }))
+            return { partition: p, weight, fraction: 1, built: true, at: null, until: 0n };
           const r = await rebuildProgress(ordering, { topic, partition: p });
           const fraction = r && r.until > 0n ? Number(r.next) / Number(r.until) : 0;
           return { partition: p, weight, fraction, built: false, at: r ? r.next : null, until: r ? r.until : weight };
@@ -294,7 +346,10 @@ async function replayRedis({ ctx, deps, data, progress, note, watch, admin }: Ta
       const where = open.map((x) => `${x.partition} at offset ${x.at ?? 0n} of ${x.until}`).join(', ');
       const { waiting } = await watch.check(
         open.map((x) => x.partition),
-        { doing: `the rebuild stopped (partition ${where})`, then: 'it finishes the rebuild by itself; the Redis reads of these partitions answer UNAVAILABLE until then' },
+        {
+          doing: `the rebuild stopped (partition ${where})`,
+          then: 'it finishes the rebuild by itself; the Redis reads of these partitions answer UNAVAILABLE until then',
+        },
       );
       const w = writerOf(config, 'redis');
       note(`rebuilding: ${waiting ?? reachLine(w, open)}`);
@@ -303,7 +358,9 @@ async function replayRedis({ ctx, deps, data, progress, note, watch, admin }: Ta
         last = f;
         movedAt = Date.now();
       } else if (Date.now() - movedAt > STALL_MS) {
-        throw new Error(`the Redis rebuild of partitions ${state.partitions.join(',')} made no progress for ${STALL_MS / 60_000} min: is a decider running?`);
+        throw new Error(
+          `the Redis rebuild of partitions ${state.partitions.join(',')} made no progress for ${STALL_MS / 60_000} min: is a decider running?`,
+        );
       }
       // between the rounds above, only the sentinels: the end is seen within BUILT_POLL_MS
       for (let waited = 0; waited < POLL_MS; waited += BUILT_POLL_MS) {
@@ -311,9 +368,16 @@ async function replayRedis({ ctx, deps, data, progress, note, watch, admin }: Ta
         if ((await Promise.all(open.map((x) => ordering.isBuilt({ topic, partition: x.partition })))).every(Boolean)) break;
       }
     }
-    const left = data.campaignId !== null ? [data.campaignId] : [...(await scanCampaignIds(ordering))].filter((id) => state.partitions.includes(partitionFor(id, config.EVENT_PARTITIONS)));
+    const left =
+      data.campaignId !== null
+        ? [data.campaignId]
+        : [...(await scanCampaignIds(ordering))].filter((id) => state.partitions.includes(partitionFor(id, config.EVENT_PARTITIONS)));
     const dropped = await dropLeftMarks(ordering, left);
-    if (dropped.length > 0) ctx.log.info({ campaigns: dropped.length }, 'campaigns closed past retention were not rebuilt into Redis: their reads come from the read model');
+    if (dropped.length > 0)
+      ctx.log.info(
+        { campaigns: dropped.length },
+        'campaigns closed past retention were not rebuilt into Redis: their reads come from the read model',
+      );
     await foldCarries(ctx, deps, data);
     state.phase = 'done';
     state.finishedAt = Date.now();
@@ -327,7 +391,13 @@ async function replayRedis({ ctx, deps, data, progress, note, watch, admin }: Ta
  * committed offset reaches the end of the log), so no decision is under way while the partition is
  * cut. Gives up quietly after a few seconds on a busy partition: the decider still rebuilds.
  */
-async function waitQuiet(ctx: JobContext<ReplayData>, deps: ReplayDeps, admin: Admin, partition: number, note: (text: string) => void): Promise<void> {
+async function waitQuiet(
+  ctx: JobContext<ReplayData>,
+  deps: ReplayDeps,
+  admin: Admin,
+  partition: number,
+  note: (text: string) => void,
+): Promise<void> {
   const topic = deps.config.topics.events;
   const until = Date.now() + 5000;
   while (Date.now() < until) {
@@ -335,7 +405,9 @@ async function waitQuiet(ctx: JobContext<ReplayData>, deps: ReplayDeps, admin: A
     const end = ends.get(partition) ?? 0n;
     const next = committed.get(partition) ?? 0n;
     if (nearlyReached(next, end)) return;
-    note(`deleting: waiting up to 5 s for the decider of partition ${partition} to commit what it is deciding (${reachLine(writerOf(deps.config, 'redis'), [{ partition, at: next, until: end - 1n }])})`);
+    note(
+      `deleting: waiting up to 5 s for the decider of partition ${partition} to commit what it is deciding (${reachLine(writerOf(deps.config, 'redis'), [{ partition, at: next, until: end - 1n }])})`,
+    );
     await ctx.sleep(100);
   }
   ctx.log.warn({ partition }, 'partition still busy: deleting anyway, the decider rebuilds it');
@@ -391,7 +463,9 @@ async function replayDatabase({ ctx, deps, data, progress, note, watch }: Target
         last = f;
         movedAt = Date.now();
       } else if (Date.now() - movedAt > STALL_MS) {
-        throw new Error(`the Prisma projection made no progress for ${STALL_MS / 60_000} min on partitions ${state.partitions.join(',')}: is a projector running?`);
+        throw new Error(
+          `the Prisma projection made no progress for ${STALL_MS / 60_000} min on partitions ${state.partitions.join(',')}: is a projector running?`,
+        );
       }
       await ctx.sleep(DATABASE_POLL_MS);
     }

@@ -90,9 +90,12 @@ export class JobRuntime {
           touching = touching.then(() => job.touch(progress)).catch((err) => this.log.warn({ err, job: id }, 'job touch failed'));
           return touching;
         };
-        const heartbeat = setInterval(() => {
-          if (Date.now() - lastTouch >= opts.lockLifetime / 4) void touch(lastProgress);
-        }, Math.max(250, Math.floor(opts.lockLifetime / 8)));
+        const heartbeat = setInterval(
+          () => {
+            if (Date.now() - lastTouch >= opts.lockLifetime / 4) void touch(lastProgress);
+          },
+          Math.max(250, Math.floor(opts.lockLifetime / 8)),
+        );
         const log = this.log.child({ job: name, jobId: id });
         const stopped = () => (this.cancelled.has(id) ? new Permanent(this.cancelled.get(id)!) : new Interrupted());
         let noteNow: string | undefined;
@@ -105,7 +108,12 @@ export class JobRuntime {
           if (noteNow === noteWritten) return;
           noteWritten = noteNow;
           touching = touching
-            .then(() => this.handle.pool.query(`UPDATE "agenda_jobs" SET data = jsonb_set(coalesce(data, '{}'::jsonb), '{note}', $2::jsonb) WHERE id = $1`, [id, JSON.stringify(noteWritten)]))
+            .then(() =>
+              this.handle.pool.query(
+                `UPDATE "agenda_jobs" SET data = jsonb_set(coalesce(data, '{}'::jsonb), '{note}', $2::jsonb) WHERE id = $1`,
+                [id, JSON.stringify(noteWritten)],
+              ),
+            )
             .then(() => undefined)
             .catch((err) => this.log.warn({ err, job: id }, 'job note failed'));
         };

@@ -96,7 +96,10 @@ export interface Missing {
  */
 export function noWriterLine(missing: readonly Missing[], opts: { doing?: string; then: string }): string {
   const each = missing.map(({ writer: w, partitions, ownership: o }) => {
-    const group = o.members === 0 ? `consumer group ${w.group} has no member` : `consumer group ${w.group} has ${o.members} member(s), none owning them`;
+    const group =
+      o.members === 0
+        ? `consumer group ${w.group} has no member`
+        : `consumer group ${w.group} has ${o.members} member(s), none owning them`;
     return `no ${w.role} owns ${list(partitions)} of ${w.topic} (${group})`;
   });
   const roles = [...new Set(missing.map((m) => m.writer.role))].join(',');
@@ -147,7 +150,10 @@ export class WriterWatch {
    * The partitions of `partitions` without an owner now, and the line that says so (null when
    * every one has one). Throws NoWriter, with `doing` and `then` in its line, once the grace is over.
    */
-  async check(partitions: readonly number[], line: { doing?: string; then: string }): Promise<{ missing: number[]; waiting: string | null; ownership: Ownership }> {
+  async check(
+    partitions: readonly number[],
+    line: { doing?: string; then: string },
+  ): Promise<{ missing: number[]; waiting: string | null; ownership: Ownership }> {
     const now = this.now();
     if (!this.last || now - this.last.at >= (this.opts.everyMs ?? 1000)) this.last = { at: now, o: await this.describe() };
     const { o } = this.last;
@@ -181,9 +187,12 @@ export interface Reach {
  * there yet, furthest behind first, three at most.
  */
 export function reachLine(w: WriterRole, parts: readonly Reach[]): string {
-  const behind = parts.filter((r) => r.at === null || r.at < r.until).sort((a, b) => Number((b.until - (b.at ?? 0n)) - (a.until - (a.at ?? 0n))));
+  const behind = parts
+    .filter((r) => r.at === null || r.at < r.until)
+    .sort((a, b) => Number(b.until - (b.at ?? 0n) - (a.until - (a.at ?? 0n))));
   if (behind.length === 0) return `the ${w.role} has reached the end`;
-  const one = (r: Reach) => `partition ${r.partition} to reach offset ${int(r.until)} (${r.at === null ? 'not started' : `at ${int(r.at)}`})`;
+  const one = (r: Reach) =>
+    `partition ${r.partition} to reach offset ${int(r.until)} (${r.at === null ? 'not started' : `at ${int(r.at)}`})`;
   const more = behind.length > 3 ? ` and ${behind.length - 3} more` : '';
   return `waiting for the ${w.role} of ${behind.slice(0, 3).map(one).join(', ')}${more}`;
 }

@@ -89,10 +89,24 @@ export async function benchBoundedRebuild(opts: BoundedRebuildOptions): Promise<
       // entry the log holds before its campaign is skipped (as the decider skips it)
       await Promise.all(pending.splice(0));
       await appender.append({
-        ...base, type: 'CampaignCreated', eventId: eventIds.created(id), occurredAt: new Date(now).toISOString(),
-        title: id, reward: 'bench', stock: opts.stock, opensAt: new Date(now).toISOString(), closesAt: new Date(now + 3_600_000).toISOString(),
+        ...base,
+        type: 'CampaignCreated',
+        eventId: eventIds.created(id),
+        occurredAt: new Date(now).toISOString(),
+        title: id,
+        reward: 'bench',
+        stock: opts.stock,
+        opensAt: new Date(now).toISOString(),
+        closesAt: new Date(now + 3_600_000).toISOString(),
       });
-      for (let i = 0; i < entrants; i++) await append({ ...base, type: 'EntrantRegistered', eventId: `entrant:${id}:${i}`, occurredAt: new Date().toISOString(), userId: `u${i}` });
+      for (let i = 0; i < entrants; i++)
+        await append({
+          ...base,
+          type: 'EntrantRegistered',
+          eventId: `entrant:${id}:${i}`,
+          occurredAt: new Date().toISOString(),
+          userId: `u${i}`,
+        });
     };
     /** the decider has committed the log's end (its own decisions included), and, with `projector`, the read model has applied it */
     const settled = async (what: string, projector: boolean) => {
@@ -103,7 +117,9 @@ export async function benchBoundedRebuild(opts: BoundedRebuildOptions): Promise<
         const want = await ends();
         const [committed] = await admin.fetchOffsets({ groupId: config.groups.writer, topics: [topic] });
         const cps = await prisma.projectionCheckpoint.findMany({ where: { projection: PRISMA_PROJECTION, topic } });
-        const decided = [...want].every(([p, end]) => BigInt(committed!.partitions.find((x) => x.partition === p)?.offset ?? '-1') >= end - 1n);
+        const decided = [...want].every(
+          ([p, end]) => BigInt(committed!.partitions.find((x) => x.partition === p)?.offset ?? '-1') >= end - 1n,
+        );
         const projected = [...want].every(([p, end]) => end === 0n || (cps.find((c) => c.partition === p)?.nextOffset ?? -1n) >= end - 1n);
         const stable = [...(await ends())].every(([p, end]) => end === want.get(p));
         if (decided && stable && (!projector || projected)) break;
@@ -119,7 +135,9 @@ export async function benchBoundedRebuild(opts: BoundedRebuildOptions): Promise<
           // partition (no progress at a batch boundary); a new process starts it from the checkpoints.
           // The bound never lies above the read model's checkpoint, so a stalled one only makes a rebuild longer.
           if (performance.now() - projectorWaitedSince > 20_000) {
-            say(`  (the projector stopped short of the log's end: ${cps.map((c) => `partition ${c.partition} at ${c.nextOffset}`).join(', ')} of ${[...want].map(([p, e]) => `${p}:${e}`).join(', ')}; restarting the roles)`);
+            say(
+              `  (the projector stopped short of the log's end: ${cps.map((c) => `partition ${c.partition} at ${c.nextOffset}`).join(', ')} of ${[...want].map(([p, e]) => `${p}:${e}`).join(', ')}; restarting the roles)`,
+            );
             await app.stop();
             app = await startApp(config, ['writer', 'projector']);
             projectorWaitedSince = null;
@@ -143,7 +161,9 @@ export async function benchBoundedRebuild(opts: BoundedRebuildOptions): Promise<
     }
     await Promise.all(pending.splice(0));
     const closedEvents = opts.cases.reduce((a, n) => a + n * (opts.closedEntrants + 2), 0);
-    say(`  appended ${fmt(closedEvents)} events of ${fmt(opts.cases.reduce((a, b) => a + b, 0))} closed campaigns in ${fmt((performance.now() - t0) / 1000, 1)} s`);
+    say(
+      `  appended ${fmt(closedEvents)} events of ${fmt(opts.cases.reduce((a, b) => a + b, 0))} closed campaigns in ${fmt((performance.now() - t0) / 1000, 1)} s`,
+    );
     await settled('closed campaigns', false);
 
     // 2. the open campaigns: created past the bound's clock slack, so the log's time index tells them apart
@@ -153,7 +173,9 @@ export async function benchBoundedRebuild(opts: BoundedRebuildOptions): Promise<
     for (const id of opened) await campaign(id, opts.openEntrants);
     await Promise.all(pending.splice(0));
     await appender.close();
-    say(`  appended ${fmt(opened.length * (opts.openEntrants + 1))} events of ${opened.length} open campaigns in ${fmt((performance.now() - t1) / 1000, 1)} s`);
+    say(
+      `  appended ${fmt(opened.length * (opts.openEntrants + 1))} events of ${opened.length} open campaigns in ${fmt((performance.now() - t1) / 1000, 1)} s`,
+    );
     await settled('open campaigns', true);
     say(`  setup took ${fmt((performance.now() - t0) / 1000, 1)} s`);
     // the bound trusts the read model: a close it lacks keeps that campaign live, and its records are replayed
@@ -171,7 +193,11 @@ export async function benchBoundedRebuild(opts: BoundedRebuildOptions): Promise<
         for await (const batch of stream as AsyncIterable<string[]>) {
           for (const k of batch) {
             const id = ordering.keys.campaignOf(k);
-            if ((id !== null && partitionFor(id, config.EVENT_PARTITIONS) === p) || k.startsWith(`${config.REDIS_PREFIX}:{p:${topic}:${p}}`)) keys.push(k);
+            if (
+              (id !== null && partitionFor(id, config.EVENT_PARTITIONS) === p) ||
+              k.startsWith(`${config.REDIS_PREFIX}:{p:${topic}:${p}}`)
+            )
+              keys.push(k);
           }
         }
         const t = performance.now();
@@ -202,9 +228,14 @@ export async function benchBoundedRebuild(opts: BoundedRebuildOptions): Promise<
 /** The section's table: the three times, and their spread (the issue asks for at most 1.5x). */
 export function printBoundedRebuild(rows: BoundedRebuildRow[], opts: BoundedRebuildOptions): void {
   say('');
-  say(`| closed campaigns (${fmt(opts.closedEntrants)} entrants each) behind one open campaign (${fmt(opts.openEntrants)} entrants) | records in the partition | rebuild after a flush (median of ${opts.rounds}) | each flush (keys deleted) |`);
+  say(
+    `| closed campaigns (${fmt(opts.closedEntrants)} entrants each) behind one open campaign (${fmt(opts.openEntrants)} entrants) | records in the partition | rebuild after a flush (median of ${opts.rounds}) | each flush (keys deleted) |`,
+  );
   say('|---|---|---|---|');
-  for (const r of rows) say(`| ${r.closed} | ${fmt(Number(r.records))} | ${fmt(r.rebuildMs)} ms | ${r.rounds.map((x) => `${fmt(x.ms)} ms (${fmt(x.keys)})`).join(', ')} |`);
+  for (const r of rows)
+    say(
+      `| ${r.closed} | ${fmt(Number(r.records))} | ${fmt(r.rebuildMs)} ms | ${r.rounds.map((x) => `${fmt(x.ms)} ms (${fmt(x.keys)})`).join(', ')} |`,
+    );
   const times = rows.map((r) => r.rebuildMs);
   say(`| spread (slowest / fastest) | | ${fmt(Math.max(...times) / Math.min(...times), 2)}x | |`);
 }

@@ -172,11 +172,23 @@ async function main() {
     const us = new Map<string, number>();
     for (const headers of ['type+eventId', 'written', 'type+eventId', 'written'] as const) {
       const batches: Encoder[][] = [];
-      for (let n = 0; n < opts.records; n += size) batches.push(records(Array.from({ length: size }, (_, j) => entry(n + j).entrant), headers));
+      for (let n = 0; n < opts.records; n += size)
+        batches.push(
+          records(
+            Array.from({ length: size }, (_, j) => entry(n + j).entrant),
+            headers,
+          ),
+        );
       // the second of two rounds, each after the other's: the JIT has seen both
       us.set(headers, await decodeUs(codec, batches));
     }
-    decodeRows.push([codec, size, us.get('type+eventId')!.toFixed(2), us.get('written')!.toFixed(2), (us.get('written')! / us.get('type+eventId')!).toFixed(2)]);
+    decodeRows.push([
+      codec,
+      size,
+      us.get('type+eventId')!.toFixed(2),
+      us.get('written')!.toFixed(2),
+      (us.get('written')! / us.get('type+eventId')!).toFixed(2),
+    ]);
   }
   process.stdout.write(
     `\nKafkaJS decoding an EntrantRegistered record batch (decompression included), CPU per record:\n${table([['codec', 'per batch', 'µs, headers type + eventId (before)', 'µs, as written (no headers)', 'x before'], ...decodeRows])}\n`,

@@ -8,7 +8,10 @@ const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFracti
  * the bench's database (from /proc: Postgres runs on this machine). Wall time swings with whatever
  * else shares the cores; CPU per event is what a change to the projector moves.
  */
-export async function withCpu<T>(prisma: PrismaClient, work: () => Promise<T>): Promise<{ job: T; cpu: { node: number; postgres: number } }> {
+export async function withCpu<T>(
+  prisma: PrismaClient,
+  work: () => Promise<T>,
+): Promise<{ job: T; cpu: { node: number; postgres: number } }> {
   const backends = async () => {
     const rows = await prisma.$queryRaw<{ pid: number }[]>`SELECT pid FROM pg_stat_activity WHERE datname = current_database()`;
     const ticks = new Map<number, number>();

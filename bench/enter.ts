@@ -56,7 +56,8 @@ const opts = new Command()
     powUsers?: number;
   }>();
 if (opts.challenge !== 'off' && opts.challenge !== 'pow') throw new Error(`--challenge: off or pow, not ${opts.challenge}`);
-if (opts.generator !== undefined && opts.generator !== 'wrk' && opts.generator !== 'autocannon') throw new Error(`--generator: wrk or autocannon, not ${opts.generator}`);
+if (opts.generator !== undefined && opts.generator !== 'wrk' && opts.generator !== 'autocannon')
+  throw new Error(`--generator: wrk or autocannon, not ${opts.generator}`);
 if (opts.generator === 'wrk' && !wrkOnPath()) throw new Error('--generator wrk: wrk is not on PATH (Debian: apt-get install -y wrk)');
 /** `src/main.ts` runs every role when it is given none */
 const rolesArgs = opts.roles === 'all' ? [] : ['--roles', opts.roles];
@@ -84,7 +85,12 @@ async function main() {
   let stop: (() => Promise<void>) | undefined;
   let generator: LoadGenerator | undefined;
   try {
-    const server = await startServer('src/main.ts', rolesArgs, { ...process.env, ...serverEnv, KAFKA_COMPRESSION: config.KAFKA_COMPRESSION }, nodeArgs);
+    const server = await startServer(
+      'src/main.ts',
+      rolesArgs,
+      { ...process.env, ...serverEnv, KAFKA_COMPRESSION: config.KAFKA_COMPRESSION },
+      nodeArgs,
+    );
     stop = () => server.stop();
     const { base } = server;
     const admin = await signToken(config.JWT_SECRET, { sub: 'bench-admin', role: 'admin', expiresIn: '1h' }, tokenShape(config));
@@ -114,7 +120,11 @@ async function main() {
     // fresh users: one token each, signed before the clock starts
     const expected = opts.duration * 8000;
     process.stdout.write(`signing ${expected} user tokens… `);
-    const tokens = await Promise.all(Array.from({ length: expected }, (_, i) => signToken(config.JWT_SECRET, { sub: `b${run}-${i}`, expiresIn: '1h' }, tokenShape(config))));
+    const tokens = await Promise.all(
+      Array.from({ length: expected }, (_, i) =>
+        signToken(config.JWT_SECRET, { sub: `b${run}-${i}`, expiresIn: '1h' }, tokenShape(config)),
+      ),
+    );
     process.stdout.write('done\n');
     const load: LoadGenerator =
       opts.generator === 'autocannon'
@@ -140,7 +150,10 @@ async function main() {
       const result = await by.run({ url: base, connections: opts.connections, duration, body: JSON.stringify({ query }) });
       const cpu1 = cpuNow();
       // a user twice would not be fresh: the phase must end before the tokens run out
-      if (fresh && result.reused > 0) throw new Error(`${name}: ${result.reused} requests reused a token of the phase's fresh users; raise the token count${by === load ? '' : ' (--pow-users)'}`);
+      if (fresh && result.reused > 0)
+        throw new Error(
+          `${name}: ${result.reused} requests reused a token of the phase's fresh users; raise the token count${by === load ? '' : ' (--pow-users)'}`,
+        );
       const n = Math.max(1, result.requests);
       // µs per request
       const cpu = {
@@ -234,15 +247,22 @@ async function main() {
       cpu: before.cpu,
     };
     // last: the decisions it causes keep the projector busy for a while after it
-    const scrape = () => fetch(`${base}/metrics`).then((r) => r.text()).then(parseMetrics);
+    const scrape = () =>
+      fetch(`${base}/metrics`)
+        .then((r) => r.text())
+        .then(parseMetrics);
     const m0 = await scrape();
     const events = config.topics.events;
     const bytes0 = await topicBytes(config.KAFKA_BROKERS, events);
-    const enter = await phase('enter, fresh users', `mutation { enter(campaignId: "${open}") { rejection entry { ticket status position } } }`, true);
+    const enter = await phase(
+      'enter, fresh users',
+      `mutation { enter(campaignId: "${open}") { rejection entry { ticket status position } } }`,
+      true,
+    );
     const m1 = await scrape();
     // every fresh entry wins (the stock is 10,000,000): EntrantRegistered, WinnerSelected, GifticonIssued each
     const entries = Math.max(1, enter.total - enter.errors);
-    const logBytes = `log bytes per entry (${config.KAFKA_COMPRESSION}): ${((await settledTopicBytes(config.KAFKA_BROKERS, events)) - bytes0) / entries | 0} (${events} in the broker's log dirs, DescribeLogDirs, over ${entries} entries with their decisions)`;
+    const logBytes = `log bytes per entry (${config.KAFKA_COMPRESSION}): ${(((await settledTopicBytes(config.KAFKA_BROKERS, events)) - bytes0) / entries) | 0} (${events} in the broker's log dirs, DescribeLogDirs, over ${entries} entries with their decisions)`;
     // after the log's bytes of the OFF phase are counted
     const pow = opts.challenge === 'pow' ? await powPhase() : null;
 
@@ -260,14 +280,27 @@ async function main() {
     const stages = ['append', 'decide', 'commit', 'decision'].map((st) => {
       const n = d(`firstcome_stage_seconds_count{stage="${st}"}`);
       const size = d(`firstcome_batch_size_sum{stage="${st}"}`);
-      return [st, n, n ? ((d(`firstcome_stage_seconds_sum{stage="${st}"}`) / n) * 1000).toFixed(1) : '-', n && size ? (size / n).toFixed(1) : '-'];
+      return [
+        st,
+        n,
+        n ? ((d(`firstcome_stage_seconds_sum{stage="${st}"}`) / n) * 1000).toFixed(1) : '-',
+        n && size ? (size / n).toFixed(1) : '-',
+      ];
     });
     const where = table([['stage (fresh users)', 'count', 'mean ms', 'mean batch'], ...stages]);
     // with every role in one process, the server's CPU includes the read side's work for the phase
     const f = (v: number) => (Number.isFinite(v) ? v.toFixed(0) : '-');
     const cpuRows = [before, enter, ...(pow ? [pow] : []), sold].map((p) => {
       const c = p.cpu;
-      return [p.name, f(c.server), f(c.broker), f(c.redis), f(c.postgres), f(c.load), f(c.server + c.broker + c.redis + c.postgres + c.load)];
+      return [
+        p.name,
+        f(c.server),
+        f(c.broker),
+        f(c.redis),
+        f(c.postgres),
+        f(c.load),
+        f(c.server + c.broker + c.redis + c.postgres + c.load),
+      ];
     });
     const cpuTable = table([['CPU µs per request', 'server', 'broker', 'redis', 'postgres', 'load gen', 'total'], ...cpuRows]);
     const powNote = pow

@@ -97,7 +97,11 @@ async function flood(base: string, c: Case, seconds: number) {
 
 const cores = (pid: number | undefined, from: { at: number; cpu: number }) => (cpuMsOf(pid) - from.cpu) / (Date.now() - from.at);
 const mark = (pid: number | undefined) => ({ at: Date.now(), cpu: cpuMsOf(pid) });
-const p99 = (xs: Sample[]) => percentile(xs.map((s) => s.ms).sort((a, b) => a - b), 99);
+const p99 = (xs: Sample[]) =>
+  percentile(
+    xs.map((s) => s.ms).sort((a, b) => a - b),
+    99,
+  );
 
 async function measure(server: BenchServer, c: Case, honestTokens: string[]) {
   const pid = server.child.pid;
@@ -121,7 +125,10 @@ async function measure(server: BenchServer, c: Case, honestTokens: string[]) {
     floodP99: p99(during),
     baseCores,
     floodCores,
-    statuses: [...statuses].sort(([a], [b]) => a - b).map(([s, n]) => `${s}:${n}`).join(' '),
+    statuses: [...statuses]
+      .sort(([a], [b]) => a - b)
+      .map(([s, n]) => `${s}:${n}`)
+      .join(' '),
   };
 }
 
@@ -154,15 +161,32 @@ async function main() {
   const sign = (sub: string, role?: 'admin') => signToken(config.JWT_SECRET, { sub, role, expiresIn: '1h' }, shape);
   const on = await startServer('src/main.ts', [], env);
   // the same server with every budget off: what the ceiling was before the edge spent from Redis
-  const off = await startServer('src/main.ts', ['--roles', 'api'], { ...env, RATE_LIMIT_IP_CEILING_PER_SEC: '0', RATE_LIMIT_IP_PER_SEC: '0', RATE_LIMIT_USER_COST_PER_SEC: '0', RATE_LIMIT_ADMIN_COST_PER_SEC: '0' });
+  const off = await startServer('src/main.ts', ['--roles', 'api'], {
+    ...env,
+    RATE_LIMIT_IP_CEILING_PER_SEC: '0',
+    RATE_LIMIT_IP_PER_SEC: '0',
+    RATE_LIMIT_USER_COST_PER_SEC: '0',
+    RATE_LIMIT_ADMIN_COST_PER_SEC: '0',
+  });
   try {
     const admin = await sign('bench-admin', 'admin');
-    await post(on.base, JSON.stringify({ query: `mutation { createCampaign(input: { id: "flood", title: "t", reward: "r", stock: 10, closesAt: "${new Date(Date.now() + 3_600_000).toISOString()}" }) { id } }` }), admin, '10.1.0.1');
+    await post(
+      on.base,
+      JSON.stringify({
+        query: `mutation { createCampaign(input: { id: "flood", title: "t", reward: "r", stock: 10, closesAt: "${new Date(Date.now() + 3_600_000).toISOString()}" }) { id } }`,
+      }),
+      admin,
+      '10.1.0.1',
+    );
     const honestTokens = await Promise.all(Array.from({ length: HONEST_CONNECTIONS }, (_, i) => sign(`honest-${i}`)));
     const cases: Case[] = [
       { name: 'one token, refused queries', token: await sign('flooder'), body: () => JSON.stringify({ query: REFUSED }) },
       { name: 'one address, no token, refused queries', token: null, body: () => JSON.stringify({ query: REFUSED }) },
-      { name: 'one token, largest accepted query, new text', token: await sign('big-spender'), body: () => JSON.stringify({ query: largest() }) },
+      {
+        name: 'one token, largest accepted query, new text',
+        token: await sign('big-spender'),
+        body: () => JSON.stringify({ query: largest() }),
+      },
     ];
     const rows: string[][] = [];
     const byCase = new Map<string, { ratio: number[]; extra: number[] }>();
@@ -177,8 +201,20 @@ async function main() {
         agg.ratio.push(ratio);
         agg.extra.push(extra);
         byCase.set(c.name, agg);
-        rows.push([String(run), c.name, m.baseP99.toFixed(1), m.floodP99.toFixed(1), ratio.toFixed(2), m.baseCores.toFixed(3), m.floodCores.toFixed(3), extra.toFixed(3), m.statuses]);
-        process.stdout.write(`run ${run}, ${c.name}: p99 ${m.baseP99.toFixed(1)} -> ${m.floodP99.toFixed(1)} ms, cores ${m.baseCores.toFixed(3)} -> ${m.floodCores.toFixed(3)}; flooder got ${m.statuses}\n`);
+        rows.push([
+          String(run),
+          c.name,
+          m.baseP99.toFixed(1),
+          m.floodP99.toFixed(1),
+          ratio.toFixed(2),
+          m.baseCores.toFixed(3),
+          m.floodCores.toFixed(3),
+          extra.toFixed(3),
+          m.statuses,
+        ]);
+        process.stdout.write(
+          `run ${run}, ${c.name}: p99 ${m.baseP99.toFixed(1)} -> ${m.floodP99.toFixed(1)} ms, cores ${m.baseCores.toFixed(3)} -> ${m.floodCores.toFixed(3)}; flooder got ${m.statuses}\n`,
+        );
       }
     }
     const ceilings: { on: number[]; off: number[] } = { on: [], off: [] };
@@ -190,17 +226,32 @@ async function main() {
     }
     process.stdout.write('\n');
     process.stdout.write(
-      table([['run', 'flooder (20 connections)', 'honest p99 before (ms)', 'during (ms)', '× before', 'server cores before', 'after 1st s', 'extra cores', 'flooder answers (status:n)'], ...rows]) + '\n\n',
+      table([
+        [
+          'run',
+          'flooder (20 connections)',
+          'honest p99 before (ms)',
+          'during (ms)',
+          '× before',
+          'server cores before',
+          'after 1st s',
+          'extra cores',
+          'flooder answers (status:n)',
+        ],
+        ...rows,
+      ]) + '\n\n',
     );
     const summary = [...byCase].map(([name, a]) => [name, median(a.ratio).toFixed(2), '≤ 2.00', median(a.extra).toFixed(3), '≤ 0.200']);
-    process.stdout.write(table([['medians of the runs', 'honest p99 × before', 'floor', 'extra cores after 1st s', 'floor'], ...summary]) + '\n\n');
+    process.stdout.write(
+      table([['medians of the runs', 'honest p99 × before', 'floor', 'extra cores after 1st s', 'floor'], ...summary]) + '\n\n',
+    );
     const ratio = median(ceilings.on) / median(ceilings.off);
     process.stdout.write(
       table([
         ['{ __typename } ceiling (50 connections, 5 s)', 'runs (req/s)', 'median'],
-          ['budgets on (Redis)', ceilings.on.map((r) => r.toFixed(0)).join(', '), median(ceilings.on).toFixed(0)],
-          ['budgets off', ceilings.off.map((r) => r.toFixed(0)).join(', '), median(ceilings.off).toFixed(0)],
-          ['on / off', '', ratio.toFixed(2)],
+        ['budgets on (Redis)', ceilings.on.map((r) => r.toFixed(0)).join(', '), median(ceilings.on).toFixed(0)],
+        ['budgets off', ceilings.off.map((r) => r.toFixed(0)).join(', '), median(ceilings.off).toFixed(0)],
+        ['on / off', '', ratio.toFixed(2)],
       ]) + '\n',
     );
   } finally {

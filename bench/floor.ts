@@ -39,9 +39,14 @@ async function main() {
   await stackUp({ root: ROOT });
   const { database, env: own } = benchRun('floor');
   // the real servers and the floor's have topics of their own: neither reads the other's records
-  const realEnv = { ...process.env, LOG_LEVEL: 'warn', ENTER_RATE_PER_SEC: '1000',
+  const realEnv = {
+    ...process.env,
+    LOG_LEVEL: 'warn',
+    ENTER_RATE_PER_SEC: '1000',
     // the whole crowd comes from this one address: a ceiling it never reaches, still counted in Redis
-    RATE_LIMIT_IP_CEILING_PER_SEC: '10000000', ...own };
+    RATE_LIMIT_IP_CEILING_PER_SEC: '10000000',
+    ...own,
+  };
   const floorEnv = { ...realEnv, TOPIC_PREFIX: `${own.TOPIC_PREFIX}.floor` };
   const real = loadConfig(realEnv);
   const config = loadConfig(floorEnv);
@@ -54,7 +59,11 @@ async function main() {
     const cpu0 = { server: cpuMsOf(pid), broker: cpuMsOf(brokerPid) };
     const r = await load.run({ url: server.base, connections: opts.connections, duration, body: JSON.stringify({ query }) });
     const n = Math.max(1, r.requests);
-    const cpu = { server: ((cpuMsOf(pid) - cpu0.server) * 1000) / n, broker: ((cpuMsOf(brokerPid) - cpu0.broker) * 1000) / n, load: (r.cpuMs * 1000) / n };
+    const cpu = {
+      server: ((cpuMsOf(pid) - cpu0.server) * 1000) / n,
+      broker: ((cpuMsOf(brokerPid) - cpu0.broker) * 1000) / n,
+      load: (r.cpuMs * 1000) / n,
+    };
     process.stdout.write(`${name}: ${Math.round(r.rps)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, errors ${r.errors}\n`);
     return { name, ...r, cpu };
   };
@@ -68,7 +77,8 @@ async function main() {
       await server.stop();
     }
   };
-  const enterQuery = (step: FloorStep) => `mutation { enter(campaignId: "${FLOOR_CAMPAIGNS[step]}") { rejection entry { ticket status position } } }`;
+  const enterQuery = (step: FloorStep) =>
+    `mutation { enter(campaignId: "${FLOOR_CAMPAIGNS[step]}") { rejection entry { ticket status position } } }`;
 
   try {
     // the real ceilings before and after the rungs: a slow moment of the shared machine weighs on both sides
@@ -93,10 +103,36 @@ async function main() {
     const row = (p: Measured, ratios: boolean) => {
       const total = p.cpu.server + p.cpu.broker + p.cpu.load;
       const x = (c: number) => (ratios ? (p.rps / c).toFixed(2) : '');
-      return [p.name, Math.round(p.rps), p.p50, p.p99, x(own), x(ceilingOf('all')), x(ceilingOf('api,writer')), p.errors, f(p.cpu.server), f(p.cpu.broker), f(p.cpu.load), f(total)];
+      return [
+        p.name,
+        Math.round(p.rps),
+        p.p50,
+        p.p99,
+        x(own),
+        x(ceilingOf('all')),
+        x(ceilingOf('api,writer')),
+        p.errors,
+        f(p.cpu.server),
+        f(p.cpu.broker),
+        f(p.cpu.load),
+        f(total),
+      ];
     };
     const out = table([
-      ['phase', 'req/s', 'p50 ms', 'p99 ms', 'x own ceiling', 'x all roles', 'x api,writer', 'errors', 'server µs', 'broker µs', 'load gen µs', 'total µs'],
+      [
+        'phase',
+        'req/s',
+        'p50 ms',
+        'p99 ms',
+        'x own ceiling',
+        'x all roles',
+        'x api,writer',
+        'errors',
+        'server µs',
+        'broker µs',
+        'load gen µs',
+        'total µs',
+      ],
       ...[realBefore.all, realBefore['api,writer']].map((p) => row(p, false)),
       ...[before, ...rungs, after].map((p) => row(p, true)),
       ...[realAfter['api,writer'], realAfter.all].map((p) => row(p, false)),
@@ -116,7 +152,9 @@ async function main() {
 
 /** One token per user, signed before the clock starts (the per-user limit stays out of the way). */
 function tokens(config: ReturnType<typeof loadConfig>, count: number): Promise<string[]> {
-  return Promise.all(Array.from({ length: count }, (_, i) => signToken(config.JWT_SECRET, { sub: `floor-${i}`, expiresIn: '1h' }, tokenShape(config))));
+  return Promise.all(
+    Array.from({ length: count }, (_, i) => signToken(config.JWT_SECRET, { sub: `floor-${i}`, expiresIn: '1h' }, tokenShape(config))),
+  );
 }
 
 main().catch((err) => {

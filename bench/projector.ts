@@ -55,14 +55,38 @@ function burst(campaignId: string, entrants: number, stock: number): CampaignEve
   const at = new Date(now).toISOString();
   const base = { version: EVENT_VERSION, campaignId, occurredAt: at } as const;
   const out: CampaignEvent[] = [
-    { ...base, type: 'CampaignCreated', eventId: eventIds.created(campaignId), title: 'bench', reward: 'bench', stock, opensAt: at, closesAt: new Date(now + 3_600_000).toISOString() },
+    {
+      ...base,
+      type: 'CampaignCreated',
+      eventId: eventIds.created(campaignId),
+      title: 'bench',
+      reward: 'bench',
+      stock,
+      opensAt: at,
+      closesAt: new Date(now + 3_600_000).toISOString(),
+    },
   ];
   for (let i = 0; i < entrants; i++) {
     const userId = `bench-u${i}`;
     out.push({ ...base, type: 'EntrantRegistered', eventId: `entrant:${campaignId}:${userId}:r`, userId });
     if (i < stock) {
-      out.push({ ...base, type: 'WinnerSelected', eventId: eventIds.winner(campaignId, userId), userId, position: i + 1, ticket: `0-${out.length - 1}` });
-      out.push({ ...base, type: 'GifticonIssued', eventId: eventIds.gifticon(campaignId, userId), userId, gifticonId: cryptoMinter.id(), code: cryptoMinter.code(), position: i + 1 });
+      out.push({
+        ...base,
+        type: 'WinnerSelected',
+        eventId: eventIds.winner(campaignId, userId),
+        userId,
+        position: i + 1,
+        ticket: `0-${out.length - 1}`,
+      });
+      out.push({
+        ...base,
+        type: 'GifticonIssued',
+        eventId: eventIds.gifticon(campaignId, userId),
+        userId,
+        gifticonId: cryptoMinter.id(),
+        code: cryptoMinter.code(),
+        position: i + 1,
+      });
     }
   }
   return out;
@@ -125,10 +149,16 @@ async function main() {
     const next = new Map(rows.map((r) => [r.partition, r.nextOffset]));
     return offsets.reduce((sum, o) => sum + Math.max(0, Number(BigInt(o.high) - (next.get(o.partition) ?? 0n))), 0);
   };
-  const applied = async () => Number((await prisma.projectionCheckpoint.aggregate({ where: { projection: PRISMA_PROJECTION, topic }, _sum: { nextOffset: true } }))._sum.nextOffset ?? 0n);
+  const applied = async () =>
+    Number(
+      (await prisma.projectionCheckpoint.aggregate({ where: { projection: PRISMA_PROJECTION, topic }, _sum: { nextOffset: true } }))._sum
+        .nextOffset ?? 0n,
+    );
 
   const events = burst(`bench-${run}`, opts.entrants, opts.stock);
-  console.log(`projector bench: ${fmt(opts.entrants)} entrants, stock ${opts.stock}, ${fmt(events.length)} events, 1 partition, topic ${topic}`);
+  console.log(
+    `projector bench: ${fmt(opts.entrants)} entrants, stock ${opts.stock}, ${fmt(events.length)} events, 1 partition, topic ${topic}`,
+  );
   console.log('     t (s)    appended     applied        lag');
 
   const appender = await EventAppender.connect(kafka, config);
@@ -169,7 +199,12 @@ async function main() {
   const positions = await prisma.entry.aggregate({ _min: { position: true }, _max: { position: true } });
   const winners = await prisma.winner.count();
   const gifticons = await prisma.gifticon.count();
-  const ok = entries === opts.entrants && positions._min.position === 1 && positions._max.position === opts.entrants && winners === Math.min(opts.stock, opts.entrants) && gifticons === winners;
+  const ok =
+    entries === opts.entrants &&
+    positions._min.position === 1 &&
+    positions._max.position === opts.entrants &&
+    winners === Math.min(opts.stock, opts.entrants) &&
+    gifticons === winners;
   const metrics = await shared.metrics.registry.getMetricsAsJSON();
   const counter = (name: string) => Number(metrics.find((m) => m.name === name)?.values[0]?.value ?? 0);
   const batches = counter('firstcome_projector_batches_total');
@@ -181,13 +216,25 @@ async function main() {
     ['append burst', `${fmt(burstSeconds, 2)} s (${fmt(events.length / burstSeconds)} events/s)`],
     ['applied when the burst ended', `${fmt(appliedAtEnd)} (${fmt((100 * appliedAtEnd) / events.length, 1)} %)`],
     ['lag when the burst ended', `${fmt(lagAtEnd)} events`],
-    ['settle time: every gifticon in Postgres', `${fmt(settled - burstEnd, 2)} s after the burst's last append was acknowledged (${fmt(gifts)} gifticons)`],
+    [
+      'settle time: every gifticon in Postgres',
+      `${fmt(settled - burstEnd, 2)} s after the burst's last append was acknowledged (${fmt(gifts)} gifticons)`,
+    ],
     ['caught up (lag 0) after the burst', `${fmt(caughtUp - burstEnd, 2)} s`],
-    ['projector throughput', `${fmt(events.length / projectSeconds)} events/s (burst start to lag 0, sharing the process with the appender)`],
-    ['drain rate after the burst', `${fmt((events.length - appliedAtEnd) / Math.max(0.001, caughtUp - burstEnd))} events/s (the projector alone)`],
+    [
+      'projector throughput',
+      `${fmt(events.length / projectSeconds)} events/s (burst start to lag 0, sharing the process with the appender)`,
+    ],
+    [
+      'drain rate after the burst',
+      `${fmt((events.length - appliedAtEnd) / Math.max(0.001, caughtUp - burstEnd))} events/s (the projector alone)`,
+    ],
     ['CPU per event after the burst', `${cpuLine(cpu, events.length - appliedAtEnd)}: this process / Postgres, with the polls`],
     ['batches (transactions)', `${fmt(batches)}, ${fmt(events.length / Math.max(1, batches))} events each on average`],
-    ['tables', `${fmt(entries)} entries (positions ${positions._min.position}..${positions._max.position}), ${winners} winners, ${gifticons} gifticons: ${ok ? 'OK' : 'WRONG'}`],
+    [
+      'tables',
+      `${fmt(entries)} entries (positions ${positions._min.position}..${positions._max.position}), ${winners} winners, ${gifticons} gifticons: ${ok ? 'OK' : 'WRONG'}`,
+    ],
   ];
   const w = Math.max(...rows.map(([k]) => k.length));
   console.log('\nsummary');

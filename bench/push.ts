@@ -41,9 +41,14 @@ type Push = { t: number; status: string; code: string | null };
 async function main() {
   await stackUp({ root: ROOT });
   const run = randomBytes(3).toString('hex');
-  const env = { TOPIC_PREFIX: `bench-push-${run}`, REDIS_PREFIX: `bench:push:${run}`, ENTER_RATE_PER_SEC: '1000',
+  const env = {
+    TOPIC_PREFIX: `bench-push-${run}`,
+    REDIS_PREFIX: `bench:push:${run}`,
+    ENTER_RATE_PER_SEC: '1000',
     // the whole crowd comes from this one address: a ceiling it never reaches, still counted in Redis
-    RATE_LIMIT_IP_CEILING_PER_SEC: '10000000', LOG_LEVEL: 'warn' };
+    RATE_LIMIT_IP_CEILING_PER_SEC: '10000000',
+    LOG_LEVEL: 'warn',
+  };
   const config = loadConfig({ ...process.env, ...env });
   await migrate(config.DATABASE_URL);
   const port = await freePort();
@@ -57,14 +62,24 @@ async function main() {
   const redis = new Redis(config.REDIS_URL);
   const sockets: Client[] = [];
   try {
-    while (!(await fetch(`${base}/readyz`).then((r) => r.ok, () => false))) await new Promise((r) => setTimeout(r, 200));
+    while (
+      !(await fetch(`${base}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      ))
+    )
+      await new Promise((r) => setTimeout(r, 200));
     const shape = tokenShape(config);
     const admin = await signToken(config.JWT_SECRET, { sub: 'bench-admin', role: 'admin', expiresIn: '1h' }, shape);
     const http = createClient(base, opts.connections);
     const campaign = `push-${run}`;
-    const created = await http.post<{ errors?: unknown }>(admin, `mutation($i: CreateCampaignInput!) { createCampaign(input: $i) { id } }`, {
-      i: { id: campaign, title: 'bench', reward: 'bench', stock: opts.stock, closesAt: new Date(Date.now() + 3_600_000).toISOString() },
-    });
+    const created = await http.post<{ errors?: unknown }>(
+      admin,
+      `mutation($i: CreateCampaignInput!) { createCampaign(input: $i) { id } }`,
+      {
+        i: { id: campaign, title: 'bench', reward: 'bench', stock: opts.stock, closesAt: new Date(Date.now() + 3_600_000).toISOString() },
+      },
+    );
     if (created.body.errors) throw new Error(JSON.stringify(created.body.errors));
 
     process.stdout.write(`signing ${opts.users} tokens… `);
@@ -86,11 +101,19 @@ async function main() {
     await listener.subscribe(changesChannelOf(new RedisOrdering(redis, config.REDIS_PREFIX), campaign));
 
     const every = Math.max(1, Math.floor(opts.users / Math.max(1, opts.watchers)));
-    const watched = users.map((_, i) => i).filter((i) => i % every === 0).slice(0, opts.watchers);
+    const watched = users
+      .map((_, i) => i)
+      .filter((i) => i % every === 0)
+      .slice(0, opts.watchers);
     const pushes = new Map<string, Push[]>();
     process.stdout.write(`opening ${watched.length} subscribed sockets… `);
     await runPool(watched, 100, async (i) => {
-      const client = createLiveClient({ url: `ws://127.0.0.1:${port}/graphql`, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${tokens[i]}` }, retryAttempts: 0 });
+      const client = createLiveClient({
+        url: `ws://127.0.0.1:${port}/graphql`,
+        webSocketImpl: WebSocket,
+        connectionParams: { authorization: `Bearer ${tokens[i]}` },
+        retryAttempts: 0,
+      });
       sockets.push(client);
       const seen: Push[] = [];
       pushes.set(users[i]!, seen);
@@ -116,7 +139,11 @@ async function main() {
     const started = performance.now();
     const entered = new Set<string>();
     await runPool(users, opts.connections, async (u, i) => {
-      const r = await http.post<{ data?: { enter: { rejection: string | null } } }>(tokens[i]!, `mutation($c: ID!) { enter(campaignId: $c) { rejection } }`, { c: campaign });
+      const r = await http.post<{ data?: { enter: { rejection: string | null } } }>(
+        tokens[i]!,
+        `mutation($c: ID!) { enter(campaignId: $c) { rejection } }`,
+        { c: campaign },
+      );
       if (r.body.data?.enter.rejection === null) entered.add(u);
     });
     const crowdS = (performance.now() - started) / 1000;

@@ -32,14 +32,33 @@ import { benchRun } from './run.js';
 const opts = new Command()
   .option('--entrants <n>', 'distinct entrants of the campaign', (v) => Number(v), 100_000)
   .option('--stock <n>', 'stock of the campaign', (v) => Number(v), 300)
-  .option('--repeat <n>', 'replay: run the two replay jobs this many times over the same log, and report each run and the medians', (v) => Number(v), 1)
+  .option(
+    '--repeat <n>',
+    'replay: run the two replay jobs this many times over the same log, and report each run and the medians',
+    (v) => Number(v),
+    1,
+  )
   .option('--section <name>', 'replay (the replay jobs), bounded (rebuilds after a flush) or all', 'all')
-  .option('--bounded-cases <list>', 'bounded: closed campaigns behind the open one, one partition per case', (v) => v.split(',').map(Number), [0, 10, 100])
+  .option(
+    '--bounded-cases <list>',
+    'bounded: closed campaigns behind the open one, one partition per case',
+    (v) => v.split(',').map(Number),
+    [0, 10, 100],
+  )
   .option('--open-entrants <n>', 'bounded: entrants of the open campaign', (v) => Number(v), 20_000)
   .option('--closed-entrants <n>', 'bounded: entrants of each closed campaign', (v) => Number(v), 10_000)
   .option('--rounds <n>', 'bounded: flushes of each case, in turn; the table gives their median', (v) => Number(v), 3)
   .parse()
-  .opts<{ entrants: number; stock: number; repeat: number; section: 'replay' | 'bounded' | 'all'; boundedCases: number[]; openEntrants: number; closedEntrants: number; rounds: number }>();
+  .opts<{
+    entrants: number;
+    stock: number;
+    repeat: number;
+    section: 'replay' | 'bounded' | 'all';
+    boundedCases: number[];
+    openEntrants: number;
+    closedEntrants: number;
+    rounds: number;
+  }>();
 
 const { run, env: own } = benchRun('replay');
 const { EVENTSTORE_URL: _archive, ...env } = process.env;
@@ -78,8 +97,15 @@ async function main() {
     const base = { version: EVENT_VERSION, campaignId } as const;
     const instance = `bench-${run}-${process.pid}`;
     const created: CampaignEvent = {
-      ...base, type: 'CampaignCreated', eventId: eventIds.created(campaignId), occurredAt: new Date(now).toISOString(),
-      title: 'bench', reward: 'bench', stock: opts.stock, opensAt: new Date(now).toISOString(), closesAt: new Date(now + 3_600_000).toISOString(),
+      ...base,
+      type: 'CampaignCreated',
+      eventId: eventIds.created(campaignId),
+      occurredAt: new Date(now).toISOString(),
+      title: 'bench',
+      reward: 'bench',
+      stock: opts.stock,
+      opensAt: new Date(now).toISOString(),
+      closesAt: new Date(now + 3_600_000).toISOString(),
     };
     await appender.append(created);
     const pending: Promise<unknown>[] = [];
@@ -96,7 +122,10 @@ async function main() {
     // 2. decided live and projected: the decider's winners, the projector's entries
     const t1 = performance.now();
     for (;;) {
-      const [entries, gifts] = await Promise.all([prisma.entry.count({ where: { campaignId } }), prisma.gifticon.count({ where: { campaignId } })]);
+      const [entries, gifts] = await Promise.all([
+        prisma.entry.count({ where: { campaignId } }),
+        prisma.gifticon.count({ where: { campaignId } }),
+      ]);
       const cp = await prisma.projectionCheckpoint.findFirst({ where: { topic } });
       if (entries === opts.entrants && gifts === opts.stock && cp && cp.nextOffset >= (await high())) break;
       await sleep(250);
@@ -117,17 +146,34 @@ async function main() {
 
     // 3. replay(REDIS): keys and sentinel deleted, the decider replays the partition from offset 0
     // 4. replay(DATABASE): checkpoint rewound, the projector re-applies the partition
-    const runs: { redis: NonNullable<ReplayResult['redis']>; redisWallS: number; database: NonNullable<ReplayResult['database']>; databaseWallS: number; cpu: { node: number; postgres: number } }[] = [];
+    const runs: {
+      redis: NonNullable<ReplayResult['redis']>;
+      redisWallS: number;
+      database: NonNullable<ReplayResult['database']>;
+      databaseWallS: number;
+      cpu: { node: number; postgres: number };
+    }[] = [];
     for (let i = 0; i < opts.repeat; i++) {
       const redisJob = await runJob<{ result: ReplayResult }>(String((await queueReplay(handle, 'REDIS', null)).attrs._id));
-      const { job: dbJob, cpu } = await withCpu(prisma, async () => runJob<{ result: ReplayResult }>(String((await queueReplay(handle, 'DATABASE', null)).attrs._id)));
+      const { job: dbJob, cpu } = await withCpu(prisma, async () =>
+        runJob<{ result: ReplayResult }>(String((await queueReplay(handle, 'DATABASE', null)).attrs._id)),
+      );
       const entriesAfter = await prisma.entry.count({ where: { campaignId } });
       const line = await lineSize(ordering, campaignId);
-      if (entriesAfter !== opts.entrants || line !== opts.entrants) throw new Error(`replays lost entries: ${entriesAfter} rows, ${line} in the line`);
-      runs.push({ redis: redisJob.data.result.redis!, redisWallS: redisJob.wallS, database: dbJob.data.result.database!, databaseWallS: dbJob.wallS, cpu });
+      if (entriesAfter !== opts.entrants || line !== opts.entrants)
+        throw new Error(`replays lost entries: ${entriesAfter} rows, ${line} in the line`);
+      runs.push({
+        redis: redisJob.data.result.redis!,
+        redisWallS: redisJob.wallS,
+        database: dbJob.data.result.database!,
+        databaseWallS: dbJob.wallS,
+        cpu,
+      });
       if (opts.repeat > 1) {
         const x = runs.at(-1)!;
-        say(`run ${i + 1}: replay(REDIS) ${fmt(x.redis.events / x.redis.seconds)} events/s, replay(DATABASE) ${fmt(x.database.events / x.database.seconds)} events/s, ${cpuLine(x.cpu, x.database.events)}`);
+        say(
+          `run ${i + 1}: replay(REDIS) ${fmt(x.redis.events / x.redis.seconds)} events/s, replay(DATABASE) ${fmt(x.database.events / x.database.seconds)} events/s, ${cpuLine(x.cpu, x.database.events)}`,
+        );
       }
     }
     const r = { events: runs[0]!.redis.events, seconds: median(runs.map((x) => x.redis.seconds)) };
@@ -138,15 +184,26 @@ async function main() {
     // 5. a report over the N entries, in chunks of 1,000
     const reportJob = await runJob<{ result: ReportResult }>(String((await queueReport(handle, campaignId)).attrs._id));
     const rep = reportJob.data.result;
-    if (rep.entrants !== opts.entrants || rep.winners !== opts.stock || rep.issued !== opts.stock) throw new Error(`report counts wrong: ${JSON.stringify(rep)}`);
+    if (rep.entrants !== opts.entrants || rep.winners !== opts.stock || rep.issued !== opts.stock)
+      throw new Error(`report counts wrong: ${JSON.stringify(rep)}`);
 
     say('');
-    say(`| measure (${fmt(events)} records, ${fmt(opts.entrants)} entrants, stock ${opts.stock}${opts.repeat > 1 ? `; replays: medians of ${opts.repeat} runs` : ''}) | time | throughput |`);
+    say(
+      `| measure (${fmt(events)} records, ${fmt(opts.entrants)} entrants, stock ${opts.stock}${opts.repeat > 1 ? `; replays: medians of ${opts.repeat} runs` : ''}) | time | throughput |`,
+    );
     say('|---|---|---|');
-    say(`| replay(REDIS): decider rebuild from offset 0 | ${fmt(r.seconds, 2)} s (job ${fmt(redisJob.wallS, 2)} s) | ${fmt(r.events / r.seconds)} events/s |`);
-    say(`| replay(DATABASE): projector re-apply from offset 0 | ${fmt(d.seconds, 2)} s (job ${fmt(dbJob.wallS, 2)} s) | ${fmt(d.events / d.seconds)} events/s |`);
-    say(`| replay(DATABASE): CPU per event, this process / Postgres | ${cpuLine(dbCpu, d.events)} | ${fmt(d.events / (dbCpu.node + dbCpu.postgres))} events per CPU-second |`);
-    say(`| report over ${fmt(rep.entrants)} entries (${rep.chunks} chunks of 1,000) | ${fmt(rep.countSeconds, 2)} s counting, ${fmt(rep.seconds, 2)} s in all (job ${fmt(reportJob.wallS, 2)} s) | ${fmt(rep.entrants / rep.countSeconds)} entries/s |`);
+    say(
+      `| replay(REDIS): decider rebuild from offset 0 | ${fmt(r.seconds, 2)} s (job ${fmt(redisJob.wallS, 2)} s) | ${fmt(r.events / r.seconds)} events/s |`,
+    );
+    say(
+      `| replay(DATABASE): projector re-apply from offset 0 | ${fmt(d.seconds, 2)} s (job ${fmt(dbJob.wallS, 2)} s) | ${fmt(d.events / d.seconds)} events/s |`,
+    );
+    say(
+      `| replay(DATABASE): CPU per event, this process / Postgres | ${cpuLine(dbCpu, d.events)} | ${fmt(d.events / (dbCpu.node + dbCpu.postgres))} events per CPU-second |`,
+    );
+    say(
+      `| report over ${fmt(rep.entrants)} entries (${rep.chunks} chunks of 1,000) | ${fmt(rep.countSeconds, 2)} s counting, ${fmt(rep.seconds, 2)} s in all (job ${fmt(reportJob.wallS, 2)} s) | ${fmt(rep.entrants / rep.countSeconds)} entries/s |`,
+    );
   } finally {
     await app.stop();
     await handle.close();
@@ -162,7 +219,13 @@ async function main() {
 
 /** The bounded-rebuild section (bench/boundedRebuild.ts): its own topic, keys and database. */
 async function bounded() {
-  const o = { cases: opts.boundedCases, openEntrants: opts.openEntrants, closedEntrants: opts.closedEntrants, stock: opts.stock, rounds: opts.rounds };
+  const o = {
+    cases: opts.boundedCases,
+    openEntrants: opts.openEntrants,
+    closedEntrants: opts.closedEntrants,
+    stock: opts.stock,
+    rounds: opts.rounds,
+  };
   say('');
   say(`bounded rebuilds: ${o.cases.join(', ')} closed campaigns behind an open one, one partition each`);
   printBoundedRebuild(await benchBoundedRebuild(o), o);

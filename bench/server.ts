@@ -17,7 +17,12 @@ export interface BenchServer {
 }
 
 /** A server process of the bench (`node [nodeArgs] --import tsx <script> [args]`), once its /readyz answers 200. */
-export async function startServer(script: string, args: readonly string[], env: NodeJS.ProcessEnv, nodeArgs: readonly string[] = []): Promise<BenchServer> {
+export async function startServer(
+  script: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  nodeArgs: readonly string[] = [],
+): Promise<BenchServer> {
   const port = await freePort();
   const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script, ...args], {
     cwd: ROOT,
@@ -34,7 +39,12 @@ export async function startServer(script: string, args: readonly string[], env: 
     },
   };
   try {
-    while (!(await fetch(`${server.base}/readyz`).then((r) => r.ok, () => false))) {
+    while (
+      !(await fetch(`${server.base}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      ))
+    ) {
       if (child.exitCode !== null) throw new Error(`${script} exited with ${child.exitCode} before it was ready`);
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -46,7 +56,10 @@ export async function startServer(script: string, args: readonly string[], env: 
 }
 
 /** A run's topics, Redis keys and database (`benchRun`'s) go with it: the shared services serve other users too. */
-export async function cleanUpRun(config: Pick<Config, 'REDIS_URL' | 'REDIS_PREFIX' | 'KAFKA_BROKERS' | 'topics' | 'DATABASE_URL'>, database: string | null): Promise<void> {
+export async function cleanUpRun(
+  config: Pick<Config, 'REDIS_URL' | 'REDIS_PREFIX' | 'KAFKA_BROKERS' | 'topics' | 'DATABASE_URL'>,
+  database: string | null,
+): Promise<void> {
   const redis = new Redis(config.REDIS_URL);
   try {
     const stream = redis.scanStream({ match: `${config.REDIS_PREFIX}:*`, count: 1000 });

@@ -41,8 +41,20 @@ async function main() {
   process.stdout.write(`signing ${n} tokens of each kind… `);
   const kinds: [string, string[]][] = [
     ['HS256', await Promise.all(subs.map((sub) => signToken(SECRET, { sub, expiresIn: '1h' })))],
-    ['RS256 (JWKS, 2048-bit)', await Promise.all(subs.map((sub) => new SignJWT({ sub }).setProtectedHeader({ alg: 'RS256', kid: 'rsa' }).setExpirationTime('1h').sign(rsa.privateKey)))],
-    ['ES256 (JWKS, P-256)', await Promise.all(subs.map((sub) => new SignJWT({ sub }).setProtectedHeader({ alg: 'ES256', kid: 'ec' }).setExpirationTime('1h').sign(ec.privateKey)))],
+    [
+      'RS256 (JWKS, 2048-bit)',
+      await Promise.all(
+        subs.map((sub) =>
+          new SignJWT({ sub }).setProtectedHeader({ alg: 'RS256', kid: 'rsa' }).setExpirationTime('1h').sign(rsa.privateKey),
+        ),
+      ),
+    ],
+    [
+      'ES256 (JWKS, P-256)',
+      await Promise.all(
+        subs.map((sub) => new SignJWT({ sub }).setProtectedHeader({ alg: 'ES256', kid: 'ec' }).setExpirationTime('1h').sign(ec.privateKey)),
+      ),
+    ],
   ];
   process.stdout.write('done\n');
 

@@ -37,13 +37,29 @@ export const projectorProcessors: ReadSideFactory = async (shared) => {
 
   const tablesLag = new Lag(PRISMA_PROJECTION, log);
   lags.push(tablesLag);
-  const tables = new PrismaTables(prisma, topic, tablesLag, shared.parking, health.reporter(`projector/${PRISMA_PROJECTION}`), config.DATABASE_URL, shared.logIdentity);
+  const tables = new PrismaTables(
+    prisma,
+    topic,
+    tablesLag,
+    shared.parking,
+    health.reporter(`projector/${PRISMA_PROJECTION}`),
+    config.DATABASE_URL,
+    shared.logIdentity,
+  );
   processors.push(tables);
   metrics.counterFrom('firstcome_projector_batches_total', 'batches written to the Prisma tables', () => tables.stats.batches);
   metrics.counterFrom('firstcome_projector_events_total', 'events applied to the Prisma tables', () => tables.stats.events);
   metrics.counterFrom('firstcome_projector_rewinds_total', 'times a checkpoint was found moved (replays)', () => tables.stats.rewinds);
-  metrics.counterFrom('firstcome_projector_lookups_total', 'batch writes that looked up which of their users the tables already hold', () => tables.stats.lookups);
-  metrics.counterFrom('firstcome_projector_lookup_retries_total', "batch writes refused for a user's second entry and written again with the lookup", () => tables.stats.retries);
+  metrics.counterFrom(
+    'firstcome_projector_lookups_total',
+    'batch writes that looked up which of their users the tables already hold',
+    () => tables.stats.lookups,
+  );
+  metrics.counterFrom(
+    'firstcome_projector_lookup_retries_total',
+    "batch writes refused for a user's second entry and written again with the lookup",
+    () => tables.stats.retries,
+  );
 
   let archive: EventStoreArchive | null = null;
   if (config.EVENTSTORE_URL) {
@@ -54,7 +70,14 @@ export const projectorProcessors: ReadSideFactory = async (shared) => {
     ]);
     const archiveLag = new Lag(ARCHIVE_PROJECTION, log);
     lags.push(archiveLag);
-    archive = new EventStoreArchive(createEventStore(config.EVENTSTORE_URL), prisma, topic, archiveLag, health.reporter(`projector/${ARCHIVE_PROJECTION}`), shared.logIdentity);
+    archive = new EventStoreArchive(
+      createEventStore(config.EVENTSTORE_URL),
+      prisma,
+      topic,
+      archiveLag,
+      health.reporter(`projector/${ARCHIVE_PROJECTION}`),
+      shared.logIdentity,
+    );
     processors.push(archive);
     const a = archive;
     metrics.counterFrom('firstcome_archive_events_total', 'events appended to EventStoreDB', () => a.stats.appended);

@@ -73,7 +73,11 @@ export async function stackUp(opts: StackOptions = {}): Promise<ServiceResult[]>
     let r: ServiceResult;
     try {
       const res =
-        name === 'kafka' ? await upKafka(p, env, opts.kafkaReadyTimeoutMs, log) : name === 'redis' ? await upRedis(p, env) : await upPostgres(p, env);
+        name === 'kafka'
+          ? await upKafka(p, env, opts.kafkaReadyTimeoutMs, log)
+          : name === 'redis'
+            ? await upRedis(p, env)
+            : await upPostgres(p, env);
       r = { ...res, seconds: elapsed(t0) };
     } catch (e) {
       r = { name, status: 'failed', address: '-', seconds: elapsed(t0), detail: e instanceof Error ? e.message : String(e) };
@@ -153,7 +157,11 @@ async function main(): Promise<void> {
       console.log(`kafka cluster  ${r.kafka}  ${r.env.KAFKA_BROKERS}`);
       console.log(`redis cluster  ${r.redis}  ${r.env.REDIS_CLUSTER_NODES}`);
       console.log(`cluster up in ${elapsed(t0).toFixed(1)}s; run firstcome on it with:`);
-      console.log(Object.entries(r.env).map(([k, v]) => `export ${k}=${v}`).join('\n'));
+      console.log(
+        Object.entries(r.env)
+          .map(([k, v]) => `export ${k}=${v}`)
+          .join('\n'),
+      );
     } else if (cluster && cmd === 'down') {
       await clusterStackDown({ log });
     } else if (cmd === 'up') {

@@ -24,7 +24,14 @@ import { EventAppender } from './infra/kafka/appender.js';
 import { Parking } from './infra/kafka/parking.js';
 import { createPrisma } from './infra/prisma/client.js';
 import { prepareDatabase } from './infra/prisma/prepare.js';
-import { ChannelSubscriber, createRedis, EnterGate, RedisOrdering, replyChannelOf, writerPorts } from '../projections/redis-ordering/index.js';
+import {
+  ChannelSubscriber,
+  createRedis,
+  EnterGate,
+  RedisOrdering,
+  replyChannelOf,
+  writerPorts,
+} from '../projections/redis-ordering/index.js';
 import { logger, type Logger } from './logger.js';
 import { createMetrics, type Timing } from './metrics.js';
 
@@ -60,7 +67,10 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
 
   // the read side's own thread loads while this one connects and prepares the database
   const readSideRoleNames = readSideRoles(roles);
-  const readSideThread = roles.includes('api') && config.READ_SIDE_THREAD && readSideRoleNames.length > 0 ? new ReadSideThread(config, instance, readSideRoleNames) : null;
+  const readSideThread =
+    roles.includes('api') && config.READ_SIDE_THREAD && readSideRoleNames.length > 0
+      ? new ReadSideThread(config, instance, readSideRoleNames)
+      : null;
 
   const kafka = createKafka(config, `firstcome-${instance}`);
   const admin = kafka.admin();
@@ -92,7 +102,12 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
       if (kafkaDown) failing.kafka = kafkaDown;
       Object.assign(failing, health.failing());
       // consumers: every role started and its consumers assigned; failing: what is failing now, with its last error
-      const checks: Record<string, boolean> = { kafka: !kafkaDown, redis: redisOk, postgres: pgOk, consumers: started && handles.every((h) => h.ready()) };
+      const checks: Record<string, boolean> = {
+        kafka: !kafkaDown,
+        redis: redisOk,
+        postgres: pgOk,
+        consumers: started && handles.every((h) => h.ready()),
+      };
       return { ok: Object.values(checks).every(Boolean) && Object.keys(failing).length === 0, checks, failing };
     },
     metrics: async () => {
@@ -109,11 +124,16 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
 
   // Kafka away at start: the process stays up, not ready, and tries again with a backoff, saying
   // on /readyz what it waits for (as it does for Postgres)
-  const logIdentity = await untilKafka(config, log, (why) => (kafkaDown = why), async () => {
-    await admin.connect();
-    await ensureTopics(admin, config, kafka);
-    return readLogIdentity(kafka, admin, config.topics.events);
-  });
+  const logIdentity = await untilKafka(
+    config,
+    log,
+    (why) => (kafkaDown = why),
+    async () => {
+      await admin.connect();
+      await ensureTopics(admin, config, kafka);
+      return readLogIdentity(kafka, admin, config.topics.events);
+    },
+  );
   kafkaDown = null;
   const kafkaProbe = setInterval(() => {
     admin.describeCluster().then(
@@ -123,15 +143,32 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   }, 2000);
   const ordering = new RedisOrdering(redis, config.REDIS_PREFIX, identityKey(logIdentity));
   const parking = await Parking.connect(kafka, config);
-  const shared: Shared = { config, kafka, redis, ordering, prisma, metrics, parking, health, readSide: { ready: () => readSide?.ready() ?? false }, instance, logIdentity };
+  const shared: Shared = {
+    config,
+    kafka,
+    redis,
+    ordering,
+    prisma,
+    metrics,
+    parking,
+    health,
+    readSide: { ready: () => readSide?.ready() ?? false },
+    instance,
+    logIdentity,
+  };
   // a single writer in its own thread parks with its own producer and reports its count
   let threadParked = 0;
-  metrics.labeledCounterFrom('firstcome_parked_total', 'records parked in the dead-letter topic, by the consumer that met them', 'consumer', () => {
-    const counts = new Map(parking.counts);
-    if (threadParked > 0) counts.set(WRITER, (counts.get(WRITER) ?? 0) + threadParked);
-    for (const [consumer, n] of readSideMetrics?.parked ?? []) counts.set(consumer, (counts.get(consumer) ?? 0) + n);
-    return counts;
-  });
+  metrics.labeledCounterFrom(
+    'firstcome_parked_total',
+    'records parked in the dead-letter topic, by the consumer that met them',
+    'consumer',
+    () => {
+      const counts = new Map(parking.counts);
+      if (threadParked > 0) counts.set(WRITER, (counts.get(WRITER) ?? 0) + threadParked);
+      for (const [consumer, n] of readSideMetrics?.parked ?? []) counts.set(consumer, (counts.get(consumer) ?? 0) + n);
+      return counts;
+    },
+  );
 
   try {
     await prepareDatabase(config, health.reporter('postgres'), log);
@@ -183,7 +220,9 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   const readSideStarting = readSideThread
     ? readSideThread.start(health, logIdentity)
     : readSideRoleNames.length > 0
-      ? loadReadSide(readSideRoleNames).then((parts) => startReadSide({ config, kafka, prisma, metrics, parking, health, instance, logIdentity } satisfies ReadSideShared, parts))
+      ? loadReadSide(readSideRoleNames).then((parts) =>
+          startReadSide({ config, kafka, prisma, metrics, parking, health, instance, logIdentity } satisfies ReadSideShared, parts),
+        )
       : null;
   // a failure of the other roles first does not leave it unhandled
   readSideStarting?.catch(() => undefined);
@@ -280,7 +319,14 @@ interface WriterHandle extends RoleHandle {
 
 async function startWriter(shared: Shared, health: HealthReporter): Promise<WriterHandle> {
   const bound = new ReadModelRebuildBound(shared.prisma, shared.kafka, shared.config);
-  const writer = new SingleWriter(shared.kafka, writerPorts(shared.ordering, shared.config.topics.events), shared.config, shared.parking, undefined, bound);
+  const writer = new SingleWriter(
+    shared.kafka,
+    writerPorts(shared.ordering, shared.config.topics.events),
+    shared.config,
+    shared.parking,
+    undefined,
+    bound,
+  );
   writer.health = health;
   let assigned = false;
   const handle: WriterHandle = {

@@ -26,7 +26,12 @@ const schema = z.object({
   KAFKA_BROKERS: z
     .string()
     .default('127.0.0.1:9092')
-    .transform((s) => s.split(',').map((b) => b.trim()).filter(Boolean))
+    .transform((s) =>
+      s
+        .split(',')
+        .map((b) => b.trim())
+        .filter(Boolean),
+    )
     .refine((bs) => bs.length > 0 && bs.every((b) => /^[^:\s]+:\d+$/.test(b)), 'expected host:port[,host:port…]'),
   /** The one Redis, when REDIS_CLUSTER_NODES is unset. */
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
@@ -34,8 +39,17 @@ const schema = z.object({
   REDIS_CLUSTER_NODES: unsetIfEmpty(
     z
       .string()
-      .transform((s) => s.split(',').map((n) => n.trim()).filter(Boolean))
-      .refine((ns) => ns.length > 0 && ns.every((n) => /^(\[[0-9a-fA-F:.]+\]|[^:\s,[\]]+):\d{1,5}$/.test(n) && Number(n.split(':').pop()) <= 65535), 'expected host:port[,host:port…]'),
+      .transform((s) =>
+        s
+          .split(',')
+          .map((n) => n.trim())
+          .filter(Boolean),
+      )
+      .refine(
+        (ns) =>
+          ns.length > 0 && ns.every((n) => /^(\[[0-9a-fA-F:.]+\]|[^:\s,[\]]+):\d{1,5}$/.test(n) && Number(n.split(':').pop()) <= 65535),
+        'expected host:port[,host:port…]',
+      ),
   ),
   /** The Postgres database of the read side and the jobs; created if missing. */
   DATABASE_URL: z
@@ -57,9 +71,15 @@ const schema = z.object({
    */
   CHALLENGE_SECRET: unsetIfEmpty(z.string().min(16, 'must be at least 16 characters')),
   /** Prefix of every Kafka topic and group id, so test suites and tenants never collide. */
-  TOPIC_PREFIX: z.string().regex(/^[a-zA-Z0-9._-]{1,100}$/).default('firstcome'),
+  TOPIC_PREFIX: z
+    .string()
+    .regex(/^[a-zA-Z0-9._-]{1,100}$/)
+    .default('firstcome'),
   /** Prefix of every Redis key. */
-  REDIS_PREFIX: z.string().regex(/^[a-zA-Z0-9._:-]{1,64}$/).default('fc'),
+  REDIS_PREFIX: z
+    .string()
+    .regex(/^[a-zA-Z0-9._:-]{1,64}$/)
+    .default('fc'),
   /** Partitions of the campaign-events topic: one active campaign per partition at a time; fixed once the topic exists. */
   EVENT_PARTITIONS: z.coerce.number().int().min(1).max(256).default(6),
   /** Replicas of a topic firstcome creates; unset: as many brokers as answer, at most 3 (min in-sync: 2 where there are 2 or more). */
@@ -99,9 +119,17 @@ const schema = z.object({
   /** Requests per second one user may send to `enter` before RATE_LIMITED. */
   ENTER_RATE_PER_SEC: z.coerce.number().int().min(1).default(20),
   /** Redis keys of campaigns closed longer than this are removed by the cleanup job. */
-  REDIS_RETENTION_HOURS: z.coerce.number().min(0).default(24 * 7),
+  REDIS_RETENTION_HOURS: z.coerce
+    .number()
+    .min(0)
+    .default(24 * 7),
   /** RS256/ES256 tokens whose `kid` is in this JWKS are accepted too. */
-  JWT_JWKS_URL: unsetIfEmpty(z.string().url().refine((u) => /^https?:\/\//.test(u), 'expected an http(s) URL')),
+  JWT_JWKS_URL: unsetIfEmpty(
+    z
+      .string()
+      .url()
+      .refine((u) => /^https?:\/\//.test(u), 'expected an http(s) URL'),
+  ),
   /** Least time between two fetches of the JWKS (an unknown `kid` asks for one). */
   JWT_JWKS_COOLDOWN_MS: z.coerce.number().int().min(0).default(30_000),
   /** When set, every token (HS256 too) must carry this `iss`. */
@@ -116,7 +144,12 @@ const schema = z.object({
   CORS_ORIGINS: unsetIfEmpty(
     z
       .string()
-      .transform((s) => s.split(',').map((o) => o.trim()).filter(Boolean))
+      .transform((s) =>
+        s
+          .split(',')
+          .map((o) => o.trim())
+          .filter(Boolean),
+      )
       .refine((os) => os.every((o) => /^https?:\/\/[^/\s,]+$/.test(o)), 'expected scheme://host[:port][,scheme://host[:port]…]'),
   ),
   /** Requests per second from one client address that carry no valid token; 0 turns the limit off. */
@@ -153,7 +186,16 @@ const schema = z.object({
   TRUST_PROXY: unsetIfEmpty(
     z
       .string()
-      .transform((s): true | number | string[] => (s === 'true' ? true : /^\d+$/.test(s) ? Number(s) : s.split(',').map((a) => a.trim()).filter(Boolean)))
+      .transform((s): true | number | string[] =>
+        s === 'true'
+          ? true
+          : /^\d+$/.test(s)
+            ? Number(s)
+            : s
+                .split(',')
+                .map((a) => a.trim())
+                .filter(Boolean),
+      )
       .refine((t) => {
         if (typeof t !== 'object') return true;
         try {
@@ -178,7 +220,11 @@ const schema = z.object({
    */
   GRAPHQL_MAX_COST: limit(100_000),
   /** Bigger request bodies are answered 413 before they are read to the end. */
-  GRAPHQL_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(64 * 1024),
+  GRAPHQL_MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(64 * 1024),
   /** GraphQL subscriptions (graphql-ws): live operations one socket may hold. */
   WS_MAX_SUBSCRIPTIONS_PER_SOCKET: limit(10),
   /** WebSocket connections one client address may hold open at once, counted before `connection_init`. */

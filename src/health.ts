@@ -76,7 +76,10 @@ export function describeError(err: unknown): string {
     if (!text.trim() && err instanceof AggregateError && err.errors[0] instanceof Error) text = err.errors[0].message;
     if (!text.trim()) text = (err as { code?: string }).code ?? err.name;
   } else text = String(err);
-  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const line = (lines.at(-1) ?? 'unknown error')
     .replace(/([a-z][a-z0-9+.-]*:\/\/)[^\s/@]+@/gi, '$1***@')
     .replace(/(password\s*[=:]\s*)("[^"]*"|'[^']*'|\S+)/gi, '$1***');

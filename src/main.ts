@@ -11,7 +11,10 @@ const program = new Command()
   .description('first-come-first-served gift drops: API, single writer, projectors and batch worker')
   .addOption(
     new Option('--roles <roles>', `comma-separated roles (${ROLES.join(', ')})`).default(ROLES.join(',')).argParser((v) => {
-      const roles = v.split(',').map((r) => r.trim()).filter(Boolean);
+      const roles = v
+        .split(',')
+        .map((r) => r.trim())
+        .filter(Boolean);
       return roles.map((r) => {
         const alias = ROLE_ALIASES[r];
         if (alias) {
@@ -34,10 +37,13 @@ async function main() {
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.on(sig, () => {
       if (++signals > 1) process.exit(1);
-      app.stop().then(() => process.exit(0), (err) => {
-        logger.error({ err }, 'shutdown failed');
-        process.exit(1);
-      });
+      app.stop().then(
+        () => process.exit(0),
+        (err) => {
+          logger.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
     });
   }
 }

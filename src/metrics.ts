@@ -65,7 +65,15 @@ export function createMetrics() {
     if (size !== undefined) batchSize.observe({ stage: name }, size);
   };
   const gauge = (name: string, help: string, collect: () => number, labelNames: string[] = []) =>
-    new Gauge({ name, help, labelNames, registers: [registry], collect() { this.set(collect()); } });
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.set(collect());
+      },
+    });
   const counterFrom = counterOn(registry);
   /** A counter per label value, read from a source that counts by itself (e.g. records parked per consumer). */
   const labeledCounterFrom = (name: string, help: string, label: string, read: () => Iterable<[string, number]>) =>

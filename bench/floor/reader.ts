@@ -56,7 +56,8 @@ await consumer.run({
         placed.set(e.campaignId, position);
         const ticket = ticketOf(partition, offset);
         replies.push({ request: e.replyTo.request, ticket, position });
-        if (e.campaignId === FLOOR_CAMPAIGNS.decide) outputs.push(...eventsForPlace(e.campaignId, Number.MAX_SAFE_INTEGER, e.userId, { position, ticket }, now, cryptoMinter));
+        if (e.campaignId === FLOOR_CAMPAIGNS.decide)
+          outputs.push(...eventsForPlace(e.campaignId, Number.MAX_SAFE_INTEGER, e.userId, { position, ticket }, now, cryptoMinter));
       }
     }
     if (replies.length > 0) port.postMessage(replies);

@@ -34,7 +34,25 @@ export function wrkGenerator(tokens: string[], threads: number, bodies?: string[
     describe: `wrk, ${threads} thread${threads === 1 ? '' : 's'}`,
     run: async ({ url, connections, duration, body }: LoadPhase): Promise<LoadResult> => {
       // --timeout: autocannon's 10 s; wrk counts an answer slower than it as a timeout
-      const args = ['-t', String(threads), '-c', String(connections), '-d', `${duration}s`, '--timeout', '10s', '-s', SCRIPT, `${url}/graphql`, '--', tokensFile, body, String(threads), String(connections), ...(bodies ? [bodiesFile] : [])];
+      const args = [
+        '-t',
+        String(threads),
+        '-c',
+        String(connections),
+        '-d',
+        `${duration}s`,
+        '--timeout',
+        '10s',
+        '-s',
+        SCRIPT,
+        `${url}/graphql`,
+        '--',
+        tokensFile,
+        body,
+        String(threads),
+        String(connections),
+        ...(bodies ? [bodiesFile] : []),
+      ];
       const wrk = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
@@ -65,7 +83,22 @@ interface WrkLine {
   correctedP99Us: number;
   cpuTicks: number;
 }
-const FIELDS: (keyof WrkLine)[] = ['requests', 'durationUs', 'sent', 'reused', 'non2xx', 'graphqlErrors', 'socketErrors', 'timeouts', 'p50Us', 'p99Us', 'samples', 'correctedP50Us', 'correctedP99Us', 'cpuTicks'];
+const FIELDS: (keyof WrkLine)[] = [
+  'requests',
+  'durationUs',
+  'sent',
+  'reused',
+  'non2xx',
+  'graphqlErrors',
+  'socketErrors',
+  'timeouts',
+  'p50Us',
+  'p99Us',
+  'samples',
+  'correctedP50Us',
+  'correctedP99Us',
+  'cpuTicks',
+];
 
 /**
  * A phase's result from wrk's stdout. The script undoes wrk's coordinated-omission correction of
@@ -80,7 +113,9 @@ export function wrkResult(stdout: string): LoadResult {
   for (const f of FIELDS) if (typeof raw[f] !== 'number') throw new Error(`wrk's result line has no number ${f}: ${line}`);
   const r = raw as unknown as WrkLine;
   if (r.samples !== r.requests - r.timeouts) {
-    throw new Error(`wrk's latency histogram holds ${r.samples} samples for ${r.requests - r.timeouts} answers within the timeout: not wrk 4.1's layout? (bench --generator autocannon measures without it)`);
+    throw new Error(
+      `wrk's latency histogram holds ${r.samples} samples for ${r.requests - r.timeouts} answers within the timeout: not wrk 4.1's layout? (bench --generator autocannon measures without it)`,
+    );
   }
   if (r.cpuTicks < 0) throw new Error('wrk could not read /proc/self/stat');
   const ms = (us: number) => Math.round(us / 100) / 10;

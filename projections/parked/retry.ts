@@ -35,14 +35,20 @@ export async function retryParked(deps: RetryDeps, id: string): Promise<RetryOut
   const row = await prisma.parkedRecord.findUnique({ where: { id } });
   if (!row) return { kind: 'not-found' };
   if (row.status === 'RETRIED') return { kind: 'retried', row };
-  const claimed = await prisma.parkedRecord.updateMany({ where: { id, status: 'PARKED', attempts: row.attempts }, data: { attempts: row.attempts + 1 } });
+  const claimed = await prisma.parkedRecord.updateMany({
+    where: { id, status: 'PARKED', attempts: row.attempts },
+    data: { attempts: row.attempts + 1 },
+  });
   if (claimed.count === 0) return outcome(await prisma.parkedRecord.findUniqueOrThrow({ where: { id } }));
 
   const keep = async (error: string) =>
     ({ kind: 'still-parked', row: await prisma.parkedRecord.update({ where: { id }, data: { error: error.slice(0, 500) } }) }) as const;
   const done = async (retriedAs: string) => {
     log.info({ id, retriedAs }, 'parked record retried');
-    return { kind: 'retried', row: await prisma.parkedRecord.update({ where: { id }, data: { status: 'RETRIED', retriedAt: new Date(), retriedAs } }) } as const;
+    return {
+      kind: 'retried',
+      row: await prisma.parkedRecord.update({ where: { id }, data: { status: 'RETRIED', retriedAt: new Date(), retriedAs } }),
+    } as const;
   };
 
   // one event, or the events of a packed record (one campaign's), which are one unit

@@ -7,7 +7,12 @@ import { PRISMA_PROJECTION } from './projector.js';
  * rewind deletes the rows and sets the checkpoint back in one transaction). A campaign created at
  * or past `checkpoint` is not in the rows yet. Null when the partition has no checkpoint.
  */
-export async function liveCampaigns(prisma: PrismaClient, topic: string, partition: number, since: Date): Promise<{ checkpoint: bigint; campaigns: { id: string; createdAt: Date }[] } | null> {
+export async function liveCampaigns(
+  prisma: PrismaClient,
+  topic: string,
+  partition: number,
+  since: Date,
+): Promise<{ checkpoint: bigint; campaigns: { id: string; createdAt: Date }[] } | null> {
   const rows = await prisma.$queryRaw<{ checkpoint: bigint; id: string | null; created_at: Date | null }[]>`
     SELECT k.next_offset AS checkpoint, c.id, c.created_at
       FROM projection_checkpoints k

@@ -208,7 +208,14 @@ export function planBatch(batch: readonly Logged[], known: Known): Plan {
         plan.winners.push({ campaignId: e.campaignId, userId: e.userId, position: e.position, wonAt: new Date(e.occurredAt) });
         break;
       case 'GifticonIssued':
-        plan.gifticons.push({ id: e.gifticonId, campaignId: e.campaignId, userId: e.userId, code: e.code, issuedAt: new Date(e.occurredAt), logOffset: offset });
+        plan.gifticons.push({
+          id: e.gifticonId,
+          campaignId: e.campaignId,
+          userId: e.userId,
+          code: e.code,
+          issuedAt: new Date(e.occurredAt),
+          logOffset: offset,
+        });
         break;
       case 'CampaignSoldOut': {
         if (!stateOf(e.campaignId)) break;

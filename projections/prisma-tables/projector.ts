@@ -258,7 +258,12 @@ export interface ApplyStats {
  * the join. A batch that applies entries again (another campaign of the partition replayed) has
  * them at or before the campaign's last entry, and joins at once.
  */
-export async function applyBatch(tx: Tx, logged: readonly Logged[], stats: ApplyStats = { lookups: 0, retries: 0 }, writing?: () => void): Promise<number> {
+export async function applyBatch(
+  tx: Tx,
+  logged: readonly Logged[],
+  stats: ApplyStats = { lookups: 0, retries: 0 },
+  writing?: () => void,
+): Promise<number> {
   if (logged.length === 0) return 0;
   const needs = needsOf(logged);
   const rows = await tx.campaign.findMany({
@@ -291,20 +296,33 @@ export async function applyBatch(tx: Tx, logged: readonly Logged[], stats: Apply
   return planAndWrite(tx, logged, campaigns, placedBefore, stats, writing);
 }
 
-async function planAndWrite(tx: Tx, logged: readonly Logged[], campaigns: ReadonlyMap<string, KnownCampaign>, lookUp: ReadonlySet<string>, stats: ApplyStats, writing?: () => void): Promise<number> {
+async function planAndWrite(
+  tx: Tx,
+  logged: readonly Logged[],
+  campaigns: ReadonlyMap<string, KnownCampaign>,
+  lookUp: ReadonlySet<string>,
+  stats: ApplyStats,
+  writing?: () => void,
+): Promise<number> {
   if (lookUp.size > 0) stats.lookups++;
   const plan = planBatch(logged, { campaigns, placed: await placedUsers(tx, usersOf(logged, lookUp)) });
   await writePlan(tx, plan, writing);
   return plan.entries.length;
 }
 
-const isUniqueViolation = (err: unknown) => sqlStateOf(err) === UNIQUE_VIOLATION || sqlStateOf((err as { cause?: unknown })?.cause) === UNIQUE_VIOLATION;
+const isUniqueViolation = (err: unknown) =>
+  sqlStateOf(err) === UNIQUE_VIOLATION || sqlStateOf((err as { cause?: unknown })?.cause) === UNIQUE_VIOLATION;
 
 /**
  * Of the campaigns with entries, those whose entry at the last position (one probe of the
  * (campaign, position) index each) lies before the batch's first entry of theirs.
  */
-async function entriesAhead(tx: Tx, needs: BatchNeeds, campaigns: ReadonlyMap<string, KnownCampaign>, placedBefore: ReadonlySet<string>): Promise<Set<string>> {
+async function entriesAhead(
+  tx: Tx,
+  needs: BatchNeeds,
+  campaigns: ReadonlyMap<string, KnownCampaign>,
+  placedBefore: ReadonlySet<string>,
+): Promise<Set<string>> {
   if (placedBefore.size === 0) return new Set();
   const ids = [...placedBefore];
   const rows = await tx.$queryRaw<{ campaign_id: string; log_offset: bigint | number | string }[]>`
@@ -347,7 +365,15 @@ function rowsJson<R>(rows: readonly R[], columns: (r: R) => Record<string, strin
 
 /** An entry's row under one-letter keys (json_to_recordset's column list names them): the keys were 40% of the JSON. */
 const entriesJson = (entries: readonly EntryRow[]) =>
-  rowsJson(entries, (r) => ({ c: r.campaignId, u: r.userId, t: r.ticket, p: r.position, s: r.status, o: r.logOffset.toString(), e: r.enteredAt }));
+  rowsJson(entries, (r) => ({
+    c: r.campaignId,
+    u: r.userId,
+    t: r.ticket,
+    p: r.position,
+    s: r.status,
+    o: r.logOffset.toString(),
+    e: r.enteredAt,
+  }));
 
 /** `writing`: told as the entries' insert, the batch's main write, goes to Postgres (ProcessorBatch.writing) */
 async function writePlan(tx: Tx, plan: Plan, writing?: () => void): Promise<void> {

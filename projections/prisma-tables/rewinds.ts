@@ -37,7 +37,9 @@ export async function listenForRewinds(databaseUrl: string, topic: string, heard
       if (n.channel === REWIND_CHANNEL && n.payload === topic) heard();
     });
     // a lost connection: 'error' then 'end', or 'end' alone
-    c.on('error', (err) => log.warn({ err }, 'rewind listener lost its connection: replays are noticed by the checkpoint check until it is back'));
+    c.on('error', (err) =>
+      log.warn({ err }, 'rewind listener lost its connection: replays are noticed by the checkpoint check until it is back'),
+    );
     c.once('end', () => {
       if (stopped || client !== c) return;
       client = null;

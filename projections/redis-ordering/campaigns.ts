@@ -39,12 +39,19 @@ export interface LineCounts {
 /** A campaign's counts as one atomic read, for reconcile; 'building' while it is rebuilt, null when not there. */
 export async function lineCounts(o: RedisOrdering, id: string, withWinners: boolean): Promise<LineCounts | 'building' | null> {
   const k = o.keys;
-  const [stock, building, entrants, winners, issued] = ((await o.redis.multi().hget(k.meta(id), 'stock').hget(k.meta(id), 'building').zcard(k.line(id)).hlen(k.won(id)).hlen(k.gifts(id)).exec()) ?? []).map(
-    ([err, v]) => {
-      if (err) throw err;
-      return v;
-    },
-  );
+  const [stock, building, entrants, winners, issued] = (
+    (await o.redis
+      .multi()
+      .hget(k.meta(id), 'stock')
+      .hget(k.meta(id), 'building')
+      .zcard(k.line(id))
+      .hlen(k.won(id))
+      .hlen(k.gifts(id))
+      .exec()) ?? []
+  ).map(([err, v]) => {
+    if (err) throw err;
+    return v;
+  });
   if (building) return 'building';
   if (!stock) return null;
   let won: Map<string, number> | null = null;

@@ -27,4 +27,3 @@ export class RedisChangeFeed implements ChangeFeed {
     if (failed) this.log.warn({ err: failed[0] }, 'announcing changes failed');
   }
 }
-

@@ -47,7 +47,14 @@ declare module 'ioredis' {
     fcHoldClaim(claim: string, token: string, ttlMs: number): Result<number, Context>;
     fcPlace(meta: string, line: string, pending: string, ...args: string[]): Result<Reply, Context>;
     fcFoldCarry(meta: string, carry: string): Result<number, Context>;
-    fcReplayStart(built: string, rebuild: string, marker: string, wiping: string, ttlS: string, wipingTtlMs: string): Result<string, Context>;
+    fcReplayStart(
+      built: string,
+      rebuild: string,
+      marker: string,
+      wiping: string,
+      ttlS: string,
+      wipingTtlMs: string,
+    ): Result<string, Context>;
     fcWipe(meta: string, line: string, won: string, gifts: string, carry: string): Result<number, Context>;
     fcUnmark(meta: string): Result<number, Context>;
     fcSocketAcquire(sockets: string, socketId: string, nowMs: number, leaseMs: number, most: number): Result<number, Context>;

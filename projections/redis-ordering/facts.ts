@@ -27,7 +27,14 @@ export const giftValue = (e: Extract<CampaignEvent, { type: 'GifticonIssued' }>)
  * `expectedSeq` first: true when one such script was queued (its answer is the campaign's seq, or -1
  * when behind), as the first command queued here.
  */
-export function queueFact(on: (key: string) => ChainableCommander, k: Keys, event: CampaignEvent, partition: number, building: boolean, expectedSeq: string): boolean {
+export function queueFact(
+  on: (key: string) => ChainableCommander,
+  k: Keys,
+  event: CampaignEvent,
+  partition: number,
+  building: boolean,
+  expectedSeq: string,
+): boolean {
   const id = event.campaignId;
   switch (event.type) {
     case 'CampaignCreated': {

@@ -107,7 +107,11 @@ export class EnterGate {
     for (const marks of groups) {
       const c = marks[0]!.campaignId;
       const claims = marks.map((m) => k.claim(c, m.userId));
-      pipes.on(k.pending(c)).fcMark(1 + marks.length, [k.pending(c), ...claims], marks.flatMap((m) => [m.userId, m.ticket]));
+      pipes.on(k.pending(c)).fcMark(
+        1 + marks.length,
+        [k.pending(c), ...claims],
+        marks.flatMap((m) => [m.userId, m.ticket]),
+      );
     }
     pipes.exec().then(
       (results) => groups.forEach((marks, i) => marks.forEach((m) => m.done(results[i]?.[0] ?? null))),
@@ -118,7 +122,10 @@ export class EnterGate {
   /** Keeps this request's claim from expiring until the returned stop is called (lua/holdClaim.lua). */
   holdClaim(campaignId: string, userId: string, claimToken: string, claimTtlMs: number): () => void {
     const claim = this.o.keys.claim(campaignId, userId);
-    const timer = setInterval(() => void this.o.redis.fcHoldClaim(claim, claimToken, claimTtlMs).catch(() => undefined), Math.max(100, claimTtlMs / 3));
+    const timer = setInterval(
+      () => void this.o.redis.fcHoldClaim(claim, claimToken, claimTtlMs).catch(() => undefined),
+      Math.max(100, claimTtlMs / 3),
+    );
     return () => clearInterval(timer);
   }
 

@@ -171,7 +171,8 @@ export class RedisCampaignLines implements CampaignLines {
     for (const e of facts) {
       const index = pipes.length;
       const expected = this.steps.of(partition, e.campaignId);
-      if (queueFact(pipes.on, k, e, partition, false, expected === null ? '' : String(expected))) counted.push({ index, campaignId: e.campaignId });
+      if (queueFact(pipes.on, k, e, partition, false, expected === null ? '' : String(expected)))
+        counted.push({ index, campaignId: e.campaignId });
     }
     // decisions are plain writes: one counted step per campaign, last, so a lost tail that took one took it too
     const bumps: { index: number; campaignId: string }[] = [];
@@ -182,7 +183,9 @@ export class RedisCampaignLines implements CampaignLines {
     try {
       const results = await pipes.exec();
       if (!results.every(([err]) => !err)) return false;
-      const answers = [...counted, ...bumps].sort((a, b) => a.index - b.index).map(({ index, campaignId }) => ({ campaignId, seq: Number(results[index]![1]) }));
+      const answers = [...counted, ...bumps]
+        .sort((a, b) => a.index - b.index)
+        .map(({ index, campaignId }) => ({ campaignId, seq: Number(results[index]![1]) }));
       const behind = checkSteps(this.steps, partition, answers);
       if (behind.length > 0) await this.repair(partition, behind);
       else await this.publish(partition, answers);

@@ -103,11 +103,12 @@ export class RedisOrdering {
     const k = this.keys;
     for (;;) {
       const expected = await this.writerSeq(campaignId, where);
-      const [[, h], [, entrants], [, winners]] = (await this.redis.multi().hgetall(k.meta(campaignId)).zcard(k.line(campaignId)).hlen(k.won(campaignId)).exec()) as [
-        [null, Record<string, string>],
-        [null, number],
-        [null, number],
-      ];
+      const [[, h], [, entrants], [, winners]] = (await this.redis
+        .multi()
+        .hgetall(k.meta(campaignId))
+        .zcard(k.line(campaignId))
+        .hlen(k.won(campaignId))
+        .exec()) as [[null, Record<string, string>], [null, number], [null, number]];
       if (h.building === '1' || (h.stock && Number(h.seq ?? 0) < expected)) return 'building';
       const meta = parseMeta(h);
       if (meta) return { ...meta, entrants, winners };
@@ -166,7 +167,10 @@ export class RedisOrdering {
   /** The API's request counter of a campaign: what the meta holds plus what a replay carries; null when neither is there. */
   async requests(campaignId: string): Promise<number | null> {
     const k = this.keys;
-    const [[requests, stock], carry] = await Promise.all([this.redis.hmget(k.meta(campaignId), 'requests', 'stock'), this.redis.get(k.carry(campaignId))]);
+    const [[requests, stock], carry] = await Promise.all([
+      this.redis.hmget(k.meta(campaignId), 'requests', 'stock'),
+      this.redis.get(k.carry(campaignId)),
+    ]);
     if (stock === null && carry === null) return null;
     return Number(requests ?? 0) + Number(carry ?? 0);
   }
@@ -174,7 +178,13 @@ export class RedisOrdering {
 
 type EntryFields = [score: string | null, rank: number | null, pending: string | null, won: string | null, gift: string | null];
 
-function entryOf(campaignId: string, userId: string, stock: number, partition: number, [score, rank, pending, won, gift]: EntryFields): EntryView | null {
+function entryOf(
+  campaignId: string,
+  userId: string,
+  stock: number,
+  partition: number,
+  [score, rank, pending, won, gift]: EntryFields,
+): EntryView | null {
   if (score === null && pending === null) return null;
   const [pos, wonAt] = won ? won.split('|') : [];
   return {

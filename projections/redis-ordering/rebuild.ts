@@ -95,12 +95,25 @@ export async function wipeUnderWay(o: Store, where: PartitionRef): Promise<boole
  * small partition rebuilt before the wipes end was rebuilt twice): it rebuilds once, when the
  * wipe is announced.
  */
-export async function deletePartition(o: Store, where: PartitionRef, jobId: string, campaignIds: readonly string[], markerTtlS: number): Promise<'DONE' | 'BUSY' | 'DELETED'> {
+export async function deletePartition(
+  o: Store,
+  where: PartitionRef,
+  jobId: string,
+  campaignIds: readonly string[],
+  markerTtlS: number,
+): Promise<'DONE' | 'BUSY' | 'DELETED'> {
   const k = o.keys;
   const built = k.built(where.topic, where.partition);
   const wiping = k.wiping(where.topic, where.partition);
   const marker = k.replayMarker(where.topic, where.partition, jobId);
-  const start = await o.redis.fcReplayStart(built, k.rebuild(where.topic, where.partition), marker, wiping, String(markerTtlS), String(WIPING_TTL_MS));
+  const start = await o.redis.fcReplayStart(
+    built,
+    k.rebuild(where.topic, where.partition),
+    marker,
+    wiping,
+    String(markerTtlS),
+    String(WIPING_TTL_MS),
+  );
   if (start === 'BUSY' || start.startsWith('done:')) return start === 'BUSY' ? 'BUSY' : 'DONE';
   // replayStart.lua did both when it started the job here; a job that died while wiping does them again
   if (start === 'wiping') await o.redis.multi().set(wiping, marker, 'PX', WIPING_TTL_MS).del(built).exec();
@@ -163,7 +176,6 @@ export async function replayDeleted(o: Store, where: PartitionRef, jobId: string
   const v = await o.redis.get(o.keys.replayMarker(where.topic, where.partition, jobId));
   return v?.startsWith('done:') ? Number(v.slice('done:'.length)) : null;
 }
-
 
 /** Campaigns whose request count a replay carries. */
 export async function carriedCampaigns(o: Store): Promise<string[]> {

@@ -51,7 +51,13 @@ function clusterPaths(p: Paths): ClusterPaths {
     clusterId: path.join(dir, 'kafka-cluster-id'),
     kafkaNode: (i) => {
       const d = path.join(dir, `kafka-${i + 1}`);
-      return { dir: d, data: path.join(d, 'data'), props: path.join(d, 'server.properties'), log: path.join(d, 'kafka.log'), pid: path.join(d, 'kafka.pid') };
+      return {
+        dir: d,
+        data: path.join(d, 'data'),
+        props: path.join(d, 'server.properties'),
+        log: path.join(d, 'kafka.log'),
+        pid: path.join(d, 'kafka.pid'),
+      };
     },
     redisNode: (port) => {
       const d = path.join(dir, `redis-${port}`);
@@ -97,7 +103,13 @@ async function stopNode(pidFile: string, marker: string, name: string, log: (l: 
 // --- Kafka -------------------------------------------------------------------------------------
 
 async function brokersAnswering(timeoutMs = 2500): Promise<number> {
-  const kafka = new Kafka({ clientId: 'firstcome-stack', brokers: clusterEnv().KAFKA_BROKERS!.split(','), connectionTimeout: 1000, retry: { retries: 0 }, logLevel: logLevel.NOTHING });
+  const kafka = new Kafka({
+    clientId: 'firstcome-stack',
+    brokers: clusterEnv().KAFKA_BROKERS!.split(','),
+    connectionTimeout: 1000,
+    retry: { retries: 0 },
+    logLevel: logLevel.NOTHING,
+  });
   const admin = kafka.admin({ retry: { retries: 0 } });
   try {
     return await withTimeout(
@@ -127,17 +139,36 @@ async function upKafkaCluster(p: Paths, c: ClusterPaths, env: NodeJS.ProcessEnv,
     const n = c.kafkaNode(i);
     const prev = readPid(n.pid);
     if (prev !== undefined && ours(prev, KAFKA_MAIN)) continue;
-    if (await tcpOpen(HOST, port)) throw new ServiceError(`something else listens on ${HOST}:${port}: free it for the cluster's Kafka node ${i + 1}`);
+    if (await tcpOpen(HOST, port))
+      throw new ServiceError(`something else listens on ${HOST}:${port}: free it for the cluster's Kafka node ${i + 1}`);
     fs.mkdirSync(n.data, { recursive: true });
     fs.writeFileSync(
       n.props,
-      kafkaServerProperties({ host: HOST, port, controllerPort: CONTROLLER_PORTS[i]!, dataDir: n.data, cluster: { nodeId: i + 1, voters, replicas: 3, minInsync: 2 } }),
+      kafkaServerProperties({
+        host: HOST,
+        port,
+        controllerPort: CONTROLLER_PORTS[i]!,
+        dataDir: n.data,
+        cluster: { nodeId: i + 1, voters, replicas: 3, minInsync: 2 },
+      }),
     );
     formatLogDir(p, java, n.props, n.data, clusterId, `Kafka node ${i + 1}`);
     // three JVMs share two cores with everything else: a smaller heap each than the single broker's
     const { child, exited } = spawnDetached(
       java,
-      ['-Xmx384m', '-Xms128m', '-XX:+UseG1GC', '-XX:+ExitOnOutOfMemoryError', '-Djava.awt.headless=true', `-Dlog4j.configuration=file:${p.kafkaLog4j}`, `-Dkafka.logs.dir=${n.dir}`, '-cp', cp, KAFKA_MAIN, n.props],
+      [
+        '-Xmx384m',
+        '-Xms128m',
+        '-XX:+UseG1GC',
+        '-XX:+ExitOnOutOfMemoryError',
+        '-Djava.awt.headless=true',
+        `-Dlog4j.configuration=file:${p.kafkaLog4j}`,
+        `-Dkafka.logs.dir=${n.dir}`,
+        '-cp',
+        cp,
+        KAFKA_MAIN,
+        n.props,
+      ],
       n.log,
       p.root,
     );
@@ -164,7 +195,8 @@ function redisCli(args: string[]): { status: number | null; out: string } {
 }
 
 /** Asked of every node in turn: the first may be the one a test killed. */
-const clusterOk = () => CLUSTER_REDIS_PORTS.some((port) => redisCli(['-h', HOST, '-p', String(port), 'cluster', 'info']).out.includes('cluster_state:ok'));
+const clusterOk = () =>
+  CLUSTER_REDIS_PORTS.some((port) => redisCli(['-h', HOST, '-p', String(port), 'cluster', 'info']).out.includes('cluster_state:ok'));
 const clusterNodes = () => {
   for (const port of CLUSTER_REDIS_PORTS) {
     const r = redisCli(['-h', HOST, '-p', String(port), 'cluster', 'nodes']);
@@ -180,7 +212,18 @@ const nodeAlive = (c: ClusterPaths, port: number) => {
 
 function startRedisNode(c: ClusterPaths, server: string, port: number): void {
   const n = c.redisNode(port);
-  const args = ['--port', String(port), '--bind', HOST, '--cluster-enabled', 'yes', '--cluster-config-file', path.join(n.dir, 'nodes.conf'), '--cluster-node-timeout', '3000'];
+  const args = [
+    '--port',
+    String(port),
+    '--bind',
+    HOST,
+    '--cluster-enabled',
+    'yes',
+    '--cluster-config-file',
+    path.join(n.dir, 'nodes.conf'),
+    '--cluster-node-timeout',
+    '3000',
+  ];
   args.push('--dir', n.dir, '--save', '', '--appendonly', 'no');
   const { child } = spawnDetached(server, args, n.log, n.dir);
   if (child.pid === undefined) throw new ServiceError(`could not start ${server}`);
@@ -239,7 +282,14 @@ async function upRedisCluster(c: ClusterPaths, log: (l: string) => void): Promis
       await sleep(100);
     }
   }
-  const created = redisCli(['--cluster', 'create', ...CLUSTER_REDIS_PORTS.map((port) => `${HOST}:${port}`), '--cluster-replicas', '1', '--cluster-yes']);
+  const created = redisCli([
+    '--cluster',
+    'create',
+    ...CLUSTER_REDIS_PORTS.map((port) => `${HOST}:${port}`),
+    '--cluster-replicas',
+    '1',
+    '--cluster-yes',
+  ]);
   if (created.status !== 0) throw new ServiceError(`redis-cli --cluster create failed:\n${created.out}`);
   const deadline = Date.now() + 30_000;
   while (!clusterOk()) {

@@ -62,7 +62,12 @@ export async function kafkaAnswers(brokers: string[], timeoutMs = 3000): Promise
 }
 
 /** `readyTimeoutMs`: how long a started broker may take to answer; default 60 s (90 s when its log dir is new). */
-export async function upKafka(p: Paths, env: NodeJS.ProcessEnv, readyTimeoutMs: number | undefined, log: (l: string) => void): Promise<Omit<ServiceResult, 'seconds'>> {
+export async function upKafka(
+  p: Paths,
+  env: NodeJS.ProcessEnv,
+  readyTimeoutMs: number | undefined,
+  log: (l: string) => void,
+): Promise<Omit<ServiceResult, 'seconds'>> {
   const brokers = kafkaBrokers(env);
   const first = brokers[0] ?? DEFAULT_KAFKA_BROKERS;
   const { host, port } = splitHostPort(first, 9092);
@@ -83,13 +88,17 @@ export async function upKafka(p: Paths, env: NodeJS.ProcessEnv, readyTimeoutMs: 
       if (await waitKafka(brokers, readyTimeoutMs ?? 60_000, undefined)) {
         return { name: 'kafka', status: 'reused', address, detail: `pid ${prev}` };
       }
-      throw new ServiceError(`kafka pid ${prev} (from an earlier stack:up) runs but does not answer on ${address}; see ${path.relative(p.root, p.kafkaLog)} or run stack:down`);
+      throw new ServiceError(
+        `kafka pid ${prev} (from an earlier stack:up) runs but does not answer on ${address}; see ${path.relative(p.root, p.kafkaLog)} or run stack:down`,
+      );
     }
     if (prev !== undefined) fs.rmSync(pidFile, { force: true });
     if (await kafkaAnswers(brokers, 2500)) return { name: 'kafka', status: 'reused', address };
 
     if (!isLocal(host)) {
-      throw new ServiceError(`KAFKA_BROKERS points at ${address}, which does not answer, and is not this machine: start that broker, or unset KAFKA_BROKERS`);
+      throw new ServiceError(
+        `KAFKA_BROKERS points at ${address}, which does not answer, and is not this machine: start that broker, or unset KAFKA_BROKERS`,
+      );
     }
     if (await tcpOpen(host, port)) {
       throw new ServiceError(`something listens on ${address} but does not answer as a Kafka broker; free the port or set KAFKA_BROKERS`);
@@ -165,7 +174,12 @@ export async function upKafka(p: Paths, env: NodeJS.ProcessEnv, readyTimeoutMs: 
  * (where KafkaJS would log "coordinator is loading" and retry). Best effort.
  */
 async function warmKafka(brokers: string[], timeoutMs = 30_000): Promise<boolean> {
-  const kafka = new Kafka({ clientId: 'firstcome-stack', brokers, logLevel: logLevel.NOTHING, retry: { retries: 10, initialRetryTime: 200 } });
+  const kafka = new Kafka({
+    clientId: 'firstcome-stack',
+    brokers,
+    logLevel: logLevel.NOTHING,
+    retry: { retries: 10, initialRetryTime: 200 },
+  });
   const admin = kafka.admin();
   const producer = kafka.producer({ transactionalId: 'firstcome-stack-warmup', idempotent: true, maxInFlightRequests: 1 });
   try {

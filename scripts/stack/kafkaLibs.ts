@@ -34,11 +34,10 @@ export async function ensureKafkaLibs(p: Paths, log: (l: string) => void): Promi
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(p.kafkaCache, { recursive: true });
   const out = await new Promise<{ code: number | null; output: string }>((resolve) => {
-    const child = spawn(
-      mvn,
-      ['-q', '-B', '-f', p.kafkaPom, 'dependency:copy-dependencies', `-DoutputDirectory=${tmp}`],
-      { cwd: p.root, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const child = spawn(mvn, ['-q', '-B', '-f', p.kafkaPom, 'dependency:copy-dependencies', `-DoutputDirectory=${tmp}`], {
+      cwd: p.root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
@@ -48,9 +47,7 @@ export async function ensureKafkaLibs(p: Paths, log: (l: string) => void): Promi
   const jars = fs.existsSync(tmp) ? fs.readdirSync(tmp).filter((f) => f.endsWith('.jar')) : [];
   if (out.code !== 0 || !jars.some((j) => j.startsWith(`kafka_2.13-${KAFKA_VERSION}`))) {
     fs.rmSync(tmp, { recursive: true, force: true });
-    throw new ServiceError(
-      `Maven could not resolve Kafka (exit ${out.code}):\n${out.output.split('\n').slice(-30).join('\n')}`,
-    );
+    throw new ServiceError(`Maven could not resolve Kafka (exit ${out.code}):\n${out.output.split('\n').slice(-30).join('\n')}`);
   }
   fs.rmSync(p.kafkaLibs, { recursive: true, force: true });
   fs.renameSync(tmp, p.kafkaLibs);
@@ -86,9 +83,22 @@ export function formatLogDir(p: Paths, java: string, props: string, dataDir: str
   if (fs.existsSync(path.join(dataDir, 'meta.properties'))) return false;
   const fmt = spawnSync(
     java,
-    [`-Dlog4j.configuration=file:${p.kafkaLog4j}`, '-Xmx256m', '-cp', `${p.kafkaLibs}${path.sep}*`, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', props, '--ignore-formatted'],
+    [
+      `-Dlog4j.configuration=file:${p.kafkaLog4j}`,
+      '-Xmx256m',
+      '-cp',
+      `${p.kafkaLibs}${path.sep}*`,
+      'kafka.tools.StorageTool',
+      'format',
+      '-t',
+      clusterId,
+      '-c',
+      props,
+      '--ignore-formatted',
+    ],
     { cwd: p.root, encoding: 'utf8' },
   );
-  if (fmt.status !== 0) throw new ServiceError(`formatting ${what} failed (exit ${fmt.status}):\n${(fmt.stdout ?? '') + (fmt.stderr ?? '')}`);
+  if (fmt.status !== 0)
+    throw new ServiceError(`formatting ${what} failed (exit ${fmt.status}):\n${(fmt.stdout ?? '') + (fmt.stderr ?? '')}`);
   return true;
 }

@@ -24,7 +24,9 @@ export function kafkaServerProperties({ host, port, controllerPort, dataDir, clu
   const minInsync = cluster?.minInsync ?? 1;
   const props: Array<[string, string | number] | string> = [
     '# written by scripts/stack.ts on every start; edit the script, not this file',
-    cluster ? `## KRaft, node ${cluster.nodeId} of a cluster, broker and controller` : '## KRaft, one node that is both broker and controller',
+    cluster
+      ? `## KRaft, node ${cluster.nodeId} of a cluster, broker and controller`
+      : '## KRaft, one node that is both broker and controller',
     ['process.roles', 'broker,controller'],
     ['node.id', cluster?.nodeId ?? 1],
     ['controller.quorum.voters', cluster?.voters ?? `1@${host}:${controllerPort}`],
@@ -34,7 +36,9 @@ export function kafkaServerProperties({ host, port, controllerPort, dataDir, clu
     ['controller.listener.names', 'CONTROLLER'],
     ['inter.broker.listener.name', 'PLAINTEXT'],
     ['log.dirs', dataDir],
-    cluster ? `## ${replicas} replicas of every internal topic, ${minInsync} in sync: any one node may die` : '## one node: every internal topic has one replica',
+    cluster
+      ? `## ${replicas} replicas of every internal topic, ${minInsync} in sync: any one node may die`
+      : '## one node: every internal topic has one replica',
     ['offsets.topic.replication.factor', replicas],
     ['transaction.state.log.replication.factor', replicas],
     ['transaction.state.log.min.isr', minInsync],
@@ -64,6 +68,9 @@ export function kafkaServerProperties({ host, port, controllerPort, dataDir, clu
     ['log.retention.check.interval.ms', 300000],
   ];
   return (
-    props.map((p) => (typeof p === 'string' ? `\n${p}` : `${p[0]}=${String(p[1])}`)).join('\n').trimStart() + '\n'
+    props
+      .map((p) => (typeof p === 'string' ? `\n${p}` : `${p[0]}=${String(p[1])}`))
+      .join('\n')
+      .trimStart() + '\n'
   );
 }

@@ -40,7 +40,14 @@ function pgTarget(env: NodeJS.ProcessEnv): PgTarget {
   };
 }
 
-const PG_DOWN_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', '57P03' /* cannot_connect_now: starting up */]);
+const PG_DOWN_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOENT',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  '57P03' /* cannot_connect_now: starting up */,
+]);
 
 async function pgProbe(t: PgTarget, timeoutMs = 2000): Promise<Probe> {
   const c = new pg.Client({ connectionString: t.adminUrl, connectionTimeoutMillis: timeoutMs });
@@ -110,7 +117,9 @@ function pgRunAs(): { prefix: string[]; uid?: number; gid?: number } {
   const gid = spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' });
   const runuser = which('runuser', ['/usr/sbin', '/sbin']);
   if (id.status !== 0 || !runuser) {
-    throw new ServiceError('running as root: initdb/postgres need a non-root OS user named "postgres" (and runuser) to own the private cluster');
+    throw new ServiceError(
+      'running as root: initdb/postgres need a non-root OS user named "postgres" (and runuser) to own the private cluster',
+    );
   }
   return { prefix: [runuser, '-u', 'postgres', '--'], uid: Number(id.stdout.trim()), gid: Number(gid.stdout.trim()) };
 }
@@ -135,7 +144,9 @@ export async function upPostgres(p: Paths, env: NodeJS.ProcessEnv): Promise<Omit
     if (!isLocal(t.host)) throw new ServiceError(`DATABASE_URL points at ${address}, which does not answer, and is not this machine`);
     const tools = pgTools();
     if (!tools) {
-      throw new ServiceError(`Postgres does not answer on ${address} and initdb/pg_ctl are not installed: apt-get install postgresql (or set DATABASE_URL)`);
+      throw new ServiceError(
+        `Postgres does not answer on ${address} and initdb/pg_ctl are not installed: apt-get install postgresql (or set DATABASE_URL)`,
+      );
     }
     if (await tcpOpen(t.host, t.port)) throw new ServiceError(`something listens on ${address} but does not answer as Postgres`);
     const as = pgRunAs();
@@ -143,13 +154,29 @@ export async function upPostgres(p: Paths, env: NodeJS.ProcessEnv): Promise<Omit
     if (as.uid !== undefined) fs.chownSync(p.pgDir, as.uid, as.gid ?? as.uid);
     let detail = '';
     if (!fs.existsSync(path.join(p.pgData, 'PG_VERSION'))) {
-      const init = run([...as.prefix, tools.initdb, '-D', p.pgData, '-U', t.user, '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync'], p.pgDir);
+      const init = run(
+        [...as.prefix, tools.initdb, '-D', p.pgData, '-U', t.user, '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync'],
+        p.pgDir,
+      );
       if (init.status !== 0) throw new ServiceError(`initdb failed:\n${init.output}`);
       detail = 'new cluster in .stack/pg';
     }
     const listen = t.host === 'localhost' ? '127.0.0.1' : t.host;
     const start = run(
-      [...as.prefix, tools.pgCtl, 'start', '-D', p.pgData, '-l', p.pgLog, '-w', '-t', '60', '-o', `-p ${t.port} -c listen_addresses=${listen} -k '${p.pgDir}'`],
+      [
+        ...as.prefix,
+        tools.pgCtl,
+        'start',
+        '-D',
+        p.pgData,
+        '-l',
+        p.pgLog,
+        '-w',
+        '-t',
+        '60',
+        '-o',
+        `-p ${t.port} -c listen_addresses=${listen} -k '${p.pgDir}'`,
+      ],
       p.pgDir,
     );
     if (start.status !== 0) throw new ServiceError(`pg_ctl start failed:\n${start.output}\n${tail(p.pgLog)}`);

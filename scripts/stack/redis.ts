@@ -29,7 +29,9 @@ async function redisProbe(url: string, timeoutMs = 1500): Promise<Probe> {
     return pong === 'PONG' ? { ok: true } : { ok: false, down: false, error: `PING answered ${pong}` };
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    const down = ['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH'].includes(err.code ?? '') || /no answer|Connection is closed|connect ETIMEDOUT/i.test(err.message);
+    const down =
+      ['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH'].includes(err.code ?? '') ||
+      /no answer|Connection is closed|connect ETIMEDOUT/i.test(err.message);
     return { ok: false, down, error: err.message };
   } finally {
     r.disconnect();
@@ -56,10 +58,25 @@ export async function upRedis(p: Paths, env: NodeJS.ProcessEnv): Promise<Omit<Se
     if (u.protocol === 'unix:') throw new ServiceError(`REDIS_URL is a unix socket that does not answer: ${url}`);
     const bin = which('redis-server');
     if (!bin) {
-      throw new ServiceError(`Redis does not answer on ${address} and redis-server is not installed: apt-get install redis-server (or set REDIS_URL)`);
+      throw new ServiceError(
+        `Redis does not answer on ${address} and redis-server is not installed: apt-get install redis-server (or set REDIS_URL)`,
+      );
     }
     if (await tcpOpen(host, port)) throw new ServiceError(`something listens on ${address} but does not answer Redis PING`);
-    const args = ['--port', String(port), '--bind', host === 'localhost' ? '127.0.0.1' : host, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', p.redisDir];
+    const args = [
+      '--port',
+      String(port),
+      '--bind',
+      host === 'localhost' ? '127.0.0.1' : host,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--daemonize',
+      'no',
+      '--dir',
+      p.redisDir,
+    ];
     if (u.password) args.push('--requirepass', decodeURIComponent(u.password));
     fs.mkdirSync(p.redisDir, { recursive: true });
     const { child, exited } = spawnDetached(bin, args, p.redisLog, p.redisDir);
@@ -75,7 +92,9 @@ export async function upRedis(p: Paths, env: NodeJS.ProcessEnv): Promise<Omit<Se
     }
     fs.rmSync(pidFile, { force: true });
     if (alive(pid)) process.kill(pid, 'SIGKILL');
-    throw new ServiceError(`redis-server did not answer on ${address}; last lines of ${path.relative(p.root, p.redisLog)}:\n${tail(p.redisLog)}`);
+    throw new ServiceError(
+      `redis-server did not answer on ${address}; last lines of ${path.relative(p.root, p.redisLog)}:\n${tail(p.redisLog)}`,
+    );
   } finally {
     release();
   }

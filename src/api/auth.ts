@@ -79,7 +79,12 @@ export function createAuthenticator(config: Config): Authenticator {
   const toCaller = callerOf(shape);
   const hs = config.jwtHs256 ? hs256(config.JWT_SECRET, shape) : null;
   const jwks: JwksVerifier | null = config.JWT_JWKS_URL
-    ? createJwksVerifier({ url: config.JWT_JWKS_URL, cooldownMs: config.JWT_JWKS_COOLDOWN_MS, issuer: shape.issuer, audience: shape.audience })
+    ? createJwksVerifier({
+        url: config.JWT_JWKS_URL,
+        cooldownMs: config.JWT_JWKS_COOLDOWN_MS,
+        issuer: shape.issuer,
+        audience: shape.audience,
+      })
     : null;
   return {
     async verify(token) {

@@ -36,8 +36,13 @@ export function edgeFaults(events?: EdgeEvents) {
     if (seen.has(cause)) return;
     seen.add(cause);
     // a fault of ours is worth its stack once; a client's bad input is worth a line
-    if (cause === 'handler-fault') log.warn({ err: detail }, 'request failed at the edge (logged once; counted in firstcome_edge_refused_total)');
-    else log.warn({ cause, detail: detail instanceof Error ? detail.message : detail }, 'request refused at the edge (logged once per cause; counted in firstcome_edge_refused_total)');
+    if (cause === 'handler-fault')
+      log.warn({ err: detail }, 'request failed at the edge (logged once; counted in firstcome_edge_refused_total)');
+    else
+      log.warn(
+        { cause, detail: detail instanceof Error ? detail.message : detail },
+        'request refused at the edge (logged once per cause; counted in firstcome_edge_refused_total)',
+      );
   };
 }
 export type EdgeFault = ReturnType<typeof edgeFaults>;
@@ -70,7 +75,12 @@ export function edgeBudgets(config: Config, ordering: RedisOrdering) {
     perSec > 0 ? new Budget(ordering.redis, ordering.keys.budget(name), perSec, onLoss, lease) : null;
   return {
     // one address behind a proxy sends many requests: the ceiling is leased from Redis in 2% shares
-    ceiling: make('ceiling', config.RATE_LIMIT_IP_CEILING_PER_SEC, 'local', Math.max(1, Math.floor(config.RATE_LIMIT_IP_CEILING_PER_SEC / 50))),
+    ceiling: make(
+      'ceiling',
+      config.RATE_LIMIT_IP_CEILING_PER_SEC,
+      'local',
+      Math.max(1, Math.floor(config.RATE_LIMIT_IP_CEILING_PER_SEC / 50)),
+    ),
     anonymous: make('anonymous', config.RATE_LIMIT_IP_PER_SEC, 'local'),
     user: make('user', config.RATE_LIMIT_USER_COST_PER_SEC, 'local'),
     admin: make('admin', config.RATE_LIMIT_ADMIN_COST_PER_SEC, 'local'),
@@ -112,10 +122,13 @@ export function tarpit(maxHeld = 10_000) {
         return;
       }
       held++;
-      const timer = setTimeout(() => {
-        held--;
-        res.end(body);
-      }, Math.min(waitMs, 1000));
+      const timer = setTimeout(
+        () => {
+          held--;
+          res.end(body);
+        },
+        Math.min(waitMs, 1000),
+      );
       res.on('close', () => {
         if (!res.writableEnded) {
           clearTimeout(timer);

@@ -35,4 +35,3 @@ export function userId(value: unknown, field = 'userId'): string {
   if (typeof value !== 'string' || !USER_ID.test(value)) throw badInput(field, 'must be 1-128 chars of A-Za-z0-9._:@-');
   return value;
 }
-

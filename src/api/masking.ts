@@ -8,4 +8,5 @@ import type { GraphQLFormattedError } from 'graphql';
  */
 export const hideSuggestions = (message: string): string => message.replace(/\s*Did you mean .*\?$/s, '');
 
-export const maskedError = <E extends GraphQLFormattedError>(e: E): E => (/Did you mean/.test(e.message) ? { ...e, message: hideSuggestions(e.message) } : e);
+export const maskedError = <E extends GraphQLFormattedError>(e: E): E =>
+  /Did you mean/.test(e.message) ? { ...e, message: hideSuggestions(e.message) } : e;

@@ -83,7 +83,10 @@ export function entryOut(e: EntryView, viewer: Caller) {
 }
 
 /** The campaign's partition: while it is rebuilt, a campaign not found may be one not rebuilt yet. */
-const partitionOf = (s: ApiServices, id: string): PartitionRef => ({ topic: s.config.topics.events, partition: partitionFor(id, s.config.EVENT_PARTITIONS) });
+const partitionOf = (s: ApiServices, id: string): PartitionRef => ({
+  topic: s.config.topics.events,
+  partition: partitionFor(id, s.config.EVENT_PARTITIONS),
+});
 
 /** `archive: false` for a caller that needs the campaign in Redis (closeCampaign waits for Redis to show the close). */
 async function readCampaign(s: ApiServices, id: string, opts = { archive: true }): Promise<CampaignView | null> {
@@ -252,10 +255,12 @@ export function buildResolvers() {
         if (v.terms.closedAt === null) {
           await s.appender.append(campaignClosed(id, 'admin'));
         }
-        return campaignOut(await until(async () => {
-          const c = await s.ordering.campaign(id);
-          return c && c !== 'building' && c.terms.closedAt !== null ? c : null;
-        }));
+        return campaignOut(
+          await until(async () => {
+            const c = await s.ordering.campaign(id);
+            return c && c !== 'building' && c.terms.closedAt !== null ? c : null;
+          }),
+        );
       },
       setChallenge: async (_: unknown, args: { campaignId: unknown; challenge: unknown }, ctx: Ctx) => {
         requireAdmin(ctx);

@@ -54,7 +54,8 @@ const edgeListener: GraphQLRequestListener<Ctx> = {
   },
   async didResolveOperation(rc) {
     const first = rc.operation?.selectionSet.selections[0];
-    if (rc.contextValue.seen) rc.contextValue.seen.operation = first?.kind === 'Field' && ROOT_FIELDS.has(first.name.value) ? first.name.value : 'other';
+    if (rc.contextValue.seen)
+      rc.contextValue.seen.operation = first?.kind === 'Field' && ROOT_FIELDS.has(first.name.value) ? first.name.value : 'other';
   },
 };
 const edgePlugin: ApolloServerPlugin<Ctx> = { requestDidStart: async () => edgeListener };
@@ -64,7 +65,11 @@ const ROOT_FIELDS = new Set([
   '__typename',
   '__schema',
   '__type',
-  ...parse(typeDefs).definitions.flatMap((d) => (d.kind === Kind.OBJECT_TYPE_DEFINITION && ['Query', 'Mutation', 'Subscription'].includes(d.name.value) ? (d.fields ?? []).map((f) => f.name.value) : [])),
+  ...parse(typeDefs).definitions.flatMap((d) =>
+    d.kind === Kind.OBJECT_TYPE_DEFINITION && ['Query', 'Mutation', 'Subscription'].includes(d.name.value)
+      ? (d.fields ?? []).map((f) => f.name.value)
+      : [],
+  ),
 ]);
 
 export async function createApollo(services: ApiServices | null): Promise<ApolloServer<Ctx>> {
@@ -162,7 +167,8 @@ export function createHttpServer(api: () => ApiEndpoint | 'starting' | null, hoo
   let inFlight = 0;
   let draining = false;
   const fault: EdgeFault = edgeFaults(hooks.edge);
-  const internalsOpen = (req: IncomingMessage) => hooks.metricsToken === undefined || bearerMatches(req.headers.authorization, hooks.metricsToken);
+  const internalsOpen = (req: IncomingMessage) =>
+    hooks.metricsToken === undefined || bearerMatches(req.headers.authorization, hooks.metricsToken);
 
   const refuse = (res: ServerResponse, limit: RateLimitName, waitMs: number) => {
     hooks.limits?.refused(limit);
@@ -299,7 +305,12 @@ export function createHttpServer(api: () => ApiEndpoint | 'starting' | null, hoo
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) return socket.destroy();
     fault('client-error', err.code ?? 'unparsable request');
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+    const status =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? '431 Request Header Fields Too Large'
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? '408 Request Timeout'
+          : '400 Bad Request';
     socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
   });
   server.keepAliveTimeout = 65_000;

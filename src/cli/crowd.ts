@@ -33,7 +33,11 @@ export function createClient(baseUrl: string, connections: number) {
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('end', () => {
             try {
-              resolve({ ms: performance.now() - started, status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as T });
+              resolve({
+                ms: performance.now() - started,
+                status: res.statusCode ?? 0,
+                body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as T,
+              });
             } catch (err) {
               reject(err);
             }
@@ -53,7 +57,11 @@ export function percentile(sorted: number[], p: number): number {
 }
 
 /** The middle value (the upper one of an even count), of values in any order. */
-export const median = (xs: readonly number[]): number => percentile([...xs].sort((a, b) => a - b), 50);
+export const median = (xs: readonly number[]): number =>
+  percentile(
+    [...xs].sort((a, b) => a - b),
+    50,
+  );
 
 export async function runPool<T>(items: T[], concurrency: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
   let next = 0;

@@ -30,12 +30,29 @@ const program = new Command()
   .option('--users <n>', 'distinct users in the crowd', (v) => Number(v), 20_000)
   .option('--double <fraction>', 'share of users who click twice', (v) => Number(v), 0.1)
   .option('--connections <n>', 'concurrent HTTP connections', (v) => Number(v), 128)
-  .option('--timeout <seconds>', 'how long each wait may take (the server ready, the log quiet): then exit 124 with what it waited on', '60')
+  .option(
+    '--timeout <seconds>',
+    'how long each wait may take (the server ready, the log quiet): then exit 124 with what it waited on',
+    '60',
+  )
   .option('--watch', 'after the summary, print the drop console URL with an admin token and keep the server up until Ctrl-C')
-  .option('--challenge <mode>', "'pow': the campaign asks for proof of work, and the crowd solves a challenge when enter asks for one", 'off')
+  .option(
+    '--challenge <mode>',
+    "'pow': the campaign asks for proof of work, and the crowd solves a challenge when enter asks for one",
+    'off',
+  )
   .option('--difficulty <n>', 'maxnumber of the challenge with --challenge pow', (v) => Number(v), 1000)
   .parse();
-const opts = program.opts<{ stock: number; users: number; double: number; connections: number; timeout: string; watch?: boolean; challenge: string; difficulty: number }>();
+const opts = program.opts<{
+  stock: number;
+  users: number;
+  double: number;
+  connections: number;
+  timeout: string;
+  watch?: boolean;
+  challenge: string;
+  difficulty: number;
+}>();
 if (opts.challenge !== 'off' && opts.challenge !== 'pow') {
   console.error(`demo --challenge: off or pow, not ${opts.challenge}`);
   process.exit(2);
@@ -77,7 +94,10 @@ async function main() {
   const starting = new Deadline(timeoutS);
   for (;;) {
     if (server.exitCode !== null) throw new Error('the server exited while starting');
-    const ok = await fetch(`${base}/readyz`).then((r) => r.ok, () => false);
+    const ok = await fetch(`${base}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) break;
     if (starting.passed) {
       await stopServer();
@@ -91,18 +111,24 @@ async function main() {
     const client = createClient(base, opts.connections);
     const admin = await signToken(config.JWT_SECRET, { sub: 'demo-admin', role: 'admin', expiresIn: '1h' }, tokenShape(config));
     const campaign = `demo-${randomBytes(4).toString('hex')}`;
-    const created = await client.post<{ data?: unknown; errors?: unknown }>(admin, `mutation($i: CreateCampaignInput!) { createCampaign(input: $i) { id status stock } }`, {
-      i: {
-        id: campaign,
-        title: 'Demo drop',
-        reward: 'Chicken gifticon',
-        stock: opts.stock,
-        closesAt: new Date(Date.now() + 3_600_000).toISOString(),
-        ...(opts.challenge === 'pow' ? { challenge: { mode: 'POW', difficulty: opts.difficulty } } : {}),
+    const created = await client.post<{ data?: unknown; errors?: unknown }>(
+      admin,
+      `mutation($i: CreateCampaignInput!) { createCampaign(input: $i) { id status stock } }`,
+      {
+        i: {
+          id: campaign,
+          title: 'Demo drop',
+          reward: 'Chicken gifticon',
+          stock: opts.stock,
+          closesAt: new Date(Date.now() + 3_600_000).toISOString(),
+          ...(opts.challenge === 'pow' ? { challenge: { mode: 'POW', difficulty: opts.difficulty } } : {}),
+        },
       },
-    });
+    );
     if (created.body.errors) throw new Error(`createCampaign failed: ${JSON.stringify(created.body.errors)}`);
-    say(`\n3. campaign ${campaign}: ${opts.stock} gifticons, open now${opts.challenge === 'pow' ? `, proof of work at difficulty ${opts.difficulty}` : ''}`);
+    say(
+      `\n3. campaign ${campaign}: ${opts.stock} gifticons, open now${opts.challenge === 'pow' ? `, proof of work at difficulty ${opts.difficulty}` : ''}`,
+    );
 
     const users = Array.from({ length: opts.users }, (_, i) => `user-${i}`);
     const tokens = await Promise.all(users.map((sub) => signToken(config.JWT_SECRET, { sub, expiresIn: '1h' }, tokenShape(config))));
@@ -117,7 +143,12 @@ async function main() {
     }
 
     say(`\n4. the crowd: ${calls.length} enter calls over ${opts.connections} connections`);
-    const bar = new SingleBar({ format: '   {bar} {percentage}% | {value}/{total} calls | {rate} req/s | won {won} | sold-out {soldout}', hideCursor: true, noTTYOutput: true, notTTYSchedule: 2000 });
+    const bar = new SingleBar({
+      format: '   {bar} {percentage}% | {value}/{total} calls | {rate} req/s | won {won} | sold-out {soldout}',
+      hideCursor: true,
+      noTTYOutput: true,
+      notTTYSchedule: 2000,
+    });
     const latencies: number[] = [];
     const count = { accepted: 0, won: 0, lost: 0, queued: 0, soldOut: 0, closed: 0, errors: 0, required: 0, solved: 0, failed: 0 };
     const ENTER = `mutation($c: ID!, $s: String) { enter(campaignId: $c, solution: $s) { rejection entry { ticket status position } } }`;
@@ -126,7 +157,11 @@ async function main() {
       const first = await client.post<EnterBody>(tokens[u]!, ENTER, { c: campaign });
       if (first.body.data?.enter.rejection !== 'CHALLENGE_REQUIRED') return first;
       count.required++;
-      const c = await client.post<{ data?: { challenge: ChallengeShape | null } }>(tokens[u]!, `query($c: ID!) { challenge(campaignId: $c) { algorithm challenge salt signature maxnumber } }`, { c: campaign });
+      const c = await client.post<{ data?: { challenge: ChallengeShape | null } }>(
+        tokens[u]!,
+        `query($c: ID!) { challenge(campaignId: $c) { algorithm challenge salt signature maxnumber } }`,
+        { c: campaign },
+      );
       const challenge = c.body.data?.challenge;
       if (!challenge) return first;
       const solution = solvePowFast(challenge);
@@ -217,7 +252,10 @@ async function main() {
 
 /** The server's own challenge counters (/metrics): issued, solved, refused and reused. */
 async function challengeCounters(base: string): Promise<[string, string][]> {
-  const text = await fetch(`${base}/metrics`).then((r) => r.text(), () => '');
+  const text = await fetch(`${base}/metrics`).then(
+    (r) => r.text(),
+    () => '',
+  );
   const value = (name: string) => /^(\S+) (\S+)$/m.exec(text.split('\n').find((l) => l.startsWith(`${name} `)) ?? '')?.[2] ?? '-';
   return ['issued', 'solved', 'refused', 'reused'].map((k) => [`  server: challenges ${k}`, value(`firstcome_challenges_${k}_total`)]);
 }
@@ -226,7 +264,14 @@ async function challengeCounters(base: string): Promise<[string, string][]> {
  * `--watch`: the server stays up for a person to look at the drop in the console. The admin token
  * rides in the URL's fragment, which the browser never sends to a server (nor to its logs).
  */
-async function watch(config: Config, base: string, campaign: string, stop: () => Promise<void>, serverExit: () => number | null, ok: boolean): Promise<never> {
+async function watch(
+  config: Config,
+  base: string,
+  campaign: string,
+  stop: () => Promise<void>,
+  serverExit: () => number | null,
+  ok: boolean,
+): Promise<never> {
   const token = await signToken(config.JWT_SECRET, { sub: 'demo-admin', role: 'admin', expiresIn: '12h' }, tokenShape(config));
   say(`\n6. the drop console (the server stays up; Ctrl-C stops it)`);
   say(`   ${base}/console#token=${token}`);
@@ -256,7 +301,9 @@ async function waitQuiet(config: Config, campaign: string, serverExit: () => num
   try {
     for (;;) {
       const log: Logged[] = [];
-      await readLog(kafka, config.topics.events, (b) => void log.push(...b.filter((l) => l.event.campaignId === campaign)), { partitions: [partition] });
+      await readLog(kafka, config.topics.events, (b) => void log.push(...b.filter((l) => l.event.campaignId === campaign)), {
+        partitions: [partition],
+      });
       const audit = auditCampaign(log);
       const due = Math.min(audit.stock, audit.entrants);
       if (audit.winners >= due && audit.gifticons === audit.winners) {

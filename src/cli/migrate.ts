@@ -24,8 +24,8 @@ async function main(): Promise<void> {
     recreated.length
       ? `done: ${applied.length} migration(s) applied`
       : applied.length
-      ? `done: ${applied.length} migration(s) applied, ${skipped.length} already applied`
-      : `done: database is up to date (${skipped.length} migration(s) already applied)`,
+        ? `done: ${applied.length} migration(s) applied, ${skipped.length} already applied`
+        : `done: database is up to date (${skipped.length} migration(s) already applied)`,
   );
 }
 

@@ -24,7 +24,11 @@ export class Deadline {
 
 /** A wait ended by `--timeout`; the CLI exits with EXIT.timedOut and this message. */
 export class TimedOut extends Error {
-  constructor(seconds: number, waitingOn: string, readonly after?: string) {
+  constructor(
+    seconds: number,
+    waitingOn: string,
+    readonly after?: string,
+  ) {
     super(`timed out after ${seconds} s (--timeout) — ${waitingOn}`);
   }
 }
@@ -63,12 +67,16 @@ export class ProgressLine {
     const tty = process.stderr.isTTY === true;
     this.bar = new cliProgress.SingleBar(
       {
-        format: tty ? `${label} |{bar}| {percentage}% | {duration_formatted} | {status}` : `${label} {percentage}% {duration_formatted} | {status}`,
+        format: tty
+          ? `${label} |{bar}| {percentage}% | {duration_formatted} | {status}`
+          : `${label} {percentage}% {duration_formatted} | {status}`,
         hideCursor: true,
         noTTYOutput: true,
         notTTYSchedule: 2000,
         // cli-progress cuts a line without a TTY at 200 columns
-        ...(tty ? {} : { stream: { isTTY: false, columns: 100_000, write: (x: string) => process.stderr.write(x) } as unknown as NodeJS.WriteStream }),
+        ...(tty
+          ? {}
+          : { stream: { isTTY: false, columns: 100_000, write: (x: string) => process.stderr.write(x) } as unknown as NodeJS.WriteStream }),
       },
       cliProgress.Presets.shades_classic,
     );

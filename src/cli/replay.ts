@@ -15,13 +15,23 @@ const program = new Command()
   .description('rebuilds a projection (Redis, the Postgres tables, or both) from the log, for one campaign or all')
   .addOption(new Option('--target <target>', 'the projection to rebuild').choices(['redis', 'database', 'all']).makeOptionMandatory())
   .option('--campaign <id>', 'only this campaign (default: every campaign)')
-  .option('--writer-wait <seconds>', 'fail when no writer (decider for redis, projector for database) owns the partitions within this time', '10')
+  .option(
+    '--writer-wait <seconds>',
+    'fail when no writer (decider for redis, projector for database) owns the partitions within this time',
+    '10',
+  )
   .option('--worker-wait <seconds>', 'run the job in this process when no worker picks it up within this time', '10')
   .option('--timeout <seconds>', 'stop waiting after this time: exit 124 with what it waited on (default: wait as long as the job does)')
   .addHelpText('after', '\nExit: 0 done, 1 failed (the reason on the last line), 124 --timeout ended a wait.')
   .parse();
 
-const opts = program.opts<{ target: 'redis' | 'database' | 'all'; campaign?: string; writerWait: string; workerWait: string; timeout?: string }>();
+const opts = program.opts<{
+  target: 'redis' | 'database' | 'all';
+  campaign?: string;
+  writerWait: string;
+  workerWait: string;
+  timeout?: string;
+}>();
 if (opts.campaign !== undefined && !CAMPAIGN_ID.test(opts.campaign)) program.error('--campaign must match [a-z0-9-]{1,64}');
 const workerWaitMs = seconds(program, '--worker-wait', opts.workerWait)! * 1000;
 const writerWaitMs = seconds(program, '--writer-wait', opts.writerWait)! * 1000;
@@ -60,7 +70,10 @@ try {
     ['target', target],
     ['campaign', campaignId ?? 'all'],
   ];
-  for (const [name, r] of [['redis', data.result?.redis], ['database', data.result?.database]] as const) {
+  for (const [name, r] of [
+    ['redis', data.result?.redis],
+    ['database', data.result?.database],
+  ] as const) {
     if (!r) continue;
     rows.push([`${name}: partitions`, r.partitions.join(', ')]);
     if ('campaigns' in r) rows.push([`${name}: campaigns deleted`, fmt.int(r.campaigns)]);

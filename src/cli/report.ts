@@ -28,7 +28,16 @@ const deadline = new Deadline(seconds(program, '--timeout', opts.timeout));
 const config = loadConfigOrExit();
 
 const CSV_COLUMNS: (keyof ReportResult)[] = [
-  'campaignId', 'entrants', 'requests', 'winners', 'issued', 'firstEntryAt', 'openedAt', 'soldOutAt', 'sellOutMs', 'generatedAt',
+  'campaignId',
+  'entrants',
+  'requests',
+  'winners',
+  'issued',
+  'firstEntryAt',
+  'openedAt',
+  'soldOutAt',
+  'sellOutMs',
+  'generatedAt',
 ];
 const csvCell = (v: unknown) => {
   const s = v === null || v === undefined ? '' : String(v);
@@ -39,7 +48,8 @@ const s = await cliServices(config);
 const line = new ProgressLine('report');
 let code: number;
 try {
-  const known = (await s.ordering.meta(opts.campaign)) ?? (await s.prisma.campaign.findUnique({ where: { id: opts.campaign }, select: { id: true } }));
+  const known =
+    (await s.ordering.meta(opts.campaign)) ?? (await s.prisma.campaign.findUnique({ where: { id: opts.campaign }, select: { id: true } }));
   if (!known) throw new Error(`campaign ${opts.campaign} not found`);
   const job = await queueReport(s.handle, opts.campaign);
   const id = String(job.attrs._id);
@@ -53,7 +63,10 @@ try {
     inProcess: { name: 'report', body: (ctx) => runReport(ctx, deps), options: JOB_OPTIONS.report },
   });
   const r = data.result;
-  const rows: [string, string][] = [['job', id], ['status', view.status]];
+  const rows: [string, string][] = [
+    ['job', id],
+    ['status', view.status],
+  ];
   if (r) {
     rows.push(
       ['campaign', r.campaignId],

@@ -4,7 +4,9 @@ import { loadConfig } from '../config.js';
 
 const program = new Command()
   .name('token')
-  .description('prints a JWT (HS256, signed with JWT_SECRET; iss, aud and the role claim as JWT_ISSUER, JWT_AUDIENCE and JWT_ROLE_CLAIM say) for local use')
+  .description(
+    'prints a JWT (HS256, signed with JWT_SECRET; iss, aud and the role claim as JWT_ISSUER, JWT_AUDIENCE and JWT_ROLE_CLAIM say) for local use',
+  )
   .requiredOption('--sub <userId>', 'the user id (1-128 chars of A-Za-z0-9._:@-)')
   .addOption(new Option('--role <role>', 'admin marks an admin').choices(['admin']))
   .option('--expires <duration>', 'lifetime, e.g. 1h or 7d', '12h')
@@ -14,4 +16,6 @@ const opts = program.opts<{ sub: string; role?: 'admin'; expires: string }>();
 if (!USER_ID.test(opts.sub)) program.error('--sub must be 1-128 chars of A-Za-z0-9._:@-');
 const config = loadConfig();
 if (!config.jwtHs256) program.error('HS256 tokens are off: NODE_ENV=production with JWT_JWKS_URL and no JWT_SECRET');
-process.stdout.write(`${await signToken(config.JWT_SECRET, { sub: opts.sub, role: opts.role, expiresIn: opts.expires }, tokenShape(config))}\n`);
+process.stdout.write(
+  `${await signToken(config.JWT_SECRET, { sub: opts.sub, role: opts.role, expiresIn: opts.expires }, tokenShape(config))}\n`,
+);

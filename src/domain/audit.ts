@@ -32,7 +32,8 @@ export function auditCampaign(log: Logged[]): Audit {
       winnerPositions.set(e.userId, e.position);
       const place = state.places.get(e.userId);
       if (!place) problems.push(`I3: ${e.userId} selected without a place in the line`);
-      else if (place.position !== e.position) problems.push(`I3: ${e.userId} selected at ${e.position}, the log places them at ${place.position}`);
+      else if (place.position !== e.position)
+        problems.push(`I3: ${e.userId} selected at ${e.position}, the log places them at ${place.position}`);
     }
     if (e.type === 'GifticonIssued') {
       if (codes.has(e.userId)) problems.push(`I2: ${e.userId} got a second gifticon`);

@@ -153,14 +153,7 @@ export const cryptoMinter: Minter = { code: mintGifticonCode, id: mintGifticonId
  * for a winner, and CampaignSoldOut with the last unit. Shared by the pure decider and the Redis
  * backed one, so both follow one rule.
  */
-export function eventsForPlace(
-  campaignId: string,
-  stock: number,
-  userId: string,
-  place: Place,
-  now: Date,
-  mint: Minter,
-): CampaignEvent[] {
+export function eventsForPlace(campaignId: string, stock: number, userId: string, place: Place, now: Date, mint: Minter): CampaignEvent[] {
   if (place.position > stock) return [];
   const occurredAt = now.toISOString();
   const base = { version: EVENT_VERSION, campaignId, occurredAt } as const;

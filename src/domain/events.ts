@@ -62,13 +62,7 @@ export interface CampaignClosed extends Envelope<'CampaignClosed'> {
 }
 
 export type CampaignEvent =
-  | CampaignCreated
-  | EntrantRegistered
-  | WinnerSelected
-  | GifticonIssued
-  | CampaignSoldOut
-  | CampaignClosed
-  | CampaignChallengeSet;
+  CampaignCreated | EntrantRegistered | WinnerSelected | GifticonIssued | CampaignSoldOut | CampaignClosed | CampaignChallengeSet;
 
 export type CampaignEventType = CampaignEvent['type'];
 
@@ -120,7 +114,12 @@ export function isCampaignEvent(value: unknown): value is CampaignEvent {
 }
 
 /** A user's entry as the API appends it: its id names the request, which `replyTo` waits on. */
-export function entrantRegistered(campaignId: string, userId: string, at: Date, replyTo: { instance: string; request: string }): EntrantRegistered {
+export function entrantRegistered(
+  campaignId: string,
+  userId: string,
+  at: Date,
+  replyTo: { instance: string; request: string },
+): EntrantRegistered {
   return {
     type: 'EntrantRegistered',
     version: EVENT_VERSION,
@@ -134,7 +133,14 @@ export function entrantRegistered(campaignId: string, userId: string, at: Date, 
 
 /** The one way to say a campaign closed, by an admin or on schedule. */
 export function campaignClosed(campaignId: string, reason: CampaignClosed['reason'], at: Date = new Date()): CampaignClosed {
-  return { type: 'CampaignClosed', version: EVENT_VERSION, eventId: eventIds.closed(campaignId), campaignId, occurredAt: at.toISOString(), reason };
+  return {
+    type: 'CampaignClosed',
+    version: EVENT_VERSION,
+    eventId: eventIds.closed(campaignId),
+    campaignId,
+    occurredAt: at.toISOString(),
+    reason,
+  };
 }
 
 /** A change of the proof-of-work setting: its id names the request, since a campaign may change it any number of times. */

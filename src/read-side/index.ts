@@ -29,7 +29,11 @@ export interface ReadSide extends ReadSideStatus {
  * One consumer host fed by the processors of the parts (`loadReadSide`), started: one fetch and one
  * decode of the log for every processor of the process (src/infra/kafka/consumerHost.ts).
  */
-export async function startReadSide(shared: ReadSideShared, factories: readonly ReadSideFactory[], opts?: ConstructorParameters<typeof ConsumerHost>[3]): Promise<ReadSide> {
+export async function startReadSide(
+  shared: ReadSideShared,
+  factories: readonly ReadSideFactory[],
+  opts?: ConstructorParameters<typeof ConsumerHost>[3],
+): Promise<ReadSide> {
   const host = new ConsumerHost(shared.kafka, shared.config, shared.parking, opts);
   const built: ReadSidePart[] = [];
   const stopParts = async () => {

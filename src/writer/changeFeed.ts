@@ -46,7 +46,10 @@ export class AnnouncingReplies implements ReplyChannel {
   ) {}
 
   async tell(replies: readonly { instance: string; reply: Reply }[]): Promise<void> {
-    await Promise.all([this.inner.tell(replies), this.feed.announce(byCampaign(replies.map(({ reply }) => [reply.campaignId, reply.userId])))]);
+    await Promise.all([
+      this.inner.tell(replies),
+      this.feed.announce(byCampaign(replies.map(({ reply }) => [reply.campaignId, reply.userId]))),
+    ]);
   }
 }
 

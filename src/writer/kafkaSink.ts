@@ -42,7 +42,12 @@ export class KafkaDecisionSink implements DecisionSink {
           topics: [{ topic: this.topic, partitions: [{ partition: p, offset: nextOffset.toString() }] }],
         });
         if (outputs.length > 0) {
-          await tx.send({ topic: this.topic, acks: -1, compression: compressionType(this.config.KAFKA_COMPRESSION), messages: toPackedMessages(outputs, this.config.EVENT_PARTITIONS) });
+          await tx.send({
+            topic: this.topic,
+            acks: -1,
+            compression: compressionType(this.config.KAFKA_COMPRESSION),
+            messages: toPackedMessages(outputs, this.config.EVENT_PARTITIONS),
+          });
         }
         await tx.commit();
         return;

@@ -21,7 +21,10 @@ export interface BatchWork {
 export function lineWorkOf(logged: readonly Logged[], terms: Map<string, CampaignTerms>, replaying: (l: Logged) => boolean): BatchWork {
   const work: LineWork = { facts: [], lines: [] };
   // a line and its entries are built side by side: a rebuild's batch holds tens of thousands of entries
-  const byCampaign = new Map<string, { line: LineWork['lines'][number]; logged: Logged<EntrantRegistered>[]; replayed: boolean; admitted: boolean }>();
+  const byCampaign = new Map<
+    string,
+    { line: LineWork['lines'][number]; logged: Logged<EntrantRegistered>[]; replayed: boolean; admitted: boolean }
+  >();
   const unknown: Logged<EntrantRegistered>[] = [];
   for (const l of logged) {
     const e = l.event;
@@ -34,7 +37,11 @@ export function lineWorkOf(logged: readonly Logged[], terms: Map<string, Campaig
       // judged against the terms at this point of the log: a close later in the batch does not count
       const rejection = judgeEntry(t, Date.parse(e.occurredAt));
       let c = byCampaign.get(e.campaignId);
-      if (!c) byCampaign.set(e.campaignId, (c = { line: { campaignId: e.campaignId, entries: [] }, logged: [], replayed: true, admitted: false }));
+      if (!c)
+        byCampaign.set(
+          e.campaignId,
+          (c = { line: { campaignId: e.campaignId, entries: [] }, logged: [], replayed: true, admitted: false }),
+        );
       // the first entry of a campaign is a fact for reports; one write per batch is enough
       if (rejection === null && !c.admitted) {
         c.admitted = true;

@@ -120,7 +120,10 @@ export class PartitionWriter {
     const asked = performance.now();
     const from = whole ? 0n : await this.rebuildStart(until);
     const boundMs = Math.round(performance.now() - asked);
-    this.s.log.warn({ partition: this.partition, from: from.toString(), until: until.toString(), boundMs }, 'Redis projection missing: replaying the partition');
+    this.s.log.warn(
+      { partition: this.partition, from: from.toString(), until: until.toString(), boundMs },
+      'Redis projection missing: replaying the partition',
+    );
     this.s.terms.clear();
     this.s.applied.clear();
     this.epoch++;
@@ -147,7 +150,10 @@ export class PartitionWriter {
       return this.beginRebuild();
     }
     this.mode = { kind: 'deciding', idleTail: null };
-    this.s.log.info({ partition: this.partition, campaigns: mode.created.size, ms: Math.round(Date.now() - mode.seekAt) }, 'Redis projection rebuilt from the log');
+    this.s.log.info(
+      { partition: this.partition, campaigns: mode.created.size, ms: Math.round(Date.now() - mode.seekAt) },
+      'Redis projection rebuilt from the log',
+    );
   }
 
   /** The partition was taken away: nothing more is committed or settled from here. */
@@ -175,7 +181,10 @@ export class PartitionWriter {
   async checkBuilt(steps = true): Promise<void> {
     const m = this.mode;
     if (m.kind === 'rebuilding' && m.seeking && m.from > 0n && !this.busy && !this.retired && Date.now() - m.seekAt > SEEK_PATIENCE_MS) {
-      this.s.log.warn({ partition: this.partition, from: m.from.toString() }, 'no batch came from the rebuild bound: replaying the partition from offset 0');
+      this.s.log.warn(
+        { partition: this.partition, from: m.from.toString() },
+        'no batch came from the rebuild bound: replaying the partition from offset 0',
+      );
       return this.beginRebuild(m.until, { whole: true });
     }
     const idle = () => !this.busy && !this.retired && (this.mode.kind === 'deciding' || this.mode.kind === 'rebuild-due');
@@ -295,11 +304,7 @@ export class PartitionWriter {
   }
 
   /** Places a batch's entries and makes the decisions of those decided anew. */
-  private async decide(
-    fetched: readonly Logged[],
-    last: bigint,
-    rebuild: Extract<Mode, { kind: 'rebuilding' }> | null,
-  ): Promise<Outcome> {
+  private async decide(fetched: readonly Logged[], last: bigint, rebuild: Extract<Mode, { kind: 'rebuilding' }> | null): Promise<Outcome> {
     const p = this.partition;
     const { lines, terms } = this.s;
     // below `until` entries were decided before: they are only re-applied
@@ -309,7 +314,9 @@ export class PartitionWriter {
 
     // below the bound of a rebuild, campaigns it did not re-create are not in Redis: their facts are skipped
     const logged = rebuild ? fetched.filter((l) => !replaying(l) || rebuild.created.has(l.event.campaignId)) : fetched;
-    const unknown = [...new Set(logged.filter((l) => l.event.type === 'EntrantRegistered').map((l) => l.event.campaignId))].filter((id) => !terms.has(id));
+    const unknown = [...new Set(logged.filter((l) => l.event.type === 'EntrantRegistered').map((l) => l.event.campaignId))].filter(
+      (id) => !terms.has(id),
+    );
     if (unknown.length > 0) for (const [id, t] of await lines.terms(unknown)) terms.set(id, t);
 
     // 1. facts first, then every entry with its verdict under the terms (lineWork.ts)
@@ -331,13 +338,21 @@ export class PartitionWriter {
         const r = l.event.replyTo;
         const to = r && { instance: r.instance, request: r.request, campaignId, userId: l.event.userId };
         if (a.kind === 'rejected') {
-          if (to) replies.push({ instance: to.instance, reply: { request: to.request, campaignId, userId: to.userId, kind: 'rejected', rejection: a.rejection } });
+          if (to)
+            replies.push({
+              instance: to.instance,
+              reply: { request: to.request, campaignId, userId: to.userId, kind: 'rejected', rejection: a.rejection },
+            });
           return;
         }
         this.s.stats.entries++;
         const place = { position: a.rank + 1, ticket: ticketOf(p, a.firstOffset) };
         if (a.firstOffset === l.offset) outputs.push(...eventsForPlace(campaignId, stock, l.event.userId, place, now, this.s.mint));
-        if (to) replies.push({ instance: to.instance, reply: { request: to.request, campaignId, userId: to.userId, kind: 'placed', ...place, stock } });
+        if (to)
+          replies.push({
+            instance: to.instance,
+            reply: { request: to.request, campaignId, userId: to.userId, kind: 'placed', ...place, stock },
+          });
       });
     });
 
@@ -408,7 +423,12 @@ export class PartitionWriter {
       this.s.log.error({ err, partition: p }, 'commit failed: settling the partition, then deciding again from its committed offset');
       // a partition taken away meanwhile is settled by its new owner: settling it here would fence that one
       const before = this.committed;
-      const from = this.retired ? before : await this.s.sink.settle([p]).then((o) => o.get(p) ?? 0n, () => before);
+      const from = this.retired
+        ? before
+        : await this.s.sink.settle([p]).then(
+            (o) => o.get(p) ?? 0n,
+            () => before,
+          );
       this.committed = max(this.committed, from);
       this.epoch++;
       if (this.mode.kind === 'deciding') this.mode.idleTail = null;

@@ -6,6 +6,5 @@ import type { Rejection } from '../domain/campaign.js';
  * issued by the commit that follows and shown by `myEntry`).
  */
 export type Reply = { request: string; campaignId: string; userId: string } & (
-  | { kind: 'placed'; ticket: string; position: number; stock: number }
-  | { kind: 'rejected'; rejection: Rejection }
+  { kind: 'placed'; ticket: string; position: number; stock: number } | { kind: 'rejected'; rejection: Rejection }
 );

@@ -95,7 +95,10 @@ export class SingleWriter {
     try {
       this.consumer?.seek({ topic: this.topic, partition, offset: offset.toString() });
     } catch (err) {
-      log.warn({ err, partition, offset: offset.toString() }, 'seek skipped: the consumer is not running; its next assignment settles the partition anew');
+      log.warn(
+        { err, partition, offset: offset.toString() },
+        'seek skipped: the consumer is not running; its next assignment settles the partition anew',
+      );
     }
   }
 
@@ -124,22 +127,22 @@ export class SingleWriter {
     this.runner = keepConsuming(
       WRITER,
       async (guard) => {
-      // a writer must answer within milliseconds; KafkaJS's default waits 5 s on a quiet partition
-      const consumer = roleConsumer(this.kafka, this.config.groups.writer, this.config.DECIDER_MAX_WAIT_MS, WRITER_FETCH);
-      this.consumer = consumer;
-      consumer.on(consumer.events.GROUP_JOIN, (e) => {
-        const assigned = (e.payload.memberAssignment[this.topic] ?? []).slice().sort((a, b) => a - b);
-        void this.assign(assigned).then(onAssigned, (err) => log.error({ err }, 'assignment check failed'));
-      });
-      await consumer.connect();
-      await consumer.subscribe({ topic: this.topic, fromBeginning: true });
-      await consumer.run({
-        autoCommit: false,
-        eachBatchAutoResolve: false,
-        partitionsConsumedConcurrently: this.config.EVENT_PARTITIONS,
-        eachBatch: guard((payload) => this.onBatch(payload)),
-      });
-      return consumer;
+        // a writer must answer within milliseconds; KafkaJS's default waits 5 s on a quiet partition
+        const consumer = roleConsumer(this.kafka, this.config.groups.writer, this.config.DECIDER_MAX_WAIT_MS, WRITER_FETCH);
+        this.consumer = consumer;
+        consumer.on(consumer.events.GROUP_JOIN, (e) => {
+          const assigned = (e.payload.memberAssignment[this.topic] ?? []).slice().sort((a, b) => a - b);
+          void this.assign(assigned).then(onAssigned, (err) => log.error({ err }, 'assignment check failed'));
+        });
+        await consumer.connect();
+        await consumer.subscribe({ topic: this.topic, fromBeginning: true });
+        await consumer.run({
+          autoCommit: false,
+          eachBatchAutoResolve: false,
+          partitionsConsumedConcurrently: this.config.EVENT_PARTITIONS,
+          eachBatch: guard((payload) => this.onBatch(payload)),
+        });
+        return consumer;
       },
       { health: this.health },
     );
@@ -147,11 +150,16 @@ export class SingleWriter {
     // a replay's wipe is rebuilt at once; the sentinel's poll below stays for a flush, and for a wipe not heard
     this.stopWipes =
       (await this.wipes
-        ?.listen(Array.from({ length: this.config.EVENT_PARTITIONS }, (_, p) => p), (p) => {
-          const w = this.writers.get(p);
-          void w?.checkBuilt(false).catch((err) => log.warn({ err, partition: p }, 'built check failed'));
-        })
-        .catch((err: unknown) => (log.warn({ err }, 'not listening for replay wipes: the writer sees them within its 50 ms poll'), null))) ?? null;
+        ?.listen(
+          Array.from({ length: this.config.EVENT_PARTITIONS }, (_, p) => p),
+          (p) => {
+            const w = this.writers.get(p);
+            void w?.checkBuilt(false).catch((err) => log.warn({ err, partition: p }, 'built check failed'));
+          },
+        )
+        .catch(
+          (err: unknown) => (log.warn({ err }, 'not listening for replay wipes: the writer sees them within its 50 ms poll'), null),
+        )) ?? null;
     // the sentinel every 50 ms (a replay waited up to 250 ms for its wipe to be seen: a quarter of a
     // 100k-event rebuild), the step counts and the idle tail every 250 ms as before
     let tick = 0;
@@ -197,16 +205,22 @@ export class SingleWriter {
         first: BigInt(batch.firstOffset() ?? '0'),
         size: batch.messages.length,
         read: (skip, { from, to }) =>
-          sortBatch(WRITER, this.topic, batch.partition, from === 0 && to === batch.messages.length ? batch.messages : batch.messages.slice(from, to), {
-            // a packed record is skipped when every event it holds was applied (each id is forgotten as it is met)
-            ...(skip && {
-              skip: (m) => {
-                const ids = eventIdsOf(m.headers);
-                return ids.length > 0 && ids.map((id) => skip(id)).every(Boolean);
-              },
-            }),
-            ...(to === batch.messages.length && { lastOffset: batch.lastOffset() }),
-          }),
+          sortBatch(
+            WRITER,
+            this.topic,
+            batch.partition,
+            from === 0 && to === batch.messages.length ? batch.messages : batch.messages.slice(from, to),
+            {
+              // a packed record is skipped when every event it holds was applied (each id is forgotten as it is met)
+              ...(skip && {
+                skip: (m) => {
+                  const ids = eventIdsOf(m.headers);
+                  return ids.length > 0 && ids.map((id) => skip(id)).every(Boolean);
+                },
+              }),
+              ...(to === batch.messages.length && { lastOffset: batch.lastOffset() }),
+            },
+          ),
       },
       {
         isStale,

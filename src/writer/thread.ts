@@ -38,7 +38,14 @@ const parking = await Parking.connect(kafka, config);
 // the rebuild bound reads two rows' worth of the read model, rarely: one connection is enough
 const prisma = createPrisma(config.DATABASE_URL, { poolSize: 1 });
 const bound = new ReadModelRebuildBound(prisma, kafka, config);
-const writer = new SingleWriter(kafka, writerPorts(new RedisOrdering(redis, config.REDIS_PREFIX, logTag), config.topics.events), config, parking, undefined, bound);
+const writer = new SingleWriter(
+  kafka,
+  writerPorts(new RedisOrdering(redis, config.REDIS_PREFIX, logTag), config.topics.events),
+  config,
+  parking,
+  undefined,
+  bound,
+);
 const timings: [Parameters<SingleWriter['timing']>[0], number, number | undefined][] = [];
 writer.timing = (stage, seconds, size) => void timings.push([stage, seconds, size]);
 writer.health = forwardingReporter((part, error) => send({ type: 'health', part, error }));
@@ -50,15 +57,13 @@ const report = setInterval(
 port.on('message', (m: unknown) => {
   if (m !== 'stop') return;
   clearInterval(report);
-  void writer
-    .stop()
-    .finally(async () => {
-      await parking.close().catch(() => undefined);
-      await bound.close();
-      await prisma.$disconnect().catch(() => undefined);
-      redis.disconnect();
-      send({ type: 'stopped' });
-    });
+  void writer.stop().finally(async () => {
+    await parking.close().catch(() => undefined);
+    await bound.close();
+    await prisma.$disconnect().catch(() => undefined);
+    redis.disconnect();
+    send({ type: 'stopped' });
+  });
 });
 
 try {

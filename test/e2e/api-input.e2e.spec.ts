@@ -29,10 +29,20 @@ afterAll(async () => {
 describe('who is who', () => {
   it('refuses a missing, forged, unsigned, expired or wrongly signed token with UNAUTHENTICATED', async () => {
     const key = new TextEncoder().encode(TEST_JWT_SECRET);
-    const forged = await new SignJWT({ role: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('mallory').sign(new TextEncoder().encode('another-secret-of-enough-length'));
+    const forged = await new SignJWT({ role: 'admin' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('mallory')
+      .sign(new TextEncoder().encode('another-secret-of-enough-length'));
     const none = new UnsecuredJWT({ role: 'admin' }).setSubject('mallory').encode();
-    const expired = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setExpirationTime(Math.floor(Date.now() / 1000) - 60).sign(key);
-    const hs512 = await new SignJWT({}).setProtectedHeader({ alg: 'HS512' }).setSubject('alice').sign(new TextEncoder().encode(TEST_JWT_SECRET.repeat(3)));
+    const expired = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('alice')
+      .setExpirationTime(Math.floor(Date.now() / 1000) - 60)
+      .sign(key);
+    const hs512 = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS512' })
+      .setSubject('alice')
+      .sign(new TextEncoder().encode(TEST_JWT_SECRET.repeat(3)));
     const badSub = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('has space').sign(key);
     for (const t of [null, 'garbage', forged, none, expired, hs512, badSub]) {
       const r = await gql(app.port, t, `{ myEntry(campaignId: "x") { ticket } }`);
@@ -100,26 +110,38 @@ describe('bad input', () => {
     expect((await fetch(`http://127.0.0.1:${app.port}/readyz`)).status).toBe(200);
     const r = await gql(app.port, alice, `{ __typename }`);
     expect(r.data).toEqual({ __typename: 'Query' });
-    const notJson = await fetch(`http://127.0.0.1:${app.port}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{nope' });
+    const notJson = await fetch(`http://127.0.0.1:${app.port}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{nope',
+    });
     expect(notJson.status).toBe(400);
   });
 });
 
 describe('the lifecycle', () => {
   it('rejects NOT_OPEN before opensAt, CLOSED after closeCampaign, SOLD_OUT when every unit is taken, adding nothing', async () => {
-    const early = await gql(app.port, admin, CREATE, { i: { id: 'early', title: 'Later', reward: 'Cake', stock: 5, opensAt: later(3_600_000), closesAt: later(7_200_000) } });
+    const early = await gql(app.port, admin, CREATE, {
+      i: { id: 'early', title: 'Later', reward: 'Cake', stock: 5, opensAt: later(3_600_000), closesAt: later(7_200_000) },
+    });
     expect(early.data!.createCampaign).toEqual({ id: 'early', status: 'SCHEDULED' });
     expect((await gql(app.port, alice, ENTER, { c: 'early' })).data!.enter).toEqual({ rejection: 'NOT_OPEN', entry: null });
 
     await gql(app.port, admin, CREATE, { i: { id: 'one', title: 'One', reward: 'Cake', stock: 1, closesAt: later(3_600_000) } });
     // decided within ENTER_WAIT_MS, or QUEUED and decided later: a busy box may take longer
     const first = (await gql(app.port, alice, ENTER, { c: 'one' })).data!.enter;
-    expect([{ rejection: null, entry: { status: 'WON', position: 1 } }, { rejection: null, entry: { status: 'QUEUED', position: null } }]).toContainEqual(first);
+    expect([
+      { rejection: null, entry: { status: 'WON', position: 1 } },
+      { rejection: null, entry: { status: 'QUEUED', position: null } },
+    ]).toContainEqual(first);
     expect(await decidedEntry(app.port, alice, 'one')).toMatchObject({ status: 'WON', position: 1 });
     expect((await gql(app.port, await token('bob'), ENTER, { c: 'one' })).data!.enter).toEqual({ rejection: 'SOLD_OUT', entry: null });
     expect((await gql(app.port, await token('bob'), `{ myEntry(campaignId: "one") { ticket } }`)).data).toEqual({ myEntry: null });
     // the winner asking again still gets their entry, not SOLD_OUT
-    expect((await gql(app.port, alice, ENTER, { c: 'one' })).data!.enter).toEqual({ rejection: null, entry: { status: 'WON', position: 1 } });
+    expect((await gql(app.port, alice, ENTER, { c: 'one' })).data!.enter).toEqual({
+      rejection: null,
+      entry: { status: 'WON', position: 1 },
+    });
 
     await gql(app.port, admin, CREATE, { i: { id: 'shut', title: 'Shut', reward: 'Cake', stock: 5, closesAt: later(3_600_000) } });
     const closed = await gql(app.port, admin, `mutation { closeCampaign(id: "shut") { id status } }`);

@@ -26,8 +26,21 @@ const REQUEST_REPORT = `mutation($c: ID!) { requestReport(campaignId: $c) { id n
 const REPORT = `query($c: ID!) { report(campaignId: $c) { campaignId entrants requests winners issued firstEntryAt soldOutAt generatedAt } }`;
 const JOB = `query($id: ID!) { job(id: $id) { id name status progress startedAt finishedAt error } }`;
 
-type Job = { id: string; name: string; status: string; progress: number; startedAt: string | null; finishedAt: string | null; error: string | null };
-type MyEntry = { ticket: string; position: number | null; status: string; gifticon: { id: string; code: string; issuedAt: string } | null } | null;
+type Job = {
+  id: string;
+  name: string;
+  status: string;
+  progress: number;
+  startedAt: string | null;
+  finishedAt: string | null;
+  error: string | null;
+};
+type MyEntry = {
+  ticket: string;
+  position: number | null;
+  status: string;
+  gifticon: { id: string; code: string; issuedAt: string } | null;
+} | null;
 
 let iso: Isolated;
 let app: AppProcess;
@@ -113,7 +126,11 @@ async function job(id: string): Promise<Job> {
 }
 
 async function finished(id: string, timeoutMs = 60_000): Promise<Job> {
-  const j = await eventually(() => job(id), (x) => x.status === 'SUCCEEDED' || x.status === 'FAILED', timeoutMs);
+  const j = await eventually(
+    () => job(id),
+    (x) => x.status === 'SUCCEEDED' || x.status === 'FAILED',
+    timeoutMs,
+  );
   expect(j).toMatchObject({ status: 'SUCCEEDED', progress: 1, error: null });
   expect(new Date(j.finishedAt!).getTime()).toBeGreaterThanOrEqual(new Date(j.startedAt!).getTime());
   return j;
@@ -162,7 +179,9 @@ beforeAll(async () => {
   [app, worker] = await Promise.all([spawnApp(iso, 'api,decider,projector'), spawnApp(iso, 'worker')]);
   prisma = createPrisma(iso.env.DATABASE_URL!);
   admin = await token('bt-admin', 'admin');
-  const created = await gql(app.port, admin, CREATE, { i: { id: CAMPAIGN, title: 'Burst', reward: 'Chicken gifticon', stock: STOCK, closesAt: inAnHour() } });
+  const created = await gql(app.port, admin, CREATE, {
+    i: { id: CAMPAIGN, title: 'Burst', reward: 'Chicken gifticon', stock: STOCK, closesAt: inAnHour() },
+  });
   expect(created.errors).toBeUndefined();
 
   for (let i = 0; i < USERS; i++) tokens.push(await token(userId(i)));
@@ -185,12 +204,16 @@ beforeAll(async () => {
   const entrants = entered.size;
   expect(entrants).toBeGreaterThanOrEqual(STOCK);
   await waitUntil(
-    async () => (await gql<{ campaign: { entrants: number; winners: number } }>(app.port, admin, CAMPAIGN_Q, { id: CAMPAIGN })).data?.campaign,
+    async () =>
+      (await gql<{ campaign: { entrants: number; winners: number } }>(app.port, admin, CAMPAIGN_Q, { id: CAMPAIGN })).data?.campaign,
     (c) => c?.entrants === entrants && c.winners === STOCK,
     { what: 'the API counts every entrant and winner', timeoutMs: 60_000 },
   );
   await waitUntil(
-    async () => ({ entries: await prisma.entry.count({ where: { campaignId: CAMPAIGN } }), gifticons: await prisma.gifticon.count({ where: { campaignId: CAMPAIGN } }) }),
+    async () => ({
+      entries: await prisma.entry.count({ where: { campaignId: CAMPAIGN } }),
+      gifticons: await prisma.gifticon.count({ where: { campaignId: CAMPAIGN } }),
+    }),
     (q) => q.entries === entrants && q.gifticons === STOCK,
     { what: 'the tables hold every entrant and gifticon', timeoutMs: 60_000 },
   );
@@ -232,7 +255,11 @@ describe('batch: jobs over GraphQL', () => {
 
 describe('batch: reports', () => {
   it('one is made by itself when the campaign sells out', async () => {
-    const row = await eventually(() => prisma.campaignReport.findFirst({ where: { campaignId: CAMPAIGN, trigger: 'soldout' } }), (r) => r !== null, 30_000);
+    const row = await eventually(
+      () => prisma.campaignReport.findFirst({ where: { campaignId: CAMPAIGN, trigger: 'soldout' } }),
+      (r) => r !== null,
+      30_000,
+    );
     expect(row).toMatchObject({ campaignId: CAMPAIGN, winners: STOCK, issued: STOCK });
     expect(row!.soldOutAt).toBeInstanceOf(Date);
     expect(row!.sellOutMs).toBe(BigInt(row!.soldOutAt!.getTime() - row!.openedAt.getTime()));
@@ -321,7 +348,11 @@ describe('batch: replays rebuild the projections from the log', () => {
     await tamperTables();
     const rebuildsBefore = await metric(app.port, 'firstcome_decider_rebuilds_total');
     const id = await replay('ALL');
-    const running = await eventually(() => job(id), (j) => j.status !== 'QUEUED', 20_000);
+    const running = await eventually(
+      () => job(id),
+      (j) => j.status !== 'QUEUED',
+      20_000,
+    );
     await worker.kill('SIGKILL');
     expect(running.status).toBe('RUNNING');
     expect(running.progress).toBeLessThan(1);
@@ -340,7 +371,10 @@ describe('batch: close on schedule', () => {
     const id = 'bt-short';
     // room for create + enter on a busy box; the close itself is awaited, not timed
     const closesAt = new Date(Date.now() + 10_000);
-    expect((await gql(app.port, admin, CREATE, { i: { id, title: 'Short', reward: 'Coffee', stock: 5, closesAt: closesAt.toISOString() } })).errors).toBeUndefined();
+    expect(
+      (await gql(app.port, admin, CREATE, { i: { id, title: 'Short', reward: 'Coffee', stock: 5, closesAt: closesAt.toISOString() } }))
+        .errors,
+    ).toBeUndefined();
     const entry = await gql(app.port, tokens[1]!, ENTER, { c: id });
     expect(entry.errors).toBeUndefined();
     expect(entry.data!.enter.entry, `entered before ${closesAt.toISOString()}`).not.toBeNull();
@@ -350,7 +384,11 @@ describe('batch: close on schedule', () => {
       30_000,
     );
     expect(closed!.getTime()).toBeGreaterThanOrEqual(closesAt.getTime());
-    const report = await eventually(() => prisma.campaignReport.findFirst({ where: { campaignId: id, trigger: 'closed' } }), (r) => r !== null, 30_000);
+    const report = await eventually(
+      () => prisma.campaignReport.findFirst({ where: { campaignId: id, trigger: 'closed' } }),
+      (r) => r !== null,
+      30_000,
+    );
     expect(report).toMatchObject({ entrants: 1, winners: 1, issued: 1 });
   });
 });

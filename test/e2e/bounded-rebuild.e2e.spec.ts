@@ -70,26 +70,47 @@ describe('a flush with closed campaigns behind an open one', () => {
   it('rebuilds only the open campaign; the closed ones are answered from Postgres, as before the flush', async () => {
     const closesAt = new Date(Date.now() + 3_600_000).toISOString();
     for (const c of OLD) {
-      expect((await gql(app.port, admin, CREATE, { i: { id: c, title: c, reward: 'r', stock: OLD_STOCK, closesAt } })).errors).toBeUndefined();
+      expect(
+        (await gql(app.port, admin, CREATE, { i: { id: c, title: c, reward: 'r', stock: OLD_STOCK, closesAt } })).errors,
+      ).toBeUndefined();
       await pool(users(c), 8, async (u) => expect((await gql(app.port, await token(u), ENTER, { c })).errors).toBeUndefined());
-      expect((await gql(app.port, admin, `mutation($c: ID!) { closeCampaign(id: $c) { status } }`, { c })).data!.closeCampaign.status).toBe('CLOSED');
+      expect((await gql(app.port, admin, `mutation($c: ID!) { closeCampaign(id: $c) { status } }`, { c })).data!.closeCampaign.status).toBe(
+        'CLOSED',
+      );
     }
     // the bound looks up the open campaign's creation time in the log's time index, less a clock slack:
     // records of the closed campaigns within that slack would be replayed too, so the open one comes later
     const closedAt = Date.now();
-    await waitUntil(async () => Date.now(), (now) => now > closedAt + CLOCK_SLACK_MS + 200, { what: 'the clock slack passed' });
-    expect((await gql(app.port, admin, CREATE, { i: { id: OPEN, title: OPEN, reward: 'r', stock: OPEN_STOCK, closesAt } })).errors).toBeUndefined();
+    await waitUntil(
+      async () => Date.now(),
+      (now) => now > closedAt + CLOCK_SLACK_MS + 200,
+      { what: 'the clock slack passed' },
+    );
+    expect(
+      (await gql(app.port, admin, CREATE, { i: { id: OPEN, title: OPEN, reward: 'r', stock: OPEN_STOCK, closesAt } })).errors,
+    ).toBeUndefined();
     await pool(users(OPEN), 32, async (u) => expect((await gql(app.port, await token(u), ENTER, { c: OPEN })).errors).toBeUndefined());
 
     // every decision made, and the read model caught up with the log
-    const audits = new Map(await Promise.all([...OLD, OPEN].map(async (c) => [c, await waitUntil(
-      () => auditFromLog(iso.config, c),
-      (a) => a.gifticons === Math.min(a.stock, a.entrants) && a.winners === a.gifticons,
-      { what: `${c} decided`, timeoutMs: 60_000 },
-    )] as const)));
+    const audits = new Map(
+      await Promise.all(
+        [...OLD, OPEN].map(
+          async (c) =>
+            [
+              c,
+              await waitUntil(
+                () => auditFromLog(iso.config, c),
+                (a) => a.gifticons === Math.min(a.stock, a.entrants) && a.winners === a.gifticons,
+                { what: `${c} decided`, timeoutMs: 60_000 },
+              ),
+            ] as const,
+        ),
+      ),
+    );
     const end = (await logEnds(iso.config)).get(0)!;
     await waitUntil(
-      () => prisma.projectionCheckpoint.findFirst({ where: { projection: PRISMA_PROJECTION, topic: iso.config.topics.events, partition: 0 } }),
+      () =>
+        prisma.projectionCheckpoint.findFirst({ where: { projection: PRISMA_PROJECTION, topic: iso.config.topics.events, partition: 0 } }),
       (cp) => cp !== null && cp.nextOffset >= end - 1n,
       { what: 'the read model caught up', timeoutMs: 60_000 },
     );
@@ -117,7 +138,11 @@ describe('a flush with closed campaigns behind an open one', () => {
     for (const c of OLD) expect(await campaignKeys(c)).toBe(0);
     expect(await campaignKeys(OPEN)).toBeGreaterThan(0);
     const lastOld = Math.max(...OLD.flatMap((c) => audits.get(c)!.log.map((l) => Number(l.offset))));
-    const rebuild = app.output().split('\n').filter((l) => l.includes('Redis projection missing')).map((l) => JSON.parse(l) as { from: string; until: string });
+    const rebuild = app
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('Redis projection missing'))
+      .map((l) => JSON.parse(l) as { from: string; until: string });
     expect(rebuild.length).toBeGreaterThan(0);
     expect(Number(rebuild.at(-1)!.from)).toBeGreaterThan(lastOld);
 

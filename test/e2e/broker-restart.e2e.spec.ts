@@ -49,9 +49,11 @@ describe('I4: what enter returned survives', () => {
         broker.kill();
         killed = true;
         // the outage lasts until callers have felt it (an answer to retry), not a fixed time
-        restarted = waitUntil(async () => failedSinceKill, (n) => n > 0, { what: 'a call answered UNAVAILABLE while the broker is away', timeoutMs: 60_000 }).then(() =>
-          broker.start(),
-        );
+        restarted = waitUntil(
+          async () => failedSinceKill,
+          (n) => n > 0,
+          { what: 'a call answered UNAVAILABLE while the broker is away', timeoutMs: 60_000 },
+        ).then(() => broker.start());
       }
     });
     await restarted;
@@ -59,18 +61,28 @@ describe('I4: what enter returned survives', () => {
     await api.kill('SIGKILL');
 
     expect(accepted.size).toBeGreaterThan(80);
-    const audit = await waitUntil(() => auditFromLog(iso.config, 'survive'), (a) => a.winners >= 250, { what: 'every unit of stock won', timeoutMs: 60_000 }).catch(() =>
-      auditFromLog(iso.config, 'survive'),
-    );
+    const audit = await waitUntil(
+      () => auditFromLog(iso.config, 'survive'),
+      (a) => a.winners >= 250,
+      { what: 'every unit of stock won', timeoutMs: 60_000 },
+    ).catch(() => auditFromLog(iso.config, 'survive'));
     const missing = [...accepted].filter(([user, ticket]) => audit.state.places.get(`s${user}`)?.ticket !== ticket);
     if (audit.winners < 250 || missing.length > 0) {
       // what a failure needs to be understood: the log as read, and the decider's own account
       const counts: Record<string, number> = {};
       for (const l of audit.log) counts[l.event.type] = (counts[l.event.type] ?? 0) + 1;
       console.log('broker SIGKILL failure', {
-        accepted: accepted.size, failed, entrants: audit.entrants, winners: audit.winners, counts,
+        accepted: accepted.size,
+        failed,
+        entrants: audit.entrants,
+        winners: audit.winners,
+        counts,
         lastOffset: String(audit.log.at(-1)?.offset),
-        missing: missing.slice(0, 10).map(([u, t]) => ({ user: `s${u}`, answered: t, log: audit.log.filter((l) => 'userId' in l.event && l.event.userId === `s${u}`).map((l) => `${l.event.type}@${l.offset}`) })),
+        missing: missing.slice(0, 10).map(([u, t]) => ({
+          user: `s${u}`,
+          answered: t,
+          log: audit.log.filter((l) => 'userId' in l.event && l.event.userId === `s${u}`).map((l) => `${l.event.type}@${l.offset}`),
+        })),
       });
       console.log('--- decider ---\n' + decider.output().slice(-8000));
       console.log('--- api ---\n' + api.output().slice(-8000));
@@ -84,7 +96,10 @@ describe('I4: what enter returned survives', () => {
     try {
       for (const [user] of [...accepted].slice(0, 60)) {
         const r = await gql(api2.port, tokens[user]!, `{ myEntry(campaignId: "survive") { ticket position } }`);
-        expect(r.data!.myEntry).toMatchObject({ ticket: audit.state.places.get(`s${user}`)!.ticket, position: audit.state.places.get(`s${user}`)!.position });
+        expect(r.data!.myEntry).toMatchObject({
+          ticket: audit.state.places.get(`s${user}`)!.ticket,
+          position: audit.state.places.get(`s${user}`)!.position,
+        });
       }
     } finally {
       await api2.kill();

@@ -35,17 +35,27 @@ describe('the local cluster stack', () => {
   });
 
   it('runs three brokers, and the events topic gets three replicas with two in sync', async () => {
-    const config = loadConfig({ ...process.env, ...cluster.env, TOPIC_PREFIX: `t.cluster-${Date.now().toString(36)}`, EVENT_PARTITIONS: '3' });
+    const config = loadConfig({
+      ...process.env,
+      ...cluster.env,
+      TOPIC_PREFIX: `t.cluster-${Date.now().toString(36)}`,
+      EVENT_PARTITIONS: '3',
+    });
     const admin = new Kafka({ brokers: config.KAFKA_BROKERS, logLevel: logLevel.NOTHING }).admin();
     await admin.connect();
     try {
       // a node may be fenced for a moment while three JVMs start on two busy cores: it rejoins
-      const cluster3 = await waitUntil(() => admin.describeCluster(), (c) => c.brokers.length === 3, { what: 'three brokers registered', timeoutMs: 60_000 });
+      const cluster3 = await waitUntil(
+        () => admin.describeCluster(),
+        (c) => c.brokers.length === 3,
+        { what: 'three brokers registered', timeoutMs: 60_000 },
+      );
       expect(cluster3.brokers.map((b) => b.port).sort()).toEqual([19092, 19093, 19094]);
       await ensureTopics(admin, config);
       const meta = await admin.fetchTopicMetadata({ topics: [config.topics.events] });
       expect(meta.topics[0]!.partitions.map((p) => p.replicas.length)).toEqual([3, 3, 3]);
-      const [described] = (await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: 2, name: config.topics.events }] })).resources;
+      const [described] = (await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: 2, name: config.topics.events }] }))
+        .resources;
       expect(described!.configEntries.find((e) => e.configName === 'min.insync.replicas')?.configValue).toBe('2');
       await admin.deleteTopics({ topics: [config.topics.events, config.topics.parked] });
     } finally {
@@ -54,7 +64,9 @@ describe('the local cluster stack', () => {
   });
 
   it('runs a Redis Cluster of three primaries, each with a replica, covering every slot', () => {
-    const nodes = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', '17000', 'cluster', 'nodes'], { encoding: 'utf8' }).stdout.trim().split('\n');
+    const nodes = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', '17000', 'cluster', 'nodes'], { encoding: 'utf8' })
+      .stdout.trim()
+      .split('\n');
     expect(nodes.filter((l) => l.includes('master'))).toHaveLength(3);
     expect(nodes.filter((l) => l.includes('slave'))).toHaveLength(3);
     const info = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', '17000', 'cluster', 'info'], { encoding: 'utf8' }).stdout;
@@ -99,19 +111,40 @@ describe('firstcome on three brokers and a Redis Cluster, through failovers mid-
 
   /** A crowd of USERS (every 4th clicking twice, on both API processes); `faults` run once that many users are done. */
   async function crowd(id: string, faults: Record<number, () => void>): Promise<Call[]> {
-    return runCrowd({ campaignId: id, apiPorts: apis.map((a) => a.port), users: USERS, dupEvery: 4, userPrefix: `${id}-u`, concurrency: 16, onProgress: (done) => faults[done]?.() });
+    return runCrowd({
+      campaignId: id,
+      apiPorts: apis.map((a) => a.port),
+      users: USERS,
+      dupEvery: 4,
+      userPrefix: `${id}-u`,
+      concurrency: 16,
+      onProgress: (done) => faults[done]?.(),
+    });
   }
 
   /** The log once every unit is won and issued, and the answers held to it. */
   async function verdict(id: string, calls: Call[]) {
-    const audit = await waitUntil(() => auditFromLog(iso.config, id), (a) => a.winners >= STOCK && a.gifticons >= STOCK, { what: 'every unit won and issued', timeoutMs: 90_000, everyMs: 500 });
+    const audit = await waitUntil(
+      () => auditFromLog(iso.config, id),
+      (a) => a.winners >= STOCK && a.gifticons >= STOCK,
+      { what: 'every unit won and issued', timeoutMs: 90_000, everyMs: 500 },
+    );
     return { audit, ...wrongAnswers(calls, audit) };
   }
 
   /** I1–I3 on the log; I4: every acknowledged entry there with its ticket; and no wrong answer. */
   function expectSound({ audit, wrong, acknowledged }: Awaited<ReturnType<typeof verdict>>): void {
     // what the API processes logged as unexpected, to tell a wrong answer's cause
-    if (wrong.length > 0) for (const a of apis) console.log(a.output().split('\n').filter((l) => /unexpected error|append failed/.test(l)).slice(-5).join('\n'));
+    if (wrong.length > 0)
+      for (const a of apis)
+        console.log(
+          a
+            .output()
+            .split('\n')
+            .filter((l) => /unexpected error|append failed/.test(l))
+            .slice(-5)
+            .join('\n'),
+        );
     expect(audit.problems).toEqual([]);
     expect(audit.winners).toBe(Math.min(STOCK, audit.entrants));
     expect(wrong).toEqual([]);
@@ -121,7 +154,13 @@ describe('firstcome on three brokers and a Redis Cluster, through failovers mid-
   /** I5: Redis (the admin `entry`, the counters) and Postgres (`winners`) say what the log says, codes included. */
   async function projectionsAgree(id: string, audit: Awaited<ReturnType<typeof auditFromLog>>): Promise<void> {
     const codes = new Map(audit.log.flatMap((l) => (l.event.type === 'GifticonIssued' ? [[l.event.userId, l.event.code] as const] : [])));
-    const expected = [...audit.state.places].map(([user, p]) => ({ user, ticket: p.ticket, position: p.position, status: p.position <= audit.stock ? 'WON' : 'LOST', code: codes.get(user) ?? null }));
+    const expected = [...audit.state.places].map(([user, p]) => ({
+      user,
+      ticket: p.ticket,
+      position: p.position,
+      status: p.position <= audit.stock ? 'WON' : 'LOST',
+      code: codes.get(user) ?? null,
+    }));
     const ENTRY = `query($c: ID!, $u: ID!) { entry(campaignId: $c, userId: $u) { ticket position status gifticon { code } } }`;
     const inRedis = await waitUntil(
       () =>
@@ -129,7 +168,14 @@ describe('firstcome on three brokers and a Redis Cluster, through failovers mid-
           expected.map(async (e) => {
             const r = await gql(apis[0]!.port, admin, ENTRY, { c: id, u: e.user });
             const got = r.data?.entry;
-            return { user: e.user, ticket: got?.ticket, position: got?.position, status: got?.status, code: got?.gifticon?.code ?? null, error: r.errors?.[0]?.extensions?.code };
+            return {
+              user: e.user,
+              ticket: got?.ticket,
+              position: got?.position,
+              status: got?.status,
+              code: got?.gifticon?.code ?? null,
+              error: r.errors?.[0]?.extensions?.code,
+            };
           }),
         ),
       (got) => got.every((g, i) => g.code === expected[i]!.code && !g.error),
@@ -139,12 +185,29 @@ describe('firstcome on three brokers and a Redis Cluster, through failovers mid-
     const counters = await gql(apis[1]!.port, admin, `query($c: ID!) { campaign(id: $c) { entrants winners } }`, { c: id });
     expect(counters.data?.campaign).toEqual({ entrants: audit.entrants, winners: audit.winners });
     const winners = await waitUntil(
-      () => gql(apis[0]!.port, admin, `query($c: ID!) { winners(campaignId: $c, first: 500) { totalCount edges { node { userId position gifticon { code } } } } }`, { c: id }),
-      (r) => r.data?.winners?.totalCount === audit.winners && r.data.winners.edges.every((e: { node: { gifticon: unknown } }) => e.node.gifticon),
+      () =>
+        gql(
+          apis[0]!.port,
+          admin,
+          `query($c: ID!) { winners(campaignId: $c, first: 500) { totalCount edges { node { userId position gifticon { code } } } } }`,
+          { c: id },
+        ),
+      (r) =>
+        r.data?.winners?.totalCount === audit.winners &&
+        r.data.winners.edges.every((e: { node: { gifticon: unknown } }) => e.node.gifticon),
       { what: 'every winner in Postgres', timeoutMs: 60_000, everyMs: 500 },
     );
-    const pg = winners.data!.winners.edges.map((e: { node: { userId: string; position: number; gifticon: { code: string } } }) => ({ user: e.node.userId, position: e.node.position, code: e.node.gifticon.code }));
-    expect(pg).toEqual(expected.filter((e) => e.status === 'WON').sort((a, b) => a.position - b.position).map(({ user, position, code }) => ({ user, position, code })));
+    const pg = winners.data!.winners.edges.map((e: { node: { userId: string; position: number; gifticon: { code: string } } }) => ({
+      user: e.node.userId,
+      position: e.node.position,
+      code: e.node.gifticon.code,
+    }));
+    expect(pg).toEqual(
+      expected
+        .filter((e) => e.status === 'WON')
+        .sort((a, b) => a.position - b.position)
+        .map(({ user, position, code }) => ({ user, position, code })),
+    );
   }
 
   it('loses nothing acknowledged when the broker that leads the drop’s partition is killed mid-burst (I1–I4)', async () => {
@@ -154,7 +217,9 @@ describe('firstcome on three brokers and a Redis Cluster, through failovers mid-
     let killedAt = 0;
     const calls = await crowd(C, { 60: () => (killKafkaNode(leader), (killedAt = Date.now())) });
     const v = await verdict(C, calls);
-    console.log(`broker failover (leader ${leader} SIGKILLed after 60 of ${USERS} users): ${describeOutage(outage(calls, killedAt, SLOW_MS), SLOW_MS)}; ${v.acknowledged} acknowledged entries checked, ${v.wrong.length} wrong answers; ${JSON.stringify(tally(calls))}`);
+    console.log(
+      `broker failover (leader ${leader} SIGKILLed after 60 of ${USERS} users): ${describeOutage(outage(calls, killedAt, SLOW_MS), SLOW_MS)}; ${v.acknowledged} acknowledged entries checked, ${v.wrong.length} wrong answers; ${JSON.stringify(tally(calls))}`,
+    );
     expectSound(v);
   });
 
@@ -165,7 +230,9 @@ describe('firstcome on three brokers and a Redis Cluster, through failovers mid-
     let killedAt = 0;
     const calls = await crowd(C, { 60: () => (killRedisNode(primary), (killedAt = Date.now())) });
     const v = await verdict(C, calls);
-    console.log(`redis failover (primary ${primary} SIGKILLed after 60 of ${USERS} users): ${describeOutage(outage(calls, killedAt, SLOW_MS), SLOW_MS)}; ${v.acknowledged} acknowledged entries checked, ${v.wrong.length} wrong answers; ${JSON.stringify(tally(calls))}`);
+    console.log(
+      `redis failover (primary ${primary} SIGKILLed after 60 of ${USERS} users): ${describeOutage(outage(calls, killedAt, SLOW_MS), SLOW_MS)}; ${v.acknowledged} acknowledged entries checked, ${v.wrong.length} wrong answers; ${JSON.stringify(tally(calls))}`,
+    );
     expectSound(v);
     await projectionsAgree(C, v.audit);
   });
@@ -176,11 +243,22 @@ describe('firstcome on three brokers and a Redis Cluster, through failovers mid-
     const leader = await kafkaLeaderOf(iso.config, C);
     const primary = redisPrimaryOf(C, iso.config.REDIS_PREFIX);
     const at = { broker: 0, redis: 0 };
-    const calls = await crowd(C, { 40: () => (killKafkaNode(leader), (at.broker = Date.now())), 140: () => (killRedisNode(primary), (at.redis = Date.now())) });
+    const calls = await crowd(C, {
+      40: () => (killKafkaNode(leader), (at.broker = Date.now())),
+      140: () => (killRedisNode(primary), (at.redis = Date.now())),
+    });
     const v = await verdict(C, calls);
     // each fault measured on its own: the broker's on calls done before the Redis kill
-    const broker = outage(calls.filter((c) => c.endedAt < at.redis), at.broker, SLOW_MS);
-    const redis = outage(calls.filter((c) => c.startedAt >= at.broker), at.redis, SLOW_MS);
+    const broker = outage(
+      calls.filter((c) => c.endedAt < at.redis),
+      at.broker,
+      SLOW_MS,
+    );
+    const redis = outage(
+      calls.filter((c) => c.startedAt >= at.broker),
+      at.redis,
+      SLOW_MS,
+    );
     console.log(
       `both: broker ${leader} SIGKILLed after 40 users: ${describeOutage(broker, SLOW_MS)}; redis ${primary} after 140: ${describeOutage(redis, SLOW_MS)}; ${v.acknowledged} acknowledged entries checked, ${v.wrong.length} wrong answers; ${JSON.stringify(tally(calls))}`,
     );
@@ -215,7 +293,11 @@ describe('firstcome on three brokers and a Redis Cluster, through failovers mid-
     await drop(C);
     const user = await token('live-watcher');
     const socket = liveSocket(apis[1]!.port, user);
-    const live = collect<{ status: string; ticket: string; gifticon: { code: string } | null } | null>(socket, `subscription($c: ID!) { myEntry(campaignId: $c) { status ticket gifticon { code } } }`, { c: C });
+    const live = collect<{ status: string; ticket: string; gifticon: { code: string } | null } | null>(
+      socket,
+      `subscription($c: ID!) { myEntry(campaignId: $c) { status ticket gifticon { code } } }`,
+      { c: C },
+    );
     try {
       await live.until((v) => v === null);
       // the campaign's channel lives on its primary: that node goes, the subscriber must follow the slot
@@ -227,7 +309,11 @@ describe('firstcome on three brokers and a Redis Cluster, through failovers mid-
       );
       const seen = await live.until((v) => v?.gifticon?.code !== undefined, 60_000);
       // the writer applies its commit to Redis as soon as the broker acknowledged it; a reader of the log may see it a moment later
-      const audit = await waitUntil(() => auditFromLog(iso.config, C), (x) => x.gifticons === 1, { what: 'the code in the log', everyMs: 250 });
+      const audit = await waitUntil(
+        () => auditFromLog(iso.config, C),
+        (x) => x.gifticons === 1,
+        { what: 'the code in the log', everyMs: 250 },
+      );
       const code = audit.log.find((l) => l.event.type === 'GifticonIssued')!.event as { code: string };
       expect(seen.at(-1)).toEqual({ status: 'WON', ticket: entered!.data!.enter.entry.ticket, gifticon: { code: code.code } });
     } finally {

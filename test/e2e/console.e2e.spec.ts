@@ -16,7 +16,10 @@ const DOCS = fileURLToPath(new URL('../../docs/console.png', import.meta.url));
 const STOCK = 200;
 const USERS = 1500;
 
-if (!CHROMIUM) console.log('console.e2e skipped: no Chromium at CHROMIUM_PATH, /usr/bin/chromium or /usr/bin/chromium-browser (apt-get install -y chromium)');
+if (!CHROMIUM)
+  console.log(
+    'console.e2e skipped: no Chromium at CHROMIUM_PATH, /usr/bin/chromium or /usr/bin/chromium-browser (apt-get install -y chromium)',
+  );
 
 describe.skipIf(!CHROMIUM)('the drop console', () => {
   let iso: Isolated;
@@ -40,13 +43,29 @@ describe.skipIf(!CHROMIUM)('the drop console', () => {
   // project compiles without the DOM types, so the page's globals are reached untyped
   type Doc = { querySelector(s: string): { textContent: string | null; getAttribute(a: string): string | null } | null };
   const waitText = (sel: string, value: string, timeout = 60_000) =>
-    page.waitForFunction(([s, v]) => (globalThis as unknown as { document: Doc }).document.querySelector(s!)?.textContent === v, [sel, value], { timeout });
+    page.waitForFunction(
+      ([s, v]) => (globalThis as unknown as { document: Doc }).document.querySelector(s!)?.textContent === v,
+      [sel, value],
+      { timeout },
+    );
   const waitAttr = (sel: string, attr: string, value: string, timeout = 60_000) =>
-    page.waitForFunction(([s, a, v]) => (globalThis as unknown as { document: Doc }).document.querySelector(s!)?.getAttribute(a!) === v, [sel, attr, value], { timeout });
+    page.waitForFunction(
+      ([s, a, v]) => (globalThis as unknown as { document: Doc }).document.querySelector(s!)?.getAttribute(a!) === v,
+      [sel, attr, value],
+      { timeout },
+    );
   const waitChange = (sel: string, from: string | null, timeout = 60_000) =>
-    page.waitForFunction(([s, f]) => (globalThis as unknown as { document: Doc }).document.querySelector(s!)?.textContent !== f, [sel, from], { timeout });
+    page.waitForFunction(
+      ([s, f]) => (globalThis as unknown as { document: Doc }).document.querySelector(s!)?.textContent !== f,
+      [sel, from],
+      { timeout },
+    );
   const waitIncludes = (sel: string, part: string, timeout = 60_000) =>
-    page.waitForFunction(([s, p]) => ((globalThis as unknown as { document: Doc }).document.querySelector(s!)?.textContent ?? '').includes(p!), [sel, part], { timeout });
+    page.waitForFunction(
+      ([s, p]) => ((globalThis as unknown as { document: Doc }).document.querySelector(s!)?.textContent ?? '').includes(p!),
+      [sel, part],
+      { timeout },
+    );
 
   it('signs in, creates a drop and shows its counters and chart reach the final numbers as a crowd enters', async () => {
     const errors: string[] = [];
@@ -73,9 +92,15 @@ describe.skipIf(!CHROMIUM)('the drop console', () => {
     await waitText('#c-remaining', '0');
     await waitText('#drop-status', 'SOLD_OUT');
     expect(await textOf('#c-entrants')).toBe(String(audit.entrants));
-    expect(await page.locator('#campaigns tbody tr[data-id=console-drop] td').allTextContents()).toEqual(
-      ['console-drop', 'Friday drop', 'SOLD_OUT', String(STOCK), String(audit.entrants), String(STOCK), '0'],
-    );
+    expect(await page.locator('#campaigns tbody tr[data-id=console-drop] td').allTextContents()).toEqual([
+      'console-drop',
+      'Friday drop',
+      'SOLD_OUT',
+      String(STOCK),
+      String(audit.entrants),
+      String(STOCK),
+      '0',
+    ]);
     const chart = page.locator('#chart');
     await waitAttr('#chart', 'data-entrants', String(audit.entrants), 30_000);
     expect(await chart.getAttribute('data-remaining')).toBe('0');
@@ -102,7 +127,9 @@ describe.skipIf(!CHROMIUM)('the drop console', () => {
     await page.selectOption('#replay-target', 'REDIS');
     await page.click('#replay');
     await page.locator('#jobs tr[data-status=SUCCEEDED]').nth(1).waitFor({ timeout: 90_000 });
-    expect(await page.locator('#jobs progress').evaluateAll((bars) => bars.map((b) => (b as unknown as { value: number }).value))).toEqual([1, 1]);
+    expect(await page.locator('#jobs progress').evaluateAll((bars) => bars.map((b) => (b as unknown as { value: number }).value))).toEqual([
+      1, 1,
+    ]);
 
     mkdirSync(OUTPUT, { recursive: true });
     await page.screenshot({ path: `${OUTPUT}console.png`, fullPage: true });

@@ -17,11 +17,15 @@ afterAll(async () => {
 
 describe('demo --watch', () => {
   it('prints the console URL with a working admin token and keeps the server up until Ctrl-C', async () => {
-    const demo = spawn(process.execPath, ['--import', 'tsx', 'src/cli/demo.ts', '--watch', '--users', '60', '--stock', '5', '--connections', '8'], {
-      cwd: ROOT,
-      env: { ...process.env, ...iso.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const demo = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/demo.ts', '--watch', '--users', '60', '--stock', '5', '--connections', '8'],
+      {
+        cwd: ROOT,
+        env: { ...process.env, ...iso.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     demo.stdout!.on('data', (d) => (out += d));
     demo.stderr!.on('data', (d) => (out += d));

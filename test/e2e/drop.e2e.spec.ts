@@ -12,7 +12,10 @@ const MY = `query($c: ID!) { myEntry(campaignId: $c) { ticket position status gi
 const CREATE = `mutation($i: CreateCampaignInput!) { createCampaign(input: $i) { id status stock entrants winners remaining } }`;
 const CAMPAIGN = `query($id: ID!) { campaign(id: $id) { id status stock entrants winners remaining } }`;
 
-type EnterAnswer = { rejection: string | null; entry: { ticket: string; position: number | null; status: string; gifticon: { code: string } | null } | null };
+type EnterAnswer = {
+  rejection: string | null;
+  entry: { ticket: string; position: number | null; status: string; gifticon: { code: string } | null } | null;
+};
 
 let iso: Isolated;
 let decider: AppProcess;
@@ -22,7 +25,9 @@ let admin: string;
 const inAnHour = () => new Date(Date.now() + 3_600_000).toISOString();
 
 async function createCampaign(id: string, stock: number, extra: Record<string, unknown> = {}) {
-  const r = await gql(apis[0]!.port, admin, CREATE, { i: { id, title: `Drop ${id}`, reward: 'Chicken gifticon', stock, closesAt: inAnHour(), ...extra } });
+  const r = await gql(apis[0]!.port, admin, CREATE, {
+    i: { id, title: `Drop ${id}`, reward: 'Chicken gifticon', stock, closesAt: inAnHour(), ...extra },
+  });
   expect(r.errors).toBeUndefined();
   return r.data!.createCampaign;
 }
@@ -71,7 +76,10 @@ describe('the drop over two API processes', () => {
   });
 
   it('holds I1–I3 in the log: exactly the first 300 distinct users won, one gifticon each', async () => {
-    const audit = await eventually(() => auditFromLog(iso.config, C), (a) => a.winners >= STOCK && a.gifticons >= STOCK);
+    const audit = await eventually(
+      () => auditFromLog(iso.config, C),
+      (a) => a.winners >= STOCK && a.gifticons >= STOCK,
+    );
     expect(audit.problems).toEqual([]);
     expect(audit.winners).toBe(STOCK);
     expect(audit.gifticons).toBe(STOCK);
@@ -131,18 +139,22 @@ describe('the drop over two API processes', () => {
     const settled = new Set<number>();
     const deadline = Date.now() + 60_000;
     while (settled.size < sample.length && Date.now() < deadline) {
-      await pool(sample.filter((u) => !settled.has(u)), 16, async (user) => {
-        const r = await gql(apis[user % 2]!.port, tokens[user]!, MY, { c: C });
-        if (r.errors) {
-          expect(r.errors[0]!.extensions?.code).toBe('UNAVAILABLE');
-          unavailable++;
-          return;
-        }
-        const place = audit.state.places.get(`${C}-u${user}`);
-        if (!place) expect(r.data!.myEntry).toBeNull();
-        else expect(r.data!.myEntry).toMatchObject({ ticket: place.ticket, position: place.position });
-        settled.add(user);
-      });
+      await pool(
+        sample.filter((u) => !settled.has(u)),
+        16,
+        async (user) => {
+          const r = await gql(apis[user % 2]!.port, tokens[user]!, MY, { c: C });
+          if (r.errors) {
+            expect(r.errors[0]!.extensions?.code).toBe('UNAVAILABLE');
+            unavailable++;
+            return;
+          }
+          const place = audit.state.places.get(`${C}-u${user}`);
+          if (!place) expect(r.data!.myEntry).toBeNull();
+          else expect(r.data!.myEntry).toMatchObject({ ticket: place.ticket, position: place.position });
+          settled.add(user);
+        },
+      );
     }
     expect(settled.size).toBe(sample.length);
     console.log(`Redis rebuild: ${unavailable} retryable UNAVAILABLE answers, no wrong one`);
@@ -173,7 +185,10 @@ describe('the decider killed mid-burst', () => {
       }
     });
     await restart;
-    const audit = await eventually(() => auditFromLog(iso.config, C), (a) => a.winners >= STOCK);
+    const audit = await eventually(
+      () => auditFromLog(iso.config, C),
+      (a) => a.winners >= STOCK,
+    );
     expect(audit.problems).toEqual([]);
     expect(audit.winners).toBe(STOCK);
     // every accepted entry, QUEUED ones included, is in the log and decided the same way

@@ -24,7 +24,13 @@ let alice: string;
 const ENTER = `mutation($c: ID!) { enter(campaignId: $c) { rejection entry { status position } } }`;
 const CREATE = `mutation($i: CreateCampaignInput!) { createCampaign(input: $i) { id } }`;
 const later = (ms: number) => new Date(Date.now() + ms).toISOString();
-const claims = (sub: string, roles: string[] = [], extra: Record<string, unknown> = {}) => ({ sub, iss: ISSUER, aud: AUDIENCE, realm_access: { roles }, ...extra });
+const claims = (sub: string, roles: string[] = [], extra: Record<string, unknown> = {}) => ({
+  sub,
+  iss: ISSUER,
+  aud: AUDIENCE,
+  realm_access: { roles },
+  ...extra,
+});
 
 interface Answer {
   status: number;
@@ -49,7 +55,8 @@ async function post(body: string, opts: { token?: string | null; from?: string; 
   const text = await r.text();
   return { status: r.status, headers: r.headers, body: text ? JSON.parse(text) : null };
 }
-const query = (q: string, token: string | null, variables?: Record<string, unknown>, from?: string) => post(JSON.stringify({ query: q, variables }), { token, from });
+const query = (q: string, token: string | null, variables?: Record<string, unknown>, from?: string) =>
+  post(JSON.stringify({ query: q, variables }), { token, from });
 const code = (a: Answer) => a.body?.errors?.[0]?.extensions?.code;
 
 /** CPU the server process has used, in ms (Linux /proc). */
@@ -66,7 +73,14 @@ async function metric(name: string, labels: string): Promise<number> {
 
 beforeAll(async () => {
   idp = await startIdp();
-  for (const [kid, alg] of [['k1', 'RS256'], ['k2', 'RS256'], ['e1', 'ES256'], ['rogue', 'RS256'], ['k1-rs512', 'RS512']] as const) await idp.addKey(kid, alg);
+  for (const [kid, alg] of [
+    ['k1', 'RS256'],
+    ['k2', 'RS256'],
+    ['e1', 'ES256'],
+    ['rogue', 'RS256'],
+    ['k1-rs512', 'RS512'],
+  ] as const)
+    await idp.addKey(kid, alg);
   idp.publish('k1', 'e1', 'k1-rs512');
   iso = await isolated('edge', {
     NODE_ENV: 'production',
@@ -83,7 +97,9 @@ beforeAll(async () => {
   app = await spawnApp(iso, 'api,decider');
   admin = await idp.sign('k1', claims('boss', ['offline_access', 'admin']));
   alice = await idp.sign('k1', claims('alice', ['offline_access']));
-  const created = await query(CREATE, admin, { i: { id: 'drop', title: 'Drop', reward: 'Coffee', stock: 1000, closesAt: later(3_600_000) } });
+  const created = await query(CREATE, admin, {
+    i: { id: 'drop', title: 'Drop', reward: 'Coffee', stock: 1000, closesAt: later(3_600_000) },
+  });
   expect(created.body?.errors).toBeUndefined();
 });
 afterAll(async () => {
@@ -112,7 +128,11 @@ describe('query limits in production', () => {
       ['16 aliased __typename', aliases(16, '__typename'), /Aliases limit of 15/],
       ['depth 10', deep, /depth limit of 8/],
       ['11 directives', `{ __typename ${'@include(if: true) '.repeat(11)}}`, /Directives limit of 10/],
-      ['15 full pages of winners', aliases(15, 'winners(campaignId: "drop", first: 1000) { edges { node { userId position gifticon { code } } } }'), /Cost limit of 100000/],
+      [
+        '15 full pages of winners',
+        aliases(15, 'winners(campaignId: "drop", first: 1000) { edges { node { userId position gifticon { code } } } }'),
+        /Cost limit of 100000/,
+      ],
     ];
     for (const [name, q, says] of cases) {
       const r = await query(q, admin);
@@ -124,7 +144,11 @@ describe('query limits in production', () => {
   });
 
   it('costs almost nothing to refuse: CPU per refused request is a few ms, not the hundreds an unlimited one took', async () => {
-    const refused = [aliases(300, 'myEntry(campaignId: "drop") { ticket }'), `{ ${'a:__typename '.repeat(4_000)}}`, aliases(16, 'myEntry(campaignId: "drop") { ticket }')];
+    const refused = [
+      aliases(300, 'myEntry(campaignId: "drop") { ticket }'),
+      `{ ${'a:__typename '.repeat(4_000)}}`,
+      aliases(16, 'myEntry(campaignId: "drop") { ticket }'),
+    ];
     const rounds = 20;
     const before = serverCpuMs();
     for (let i = 0; i < rounds; i++) for (const q of refused) expect((await query(q, alice)).status).toBe(400);
@@ -133,7 +157,7 @@ describe('query limits in production', () => {
     expect(perRequest).toBeLessThan(15);
   });
 
-  it('does not spell out the schema in a misspelled field\'s error', async () => {
+  it("does not spell out the schema in a misspelled field's error", async () => {
     const r = await query(`{ campaignz(id: "drop") { id } }`, alice);
     expect(r.status).toBe(400);
     expect(code(r)).toBe('GRAPHQL_VALIDATION_FAILED');
@@ -142,15 +166,33 @@ describe('query limits in production', () => {
     expect(text).not.toMatch(/\\"campaign\\"|\\"campaigns\\"/);
   });
 
-  it('lets through what legitimate clients send: the crowd\'s enter, an entry with its gifticon, admin pages of 1000', async () => {
+  it("lets through what legitimate clients send: the crowd's enter, an entry with its gifticon, admin pages of 1000", async () => {
     const legit: [string, Record<string, unknown>][] = [
       [`mutation($c: ID!) { enter(campaignId: $c) { rejection entry { ticket status position } } }`, { c: 'drop' }],
-      [`query($c: ID!) { myEntry(campaignId: $c) { campaignId userId ticket position status gifticon { id campaignId userId code issuedAt } } }`, { c: 'drop' }],
-      [`query($id: ID!) { campaign(id: $id) { id title reward stock opensAt closesAt status entrants winners remaining } }`, { id: 'drop' }],
-      [`query($c: ID!) { winners(campaignId: $c, first: 1000) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { campaignId userId position wonAt gifticon { id campaignId userId code issuedAt } } } } }`, { c: 'drop' }],
-      [`query($c: ID!, $first: Int) { gifticons(campaignId: $c, first: $first) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id campaignId userId code issuedAt } } } }`, { c: 'drop', first: 1000 }],
-      [`{ campaigns(first: 1000) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id title reward stock status entrants winners remaining opensAt closesAt } } } }`, {}],
-      [`query($c: ID!) { entry(campaignId: $c, userId: "alice") { ticket status position gifticon { code } } report(campaignId: $c) { entrants requests winners issued generatedAt } }`, { c: 'drop' }],
+      [
+        `query($c: ID!) { myEntry(campaignId: $c) { campaignId userId ticket position status gifticon { id campaignId userId code issuedAt } } }`,
+        { c: 'drop' },
+      ],
+      [
+        `query($id: ID!) { campaign(id: $id) { id title reward stock opensAt closesAt status entrants winners remaining } }`,
+        { id: 'drop' },
+      ],
+      [
+        `query($c: ID!) { winners(campaignId: $c, first: 1000) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { campaignId userId position wonAt gifticon { id campaignId userId code issuedAt } } } } }`,
+        { c: 'drop' },
+      ],
+      [
+        `query($c: ID!, $first: Int) { gifticons(campaignId: $c, first: $first) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id campaignId userId code issuedAt } } } }`,
+        { c: 'drop', first: 1000 },
+      ],
+      [
+        `{ campaigns(first: 1000) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id title reward stock status entrants winners remaining opensAt closesAt } } } }`,
+        {},
+      ],
+      [
+        `query($c: ID!) { entry(campaignId: $c, userId: "alice") { ticket status position gifticon { code } } report(campaignId: $c) { entrants requests winners issued generatedAt } }`,
+        { c: 'drop' },
+      ],
     ];
     for (const [q, v] of legit) {
       const r = await query(q, admin, v);
@@ -191,7 +233,13 @@ describe('tokens from an identity provider (JWKS over HTTP)', () => {
       ['rogue key, known kid', await idp.sign('rogue', claims('alice', ['admin']), { kid: 'k1' })],
       ['no kid', await idp.sign('k1', claims('alice'), { kid: null })],
       // the RS256 public key, which anyone can fetch, used as an HMAC secret
-      ['HS256 with the public key', await new SignJWT(claims('mallory', ['admin'])).setProtectedHeader({ alg: 'HS256', kid: 'k1' }).setExpirationTime('1h').sign(new TextEncoder().encode(pem))],
+      [
+        'HS256 with the public key',
+        await new SignJWT(claims('mallory', ['admin']))
+          .setProtectedHeader({ alg: 'HS256', kid: 'k1' })
+          .setExpirationTime('1h')
+          .sign(new TextEncoder().encode(pem)),
+      ],
       ['alg none', new UnsecuredJWT(claims('mallory', ['admin'])).setExpirationTime('1h').encode()],
       ['RS512 from the JWKS', await idp.sign('k1-rs512', claims('alice'))],
       ['expired', await idp.sign('k1', claims('alice', [], { exp: Math.floor(Date.now() / 1000) - 60 }))],
@@ -208,7 +256,11 @@ describe('tokens from an identity provider (JWKS over HTTP)', () => {
     idp.publish('k2', 'e1');
     const fresh = await idp.sign('k2', claims('rotor'));
     // the last fetch may be less than the 1 s cooldown ago: the new kid is accepted once it has passed
-    const accepted = await eventually(() => query(me, fresh), (r) => r.body?.data?.myEntry === null && !r.body?.errors, 10_000);
+    const accepted = await eventually(
+      () => query(me, fresh),
+      (r) => r.body?.data?.myEntry === null && !r.body?.errors,
+      10_000,
+    );
     expect(accepted.body).toEqual({ data: { myEntry: null } });
     expect(code(await query(me, old))).toBe('UNAUTHENTICATED');
     admin = await idp.sign('k2', claims('boss', ['admin']));
@@ -261,7 +313,9 @@ describe('browsers on another origin', () => {
   });
 
   it('keeps CSRF prevention on: a simple cross-site GET is refused', async () => {
-    const r = await fetch(`http://127.0.0.1:${app.port}/graphql?query=${encodeURIComponent('{ __typename }')}`, { headers: { origin: ORIGIN, authorization: `Bearer ${alice}` } });
+    const r = await fetch(`http://127.0.0.1:${app.port}/graphql?query=${encodeURIComponent('{ __typename }')}`, {
+      headers: { origin: ORIGIN, authorization: `Bearer ${alice}` },
+    });
     expect(r.status).toBe(400);
     expect(await r.text()).toMatch(/Cross-Site Request Forgery/);
   });

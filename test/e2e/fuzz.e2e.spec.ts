@@ -27,37 +27,120 @@ afterAll(async () => {
 
 const CRLF = '\r\n';
 const token = fc.stringMatching(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,12}$/);
-const method = fc.oneof(fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'HEAD', 'PATCH', 'CONNECT', 'TRACE', 'PRI', 'get', ''), token);
+const method = fc.oneof(
+  fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'HEAD', 'PATCH', 'CONNECT', 'TRACE', 'PRI', 'get', ''),
+  token,
+);
 const target = fc.oneof(
-  fc.constantFrom('/graphql', '/healthz', '/readyz', '/metrics', '/console/', '/console/../../etc/passwd', '*', '//[', '//[::1', 'http://[', '//%', '/%', '/%zz', '/graphql?query=%7B__typename%7D', '/graphql?query={', 'http://evil.example/graphql', '//evil.example', '/\u0000', ''),
+  fc.constantFrom(
+    '/graphql',
+    '/healthz',
+    '/readyz',
+    '/metrics',
+    '/console/',
+    '/console/../../etc/passwd',
+    '*',
+    '//[',
+    '//[::1',
+    'http://[',
+    '//%',
+    '/%',
+    '/%zz',
+    '/graphql?query=%7B__typename%7D',
+    '/graphql?query={',
+    'http://evil.example/graphql',
+    '//evil.example',
+    '/\u0000',
+    '',
+  ),
   fc.string({ maxLength: 40 }),
   fc.string({ unit: 'binary', maxLength: 40 }),
   fc.webUrl(),
 );
 // mostly well formed, so that most inputs reach the server's own handlers and not only node:http's parser
-const version = fc.oneof({ arbitrary: fc.constant('HTTP/1.1'), weight: 6 }, { arbitrary: fc.constantFrom('HTTP/1.0', 'HTTP/2.0', 'HTTP/0.9', 'HTTP/1.1 extra', 'HTTP/9', '', 'http/1.1'), weight: 1 });
-const headerName = fc.oneof(fc.constantFrom('Host', 'Content-Length', 'Transfer-Encoding', 'Content-Type', 'Authorization', 'Origin', 'Connection', 'Upgrade', 'X-Forwarded-For', 'Expect', 'Cookie'), token, fc.string({ maxLength: 12 }));
+const version = fc.oneof(
+  { arbitrary: fc.constant('HTTP/1.1'), weight: 6 },
+  { arbitrary: fc.constantFrom('HTTP/1.0', 'HTTP/2.0', 'HTTP/0.9', 'HTTP/1.1 extra', 'HTTP/9', '', 'http/1.1'), weight: 1 },
+);
+const headerName = fc.oneof(
+  fc.constantFrom(
+    'Host',
+    'Content-Length',
+    'Transfer-Encoding',
+    'Content-Type',
+    'Authorization',
+    'Origin',
+    'Connection',
+    'Upgrade',
+    'X-Forwarded-For',
+    'Expect',
+    'Cookie',
+  ),
+  token,
+  fc.string({ maxLength: 12 }),
+);
 const headerValue = fc.oneof(
-  fc.constantFrom('chunked', 'gzip, chunked', '-1', '99999999999999999999', '0', 'application/json', 'Bearer ', 'Bearer a.b.c', 'Bearer eyJhbGciOiJub25lIn0.e30.', '100-continue', 'websocket', 'Upgrade', 'null', 'https://evil.example', ' '),
+  fc.constantFrom(
+    'chunked',
+    'gzip, chunked',
+    '-1',
+    '99999999999999999999',
+    '0',
+    'application/json',
+    'Bearer ',
+    'Bearer a.b.c',
+    'Bearer eyJhbGciOiJub25lIn0.e30.',
+    '100-continue',
+    'websocket',
+    'Upgrade',
+    'null',
+    'https://evil.example',
+    ' ',
+  ),
   fc.string({ maxLength: 60 }),
   fc.string({ unit: 'binary', maxLength: 60 }),
 );
 const header = fc.tuple(headerName, headerValue).map(([n, v]) => `${n}: ${v}`);
-const wellFormedHeader = fc.tuple(fc.constantFrom('Authorization', 'Origin', 'X-Forwarded-For', 'Content-Type', 'Connection', 'Accept', 'Apollo-Require-Preflight'), fc.oneof(fc.string({ maxLength: 40, unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz0123456789 .,:;/=-_[]{}%') }), fc.constantFrom('close', 'Bearer x.y.z', 'application/json'))).map(([n, v]) => `${n}: ${v}`);
+const wellFormedHeader = fc
+  .tuple(
+    fc.constantFrom('Authorization', 'Origin', 'X-Forwarded-For', 'Content-Type', 'Connection', 'Accept', 'Apollo-Require-Preflight'),
+    fc.oneof(
+      fc.string({ maxLength: 40, unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz0123456789 .,:;/=-_[]{}%') }),
+      fc.constantFrom('close', 'Bearer x.y.z', 'application/json'),
+    ),
+  )
+  .map(([n, v]) => `${n}: ${v}`);
 const jsonish = fc.oneof(
   fc.json({ maxDepth: 3 }),
-  fc.constantFrom('{"query":"{ __typename }"}', '{"query":"mutation { enter(campaignId: \\"x\\") { rejection } }"}', '{"query":"{ campaign(id: 1) { id } }","variables":"x"}', '[{"query":"{ __typename }"},{"query":"{ __typename }"}]', '{"query":"subscription { myEntry(campaignId: \\"x\\") { ticket } }"}', '{"query":"{ a'),
+  fc.constantFrom(
+    '{"query":"{ __typename }"}',
+    '{"query":"mutation { enter(campaignId: \\"x\\") { rejection } }"}',
+    '{"query":"{ campaign(id: 1) { id } }","variables":"x"}',
+    '[{"query":"{ __typename }"},{"query":"{ __typename }"}]',
+    '{"query":"subscription { myEntry(campaignId: \\"x\\") { ticket } }"}',
+    '{"query":"{ a',
+  ),
   fc.string({ maxLength: 200 }),
 );
-const body = fc.oneof(jsonish.map((s) => Buffer.from(s)), fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)), fc.constant(Buffer.from([0xc3, 0x28, 0xa0, 0xa1, 0xe2, 0x28, 0xa1, 0xf0, 0x28, 0x8c, 0xbc])));
+const body = fc.oneof(
+  jsonish.map((s) => Buffer.from(s)),
+  fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
+  fc.constant(Buffer.from([0xc3, 0x28, 0xa0, 0xa1, 0xe2, 0x28, 0xa1, 0xf0, 0x28, 0x8c, 0xbc])),
+);
 
 /** An HTTP/1.1 request, roughly right or not at all, with a body described or misdescribed. */
 const request = fc
   .record({
     method: fc.oneof({ arbitrary: fc.constantFrom('GET', 'POST'), weight: 3 }, { arbitrary: method, weight: 1 }),
-    target: fc.oneof({ arbitrary: fc.constantFrom('/graphql', '/healthz', '/readyz', '/metrics', '/console/'), weight: 2 }, { arbitrary: target, weight: 1 }),
+    target: fc.oneof(
+      { arbitrary: fc.constantFrom('/graphql', '/healthz', '/readyz', '/metrics', '/console/'), weight: 2 },
+      { arbitrary: target, weight: 1 },
+    ),
     version,
-    headers: fc.oneof({ arbitrary: fc.array(wellFormedHeader, { maxLength: 4 }), weight: 2 }, { arbitrary: fc.array(header, { maxLength: 6 }), weight: 1 }),
+    headers: fc.oneof(
+      { arbitrary: fc.array(wellFormedHeader, { maxLength: 4 }), weight: 2 },
+      { arbitrary: fc.array(header, { maxLength: 6 }), weight: 1 },
+    ),
     host: fc.boolean(),
     body,
     length: fc.oneof(fc.constant('exact'), fc.constant('none'), fc.constant('chunked'), fc.integer({ min: -5, max: 500 })),
@@ -82,7 +165,10 @@ const upgrade = fc
     version: fc.constantFrom('13', '8', '0', '', 'x', '99999999999'),
     protocol: fc.constantFrom('graphql-transport-ws', 'graphql-ws', '', 'x, y'),
     origin: fc.option(fc.constantFrom('https://evil.example', 'https://app.example', 'null', 'http://127.0.0.1'), { nil: undefined }),
-    after: fc.oneof(fc.constant(Buffer.alloc(0)), fc.uint8Array({ maxLength: 64 }).map((a) => Buffer.from(a))),
+    after: fc.oneof(
+      fc.constant(Buffer.alloc(0)),
+      fc.uint8Array({ maxLength: 64 }).map((a) => Buffer.from(a)),
+    ),
   })
   .map((u) =>
     Buffer.concat([
@@ -110,7 +196,8 @@ const pipelined = fc.array(request, { minLength: 2, maxLength: 3 }).map((rs) => 
 const input = fc.oneof(request, upgrade, truncated, pipelined);
 
 /** Inputs that ended or broke the server once; each stays a case for good. */
-const HANDSHAKE = 'GET /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n';
+const HANDSHAKE =
+  'GET /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n';
 const FIXED: (string | Buffer)[] = [
   // a good handshake, then a frame no client may send (unmasked, reserved opcode): graphql-ws printed a stack per socket
   Buffer.concat([Buffer.from(HANDSHAKE), Buffer.from([0xff, 0x85, 1, 2, 3, 4, 5, 6, 7, 8, 9])]),
@@ -124,14 +211,21 @@ const FIXED: (string | Buffer)[] = [
  * Error-level lines (pino's level 50 and up, and what graphql-ws prints with console.error), and
  * faults of the server's own the edge caught (`handler-fault`): the fuzz must find none of either.
  */
-const errorLines = () => app.output().split('\n').filter((l) => /"level":(50|60)|Internal error|request failed at the edge/.test(l));
+const errorLines = () =>
+  app
+    .output()
+    .split('\n')
+    .filter((l) => /"level":(50|60)|Internal error|request failed at the edge/.test(l));
 const alive = async () => (await fetch(`http://127.0.0.1:${app.port}/readyz`)).status === 200;
 
 describe('raw bytes at the socket', () => {
   it('the fixed cases: each is refused (a 4xx, or a closed socket), and the server lives on, saying nothing at error level', async () => {
     for (const bytes of FIXED) {
       const a = await rawExchange(app.port, bytes);
-      expect(a.statuses.every((s) => (s >= 400 && s < 500) || s === 101), JSON.stringify(bytes)).toBe(true);
+      expect(
+        a.statuses.every((s) => (s >= 400 && s < 500) || s === 101),
+        JSON.stringify(bytes),
+      ).toBe(true);
       expect(await alive()).toBe(true);
     }
     expect(errorLines()).toEqual([]);
@@ -143,11 +237,15 @@ describe('raw bytes at the socket', () => {
     const samples = fc.sample(input, { seed: SEED, numRuns: RUNS });
     const answers = await pool(samples, 32, async (bytes) => ({ bytes, answer: await rawExchange(app.port, bytes, 300) }));
     const served500 = answers.filter(({ answer }) => answer.statuses.some((s) => s >= 500 && s !== 503));
-    expect(served500.map(({ bytes, answer }) => `${JSON.stringify(bytes.toString('latin1')).slice(0, 300)} -> ${answer.text.slice(0, 200)}`)).toEqual([]);
+    expect(
+      served500.map(({ bytes, answer }) => `${JSON.stringify(bytes.toString('latin1')).slice(0, 300)} -> ${answer.text.slice(0, 200)}`),
+    ).toEqual([]);
     expect(app.child.exitCode).toBeNull();
     expect(await alive()).toBe(true);
     expect(errorLines()).toEqual([]);
     const statuses = answers.flatMap(({ answer }) => answer.statuses);
-    console.log(`${samples.length} inputs in ${((Date.now() - started) / 1000).toFixed(1)} s; statuses ${JSON.stringify(Object.fromEntries([...new Set(statuses)].sort().map((s) => [s, statuses.filter((x) => x === s).length])))}`);
+    console.log(
+      `${samples.length} inputs in ${((Date.now() - started) / 1000).toFixed(1)} s; statuses ${JSON.stringify(Object.fromEntries([...new Set(statuses)].sort().map((s) => [s, statuses.filter((x) => x === s).length])))}`,
+    );
   }, 60_000);
 });

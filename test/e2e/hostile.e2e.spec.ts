@@ -28,16 +28,31 @@ const fresh = () => `10.9.${(nextAddress >> 8) & 255}.${nextAddress++ & 255}`;
 async function post(body: unknown, opts: { token?: string; from?: string } = {}) {
   const r = await fetch(`${base()}/graphql`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-forwarded-for': opts.from ?? fresh(), ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}) },
+    headers: {
+      'content-type': 'application/json',
+      'x-forwarded-for': opts.from ?? fresh(),
+      ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
+    },
     body: JSON.stringify(body),
   });
   const text = await r.text();
-  return { status: r.status, headers: r.headers, text, body: text.startsWith('{') ? (JSON.parse(text) as { data?: any; errors?: { message: string; extensions?: { code?: string } }[] }) : null };
+  return {
+    status: r.status,
+    headers: r.headers,
+    text,
+    body: text.startsWith('{')
+      ? (JSON.parse(text) as { data?: any; errors?: { message: string; extensions?: { code?: string } }[] })
+      : null,
+  };
 }
 
 const metricsText = async () => (await fetch(`${base()}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
 /** error-level lines (pino level 50 and up) the server has written */
-const errorLines = () => app.output().split('\n').filter((l) => /"level":(50|60)/.test(l));
+const errorLines = () =>
+  app
+    .output()
+    .split('\n')
+    .filter((l) => /"level":(50|60)/.test(l));
 
 beforeAll(async () => {
   iso = await isolated('hostile', {
@@ -95,9 +110,15 @@ describe('a request target that is not a URL', () => {
 describe('schema hints in production', () => {
   it('are hidden for a misspelled enum value, as a literal and through a variable', async () => {
     const literal = await post({ query: 'mutation { replay(target: REDDIS) { id } }' }, { token: alice });
-    const variable = await post({ query: 'mutation($t: ReplayTarget!) { replay(target: $t) { id } }', variables: { t: 'REDDIS' } }, { token: alice });
+    const variable = await post(
+      { query: 'mutation($t: ReplayTarget!) { replay(target: $t) { id } }', variables: { t: 'REDDIS' } },
+      { token: alice },
+    );
     const argument = await post({ query: '{ campaign(idd: "x") { id } }' }, { token: alice });
-    const input = await post({ query: 'mutation { createCampaign(input: { titel: "x", reward: "y", stock: 1, closesAt: "2030-01-01T00:00:00Z" }) { id } }' }, { token: admin });
+    const input = await post(
+      { query: 'mutation { createCampaign(input: { titel: "x", reward: "y", stock: 1, closesAt: "2030-01-01T00:00:00Z" }) { id } }' },
+      { token: admin },
+    );
     for (const a of [literal, variable, argument, input]) {
       expect(a.body?.errors?.length, a.text).toBeGreaterThan(0);
       expect(a.text).not.toMatch(/Did you mean|Suggestion/);
@@ -123,7 +144,11 @@ describe('metrics', () => {
   it('take no operation name a client made up: 1,000 new names grow /metrics by less than 10 KB', async () => {
     await post({ query: '{ __typename }', operationName: 'warm' }, { token: admin });
     const before = (await metricsText()).length;
-    await pool(Array.from({ length: 1000 }, (_, i) => `op_${i}_${'x'.repeat(200)}`), 10, (name) => post({ query: `query ${name} { __typename }`, operationName: name }, { token: admin }));
+    await pool(
+      Array.from({ length: 1000 }, (_, i) => `op_${i}_${'x'.repeat(200)}`),
+      10,
+      (name) => post({ query: `query ${name} { __typename }`, operationName: name }, { token: admin }),
+    );
     const text = await metricsText();
     expect(text.length - before).toBeLessThan(10_000);
     expect(text).not.toMatch(/op_1_x/);
@@ -136,7 +161,9 @@ describe('metrics', () => {
     const open = await fetch(`${base()}/readyz`);
     expect(open.status).toBe(200);
     expect(await open.json()).toEqual({ ok: true });
-    const detail = (await (await fetch(`${base()}/readyz`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).json()) as { checks?: Record<string, boolean> };
+    const detail = (await (await fetch(`${base()}/readyz`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).json()) as {
+      checks?: Record<string, boolean>;
+    };
     expect(detail.checks).toMatchObject({ kafka: true, redis: true, postgres: true });
   });
 });
@@ -171,7 +198,9 @@ describe('one signed-in flooder', () => {
     const seconds = (Date.now() - started) / 1000;
     const answered = statuses.filter((s) => s === 400).length;
     const limited = statuses.filter((s) => s === 429).length;
-    console.log(`flooder: ${answered} refused queries parsed, ${limited} held 429s in ${seconds.toFixed(1)} s; honest myEntry max ${Math.max(...honest).toFixed(0)} ms`);
+    console.log(
+      `flooder: ${answered} refused queries parsed, ${limited} held 429s in ${seconds.toFixed(1)} s; honest myEntry max ${Math.max(...honest).toFixed(0)} ms`,
+    );
     // each 300-alias query (~13 KB) is paid ahead, ~125 points of a 30-point budget: of the burst on 20
     // connections one goes ahead, and its debt blocks the flooder for seconds
     expect(answered).toBeLessThanOrEqual(Math.ceil(seconds / 2) + 1);
@@ -201,7 +230,7 @@ describe('sockets', () => {
       ws.on('error', () => undefined);
     });
 
-  it('from a page of another origin get 403; the allowed origin, the server\'s own and clients with no Origin get in', async () => {
+  it("from a page of another origin get 403; the allowed origin, the server's own and clients with no Origin get in", async () => {
     expect(await open({ origin: 'https://evil.example' })).toBe(403);
     expect(await open({ origin: ORIGIN })).toBe(101);
     expect(await open({ origin: `http://127.0.0.1:${app.port}` })).toBe(101);
@@ -217,7 +246,9 @@ describe('sockets per address', () => {
         { length: SOCKETS_PER_ADDRESS },
         () =>
           new Promise<WebSocket>((resolve, reject) => {
-            const ws = new WebSocket(`ws://127.0.0.1:${app.port}/graphql`, 'graphql-transport-ws', { headers: { 'x-forwarded-for': from } });
+            const ws = new WebSocket(`ws://127.0.0.1:${app.port}/graphql`, 'graphql-transport-ws', {
+              headers: { 'x-forwarded-for': from },
+            });
             ws.on('open', () => resolve(ws));
             ws.on('unexpected-response', (_req, res) => reject(new Error(`refused: ${res.statusCode}`)));
           }),
@@ -239,7 +270,7 @@ describe('sockets per address', () => {
     await closed;
     // the server counts the socket gone once its close handshake ends: the place is free soon after
     let status = 0;
-    for (const end = Date.now() + 5000; status !== 101 && Date.now() < end; ) status = await next();
+    for (const end = Date.now() + 5000; status !== 101 && Date.now() < end;) status = await next();
     expect(status).toBe(101);
     for (const ws of held) ws.close();
   });
@@ -248,9 +279,15 @@ describe('sockets per address', () => {
 describe('a flood of bad tokens from one address', () => {
   it('is answered UNAUTHENTICATED only while the address has budget, then 429 without a verify', async () => {
     const from = '198.51.100.77';
-    const forged = await new SignJWT({ sub: 'mallory' }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime('1h').sign(new TextEncoder().encode('not-the-secret-at-all-0123'));
+    const forged = await new SignJWT({ sub: 'mallory' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuedAt()
+      .setExpirationTime('1h')
+      .sign(new TextEncoder().encode('not-the-secret-at-all-0123'));
     const started = Date.now();
-    const answers = await pool(Array.from({ length: 100 }), 10, () => post({ query: '{ myEntry(campaignId: "x") { ticket } }' }, { token: forged, from }));
+    const answers = await pool(Array.from({ length: 100 }), 10, () =>
+      post({ query: '{ myEntry(campaignId: "x") { ticket } }' }, { token: forged, from }),
+    );
     const windows = Math.ceil((Date.now() - started) / 1000) + 1;
     const verified = answers.filter((a) => a.body?.errors?.[0]?.extensions?.code === 'UNAUTHENTICATED').length;
     expect(verified + answers.filter((a) => a.status === 429).length).toBe(100);
@@ -263,9 +300,16 @@ describe('tokens', () => {
   const key = new TextEncoder().encode(TEST_JWT_SECRET);
   it('with no exp, or living longer than JWT_MAX_AGE_S, are refused', async () => {
     const never = await new SignJWT({ sub: 'eve' }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().sign(key);
-    const decade = await new SignJWT({ sub: 'eve' }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime('3650d').sign(key);
+    const decade = await new SignJWT({ sub: 'eve' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuedAt()
+      .setExpirationTime('3650d')
+      .sign(key);
     const noIat = await new SignJWT({ sub: 'eve' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('30d').sign(key);
-    for (const t of [never, decade, noIat]) expect((await post({ query: '{ myEntry(campaignId: "x") { ticket } }' }, { token: t })).body?.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+    for (const t of [never, decade, noIat])
+      expect((await post({ query: '{ myEntry(campaignId: "x") { ticket } }' }, { token: t })).body?.errors?.[0]?.extensions?.code).toBe(
+        'UNAUTHENTICATED',
+      );
     const day = await new SignJWT({ sub: 'eve' }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime('23h').sign(key);
     expect((await post({ query: '{ myEntry(campaignId: "x") { ticket } }' }, { token: day })).body).toEqual({ data: { myEntry: null } });
   });
@@ -275,7 +319,13 @@ describe('afterwards', () => {
   it('is ready, wrote no error-level line, and takes an enter', async () => {
     expect((await fetch(`${base()}/readyz`)).status).toBe(200);
     expect(errorLines()).toEqual([]);
-    const created = await post({ query: 'mutation { createCampaign(input: { id: "after", title: "t", reward: "r", stock: 5, closesAt: "2099-01-01T00:00:00Z" }) { id } }' }, { token: admin });
+    const created = await post(
+      {
+        query:
+          'mutation { createCampaign(input: { id: "after", title: "t", reward: "r", stock: 5, closesAt: "2099-01-01T00:00:00Z" }) { id } }',
+      },
+      { token: admin },
+    );
     expect(created.body?.errors).toBeUndefined();
     const r = await post({ query: 'mutation { enter(campaignId: "after") { entry { status } } }' }, { token: await token('zed') });
     expect(r.body?.data?.enter?.entry?.status).toBe('WON');

@@ -37,9 +37,21 @@ describe('a start without Kafka', () => {
     expect(app.child.exitCode).toBeNull();
 
     await broker.start();
-    await waitUntil(async () => (await fetch(`http://127.0.0.1:${app!.port}/readyz`)).status, (s) => s === 200, { what: 'ready once the broker answers', timeoutMs: 90_000, everyMs: 250 });
+    await waitUntil(
+      async () => (await fetch(`http://127.0.0.1:${app!.port}/readyz`)).status,
+      (s) => s === 200,
+      { what: 'ready once the broker answers', timeoutMs: 90_000, everyMs: 250 },
+    );
     const admin = await token('boss', 'admin');
-    expect((await gql(app.port, admin, `mutation { createCampaign(input: { id: "late", title: "t", reward: "r", stock: 1, closesAt: "2099-01-01T00:00:00Z" }) { id } }`)).errors).toBeUndefined();
+    expect(
+      (
+        await gql(
+          app.port,
+          admin,
+          `mutation { createCampaign(input: { id: "late", title: "t", reward: "r", stock: 1, closesAt: "2099-01-01T00:00:00Z" }) { id } }`,
+        )
+      ).errors,
+    ).toBeUndefined();
     const r = await gql(app.port, await token('ann'), `mutation { enter(campaignId: "late") { entry { status } } }`);
     expect(r.data?.enter?.entry?.status).toBe('WON');
   });

@@ -21,7 +21,10 @@ const USERS = FIRST + SECOND + THIRD;
 const ENTER = `mutation($c: ID!) { enter(campaignId: $c) { rejection entry { ticket position status } } }`;
 const MY = `query($c: ID!) { myEntry(campaignId: $c) { ticket position status gifticon { code } } }`;
 
-type Seen = { kind: 'UNAVAILABLE' } | { kind: 'none' } | { kind: 'entry'; ticket: string; position: number | null; status: string; code?: string | null };
+type Seen =
+  | { kind: 'UNAVAILABLE' }
+  | { kind: 'none' }
+  | { kind: 'entry'; ticket: string; position: number | null; status: string; code?: string | null };
 
 let iso: Isolated;
 let app: AppProcess;
@@ -33,7 +36,10 @@ const note = (user: number, s: Seen): void => void seen.set(user, [...(seen.get(
 async function enter(user: number): Promise<void> {
   const r = await gql(app.port, tokens[user]!, ENTER, { c: C });
   if (r.errors) {
-    expect(r.errors.map((e) => e.extensions?.code), JSON.stringify(r.errors)).toEqual(['UNAVAILABLE']);
+    expect(
+      r.errors.map((e) => e.extensions?.code),
+      JSON.stringify(r.errors),
+    ).toEqual(['UNAVAILABLE']);
     return note(user, { kind: 'UNAVAILABLE' });
   }
   // sold out: a newcomer after the stock is gone, never one already in line (checked against the log below)
@@ -44,11 +50,17 @@ async function enter(user: number): Promise<void> {
 async function read(user: number): Promise<void> {
   const r = await gql(app.port, tokens[user]!, MY, { c: C });
   if (r.errors) {
-    expect(r.errors.map((e) => e.extensions?.code), JSON.stringify(r.errors)).toEqual(['UNAVAILABLE']);
+    expect(
+      r.errors.map((e) => e.extensions?.code),
+      JSON.stringify(r.errors),
+    ).toEqual(['UNAVAILABLE']);
     return note(user, { kind: 'UNAVAILABLE' });
   }
   const e = r.data!.myEntry;
-  note(user, e ? { kind: 'entry', ticket: e.ticket, position: e.position, status: e.status, code: e.gifticon?.code ?? null } : { kind: 'none' });
+  note(
+    user,
+    e ? { kind: 'entry', ticket: e.ticket, position: e.position, status: e.status, code: e.gifticon?.code ?? null } : { kind: 'none' },
+  );
 }
 
 beforeAll(async () => {
@@ -70,16 +82,36 @@ describe('Redis losing its last writes to a campaign (a failover)', () => {
   it('is found by the writer and repaired from the log; no caller reads a missing entry or a wrong status meanwhile', async () => {
     const redis = new Redis(iso.config.REDIS_URL);
     try {
-      await pool(Array.from({ length: FIRST }, (_, i) => i), 16, enter);
+      await pool(
+        Array.from({ length: FIRST }, (_, i) => i),
+        16,
+        enter,
+      );
       // what Redis holds now, as a replica that lags by the second wave would
-      await waitUntil(async () => (await auditFromLog(iso.config, C)).gifticons, (n) => n === FIRST, { what: 'the first wave decided' });
+      await waitUntil(
+        async () => (await auditFromLog(iso.config, C)).gifticons,
+        (n) => n === FIRST,
+        { what: 'the first wave decided' },
+      );
       const keys = (await redis.keys(`${iso.config.REDIS_PREFIX}:{c:${C}}:*`)).filter((k) => /:(meta|line|won|gifts)$/.test(k));
       const old = await Promise.all(keys.map(async (k) => [k, await redis.dumpBuffer(k)] as const));
       expect(old.length).toBe(4);
 
-      await pool(Array.from({ length: SECOND }, (_, i) => FIRST + i), 16, enter);
-      await waitUntil(async () => (await auditFromLog(iso.config, C)).gifticons, (n) => n === STOCK, { what: 'the second wave decided' });
-      await pool(Array.from({ length: FIRST + SECOND }, (_, i) => i), 32, read);
+      await pool(
+        Array.from({ length: SECOND }, (_, i) => FIRST + i),
+        16,
+        enter,
+      );
+      await waitUntil(
+        async () => (await auditFromLog(iso.config, C)).gifticons,
+        (n) => n === STOCK,
+        { what: 'the second wave decided' },
+      );
+      await pool(
+        Array.from({ length: FIRST + SECOND }, (_, i) => i),
+        32,
+        read,
+      );
       seen.clear();
 
       // the lost tail: the second wave's places, winners and gifticons are gone, the step count went back
@@ -90,21 +122,45 @@ describe('Redis losing its last writes to a campaign (a failover)', () => {
 
       // readers of everyone, second clicks of the second wave and a third wave, all at once
       await Promise.all([
-        pool(Array.from({ length: FIRST + SECOND }, (_, i) => i), 16, read),
-        pool(Array.from({ length: SECOND }, (_, i) => FIRST + i), 8, enter),
-        pool(Array.from({ length: THIRD }, (_, i) => FIRST + SECOND + i), 8, enter),
+        pool(
+          Array.from({ length: FIRST + SECOND }, (_, i) => i),
+          16,
+          read,
+        ),
+        pool(
+          Array.from({ length: SECOND }, (_, i) => FIRST + i),
+          8,
+          enter,
+        ),
+        pool(
+          Array.from({ length: THIRD }, (_, i) => FIRST + SECOND + i),
+          8,
+          enter,
+        ),
       ]);
-      await waitUntil(async () => app.output(), (o) => o.includes('Redis lost writes of these campaigns'), { what: 'the writer found the lost writes' });
+      await waitUntil(
+        async () => app.output(),
+        (o) => o.includes('Redis lost writes of these campaigns'),
+        { what: 'the writer found the lost writes' },
+      );
       // repaired: the line holds every entrant of the log again (newcomers are turned away once it holds the stock)
       await waitUntil(
         async () => [await redis.zcard(`${iso.config.REDIS_PREFIX}:{c:${C}}:line`), (await auditFromLog(iso.config, C)).entrants] as const,
         ([line, entrants]) => line === entrants && entrants >= STOCK,
         { what: 'the line rebuilt' },
       );
-      await pool(Array.from({ length: USERS }, (_, i) => i), 32, async (u) => {
-        await waitUntil(async () => (await gql(app.port, tokens[u]!, MY, { c: C })).errors, (e) => e === undefined, { what: `myEntry of w${u} answered` });
-        await read(u);
-      });
+      await pool(
+        Array.from({ length: USERS }, (_, i) => i),
+        32,
+        async (u) => {
+          await waitUntil(
+            async () => (await gql(app.port, tokens[u]!, MY, { c: C })).errors,
+            (e) => e === undefined,
+            { what: `myEntry of w${u} answered` },
+          );
+          await read(u);
+        },
+      );
     } finally {
       redis.disconnect();
     }
@@ -122,15 +178,22 @@ describe('Redis losing its last writes to a campaign (a failover)', () => {
         else if (s.kind === 'none') {
           if (place) wrong.push(`w${user}: told nothing or SOLD_OUT, the log has them at ${place.position}`);
         } else if (!place || s.ticket !== place.ticket) wrong.push(`w${user}: told ${s.ticket}, the log has ${place?.ticket}`);
-        else if (s.status !== 'QUEUED' && (s.position !== place.position || s.status !== (place.position <= STOCK ? 'WON' : 'LOST'))) wrong.push(`w${user}: told ${s.status} at ${s.position}, the log: ${place.position}`);
-        else if (s.code && s.code !== codes.get(`w${user}`)) wrong.push(`w${user}: told code ${s.code}, the log has ${codes.get(`w${user}`)}`);
+        else if (s.status !== 'QUEUED' && (s.position !== place.position || s.status !== (place.position <= STOCK ? 'WON' : 'LOST')))
+          wrong.push(`w${user}: told ${s.status} at ${s.position}, the log: ${place.position}`);
+        else if (s.code && s.code !== codes.get(`w${user}`))
+          wrong.push(`w${user}: told code ${s.code}, the log has ${codes.get(`w${user}`)}`);
       }
       // once repaired, every user reads the log's decision, code included
       const last = list.at(-1)!;
-      if (place && (last.kind !== 'entry' || last.position !== place.position || (place.position <= STOCK && last.code !== codes.get(`w${user}`))))
+      if (
+        place &&
+        (last.kind !== 'entry' || last.position !== place.position || (place.position <= STOCK && last.code !== codes.get(`w${user}`)))
+      )
         wrong.push(`w${user}: reads ${JSON.stringify(last)} at the end, the log places them at ${place.position}`);
     }
     expect(wrong.slice(0, 10)).toEqual([]);
-    console.log(`lost writes: ${[...seen.values()].flat().length} answers after the loss, ${unavailable} UNAVAILABLE, ${audit.entrants} entrants`);
+    console.log(
+      `lost writes: ${[...seen.values()].flat().length} answers after the loss, ${unavailable} UNAVAILABLE, ${audit.entrants} entrants`,
+    );
   });
 });

@@ -95,7 +95,11 @@ async function stalledWriter(): Promise<Consumer> {
 }
 
 async function untilOutput(run: { output(): string }, text: string, timeoutMs = 60_000): Promise<void> {
-  const seen = await eventually(async () => run.output(), (o) => o.includes(text), timeoutMs);
+  const seen = await eventually(
+    async () => run.output(),
+    (o) => o.includes(text),
+    timeoutMs,
+  );
   expect(seen, `"${text}" never printed`).toContain(text);
 }
 
@@ -108,7 +112,9 @@ beforeAll(async () => {
   partition = partitionFor(CAMPAIGN, iso.config.EVENT_PARTITIONS);
 
   const app = await spawnApp(iso, 'api,decider,projector');
-  const created = await gql(app.port, admin, CREATE, { i: { id: CAMPAIGN, title: 'Op', reward: 'Gift', stock: STOCK, closesAt: new Date(Date.now() + 3_600_000).toISOString() } });
+  const created = await gql(app.port, admin, CREATE, {
+    i: { id: CAMPAIGN, title: 'Op', reward: 'Gift', stock: STOCK, closesAt: new Date(Date.now() + 3_600_000).toISOString() },
+  });
   expect(created.errors).toBeUndefined();
   for (let i = 0; i < USERS; i++) {
     const r = await gql(app.port, await token(`op-u${i}`), ENTER, { c: CAMPAIGN });
@@ -154,7 +160,9 @@ describe('operator commands with no writer running', () => {
     expect(run.code).toBe(124);
     expect(run.ms).toBeGreaterThanOrEqual(4000);
     expect(run.ms).toBeLessThan(30_000);
-    expect(run.err).toContain(`replay timed out after 4 s (--timeout) — checking for a writer: waiting for a writer to own partition ${partition} (group ${iso.config.groups.writer} has no member; start one: npm start -- --roles writer`);
+    expect(run.err).toContain(
+      `replay timed out after 4 s (--timeout) — checking for a writer: waiting for a writer to own partition ${partition} (group ${iso.config.groups.writer} has no member; start one: npm start -- --roles writer`,
+    );
     expect(lastLine(run.err)).toBe('nothing was queued, deleted or rewound');
     expect(await replayJobs()).toBe(0);
 
@@ -177,7 +185,11 @@ describe('operator commands with no writer running', () => {
       expect(queued.errors).toBeUndefined();
       const id = queued.data!.replay.id;
       const started = Date.now();
-      const job = await eventually(async () => (await gql<{ job: { status: string; error: string | null } }>(server.port, admin, JOB, { id })).data!.job, (j) => j.status === 'FAILED', 30_000);
+      const job = await eventually(
+        async () => (await gql<{ job: { status: string; error: string | null } }>(server.port, admin, JOB, { id })).data!.job,
+        (j) => j.status === 'FAILED',
+        30_000,
+      );
       console.log(`GraphQL job(id) after ${Date.now() - started} ms: ${JSON.stringify(job)}`);
       expect(job).toMatchObject({
         status: 'FAILED',
@@ -223,7 +235,10 @@ describe('operator commands with a writer that dies, then one coming up', () => 
     expect(r.out).toMatch(/│ status\s+│ SUCCEEDED/);
     expect(r.out).toMatch(/│ redis: campaigns deleted\s+│ 1 /);
     expect(await ordering.isBuilt({ topic: iso.config.topics.events, partition })).toBe(true);
-    const after = await eventually(async () => (await gql(server.port, admin, CAMPAIGN_Q, { id: CAMPAIGN })).data?.campaign, (c) => c?.winners === STOCK);
+    const after = await eventually(
+      async () => (await gql(server.port, admin, CAMPAIGN_Q, { id: CAMPAIGN })).data?.campaign,
+      (c) => c?.winners === STOCK,
+    );
     expect(after).toEqual(before);
   });
 
@@ -238,12 +253,16 @@ describe('operator commands with a writer that dies, then one coming up', () => 
       expect(r.code).toBe(124);
       expect(r.ms).toBeGreaterThanOrEqual(15_000);
       expect(r.ms).toBeLessThan(45_000);
-      expect(r.err).toContain(`replay timed out after 15 s (--timeout) — RUNNING here · rebuilding: waiting for the writer of partition ${partition} to reach offset`);
+      expect(r.err).toContain(
+        `replay timed out after 15 s (--timeout) — RUNNING here · rebuilding: waiting for the writer of partition ${partition} to reach offset`,
+      );
       const id = /^job ([0-9a-f-]{36}) ran in this process and is FAILED with that reason$/.exec(lastLine(r.err))?.[1];
       expect(id, lastLine(r.err)).toBeDefined();
       const row = await jobs.query(`SELECT fail_reason, fail_count, next_run_at FROM agenda_jobs WHERE id = $1`, [id]);
       expect(row.rows[0]).toMatchObject({ fail_count: 1, next_run_at: null });
-      expect(row.rows[0].fail_reason).toMatch(/^the operator command that ran it stopped waiting after 15 s \(--timeout\) — RUNNING here · rebuilding: waiting for the writer of partition \d/);
+      expect(row.rows[0].fail_reason).toMatch(
+        /^the operator command that ran it stopped waiting after 15 s \(--timeout\) — RUNNING here · rebuilding: waiting for the writer of partition \d/,
+      );
     } finally {
       await stalled.disconnect();
     }

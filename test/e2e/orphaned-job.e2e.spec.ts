@@ -24,15 +24,27 @@ afterAll(async () => {
 describe('a job whose worker died', () => {
   it('with no worker running, is marked FAILED with the reason within the lock lifetime', async () => {
     const admin = await token('boss', 'admin');
-    const job = async (id: string) => (await gql(api.port, admin, `query($id: ID!) { job(id: $id) { status error } }`, { id })).data!.job as { status: string; error: string | null };
+    const job = async (id: string) =>
+      (await gql(api.port, admin, `query($id: ID!) { job(id: $id) { status error } }`, { id })).data!.job as {
+        status: string;
+        error: string | null;
+      };
     // no writer runs, so the Redis replay waits on the rebuild of its partitions: RUNNING until killed
     const queued = await gql(api.port, admin, `mutation { replay(target: REDIS) { id } }`);
     expect(queued.errors).toBeUndefined();
     const id = queued.data!.replay.id as string;
-    await waitUntil(() => job(id), (j) => j.status === 'RUNNING', { what: 'the replay running', timeoutMs: 30_000 });
+    await waitUntil(
+      () => job(id),
+      (j) => j.status === 'RUNNING',
+      { what: 'the replay running', timeoutMs: 30_000 },
+    );
     await worker.kill('SIGKILL');
     const killedAt = Date.now();
-    const ended = await waitUntil(() => job(id), (j) => j.status !== 'RUNNING', { what: 'the job ended', timeoutMs: LOCK_LIFETIME_MS + 5_000, everyMs: 250 });
+    const ended = await waitUntil(
+      () => job(id),
+      (j) => j.status !== 'RUNNING',
+      { what: 'the job ended', timeoutMs: LOCK_LIFETIME_MS + 5_000, everyMs: 250 },
+    );
     const tookMs = Date.now() - killedAt;
     console.log(`the orphaned job ended ${tookMs} ms after its worker was killed: ${ended.status}, ${ended.error}`);
     expect(ended.status).toBe('FAILED');

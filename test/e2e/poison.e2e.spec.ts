@@ -35,7 +35,14 @@ const idOn = (partition: number, prefix: string) => {
 };
 const poison = (partition: number) => [
   '{"type":"EntrantRegistered","version":1,"eventId":"x","campai',
-  JSON.stringify({ type: 'EntrantRegistered', version: 99, eventId: `v99-${partition}`, campaignId: 'whatever', occurredAt: '2026-11-29T12:00:00.000Z', userId: 'mallory' }),
+  JSON.stringify({
+    type: 'EntrantRegistered',
+    version: 99,
+    eventId: `v99-${partition}`,
+    campaignId: 'whatever',
+    occurredAt: '2026-11-29T12:00:00.000Z',
+    userId: 'mallory',
+  }),
   JSON.stringify({ hello: 'world' }),
 ];
 
@@ -53,7 +60,10 @@ async function allParked() {
 
 async function metric(name: string): Promise<string> {
   const text = await (await fetch(`http://127.0.0.1:${app.port}/metrics`)).text();
-  return text.split('\n').filter((l) => l.startsWith(name)).join('\n');
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(name))
+    .join('\n');
 }
 
 /** users enter; each one's decision, read with myEntry until it is made */
@@ -69,7 +79,11 @@ async function drop(campaignId: string, users: string[]) {
 }
 
 async function decided(campaignId: string, t: string): Promise<string> {
-  const r = await eventually(() => gql(app.port, t, MY, { c: campaignId }), (r) => r.data?.myEntry?.status !== 'QUEUED', 30_000);
+  const r = await eventually(
+    () => gql(app.port, t, MY, { c: campaignId }),
+    (r) => r.data?.myEntry?.status !== 'QUEUED',
+    30_000,
+  );
   return r.data?.myEntry?.status;
 }
 
@@ -81,7 +95,11 @@ beforeAll(async () => {
   producer = kafka.producer();
   await producer.connect();
   for (let p = 0; p < PARTITIONS; p++) {
-    await producer.send({ topic: iso.config.topics.events, acks: -1, messages: poison(p).map((value) => ({ partition: p, key: 'x', value })) });
+    await producer.send({
+      topic: iso.config.topics.events,
+      acks: -1,
+      messages: poison(p).map((value) => ({ partition: p, key: 'x', value })),
+    });
   }
 });
 
@@ -96,19 +114,33 @@ describe('records that are not events of this log', () => {
   const campaigns = [idOn(0, 'after-poison'), idOn(1, 'after-poison')];
 
   it('a drop on the partitions that hold them is decided and projected', async () => {
-    for (const c of campaigns) expect((await gql(app.port, admin, CREATE, { i: { id: c, title: c, reward: 'r', stock: STOCK, closesAt: inAnHour() } })).errors).toBeUndefined();
+    for (const c of campaigns)
+      expect(
+        (await gql(app.port, admin, CREATE, { i: { id: c, title: c, reward: 'r', stock: STOCK, closesAt: inAnHour() } })).errors,
+      ).toBeUndefined();
     for (const c of campaigns) {
-      const tokens = await drop(c, Array.from({ length: 30 }, (_, i) => `${c}-u${i}`));
+      const tokens = await drop(
+        c,
+        Array.from({ length: 30 }, (_, i) => `${c}-u${i}`),
+      );
       const statuses = await Promise.all(tokens.map((t) => decided(c, t)));
       expect(statuses.filter((s) => s === 'WON')).toHaveLength(STOCK);
       // the rest lost, or were turned away at the gate once the stock was taken (no entry)
       expect(tokens.rejections.every((r) => r === 'SOLD_OUT')).toBe(true);
       expect(statuses.filter((s) => s === 'LOST').length + tokens.rejections.length).toBe(30 - STOCK);
       // WON is told before the writer's transaction commits: the log has every winner once it does
-      const audit = await waitUntil(() => auditFromLog(iso.config, c), (a) => a.winners >= STOCK, { what: `every winner of ${c} committed`, timeoutMs: 30_000 });
+      const audit = await waitUntil(
+        () => auditFromLog(iso.config, c),
+        (a) => a.winners >= STOCK,
+        { what: `every winner of ${c} committed`, timeoutMs: 30_000 },
+      );
       expect(audit.problems).toEqual([]);
       expect(audit.winners).toBe(STOCK);
-      const winners = await eventually(() => gql(app.port, admin, WINNERS, { c }), (r) => r.data?.winners.totalCount === STOCK, 30_000);
+      const winners = await eventually(
+        () => gql(app.port, admin, WINNERS, { c }),
+        (r) => r.data?.winners.totalCount === STOCK,
+        30_000,
+      );
       expect(winners.data!.winners.totalCount).toBe(STOCK);
     }
   });
@@ -121,11 +153,18 @@ describe('records that are not events of this log', () => {
       // offset 0 of every partition is the log's genesis record, which is no event and is not parked
       expect(here.map((n) => n.id)).toEqual([1, 2, 3].map((o) => `${p}-${o}`));
       expect(here.map((n) => Buffer.from(n.raw, 'base64').toString('utf8'))).toEqual(poison(p));
-      expect(here.map((n) => n.error)).toEqual([expect.stringMatching(/not JSON/), expect.stringMatching(/version 99/), expect.stringMatching(/no event type/)]);
-      for (const n of here) expect(n).toMatchObject({ reason: 'FOREIGN', topic: iso.config.topics.events, status: 'PARKED', attempts: 0, key: 'x' });
+      expect(here.map((n) => n.error)).toEqual([
+        expect.stringMatching(/not JSON/),
+        expect.stringMatching(/version 99/),
+        expect.stringMatching(/no event type/),
+      ]);
+      for (const n of here)
+        expect(n).toMatchObject({ reason: 'FOREIGN', topic: iso.config.topics.events, status: 'PARKED', attempts: 0, key: 'x' });
       expect(['single-writer', 'prisma-tables', 'batch-triggers']).toContain(here[0]!.consumer);
     }
-    expect(await metric('firstcome_parked_total{')).toMatch(/firstcome_parked_total\{consumer="(single-writer|prisma-tables|batch-triggers)"\} [1-9]/);
+    expect(await metric('firstcome_parked_total{')).toMatch(
+      /firstcome_parked_total\{consumer="(single-writer|prisma-tables|batch-triggers)"\} [1-9]/,
+    );
     const ready = await fetch(`http://127.0.0.1:${app.port}/readyz`);
     expect(ready.status).toBe(200);
   });
@@ -140,7 +179,13 @@ describe('records that are not events of this log', () => {
   it('retrying a record that is still not an event keeps it parked, the attempt counted', async () => {
     const r = await gql(app.port, admin, RETRY, { id: '0-1' });
     expect(r.errors).toBeUndefined();
-    expect(r.data!.retryParked).toMatchObject({ id: '0-1', status: 'PARKED', attempts: 1, error: expect.stringMatching(/not JSON/), retriedAs: null });
+    expect(r.data!.retryParked).toMatchObject({
+      id: '0-1',
+      status: 'PARKED',
+      attempts: 1,
+      error: expect.stringMatching(/not JSON/),
+      retriedAs: null,
+    });
     const missing = await gql(app.port, admin, RETRY, { id: '9-999' });
     expect(missing.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
   });
@@ -165,18 +210,29 @@ describe('an event the read side cannot apply', () => {
   });
 
   it('is parked alone; the rest of its batch is written', async () => {
-    expect((await gql(app.port, admin, CREATE, { i: { id: c, title: c, reward: 'r', stock: 5, closesAt: inAnHour() } })).errors).toBeUndefined();
+    expect(
+      (await gql(app.port, admin, CREATE, { i: { id: c, title: c, reward: 'r', stock: 5, closesAt: inAnHour() } })).errors,
+    ).toBeUndefined();
     const tokens = await drop(c, [`${c}-a`, `${c}-blocked`, `${c}-b`]);
     for (const t of tokens) expect(await decided(c, t)).toBe('WON');
     const id = `prisma-tables:${partitionFor(c, PARTITIONS)}-`;
     const parked = await eventually(allParked, (r) => r.nodes.some((n) => n.id.startsWith(id)), 30_000);
     const mine = parked.nodes.filter((n) => n.id.startsWith(id));
     expect(mine).toHaveLength(1);
-    expect(mine[0]).toMatchObject({ reason: 'UNAPPLIED', consumer: 'prisma-tables', status: 'PARKED', error: expect.stringMatching(/23514: blocked user/) });
+    expect(mine[0]).toMatchObject({
+      reason: 'UNAPPLIED',
+      consumer: 'prisma-tables',
+      status: 'PARKED',
+      error: expect.stringMatching(/23514: blocked user/),
+    });
     // the record as the log holds it: a decision's events travel packed, the winner with its gifticon
     const held = [JSON.parse(Buffer.from(mine[0]!.raw, 'base64').toString('utf8')) as unknown].flat();
     expect(held).toContainEqual(expect.objectContaining({ type: 'GifticonIssued', userId: `${c}-blocked` }));
-    const gifts = await eventually(() => gql(app.port, admin, GIFTICONS, { c }), (r) => r.data?.gifticons.totalCount === 2, 30_000);
+    const gifts = await eventually(
+      () => gql(app.port, admin, GIFTICONS, { c }),
+      (r) => r.data?.gifticons.totalCount === 2,
+      30_000,
+    );
     expect(gifts.data!.gifticons.edges.map((e: any) => e.node.userId).sort()).toEqual([`${c}-a`, `${c}-b`]);
   });
 
@@ -206,18 +262,31 @@ describe('an event of the next version', () => {
   const other = idOn(0, 'upgrade');
 
   it('stops its partition with a clear error, while the other partition goes on', async () => {
-    for (const c of [stopped, other]) expect((await gql(app.port, admin, CREATE, { i: { id: c, title: c, reward: 'r', stock: 50, closesAt: inAnHour() } })).errors).toBeUndefined();
+    for (const c of [stopped, other])
+      expect(
+        (await gql(app.port, admin, CREATE, { i: { id: c, title: c, reward: 'r', stock: 50, closesAt: inAnHour() } })).errors,
+      ).toBeUndefined();
     // the first entrant is decided before the newer event
     const [first] = await drop(stopped, [`${stopped}-first`]);
     expect(await decided(stopped, first!)).toBe('WON');
     await producer.send({
       topic: iso.config.topics.events,
       acks: -1,
-      messages: [{
-        partition: partitionFor(stopped, PARTITIONS),
-        key: stopped,
-        value: JSON.stringify({ type: 'EntrantRegistered', version: EVENT_VERSION + 1, eventId: 'v2', campaignId: stopped, occurredAt: new Date().toISOString(), userId: 'from-the-future', tier: 'gold' }),
-      }],
+      messages: [
+        {
+          partition: partitionFor(stopped, PARTITIONS),
+          key: stopped,
+          value: JSON.stringify({
+            type: 'EntrantRegistered',
+            version: EVENT_VERSION + 1,
+            eventId: 'v2',
+            campaignId: stopped,
+            occurredAt: new Date().toISOString(),
+            userId: 'from-the-future',
+            tier: 'gold',
+          }),
+        },
+      ],
     });
     const ready = await eventually(
       async () => {
@@ -235,13 +304,22 @@ describe('an event of the next version', () => {
     }
 
     const late = await drop(stopped, [`${stopped}-late`]);
-    const others = await drop(other, Array.from({ length: 5 }, (_, i) => `${other}-u${i}`));
+    const others = await drop(
+      other,
+      Array.from({ length: 5 }, (_, i) => `${other}-u${i}`),
+    );
     // the other partition is decided, after the late entry was appended…
     for (const t of others) expect(await decided(other, t)).toBe('WON');
     // …and the late entry behind the newer event is not: it is not misread, nor is it skipped
     const mine = await gql(app.port, late[0]!, MY, { c: stopped });
     expect(mine.data!.myEntry).toMatchObject({ status: 'QUEUED' });
     const parked = await allParked();
-    expect(parked.nodes.some((n) => Buffer.from(n.raw ?? '', 'base64').toString().includes('from-the-future'))).toBe(false);
+    expect(
+      parked.nodes.some((n) =>
+        Buffer.from(n.raw ?? '', 'base64')
+          .toString()
+          .includes('from-the-future'),
+      ),
+    ).toBe(false);
   });
 });

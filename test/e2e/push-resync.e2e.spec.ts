@@ -29,7 +29,15 @@ beforeAll(async () => {
   redisServer = spawn('redis-server', ['--port', String(redisPort), '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
   const probe = new Redis(redisPort, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => 100 });
   probe.on('error', () => undefined);
-  await waitUntil(() => probe.ping().then(() => true, () => false), Boolean, { what: 'the private Redis', timeoutMs: 10_000 });
+  await waitUntil(
+    () =>
+      probe.ping().then(
+        () => true,
+        () => false,
+      ),
+    Boolean,
+    { what: 'the private Redis', timeoutMs: 10_000 },
+  );
   probe.disconnect();
   iso = await isolated('push-resync', { REDIS_URL: `redis://127.0.0.1:${redisPort}`, ENTER_WAIT_MS: '200' });
   api = await spawnApp(iso, 'api');
@@ -47,7 +55,15 @@ afterAll(async () => {
 describe('pushes across a Redis outage', () => {
   it('every QUEUED watcher hears its decision and its code, though the notices were lost', async () => {
     const admin = await token('boss', 'admin');
-    expect((await gql(api.port, admin, `mutation { createCampaign(input: { id: "resync", title: "t", reward: "r", stock: ${STOCK}, closesAt: "2099-01-01T00:00:00Z" }) { id } }`)).errors).toBeUndefined();
+    expect(
+      (
+        await gql(
+          api.port,
+          admin,
+          `mutation { createCampaign(input: { id: "resync", title: "t", reward: "r", stock: ${STOCK}, closesAt: "2099-01-01T00:00:00Z" }) { id } }`,
+        )
+      ).errors,
+    ).toBeUndefined();
     // the writer stops deciding: every enter answers QUEUED
     writer.child.kill('SIGSTOP');
     const tokens = await Promise.all(Array.from({ length: USERS }, (_, i) => token(`u${i}`)));

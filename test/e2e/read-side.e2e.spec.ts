@@ -44,13 +44,21 @@ let entrants = 0;
 
 const inAnHour = () => new Date(Date.now() + 3_600_000).toISOString();
 
-async function walk<N>(query: string, vars: Record<string, unknown>, first: number): Promise<{ nodes: N[]; totals: number[]; pages: number }> {
+async function walk<N>(
+  query: string,
+  vars: Record<string, unknown>,
+  first: number,
+): Promise<{ nodes: N[]; totals: number[]; pages: number }> {
   const nodes: N[] = [];
   const totals: number[] = [];
   let after: string | null = null;
   let pages = 0;
   for (;;) {
-    const r: { data?: Record<string, Page<N>>; errors?: unknown } = await gql<Record<string, Page<N>>>(app.port, admin, query, { ...vars, first, after });
+    const r: { data?: Record<string, Page<N>>; errors?: unknown } = await gql<Record<string, Page<N>>>(app.port, admin, query, {
+      ...vars,
+      first,
+      after,
+    });
     expect(r.errors).toBeUndefined();
     const page: Page<N> = Object.values(r.data!)[0]!;
     pages++;
@@ -71,7 +79,9 @@ beforeAll(async () => {
   app = await spawnApp(iso, 'api,decider,projector');
   prisma = createPrisma(iso.env.DATABASE_URL!);
   admin = await token('rs-admin', 'admin');
-  const created = await gql(app.port, admin, CREATE, { i: { id: CAMPAIGN, title: 'Burst', reward: 'Chicken gifticon', stock: STOCK, closesAt: inAnHour() } });
+  const created = await gql(app.port, admin, CREATE, {
+    i: { id: CAMPAIGN, title: 'Burst', reward: 'Chicken gifticon', stock: STOCK, closesAt: inAnHour() },
+  });
   expect(created.errors).toBeUndefined();
 
   for (let i = 0; i < USERS; i++) tokens.push(await token(userId(i)));
@@ -89,22 +99,29 @@ beforeAll(async () => {
     else expect(r.data!.enter.rejection).toBe('SOLD_OUT');
   });
   // a few more campaigns for the campaigns connection; the first ones get as many entrants as stock
-  await pool(Array.from({ length: EXTRA_CAMPAIGNS }, (_, i) => i), 6, async (i) => {
-    const r = await gql(app.port, admin, CREATE, { i: { id: `rs-extra-${i}`, title: `Extra ${i}`, reward: 'Coffee', stock: extraStock(i), closesAt: inAnHour() } });
-    expect(r.errors).toBeUndefined();
-    if (i >= EXTRA_WITH_CODES) return;
-    for (let u = 0; u < extraStock(i); u++) {
-      const e = await gql(app.port, tokens[u]!, ENTER, { c: `rs-extra-${i}` });
-      expect(e.data?.enter.entry, JSON.stringify(e)).toBeTruthy();
-    }
-  });
+  await pool(
+    Array.from({ length: EXTRA_CAMPAIGNS }, (_, i) => i),
+    6,
+    async (i) => {
+      const r = await gql(app.port, admin, CREATE, {
+        i: { id: `rs-extra-${i}`, title: `Extra ${i}`, reward: 'Coffee', stock: extraStock(i), closesAt: inAnHour() },
+      });
+      expect(r.errors).toBeUndefined();
+      if (i >= EXTRA_WITH_CODES) return;
+      for (let u = 0; u < extraStock(i); u++) {
+        const e = await gql(app.port, tokens[u]!, ENTER, { c: `rs-extra-${i}` });
+        expect(e.data?.enter.entry, JSON.stringify(e)).toBeTruthy();
+      }
+    },
+  );
 
   // quiet: the tables hold every entrant the line took (the gate turns the rest away SOLD_OUT) and
   // every gifticon. Answers may have been QUEUED: the counts are awaited, not read once.
   entrants = entered.size;
   expect(entrants).toBeGreaterThanOrEqual(STOCK);
   await waitUntil(
-    async () => (await gql<{ campaign: { entrants: number; winners: number } }>(app.port, admin, CAMPAIGN_Q, { id: CAMPAIGN })).data?.campaign,
+    async () =>
+      (await gql<{ campaign: { entrants: number; winners: number } }>(app.port, admin, CAMPAIGN_Q, { id: CAMPAIGN })).data?.campaign,
     (c) => c?.entrants === entrants && c.winners === STOCK,
     { what: 'the API counts every entrant the burst saw', timeoutMs: 60_000 },
   );
@@ -138,8 +155,11 @@ describe('read side: Postgres tables after a burst through the API', () => {
     mine.forEach((m, i) => {
       const e = entries.get(userId(i));
       const g = gifts.get(userId(i));
-      const table = e ? { ticket: e.ticket, position: e.position, status: e.status, gifticon: g ? { id: g.id, code: g.code } : null } : null;
-      if (JSON.stringify(table) !== JSON.stringify(m)) disagreements.push(`${userId(i)}: table ${JSON.stringify(table)} vs myEntry ${JSON.stringify(m)}`);
+      const table = e
+        ? { ticket: e.ticket, position: e.position, status: e.status, gifticon: g ? { id: g.id, code: g.code } : null }
+        : null;
+      if (JSON.stringify(table) !== JSON.stringify(m))
+        disagreements.push(`${userId(i)}: table ${JSON.stringify(table)} vs myEntry ${JSON.stringify(m)}`);
     });
     expect(disagreements.slice(0, 5)).toEqual([]);
     expect(mine.filter((m) => m !== null)).toHaveLength(entrants);
@@ -191,22 +211,40 @@ describe('read side: Postgres tables after a burst through the API', () => {
   it('agree with the Redis counters (Query.campaign) and the admin entry field', async () => {
     const c = await gql(app.port, admin, CAMPAIGN_Q, { id: CAMPAIGN });
     expect(c.data!.campaign).toEqual({ entrants, winners: STOCK, remaining: 0, status: 'SOLD_OUT' });
-    const page = await gql<{ campaigns: Page<{ id: string; entrants: number; winners: number; remaining: number; status: string }> }>(app.port, admin, CAMPAIGNS, { first: 1000 });
-    expect(page.data!.campaigns.edges.find((e) => e.node.id === CAMPAIGN)!.node).toMatchObject({ entrants, winners: STOCK, remaining: 0, status: 'SOLD_OUT' });
+    const page = await gql<{ campaigns: Page<{ id: string; entrants: number; winners: number; remaining: number; status: string }> }>(
+      app.port,
+      admin,
+      CAMPAIGNS,
+      { first: 1000 },
+    );
+    expect(page.data!.campaigns.edges.find((e) => e.node.id === CAMPAIGN)!.node).toMatchObject({
+      entrants,
+      winners: STOCK,
+      remaining: 0,
+      status: 'SOLD_OUT',
+    });
     const sample = await prisma.entry.findMany({ where: { campaignId: CAMPAIGN, position: { in: [1, STOCK, entrants] } } });
     for (const e of sample) {
-      const r = await gql(app.port, admin, `query($c: ID!, $u: ID!) { entry(campaignId: $c, userId: $u) { ticket position status } }`, { c: CAMPAIGN, u: e.userId });
+      const r = await gql(app.port, admin, `query($c: ID!, $u: ID!) { entry(campaignId: $c, userId: $u) { ticket position status } }`, {
+        c: CAMPAIGN,
+        u: e.userId,
+      });
       expect(r.data!.entry).toEqual({ ticket: e.ticket, position: e.position, status: e.status });
     }
   });
 
   it('walking each connection page by page meets every row exactly once, in order, and totalCount matches', async () => {
-    const winners = await walk<{ userId: string; position: number; gifticon: { id: string; userId: string; code: string } | null }>(WINNERS, { c: CAMPAIGN }, 37);
+    const winners = await walk<{ userId: string; position: number; gifticon: { id: string; userId: string; code: string } | null }>(
+      WINNERS,
+      { c: CAMPAIGN },
+      37,
+    );
     expect(winners.pages).toBe(Math.ceil(STOCK / 37));
     expect(new Set(winners.totals)).toEqual(new Set([STOCK]));
     expect(winners.nodes.map((n) => n.position)).toEqual(Array.from({ length: STOCK }, (_, i) => i + 1));
     const gifts = new Map((await prisma.gifticon.findMany({ where: { campaignId: CAMPAIGN } })).map((g) => [g.userId, g]));
-    for (const n of winners.nodes) expect(n.gifticon).toEqual({ id: gifts.get(n.userId)!.id, userId: n.userId, code: gifts.get(n.userId)!.code });
+    for (const n of winners.nodes)
+      expect(n.gifticon).toEqual({ id: gifts.get(n.userId)!.id, userId: n.userId, code: gifts.get(n.userId)!.code });
 
     const gifticons = await walk<{ id: string; userId: string; code: string; issuedAt: string }>(GIFTICONS, { c: CAMPAIGN }, 37);
     expect(new Set(gifticons.totals)).toEqual(new Set([STOCK]));
@@ -218,11 +256,16 @@ describe('read side: Postgres tables after a burst through the API', () => {
     const campaigns = await walk<{ id: string }>(CAMPAIGNS, {}, 7);
     expect(new Set(campaigns.totals)).toEqual(new Set([EXTRA_CAMPAIGNS + 1]));
     expect(campaigns.nodes).toHaveLength(EXTRA_CAMPAIGNS + 1);
-    expect(new Set(campaigns.nodes.map((n) => n.id))).toEqual(new Set([CAMPAIGN, ...Array.from({ length: EXTRA_CAMPAIGNS }, (_, i) => `rs-extra-${i}`)]));
+    expect(new Set(campaigns.nodes.map((n) => n.id))).toEqual(
+      new Set([CAMPAIGN, ...Array.from({ length: EXTRA_CAMPAIGNS }, (_, i) => `rs-extra-${i}`)]),
+    );
 
     // default page sizes
     const d = await gql<{ winners: Page<unknown>; gifticons: Page<unknown>; campaigns: Page<unknown> }>(
-      app.port, admin, `query($c: ID!) { winners(campaignId: $c) { edges { cursor } } gifticons(campaignId: $c) { edges { cursor } } campaigns { edges { cursor } } }`, { c: CAMPAIGN },
+      app.port,
+      admin,
+      `query($c: ID!) { winners(campaignId: $c) { edges { cursor } } gifticons(campaignId: $c) { edges { cursor } } campaigns { edges { cursor } } }`,
+      { c: CAMPAIGN },
     );
     expect([d.data!.winners.edges.length, d.data!.gifticons.edges.length, d.data!.campaigns.edges.length]).toEqual([100, 100, 20]);
   });
@@ -240,10 +283,19 @@ describe('read side: Postgres tables after a burst through the API', () => {
     for (const [query, vars] of adminFields) {
       const asUser = await gql(app.port, user, query, vars);
       // nothing leaks: a nullable field comes back null, a non-null one nulls the whole data
-      expect(Object.values(asUser.data ?? {}).every((v) => v === null), query).toBe(true);
-      expect(asUser.errors?.map((e) => e.extensions?.code), query).toEqual(['FORBIDDEN']);
+      expect(
+        Object.values(asUser.data ?? {}).every((v) => v === null),
+        query,
+      ).toBe(true);
+      expect(
+        asUser.errors?.map((e) => e.extensions?.code),
+        query,
+      ).toEqual(['FORBIDDEN']);
       const anonymous = await gql(app.port, null, query, vars);
-      expect(anonymous.errors?.map((e) => e.extensions?.code), query).toEqual(['UNAUTHENTICATED']);
+      expect(
+        anonymous.errors?.map((e) => e.extensions?.code),
+        query,
+      ).toEqual(['UNAUTHENTICATED']);
     }
     // the caller is checked before the arguments
     const bad = await gql(app.port, user, `{ winners(campaignId: "x", first: 0) { totalCount } }`);
@@ -252,7 +304,11 @@ describe('read side: Postgres tables after a burst through the API', () => {
 
   it('rejects first outside 1..1000 and a foreign or broken cursor as BAD_USER_INPUT naming the field', async () => {
     for (const first of [0, -1, 1001]) {
-      for (const [query, vars] of [[CAMPAIGNS, {}], [WINNERS, { c: CAMPAIGN }], [GIFTICONS, { c: CAMPAIGN }]] as const) {
+      for (const [query, vars] of [
+        [CAMPAIGNS, {}],
+        [WINNERS, { c: CAMPAIGN }],
+        [GIFTICONS, { c: CAMPAIGN }],
+      ] as const) {
         const r = await gql(app.port, admin, query, { ...vars, first });
         expect(r.errors?.map((e) => [e.extensions?.code, e.extensions?.field])).toEqual([['BAD_USER_INPUT', 'first']]);
       }
@@ -277,7 +333,9 @@ describe('read side: Postgres tables after a burst through the API', () => {
   it('offers its lag to /metrics, and it is 0 once the log is quiet', async () => {
     const lagOf = async () => {
       const text = await (await fetch(`http://127.0.0.1:${app.port}/metrics`)).text();
-      return [...text.matchAll(/^firstcome_projector_lag\{projection="prisma-tables",partition="(\d+)"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])] as const);
+      return [...text.matchAll(/^firstcome_projector_lag\{projection="prisma-tables",partition="(\d+)"\} (\d+)$/gm)].map(
+        (m) => [m[1], Number(m[2])] as const,
+      );
     };
     const lags = await eventually(lagOf, (l) => l.length === 2 && l.every(([, v]) => v === 0), 10_000);
     expect(lags.map(([p]) => p).sort()).toEqual(['0', '1']);
@@ -286,13 +344,18 @@ describe('read side: Postgres tables after a burst through the API', () => {
     const kafka = createKafka(iso.config, 'read-side-test');
     const kafkaAdmin = kafka.admin();
     await kafkaAdmin.connect();
-    const ends = Object.fromEntries((await kafkaAdmin.fetchTopicOffsets(iso.config.topics.events)).map((o) => [o.partition, BigInt(o.high)]));
+    const ends = Object.fromEntries(
+      (await kafkaAdmin.fetchTopicOffsets(iso.config.topics.events)).map((o) => [o.partition, BigInt(o.high)]),
+    );
     await kafkaAdmin.disconnect();
     const read = async () =>
       Object.fromEntries(
-        (await prisma.projectionCheckpoint.findMany({ where: { projection: 'prisma-tables', topic: iso.config.topics.events } })).map((r) => [r.partition, r.nextOffset]),
+        (await prisma.projectionCheckpoint.findMany({ where: { projection: 'prisma-tables', topic: iso.config.topics.events } })).map(
+          (r) => [r.partition, r.nextOffset],
+        ),
       );
-    const atEnd = (c: Record<string, bigint>) => Object.keys(c).length === Object.keys(ends).length && Object.entries(c).every(([p, next]) => ends[p] === next);
+    const atEnd = (c: Record<string, bigint>) =>
+      Object.keys(c).length === Object.keys(ends).length && Object.entries(c).every(([p, next]) => ends[p] === next);
     expect(await eventually(read, atEnd, 5000)).toEqual(ends);
   });
 });

@@ -38,7 +38,12 @@ const readyz = async (port: number): Promise<{ status: number; body: Ready }> =>
 const inAnHour = () => new Date(Date.now() + 3_600_000).toISOString();
 
 async function winnersOf(campaignId: string): Promise<{ userId: string; position: number }[]> {
-  const r = await gql<{ winners: { totalCount: number; edges: { node: { userId: string; position: number } }[] } }>(app!.port, admin, WINNERS, { c: campaignId });
+  const r = await gql<{ winners: { totalCount: number; edges: { node: { userId: string; position: number } }[] } }>(
+    app!.port,
+    admin,
+    WINNERS,
+    { c: campaignId },
+  );
   if (r.errors) return [];
   return r.data!.winners.edges.map((e) => e.node).sort((a, b) => a.position - b.position);
 }
@@ -47,7 +52,12 @@ async function winnersOf(campaignId: string): Promise<{ userId: string; position
 async function enterAll(campaignId: string, users: string[]): Promise<{ userId: string; position: number }[]> {
   const won: { userId: string; position: number }[] = [];
   await pool(users, 4, async (userId) => {
-    const r = await gql<{ enter: { rejection: string | null; entry: { status: string; position: number | null } | null } }>(app!.port, await token(userId), ENTER, { c: campaignId });
+    const r = await gql<{ enter: { rejection: string | null; entry: { status: string; position: number | null } | null } }>(
+      app!.port,
+      await token(userId),
+      ENTER,
+      { c: campaignId },
+    );
     expect(r.errors, JSON.stringify(r.errors)).toBeUndefined();
     const entry = r.data!.enter.entry;
     expect(entry, `${userId} was turned away: ${r.data!.enter.rejection}`).not.toBeNull();
@@ -96,10 +106,18 @@ describe('migrations at start', () => {
       body: { ok: true, checks: { kafka: true, redis: true, postgres: true, consumers: true }, failing: {} },
     });
 
-    expect((await gql(app.port, admin, CREATE, { i: { id: 'fresh', title: 'Fresh', reward: 'Cake', stock: 3, closesAt: inAnHour() } })).errors).toBeUndefined();
+    expect(
+      (await gql(app.port, admin, CREATE, { i: { id: 'fresh', title: 'Fresh', reward: 'Cake', stock: 3, closesAt: inAnHour() } })).errors,
+    ).toBeUndefined();
     const told = await enterAll('fresh', ['f1', 'f2', 'f3']);
     expect(told.map((w) => w.position)).toEqual([1, 2, 3]);
-    expect(await eventually(() => winnersOf('fresh'), (w) => w.length === 3, 60_000)).toEqual(told);
+    expect(
+      await eventually(
+        () => winnersOf('fresh'),
+        (w) => w.length === 3,
+        60_000,
+      ),
+    ).toEqual(told);
   });
 });
 
@@ -109,14 +127,22 @@ describe('readiness reflects every role', () => {
     await sql.connect();
     try {
       await sql.query('DROP TABLE winners');
-      expect((await gql(app!.port, admin, CREATE, { i: { id: 'after', title: 'After', reward: 'Tea', stock: 5, closesAt: inAnHour() } })).errors).toBeUndefined();
+      expect(
+        (await gql(app!.port, admin, CREATE, { i: { id: 'after', title: 'After', reward: 'Tea', stock: 5, closesAt: inAnHour() } })).errors,
+      ).toBeUndefined();
       const before = await enterAll('after', ['a1', 'a2', 'a3']);
 
-      const failing = await eventually(() => readyz(app!.port), (r) => r.status === 503, 60_000);
+      const failing = await eventually(
+        () => readyz(app!.port),
+        (r) => r.status === 503,
+        60_000,
+      );
       console.log(`table dropped under the projector: /readyz ${failing.status} ${JSON.stringify(failing.body)}`);
       expect(failing.status).toBe(503);
       expect(failing.body.checks).toEqual({ kafka: true, redis: true, postgres: true, consumers: true });
-      expect(failing.body.failing).toEqual({ 'projector/prisma-tables': 'Raw query failed. Code: `42P01`. Message: `relation "winners" does not exist`' });
+      expect(failing.body.failing).toEqual({
+        'projector/prisma-tables': 'Raw query failed. Code: `42P01`. Message: `relation "winners" does not exist`',
+      });
       expect((await fetch(`http://127.0.0.1:${app!.port}/healthz`)).status).toBe(200);
 
       // the write path does not need the read side: enter keeps deciding while the server is not ready
@@ -128,11 +154,25 @@ describe('readiness reflects every role', () => {
       expect(migrated.code, migrated.output).toBe(0);
       expect(migrated.output).toContain('read side created anew (missing: winners)');
 
-      const back = await eventually(() => readyz(app!.port), (r) => r.status === 200, 90_000);
+      const back = await eventually(
+        () => readyz(app!.port),
+        (r) => r.status === 200,
+        90_000,
+      );
       expect(back.body).toEqual({ ok: true, checks: { kafka: true, redis: true, postgres: true, consumers: true }, failing: {} });
       // the rows lost with the table came back from the log, and those decided meanwhile too
-      expect(await eventually(() => winnersOf('fresh'), (w) => w.length === 3, 60_000)).toHaveLength(3);
-      const afterWinners = await eventually(() => winnersOf('after'), (w) => w.length === 5, 60_000);
+      expect(
+        await eventually(
+          () => winnersOf('fresh'),
+          (w) => w.length === 3,
+          60_000,
+        ),
+      ).toHaveLength(3);
+      const afterWinners = await eventually(
+        () => winnersOf('after'),
+        (w) => w.length === 5,
+        60_000,
+      );
       expect(afterWinners).toEqual([...before, ...during].sort((a, b) => a.position - b.position));
       // and the projection stands at the end of the log: its checkpoints reached every partition's high watermark
       const kafka = new Kafka({ brokers: iso.config.KAFKA_BROKERS, logLevel: logLevel.NOTHING });
@@ -141,7 +181,12 @@ describe('readiness reflects every role', () => {
       const highs = Object.fromEntries((await kadmin.fetchTopicOffsets(iso.config.topics.events)).map((o) => [o.partition, o.high]));
       await kadmin.disconnect();
       const checkpoints = await eventually(
-        async () => Object.fromEntries((await sql.query<{ partition: number; next_offset: string }>('SELECT partition, next_offset FROM projection_checkpoints')).rows.map((r) => [r.partition, String(r.next_offset)])),
+        async () =>
+          Object.fromEntries(
+            (
+              await sql.query<{ partition: number; next_offset: string }>('SELECT partition, next_offset FROM projection_checkpoints')
+            ).rows.map((r) => [r.partition, String(r.next_offset)]),
+          ),
         (c) => JSON.stringify(c) === JSON.stringify(highs),
         30_000,
       );
@@ -153,9 +198,18 @@ describe('readiness reflects every role', () => {
 
   it('an archive whose EventStoreDB cannot be reached: 503 naming it', async () => {
     const closed = await freePort();
-    const archive = await spawnApp(iso, 'projector', { DATABASE_URL: db.url, EVENTSTORE_URL: `esdb://127.0.0.1:${closed}?tls=false` }, { until: 'listening' });
+    const archive = await spawnApp(
+      iso,
+      'projector',
+      { DATABASE_URL: db.url, EVENTSTORE_URL: `esdb://127.0.0.1:${closed}?tls=false` },
+      { until: 'listening' },
+    );
     try {
-      const r = await eventually(() => readyz(archive.port), (x) => x.body.failing['projector/eventstore-archive'] !== undefined, 60_000);
+      const r = await eventually(
+        () => readyz(archive.port),
+        (x) => x.body.failing['projector/eventstore-archive'] !== undefined,
+        60_000,
+      );
       console.log(`EventStoreDB unreachable: /readyz ${r.status} ${JSON.stringify(r.body)}`);
       expect(r.status).toBe(503);
       expect(Object.keys(r.body.failing)).toEqual(['projector/eventstore-archive']);

@@ -32,7 +32,10 @@ async function enter(user: number): Promise<void> {
   let a: Answer;
   if (r.errors) {
     // anything but a retryable refusal is a wrong answer
-    expect(r.errors.map((e) => e.extensions?.code), JSON.stringify(r.errors)).toEqual(['UNAVAILABLE']);
+    expect(
+      r.errors.map((e) => e.extensions?.code),
+      JSON.stringify(r.errors),
+    ).toEqual(['UNAVAILABLE']);
     a = { kind: 'UNAVAILABLE' };
   } else if (r.data!.enter.rejection) {
     expect(r.data!.enter.rejection).toBe('SOLD_OUT');
@@ -58,20 +61,32 @@ afterAll(async () => {
 
 describe('a crowd calling enter through a Redis loss and replay(ALL)', () => {
   it('is only ever answered UNAVAILABLE, SOLD_OUT or an entry the log confirms; afterwards myEntry is the log', async () => {
-    await pool(Array.from({ length: FIRST_WAVE }, (_, i) => i), 32, enter);
+    await pool(
+      Array.from({ length: FIRST_WAVE }, (_, i) => i),
+      32,
+      enter,
+    );
 
     // the crowd keeps coming: new users, and first-wave users clicking again, until the replay is done
     let replayDone = false;
     let next = FIRST_WAVE;
     let calls = 0;
-    const crowd = pool(Array.from({ length: 16 }, (_, i) => i), 16, async (lane) => {
-      while (!replayDone || next < USERS) {
-        const user = next < USERS ? next++ : (lane * 37 + calls) % USERS;
-        await enter(user);
-        if (++calls > 20 * USERS) throw new Error('the replay never finished');
-      }
-    });
-    await waitUntil(async () => calls, (n) => n >= 100, { what: '100 calls into the second wave' });
+    const crowd = pool(
+      Array.from({ length: 16 }, (_, i) => i),
+      16,
+      async (lane) => {
+        while (!replayDone || next < USERS) {
+          const user = next < USERS ? next++ : (lane * 37 + calls) % USERS;
+          await enter(user);
+          if (++calls > 20 * USERS) throw new Error('the replay never finished');
+        }
+      },
+    );
+    await waitUntil(
+      async () => calls,
+      (n) => n >= 100,
+      { what: '100 calls into the second wave' },
+    );
     expect(await loseRedis(iso.config)).toBeGreaterThan(0);
     const r = await gql(app.port, admin, `mutation { replay(target: ALL) { id } }`);
     expect(r.errors).toBeUndefined();
@@ -113,18 +128,28 @@ describe('a crowd calling enter through a Redis loss and replay(ALL)', () => {
 
     // afterwards: every user reads what the log decided, status and code included
     const mismatched: string[] = [];
-    await pool(Array.from({ length: USERS }, (_, i) => i), 32, async (user) => {
-      const got = await waitUntil(
-        () => gql(app.port, tokens[user]!, MY, { c: C }),
-        (x) => !x.errors,
-        { what: `myEntry of l${user}` },
-      );
-      const place = audit.state.places.get(`l${user}`);
-      const want = place
-        ? { ticket: place.ticket, position: place.position, status: place.position <= STOCK ? 'WON' : 'LOST', gifticon: place.position <= STOCK ? { code: codes.get(`l${user}`) } : null }
-        : null;
-      if (JSON.stringify(got.data!.myEntry) !== JSON.stringify(want)) mismatched.push(`l${user}: ${JSON.stringify(got.data!.myEntry)} vs log ${JSON.stringify(want)}`);
-    });
+    await pool(
+      Array.from({ length: USERS }, (_, i) => i),
+      32,
+      async (user) => {
+        const got = await waitUntil(
+          () => gql(app.port, tokens[user]!, MY, { c: C }),
+          (x) => !x.errors,
+          { what: `myEntry of l${user}` },
+        );
+        const place = audit.state.places.get(`l${user}`);
+        const want = place
+          ? {
+              ticket: place.ticket,
+              position: place.position,
+              status: place.position <= STOCK ? 'WON' : 'LOST',
+              gifticon: place.position <= STOCK ? { code: codes.get(`l${user}`) } : null,
+            }
+          : null;
+        if (JSON.stringify(got.data!.myEntry) !== JSON.stringify(want))
+          mismatched.push(`l${user}: ${JSON.stringify(got.data!.myEntry)} vs log ${JSON.stringify(want)}`);
+      },
+    );
     expect(mismatched.slice(0, 10)).toEqual([]);
     console.log(`Redis loss under traffic: ${calls + FIRST_WAVE} calls, ${unavailable} UNAVAILABLE, ${audit.entrants} entrants`);
   });

@@ -25,7 +25,9 @@ async function rejectedAddingNothing(campaignId: string, user: string, rejection
   expect(r.data!.enter).toEqual({ rejection, entry: null });
   // an accepted entry is durable (acks=all) before its answer: had this call written, the end would show it
   expect(await ends()).toEqual(before);
-  expect((await gql(app.port, await token(user), `query($c: ID!) { myEntry(campaignId: $c) { ticket } }`, { c: campaignId })).data).toEqual({ myEntry: null });
+  expect((await gql(app.port, await token(user), `query($c: ID!) { myEntry(campaignId: $c) { ticket } }`, { c: campaignId })).data).toEqual(
+    { myEntry: null },
+  );
 }
 
 const statusOf = async (id: string) => (await gql<{ campaign: { status: string } }>(app.port, admin, STATUS, { id })).data!.campaign.status;
@@ -45,14 +47,27 @@ describe('a rejected enter adds nothing to the log', () => {
     // room for a slow box: the first call must be answered well before opensAt
     const opensAt = Date.now() + 8_000;
     const closesAt = opensAt + 4_000;
-    const created = await gql(app.port, admin, CREATE, { i: { id: 'clock', title: 'Clock', reward: 'Cake', stock: 5, opensAt: new Date(opensAt).toISOString(), closesAt: new Date(closesAt).toISOString() } });
+    const created = await gql(app.port, admin, CREATE, {
+      i: {
+        id: 'clock',
+        title: 'Clock',
+        reward: 'Cake',
+        stock: 5,
+        opensAt: new Date(opensAt).toISOString(),
+        closesAt: new Date(closesAt).toISOString(),
+      },
+    });
     expect(created.errors).toBeUndefined();
     expect(created.data!.createCampaign).toMatchObject({ id: 'clock', status: 'SCHEDULED' });
     await rejectedAddingNothing('clock', 'early-bird', 'NOT_OPEN');
     expect(Date.now(), 'the NOT_OPEN check ran before opensAt').toBeLessThan(opensAt);
     expect(await statusOf('clock')).toBe('SCHEDULED');
 
-    await waitUntil(() => statusOf('clock'), (s) => s !== 'SCHEDULED', { what: 'clock no longer SCHEDULED', timeoutMs: 30_000, everyMs: 50 });
+    await waitUntil(
+      () => statusOf('clock'),
+      (s) => s !== 'SCHEDULED',
+      { what: 'clock no longer SCHEDULED', timeoutMs: 30_000, everyMs: 50 },
+    );
     expect(Date.now()).toBeGreaterThanOrEqual(opensAt);
     expect(await statusOf('clock')).toBe('OPEN');
     const opener = await token('on-time');
@@ -64,30 +79,54 @@ describe('a rejected enter adds nothing to the log', () => {
     const after = await logEnds(iso.config);
     expect([...after].some(([p, e]) => e > (before.get(p) ?? 0n))).toBe(true);
 
-    await waitUntil(() => statusOf('clock'), (s) => s === 'CLOSED', { what: 'clock CLOSED at closesAt', timeoutMs: 30_000, everyMs: 50 });
+    await waitUntil(
+      () => statusOf('clock'),
+      (s) => s === 'CLOSED',
+      { what: 'clock CLOSED at closesAt', timeoutMs: 30_000, everyMs: 50 },
+    );
     expect(Date.now()).toBeGreaterThanOrEqual(closesAt);
     await rejectedAddingNothing('clock', 'too-late', 'CLOSED');
-    expect(await gql(app.port, admin, STATUS, { id: 'clock' })).toMatchObject({ data: { campaign: { status: 'CLOSED', entrants: 1, winners: 1 } } });
+    expect(await gql(app.port, admin, STATUS, { id: 'clock' })).toMatchObject({
+      data: { campaign: { status: 'CLOSED', entrants: 1, winners: 1 } },
+    });
   });
 
   it('CLOSED after closeCampaign', async () => {
-    expect((await gql(app.port, admin, CREATE, { i: { id: 'shut', title: 'Shut', reward: 'Cake', stock: 5, closesAt: new Date(Date.now() + 3_600_000).toISOString() } })).errors).toBeUndefined();
+    expect(
+      (
+        await gql(app.port, admin, CREATE, {
+          i: { id: 'shut', title: 'Shut', reward: 'Cake', stock: 5, closesAt: new Date(Date.now() + 3_600_000).toISOString() },
+        })
+      ).errors,
+    ).toBeUndefined();
     expect(await statusOf('shut')).toBe('OPEN');
     const closed = await gql(app.port, admin, `mutation { closeCampaign(id: "shut") { status } }`);
     expect(closed.data).toEqual({ closeCampaign: { status: 'CLOSED' } });
     await rejectedAddingNothing('shut', 'after-close', 'CLOSED');
     // and closing again adds nothing either
     const before = await ends();
-    expect((await gql(app.port, admin, `mutation { closeCampaign(id: "shut") { status } }`)).data).toEqual({ closeCampaign: { status: 'CLOSED' } });
+    expect((await gql(app.port, admin, `mutation { closeCampaign(id: "shut") { status } }`)).data).toEqual({
+      closeCampaign: { status: 'CLOSED' },
+    });
     expect(await ends()).toEqual(before);
   });
 
   it('SOLD_OUT once every unit is taken', async () => {
-    expect((await gql(app.port, admin, CREATE, { i: { id: 'one', title: 'One', reward: 'Cake', stock: 1, closesAt: new Date(Date.now() + 3_600_000).toISOString() } })).errors).toBeUndefined();
+    expect(
+      (
+        await gql(app.port, admin, CREATE, {
+          i: { id: 'one', title: 'One', reward: 'Cake', stock: 1, closesAt: new Date(Date.now() + 3_600_000).toISOString() },
+        })
+      ).errors,
+    ).toBeUndefined();
     const first = await token('first');
     expect((await gql(app.port, first, ENTER, { c: 'one' })).data!.enter.rejection).toBeNull();
     expect(await decidedEntry(app.port, first, 'one')).toMatchObject({ status: 'WON', position: 1 });
-    await waitUntil(() => statusOf('one'), (s) => s === 'SOLD_OUT', { what: 'one SOLD_OUT' });
+    await waitUntil(
+      () => statusOf('one'),
+      (s) => s === 'SOLD_OUT',
+      { what: 'one SOLD_OUT' },
+    );
     // the decider has read everything, its sold-out transaction included (one short: its commit marker)
     await whenCaughtUp(iso.config, iso.config.groups.writer, { oneShort: true });
     await rejectedAddingNothing('one', 'second', 'SOLD_OUT');

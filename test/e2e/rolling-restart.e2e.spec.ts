@@ -36,7 +36,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await proxy?.close();
-  await Promise.all(Object.values(procs).flat().map((p) => p.kill()));
+  await Promise.all(
+    Object.values(procs)
+      .flat()
+      .map((p) => p.kill()),
+  );
   await iso?.cleanup().catch(() => undefined);
   if (cluster?.kafka === 'started' || cluster?.redis === 'started') await clusterStackDown();
 }, 180_000);
@@ -44,14 +48,31 @@ afterAll(async () => {
 describe('a rolling restart mid-drop', () => {
   it(`keeps every acknowledged entry and gives no wrong answer to ${USERS} users, each role restarted in turn (I1–I5)`, async () => {
     const admin = await token('boss', 'admin');
-    const created = await gql(proxy.port, admin, `mutation { createCampaign(input: { id: "${C}", title: "t", reward: "r", stock: ${STOCK}, closesAt: "2099-01-01T00:00:00Z" }) { id } }`);
+    const created = await gql(
+      proxy.port,
+      admin,
+      `mutation { createCampaign(input: { id: "${C}", title: "t", reward: "r", stock: ${STOCK}, closesAt: "2099-01-01T00:00:00Z" }) { id } }`,
+    );
     expect(created.errors).toBeUndefined();
 
     let done = 0;
     const restarts: string[] = [];
-    const order: ['api' | 'writer' | 'projector' | 'worker', number][] = [['api', 0], ['writer', 0], ['projector', 0], ['worker', 0], ['api', 1], ['writer', 1], ['projector', 1], ['api', 2]];
+    const order: ['api' | 'writer' | 'projector' | 'worker', number][] = [
+      ['api', 0],
+      ['writer', 0],
+      ['projector', 0],
+      ['worker', 0],
+      ['api', 1],
+      ['writer', 1],
+      ['projector', 1],
+      ['api', 2],
+    ];
     const rolling = (async () => {
-      await waitUntil(async () => done, (d) => d >= USERS / 20, { what: 'the crowd under way', timeoutMs: 300_000, everyMs: 50 });
+      await waitUntil(
+        async () => done,
+        (d) => d >= USERS / 20,
+        { what: 'the crowd under way', timeoutMs: 300_000, everyMs: 50 },
+      );
       for (const [role, i] of order) {
         const t0 = Date.now();
         await procs[role][i]!.kill('SIGTERM');
@@ -60,12 +81,24 @@ describe('a rolling restart mid-drop', () => {
       }
     })();
     // duplicate clicks go through the balancer twice, landing on two processes
-    const calls = await runCrowd({ campaignId: C, apiPorts: [proxy.port, proxy.port], users: USERS, dupEvery: 4, userPrefix: 'r', concurrency: 32, onProgress: (d) => (done = d) });
+    const calls = await runCrowd({
+      campaignId: C,
+      apiPorts: [proxy.port, proxy.port],
+      users: USERS,
+      dupEvery: 4,
+      userPrefix: 'r',
+      concurrency: 32,
+      onProgress: (d) => (done = d),
+    });
     await rolling;
     console.log(`rolling restart: ${restarts.join(', ')}; ${JSON.stringify(tally(calls))}`);
     expect(restarts).toHaveLength(order.length);
 
-    const audit = await waitUntil(() => auditFromLog(iso.config, C), (a) => a.winners >= Math.min(STOCK, a.entrants) && a.gifticons >= a.winners, { what: 'every unit won and issued', timeoutMs: 120_000, everyMs: 1000 });
+    const audit = await waitUntil(
+      () => auditFromLog(iso.config, C),
+      (a) => a.winners >= Math.min(STOCK, a.entrants) && a.gifticons >= a.winners,
+      { what: 'every unit won and issued', timeoutMs: 120_000, everyMs: 1000 },
+    );
     const { wrong, acknowledged } = wrongAnswers(calls, audit);
     expect(audit.problems).toEqual([]);
     expect(audit.winners).toBe(Math.min(STOCK, audit.entrants));
@@ -74,12 +107,20 @@ describe('a rolling restart mid-drop', () => {
 
     // I5: Postgres holds every winner with the log's position and code; Redis's counters and entries agree
     const codes = new Map(audit.log.flatMap((l) => (l.event.type === 'GifticonIssued' ? [[l.event.userId, l.event.code] as const] : [])));
-    const expected = [...audit.state.places].filter(([, p]) => p.position <= audit.stock).map(([user, p]) => ({ user, position: p.position, code: codes.get(user) })).sort((a, b) => a.position - b.position);
+    const expected = [...audit.state.places]
+      .filter(([, p]) => p.position <= audit.stock)
+      .map(([user, p]) => ({ user, position: p.position, code: codes.get(user) }))
+      .sort((a, b) => a.position - b.position);
     const winners = async () => {
       const all: { user: string; position: number; code: string | undefined }[] = [];
       let after: string | null = null;
       for (;;) {
-        const r: { data?: any } = await gql(proxy.port, admin, `query($c: ID!, $a: String) { winners(campaignId: $c, first: 1000, after: $a) { pageInfo { hasNextPage endCursor } edges { node { userId position gifticon { code } } } } }`, { c: C, a: after });
+        const r: { data?: any } = await gql(
+          proxy.port,
+          admin,
+          `query($c: ID!, $a: String) { winners(campaignId: $c, first: 1000, after: $a) { pageInfo { hasNextPage endCursor } edges { node { userId position gifticon { code } } } } }`,
+          { c: C, a: after },
+        );
         const w = r.data?.winners;
         if (!w) return all;
         for (const e of w.edges) all.push({ user: e.node.userId, position: e.node.position, code: e.node.gifticon?.code });
@@ -87,7 +128,11 @@ describe('a rolling restart mid-drop', () => {
         after = w.pageInfo.endCursor;
       }
     };
-    const pg = await waitUntil(winners, (w) => w.length === expected.length && w.every((x) => x.code), { what: 'every winner in Postgres', timeoutMs: 120_000, everyMs: 1000 });
+    const pg = await waitUntil(winners, (w) => w.length === expected.length && w.every((x) => x.code), {
+      what: 'every winner in Postgres',
+      timeoutMs: 120_000,
+      everyMs: 1000,
+    });
     expect(pg).toEqual(expected);
     const counters = await waitUntil(
       () => gql(proxy.port, admin, `query { campaign(id: "${C}") { entrants winners } }`),
@@ -97,7 +142,10 @@ describe('a rolling restart mid-drop', () => {
     expect(counters.data?.campaign).toEqual({ entrants: audit.entrants, winners: audit.winners });
     const sample = [...audit.state.places].filter((_, i) => i % Math.max(1, Math.floor(audit.entrants / 200)) === 0);
     const seen = await pool(sample, 8, async ([user, p]) => {
-      const r = await gql(proxy.port, admin, `query($c: ID!, $u: ID!) { entry(campaignId: $c, userId: $u) { ticket position } }`, { c: C, u: user });
+      const r = await gql(proxy.port, admin, `query($c: ID!, $u: ID!) { entry(campaignId: $c, userId: $u) { ticket position } }`, {
+        c: C,
+        u: user,
+      });
       return { user, ticket: r.data?.entry?.ticket, position: r.data?.entry?.position, want: { ticket: p.ticket, position: p.position } };
     });
     expect(seen.filter((s) => s.ticket !== s.want.ticket || s.position !== s.want.position)).toEqual([]);

@@ -13,11 +13,19 @@ let apis: AppProcess[] = [];
 let writer: AppProcess;
 
 beforeAll(async () => {
-  iso = await isolated('shared-limits', { ENTER_RATE_PER_SEC: String(RATE), RATE_LIMIT_USER_COST_PER_SEC: String(4 * RATE), WS_MAX_SOCKETS_PER_USER: '2' });
+  iso = await isolated('shared-limits', {
+    ENTER_RATE_PER_SEC: String(RATE),
+    RATE_LIMIT_USER_COST_PER_SEC: String(4 * RATE),
+    WS_MAX_SOCKETS_PER_USER: '2',
+  });
   writer = await spawnApp(iso, 'writer');
   apis = await Promise.all([0, 1, 2].map(() => spawnApp(iso, 'api')));
   const admin = await token('boss', 'admin');
-  const created = await gql(apis[0]!.port, admin, `mutation { createCampaign(input: { id: "shared", title: "t", reward: "r", stock: 5, closesAt: "2099-01-01T00:00:00Z" }) { id } }`);
+  const created = await gql(
+    apis[0]!.port,
+    admin,
+    `mutation { createCampaign(input: { id: "shared", title: "t", reward: "r", stock: 5, closesAt: "2099-01-01T00:00:00Z" }) { id } }`,
+  );
   expect(created.errors).toBeUndefined();
 });
 afterAll(async () => {
@@ -56,7 +64,8 @@ describe('limits across API processes', () => {
     await a.closed;
     // the place is released as the socket closes; the next socket, on a third process, gets it
     let again = liveSocket(apis[2]!.port, gina);
-    for (let tries = 0; (await Promise.race([again.connected.then(() => 'in'), again.closed])) !== 'in' && tries < 20; tries++) again = liveSocket(apis[2]!.port, gina);
+    for (let tries = 0; (await Promise.race([again.connected.then(() => 'in'), again.closed])) !== 'in' && tries < 20; tries++)
+      again = liveSocket(apis[2]!.port, gina);
     await again.connected;
     await Promise.all([again.dispose(), b.dispose()]);
   });

@@ -52,7 +52,11 @@ describe('SIGTERM', () => {
       }
       answers.set(`d${i}`, answer);
     });
-    await waitUntil(async () => sent, (n) => n >= 100, { what: '100 calls sent', everyMs: 5 });
+    await waitUntil(
+      async () => sent,
+      (n) => n >= 100,
+      { what: '100 calls sent', everyMs: 5 },
+    );
     const exited = new Promise<number | null>((r) => app.child.once('exit', (code) => r(code)));
     app.child.kill('SIGTERM');
     await burst;

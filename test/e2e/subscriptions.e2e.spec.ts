@@ -162,7 +162,9 @@ describe('who may subscribe to what', () => {
 
   it('pushes the counters to an admin as a crowd enters', async () => {
     await createCampaign('counted', 150);
-    const counters = collect<{ entrants: number; winners: number; remaining: number; status: string }>(open(admin), COUNTERS, { id: 'counted' });
+    const counters = collect<{ entrants: number; winners: number; remaining: number; status: string }>(open(admin), COUNTERS, {
+      id: 'counted',
+    });
     await counters.until((v) => v?.entrants === 0);
     const crowd = await Promise.all(Array.from({ length: 300 }, (_, i) => token(`crowd-${i}`)));
     await pool(crowd, 10, (t) => enter(app.port, t, 'counted'));
@@ -189,7 +191,11 @@ describe('limits', () => {
     expect(await open(gina).closed).toBe(4429);
 
     const subs = [1, 2, 3, 4].map(() => collect(a, ENTRY, { c: 'mine' }));
-    await waitUntil(async () => subs.filter((s) => s.values.length > 0 || s.errors.length > 0).length, (n) => n === 4, { what: 'four answers' });
+    await waitUntil(
+      async () => subs.filter((s) => s.values.length > 0 || s.errors.length > 0).length,
+      (n) => n === 4,
+      { what: 'four answers' },
+    );
     expect(subs.map((s) => s.errors[0]?.extensions?.code ?? 'ok')).toEqual(['ok', 'ok', 'ok', 'BAD_REQUEST']);
 
     // b holds no subscription: closed once idle (WS_IDLE_TIMEOUT_MS 3000)
@@ -208,13 +214,21 @@ describe('limits', () => {
     try {
       // the sockets of the tests before go first: the server's gauges then count only these
       await Promise.all(sockets.splice(0).map((s) => s.dispose()));
-      await waitUntil(() => metric('firstcome_ws_sockets'), (n) => n === 0, { what: 'earlier sockets gone' });
+      await waitUntil(
+        () => metric('firstcome_ws_sockets'),
+        (n) => n === 0,
+        { what: 'earlier sockets gone' },
+      );
       const tokens = await Promise.all(Array.from({ length: 1000 }, (_, i) => token(`idle-${i}`)));
       // warm: the first sockets pay for code paths and buffers once
       const warm = tokens.slice(0, 20).map((t) => open(t));
       await Promise.all(warm.map((s) => collect(s, ENTRY, { c: 'idle' }).until((v) => v === null)));
       await Promise.all(warm.map((s) => s.dispose()));
-      await waitUntil(() => metric('firstcome_ws_sockets'), (n) => n === 0, { what: 'warm sockets gone' });
+      await waitUntil(
+        () => metric('firstcome_ws_sockets'),
+        (n) => n === 0,
+        { what: 'warm sockets gone' },
+      );
       const before = await metric('firstcome_process_resident_memory_bytes');
       const heapBefore = await metric('firstcome_nodejs_heap_size_used_bytes');
 
@@ -228,14 +242,24 @@ describe('limits', () => {
       const after = await metric('firstcome_process_resident_memory_bytes');
       const heapAfter = await metric('firstcome_nodejs_heap_size_used_bytes');
       const perSocket = (after - before) / 1000;
-      console.log(`1,000 idle subscribed sockets: RSS +${((after - before) / 1e6).toFixed(1)} MB (${(perSocket / 1024).toFixed(1)} KB per socket), heap +${((heapAfter - heapBefore) / 1e6).toFixed(1)} MB (${((heapAfter - heapBefore) / 1000 / 1024).toFixed(1)} KB per socket)`);
+      console.log(
+        `1,000 idle subscribed sockets: RSS +${((after - before) / 1e6).toFixed(1)} MB (${(perSocket / 1024).toFixed(1)} KB per socket), heap +${((heapAfter - heapBefore) / 1e6).toFixed(1)} MB (${((heapAfter - heapBefore) / 1000 / 1024).toFixed(1)} KB per socket)`,
+      );
       // measured 34-50 KB over seven runs on this machine; the bound leaves room for its noise, not for a leak
       expect(perSocket).toBeLessThan(80 * 1024);
 
       await Promise.all(many.map((s) => s.dispose()));
-      await waitUntil(() => metric('firstcome_ws_sockets'), (n) => n === 0, { what: 'every socket closed' });
+      await waitUntil(
+        () => metric('firstcome_ws_sockets'),
+        (n) => n === 0,
+        { what: 'every socket closed' },
+      );
       expect(await metric('firstcome_ws_subscriptions')).toBe(0);
-      await waitUntil(() => redis.pubsub('NUMSUB', channel), (r) => (r as unknown[])[1] === 0, { what: 'the channel unsubscribed' });
+      await waitUntil(
+        () => redis.pubsub('NUMSUB', channel),
+        (r) => (r as unknown[])[1] === 0,
+        { what: 'the channel unsubscribed' },
+      );
       expect(await metric('firstcome_live_channels')).toBeGreaterThanOrEqual(0);
     } finally {
       redis.disconnect();
@@ -254,13 +278,25 @@ describe('a dropped socket', () => {
       raw.on('message', (m) => messages.push(JSON.parse(String(m)) as { type: string }));
       await once(raw, 'open');
       raw.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${await token('vanishing')}` } }));
-      await waitUntil(async () => messages.map((m) => m.type), (t) => t.includes('connection_ack'), { what: 'ack' });
+      await waitUntil(
+        async () => messages.map((m) => m.type),
+        (t) => t.includes('connection_ack'),
+        { what: 'ack' },
+      );
       raw.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: ENTRY, variables: { c: 'dropped' } } }));
-      await waitUntil(async () => messages.map((m) => m.type), (t) => t.includes('next'), { what: 'the first push' });
+      await waitUntil(
+        async () => messages.map((m) => m.type),
+        (t) => t.includes('next'),
+        { what: 'the first push' },
+      );
       expect(await redis.pubsub('NUMSUB', channel)).toEqual([channel, 1]);
       // the TCP connection goes away with no close frame (a phone leaving coverage, a killed tab)
       raw.terminate();
-      await waitUntil(() => redis.pubsub('NUMSUB', channel), (r) => (r as unknown[])[1] === 0, { what: 'the channel unsubscribed' });
+      await waitUntil(
+        () => redis.pubsub('NUMSUB', channel),
+        (r) => (r as unknown[])[1] === 0,
+        { what: 'the channel unsubscribed' },
+      );
     } finally {
       redis.disconnect();
     }

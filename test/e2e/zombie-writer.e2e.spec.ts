@@ -83,7 +83,10 @@ describe('a frozen decider that wakes up after its partition was taken over', ()
         process.kill(zombie, 'SIGSTOP');
         frozen.add(zombie);
         // past the frozen member's session: the group gives its partition to the other decider; then it wakes
-        takeover = waitUntil(owners, (o) => o.get(partition) === heir, { what: `partition ${partition} taken over by ${heir}`, timeoutMs: 90_000 }).then(() => {
+        takeover = waitUntil(owners, (o) => o.get(partition) === heir, {
+          what: `partition ${partition} taken over by ${heir}`,
+          timeoutMs: 90_000,
+        }).then(() => {
           process.kill(zombie, 'SIGCONT');
           frozen.delete(zombie);
         });
@@ -110,6 +113,8 @@ describe('a frozen decider that wakes up after its partition was taken over', ()
     expect(accepted.size).toBeGreaterThanOrEqual(STOCK);
     // whether the woken zombie tried to commit and was refused (it depends on what it held when frozen)
     const fenced = /old epoch/.test(deciders.find((d) => d.child.pid === zombie)!.output());
-    console.log(`zombie writer: ${accepted.size} entries acknowledged, ${settled.entrants} entrants; the woken zombie was ${fenced ? '' : 'not '}seen fenced`);
+    console.log(
+      `zombie writer: ${accepted.size} entries acknowledged, ${settled.entrants} entrants; the woken zombie was ${fenced ? '' : 'not '}seen fenced`,
+    );
   });
 });

@@ -48,15 +48,23 @@ describe('batch: Agenda runtime on Postgres', () => {
     handles.push(handle);
     const runtime = new JobRuntime(handle, log);
     let attempts = 0;
-    runtime.define('cleanup', async () => {
-      attempts++;
-      throw new Error(`boom ${attempts}`);
-    }, { lockLifetime: 10_000, concurrency: 1, retries: 2, retryDelayMs: 100 });
+    runtime.define(
+      'cleanup',
+      async () => {
+        attempts++;
+        throw new Error(`boom ${attempts}`);
+      },
+      { lockLifetime: 10_000, concurrency: 1, retries: 2, retryDelayMs: 100 },
+    );
     await handle.start();
     try {
       const job = await handle.agenda.now('cleanup', {});
       const id = String(job.attrs._id);
-      const view = await waitFor(async () => jobView((await handle.getJob(id))!), (v) => v.status === 'FAILED', 20_000);
+      const view = await waitFor(
+        async () => jobView((await handle.getJob(id))!),
+        (v) => v.status === 'FAILED',
+        20_000,
+      );
       expect(attempts).toBe(3);
       expect(view.error).toBe('boom 3');
       expect(view.finishedAt).toBeInstanceOf(Date);
@@ -70,15 +78,34 @@ describe('batch: Agenda runtime on Postgres', () => {
     handles.push(handle);
     const runtime = new JobRuntime(handle, log);
     let attempts = 0;
-    runtime.define('cleanup', async () => {
-      attempts++;
-      throw new NoWriter([{ writer: { role: 'writer', group: 't.decider', topic: 't.campaign-events' }, partitions: [1], ownership: { state: 'Empty', members: 0, owners: new Map() } }], { then: 'then run the replay again' });
-    }, { lockLifetime: 10_000, concurrency: 1, retries: 3, retryDelayMs: 100 });
+    runtime.define(
+      'cleanup',
+      async () => {
+        attempts++;
+        throw new NoWriter(
+          [
+            {
+              writer: { role: 'writer', group: 't.decider', topic: 't.campaign-events' },
+              partitions: [1],
+              ownership: { state: 'Empty', members: 0, owners: new Map() },
+            },
+          ],
+          { then: 'then run the replay again' },
+        );
+      },
+      { lockLifetime: 10_000, concurrency: 1, retries: 3, retryDelayMs: 100 },
+    );
     await handle.start();
     try {
       const id = String((await handle.agenda.now('cleanup', {})).attrs._id);
-      const view = await waitFor(async () => jobView((await handle.getJob(id))!), (v) => v.status === 'FAILED', 20_000);
-      expect(view.error).toBe('no writer owns partition 1 of t.campaign-events (consumer group t.decider has no member): start one with `npm start -- --roles writer`, then run the replay again');
+      const view = await waitFor(
+        async () => jobView((await handle.getJob(id))!),
+        (v) => v.status === 'FAILED',
+        20_000,
+      );
+      expect(view.error).toBe(
+        'no writer owns partition 1 of t.campaign-events (consumer group t.decider has no member): start one with `npm start -- --roles writer`, then run the replay again',
+      );
       await sleep(1000); // a retry would have run by now (100 ms backoff)
       expect(attempts).toBe(1);
       expect(jobView((await handle.getJob(id))!).status).toBe('FAILED');
@@ -88,18 +115,35 @@ describe('batch: Agenda runtime on Postgres', () => {
   });
 
   it('a job queued for another log fails for good with why, and one queued for this log runs', async () => {
-    const handle = await openAgenda(iso.config.DATABASE_URL, { name: 'logs', processEvery: 200, logTag: '["cluster-b","t.events",2,"log-b"]' });
+    const handle = await openAgenda(iso.config.DATABASE_URL, {
+      name: 'logs',
+      processEvery: 200,
+      logTag: '["cluster-b","t.events",2,"log-b"]',
+    });
     handles.push(handle);
     const runtime = new JobRuntime(handle, log);
     const ran: string[] = [];
-    runtime.define<{ campaignId: string }>('close', async (ctx) => void ran.push(ctx.data.campaignId), { lockLifetime: 10_000, concurrency: 1, retries: 3, retryDelayMs: 100 });
+    runtime.define<{ campaignId: string }>('close', async (ctx) => void ran.push(ctx.data.campaignId), {
+      lockLifetime: 10_000,
+      concurrency: 1,
+      retries: 3,
+      retryDelayMs: 100,
+    });
     await handle.start();
     try {
       const old = String((await handle.agenda.now('close', { campaignId: 'old', log: '["cluster-a","t.events",2,"log-a"]' })).attrs._id);
       const own = String((await handle.agenda.now('close', { campaignId: 'own', ...stamp(handle) })).attrs._id);
-      const failed = await waitFor(async () => jobView((await handle.getJob(old))!), (v) => v.status === 'FAILED', 20_000);
+      const failed = await waitFor(
+        async () => jobView((await handle.getJob(old))!),
+        (v) => v.status === 'FAILED',
+        20_000,
+      );
       expect(failed.error).toMatch(/^queued for another log \(\["cluster-a".*npm run adopt-log/);
-      await waitFor(async () => jobView((await handle.getJob(own))!).status, (s) => s === 'SUCCEEDED', 20_000);
+      await waitFor(
+        async () => jobView((await handle.getJob(own))!).status,
+        (s) => s === 'SUCCEEDED',
+        20_000,
+      );
       expect(ran).toEqual(['own']);
     } finally {
       await runtime.stop();
@@ -111,11 +155,15 @@ describe('batch: Agenda runtime on Postgres', () => {
     handles.push(handle);
     const runtime = new JobRuntime(handle, log);
     let attempts = 0;
-    runtime.define('close', async (ctx) => {
-      attempts++;
-      ctx.note('rebuilding: waiting for the writer of partition 1 to reach offset 41,200 (at 12,000)');
-      await ctx.sleep(60_000);
-    }, { lockLifetime: 60_000, concurrency: 1, retries: 3, retryDelayMs: 100 });
+    runtime.define(
+      'close',
+      async (ctx) => {
+        attempts++;
+        ctx.note('rebuilding: waiting for the writer of partition 1 to reach offset 41,200 (at 12,000)');
+        await ctx.sleep(60_000);
+      },
+      { lockLifetime: 60_000, concurrency: 1, retries: 3, retryDelayMs: 100 },
+    );
     await handle.start();
     try {
       const id = String((await handle.agenda.now('close', {})).attrs._id);
@@ -124,7 +172,11 @@ describe('batch: Agenda runtime on Postgres', () => {
         (d) => d?.note === 'rebuilding: waiting for the writer of partition 1 to reach offset 41,200 (at 12,000)',
       );
       expect(await runtime.cancel(id, 'timed out after 3 s (--timeout)')).toBe(true);
-      const view = await waitFor(async () => jobView((await handle.getJob(id))!), (v) => v.status === 'FAILED', 10_000);
+      const view = await waitFor(
+        async () => jobView((await handle.getJob(id))!),
+        (v) => v.status === 'FAILED',
+        10_000,
+      );
       expect(view.error).toBe('timed out after 3 s (--timeout)');
       await sleep(1000);
       expect(attempts).toBe(1);
@@ -148,8 +200,14 @@ describe('batch: Agenda runtime on Postgres', () => {
     r1.define('close', body('first'), { lockLifetime: 60_000, concurrency: 1, retries: 0, retryDelayMs: 0 });
     await first.start();
     const id = String((await first.agenda.now('close', {})).attrs._id);
-    await waitFor(async () => phases.length, (n) => n === 1);
-    await waitFor(async () => (await first.getJob(id))?.data as { phase?: string }, (d) => d?.phase === 'half');
+    await waitFor(
+      async () => phases.length,
+      (n) => n === 1,
+    );
+    await waitFor(
+      async () => (await first.getJob(id))?.data as { phase?: string },
+      (d) => d?.phase === 'half',
+    );
     await r1.stop();
     // handed back at once, not after its 60 s lock: QUEUED, and no failure recorded
     const back = (await first.getJob(id))!;
@@ -162,7 +220,11 @@ describe('batch: Agenda runtime on Postgres', () => {
     r2.define('close', body('second'), { lockLifetime: 60_000, concurrency: 1, retries: 0, retryDelayMs: 0 });
     await second.start();
     try {
-      await waitFor(async () => jobView((await second.getJob(id))!).status, (s) => s === 'SUCCEEDED', 20_000);
+      await waitFor(
+        async () => jobView((await second.getJob(id))!).status,
+        (s) => s === 'SUCCEEDED',
+        20_000,
+      );
       expect(phases).toEqual(['first:start', 'second:half']);
       expect((await second.getJob(id))!.data).toEqual({ phase: 'done' });
     } finally {
@@ -232,7 +294,14 @@ describe('batch: Redis steps of replay and cleanup', () => {
     const hour = 3_600_000;
     const now = Date.now();
     const meta = (id: string, closesAt: number, closedAt?: number) =>
-      redis.hset(k.meta(id), { id, stock: '1', opensAt: String(now - 10 * hour), closesAt: String(closesAt), partition: '0', ...(closedAt ? { closedAt: String(closedAt) } : {}) });
+      redis.hset(k.meta(id), {
+        id,
+        stock: '1',
+        opensAt: String(now - 10 * hour),
+        closesAt: String(closesAt),
+        partition: '0',
+        ...(closedAt ? { closedAt: String(closedAt) } : {}),
+      });
     await meta('old', now + hour, now - 3 * hour); // closed early, 3 h ago
     await meta('ended', now - 3 * hour); // past closesAt 3 h ago
     await meta('recent', now - 1 * hour); // closed 1 h ago: within the retention
@@ -244,7 +313,17 @@ describe('batch: Redis steps of replay and cleanup', () => {
     await redis.set(k.claim('old', 'u2'), 'x');
     await redis.set(k.built(topic, 0), '1');
     const config = { topics: { events: topic }, REDIS_RETENTION_HOURS: 2 } as unknown as Config;
-    const ctx = { id: 'c', data: {}, signal: new AbortController().signal, log, save: async () => undefined, progress: async () => undefined, sleep: async () => undefined, check: () => undefined, note: () => undefined };
+    const ctx = {
+      id: 'c',
+      data: {},
+      signal: new AbortController().signal,
+      log,
+      save: async () => undefined,
+      progress: async () => undefined,
+      sleep: async () => undefined,
+      check: () => undefined,
+      note: () => undefined,
+    };
 
     const r = await runCleanup(ctx as JobContext<Record<string, never>>, { config, ordering });
     expect(r.removed.sort()).toEqual(['ended', 'old']);
@@ -275,8 +354,15 @@ describe('batch: reconcile against the real log, Redis and Postgres', () => {
   const ctx = (): JobContext<Record<string, never>> => {
     const abort = new AbortController();
     return {
-      id: 'test', data: {}, signal: abort.signal, log,
-      save: async () => undefined, progress: async () => undefined, sleep, check: () => undefined, note: () => undefined,
+      id: 'test',
+      data: {},
+      signal: abort.signal,
+      log,
+      save: async () => undefined,
+      progress: async () => undefined,
+      sleep,
+      check: () => undefined,
+      note: () => undefined,
     };
   };
 
@@ -288,14 +374,35 @@ describe('batch: reconcile against the real log, Redis and Postgres', () => {
     const kafka = createKafka(iso.config, 'reconcile-test');
     const appender = await EventAppender.connect(kafka, iso.config);
     const now = Date.now();
-    const e = (x: Partial<CampaignEvent>) => ({ version: EVENT_VERSION, campaignId: campaign, occurredAt: new Date().toISOString(), ...x }) as CampaignEvent;
-    await appender.append(e({ type: 'CampaignCreated', eventId: `created:${campaign}`, title: 't', reward: 'r', stock: STOCK, opensAt: new Date(now - 1000).toISOString(), closesAt: new Date(now + 3_600_000).toISOString() }));
-    await Promise.all(Array.from({ length: USERS }, (_, i) => appender.append(e({ type: 'EntrantRegistered', eventId: `e${i}`, userId: `u${i}` }))));
+    const e = (x: Partial<CampaignEvent>) =>
+      ({ version: EVENT_VERSION, campaignId: campaign, occurredAt: new Date().toISOString(), ...x }) as CampaignEvent;
+    await appender.append(
+      e({
+        type: 'CampaignCreated',
+        eventId: `created:${campaign}`,
+        title: 't',
+        reward: 'r',
+        stock: STOCK,
+        opensAt: new Date(now - 1000).toISOString(),
+        closesAt: new Date(now + 3_600_000).toISOString(),
+      }),
+    );
+    await Promise.all(
+      Array.from({ length: USERS }, (_, i) => appender.append(e({ type: 'EntrantRegistered', eventId: `e${i}`, userId: `u${i}` }))),
+    );
     await appender.close();
     prisma = createPrisma(iso.config.DATABASE_URL);
     ordering = new RedisOrdering(createRedis(iso.config.REDIS_URL), iso.config.REDIS_PREFIX);
-    await waitFor(() => prisma.gifticon.count({ where: { campaignId: campaign } }), (n) => n === STOCK, 60_000);
-    await waitFor(() => prisma.entry.count({ where: { campaignId: campaign } }), (n) => n === USERS, 60_000);
+    await waitFor(
+      () => prisma.gifticon.count({ where: { campaignId: campaign } }),
+      (n) => n === STOCK,
+      60_000,
+    );
+    await waitFor(
+      () => prisma.entry.count({ where: { campaignId: campaign } }),
+      (n) => n === USERS,
+      60_000,
+    );
   });
 
   afterAll(async () => {
@@ -320,7 +427,11 @@ describe('batch: reconcile against the real log, Redis and Postgres', () => {
 
   it('finds no drift when the projections agree with the log', async () => {
     const repairs: string[] = [];
-    const r = await waitFor(() => runReconcile(ctx(), deps(repairs)), (x) => x.compared === 1, 30_000);
+    const r = await waitFor(
+      () => runReconcile(ctx(), deps(repairs)),
+      (x) => x.compared === 1,
+      30_000,
+    );
     expect(r.drift).toEqual([]);
     expect(repairs).toEqual([]);
   });
@@ -348,14 +459,22 @@ describe('batch: reconcile against the real log, Redis and Postgres', () => {
 
     // the worker runs both replays to the end, and they put back what was taken
     for (const { jobId } of r.repairs) {
-      const job = await waitFor(async () => jobView((await jobs.getJob(jobId))!), (v) => v.status === 'SUCCEEDED' || v.status === 'FAILED', 60_000);
+      const job = await waitFor(
+        async () => jobView((await jobs.getJob(jobId))!),
+        (v) => v.status === 'SUCCEEDED' || v.status === 'FAILED',
+        60_000,
+      );
       expect(job).toMatchObject({ name: 'replay', status: 'SUCCEEDED', error: null });
     }
     expect(await ordering.redis.hget(ordering.keys.won(campaign), winner)).toBe(value);
     expect(await ordering.redis.hexists(ordering.keys.won(campaign), loser)).toBe(0);
     const back = await prisma.gifticon.findUnique({ where: { id: gift.id } });
     expect(back).toEqual(gift);
-    const again = await waitFor(() => runReconcile(ctx(), deps([])), (x) => x.compared === 1, 30_000);
+    const again = await waitFor(
+      () => runReconcile(ctx(), deps([])),
+      (x) => x.compared === 1,
+      30_000,
+    );
     expect(again.drift).toEqual([]);
   });
 });

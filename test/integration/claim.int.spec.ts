@@ -19,7 +19,18 @@ afterAll(async () => {
 
 it('keeps a held claim past its TTL, so a second click of the user does not append meanwhile; once let go, the claim expires', async () => {
   const lines = new RedisCampaignLines(ordering, 'topic', pino({ level: 'silent' }));
-  const created = { type: 'CampaignCreated', version: EVENT_VERSION, eventId: 'created:c', campaignId: 'c', occurredAt: new Date().toISOString(), title: 'T', reward: 'R', stock: 5, opensAt: new Date(0).toISOString(), closesAt: new Date(Date.now() + 60_000).toISOString() } as const;
+  const created = {
+    type: 'CampaignCreated',
+    version: EVENT_VERSION,
+    eventId: 'created:c',
+    campaignId: 'c',
+    occurredAt: new Date().toISOString(),
+    title: 'T',
+    reward: 'R',
+    stock: 5,
+    opensAt: new Date(0).toISOString(),
+    closesAt: new Date(Date.now() + 60_000).toISOString(),
+  } as const;
   await lines.place(0, { facts: [{ event: created, replaying: false }], lines: [] });
 
   const first = await gate.check('c', 'u', 'first', 300, P0, true);

@@ -125,7 +125,8 @@ async function javaEventIds(config: Config): Promise<string[]> {
 }
 
 /** The same for what KafkaJS read (the audit's log). */
-const kafkaJsEventIds = (log: readonly { offset: bigint; event: { eventId: string } }[]) => log.map((l) => `${l.offset}:${l.event.eventId}`).sort();
+const kafkaJsEventIds = (log: readonly { offset: bigint; event: { eventId: string } }[]) =>
+  log.map((l) => `${l.offset}:${l.event.eventId}`).sort();
 
 describe('KAFKA_COMPRESSION on the real broker', () => {
   for (const compression of usable) {

@@ -65,7 +65,12 @@ function campaign(id: string, entrants: number): CampaignEvent[] {
   const base = { version: EVENT_VERSION, campaignId: id, occurredAt: at } as const;
   return [
     { ...base, type: 'CampaignCreated', eventId: `created:${id}`, title: id, reward: 'r', stock: 2, opensAt: at, closesAt },
-    ...Array.from({ length: entrants }, (_, i): CampaignEvent => ({ ...base, type: 'EntrantRegistered', eventId: `entrant:${id}:u${i}`, userId: `u${i}` })),
+    ...Array.from({ length: entrants }, (_, i): CampaignEvent => ({
+      ...base,
+      type: 'EntrantRegistered',
+      eventId: `entrant:${id}:u${i}`,
+      userId: `u${i}`,
+    })),
   ];
 }
 
@@ -123,15 +128,25 @@ describe('the consumer host', () => {
     const created = new Recorder('created', (e) => e.type === 'CampaignCreated');
     const h = await started(all, created);
 
-    await waitUntil(async () => all.got.length, (n) => n >= log.length, { what: 'every event handled' });
-    await waitUntil(async () => created.got.length, (n) => n >= 2, { what: 'both campaigns created' });
+    await waitUntil(
+      async () => all.got.length,
+      (n) => n >= log.length,
+      { what: 'every event handled' },
+    );
+    await waitUntil(
+      async () => created.got.length,
+      (n) => n >= 2,
+      { what: 'both campaigns created' },
+    );
     expect(sorted(all.got)).toEqual(log);
     expect(new Set(all.got.map(key)).size).toBe(all.got.length);
     expect(sorted(created.got)).toEqual(log.filter((l) => l.event.type === 'CampaignCreated'));
 
     const admin = kafka.admin();
     await admin.connect();
-    const groups = (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.startsWith(iso.config.TOPIC_PREFIX) && !g.includes('.reader.'));
+    const groups = (await admin.listGroups()).groups
+      .map((g) => g.groupId)
+      .filter((g) => g.startsWith(iso.config.TOPIC_PREFIX) && !g.includes('.reader.'));
     await admin.disconnect();
     expect(groups).toEqual([h.groupId]);
     expect(h.groupId).toBe(`${iso.config.TOPIC_PREFIX}.read-side.all+created`);
@@ -181,12 +196,20 @@ describe('the consumer host', () => {
     await append(campaign('two', 40));
     const fresh = (await theLog()).filter((l) => l.event.campaignId === 'two');
 
-    await waitUntil(async () => healthy.got.length, (n) => n >= fresh.length, { what: 'the healthy processor handles every new event' });
+    await waitUntil(
+      async () => healthy.got.length,
+      (n) => n >= fresh.length,
+      { what: 'the healthy processor handles every new event' },
+    );
     // the healthy one finished while the other still fails
     expect(failing.got).toEqual([]);
     expect(failing.failures[0]).toMatch(/store away/);
     failing.failNext = 0;
-    await waitUntil(async () => failing.got.length, (n) => n >= fresh.length, { what: 'the failing processor catches up', timeoutMs: 30_000 });
+    await waitUntil(
+      async () => failing.got.length,
+      (n) => n >= fresh.length,
+      { what: 'the failing processor catches up', timeoutMs: 30_000 },
+    );
     expect(sorted(failing.got)).toEqual(fresh);
     expect(sorted(healthy.got)).toEqual(fresh);
     // it is ok again on the partition it failed on
@@ -199,13 +222,21 @@ describe('the consumer host', () => {
     const rewound = new Recorder('rewound', () => true, true);
     const other = new Recorder('other');
     await started(rewound, other);
-    await waitUntil(async () => Math.min(rewound.got.length, other.got.length), (n) => n >= log.length, { what: 'both caught up' });
+    await waitUntil(
+      async () => Math.min(rewound.got.length, other.got.length),
+      (n) => n >= log.length,
+      { what: 'both caught up' },
+    );
 
     const p = log.find((l) => l.event.campaignId === 'two')!.partition;
     rewound.got.length = 0;
     rewound.stored.set(p, 0n);
     const again = log.filter((l) => l.partition === p);
-    await waitUntil(async () => rewound.got.length, (n) => n >= again.length, { what: 'the rewound partition re-delivered' });
+    await waitUntil(
+      async () => rewound.got.length,
+      (n) => n >= again.length,
+      { what: 'the rewound partition re-delivered' },
+    );
     expect(sorted(rewound.got)).toEqual(again);
     // the other processor was given nothing twice
     expect(sorted(other.got)).toEqual(log);
@@ -224,7 +255,11 @@ describe('the consumer host', () => {
     host = new ConsumerHost(kafka, iso.config, parking, { maxWaitTimeInMs: 100, checkEveryMs: 60_000 });
     host.add(rewound);
     await host.start();
-    await waitUntil(async () => rewound.got.length, (n) => n >= log.length, { what: 'caught up' });
+    await waitUntil(
+      async () => rewound.got.length,
+      (n) => n >= log.length,
+      { what: 'caught up' },
+    );
     expect(heard).not.toBeNull();
 
     const p = log.find((l) => l.event.campaignId === 'two')!.partition;
@@ -232,7 +267,11 @@ describe('the consumer host', () => {
     rewound.stored.set(p, 0n);
     heard!();
     const again = log.filter((l) => l.partition === p);
-    await waitUntil(async () => rewound.got.length, (n) => n >= again.length, { what: 'the rewound partition re-delivered', timeoutMs: 10_000 });
+    await waitUntil(
+      async () => rewound.got.length,
+      (n) => n >= again.length,
+      { what: 'the rewound partition re-delivered', timeoutMs: 10_000 },
+    );
     expect(sorted(rewound.got)).toEqual(again);
     await host.stop();
     host = null;
@@ -260,21 +299,34 @@ describe('the consumer host', () => {
       })('signals'),
       { signalsWriting: true },
     );
-    for (const p of new Set(before.map((l) => l.partition))) slow.stored.set(p, before.filter((l) => l.partition === p).at(-1)!.offset + 1n);
+    for (const p of new Set(before.map((l) => l.partition)))
+      slow.stored.set(p, before.filter((l) => l.partition === p).at(-1)!.offset + 1n);
     const h = await started(slow);
     const consumer = (h as unknown as { consumer: Consumer }).consumer;
     const fetches: number[] = [];
     consumer.on(consumer.events.FETCH_START, () => void fetches.push(Date.now()));
     await append(campaign('six', 3));
     try {
-      await waitUntil(async () => times.writing, (t) => t > 0, { what: 'the processor writing' });
-      await waitUntil(async () => fetches.filter((t) => t >= times.writing).length, (n) => n >= 2, { what: 'fetches while it writes' });
+      await waitUntil(
+        async () => times.writing,
+        (t) => t > 0,
+        { what: 'the processor writing' },
+      );
+      await waitUntil(
+        async () => fetches.filter((t) => t >= times.writing).length,
+        (n) => n >= 2,
+        { what: 'fetches while it writes' },
+      );
       expect(fetches.filter((t) => t > times.opened && t < times.writing)).toEqual([]);
     } finally {
       release();
     }
     const six = (await theLog()).filter((l) => l.event.campaignId === 'six');
-    await waitUntil(async () => slow.got.filter((l) => l.event.campaignId === 'six').length, (n) => n === six.length, { what: 'applied' });
+    await waitUntil(
+      async () => slow.got.filter((l) => l.event.campaignId === 'six').length,
+      (n) => n === six.length,
+      { what: 'applied' },
+    );
   });
 
   it('a first batch fetched while the join still reads the checkpoints is handled once, and the partition goes on after it', async () => {
@@ -288,10 +340,18 @@ describe('the consumer host', () => {
       }
     })('slow');
     await started(slow);
-    await waitUntil(async () => slow.got.length, (n) => n >= before.length, { what: 'the log so far handled', timeoutMs: 30_000 });
+    await waitUntil(
+      async () => slow.got.length,
+      (n) => n >= before.length,
+      { what: 'the log so far handled', timeoutMs: 30_000 },
+    );
     await append(campaign('four', 40));
     const log = await theLog();
-    await waitUntil(async () => slow.got.length, (n) => n >= log.length, { what: 'the events appended after the first batch handled', timeoutMs: 30_000 });
+    await waitUntil(
+      async () => slow.got.length,
+      (n) => n >= log.length,
+      { what: 'the events appended after the first batch handled', timeoutMs: 30_000 },
+    );
     expect(sorted(slow.got)).toEqual(log);
   });
 
@@ -324,17 +384,25 @@ describe('the consumer host', () => {
         }
       }
     })('pipelined');
-    for (const p of new Set(before.map((l) => l.partition))) store.stored.set(p, before.filter((l) => l.partition === p).at(-1)!.offset + 1n);
+    for (const p of new Set(before.map((l) => l.partition)))
+      store.stored.set(p, before.filter((l) => l.partition === p).at(-1)!.offset + 1n);
     await started(store);
     // three waves, so that batches arrive while the previous one is in flight
-    const wave = (w: string) => campaign('five', 30).slice(1).map((e) => ({ ...e, eventId: `${e.eventId}:${w}` }));
+    const wave = (w: string) =>
+      campaign('five', 30)
+        .slice(1)
+        .map((e) => ({ ...e, eventId: `${e.eventId}:${w}` }));
     for (const events of [[...campaign('five', 0), ...wave('a')], wave('b'), wave('c')]) {
       await append(events);
       await new Promise((r) => setTimeout(r, 150));
     }
     const fresh = (await theLog()).filter((l) => l.event.campaignId === 'five');
     const p = fresh[0]!.partition;
-    await waitUntil(async () => store.stored.get(p) ?? 0n, (at) => at > fresh.at(-1)!.offset, { what: 'every wave applied', timeoutMs: 30_000 });
+    await waitUntil(
+      async () => store.stored.get(p) ?? 0n,
+      (at) => at > fresh.at(-1)!.offset,
+      { what: 'every wave applied', timeoutMs: 30_000 },
+    );
 
     // every event applied once, in log order, the failed batch included
     expect(store.got.filter((l) => l.event.campaignId === 'five')).toEqual(fresh);
@@ -344,7 +412,11 @@ describe('the consumer host', () => {
     for (const c of calls) expect(c.from).toBeLessThanOrEqual(c.stored);
     // Kafka's committed offset never passed a batch still being committed
     for (const c of calls) expect(c.kafka).toBeLessThanOrEqual(c.stored);
-    await waitUntil(async () => committedOffset(p), (o) => o === store.stored.get(p), { what: 'the group offset reaches the checkpoint' });
+    await waitUntil(
+      async () => committedOffset(p),
+      (o) => o === store.stored.get(p),
+      { what: 'the group offset reaches the checkpoint' },
+    );
     await admin.disconnect();
   });
 });

@@ -33,10 +33,32 @@ describe.skipIf(!URL)(URL ? `EventStoreDB archive at ${URL}` : SKIPPED, () => {
   const at = new Date().toISOString();
   const base = { version: EVENT_VERSION, campaignId, occurredAt: at } as const;
   const events: CampaignEvent[] = [
-    { ...base, type: 'CampaignCreated', eventId: `created:${campaignId}`, title: 'ES', reward: 'Coffee', stock: 2, opensAt: at, closesAt: new Date(Date.now() + 3_600_000).toISOString() },
-    ...Array.from({ length: 50 }, (_, i): CampaignEvent => ({ ...base, type: 'EntrantRegistered', eventId: `entrant:${campaignId}:u${i}:r${i}`, userId: `u${i}` })),
+    {
+      ...base,
+      type: 'CampaignCreated',
+      eventId: `created:${campaignId}`,
+      title: 'ES',
+      reward: 'Coffee',
+      stock: 2,
+      opensAt: at,
+      closesAt: new Date(Date.now() + 3_600_000).toISOString(),
+    },
+    ...Array.from({ length: 50 }, (_, i): CampaignEvent => ({
+      ...base,
+      type: 'EntrantRegistered',
+      eventId: `entrant:${campaignId}:u${i}:r${i}`,
+      userId: `u${i}`,
+    })),
     { ...base, type: 'WinnerSelected', eventId: `winner:${campaignId}:u0`, userId: 'u0', position: 1, ticket: '0-1' },
-    { ...base, type: 'GifticonIssued', eventId: `gifticon:${campaignId}:u0`, userId: 'u0', gifticonId: 'g_es', code: 'ABCD-EFGH-JKMN-PQRS-TVWX-YZ01-23', position: 1 },
+    {
+      ...base,
+      type: 'GifticonIssued',
+      eventId: `gifticon:${campaignId}:u0`,
+      userId: 'u0',
+      gifticonId: 'g_es',
+      code: 'ABCD-EFGH-JKMN-PQRS-TVWX-YZ01-23',
+      position: 1,
+    },
   ];
   const log: Logged[] = [];
 
@@ -89,6 +111,12 @@ describe.skipIf(!URL)(URL ? `EventStoreDB archive at ${URL}` : SKIPPED, () => {
   });
 
   it('reads nothing for a campaign it never saw', async () => {
-    expect(await (async () => { const out: Logged[] = []; for await (const l of readCampaignEvents(client, `${campaignId}-none`)) out.push(l); return out; })()).toEqual([]);
+    expect(
+      await (async () => {
+        const out: Logged[] = [];
+        for await (const l of readCampaignEvents(client, `${campaignId}-none`)) out.push(l);
+        return out;
+      })(),
+    ).toEqual([]);
   });
 });

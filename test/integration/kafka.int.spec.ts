@@ -16,8 +16,16 @@ const config = loadConfig({ ...process.env, TOPIC_PREFIX: `t.kafka-${randomBytes
 const kafka = new Kafka({ clientId: 'kafka-int', brokers: config.KAFKA_BROKERS, logLevel: logLevel.NOTHING });
 let admin: Admin;
 const created = (id: string): CampaignEvent => ({
-  type: 'CampaignCreated', version: EVENT_VERSION, eventId: `created:${id}`, campaignId: id, occurredAt: new Date().toISOString(),
-  title: 't', reward: 'r', stock: 1, opensAt: new Date().toISOString(), closesAt: new Date(Date.now() + 60_000).toISOString(),
+  type: 'CampaignCreated',
+  version: EVENT_VERSION,
+  eventId: `created:${id}`,
+  campaignId: id,
+  occurredAt: new Date().toISOString(),
+  title: 't',
+  reward: 'r',
+  stock: 1,
+  opensAt: new Date().toISOString(),
+  closesAt: new Date(Date.now() + 60_000).toISOString(),
 });
 const topicsToDelete: string[] = [];
 
@@ -89,7 +97,13 @@ describe('the event log on the real broker', () => {
     const input = `${config.topics.events}.in`;
     const output = `${config.topics.events}.out`;
     topicsToDelete.push(input, output);
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: input, numPartitions: 1 }, { topic: output, numPartitions: 1 }] });
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [
+        { topic: input, numPartitions: 1 },
+        { topic: output, numPartitions: 1 },
+      ],
+    });
     const producer = kafka.producer();
     await producer.connect();
     await producer.send({ topic: input, messages: [{ value: JSON.stringify(created('tx')) }] });
@@ -113,7 +127,10 @@ describe('the event log on the real broker', () => {
         if (d.kind !== 'event') throw new Error(`expected an event, got ${d.kind}`);
         const l = d.logged;
         await tx.send({ topic: output, messages: [{ ...toMessage({ ...l.event, eventId: 'transformed' }, 1), partition: 0 }] });
-        await tx.sendOffsets({ consumerGroupId: groupId, topics: [{ topic: input, partitions: [{ partition: 0, offset: String(BigInt(batch.lastOffset()) + 1n) }] }] });
+        await tx.sendOffsets({
+          consumerGroupId: groupId,
+          topics: [{ topic: input, partitions: [{ partition: 0, offset: String(BigInt(batch.lastOffset()) + 1n) }] }],
+        });
         open();
         await commitAllowed;
         await tx.commit();
@@ -125,11 +142,19 @@ describe('the event log on the real broker', () => {
     const dirty = await watch(output, true);
     const committed = await watch(output, false);
     try {
-      await waitUntil(async () => dirty.seen, (s) => s.length === 1, { what: 'the uncommitted record reaches a read_uncommitted reader' });
+      await waitUntil(
+        async () => dirty.seen,
+        (s) => s.length === 1,
+        { what: 'the uncommitted record reaches a read_uncommitted reader' },
+      );
       expect(dirty.seen).toEqual(['transformed']);
       // not committed: a read_committed reader that has fetched past it several times saw nothing
       const from = committed.fetches;
-      await waitUntil(async () => committed.fetches, (n) => n >= from + 3, { what: 'three more fetches of the read_committed reader' });
+      await waitUntil(
+        async () => committed.fetches,
+        (n) => n >= from + 3,
+        { what: 'three more fetches of the read_committed reader' },
+      );
       expect(committed.seen).toEqual([]);
       // nor does the audits' reader (any error it meets fails the test)
       const seenBefore: string[] = [];
@@ -137,7 +162,11 @@ describe('the event log on the real broker', () => {
       expect(seenBefore).toEqual([]);
 
       release();
-      await waitUntil(async () => committed.seen, (s) => s.length > 0, { what: 'the committed record reaches the read_committed reader' });
+      await waitUntil(
+        async () => committed.seen,
+        (s) => s.length > 0,
+        { what: 'the committed record reaches the read_committed reader' },
+      );
       expect(committed.seen).toEqual(['transformed']);
       const seenAfter: string[] = [];
       await readLog(kafka, output, (b) => void seenAfter.push(...b.map((l) => l.event.eventId)), { timeoutMs: 10_000 });
@@ -158,7 +187,9 @@ describe('the event log on the real broker', () => {
     const socketFactory: ISocketFactory = ({ host, port, onConnect }) => {
       if (network === 'down') {
         const refused = new net.Socket();
-        process.nextTick(() => refused.destroy(Object.assign(new Error(`connect ECONNREFUSED ${host}:${port} (injected)`), { code: 'ECONNREFUSED' })));
+        process.nextTick(() =>
+          refused.destroy(Object.assign(new Error(`connect ECONNREFUSED ${host}:${port} (injected)`), { code: 'ECONNREFUSED' })),
+        );
         return refused;
       }
       const socket = net.connect({ host, port }, onConnect);
@@ -174,8 +205,18 @@ describe('the event log on the real broker', () => {
       }) as typeof socket.write;
       return socket;
     };
-    const faulty = new Kafka({ clientId: 'kafka-int-lossy', brokers: config.KAFKA_BROKERS, logLevel: logLevel.NOTHING, socketFactory, retry: { retries: 2, initialRetryTime: 50 } });
-    const topic = { ...config, topics: { events: `${config.topics.events}.lossy`, parked: `${config.topics.parked}.lossy` }, EVENT_PARTITIONS: 1 };
+    const faulty = new Kafka({
+      clientId: 'kafka-int-lossy',
+      brokers: config.KAFKA_BROKERS,
+      logLevel: logLevel.NOTHING,
+      socketFactory,
+      retry: { retries: 2, initialRetryTime: 50 },
+    });
+    const topic = {
+      ...config,
+      topics: { events: `${config.topics.events}.lossy`, parked: `${config.topics.parked}.lossy` },
+      EVENT_PARTITIONS: 1,
+    };
     topicsToDelete.push(topic.topics.events, topic.topics.parked);
     await ensureTopics(admin, topic);
     const appender = await EventAppender.connect(faulty, topic);

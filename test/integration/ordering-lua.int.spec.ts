@@ -49,7 +49,17 @@ function randomLog(seed: number): Logged[] {
   const base = { version: EVENT_VERSION, occurredAt: iso(T0 - 60_000) } as const;
   for (const id of ids) {
     const stock = rand.int(1, 4);
-    events.push({ ...base, type: 'CampaignCreated', eventId: `created:${id}`, campaignId: id, title: id, reward: 'r', stock, opensAt: iso(T0), closesAt: iso(T0 + rand.int(30, 90) * 1000) });
+    events.push({
+      ...base,
+      type: 'CampaignCreated',
+      eventId: `created:${id}`,
+      campaignId: id,
+      title: id,
+      reward: 'r',
+      stock,
+      opensAt: iso(T0),
+      closesAt: iso(T0 + rand.int(30, 90) * 1000),
+    });
   }
   const users = Array.from({ length: rand.int(3, 12) }, (_, i) => `u${i}`);
   let clock = T0 - rand.int(0, 15) * 1000;
@@ -59,13 +69,38 @@ function randomLog(seed: number): Logged[] {
     const campaignId = ids[rand.int(0, 1)]!;
     const roll = rand.next();
     if (roll < 0.06) {
-      events.push({ version: EVENT_VERSION, type: 'CampaignClosed', eventId: `closed:${campaignId}:${i}`, campaignId, occurredAt: iso(clock), reason: 'admin' });
+      events.push({
+        version: EVENT_VERSION,
+        type: 'CampaignClosed',
+        eventId: `closed:${campaignId}:${i}`,
+        campaignId,
+        occurredAt: iso(clock),
+        reason: 'admin',
+      });
     } else if (roll < 0.09) {
       // created once: a second CampaignCreated with other terms changes nothing
-      events.push({ ...base, occurredAt: iso(clock), type: 'CampaignCreated', eventId: `created:${campaignId}:${i}`, campaignId, title: 'again', reward: 'r', stock: 99, opensAt: iso(T0 - 3_600_000), closesAt: iso(T0 + 3_600_000) });
+      events.push({
+        ...base,
+        occurredAt: iso(clock),
+        type: 'CampaignCreated',
+        eventId: `created:${campaignId}:${i}`,
+        campaignId,
+        title: 'again',
+        reward: 'r',
+        stock: 99,
+        opensAt: iso(T0 - 3_600_000),
+        closesAt: iso(T0 + 3_600_000),
+      });
     } else {
       const userId = users[rand.int(0, users.length - 1)]!;
-      events.push({ version: EVENT_VERSION, type: 'EntrantRegistered', eventId: `entrant:${campaignId}:${userId}:${i}`, campaignId, occurredAt: iso(clock), userId });
+      events.push({
+        version: EVENT_VERSION,
+        type: 'EntrantRegistered',
+        eventId: `entrant:${campaignId}:${userId}:${i}`,
+        campaignId,
+        occurredAt: iso(clock),
+        userId,
+      });
     }
   }
   return events.map((event, i) => ({ event, partition: 0, offset: BigInt(i) }));
@@ -94,12 +129,14 @@ async function luaAnswers(log: readonly Logged[], seed: number): Promise<Map<big
   const rand = seeded(seed ^ 0x5eed);
   const terms = new Map<string, CampaignTerms>();
   const answers = new Map<bigint, Answer>();
-  for (let from = 0; from < log.length; ) {
+  for (let from = 0; from < log.length;) {
     const batch = log.slice(from, from + rand.int(1, 12));
     if (rand.chance(0.2)) terms.clear(); // a restarted writer reads the terms back from Redis
     const runs = rand.chance(0.25) ? 2 : 1; // run again, as after a crash before the commit
     for (let run = 0; run < runs; run++) {
-      const named = [...new Set(batch.filter((l) => l.event.type === 'EntrantRegistered').map((l) => l.event.campaignId))].filter((id) => !terms.has(id));
+      const named = [...new Set(batch.filter((l) => l.event.type === 'EntrantRegistered').map((l) => l.event.campaignId))].filter(
+        (id) => !terms.has(id),
+      );
       for (const [id, t] of await lines.terms(named)) terms.set(id, t);
       const { work, entries, unknown } = lineWorkOf(batch, terms, () => false);
       expect(unknown).toEqual([]);
@@ -108,8 +145,10 @@ async function luaAnswers(log: readonly Logged[], seed: number): Promise<Map<big
       work.lines.forEach((_, ci) =>
         entries[ci]!.forEach((l, i) => {
           const a = placed[ci]![i]!;
-          const answer: Answer = a.kind === 'placed' ? { position: a.rank + 1, ticket: ticketOf(0, a.firstOffset) } : { rejection: a.rejection };
-          if (run > 0) expect(answer, `seed ${seed}: offset ${l.offset} answered otherwise when its batch ran again`).toEqual(answers.get(l.offset));
+          const answer: Answer =
+            a.kind === 'placed' ? { position: a.rank + 1, ticket: ticketOf(0, a.firstOffset) } : { rejection: a.rejection };
+          if (run > 0)
+            expect(answer, `seed ${seed}: offset ${l.offset} answered otherwise when its batch ran again`).toEqual(answers.get(l.offset));
           answers.set(l.offset, answer);
         }),
       );
@@ -134,7 +173,11 @@ describe('place.lua against the domain', () => {
       expect(actual.size).toBe(expected.size);
       for (const [id, state] of states) {
         expect(await redis.zcard(ordering.keys.line(id)), `seed ${seed}: ${id}'s line`).toBe(state.places.size);
-        for (const [userId, place] of state.places) expect(await ordering.entry(id, userId), `seed ${seed}: ${id}/${userId}`).toMatchObject({ position: place.position, ticket: place.ticket });
+        for (const [userId, place] of state.places)
+          expect(await ordering.entry(id, userId), `seed ${seed}: ${id}/${userId}`).toMatchObject({
+            position: place.position,
+            ticket: place.ticket,
+          });
       }
       entries += expected.size;
       // the case the two paths once disagreed on: a user already in line entering again after a close
@@ -143,7 +186,8 @@ describe('place.lua against the domain', () => {
         if (e.type !== 'EntrantRegistered') continue;
         const terms = states.get(e.campaignId)!.terms!;
         const a = expected.get(l.offset)!;
-        if ('ticket' in a && a.ticket !== ticketOf(0, l.offset) && terms.closedAt !== null && terms.closedAt <= Date.parse(e.occurredAt)) repeatsAfterClose++;
+        if ('ticket' in a && a.ticket !== ticketOf(0, l.offset) && terms.closedAt !== null && terms.closedAt <= Date.parse(e.occurredAt))
+          repeatsAfterClose++;
       }
     }
     // the generator must reach the cases it is for
@@ -163,9 +207,10 @@ describe('replayLine.lua, a rebuild re-applying lines decided before', () => {
       const { states } = domainAnswers(log);
       const rand = seeded(seed ^ 0x7e91a);
       // entries in flight when Redis was lost left pending marks: a replay clears them as place.lua does
-      for (const l of log) if (l.event.type === 'EntrantRegistered') await redis.hset(replayOrdering.keys.pending(l.event.campaignId), l.event.userId, 'x');
+      for (const l of log)
+        if (l.event.type === 'EntrantRegistered') await redis.hset(replayOrdering.keys.pending(l.event.campaignId), l.event.userId, 'x');
       const terms = new Map<string, CampaignTerms>();
-      for (let from = 0; from < log.length; ) {
+      for (let from = 0; from < log.length;) {
         const batch = log.slice(from, from + rand.int(1, 30));
         const { work } = lineWorkOf(batch, terms, () => true);
         const placed = await replayLines.place(0, work);
@@ -179,7 +224,11 @@ describe('replayLine.lua, a rebuild re-applying lines decided before', () => {
       expect(await replayLines.finishRebuild(0, states.keys())).toBe(true);
       for (const [id, state] of states) {
         expect(await redis.zcard(replayOrdering.keys.line(id)), `seed ${seed}: ${id}'s line`).toBe(state.places.size);
-        for (const [userId, place] of state.places) expect(await replayOrdering.entry(id, userId), `seed ${seed}: ${id}/${userId}`).toMatchObject({ position: place.position, ticket: place.ticket });
+        for (const [userId, place] of state.places)
+          expect(await replayOrdering.entry(id, userId), `seed ${seed}: ${id}/${userId}`).toMatchObject({
+            position: place.position,
+            ticket: place.ticket,
+          });
         expect(await redis.hlen(replayOrdering.keys.pending(id)), `seed ${seed}: ${id}'s pending marks`).toBe(0);
       }
     }

@@ -14,12 +14,37 @@ import { freshDatabase, type FreshDatabase } from '../support/db.js';
 const at = new Date().toISOString();
 const base = (campaignId: string) => ({ version: EVENT_VERSION, campaignId, occurredAt: at }) as const;
 const created = (id: string, stock: number): CampaignEvent => ({
-  ...base(id), type: 'CampaignCreated', eventId: `created:${id}`, title: id, reward: 'r', stock, opensAt: at, closesAt: new Date(Date.now() + 3_600_000).toISOString(),
+  ...base(id),
+  type: 'CampaignCreated',
+  eventId: `created:${id}`,
+  title: id,
+  reward: 'r',
+  stock,
+  opensAt: at,
+  closesAt: new Date(Date.now() + 3_600_000).toISOString(),
 });
-const entrant = (id: string, userId: string): CampaignEvent => ({ ...base(id), type: 'EntrantRegistered', eventId: `entrant:${id}:${userId}:${Math.random()}`, userId });
-const winner = (id: string, userId: string, position: number): CampaignEvent => ({ ...base(id), type: 'WinnerSelected', eventId: `winner:${id}:${userId}`, userId, position, ticket: `0-${position}` });
+const entrant = (id: string, userId: string): CampaignEvent => ({
+  ...base(id),
+  type: 'EntrantRegistered',
+  eventId: `entrant:${id}:${userId}:${Math.random()}`,
+  userId,
+});
+const winner = (id: string, userId: string, position: number): CampaignEvent => ({
+  ...base(id),
+  type: 'WinnerSelected',
+  eventId: `winner:${id}:${userId}`,
+  userId,
+  position,
+  ticket: `0-${position}`,
+});
 const gifticon = (id: string, userId: string, position: number): CampaignEvent => ({
-  ...base(id), type: 'GifticonIssued', eventId: `gifticon:${id}:${userId}`, userId, gifticonId: `g-${id}-${userId}`, code: `code-${id}-${userId}`, position,
+  ...base(id),
+  type: 'GifticonIssued',
+  eventId: `gifticon:${id}:${userId}`,
+  userId,
+  gifticonId: `g-${id}-${userId}`,
+  code: `code-${id}-${userId}`,
+  position,
 });
 
 let offset = 0n;
@@ -58,7 +83,9 @@ describe('the Prisma tables, one batch at a time', () => {
     await apply([winner('c1', 'a', 1), gifticon('c1', 'a', 1), winner('c1', 'b', 2)]);
     await apply([winner('c1', 'a', 1), gifticon('c1', 'a', 1), winner('c1', 'b', 2), gifticon('c1', 'b', 2)]);
     expect((await prisma.campaign.findUniqueOrThrow({ where: { id: 'c1' } })).winners).toBe(2);
-    expect((await prisma.gifticon.findMany({ where: { campaignId: 'c1' }, orderBy: { logOffset: 'asc' } })).map((g) => [g.userId, g.code])).toEqual([
+    expect(
+      (await prisma.gifticon.findMany({ where: { campaignId: 'c1' }, orderBy: { logOffset: 'asc' } })).map((g) => [g.userId, g.code]),
+    ).toEqual([
       ['a', 'code-c1-a'],
       ['b', 'code-c1-b'],
     ]);
@@ -93,7 +120,9 @@ describe('the Prisma tables, one batch at a time', () => {
 
   it('stops at an entry the checkpoint has not seen, writing nothing of the batch, and does not call it a data error', async () => {
     // a row written behind the projector's back, at the position the next entrant would get
-    await prisma.entry.create({ data: { campaignId: 'c1', userId: 'stray', ticket: '0-999', position: 5, status: 'LOST', logOffset: 999n, enteredAt: new Date() } });
+    await prisma.entry.create({
+      data: { campaignId: 'c1', userId: 'stray', ticket: '0-999', position: 5, status: 'LOST', logOffset: 999n, enteredAt: new Date() },
+    });
     const err = await apply([entrant('c1', 'e'), entrant('c1', 'f')]).catch((e: unknown) => e);
     expect((err as Error).message).toMatch(/already present beyond the checkpoint/);
     expect(isDataError(err)).toBe(false);

@@ -56,7 +56,11 @@ interface Datamodel {
 }
 
 /** The bits of the WebAssembly API we use (tsconfig's lib has no DOM, @types/node 20 no WebAssembly). */
-interface WasmTable { grow(n: number): number; get(i: number): unknown; set(i: number, v: unknown): void }
+interface WasmTable {
+  grow(n: number): number;
+  get(i: number): unknown;
+  set(i: number, v: unknown): void;
+}
 interface WasmApi {
   Module: (new (bytes: Uint8Array) => object) & {
     imports(m: object): Array<{ module: string; name: string; kind: string }>;
@@ -81,15 +85,17 @@ function getDatamodel(schemaText: string): Datamodel {
   // eslint-disable-next-line prefer-const -- set once the instance exists; the imports built before it read it lazily
   let ex: Exports | undefined;
   let panic = '';
-  const text = (ptr: number, len: number): string =>
-    new TextDecoder().decode(new Uint8Array(ex!.memory.buffer, ptr >>> 0, len));
+  const text = (ptr: number, len: number): string => new TextDecoder().decode(new Uint8Array(ex!.memory.buffer, ptr >>> 0, len));
   const imports: Record<string, Record<string, (...a: number[]) => unknown>> = {};
   for (const imp of WebAssembly.Module.imports(mod)) {
     const ns = (imports[imp.module] ??= {});
     const n = imp.name;
     if (n.startsWith('__wbg_set_message_')) ns[n] = (p, l) => void (panic = text(p!, l!));
     else if (n.startsWith('__wbg_Error_')) ns[n] = (p, l) => new Error(text(p!, l!));
-    else if (n.includes('wbindgen_throw')) ns[n] = (p, l) => { throw new Error(text(p!, l!)); };
+    else if (n.includes('wbindgen_throw'))
+      ns[n] = (p, l) => {
+        throw new Error(text(p!, l!));
+      };
     else if (n === '__wbindgen_init_externref_table')
       ns[n] = () => {
         const t = ex!.__wbindgen_externrefs;
@@ -101,9 +107,7 @@ function getDatamodel(schemaText: string): Datamodel {
   }
   ex = new WebAssembly.Instance(mod, imports).exports as unknown as Exports;
   ex.__wbindgen_start();
-  const params = new TextEncoder().encode(
-    JSON.stringify({ prismaSchema: [['schema.prisma', schemaText]], noColor: true }),
-  );
+  const params = new TextEncoder().encode(JSON.stringify({ prismaSchema: [['schema.prisma', schemaText]], noColor: true }));
   const ptr = ex.__wbindgen_malloc(params.length, 1) >>> 0;
   new Uint8Array(ex.memory.buffer).set(params, ptr);
   let r: [number, number, number, number];
@@ -141,36 +145,61 @@ function expectedType(f: DmmfField, enums: Datamodel['enums']): ExpectedType {
     const [name, args] = f.nativeType;
     const n = args.map(Number);
     switch (name) {
-      case 'Timestamptz': return list({ udt: 'timestamptz', precision: n[0] ?? 6 });
-      case 'Timestamp': return list({ udt: 'timestamp', precision: n[0] ?? 6 });
-      case 'Date': return list({ udt: 'date' });
-      case 'Text': return list({ udt: 'text' });
-      case 'VarChar': return list({ udt: 'varchar', length: n[0] ?? null });
-      case 'Char': return list({ udt: 'bpchar', length: n[0] ?? 1 });
-      case 'Uuid': return list({ udt: 'uuid' });
-      case 'SmallInt': return list({ udt: 'int2' });
-      case 'Integer': return list({ udt: 'int4' });
-      case 'BigInt': return list({ udt: 'int8' });
-      case 'Real': return list({ udt: 'float4' });
-      case 'DoublePrecision': return list({ udt: 'float8' });
-      case 'Decimal': return list({ udt: 'numeric', numeric: [n[0] ?? 65, n[1] ?? 30] });
-      case 'Boolean': return list({ udt: 'bool' });
-      case 'JsonB': return list({ udt: 'jsonb' });
-      case 'Json': return list({ udt: 'json' });
+      case 'Timestamptz':
+        return list({ udt: 'timestamptz', precision: n[0] ?? 6 });
+      case 'Timestamp':
+        return list({ udt: 'timestamp', precision: n[0] ?? 6 });
+      case 'Date':
+        return list({ udt: 'date' });
+      case 'Text':
+        return list({ udt: 'text' });
+      case 'VarChar':
+        return list({ udt: 'varchar', length: n[0] ?? null });
+      case 'Char':
+        return list({ udt: 'bpchar', length: n[0] ?? 1 });
+      case 'Uuid':
+        return list({ udt: 'uuid' });
+      case 'SmallInt':
+        return list({ udt: 'int2' });
+      case 'Integer':
+        return list({ udt: 'int4' });
+      case 'BigInt':
+        return list({ udt: 'int8' });
+      case 'Real':
+        return list({ udt: 'float4' });
+      case 'DoublePrecision':
+        return list({ udt: 'float8' });
+      case 'Decimal':
+        return list({ udt: 'numeric', numeric: [n[0] ?? 65, n[1] ?? 30] });
+      case 'Boolean':
+        return list({ udt: 'bool' });
+      case 'JsonB':
+        return list({ udt: 'jsonb' });
+      case 'Json':
+        return list({ udt: 'json' });
       default:
         throw new Error(`drift test: teach expectedType() the native type @db.${name} (${f.name})`);
     }
   }
   switch (f.type) {
-    case 'String': return list({ udt: 'text' });
-    case 'Int': return list({ udt: 'int4' });
-    case 'BigInt': return list({ udt: 'int8' });
-    case 'Float': return list({ udt: 'float8' });
-    case 'Boolean': return list({ udt: 'bool' });
-    case 'DateTime': return list({ udt: 'timestamp', precision: 3 });
-    case 'Decimal': return list({ udt: 'numeric', numeric: [65, 30] });
-    case 'Json': return list({ udt: 'jsonb' });
-    case 'Bytes': return list({ udt: 'bytea' });
+    case 'String':
+      return list({ udt: 'text' });
+    case 'Int':
+      return list({ udt: 'int4' });
+    case 'BigInt':
+      return list({ udt: 'int8' });
+    case 'Float':
+      return list({ udt: 'float8' });
+    case 'Boolean':
+      return list({ udt: 'bool' });
+    case 'DateTime':
+      return list({ udt: 'timestamp', precision: 3 });
+    case 'Decimal':
+      return list({ udt: 'numeric', numeric: [65, 30] });
+    case 'Json':
+      return list({ udt: 'jsonb' });
+    case 'Bytes':
+      return list({ udt: 'bytea' });
     default:
       throw new Error(`drift test: teach expectedType() the Prisma type ${f.type} (${f.name})`);
   }
@@ -225,9 +254,15 @@ interface DbColumn {
 async function inspect(client: pg.Client) {
   const columns = (
     await client.query<{
-      table_name: string; column_name: string; udt_name: string; is_nullable: string; column_default: string | null;
-      datetime_precision: number | null; character_maximum_length: number | null;
-      numeric_precision: number | null; numeric_scale: number | null;
+      table_name: string;
+      column_name: string;
+      udt_name: string;
+      is_nullable: string;
+      column_default: string | null;
+      datetime_precision: number | null;
+      character_maximum_length: number | null;
+      numeric_precision: number | null;
+      numeric_scale: number | null;
     }>(
       `SELECT c.table_name, c.column_name, c.udt_name, c.is_nullable, c.column_default, c.datetime_precision,
               c.character_maximum_length, c.numeric_precision, c.numeric_scale
@@ -247,9 +282,7 @@ async function inspect(client: pg.Client) {
     numScale: r.numeric_scale,
   }));
   const tables = (
-    await client.query<{ table_name: string }>(
-      `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()`,
-    )
+    await client.query<{ table_name: string }>(`SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()`)
   ).rows.map((r) => r.table_name);
   const indexes = (
     await client.query<{ name: string; table: string; unique: boolean; primary: boolean; columns: string[] }>(
@@ -267,7 +300,15 @@ async function inspect(client: pg.Client) {
     )
   ).rows;
   const foreignKeys = (
-    await client.query<{ name: string; table: string; columns: string[]; ref_table: string; ref_columns: string[]; on_delete: string; on_update: string }>(
+    await client.query<{
+      name: string;
+      table: string;
+      columns: string[];
+      ref_table: string;
+      ref_columns: string[];
+      on_delete: string;
+      on_update: string;
+    }>(
       `SELECT con.conname AS name, t.relname AS table, rt.relname AS ref_table,
               array(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(n, ord)
                       JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n ORDER BY k.ord)::text[] AS columns,
@@ -336,7 +377,9 @@ async function drift(datamodel: Datamodel, client: pg.Client): Promise<string[]>
         problems.push(`${where}: numeric(${col.numPrecision},${col.numScale}), schema wants numeric(${want.numeric.join(',')})`);
       }
       if (col.nullable !== !f.isRequired) {
-        problems.push(`${where}: ${col.nullable ? 'NULL' : 'NOT NULL'} in the database, schema says ${f.isRequired ? 'required' : 'optional'}`);
+        problems.push(
+          `${where}: ${col.nullable ? 'NULL' : 'NOT NULL'} in the database, schema says ${f.isRequired ? 'required' : 'optional'}`,
+        );
       }
       const def = expectedDefault(f);
       if (def.present !== (col.default !== null)) {
@@ -363,15 +406,20 @@ async function drift(datamodel: Datamodel, client: pg.Client): Promise<string[]>
     for (const want of wantIndexes) {
       const got = tableIndexes.find((i) => i.name === want.name);
       if (!got) {
-        problems.push(`${table}: ${want.primary ? 'primary key' : want.unique ? 'unique index' : 'index'} ${want.name} (${want.columns.join(', ')}) is missing`);
+        problems.push(
+          `${table}: ${want.primary ? 'primary key' : want.unique ? 'unique index' : 'index'} ${want.name} (${want.columns.join(', ')}) is missing`,
+        );
         continue;
       }
       if (got.primary !== want.primary || got.unique !== want.unique || got.columns.join(',') !== want.columns.join(',')) {
-        problems.push(`${table}: index ${want.name} is ${got.unique ? 'unique ' : ''}(${got.columns.join(', ')}), schema wants ${want.unique ? 'unique ' : ''}(${want.columns.join(', ')})`);
+        problems.push(
+          `${table}: index ${want.name} is ${got.unique ? 'unique ' : ''}(${got.columns.join(', ')}), schema wants ${want.unique ? 'unique ' : ''}(${want.columns.join(', ')})`,
+        );
       }
     }
     for (const got of tableIndexes) {
-      if (!wantIndexes.some((w) => w.name === got.name)) problems.push(`${table}: index ${got.name} is in the database but not in the schema`);
+      if (!wantIndexes.some((w) => w.name === got.name))
+        problems.push(`${table}: index ${got.name} is in the database but not in the schema`);
     }
 
     // foreign keys
@@ -393,13 +441,25 @@ async function drift(datamodel: Datamodel, client: pg.Client): Promise<string[]>
     const tableFks = db.foreignKeys.filter((k) => k.table === table);
     for (const want of wantFks) {
       const got = tableFks.find((k) => k.name === want.name);
-      const describe = (k: { columns: string[]; ref_table?: string; refTable?: string; ref_columns?: string[]; refColumns?: string[]; on_delete?: string; onDelete?: string; on_update?: string; onUpdate?: string }) =>
+      const describe = (k: {
+        columns: string[];
+        ref_table?: string;
+        refTable?: string;
+        ref_columns?: string[];
+        refColumns?: string[];
+        on_delete?: string;
+        onDelete?: string;
+        on_update?: string;
+        onUpdate?: string;
+      }) =>
         `(${k.columns.join(', ')}) -> ${k.ref_table ?? k.refTable}(${(k.ref_columns ?? k.refColumns)!.join(', ')}) ON DELETE ${k.on_delete ?? k.onDelete} ON UPDATE ${k.on_update ?? k.onUpdate}`;
       if (!got) problems.push(`${table}: foreign key ${want.name} ${describe(want)} is missing`);
-      else if (describe(got) !== describe(want)) problems.push(`${table}: foreign key ${want.name} is ${describe(got)}, schema wants ${describe(want)}`);
+      else if (describe(got) !== describe(want))
+        problems.push(`${table}: foreign key ${want.name} is ${describe(got)}, schema wants ${describe(want)}`);
     }
     for (const got of tableFks) {
-      if (!wantFks.some((w) => w.name === got.name)) problems.push(`${table}: foreign key ${got.name} is in the database but not in the schema`);
+      if (!wantFks.some((w) => w.name === got.name))
+        problems.push(`${table}: foreign key ${got.name} is in the database but not in the schema`);
     }
   }
   return problems;
@@ -446,7 +506,13 @@ describe('prisma: migrations, schema drift and the pg adapter', () => {
       await c.connect();
       try {
         const rows = (
-          await c.query<{ migration_name: string; checksum: string; finished_at: Date | null; rolled_back_at: Date | null; applied_steps_count: number }>(
+          await c.query<{
+            migration_name: string;
+            checksum: string;
+            finished_at: Date | null;
+            rolled_back_at: Date | null;
+            applied_steps_count: number;
+          }>(
             'SELECT migration_name, checksum, finished_at, rolled_back_at, applied_steps_count FROM "_prisma_migrations" ORDER BY migration_name',
           )
         ).rows;
@@ -522,10 +588,17 @@ describe('prisma: migrations, schema drift and the pg adapter', () => {
         expect((await c.query('SELECT count(*)::int AS n FROM winners')).rows[0].n).toBe(0);
         expect((await c.query('SELECT count(*)::int AS n FROM projection_checkpoints')).rows[0].n).toBe(0);
         // as `prisma migrate resolve --rolled-back` and a new deploy would have recorded it
-        const rows = (await c.query<{ migration_name: string; rolled_back: boolean }>(
-          'SELECT migration_name, rolled_back_at IS NOT NULL AS rolled_back FROM "_prisma_migrations" ORDER BY migration_name, started_at',
-        )).rows;
-        expect(rows).toEqual(migrationNames().flatMap((m) => [{ migration_name: m, rolled_back: true }, { migration_name: m, rolled_back: false }]));
+        const rows = (
+          await c.query<{ migration_name: string; rolled_back: boolean }>(
+            'SELECT migration_name, rolled_back_at IS NOT NULL AS rolled_back FROM "_prisma_migrations" ORDER BY migration_name, started_at',
+          )
+        ).rows;
+        expect(rows).toEqual(
+          migrationNames().flatMap((m) => [
+            { migration_name: m, rolled_back: true },
+            { migration_name: m, rolled_back: false },
+          ]),
+        );
         expect(await schemaStatus(u)).toEqual({ databaseExists: true, pending: [], missingTables: [] });
         expect(await migrate(u)).toEqual({ applied: [], skipped: migrationNames(), recreated: [] });
       } finally {
@@ -564,13 +637,19 @@ describe('prisma: migrations, schema drift and the pg adapter', () => {
 
     // and the generated client is not stale (run `npm run db:generate` after editing schema.prisma)
     const generatedModels = Object.keys(Prisma.ModelName).sort().join(', ');
-    const schemaModels = datamodel.models.map((m) => m.name).sort().join(', ');
+    const schemaModels = datamodel.models
+      .map((m) => m.name)
+      .sort()
+      .join(', ');
     if (generatedModels !== schemaModels) {
       problems.push(`generated client has models ${generatedModels}, schema.prisma ${schemaModels}: run npm run db:generate`);
     }
     const ns = Prisma as unknown as Record<string, Record<string, string> | undefined>;
     for (const m of datamodel.models) {
-      const want = m.fields.filter((f) => f.kind === 'scalar' || f.kind === 'enum').map((f) => f.name).join(', ');
+      const want = m.fields
+        .filter((f) => f.kind === 'scalar' || f.kind === 'enum')
+        .map((f) => f.name)
+        .join(', ');
       const got = Object.values(ns[`${m.name}ScalarFieldEnum`] ?? {}).join(', ');
       if (got !== want) problems.push(`generated client has ${m.name} fields ${got}, schema.prisma ${want}: run npm run db:generate`);
     }
@@ -582,11 +661,23 @@ describe('prisma: migrations, schema drift and the pg adapter', () => {
     let prisma: PrismaClient;
     const now = new Date('2026-01-01T00:00:00.000Z');
     const campaign = (id: string) => ({
-      id, title: 'Coffee drop', reward: 'Americano', stock: 3,
-      opensAt: now, closesAt: new Date(now.getTime() + 3_600_000), createdAt: now, updatedAt: now,
+      id,
+      title: 'Coffee drop',
+      reward: 'Americano',
+      stock: 3,
+      opensAt: now,
+      closesAt: new Date(now.getTime() + 3_600_000),
+      createdAt: now,
+      updatedAt: now,
     });
     const entry = (campaignId: string, userId: string, position: number) => ({
-      campaignId, userId, ticket: `t-${userId}`, position, status: 'WON', logOffset: BigInt(position) + 9_007_199_254_740_993n, enteredAt: now,
+      campaignId,
+      userId,
+      ticket: `t-${userId}`,
+      position,
+      status: 'WON',
+      logOffset: BigInt(position) + 9_007_199_254_740_993n,
+      enteredAt: now,
     });
 
     beforeAll(() => {

@@ -60,7 +60,12 @@ async function expectedFromLog(): Promise<Expected> {
   // the decider may still be deciding: wait until every entrant of the log is decided (I1 holds in
   // every campaign) and the decider's group has read the log to its end, so nothing more is coming
   await waitUntil(
-    async () => [...auditLog(await readAll()).campaigns.values()].map((a) => ({ winners: a.winners, gifticons: a.gifticons, due: Math.min(a.stock, a.entrants) })),
+    async () =>
+      [...auditLog(await readAll()).campaigns.values()].map((a) => ({
+        winners: a.winners,
+        gifticons: a.gifticons,
+        due: Math.min(a.stock, a.entrants),
+      })),
     (cs) => cs.length === Object.keys(PLAN).length && cs.every((c) => c.winners === c.due && c.gifticons === c.due),
     { what: 'every entrant decided', timeoutMs: 60_000 },
   );
@@ -73,12 +78,18 @@ async function expectedFromLog(): Promise<Expected> {
     const stock = state.terms!.stock;
     entries.set(
       id,
-      [...state.places].map(([userId, p]) => ({ userId, position: p.position, ticket: p.ticket, status: p.position <= stock ? 'WON' : 'LOST' })).sort((x, y) => x.position - y.position),
+      [...state.places]
+        .map(([userId, p]) => ({ userId, position: p.position, ticket: p.ticket, status: p.position <= stock ? 'WON' : 'LOST' }))
+        .sort((x, y) => x.position - y.position),
     );
   }
-  const winners = log.flatMap((l) => (l.event.type === 'WinnerSelected' ? [{ campaignId: l.event.campaignId, userId: l.event.userId, position: l.event.position }] : []));
+  const winners = log.flatMap((l) =>
+    l.event.type === 'WinnerSelected' ? [{ campaignId: l.event.campaignId, userId: l.event.userId, position: l.event.position }] : [],
+  );
   const gifticons = log.flatMap((l) =>
-    l.event.type === 'GifticonIssued' ? [{ id: l.event.gifticonId, campaignId: l.event.campaignId, userId: l.event.userId, code: l.event.code, logOffset: l.offset }] : [],
+    l.event.type === 'GifticonIssued'
+      ? [{ id: l.event.gifticonId, campaignId: l.event.campaignId, userId: l.event.userId, code: l.event.code, logOffset: l.offset }]
+      : [],
   );
   return { entries, winners, gifticons, ends };
 }
@@ -87,7 +98,9 @@ async function expectedFromLog(): Promise<Expected> {
 async function snapshot(campaignId?: string) {
   const where = campaignId ? { campaignId } : {};
   return {
-    campaigns: (await prisma.campaign.findMany({ where: campaignId ? { id: campaignId } : {}, orderBy: { id: 'asc' } })).map(({ updatedAt: _, ...c }) => c),
+    campaigns: (await prisma.campaign.findMany({ where: campaignId ? { id: campaignId } : {}, orderBy: { id: 'asc' } })).map(
+      ({ updatedAt: _, ...c }) => c,
+    ),
     entries: await prisma.entry.findMany({ where, orderBy: [{ campaignId: 'asc' }, { position: 'asc' }] }),
     winners: await prisma.winner.findMany({ where, orderBy: [{ campaignId: 'asc' }, { position: 'asc' }] }),
     gifticons: await prisma.gifticon.findMany({ where, orderBy: [{ campaignId: 'asc' }, { logOffset: 'asc' }] }),
@@ -96,7 +109,10 @@ async function snapshot(campaignId?: string) {
 
 const checkpoints = async () =>
   new Map(
-    (await prisma.projectionCheckpoint.findMany({ where: { projection: PRISMA_PROJECTION, topic: iso.config.topics.events } })).map((r) => [r.partition, r.nextOffset]),
+    (await prisma.projectionCheckpoint.findMany({ where: { projection: PRISMA_PROJECTION, topic: iso.config.topics.events } })).map((r) => [
+      r.partition,
+      r.nextOffset,
+    ]),
   );
 
 let expected: Expected;
@@ -158,17 +174,21 @@ async function untilTablesMatch(): Promise<Awaited<ReturnType<typeof snapshot>>>
 
 function expectTablesAsTheLogSays(s: Awaited<ReturnType<typeof snapshot>>): void {
   for (const [id, rows] of expected.entries) {
-    const mine = s.entries.filter((e) => e.campaignId === id).map((e) => ({ userId: e.userId, position: e.position, ticket: e.ticket, status: e.status }));
+    const mine = s.entries
+      .filter((e) => e.campaignId === id)
+      .map((e) => ({ userId: e.userId, position: e.position, ticket: e.ticket, status: e.status }));
     expect(mine.length, id).toBe(rows.length);
     expect(mine, id).toEqual(rows);
     const c = s.campaigns.find((x) => x.id === id)!;
     expect(c.entrants, id).toBe(rows.length); // a batch applied twice would count twice
     expect(c.winners, id).toBe(Math.min(PLAN[id]!.stock, rows.length));
   }
-  expect(s.winners.map((w) => ({ campaignId: w.campaignId, userId: w.userId, position: w.position })).sort(byKey)).toEqual([...expected.winners].sort(byKey));
-  expect(s.gifticons.map((g) => ({ id: g.id, campaignId: g.campaignId, userId: g.userId, code: g.code, logOffset: g.logOffset })).sort(byKey)).toEqual(
-    [...expected.gifticons].sort(byKey),
+  expect(s.winners.map((w) => ({ campaignId: w.campaignId, userId: w.userId, position: w.position })).sort(byKey)).toEqual(
+    [...expected.winners].sort(byKey),
   );
+  expect(
+    s.gifticons.map((g) => ({ id: g.id, campaignId: g.campaignId, userId: g.userId, code: g.code, logOffset: g.logOffset })).sort(byKey),
+  ).toEqual([...expected.gifticons].sort(byKey));
 }
 const byKey = (x: { campaignId: string; userId: string }, y: { campaignId: string; userId: string }) =>
   `${x.campaignId}/${x.userId}`.localeCompare(`${y.campaignId}/${y.userId}`);

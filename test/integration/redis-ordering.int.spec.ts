@@ -2,7 +2,16 @@ import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { EVENT_VERSION, type CampaignEvent } from '../../src/domain/events.js';
-import { confirmAbsent, createRedis, deletePartition, EnterGate, Keys, RedisCampaignLines, RedisOrdering, RedisWipeSignal } from '../../projections/redis-ordering/index.js';
+import {
+  confirmAbsent,
+  createRedis,
+  deletePartition,
+  EnterGate,
+  Keys,
+  RedisCampaignLines,
+  RedisOrdering,
+  RedisWipeSignal,
+} from '../../projections/redis-ordering/index.js';
 
 /** The ordering's Lua scripts (ioredis defineCommand) against the real Redis, through the folder's adapters. */
 const redis = createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
@@ -19,8 +28,16 @@ afterAll(async () => {
 });
 
 const createdEvent = (id: string, stock: number): CampaignEvent => ({
-  type: 'CampaignCreated', version: EVENT_VERSION, eventId: `created:${id}`, campaignId: id, occurredAt: new Date().toISOString(),
-  title: 'T', reward: 'R', stock, opensAt: new Date(0).toISOString(), closesAt: new Date(Date.now() + 60_000).toISOString(),
+  type: 'CampaignCreated',
+  version: EVENT_VERSION,
+  eventId: `created:${id}`,
+  campaignId: id,
+  occurredAt: new Date().toISOString(),
+  title: 'T',
+  reward: 'R',
+  stock,
+  opensAt: new Date(0).toISOString(),
+  closesAt: new Date(Date.now() + 60_000).toISOString(),
 });
 
 async function create(id: string, stock: number) {
@@ -28,7 +45,10 @@ async function create(id: string, stock: number) {
 }
 
 async function place(id: string, entries: [number, string][]) {
-  const r = await lines.place(0, { facts: [], lines: [{ campaignId: id, entries: entries.map(([o, u]) => ({ offset: BigInt(o), userId: u, rejection: null })) }] });
+  const r = await lines.place(0, {
+    facts: [],
+    lines: [{ campaignId: id, entries: entries.map(([o, u]) => ({ offset: BigInt(o), userId: u, rejection: null })) }],
+  });
   return r === 'REBUILD' ? r : r[0]!.map((a) => (a.kind === 'placed' ? { rank: a.rank, firstOffset: a.firstOffset } : a));
 }
 
@@ -37,8 +57,19 @@ describe('place.lua', () => {
     await create('lw', 5);
     await redis.set(k.built('topic', 0), 'token');
     const before = await redis.dumpBuffer(k.meta('lw'));
-    const lineBefore = await redis.dumpBuffer(k.line('lw')).then((b) => b, () => null);
-    expect(await place('lw', [[1, 'a'], [2, 'b']])).toEqual([{ rank: 0, firstOffset: 1n }, { rank: 1, firstOffset: 2n }]);
+    const lineBefore = await redis.dumpBuffer(k.line('lw')).then(
+      (b) => b,
+      () => null,
+    );
+    expect(
+      await place('lw', [
+        [1, 'a'],
+        [2, 'b'],
+      ]),
+    ).toEqual([
+      { rank: 0, firstOffset: 1n },
+      { rank: 1, firstOffset: 2n },
+    ]);
     expect(await ordering.entry('lw', 'b', P0)).toMatchObject({ ticket: '0-2', position: 2 });
     // the lost tail: the meta as it was before the places, the line gone with them
     await redis.restore(k.meta('lw'), 0, before, 'REPLACE');
@@ -56,14 +87,26 @@ describe('place.lua', () => {
 
   it('places distinct users by their first offset, idempotently', async () => {
     await create('c1', 2);
-    expect(await place('c1', [[10, 'a'], [11, 'b'], [12, 'a'], [13, 'c']])).toEqual([
+    expect(
+      await place('c1', [
+        [10, 'a'],
+        [11, 'b'],
+        [12, 'a'],
+        [13, 'c'],
+      ]),
+    ).toEqual([
       { rank: 0, firstOffset: 10n },
       { rank: 1, firstOffset: 11n },
       { rank: 0, firstOffset: 10n },
       { rank: 2, firstOffset: 13n },
     ]);
     // the same batch again (a writer restarted mid-batch): the same places
-    expect(await place('c1', [[11, 'b'], [13, 'c']])).toEqual([
+    expect(
+      await place('c1', [
+        [11, 'b'],
+        [13, 'c'],
+      ]),
+    ).toEqual([
       { rank: 1, firstOffset: 11n },
       { rank: 2, firstOffset: 13n },
     ]);
@@ -75,7 +118,14 @@ describe('place.lua', () => {
     await create('c2', 5);
     await redis.del(k.meta('c2'), k.line('c2'));
     expect(await place('c2', [[1, 'a']])).toBe('REBUILD');
-    const entrant: CampaignEvent = { type: 'EntrantRegistered', version: EVENT_VERSION, eventId: 'e', campaignId: 'c2', occurredAt: new Date().toISOString(), userId: 'a' };
+    const entrant: CampaignEvent = {
+      type: 'EntrantRegistered',
+      version: EVENT_VERSION,
+      eventId: 'e',
+      campaignId: 'c2',
+      occurredAt: new Date().toISOString(),
+      userId: 'a',
+    };
     expect(await lines.applyCommitted(0, [entrant])).toBe(true);
     expect(await redis.exists(k.meta('c2'))).toBe(0);
     expect(await place('c2', [[1, 'a']])).toBe('REBUILD');
@@ -111,11 +161,20 @@ describe('mark.lua', () => {
   it("marks the tickets of one turn's appends, across campaigns, lets their claims go and keeps a ticket already pending", async () => {
     await create('m1', 10);
     await create('m2', 10);
-    for (const [c, u] of [['m1', 'a'], ['m1', 'b'], ['m2', 'a']] as const) {
+    for (const [c, u] of [
+      ['m1', 'a'],
+      ['m1', 'b'],
+      ['m2', 'a'],
+    ] as const) {
       expect(await gate.check(c, u, `tok-${c}-${u}`, 60_000, P0, true)).toMatchObject({ kind: 'new', claimed: true });
     }
     await redis.hset(k.pending('m1'), 'c', '0-1');
-    await Promise.all([gate.markPending('m1', 'a', '0-7'), gate.markPending('m2', 'a', '0-8'), gate.markPending('m1', 'b', '0-9'), gate.markPending('m1', 'c', '0-10')]);
+    await Promise.all([
+      gate.markPending('m1', 'a', '0-7'),
+      gate.markPending('m2', 'a', '0-8'),
+      gate.markPending('m1', 'b', '0-9'),
+      gate.markPending('m1', 'c', '0-10'),
+    ]);
     expect(await redis.hgetall(k.pending('m1'))).toEqual({ a: '0-7', b: '0-9', c: '0-1' });
     expect(await redis.hgetall(k.pending('m2'))).toEqual({ a: '0-8' });
     expect(await redis.exists(k.claim('m1', 'a'), k.claim('m1', 'b'), k.claim('m2', 'a'))).toBe(0);

@@ -58,7 +58,13 @@ describe('docker-compose.yml', () => {
   const services = [...block.matchAll(/^ {2}([A-Za-z0-9_-]+):.*$/gm)].map((m) => m[1]!);
   /** one service's lines, up to the next service */
   const serviceText = (name: string) => `\n${block}`.slice(`\n${block}`.indexOf(`\n  ${name}:`) + 1).split(/\n(?= {2}[A-Za-z0-9_-]+:)/)[0]!;
-  const clusterNodes = ['kafka-1', 'kafka-2', 'kafka-3', ...[17000, 17001, 17002, 17003, 17004, 17005].map((p) => `redis-${p}`), 'redis-cluster-init'];
+  const clusterNodes = [
+    'kafka-1',
+    'kafka-2',
+    'kafka-3',
+    ...[17000, 17001, 17002, 17003, 17004, 17005].map((p) => `redis-${p}`),
+    'redis-cluster-init',
+  ];
 
   it('names the services kafka, redis, postgres and eventstore, and the cluster profile’s nodes', () => {
     expect(services.sort()).toEqual(['eventstore', 'kafka', 'postgres', 'redis', ...clusterNodes].sort());

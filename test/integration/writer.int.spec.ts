@@ -37,7 +37,8 @@ function faultyKafka(kafka: Kafka, fault: Fault, at: number) {
               if (name === 'send') {
                 return async (record: ProducerRecord) => {
                   // a packed record (one per campaign per commit) holds several events
-                  for (const m of record.messages) for (const e of [JSON.parse(String(m.value)) as CampaignEvent | CampaignEvent[]].flat()) sent.push(e.type);
+                  for (const m of record.messages)
+                    for (const e of [JSON.parse(String(m.value)) as CampaignEvent | CampaignEvent[]].flat()) sent.push(e.type);
                   return t.send(record);
                 };
               }
@@ -88,12 +89,27 @@ describe('the decider when the outcome of a commit is unknown', () => {
       const now = Date.now();
       const events: CampaignEvent[] = [
         {
-          type: 'CampaignCreated', version: EVENT_VERSION, eventId: 'created:doubt', campaignId: 'doubt', occurredAt: new Date(now).toISOString(),
-          title: 'Doubt', reward: 'Cake', stock, opensAt: new Date(now - 1000).toISOString(), closesAt: new Date(now + 3_600_000).toISOString(),
+          type: 'CampaignCreated',
+          version: EVENT_VERSION,
+          eventId: 'created:doubt',
+          campaignId: 'doubt',
+          occurredAt: new Date(now).toISOString(),
+          title: 'Doubt',
+          reward: 'Cake',
+          stock,
+          opensAt: new Date(now - 1000).toISOString(),
+          closesAt: new Date(now + 3_600_000).toISOString(),
         },
       ];
       for (let i = 0; i < 60; i++) {
-        events.push({ type: 'EntrantRegistered', version: EVENT_VERSION, eventId: `entrant:doubt:u${i}:r`, campaignId: 'doubt', occurredAt: new Date(now).toISOString(), userId: `u${i}` });
+        events.push({
+          type: 'EntrantRegistered',
+          version: EVENT_VERSION,
+          eventId: `entrant:doubt:u${i}:r`,
+          campaignId: 'doubt',
+          occurredAt: new Date(now).toISOString(),
+          userId: `u${i}`,
+        });
       }
       const appender = await EventAppender.connect(kafka, config);
       await Promise.all(events.map((e) => appender.append(e)));
@@ -102,10 +118,19 @@ describe('the decider when the outcome of a commit is unknown', () => {
       redis = createRedis(config.REDIS_URL);
       // the first commit carries winners: the one whose outcome is lost
       const faulty = faultyKafka(kafka, fault, 1);
-      decider = new SingleWriter(faulty.kafka, writerPorts(new RedisOrdering(redis, config.REDIS_PREFIX), config.topics.events), config, await Parking.connect(kafka, config));
+      decider = new SingleWriter(
+        faulty.kafka,
+        writerPorts(new RedisOrdering(redis, config.REDIS_PREFIX), config.topics.events),
+        config,
+        await Parking.connect(kafka, config),
+      );
       await decider.start();
 
-      const audit = await waitUntil(() => auditFromLog(config, 'doubt'), (a) => a.winners >= stock && a.gifticons >= stock, { what: 'every winner decided' });
+      const audit = await waitUntil(
+        () => auditFromLog(config, 'doubt'),
+        (a) => a.winners >= stock && a.gifticons >= stock,
+        { what: 'every winner decided' },
+      );
       expect(faulty.injected.count).toBe(1);
       // the commit whose outcome was lost carried winners and their gifticons
       expect(faulty.injected.carried).toContain('WinnerSelected');

@@ -23,7 +23,9 @@ export async function privateBroker() {
   const up = async () => {
     const [r] = await stackUp({ root, env, services: ['kafka'] }).catch((err: unknown) => {
       // say why: a StackError carries each service's detail (the broker's last log lines)
-      throw new Error(`private broker: ${err instanceof StackError ? err.results.map((x) => x.detail).join('\n') : String(err)}`, { cause: err });
+      throw new Error(`private broker: ${err instanceof StackError ? err.results.map((x) => x.detail).join('\n') : String(err)}`, {
+        cause: err,
+      });
     });
     if (r!.status === 'failed') throw new Error(`private broker: ${r!.detail}`);
   };

@@ -16,7 +16,8 @@ import { waitUntil } from './wait.js';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLUSTER_DIR = path.join(ROOT, '.stack', 'cluster');
 
-const redisCli = (port: number, ...args: string[]) => spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { encoding: 'utf8', timeout: 10_000 });
+const redisCli = (port: number, ...args: string[]) =>
+  spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { encoding: 'utf8', timeout: 10_000 });
 
 /** `cluster nodes` as the first node that answers sees it. */
 function clusterNodes(): string[] {
@@ -30,7 +31,14 @@ function clusterNodes(): string[] {
 /** The port of the primary that serves a campaign's keys now. */
 export function redisPrimaryOf(campaignId: string, prefix: string): number {
   const key = new Keys(prefix).meta(campaignId);
-  const slot = Number(redisCli(CLUSTER_REDIS_PORTS.find((p) => redisCli(p, 'ping').stdout.trim() === 'PONG')!, 'cluster', 'keyslot', key).stdout.trim());
+  const slot = Number(
+    redisCli(
+      CLUSTER_REDIS_PORTS.find((p) => redisCli(p, 'ping').stdout.trim() === 'PONG')!,
+      'cluster',
+      'keyslot',
+      key,
+    ).stdout.trim(),
+  );
   for (const line of clusterNodes()) {
     const [, addr, flags, , , , , , ...ranges] = line.split(' ');
     if (!flags!.includes('master') || flags!.includes('fail')) continue;
@@ -77,7 +85,9 @@ export async function clusterWhole(config: Config): Promise<void> {
     await waitUntil(
       async () => {
         const meta = await admin.fetchTopicMetadata({ topics }).catch(() => null);
-        return meta?.topics.flatMap((t) => t.partitions.filter((p) => p.isr.length < 3).map((p) => `${t.name}-${p.partitionId}`)) ?? ['metadata'];
+        return (
+          meta?.topics.flatMap((t) => t.partitions.filter((p) => p.isr.length < 3).map((p) => `${t.name}-${p.partitionId}`)) ?? ['metadata']
+        );
       },
       (short) => short.length === 0,
       { what: 'every replica back in sync', timeoutMs: 90_000, everyMs: 500 },

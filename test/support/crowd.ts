@@ -43,7 +43,11 @@ export async function runCrowd(o: CrowdOptions): Promise<Call[]> {
       const startedAt = Date.now();
       const r = await gql(o.apiPorts[api]!, tokens[user]!, ENTER, { c: o.campaignId }).catch(() => null);
       const e = r?.data?.enter;
-      const outcome: Outcome = e?.entry ? { kind: 'entry', ...e.entry } : e?.rejection ? { kind: 'rejection', rejection: e.rejection } : { kind: 'error', code: r?.errors?.[0]?.extensions?.code ?? 'no answer' };
+      const outcome: Outcome = e?.entry
+        ? { kind: 'entry', ...e.entry }
+        : e?.rejection
+          ? { kind: 'rejection', rejection: e.rejection }
+          : { kind: 'error', code: r?.errors?.[0]?.extensions?.code ?? 'no answer' };
       calls.push({ user: `${o.userPrefix}${user}`, api, startedAt, endedAt: Date.now(), outcome });
       if (outcome.kind !== 'error' || !['UNAVAILABLE', 'no answer'].includes(outcome.code)) return;
       await new Promise((res) => setTimeout(res, 250));
@@ -100,7 +104,8 @@ export const describeOutage = (o: Outage, slowMs: number) =>
 export function tally(calls: readonly Call[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const c of calls) {
-    const k = c.outcome.kind === 'entry' ? `entry ${c.outcome.status}` : c.outcome.kind === 'rejection' ? c.outcome.rejection : c.outcome.code;
+    const k =
+      c.outcome.kind === 'entry' ? `entry ${c.outcome.status}` : c.outcome.kind === 'rejection' ? c.outcome.rejection : c.outcome.code;
     out[k] = (out[k] ?? 0) + 1;
   }
   return out;
@@ -126,7 +131,8 @@ export function wrongAnswers(calls: readonly Call[], audit: Audit): { wrong: str
       else if (o.position !== null && (o.position !== place.position || (o.status === 'WON') !== place.position <= audit.stock))
         wrong.push(`${c.user}: told ${o.status} at ${o.position}, the log places them at ${place.position} of stock ${audit.stock}`);
     } else if (o.kind === 'rejection') {
-      if (o.rejection !== 'SOLD_OUT' || winners.has(c.user)) wrong.push(`${c.user}: told ${o.rejection}, the log ${winners.has(c.user) ? 'made them a winner' : 'says otherwise'}`);
+      if (o.rejection !== 'SOLD_OUT' || winners.has(c.user))
+        wrong.push(`${c.user}: told ${o.rejection}, the log ${winners.has(c.user) ? 'made them a winner' : 'says otherwise'}`);
     } else if (!['UNAVAILABLE', 'no answer'].includes(o.code)) wrong.push(`${c.user}: answered ${o.code}`);
   }
   return { wrong, acknowledged: acked.size };

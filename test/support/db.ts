@@ -24,7 +24,12 @@ export interface FreshDatabase {
 const BASE_URL = 'postgresql://postgres@127.0.0.1:5432/firstcome';
 
 function newDatabaseUrl(name: string): { url: string; dbName: string } {
-  const slug = name.toLowerCase().replace(/[^a-z0-9_]+/g, '_').replace(/^_+|_+$/g, '').slice(0, 32) || 'db';
+  const slug =
+    name
+      .toLowerCase()
+      .replace(/[^a-z0-9_]+/g, '_')
+      .replace(/^_+|_+$/g, '')
+      .slice(0, 32) || 'db';
   const dbName = `fc_test_${slug}_${randomBytes(5).toString('hex')}`;
   const u = new URL(process.env.DATABASE_URL || BASE_URL);
   u.pathname = `/${dbName}`;

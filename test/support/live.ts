@@ -100,7 +100,8 @@ export function collect<T = any>(socket: LiveSocket, query: string, variables?: 
       },
       error: (err) => {
         if (Array.isArray(err)) errors.push(...(err as Stream<T>['errors']));
-        else if (err && typeof err === 'object' && 'code' in err) errors.push({ message: `socket closed ${(err as { code: number }).code}: ${(err as { reason?: string }).reason ?? ''}` });
+        else if (err && typeof err === 'object' && 'code' in err)
+          errors.push({ message: `socket closed ${(err as { code: number }).code}: ${(err as { reason?: string }).reason ?? ''}` });
         else errors.push({ message: String(err) });
         finish();
       },

@@ -24,7 +24,10 @@ export async function waitUntil<T>(
 
 function show(v: unknown): string {
   try {
-    return JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? String(x) : x instanceof Map ? Object.fromEntries(x) : x))?.slice(0, 500) ?? String(v);
+    return (
+      JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? String(x) : x instanceof Map ? Object.fromEntries(x) : x))?.slice(0, 500) ??
+      String(v)
+    );
   } catch {
     return String(v);
   }

@@ -3,7 +3,16 @@ import { cryptoMinter, placeInLine, type CampaignTerms } from '../../src/domain/
 import { EVENT_VERSION, type CampaignEvent, type Logged } from '../../src/domain/events.js';
 import type { ParkedRecord } from '../../src/infra/kafka/parking.js';
 import { PartitionWriter, type WriterShared } from '../../src/writer/partitionWriter.js';
-import type { BatchControl, CampaignLines, DecisionSink, FetchedBatch, LineAnswer, LineWork, RebuildBound, ReplyChannel } from '../../src/writer/ports.js';
+import type {
+  BatchControl,
+  CampaignLines,
+  DecisionSink,
+  FetchedBatch,
+  LineAnswer,
+  LineWork,
+  RebuildBound,
+  ReplyChannel,
+} from '../../src/writer/ports.js';
 import type { Reply } from '../../src/writer/replies.js';
 
 /**
@@ -40,7 +49,12 @@ export class MemoryLog {
       size: slice.length,
       read: (skip, range) => {
         const part = slice.slice(range.from, range.to);
-        return { logged: skip ? part.filter((l) => !skip(l.event.eventId)) : part, parked: [] as ParkedRecord[], stop: null, last: part.at(-1)?.offset ?? null };
+        return {
+          logged: skip ? part.filter((l) => !skip(l.event.eventId)) : part,
+          parked: [] as ParkedRecord[],
+          stop: null,
+          last: part.at(-1)?.offset ?? null,
+        };
       },
     };
   }
@@ -129,12 +143,12 @@ export class MemoryLines implements CampaignLines {
       const line = this.lines.get(campaignId) ?? new Map<string, bigint>();
       this.lines.set(campaignId, line);
       const answers = entries.map(({ offset, userId, rejection }): LineAnswer => {
-          const d = placeInLine({ size: line.size, has: (u) => (line.get(u) ?? offset + 1n) <= offset }, userId, rejection);
-          if (d.kind === 'rejected') return d;
-          if (d.kind === 'new') line.set(userId, offset);
-          const first = line.get(userId)!;
-          return { kind: 'placed', rank: [...line.values()].filter((o) => o < first).length, firstOffset: first };
-        });
+        const d = placeInLine({ size: line.size, has: (u) => (line.get(u) ?? offset + 1n) <= offset }, userId, rejection);
+        if (d.kind === 'rejected') return d;
+        if (d.kind === 'new') line.set(userId, offset);
+        const first = line.get(userId)!;
+        return { kind: 'placed', rank: [...line.values()].filter((o) => o < first).length, firstOffset: first };
+      });
       // as replayLine.lua: a replayed line's answers are not asked
       out.push(replayed ? [] : answers);
     }
@@ -146,7 +160,10 @@ export class MemoryLines implements CampaignLines {
   }
   private apply(e: CampaignEvent, building: boolean) {
     if (e.type === 'CampaignCreated' && !this.metas.has(e.campaignId)) {
-      this.metas.set(e.campaignId, { terms: { stock: e.stock, opensAt: Date.parse(e.opensAt), closesAt: Date.parse(e.closesAt), closedAt: null }, building });
+      this.metas.set(e.campaignId, {
+        terms: { stock: e.stock, opensAt: Date.parse(e.opensAt), closesAt: Date.parse(e.closesAt), closedAt: null },
+        building,
+      });
     }
     if (e.type === 'WinnerSelected') this.won.set(e.campaignId, (this.won.get(e.campaignId) ?? new Set()).add(e.userId));
     if (e.type === 'GifticonIssued') this.gifts.set(e.campaignId, (this.gifts.get(e.campaignId) ?? new Map()).set(e.userId, e.code));

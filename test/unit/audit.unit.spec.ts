@@ -6,7 +6,10 @@ import { EVENT_VERSION, type CampaignEvent, type Logged } from '../../src/domain
 const T0 = Date.parse('2026-11-25T09:00:00Z');
 
 /** Full-shape codes (26 symbols) that differ in the last group: n-th code of a minter. */
-const nthCode = (n: number) => `AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-${String(n).padStart(2, '0').replace(/\d/g, (d) => 'ABCDEFGHJK'[Number(d)]!)}`;
+const nthCode = (n: number) =>
+  `AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-${String(n)
+    .padStart(2, '0')
+    .replace(/\d/g, (d) => 'ABCDEFGHJK'[Number(d)]!)}`;
 
 function decidedLog(stock: number, users: string[], campaignId = 'c', firstCode = 1, firstOffset = 0n): Logged[] {
   let offset = firstOffset;
@@ -21,8 +24,27 @@ function decidedLog(stock: number, users: string[], campaignId = 'c', firstCode 
     state = evolve(state, l);
     for (const e of out) push(e);
   };
-  push({ type: 'CampaignCreated', version: EVENT_VERSION, eventId: `created:${campaignId}`, campaignId, occurredAt: new Date(T0).toISOString(), title: 't', reward: 'r', stock, opensAt: new Date(T0).toISOString(), closesAt: new Date(T0 + 3600_000).toISOString() });
-  for (const u of users) push({ type: 'EntrantRegistered', version: EVENT_VERSION, eventId: `e${offset}`, campaignId, occurredAt: new Date(T0 + 1).toISOString(), userId: u });
+  push({
+    type: 'CampaignCreated',
+    version: EVENT_VERSION,
+    eventId: `created:${campaignId}`,
+    campaignId,
+    occurredAt: new Date(T0).toISOString(),
+    title: 't',
+    reward: 'r',
+    stock,
+    opensAt: new Date(T0).toISOString(),
+    closesAt: new Date(T0 + 3600_000).toISOString(),
+  });
+  for (const u of users)
+    push({
+      type: 'EntrantRegistered',
+      version: EVENT_VERSION,
+      eventId: `e${offset}`,
+      campaignId,
+      occurredAt: new Date(T0 + 1).toISOString(),
+      userId: u,
+    });
   return log;
 }
 
@@ -59,7 +81,11 @@ describe('auditCampaign', () => {
 
 describe('the audit holds codes to I2', () => {
   const withCode = (log: Logged[], code: string) =>
-    log.map((l, i) => (l.event.type === 'GifticonIssued' && i === log.findIndex((x) => x.event.type === 'GifticonIssued') ? { ...l, event: { ...l.event, code } } : l));
+    log.map((l, i) =>
+      l.event.type === 'GifticonIssued' && i === log.findIndex((x) => x.event.type === 'GifticonIssued')
+        ? { ...l, event: { ...l.event, code } }
+        : l,
+    );
 
   it('passes a log with full-shape codes', () => {
     expect(auditCampaign(decidedLog(2, ['a', 'b'])).problems).toEqual([]);
@@ -92,7 +118,10 @@ describe('the audit holds codes to I2', () => {
     expect(auditCampaign(second).ok).toBe(true);
     const a = auditLog([...first, ...second]);
     expect(a.ok).toBe(false);
-    expect(a.acrossCampaigns).toEqual(['I2: a gifticon code of c1 was issued again in c2', 'I2: a gifticon code of c1 was issued again in c2']);
+    expect(a.acrossCampaigns).toEqual([
+      'I2: a gifticon code of c1 was issued again in c2',
+      'I2: a gifticon code of c1 was issued again in c2',
+    ]);
     expect(a.problems).toEqual(a.acrossCampaigns);
   });
 

@@ -19,7 +19,10 @@ describe('who a token names', () => {
 
   it('follows a dotted JWT_ROLE_CLAIM into nested claims, an array or a string', async () => {
     const auth = createAuthenticator(config({ JWT_ROLE_CLAIM: 'realm_access.roles' }));
-    expect(await auth.verify(await hs({ sub: 'kc', realm_access: { roles: ['offline_access', 'admin'] } }))).toEqual({ userId: 'kc', admin: true });
+    expect(await auth.verify(await hs({ sub: 'kc', realm_access: { roles: ['offline_access', 'admin'] } }))).toEqual({
+      userId: 'kc',
+      admin: true,
+    });
     expect(await auth.verify(await hs({ sub: 'kc', realm_access: { roles: 'admin' } }))).toEqual({ userId: 'kc', admin: true });
     expect(await auth.verify(await hs({ sub: 'kc', realm_access: { roles: ['administrator'] } }))).toEqual({ userId: 'kc', admin: false });
     expect(await auth.verify(await hs({ sub: 'kc', realm_access: 'admin' }))).toEqual({ userId: 'kc', admin: false });
@@ -34,9 +37,20 @@ describe('who a token names', () => {
 
   it('requires iss and aud to be there and to match when JWT_ISSUER and JWT_AUDIENCE are set', async () => {
     const auth = createAuthenticator(config({ JWT_ISSUER: 'https://idp.example', JWT_AUDIENCE: 'firstcome' }));
-    expect(await auth.verify(await hs({ sub: 'al', iss: 'https://idp.example', aud: 'firstcome' }))).toEqual({ userId: 'al', admin: false });
-    expect(await auth.verify(await hs({ sub: 'al', iss: 'https://idp.example', aud: ['other', 'firstcome'] }))).toEqual({ userId: 'al', admin: false });
-    for (const claims of [{ iss: 'https://evil.example', aud: 'firstcome' }, { iss: 'https://idp.example', aud: 'other' }, { aud: 'firstcome' }, { iss: 'https://idp.example' }]) {
+    expect(await auth.verify(await hs({ sub: 'al', iss: 'https://idp.example', aud: 'firstcome' }))).toEqual({
+      userId: 'al',
+      admin: false,
+    });
+    expect(await auth.verify(await hs({ sub: 'al', iss: 'https://idp.example', aud: ['other', 'firstcome'] }))).toEqual({
+      userId: 'al',
+      admin: false,
+    });
+    for (const claims of [
+      { iss: 'https://evil.example', aud: 'firstcome' },
+      { iss: 'https://idp.example', aud: 'other' },
+      { aud: 'firstcome' },
+      { iss: 'https://idp.example' },
+    ]) {
       expect(await auth.verify(await hs({ sub: 'al', ...claims })), JSON.stringify(claims)).toBeNull();
     }
   });
@@ -44,10 +58,15 @@ describe('who a token names', () => {
   it('refuses a bad signature, alg none, another algorithm, an expired token and a bad sub', async () => {
     const auth = createAuthenticator(config());
     const bad = [
-      await new SignJWT({ sub: 'al' }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode('another-secret-of-enough-length')),
+      await new SignJWT({ sub: 'al' })
+        .setProtectedHeader({ alg: 'HS256' })
+        .sign(new TextEncoder().encode('another-secret-of-enough-length')),
       new UnsecuredJWT({ sub: 'al', role: 'admin' }).encode(),
       await new SignJWT({ sub: 'al' }).setProtectedHeader({ alg: 'HS512' }).sign(new TextEncoder().encode(SECRET.repeat(3))),
-      await new SignJWT({ sub: 'al' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(Math.floor(Date.now() / 1000) - 60).sign(key),
+      await new SignJWT({ sub: 'al' })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setExpirationTime(Math.floor(Date.now() / 1000) - 60)
+        .sign(key),
       await hs({ sub: 'has space' }),
       await hs({}),
       'garbage',
@@ -71,8 +90,14 @@ describe('who a token names', () => {
   it('mints local tokens the configured server accepts, role at the configured place', async () => {
     const c = config({ JWT_ISSUER: 'https://idp.example', JWT_AUDIENCE: 'firstcome', JWT_ROLE_CLAIM: 'realm_access.roles' });
     const auth = createAuthenticator(c);
-    expect(await auth.verify(await signToken(SECRET, { sub: 'boss', role: 'admin', expiresIn: '1h' }, tokenShape(c)))).toEqual({ userId: 'boss', admin: true });
-    expect(await auth.verify(await signToken(SECRET, { sub: 'al', expiresIn: '1h' }, tokenShape(c)))).toEqual({ userId: 'al', admin: false });
+    expect(await auth.verify(await signToken(SECRET, { sub: 'boss', role: 'admin', expiresIn: '1h' }, tokenShape(c)))).toEqual({
+      userId: 'boss',
+      admin: true,
+    });
+    expect(await auth.verify(await signToken(SECRET, { sub: 'al', expiresIn: '1h' }, tokenShape(c)))).toEqual({
+      userId: 'al',
+      admin: false,
+    });
     // a token without the configured iss/aud is not one of this server's
     expect(await auth.verify(await signToken(SECRET, { sub: 'boss', role: 'admin', expiresIn: '1h' }))).toBeNull();
   });

@@ -66,15 +66,30 @@ function makeLog(opts: { stock: number; users: number; closeAfter?: number; id?:
     }
   };
   push({
-    type: 'CampaignCreated', version: EVENT_VERSION, eventId: `created:${id}`, campaignId: id, occurredAt: iso(T0),
-    title: 't', reward: 'r', stock: opts.stock, opensAt: iso(T0 + 1000), closesAt: iso(T0 + 3_600_000),
+    type: 'CampaignCreated',
+    version: EVENT_VERSION,
+    eventId: `created:${id}`,
+    campaignId: id,
+    occurredAt: iso(T0),
+    title: 't',
+    reward: 'r',
+    stock: opts.stock,
+    opensAt: iso(T0 + 1000),
+    closesAt: iso(T0 + 3_600_000),
   });
   const enter = (userId: string, at: number) =>
     push({ type: 'EntrantRegistered', version: EVENT_VERSION, eventId: `e${offset}`, campaignId: id, occurredAt: iso(at), userId });
   enter('early', T0); // before opensAt: rejected
   for (let i = 0; i < opts.users; i++) {
     if (opts.closeAfter === i) {
-      push({ type: 'CampaignClosed', version: EVENT_VERSION, eventId: `closed:${id}`, campaignId: id, occurredAt: iso(T0 + 2000 + i), reason: 'admin' });
+      push({
+        type: 'CampaignClosed',
+        version: EVENT_VERSION,
+        eventId: `closed:${id}`,
+        campaignId: id,
+        occurredAt: iso(T0 + 2000 + i),
+        reason: 'admin',
+      });
     }
     enter(`u${i}`, T0 + 2000 + i);
     if (i % 3 === 0) enter(`u${i}`, T0 + 2000 + i); // a duplicate click
@@ -122,8 +137,28 @@ describe('reconcile: the log folded with the domain rules', () => {
   });
 
   it('a winners digest does not depend on the order it was read in', () => {
-    expect(digestWinners([['a', 1], ['b', 2]])).toBe(digestWinners([['b', 2], ['a', 1]]));
-    expect(digestWinners([['a', 1], ['b', 2]])).not.toBe(digestWinners([['a', 2], ['b', 1]]));
+    expect(
+      digestWinners([
+        ['a', 1],
+        ['b', 2],
+      ]),
+    ).toBe(
+      digestWinners([
+        ['b', 2],
+        ['a', 1],
+      ]),
+    );
+    expect(
+      digestWinners([
+        ['a', 1],
+        ['b', 2],
+      ]),
+    ).not.toBe(
+      digestWinners([
+        ['a', 2],
+        ['b', 1],
+      ]),
+    );
   });
 });
 
@@ -134,8 +169,18 @@ describe('replay: partitions and progress', () => {
   });
 
   it('weighs partitions by their records, an empty one as one', () => {
-    expect(weightedProgress([{ weight: 900n, fraction: 1 }, { weight: 100n, fraction: 0 }])).toBeCloseTo(0.9);
-    expect(weightedProgress([{ weight: 0n, fraction: 0 }, { weight: 0n, fraction: 1 }])).toBeCloseTo(0.5);
+    expect(
+      weightedProgress([
+        { weight: 900n, fraction: 1 },
+        { weight: 100n, fraction: 0 },
+      ]),
+    ).toBeCloseTo(0.9);
+    expect(
+      weightedProgress([
+        { weight: 0n, fraction: 0 },
+        { weight: 0n, fraction: 1 },
+      ]),
+    ).toBeCloseTo(0.5);
     expect(weightedProgress([{ weight: 10n, fraction: 1.7 }])).toBe(1);
     expect(weightedProgress([])).toBe(1);
   });

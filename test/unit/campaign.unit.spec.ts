@@ -1,14 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  admit,
-  decide,
-  evolve,
-  initialState,
-  replay,
-  statusOf,
-  type CampaignState,
-  type Minter,
-} from '../../src/domain/campaign.js';
+import { admit, decide, evolve, initialState, replay, statusOf, type CampaignState, type Minter } from '../../src/domain/campaign.js';
 import { EVENT_VERSION, type CampaignEvent, type Logged } from '../../src/domain/events.js';
 
 const T0 = Date.parse('2026-11-25T09:00:00.000Z');
@@ -30,9 +21,16 @@ function spec(stock: number, opts: { opensAt?: number; closesAt?: number } = {})
     return l;
   };
   append({
-    type: 'CampaignCreated', version: EVENT_VERSION, eventId: 'created:c1', campaignId: 'c1', occurredAt: iso(T0),
-    title: 'Chicken', reward: 'Chicken gifticon', stock,
-    opensAt: iso(opts.opensAt ?? T0), closesAt: iso(opts.closesAt ?? T0 + 3_600_000),
+    type: 'CampaignCreated',
+    version: EVENT_VERSION,
+    eventId: 'created:c1',
+    campaignId: 'c1',
+    occurredAt: iso(T0),
+    title: 'Chicken',
+    reward: 'Chicken gifticon',
+    stock,
+    opensAt: iso(opts.opensAt ?? T0),
+    closesAt: iso(opts.closesAt ?? T0 + 3_600_000),
   });
   const mint = counterMinter();
   let state: CampaignState = evolve(initialState(), log[0]!);
@@ -54,10 +52,21 @@ function spec(stock: number, opts: { opensAt?: number; closesAt?: number } = {})
       return state;
     },
     enter(userId: string, at = T0 + 1000) {
-      return run(append({ type: 'EntrantRegistered', version: EVENT_VERSION, eventId: `e${offset}`, campaignId: 'c1', occurredAt: iso(at), userId }));
+      return run(
+        append({ type: 'EntrantRegistered', version: EVENT_VERSION, eventId: `e${offset}`, campaignId: 'c1', occurredAt: iso(at), userId }),
+      );
     },
     close(at: number) {
-      return run(append({ type: 'CampaignClosed', version: EVENT_VERSION, eventId: 'closed:c1', campaignId: 'c1', occurredAt: iso(at), reason: 'admin' }));
+      return run(
+        append({
+          type: 'CampaignClosed',
+          version: EVENT_VERSION,
+          eventId: 'closed:c1',
+          campaignId: 'c1',
+          occurredAt: iso(at),
+          reason: 'admin',
+        }),
+      );
     },
   };
 }
@@ -69,7 +78,10 @@ describe('campaign decider', () => {
     expect(s.enter('bob').map((e) => e.type)).toEqual(['WinnerSelected', 'GifticonIssued', 'CampaignSoldOut']);
     expect(s.enter('carol')).toEqual([]);
     const winners = s.decided.filter((e) => e.type === 'WinnerSelected');
-    expect(winners.map((w) => [w.userId, w.position])).toEqual([['alice', 1], ['bob', 2]]);
+    expect(winners.map((w) => [w.userId, w.position])).toEqual([
+      ['alice', 1],
+      ['bob', 2],
+    ]);
     expect(s.state.places.get('carol')?.position).toBe(3);
     expect(s.state.soldOut).toBe(true);
   });

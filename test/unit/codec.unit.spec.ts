@@ -1,7 +1,17 @@
 import type { KafkaMessage } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { entrantRegistered, EVENT_VERSION } from '../../src/domain/events.js';
-import { decodeRecord, decodeValue, eventIdsOf, eventSchema, isEntrantRegistered, isGifticonIssued, isWinnerSelected, toMessage, toPackedMessages } from '../../src/infra/kafka/codec.js';
+import {
+  decodeRecord,
+  decodeValue,
+  eventIdsOf,
+  eventSchema,
+  isEntrantRegistered,
+  isGifticonIssued,
+  isWinnerSelected,
+  toMessage,
+  toPackedMessages,
+} from '../../src/infra/kafka/codec.js';
 import { sortBatch } from '../../src/infra/kafka/parking.js';
 
 const entrant = (userId = 'alice') => ({
@@ -31,7 +41,14 @@ describe('the codec classifies every record read from the log', () => {
 
   it("writes an entrant's record without headers, and any other with its eventId alone (what the writer skips by)", () => {
     expect(toMessage(entrant() as never, 6).headers).toBeUndefined();
-    const closed = { type: 'CampaignClosed', version: EVENT_VERSION, eventId: 'closed:d', campaignId: 'd', occurredAt: '2026-11-29T12:00:00Z', reason: 'admin' };
+    const closed = {
+      type: 'CampaignClosed',
+      version: EVENT_VERSION,
+      eventId: 'closed:d',
+      campaignId: 'd',
+      occurredAt: '2026-11-29T12:00:00Z',
+      reason: 'admin',
+    };
     const m = toMessage(closed as never, 6);
     expect(m.headers).toEqual({ eventId: 'closed:d' });
     expect(eventIdsOf(m.headers)).toEqual(['closed:d']);
@@ -45,7 +62,22 @@ describe('the codec classifies every record read from the log', () => {
     ['an unknown type', { ...entrant(), type: 'Hello' }, /not an event of this log/],
     ['a user id the API never accepts', { ...entrant(), userId: 'a b' }, /userId/],
     ['a campaign id of another shape', { ...entrant(), campaignId: 'Drop!' }, /campaignId/],
-    ['a stock out of range', { type: 'CampaignCreated', version: 1, eventId: 'c', campaignId: 'd', occurredAt: '2026-11-29T12:00:00Z', title: 't', reward: 'r', stock: 0, opensAt: '2026-11-29T12:00:00Z', closesAt: '2026-11-29T13:00:00Z' }, /stock/],
+    [
+      'a stock out of range',
+      {
+        type: 'CampaignCreated',
+        version: 1,
+        eventId: 'c',
+        campaignId: 'd',
+        occurredAt: '2026-11-29T12:00:00Z',
+        title: 't',
+        reward: 'r',
+        stock: 0,
+        opensAt: '2026-11-29T12:00:00Z',
+        closesAt: '2026-11-29T13:00:00Z',
+      },
+      /stock/,
+    ],
     ['a date that is not one', { ...entrant(), occurredAt: 'yesterday' }, /occurredAt/],
     ['version 99 (no upgrade writes it)', { ...entrant(), version: 99 }, /version 99/],
     ['the next version without the envelope of this log', { type: 'EntrantRegistered', version: EVENT_VERSION + 1 }, /version 2/],
@@ -60,7 +92,12 @@ describe('the codec classifies every record read from the log', () => {
   });
 
   it('the next version in the envelope of this log is newer, whatever its type', () => {
-    expect(decode({ ...entrant(), version: EVENT_VERSION + 1 })).toMatchObject({ kind: 'newer', version: 2, type: 'EntrantRegistered', offset: 42n });
+    expect(decode({ ...entrant(), version: EVENT_VERSION + 1 })).toMatchObject({
+      kind: 'newer',
+      version: 2,
+      type: 'EntrantRegistered',
+      offset: 42n,
+    });
     expect(decode({ ...entrant(), type: 'EntrantUpgraded', version: EVENT_VERSION + 1 }).kind).toBe('newer');
   });
 });
@@ -76,8 +113,18 @@ describe('a fetched batch, sorted', () => {
     ]);
     expect(sorted.logged.map((l) => l.offset)).toEqual([10n, 12n]);
     expect(sorted.parked).toHaveLength(1);
-    expect(sorted.parked[0]).toMatchObject({ id: '1-11', consumer: 'decider', reason: 'foreign', partition: 1, offset: '11', key: 'drop', raw: Buffer.from('{"trunc').toString('base64') });
-    expect(sorted.stop?.message).toMatch(/decider stopped at partition 1 offset 13: EntrantRegistered of version 2, this build knows version 1/);
+    expect(sorted.parked[0]).toMatchObject({
+      id: '1-11',
+      consumer: 'decider',
+      reason: 'foreign',
+      partition: 1,
+      offset: '11',
+      key: 'drop',
+      raw: Buffer.from('{"trunc').toString('base64'),
+    });
+    expect(sorted.stop?.message).toMatch(
+      /decider stopped at partition 1 offset 13: EntrantRegistered of version 2, this build knows version 1/,
+    );
     expect(sorted.last).toBe(12n);
   });
 
@@ -98,7 +145,9 @@ describe('a batch whose last records were filtered out by the consumer (a commit
   it('is moved past to its last offset, unless it stopped at a newer event', () => {
     const whole = sortBatch('p', 'events', 0, [message(5, entrant())], { lastOffset: '6' });
     expect(whole.last).toBe(6n);
-    const stopped = sortBatch('p', 'events', 0, [message(5, entrant()), message(6, { ...entrant(), version: EVENT_VERSION + 1 })], { lastOffset: '7' });
+    const stopped = sortBatch('p', 'events', 0, [message(5, entrant()), message(6, { ...entrant(), version: EVENT_VERSION + 1 })], {
+      lastOffset: '7',
+    });
     expect(stopped.last).toBe(5n);
   });
 });
@@ -125,11 +174,26 @@ describe("the single writer's decisions travel packed: one record per decision",
     code: `code-${userId}`,
     position,
   });
-  const decisions = (campaignId: string, users: number) => Array.from({ length: users }, (_, i) => [winner(campaignId, `u${i}`, i + 1), gifticon(campaignId, `u${i}`, i + 1)]).flat();
+  const decisions = (campaignId: string, users: number) =>
+    Array.from({ length: users }, (_, i) => [winner(campaignId, `u${i}`, i + 1), gifticon(campaignId, `u${i}`, i + 1)]).flat();
   const asRead = (m: ReturnType<typeof toPackedMessages>[number], offset: number): KafkaMessage =>
-    ({ offset: String(offset), key: Buffer.from(String(m.key)), value: Buffer.from(m.value as string), headers: m.headers, timestamp: '0', attributes: 0 }) as KafkaMessage;
+    ({
+      offset: String(offset),
+      key: Buffer.from(String(m.key)),
+      value: Buffer.from(m.value as string),
+      headers: m.headers,
+      timestamp: '0',
+      attributes: 0,
+    }) as KafkaMessage;
 
-  const soldOut = (campaignId: string) => ({ type: 'CampaignSoldOut', version: EVENT_VERSION, eventId: `soldout:${campaignId}`, campaignId, occurredAt: '2026-11-29T12:00:00.000Z', winners: 2 });
+  const soldOut = (campaignId: string) => ({
+    type: 'CampaignSoldOut',
+    version: EVENT_VERSION,
+    eventId: `soldout:${campaignId}`,
+    campaignId,
+    occurredAt: '2026-11-29T12:00:00.000Z',
+    winners: 2,
+  });
 
   it("gives every reader each event, in order, with its own id and its record's offset", () => {
     const events = [...decisions('a', 2), soldOut('a'), ...decisions('b', 1)];
@@ -137,7 +201,12 @@ describe("the single writer's decisions travel packed: one record per decision",
     // a winner and its gifticon, the last winner with the sold-out, per record
     expect(messages.map((m) => (JSON.parse(m.value as string) as unknown[]).length)).toEqual([2, 3, 2]);
     expect(messages.map((m) => m.key)).toEqual(['a', 'a', 'b']);
-    const sorted = sortBatch('reader', 'events', 1, messages.map((m, i) => asRead(m, 40 + i)));
+    const sorted = sortBatch(
+      'reader',
+      'events',
+      1,
+      messages.map((m, i) => asRead(m, 40 + i)),
+    );
     expect(sorted.logged.map((l) => l.event.eventId)).toEqual(events.map((e) => e.eventId));
     expect(sorted.logged.map((l) => l.offset)).toEqual([40n, 40n, 41n, 41n, 41n, 42n, 42n]);
     expect(sorted.parked).toEqual([]);
@@ -152,7 +221,9 @@ describe("the single writer's decisions travel packed: one record per decision",
 
   it('is parked whole when one of its events is foreign, and stops whole at a newer one', () => {
     const bad = decodeRecord(value([winner('a', 'u', 1), { ...gifticon('a', 'u', 1), code: 7 }]), 2, 9n);
-    expect(bad).toEqual([expect.objectContaining({ kind: 'foreign', offset: 9n, error: expect.stringMatching(/packed record, event 2: .*code/) })]);
+    expect(bad).toEqual([
+      expect.objectContaining({ kind: 'foreign', offset: 9n, error: expect.stringMatching(/packed record, event 2: .*code/) }),
+    ]);
     const newer = decodeRecord(value([winner('a', 'u', 1), { ...gifticon('a', 'u', 1), version: EVENT_VERSION + 1 }]), 2, 9n);
     expect(newer).toEqual([expect.objectContaining({ kind: 'newer', type: 'GifticonIssued' })]);
     expect(decodeRecord(value([]), 2, 9n)).toEqual([expect.objectContaining({ kind: 'foreign' })]);
@@ -161,18 +232,85 @@ describe("the single writer's decisions travel packed: one record per decision",
 
 describe('the hand-written checks and the event schema', () => {
   // each field of an event, and an entry's replyTo, replaced by values of every kind the schema looks at
-  const odd: unknown[] = [undefined, null, 0, 1, 2, 1.5, -1, 2 ** 53, true, '', ' ', 'x'.repeat(301), 'a b', 'Drop!', 'drop', 'alice', '0-1', '12-345', '-1', '1-', '2026-11-29T12:00:00.000Z', '2026-13-45T99:00:00Z', 'yesterday', [], {}, ['x'], { instance: 'i' }, { instance: 'i', request: 'r' }, { instance: 1, request: 'r' }];
+  const odd: unknown[] = [
+    undefined,
+    null,
+    0,
+    1,
+    2,
+    1.5,
+    -1,
+    2 ** 53,
+    true,
+    '',
+    ' ',
+    'x'.repeat(301),
+    'a b',
+    'Drop!',
+    'drop',
+    'alice',
+    '0-1',
+    '12-345',
+    '-1',
+    '1-',
+    '2026-11-29T12:00:00.000Z',
+    '2026-13-45T99:00:00Z',
+    'yesterday',
+    [],
+    {},
+    ['x'],
+    { instance: 'i' },
+    { instance: 'i', request: 'r' },
+    { instance: 1, request: 'r' },
+  ];
   const base = {
     EntrantRegistered: entrant(),
-    WinnerSelected: { type: 'WinnerSelected', version: EVENT_VERSION, eventId: 'winner:drop:alice', campaignId: 'drop', occurredAt: '2026-11-29T12:00:00.000Z', userId: 'alice', position: 3, ticket: '0-17' },
-    GifticonIssued: { type: 'GifticonIssued', version: EVENT_VERSION, eventId: 'gifticon:drop:alice', campaignId: 'drop', occurredAt: '2026-11-29T12:00:00.000Z', userId: 'alice', gifticonId: 'g-1', code: 'c-1', position: 3 },
+    WinnerSelected: {
+      type: 'WinnerSelected',
+      version: EVENT_VERSION,
+      eventId: 'winner:drop:alice',
+      campaignId: 'drop',
+      occurredAt: '2026-11-29T12:00:00.000Z',
+      userId: 'alice',
+      position: 3,
+      ticket: '0-17',
+    },
+    GifticonIssued: {
+      type: 'GifticonIssued',
+      version: EVENT_VERSION,
+      eventId: 'gifticon:drop:alice',
+      campaignId: 'drop',
+      occurredAt: '2026-11-29T12:00:00.000Z',
+      userId: 'alice',
+      gifticonId: 'g-1',
+      code: 'c-1',
+      position: 3,
+    },
   };
   const checks = { EntrantRegistered: isEntrantRegistered, WinnerSelected: isWinnerSelected, GifticonIssued: isGifticonIssued };
-  const fields = ['type', 'version', 'eventId', 'campaignId', 'occurredAt', 'userId', 'replyTo', 'position', 'ticket', 'gifticonId', 'code', 'extra'] as const;
+  const fields = [
+    'type',
+    'version',
+    'eventId',
+    'campaignId',
+    'occurredAt',
+    'userId',
+    'replyTo',
+    'position',
+    'ticket',
+    'gifticonId',
+    'code',
+    'extra',
+  ] as const;
 
   it.each(Object.keys(base) as (keyof typeof base)[])('%s: accepts exactly what the schema accepts', (type) => {
     const event = base[type];
-    const variants: Record<string, unknown>[] = [event, { ...event, eventId: 'x'.repeat(300) }, { ...event, userId: 'u'.repeat(128) }, { ...event, userId: 'u'.repeat(129) }];
+    const variants: Record<string, unknown>[] = [
+      event,
+      { ...event, eventId: 'x'.repeat(300) },
+      { ...event, userId: 'u'.repeat(128) },
+      { ...event, userId: 'u'.repeat(129) },
+    ];
     if (type === 'EntrantRegistered') variants.push({ ...event, replyTo: { instance: 'api-1', request: 'r-1' } });
     for (const field of fields) {
       for (const v of odd) {
@@ -189,11 +327,15 @@ describe('the hand-written checks and the event schema', () => {
   });
 
   it('takes no type by a name every object has', () => {
-    for (const type of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) expect(decode({ ...entrant(), type })).toMatchObject({ kind: 'foreign' });
+    for (const type of ['constructor', 'toString', '__proto__', 'hasOwnProperty'])
+      expect(decode({ ...entrant(), type })).toMatchObject({ kind: 'foreign' });
   });
 
   it('leaves the reason for a refused entry to the schema', () => {
-    expect(decode({ ...entrant(), replyTo: { instance: 'i' } })).toMatchObject({ kind: 'foreign', error: expect.stringMatching(/replyTo\.request/) });
+    expect(decode({ ...entrant(), replyTo: { instance: 'i' } })).toMatchObject({
+      kind: 'foreign',
+      error: expect.stringMatching(/replyTo\.request/),
+    });
   });
 });
 

@@ -5,7 +5,11 @@ import { ConfigError, loadConfig } from '../../src/config.js';
 
 const load = (env: Record<string, string>) => loadConfig({ NODE_ENV: 'test', ...env });
 const request = (remoteAddress: string, forwardedFor?: string) =>
-  ({ socket: { remoteAddress }, connection: { remoteAddress }, headers: forwardedFor ? { 'x-forwarded-for': forwardedFor } : {} }) as unknown as IncomingMessage;
+  ({
+    socket: { remoteAddress },
+    connection: { remoteAddress },
+    headers: forwardedFor ? { 'x-forwarded-for': forwardedFor } : {},
+  }) as unknown as IncomingMessage;
 
 describe('the edge configuration', () => {
   it('has defaults that let the bench and the demo through: limits on, no cross-origin access, no proxy trusted', () => {
@@ -13,14 +17,26 @@ describe('the edge configuration', () => {
     expect(c.CORS_ORIGINS).toBeUndefined();
     expect(c.TRUST_PROXY).toBeUndefined();
     expect(c.RATE_LIMIT_IP_PER_SEC).toBe(20);
-    expect([c.RATE_LIMIT_IP_CEILING_PER_SEC, c.RATE_LIMIT_USER_COST_PER_SEC, c.RATE_LIMIT_ADMIN_COST_PER_SEC, c.JWT_MAX_AGE_S]).toEqual([2000, 40, 400, 86_400]);
+    expect([c.RATE_LIMIT_IP_CEILING_PER_SEC, c.RATE_LIMIT_USER_COST_PER_SEC, c.RATE_LIMIT_ADMIN_COST_PER_SEC, c.JWT_MAX_AGE_S]).toEqual([
+      2000, 40, 400, 86_400,
+    ]);
     expect(c.METRICS_TOKEN).toBeUndefined();
     expect(c.JWT_ROLE_CLAIM).toBe('role');
-    expect([c.GRAPHQL_MAX_ALIASES, c.GRAPHQL_MAX_DEPTH, c.GRAPHQL_MAX_TOKENS, c.GRAPHQL_MAX_DIRECTIVES, c.GRAPHQL_MAX_COST, c.GRAPHQL_MAX_BODY_BYTES]).toEqual([15, 8, 1000, 10, 100_000, 65_536]);
+    expect([
+      c.GRAPHQL_MAX_ALIASES,
+      c.GRAPHQL_MAX_DEPTH,
+      c.GRAPHQL_MAX_TOKENS,
+      c.GRAPHQL_MAX_DIRECTIVES,
+      c.GRAPHQL_MAX_COST,
+      c.GRAPHQL_MAX_BODY_BYTES,
+    ]).toEqual([15, 8, 1000, 10, 100_000, 65_536]);
   });
 
   it('reads CORS_ORIGINS as a list and names it when an entry is not an origin', () => {
-    expect(load({ CORS_ORIGINS: 'https://app.example, http://localhost:5173' }).CORS_ORIGINS).toEqual(['https://app.example', 'http://localhost:5173']);
+    expect(load({ CORS_ORIGINS: 'https://app.example, http://localhost:5173' }).CORS_ORIGINS).toEqual([
+      'https://app.example',
+      'http://localhost:5173',
+    ]);
     for (const bad of ['app.example', 'https://app.example/path', '*']) {
       expect(() => load({ CORS_ORIGINS: bad }), bad).toThrow(/CORS_ORIGINS/);
     }
@@ -44,7 +60,7 @@ describe('the edge configuration', () => {
 });
 
 describe('the client address', () => {
-  it('is the socket\'s when no proxy is trusted, whatever X-Forwarded-For claims', () => {
+  it("is the socket's when no proxy is trusted, whatever X-Forwarded-For claims", () => {
     expect(clientAddress(undefined)(request('192.0.2.1', '198.51.100.7'))).toBe('192.0.2.1');
   });
 

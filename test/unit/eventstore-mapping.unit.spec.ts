@@ -7,8 +7,15 @@ const URL_NS = '6ba7b811-9dad-11d1-80b4-00c04fd430c8';
 
 const logged = (eventId: string, offset = 7n): Logged => ({
   event: {
-    type: 'GifticonIssued', version: EVENT_VERSION, eventId, campaignId: 'c1', occurredAt: '2026-11-25T09:00:00.000Z',
-    userId: 'alice', gifticonId: 'g_1', code: 'ABCD-EFGH', position: 1,
+    type: 'GifticonIssued',
+    version: EVENT_VERSION,
+    eventId,
+    campaignId: 'c1',
+    occurredAt: '2026-11-25T09:00:00.000Z',
+    userId: 'alice',
+    gifticonId: 'g_1',
+    code: 'ABCD-EFGH',
+    position: 1,
   },
   partition: 3,
   offset,

@@ -48,12 +48,16 @@ describe('health registry: what /readyz says is failing', () => {
 
 describe('an error as one short line without secrets', () => {
   it("keeps Prisma's last line, the one that says what went wrong", () => {
-    const err = new Error('\nInvalid `prisma.$queryRaw()` invocation:\n\n\nRaw query failed. Code: `42P01`. Message: `relation "winners" does not exist`');
+    const err = new Error(
+      '\nInvalid `prisma.$queryRaw()` invocation:\n\n\nRaw query failed. Code: `42P01`. Message: `relation "winners" does not exist`',
+    );
     expect(describeError(err)).toBe('Raw query failed. Code: `42P01`. Message: `relation "winners" does not exist`');
   });
 
   it('masks credentials in URLs and password settings', () => {
-    expect(describeError(new Error('cannot reach postgresql://admin:hunter2@db:5432/firstcome'))).toBe('cannot reach postgresql://***@db:5432/firstcome');
+    expect(describeError(new Error('cannot reach postgresql://admin:hunter2@db:5432/firstcome'))).toBe(
+      'cannot reach postgresql://***@db:5432/firstcome',
+    );
     expect(describeError('bad dsn host=db password=hunter2 user=x')).toBe('bad dsn host=db password=*** user=x');
     expect(describeError(new Error('esdb://ops:pw@127.0.0.1:2113?tls=false refused'))).not.toContain('pw@');
   });

@@ -49,6 +49,8 @@ describe('KafkaJS log lines', () => {
   });
 
   it("a transaction's send that meets the previous commit's markers is debug", () => {
-    expect(clientLogLevel(logLevel.ERROR, 'Response AddPartitionsToTxn(key: 24, version: 1)', messageOf('CONCURRENT_TRANSACTIONS'))).toBe('debug');
+    expect(clientLogLevel(logLevel.ERROR, 'Response AddPartitionsToTxn(key: 24, version: 1)', messageOf('CONCURRENT_TRANSACTIONS'))).toBe(
+      'debug',
+    );
   });
 });

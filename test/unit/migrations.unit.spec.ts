@@ -11,7 +11,16 @@ const migrations = readdirSync(DEFAULT_MIGRATIONS_DIR)
 
 describe('the tables the migrations leave behind', () => {
   it('are the read side of schema.prisma', () => {
-    expect(tablesOf(migrations).sort()).toEqual(['campaign_reports', 'campaigns', 'entries', 'gifticons', 'log_identities', 'parked_records', 'projection_checkpoints', 'winners']);
+    expect(tablesOf(migrations).sort()).toEqual([
+      'campaign_reports',
+      'campaigns',
+      'entries',
+      'gifticons',
+      'log_identities',
+      'parked_records',
+      'projection_checkpoints',
+      'winners',
+    ]);
   });
 
   it('follow drops and renames, and ignore comments', () => {
@@ -26,7 +35,11 @@ describe('the tables the migrations leave behind', () => {
 
 describe('a server with DB_MIGRATE=off and a database behind says what to do in one line', () => {
   it('names the missing migrations and npm run db:migrate', () => {
-    const m = behindMessage('firstcome', { databaseExists: true, pending: ['20261125090000_read_side', '20261125091000_batch'], missingTables: [] })!;
+    const m = behindMessage('firstcome', {
+      databaseExists: true,
+      pending: ['20261125090000_read_side', '20261125091000_batch'],
+      missingTables: [],
+    })!;
     expect(m).toBe(
       'database firstcome is behind, 2 migrations not applied (20261125090000_read_side, 20261125091000_batch): run `npm run db:migrate` (DB_MIGRATE=off: this server does not migrate)',
     );
@@ -37,7 +50,9 @@ describe('a server with DB_MIGRATE=off and a database behind says what to do in 
     expect(behindMessage('fc', { databaseExists: false, pending: ['x_init'], missingTables: [] })).toBe(
       'database fc does not exist, 1 migration not applied (x_init): run `npm run db:migrate` (DB_MIGRATE=off: this server does not migrate)',
     );
-    expect(behindMessage('fc', { databaseExists: true, pending: [], missingTables: ['winners'] })).toContain('lacks tables its migrations created (winners)');
+    expect(behindMessage('fc', { databaseExists: true, pending: [], missingTables: ['winners'] })).toContain(
+      'lacks tables its migrations created (winners)',
+    );
     expect(behindMessage('fc', { databaseExists: true, pending: [], missingTables: [] })).toBeNull();
   });
 });

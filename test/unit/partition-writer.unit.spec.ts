@@ -12,7 +12,11 @@ function given(r: Rig, users = 5) {
 }
 
 const kinds = (r: Rig) => r.log.events(0).map((e) => e.type);
-const gifticons = (r: Rig) => r.log.events(0).filter((e) => e.type === 'GifticonIssued').map((e) => (e as { userId: string }).userId);
+const gifticons = (r: Rig) =>
+  r.log
+    .events(0)
+    .filter((e) => e.type === 'GifticonIssued')
+    .map((e) => (e as { userId: string }).userId);
 
 describe('a partition writer', () => {
   it('decides a batch: the first 3 distinct users win, one gifticon each, committed with the input offsets', async () => {
@@ -284,7 +288,10 @@ describe('a partition writer', () => {
       expect(r.lines.won.has('old')).toBe(false);
       expect(r.lines.lines.get('c')!.size).toBe(1101);
       // decided anew after the replay: the newcomer is 1,101st, the second click of u5 keeps 6th
-      expect(r.replies.told.slice(told).map((t) => `${t.userId}:${t.kind === 'placed' ? t.position : t.rejection}`)).toEqual(['u1100:1101', 'u5:6']);
+      expect(r.replies.told.slice(told).map((t) => `${t.userId}:${t.kind === 'placed' ? t.position : t.rejection}`)).toEqual([
+        'u1100:1101',
+        'u5:6',
+      ]);
       expect(gifticons(r).filter((u) => u.startsWith('u'))).toEqual(['u0', 'u1', 'u2']);
       expect(auditCampaign(r.log.records.get(0)!.filter((l) => l.event.campaignId === 'c')).problems).toEqual([]);
     });

@@ -8,12 +8,27 @@ const iso = (ms: number) => new Date(ms).toISOString();
 const base = (campaignId: string, at: number) => ({ version: EVENT_VERSION, campaignId, occurredAt: iso(at) });
 
 const created = (id: string, stock: number, at = T0, closesAt = T0 + 3_600_000): CampaignEvent => ({
-  ...base(id, at), type: 'CampaignCreated', eventId: `created:${id}`, title: 'Chicken', reward: 'Chicken gifticon', stock, opensAt: iso(T0), closesAt: iso(closesAt),
+  ...base(id, at),
+  type: 'CampaignCreated',
+  eventId: `created:${id}`,
+  title: 'Chicken',
+  reward: 'Chicken gifticon',
+  stock,
+  opensAt: iso(T0),
+  closesAt: iso(closesAt),
 });
 const entrant = (id: string, userId: string, at = T0 + 1000): CampaignEvent => ({
-  ...base(id, at), type: 'EntrantRegistered', eventId: `entrant:${id}:${userId}:${Math.random()}`, userId,
+  ...base(id, at),
+  type: 'EntrantRegistered',
+  eventId: `entrant:${id}:${userId}:${Math.random()}`,
+  userId,
 });
-const closed = (id: string, at: number): CampaignEvent => ({ ...base(id, at), type: 'CampaignClosed', eventId: `closed:${id}`, reason: 'admin' });
+const closed = (id: string, at: number): CampaignEvent => ({
+  ...base(id, at),
+  type: 'CampaignClosed',
+  eventId: `closed:${id}`,
+  reason: 'admin',
+});
 
 function logOf(events: CampaignEvent[], partition = 0, from = 0n): Logged[] {
   return events.map((event, i) => ({ event, partition, offset: from + BigInt(i) }));
@@ -31,13 +46,18 @@ function tables() {
     known(batch: Logged[]): Known {
       const needs = needsOf(batch);
       const placed = new Map<string, Set<string>>();
-      for (const [c, users] of usersOf(batch, new Set(needs.campaignIds))) placed.set(c, new Set(users.filter((u) => entries.has(`${c}/${u}`))));
+      for (const [c, users] of usersOf(batch, new Set(needs.campaignIds)))
+        placed.set(c, new Set(users.filter((u) => entries.has(`${c}/${u}`))));
       return { campaigns: new Map([...campaigns].filter(([id]) => needs.campaignIds.includes(id))), placed };
     },
     apply(batch: Logged[]) {
       const plan = planBatch(batch, this.known(batch));
       for (const c of plan.campaigns) {
-        if (!campaigns.has(c.id)) campaigns.set(c.id, { terms: { stock: c.stock, opensAt: c.opensAt.getTime(), closesAt: c.closesAt.getTime(), closedAt: null }, entrants: 0 });
+        if (!campaigns.has(c.id))
+          campaigns.set(c.id, {
+            terms: { stock: c.stock, opensAt: c.opensAt.getTime(), closesAt: c.closesAt.getTime(), closedAt: null },
+            entrants: 0,
+          });
       }
       for (const e of plan.entries) {
         const key = `${e.campaignId}/${e.userId}`;
@@ -77,7 +97,13 @@ describe('planBatch: positions as the decider gives them', () => {
   });
 
   it('judges each entry against the terms at its point of the log: entries after a close are not placed', () => {
-    const batch = logOf([created('c1', 10), entrant('c1', 'a', T0 + 1000), closed('c1', T0 + 2000), entrant('c1', 'b', T0 + 3000), entrant('c1', 'early', T0 - 1)]);
+    const batch = logOf([
+      created('c1', 10),
+      entrant('c1', 'a', T0 + 1000),
+      closed('c1', T0 + 2000),
+      entrant('c1', 'b', T0 + 3000),
+      entrant('c1', 'early', T0 - 1),
+    ]);
     const plan = planBatch(batch, empty);
     expect(plan.entries.map((e) => e.userId)).toEqual(['a']);
     expect(plan.changes.get('c1')!.closedAt).toEqual(new Date(T0 + 2000));
@@ -128,12 +154,24 @@ describe('planBatch: positions as the decider gives them', () => {
 
   it('takes winners and gifticons from the decider events, with the gifticon offset as the issue order', () => {
     const plan = planBatch(
-      logOf([
-        created('c1', 1),
-        { ...base('c1', T0 + 5), type: 'WinnerSelected', eventId: 'winner:c1:a', userId: 'a', position: 1, ticket: '0-9' },
-        { ...base('c1', T0 + 5), type: 'GifticonIssued', eventId: 'gifticon:c1:a', userId: 'a', gifticonId: 'g1', code: 'X', position: 1 },
-        { ...base('c1', T0 + 5), type: 'CampaignSoldOut', eventId: 'soldout:c1', winners: 1 },
-      ], 0, 40n),
+      logOf(
+        [
+          created('c1', 1),
+          { ...base('c1', T0 + 5), type: 'WinnerSelected', eventId: 'winner:c1:a', userId: 'a', position: 1, ticket: '0-9' },
+          {
+            ...base('c1', T0 + 5),
+            type: 'GifticonIssued',
+            eventId: 'gifticon:c1:a',
+            userId: 'a',
+            gifticonId: 'g1',
+            code: 'X',
+            position: 1,
+          },
+          { ...base('c1', T0 + 5), type: 'CampaignSoldOut', eventId: 'soldout:c1', winners: 1 },
+        ],
+        0,
+        40n,
+      ),
       empty,
     );
     expect(plan.winners).toEqual([{ campaignId: 'c1', userId: 'a', position: 1, wonAt: new Date(T0 + 5) }]);

@@ -41,12 +41,32 @@ describe('admin connections: first, cursors, pages', () => {
 
   it('a page of first + 1 rows says there is a next page and ends at its last edge', () => {
     const rows = [1, 2, 3, 4];
-    const conn = connectionOf(rows, 3, 10, (p) => ({ list: 'winners', campaignId: 'c', position: p }), (p) => ({ p }));
+    const conn = connectionOf(
+      rows,
+      3,
+      10,
+      (p) => ({ list: 'winners', campaignId: 'c', position: p }),
+      (p) => ({ p }),
+    );
     expect(conn.edges.map((e) => e.node.p)).toEqual([1, 2, 3]);
     expect(conn.pageInfo).toEqual({ hasNextPage: true, endCursor: conn.edges[2]!.cursor });
     expect(conn.totalCount).toBe(10);
-    const last = connectionOf([4], 3, 10, (p) => ({ list: 'winners', campaignId: 'c', position: p }), (p) => p);
+    const last = connectionOf(
+      [4],
+      3,
+      10,
+      (p) => ({ list: 'winners', campaignId: 'c', position: p }),
+      (p) => p,
+    );
     expect(last.pageInfo.hasNextPage).toBe(false);
-    expect(connectionOf([], 3, 0, () => ({ list: 'campaigns', createdAt: 0, id: 'x' }), (p) => p).pageInfo).toEqual({ hasNextPage: false, endCursor: null });
+    expect(
+      connectionOf(
+        [],
+        3,
+        0,
+        () => ({ list: 'campaigns', createdAt: 0, id: 'x' }),
+        (p) => p,
+      ).pageInfo,
+    ).toEqual({ hasNextPage: false, endCursor: null });
   });
 });

@@ -12,7 +12,11 @@ describe('REDIS_CLUSTER_NODES', () => {
   });
 
   it('reads host:port seed nodes as a list', () => {
-    expect(loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000, redis-b:7001,[::1]:7002' }).REDIS_CLUSTER_NODES).toEqual(['10.0.0.1:7000', 'redis-b:7001', '[::1]:7002']);
+    expect(loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000, redis-b:7001,[::1]:7002' }).REDIS_CLUSTER_NODES).toEqual([
+      '10.0.0.1:7000',
+      'redis-b:7001',
+      '[::1]:7002',
+    ]);
   });
 
   it('names the variable when an entry is not host:port', () => {
@@ -47,9 +51,22 @@ describe('a Redis error', () => {
     const ReplyError = class extends Error {
       override name = 'ReplyError';
     };
-    for (const m of ['MOVED 6750 127.0.0.1:17005', 'ASK 12 127.0.0.1:17001', 'CLUSTERDOWN The cluster is down', 'TRYAGAIN Multiple keys request during rehashing of slot', 'Connection is closed.', 'Too many Cluster redirections. Last error: Error: Connection is closed.', 'connect ECONNREFUSED 127.0.0.1:17001'])
+    for (const m of [
+      'MOVED 6750 127.0.0.1:17005',
+      'ASK 12 127.0.0.1:17001',
+      'CLUSTERDOWN The cluster is down',
+      'TRYAGAIN Multiple keys request during rehashing of slot',
+      'Connection is closed.',
+      'Too many Cluster redirections. Last error: Error: Connection is closed.',
+      'connect ECONNREFUSED 127.0.0.1:17001',
+    ])
       expect(isRedisUnavailable(new ReplyError(m)), m).toBe(true);
-    for (const m of ['ERR wrong number of arguments', 'WRONGTYPE Operation against a key holding the wrong kind of value', 'NOSCRIPT No matching script', 'ERR Error running script: MOVED inside'])
+    for (const m of [
+      'ERR wrong number of arguments',
+      'WRONGTYPE Operation against a key holding the wrong kind of value',
+      'NOSCRIPT No matching script',
+      'ERR Error running script: MOVED inside',
+    ])
       expect(isRedisUnavailable(new ReplyError(m)), m).toBe(false);
     expect(isRedisUnavailable('MOVED 1 a:1')).toBe(false);
   });

@@ -4,7 +4,9 @@ import { BACKOFF, backoffMs, RepeatFilter } from '../../src/retrying.js';
 describe('backoff of a failing component', () => {
   it('doubles from half a second and stops at 30 s, ±20%', () => {
     const mid = () => 0.5; // no jitter
-    expect([1, 2, 3, 4, 5, 6, 7, 8, 50].map((n) => backoffMs(n, mid))).toEqual([500, 1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000]);
+    expect([1, 2, 3, 4, 5, 6, 7, 8, 50].map((n) => backoffMs(n, mid))).toEqual([
+      500, 1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000,
+    ]);
     expect(backoffMs(3, () => 0)).toBe(1600);
     expect(backoffMs(3, () => 1)).toBe(2400);
     for (let n = 1; n < 100; n++) expect(backoffMs(n)).toBeLessThanOrEqual(BACKOFF.capMs);

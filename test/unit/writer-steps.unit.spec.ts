@@ -7,14 +7,29 @@ describe("the writer's step counts", () => {
     const s = new WriterSteps();
     expect(checkSteps(s, 0, [{ campaignId: 'c', seq: 7 }])).toEqual([]);
     expect(s.of(0, 'c')).toBe(7);
-    expect(checkSteps(s, 0, [{ campaignId: 'c', seq: 8 }, { campaignId: 'c', seq: 9 }])).toEqual([]);
+    expect(
+      checkSteps(s, 0, [
+        { campaignId: 'c', seq: 8 },
+        { campaignId: 'c', seq: 9 },
+      ]),
+    ).toEqual([]);
     expect(s.of(0, 'c')).toBe(9);
   });
 
   it('find a campaign behind: a script that refused (-1), or one re-created from nothing (1), while the others go on', () => {
     const s = new WriterSteps();
-    checkSteps(s, 0, [{ campaignId: 'a', seq: 5 }, { campaignId: 'b', seq: 3 }, { campaignId: 'c', seq: 2 }]);
-    expect(checkSteps(s, 0, [{ campaignId: 'a', seq: -1 }, { campaignId: 'b', seq: 1 }, { campaignId: 'c', seq: 3 }])).toEqual(['a', 'b']);
+    checkSteps(s, 0, [
+      { campaignId: 'a', seq: 5 },
+      { campaignId: 'b', seq: 3 },
+      { campaignId: 'c', seq: 2 },
+    ]);
+    expect(
+      checkSteps(s, 0, [
+        { campaignId: 'a', seq: -1 },
+        { campaignId: 'b', seq: 1 },
+        { campaignId: 'c', seq: 3 },
+      ]),
+    ).toEqual(['a', 'b']);
     expect(s.of(0, 'c')).toBe(3);
     expect(s.of(0, 'a')).toBe(5);
   });

@@ -2,13 +2,25 @@ import { describe, expect, it } from 'vitest';
 import { noWriterLine, NoWriter, reachLine, unowned, WriterWatch, type Ownership, type WriterRole } from '../../batch/writers.js';
 
 const writer: WriterRole = { role: 'writer', group: 'fc.decider', topic: 'fc.campaign-events' };
-const own = (state: string, owners: [number, string][]): Ownership => ({ state, members: new Set(owners.map(([, m]) => m)).size, owners: new Map(owners) });
+const own = (state: string, owners: [number, string][]): Ownership => ({
+  state,
+  members: new Set(owners.map(([, m]) => m)).size,
+  owners: new Map(owners),
+});
 const projector: WriterRole = { role: 'projector', group: 'fc.projector', topic: 'fc.campaign-events' };
 const empty: Ownership = { state: 'Empty', members: 0, owners: new Map() };
 
 describe('writers: who owns the partitions a replay rewinds', () => {
   it('a partition no member owns is missing; owned ones are not', () => {
-    expect(unowned(own('Stable', [[0, 'm1'], [2, 'm1']]), [0, 1, 2, 3])).toEqual([1, 3]);
+    expect(
+      unowned(
+        own('Stable', [
+          [0, 'm1'],
+          [2, 'm1'],
+        ]),
+        [0, 1, 2, 3],
+      ),
+    ).toEqual([1, 3]);
     expect(unowned(empty, [3])).toEqual([3]);
   });
 
@@ -21,14 +33,22 @@ describe('writers: who owns the partitions a replay rewinds', () => {
     expect(noWriterLine([{ writer: writer, partitions: [3], ownership: empty }], { then: 'then run this replay again' })).toBe(
       'no writer owns partition 3 of fc.campaign-events (consumer group fc.decider has no member): start one with `npm start -- --roles writer`, then run this replay again',
     );
-    expect(noWriterLine([{ writer: projector, partitions: [0, 1], ownership: own('Stable', [[2, 'm']]) }], { doing: 'the rebuild stopped', then: 'it catches up' })).toBe(
+    expect(
+      noWriterLine([{ writer: projector, partitions: [0, 1], ownership: own('Stable', [[2, 'm']]) }], {
+        doing: 'the rebuild stopped',
+        then: 'it catches up',
+      }),
+    ).toBe(
       'the rebuild stopped: no projector owns partitions 0, 1 of fc.campaign-events (consumer group fc.projector has 1 member(s), none owning them): start one with `npm start -- --roles projector`, it catches up',
     );
   });
 
   it('both writers of ALL missing make one line with one command that starts both', () => {
     const both = NoWriter.of(
-      [new NoWriter([{ writer: writer, partitions: [1], ownership: empty }], { then: 'x' }), new NoWriter([{ writer: projector, partitions: [1], ownership: empty }], { then: 'x' })],
+      [
+        new NoWriter([{ writer: writer, partitions: [1], ownership: empty }], { then: 'x' }),
+        new NoWriter([{ writer: projector, partitions: [1], ownership: empty }], { then: 'x' }),
+      ],
       { then: 'then run this replay again' },
     );
     expect(both.message).toBe(
@@ -38,7 +58,9 @@ describe('writers: who owns the partitions a replay rewinds', () => {
   });
 
   it('says how far the writer got, furthest behind first', () => {
-    expect(reachLine(writer, [{ partition: 3, at: 12_000n, until: 41_200n }])).toBe('waiting for the writer of partition 3 to reach offset 41,200 (at 12,000)');
+    expect(reachLine(writer, [{ partition: 3, at: 12_000n, until: 41_200n }])).toBe(
+      'waiting for the writer of partition 3 to reach offset 41,200 (at 12,000)',
+    );
     expect(
       reachLine(writer, [
         { partition: 0, at: 90n, until: 100n },
@@ -53,7 +75,10 @@ describe('writers: a watch over a wait', () => {
   function watched(answers: Ownership[], graceMs = 10_000) {
     let now = 0;
     let calls = 0;
-    const watch = new WriterWatch(writer, async () => answers[Math.min(calls++, answers.length - 1)]!, graceMs, { everyMs: 1000, now: () => now });
+    const watch = new WriterWatch(writer, async () => answers[Math.min(calls++, answers.length - 1)]!, graceMs, {
+      everyMs: 1000,
+      now: () => now,
+    });
     return { watch, at: (t: number) => (now = t), calls: () => calls };
   }
   const line = { then: 'then run this replay again' };

@@ -154,13 +154,16 @@ function show(c) {
 // rate line falls back to zero.
 setInterval(() => {
   const last = state.samples.at(-1);
-  if (last && Date.now() - last.t >= 1000) show({ ...last, id: state.campaign, status: $('#drop-status').textContent, winners: Number($('#c-winners').textContent) });
+  if (last && Date.now() - last.t >= 1000)
+    show({ ...last, id: state.campaign, status: $('#drop-status').textContent, winners: Number($('#c-winners').textContent) });
 }, 1000);
 
 function draw() {
   const canvas = $('#chart');
   const g = canvas.getContext('2d');
-  const W = canvas.width, H = canvas.height, pad = 36;
+  const W = canvas.width,
+    H = canvas.height,
+    pad = 36;
   g.clearRect(0, 0, W, H);
   const s = state.samples;
   const last = s.at(-1);
@@ -169,19 +172,28 @@ function draw() {
   canvas.dataset.remaining = String(last?.remaining ?? '');
   canvas.dataset.soldOut = state.soldOutAt === null ? '' : new Date(state.soldOutAt).toISOString();
   if (s.length < 2) return;
-  const t0 = s[0].t, t1 = Math.max(s.at(-1).t, t0 + 1000);
+  const t0 = s[0].t,
+    t1 = Math.max(s.at(-1).t, t0 + 1000);
   const maxRate = Math.max(1, ...s.map((p) => p.rate));
   const stock = Math.max(1, last.stock);
   const x = (t) => pad + ((t - t0) / (t1 - t0)) * (W - 2 * pad);
   const yRate = (v) => H - pad - (v / maxRate) * (H - 2 * pad);
   const yStock = (v) => H - pad - (v / stock) * (H - 2 * pad);
-  g.strokeStyle = '#ccd'; g.lineWidth = 1;
-  g.beginPath(); g.moveTo(pad, H - pad); g.lineTo(W - pad, H - pad); g.stroke();
-  g.fillStyle = '#555'; g.font = '11px system-ui';
-  g.fillText(`${Math.round(maxRate)}/s`, 2, pad); g.fillText(`${stock}`, W - pad + 4, pad);
+  g.strokeStyle = '#ccd';
+  g.lineWidth = 1;
+  g.beginPath();
+  g.moveTo(pad, H - pad);
+  g.lineTo(W - pad, H - pad);
+  g.stroke();
+  g.fillStyle = '#555';
+  g.font = '11px system-ui';
+  g.fillText(`${Math.round(maxRate)}/s`, 2, pad);
+  g.fillText(`${stock}`, W - pad + 4, pad);
   g.fillText(`${((t1 - t0) / 1000).toFixed(1)} s`, W - pad - 30, H - pad + 14);
   const line = (color, y) => {
-    g.strokeStyle = color; g.lineWidth = 2; g.beginPath();
+    g.strokeStyle = color;
+    g.lineWidth = 2;
+    g.beginPath();
     s.forEach((p, i) => (i ? g.lineTo(x(p.t), y(p)) : g.moveTo(x(p.t), y(p))));
     g.stroke();
   };
@@ -189,8 +201,15 @@ function draw() {
   line('#11a36b', (p) => yStock(p.remaining));
   if (state.soldOutAt !== null) {
     const sx = x(state.soldOutAt);
-    g.strokeStyle = '#d22'; g.setLineDash([5, 4]); g.beginPath(); g.moveTo(sx, pad / 2); g.lineTo(sx, H - pad); g.stroke(); g.setLineDash([]);
-    g.fillStyle = '#d22'; g.fillText('sold out', sx + 4, pad / 2 + 10);
+    g.strokeStyle = '#d22';
+    g.setLineDash([5, 4]);
+    g.beginPath();
+    g.moveTo(sx, pad / 2);
+    g.lineTo(sx, H - pad);
+    g.stroke();
+    g.setLineDash([]);
+    g.fillStyle = '#d22';
+    g.fillText('sold out', sx + 4, pad / 2 + 10);
   }
 }
 
@@ -203,14 +222,19 @@ async function page(kind, first = false) {
   const seq = (pageSeq[kind] = (pageSeq[kind] ?? 0) + 1);
   const fields = kind === 'winners' ? 'position userId wonAt' : 'userId code issuedAt';
   try {
-    const d = await gql(`query($c: ID!, $after: String) { ${kind}(campaignId: $c, first: 20, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { node { ${fields} } } } }`, { c: id, after });
+    const d = await gql(
+      `query($c: ID!, $after: String) { ${kind}(campaignId: $c, first: 20, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { node { ${fields} } } } }`,
+      { c: id, after },
+    );
     if (id !== state.campaign || seq !== pageSeq[kind]) return;
     const conn = d[kind];
     state.cursors[kind] = conn.pageInfo.hasNextPage ? conn.pageInfo.endCursor : null;
     $(`#${kind}-next`).disabled = !conn.pageInfo.hasNextPage;
     $(`#${kind}`).dataset.total = String(conn.totalCount);
     $(`#${kind} tbody`).replaceChildren(
-      ...conn.edges.map(({ node: n }) => row(kind === 'winners' ? [n.position, n.userId, time(n.wonAt)] : [n.userId, n.code, time(n.issuedAt)])),
+      ...conn.edges.map(({ node: n }) =>
+        row(kind === 'winners' ? [n.position, n.userId, time(n.wonAt)] : [n.userId, n.code, time(n.issuedAt)]),
+      ),
     );
   } catch (err) {
     $(`#${kind} tbody`).replaceChildren(row([err.message]));
@@ -242,7 +266,9 @@ async function startJob(mutation, variables) {
 }
 
 async function showReport() {
-  const d = await gql(`query($c: ID!) { report(campaignId: $c) { entrants requests winners issued firstEntryAt soldOutAt generatedAt } }`, { c: state.campaign });
+  const d = await gql(`query($c: ID!) { report(campaignId: $c) { entrants requests winners issued firstEntryAt soldOutAt generatedAt } }`, {
+    c: state.campaign,
+  });
   text($('#report-out'), JSON.stringify(d.report, null, 2));
 }
 
@@ -251,12 +277,19 @@ $('#sign-in-button').addEventListener('click', () => signIn($('#token').value));
 $('#sign-out').addEventListener('click', signOut);
 $('#refresh').addEventListener('click', () => loadCampaigns().catch((err) => alert(err.message)));
 $('#create').addEventListener('submit', create);
-$('#close').addEventListener('click', () => gql(`mutation($id: ID!) { closeCampaign(id: $id) { status } }`, { id: state.campaign }).then(loadCampaigns, (err) => alert(err.message)));
+$('#close').addEventListener('click', () =>
+  gql(`mutation($id: ID!) { closeCampaign(id: $id) { status } }`, { id: state.campaign }).then(loadCampaigns, (err) => alert(err.message)),
+);
 $('#winners-next').addEventListener('click', () => page('winners'));
 $('#gifticons-next').addEventListener('click', () => page('gifticons'));
-$('#report').addEventListener('click', () => startJob(`mutation($c: ID!) { requestReport(campaignId: $c) { id name status } }`, { c: state.campaign }));
+$('#report').addEventListener('click', () =>
+  startJob(`mutation($c: ID!) { requestReport(campaignId: $c) { id name status } }`, { c: state.campaign }),
+);
 $('#replay').addEventListener('click', () =>
-  startJob(`mutation($t: ReplayTarget!, $c: ID) { replay(target: $t, campaignId: $c) { id name status } }`, { t: $('#replay-target').value, c: state.campaign }),
+  startJob(`mutation($t: ReplayTarget!, $c: ID) { replay(target: $t, campaignId: $c) { id name status } }`, {
+    t: $('#replay-target').value,
+    c: state.campaign,
+  }),
 );
 
 // a token in the fragment (npm run demo -- --watch prints one) never reaches the server's logs

@@ -19,7 +19,8 @@ const FILES: Record<string, { type: string; path: URL | string }> = {
   '/console/graphql-ws.js': { type: 'text/javascript; charset=utf-8', path: graphqlWsUmd },
 };
 
-const POLICY = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+const POLICY =
+  "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 const cache = new Map<string, Buffer>();
 
 /** Answers a console path (true), or leaves the request to the next route (false). */

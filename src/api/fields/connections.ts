@@ -78,7 +78,13 @@ export interface Connection<N> {
 }
 
 /** `rows` were fetched with `first + 1`, so one more row than the page tells there is a next page. */
-export function connectionOf<R, N>(rows: readonly R[], first: number, totalCount: number, keyOf: (r: R) => CursorKey, nodeOf: (r: R) => N): Connection<N> {
+export function connectionOf<R, N>(
+  rows: readonly R[],
+  first: number,
+  totalCount: number,
+  keyOf: (r: R) => CursorKey,
+  nodeOf: (r: R) => N,
+): Connection<N> {
   const page = rows.slice(0, first);
   const edges = page.map((r) => ({ cursor: encodeCursor(keyOf(r)), node: nodeOf(r) }));
   return {

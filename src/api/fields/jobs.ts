@@ -16,7 +16,12 @@ const TARGETS: ReadonlySet<string> = new Set<ReplayTarget>(['REDIS', 'DATABASE',
  */
 export const jobsPlugin: ApiPluginFactory = async (shared) => {
   const { prisma, ordering, instance, config } = shared;
-  const handle = await openAgenda(config.DATABASE_URL, { name: `api-${instance}`, poolSize: 2, notify: true, logTag: identityKey(shared.logIdentity) });
+  const handle = await openAgenda(config.DATABASE_URL, {
+    name: `api-${instance}`,
+    poolSize: 2,
+    notify: true,
+    logTag: identityKey(shared.logIdentity),
+  });
   const orphans = watchOrphans(handle, logger.child({ role: 'api', component: 'jobs' }));
 
   return {
@@ -25,7 +30,10 @@ export const jobsPlugin: ApiPluginFactory = async (shared) => {
         report: async (_: unknown, args: { campaignId: unknown }, ctx: Signed) => {
           requireAdmin(ctx);
           const id = campaignId(args.campaignId);
-          const r = await prisma.campaignReport.findFirst({ where: { campaignId: id }, orderBy: [{ generatedAt: 'desc' }, { id: 'desc' }] });
+          const r = await prisma.campaignReport.findFirst({
+            where: { campaignId: id },
+            orderBy: [{ generatedAt: 'desc' }, { id: 'desc' }],
+          });
           return (
             r && {
               campaignId: r.campaignId,

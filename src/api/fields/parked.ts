@@ -50,10 +50,14 @@ export const parkedPlugin: ApiPluginFactory = async (shared) => {
           requireAdmin(ctx);
           const first = pageSize(args.first, 50);
           const after = decodeCursor('parked', args.after);
-          if (args.status !== undefined && args.status !== null && !STATUSES.has(String(args.status))) throw badInput('status', 'must be PARKED or RETRIED');
+          if (args.status !== undefined && args.status !== null && !STATUSES.has(String(args.status)))
+            throw badInput('status', 'must be PARKED or RETRIED');
           const status = args.status ? { status: String(args.status) } : {};
           const where = after
-            ? { ...status, OR: [{ parkedAt: { lt: new Date(after.parkedAt) } }, { parkedAt: new Date(after.parkedAt), id: { lt: after.id } }] }
+            ? {
+                ...status,
+                OR: [{ parkedAt: { lt: new Date(after.parkedAt) } }, { parkedAt: new Date(after.parkedAt), id: { lt: after.id } }],
+              }
             : status;
           const [rows, totalCount] = await Promise.all([
             prisma.parkedRecord.findMany({ where, orderBy: [{ parkedAt: 'desc' }, { id: 'desc' }], take: first + 1 }),
@@ -74,7 +78,11 @@ export const parkedPlugin: ApiPluginFactory = async (shared) => {
           requireAdmin(ctx);
           const summary = { retried: 0, stillParked: 0 };
           // oldest first: records appended again keep their relative order
-          const ids = await prisma.parkedRecord.findMany({ where: { status: 'PARKED' }, orderBy: [{ parkedAt: 'asc' }, { id: 'asc' }], select: { id: true } });
+          const ids = await prisma.parkedRecord.findMany({
+            where: { status: 'PARKED' },
+            orderBy: [{ parkedAt: 'asc' }, { id: 'asc' }],
+            select: { id: true },
+          });
           for (const { id } of ids) {
             const r = await retryParked(deps, id);
             if (r.kind === 'retried') summary.retried++;

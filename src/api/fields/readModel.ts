@@ -59,7 +59,13 @@ export function readModelResolvers(prisma: PrismaClient) {
           prisma.campaign.count(),
         ]);
         const now = Date.now();
-        return connectionOf(rows, first, totalCount, (r) => ({ list: 'campaigns', createdAt: r.createdAt.getTime(), id: r.id }), (r) => campaignNode(r, now));
+        return connectionOf(
+          rows,
+          first,
+          totalCount,
+          (r) => ({ list: 'campaigns', createdAt: r.createdAt.getTime(), id: r.id }),
+          (r) => campaignNode(r, now),
+        );
       },
       winners: async (_: unknown, args: { campaignId: unknown; first?: unknown; after?: unknown }, ctx: Signed) => {
         requireAdmin(ctx);
@@ -74,7 +80,9 @@ export function readModelResolvers(prisma: PrismaClient) {
           }),
           prisma.winner.count({ where: { campaignId: id } }),
         ]);
-        const gifts = await prisma.gifticon.findMany({ where: { campaignId: id, userId: { in: rows.slice(0, first).map((r) => r.userId) } } });
+        const gifts = await prisma.gifticon.findMany({
+          where: { campaignId: id, userId: { in: rows.slice(0, first).map((r) => r.userId) } },
+        });
         const giftOf = new Map(gifts.map((g) => [g.userId, g]));
         return connectionOf(
           rows,

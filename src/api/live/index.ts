@@ -14,7 +14,14 @@ export function startLive(
 ) {
   const hub = new ChangeHub(ChannelSubscriber.of(deps.redis), (id) => changesChannelOf(deps.ordering, id));
   const auth = createAuthenticator(deps.config);
-  const ws = attachSubscriptions(server, { config: deps.config, services: deps.services, hub, auth, edge: deps.metrics.edge, limits: deps.metrics.limits });
+  const ws = attachSubscriptions(server, {
+    config: deps.config,
+    services: deps.services,
+    hub,
+    auth,
+    edge: deps.metrics.edge,
+    limits: deps.metrics.limits,
+  });
   deps.metrics.gauge('firstcome_ws_sockets', 'open GraphQL WebSocket connections', () => ws.stats.sockets);
   deps.metrics.gauge('firstcome_ws_subscriptions', 'live subscriptions over WebSocket', () => ws.stats.subscriptions);
   deps.metrics.gauge('firstcome_live_channels', 'campaign change channels this process subscribes to in Redis', () => hub.size.channels);

@@ -7,7 +7,9 @@ import { GraphQLError, type ValidationRule } from 'graphql';
 export const noSubscriptionOverHttp: ValidationRule = (context) => ({
   OperationDefinition(node) {
     if (node.operation === 'subscription') {
-      context.reportError(new GraphQLError('subscriptions are served over WebSocket (graphql-transport-ws) at ws://<host>/graphql', { nodes: node }));
+      context.reportError(
+        new GraphQLError('subscriptions are served over WebSocket (graphql-transport-ws) at ws://<host>/graphql', { nodes: node }),
+      );
     }
   },
 });

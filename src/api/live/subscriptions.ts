@@ -13,7 +13,10 @@ export interface LiveCtx extends Ctx {
   hub: ChangeHub;
 }
 
-const partitionOf = (s: ApiServices, id: string): PartitionRef => ({ topic: s.config.topics.events, partition: partitionFor(id, s.config.EVENT_PARTITIONS) });
+const partitionOf = (s: ApiServices, id: string): PartitionRef => ({
+  topic: s.config.topics.events,
+  partition: partitionFor(id, s.config.EVENT_PARTITIONS),
+});
 
 /**
  * A live value: read once at the start, then again whenever the hub says it changed, pushed only
@@ -51,11 +54,12 @@ async function live<T>(
       reading = false;
     }
   };
-  unwatch = await watch(() =>
-    void refresh(false).catch((err) => {
-      log.warn({ err }, 'a live read failed');
-      queue.fail(err);
-    }),
+  unwatch = await watch(
+    () =>
+      void refresh(false).catch((err) => {
+        log.warn({ err }, 'a live read failed');
+        queue.fail(err);
+      }),
   );
   if (queue.done) unwatch();
   try {

@@ -54,7 +54,8 @@ function expiryOf(token: string): number | undefined {
   }
 }
 
-const refusal = (message: string, code: string, extensions: Record<string, unknown> = {}) => new GraphQLError(message, { extensions: { code, ...extensions } });
+const refusal = (message: string, code: string, extensions: Record<string, unknown> = {}) =>
+  new GraphQLError(message, { extensions: { code, ...extensions } });
 
 /** Browsers send Origin; a socket from a page of another site may ride its user's token. */
 function originAllowed(req: IncomingMessage, allowed: readonly string[] | undefined): boolean {
@@ -193,9 +194,17 @@ export function attachSubscriptions(
         }
         const op = getOperationAST(document, payload.operationName);
         if (!op) return [refusal('no operation to run (name it with operationName)', 'BAD_REQUEST')];
-        if (op.operation !== 'subscription') return [refusal(`only subscriptions over WebSocket; send a ${op.operation} to POST /graphql`, 'BAD_REQUEST')];
+        if (op.operation !== 'subscription')
+          return [refusal(`only subscriptions over WebSocket; send a ${op.operation} to POST /graphql`, 'BAD_REQUEST')];
         const errors = validate(schema, document, rules);
-        if (errors.length > 0) return errors.map((e) => new GraphQLError(production ? hideSuggestions(e.message) : e.message, { nodes: e.nodes, extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' } }));
+        if (errors.length > 0)
+          return errors.map(
+            (e) =>
+              new GraphQLError(production ? hideSuggestions(e.message) : e.message, {
+                nodes: e.nodes,
+                extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' },
+              }),
+          );
         // a subscribe spends from the same budget as a request over HTTP (counted and checked above
         // first: graphql-ws has counted this subscription already, and others may arrive meanwhile)
         const budget = caller.admin ? budgets.admin : budgets.user;
@@ -210,7 +219,9 @@ export function attachSubscriptions(
         return { schema, document, operationName: payload.operationName, variableValues: payload.variables, contextValue };
       },
       // what execution says (a variable's value coerced, an enum value misspelled) is masked as over HTTP
-      onNext: production ? (_ctx, _id, _payload, _args, result) => (result.errors ? { ...result, errors: result.errors.map((e) => maskedError(e)) } : result) : undefined,
+      onNext: production
+        ? (_ctx, _id, _payload, _args, result) => (result.errors ? { ...result, errors: result.errors.map((e) => maskedError(e)) } : result)
+        : undefined,
       onClose: (ctx) => {
         if (!sockets.delete(ctx)) return;
         void leases.release(ctx.extra.caller!.userId, ctx.extra.leaseId!).catch(() => undefined); // else its lease runs out
@@ -221,15 +232,19 @@ export function attachSubscriptions(
   );
 
   // one sweep for every socket instead of a timer each: idle is counted from the last subscription's end
-  const sweep = setInterval(() => {
-    const now = Date.now();
-    for (const ctx of sockets) {
-      if (ctx.extra.expiresAt !== undefined && now >= ctx.extra.expiresAt) ctx.extra.socket.close(CLOSE.unauthenticated, 'UNAUTHENTICATED: the token has expired');
-      else if (Object.keys(ctx.subscriptions).length > 0) ctx.extra.idleSince = null;
-      else if (ctx.extra.idleSince == null) ctx.extra.idleSince = now;
-      else if (now - ctx.extra.idleSince >= config.WS_IDLE_TIMEOUT_MS) ctx.extra.socket.close(CLOSE.idle, 'idle: no subscription');
-    }
-  }, Math.min(1000, Math.max(50, config.WS_IDLE_TIMEOUT_MS / 4)));
+  const sweep = setInterval(
+    () => {
+      const now = Date.now();
+      for (const ctx of sockets) {
+        if (ctx.extra.expiresAt !== undefined && now >= ctx.extra.expiresAt)
+          ctx.extra.socket.close(CLOSE.unauthenticated, 'UNAUTHENTICATED: the token has expired');
+        else if (Object.keys(ctx.subscriptions).length > 0) ctx.extra.idleSince = null;
+        else if (ctx.extra.idleSince == null) ctx.extra.idleSince = now;
+        else if (now - ctx.extra.idleSince >= config.WS_IDLE_TIMEOUT_MS) ctx.extra.socket.close(CLOSE.idle, 'idle: no subscription');
+      }
+    },
+    Math.min(1000, Math.max(50, config.WS_IDLE_TIMEOUT_MS / 4)),
+  );
   sweep.unref();
   // the leases of the sockets still open here; a process that dies stops renewing, and its places free themselves
   const renew = setInterval(() => {

@@ -99,13 +99,29 @@ export function isEntrantRegistered(j: Record<string, unknown>): boolean {
 
 /** A winner's WinnerSelected, checked by hand as `isEntrantRegistered` is. */
 export function isWinnerSelected(j: Record<string, unknown>): boolean {
-  return j.type === 'WinnerSelected' && hasEnvelope(j) && isUserId(j.userId) && isPosition(j.position) && typeof j.ticket === 'string' && TICKET.test(j.ticket);
+  return (
+    j.type === 'WinnerSelected' &&
+    hasEnvelope(j) &&
+    isUserId(j.userId) &&
+    isPosition(j.position) &&
+    typeof j.ticket === 'string' &&
+    TICKET.test(j.ticket)
+  );
 }
 
 /** A winner's GifticonIssued, checked by hand as `isEntrantRegistered` is. */
 export function isGifticonIssued(j: Record<string, unknown>): boolean {
   const { gifticonId, code } = j;
-  return j.type === 'GifticonIssued' && hasEnvelope(j) && isUserId(j.userId) && isPosition(j.position) && typeof gifticonId === 'string' && gifticonId.length >= 1 && typeof code === 'string' && code.length >= 1;
+  return (
+    j.type === 'GifticonIssued' &&
+    hasEnvelope(j) &&
+    isUserId(j.userId) &&
+    isPosition(j.position) &&
+    typeof gifticonId === 'string' &&
+    gifticonId.length >= 1 &&
+    typeof code === 'string' &&
+    code.length >= 1
+  );
 }
 
 const isUserId = (v: unknown) => typeof v === 'string' && USER_ID.test(v);
@@ -222,7 +238,13 @@ export function decodeRecord(value: Buffer | null, partition: number, offset: bi
   if (parsed.json.length === 0) return [{ kind: 'foreign', error: 'an empty packed record', partition, offset }];
   const each = parsed.json.map((j) => classify(j, partition, offset));
   const bad = each.findIndex((d) => d.kind === 'foreign');
-  if (bad >= 0) return [{ ...(each[bad] as Extract<Decoded, { kind: 'foreign' }>), error: `packed record, event ${bad + 1}: ${(each[bad] as Extract<Decoded, { kind: 'foreign' }>).error}` }];
+  if (bad >= 0)
+    return [
+      {
+        ...(each[bad] as Extract<Decoded, { kind: 'foreign' }>),
+        error: `packed record, event ${bad + 1}: ${(each[bad] as Extract<Decoded, { kind: 'foreign' }>).error}`,
+      },
+    ];
   const newer = each.find((d) => d.kind === 'newer');
   return newer ? [newer] : each;
 }
@@ -246,14 +268,20 @@ function classify(parsed: unknown, partition: number, offset: bigint): Decoded {
     const logId = genesisOf(parsed as Record<string, unknown>);
     return logId === null ? foreign('no event type', partition, offset) : { kind: 'genesis', logId, partition, offset };
   }
-  if (handChecked.get(type)?.(parsed as Record<string, unknown>)) return { kind: 'event', logged: { event: parsed as CampaignEvent, partition, offset } };
+  if (handChecked.get(type)?.(parsed as Record<string, unknown>))
+    return { kind: 'event', logged: { event: parsed as CampaignEvent, partition, offset } };
   if (typeof version === 'number' && version > EVENT_VERSION) {
     // An upgrade goes one event version at a time (readers first), so the only later version a
     // running build can meet from another firstcome is the next one, in this log's envelope: that
     // is never guessed at. Anything claiming to be further ahead is not from an upgrade; stopping
     // for it would let any writer halt every drop, so it is parked like other foreign records.
-    if (version === EVENT_VERSION + 1 && envelopeSchema.safeParse(parsed).success) return { kind: 'newer', version, type, partition, offset };
-    return foreign(`version ${version} is not one this build or the next one writes (this build knows ${EVENT_VERSION})`, partition, offset);
+    if (version === EVENT_VERSION + 1 && envelopeSchema.safeParse(parsed).success)
+      return { kind: 'newer', version, type, partition, offset };
+    return foreign(
+      `version ${version} is not one this build or the next one writes (this build knows ${EVENT_VERSION})`,
+      partition,
+      offset,
+    );
   }
   const checked = eventSchema.safeParse(parsed);
   if (!checked.success) {

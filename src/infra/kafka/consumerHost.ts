@@ -140,7 +140,10 @@ export class ConsumerHost {
   }
 
   get groupId(): string {
-    return readSideGroup(this.config, this.processors.map((p) => p.name));
+    return readSideGroup(
+      this.config,
+      this.processors.map((p) => p.name),
+    );
   }
 
   /** Before `start`: the roles of the process say which processors it runs. */
@@ -167,12 +170,15 @@ export class ConsumerHost {
       async (guard) => {
         const consumer = roleConsumer(this.kafka, this.groupId, this.opts.maxWaitTimeInMs ?? 200, READ_SIDE_FETCH);
         this.consumer = consumer;
-        consumer.on(consumer.events.GROUP_JOIN, (e) => this.joinedWith((e.payload.memberAssignment[this.topic] ?? []).slice().sort((a, b) => a - b)));
+        consumer.on(consumer.events.GROUP_JOIN, (e) =>
+          this.joinedWith((e.payload.memberAssignment[this.topic] ?? []).slice().sort((a, b) => a - b)),
+        );
         // batches holding only transaction markers or aborted records never reach eachBatch, but move the stream
         consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
           const { topic, partition, batchSize, firstOffset, lastOffset } = e.payload;
           const lane = this.lanes.get(partition);
-          if (topic === this.topic && batchSize === 0 && firstOffset !== null && lane?.cursor === BigInt(firstOffset)) lane.cursor = BigInt(lastOffset) + 1n;
+          if (topic === this.topic && batchSize === 0 && firstOffset !== null && lane?.cursor === BigInt(firstOffset))
+            lane.cursor = BigInt(lastOffset) + 1n;
         });
         await consumer.connect();
         await consumer.subscribe({ topic: this.topic, fromBeginning: true });
@@ -283,7 +289,10 @@ export class ConsumerHost {
       lanes.set(partition, lane);
       if (fetchedFrom !== low) this.consumer?.seek({ topic: this.topic, partition, offset: low.toString() });
       for (const p of this.processors) p.observe?.(partition, { next: pos.get(p.name)! });
-      log.info({ partition, group: this.groupId, from: Object.fromEntries([...pos].map(([n, o]) => [n, o.toString()])) }, 'partition assigned');
+      log.info(
+        { partition, group: this.groupId, from: Object.fromEntries([...pos].map(([n, o]) => [n, o.toString()])) },
+        'partition assigned',
+      );
       return lane;
     })().finally(() => {
       if (this.opening.get(partition) === opening) this.opening.delete(partition);
@@ -398,7 +407,15 @@ export class ConsumerHost {
   }
 
   /** Offers one batch to each processor whose checkpoint it holds, then moves the lane past it. */
-  private async deliver(lane: Lane, partition: number, first: bigint, next: bigint, logged: readonly Logged[], messages: readonly KafkaMessage[], writing?: () => void): Promise<void> {
+  private async deliver(
+    lane: Lane,
+    partition: number,
+    first: bigint,
+    next: bigint,
+    logged: readonly Logged[],
+    messages: readonly KafkaMessage[],
+    writing?: () => void,
+  ): Promise<void> {
     for (const p of this.processors) {
       const from = lane.pos.get(p.name)!;
       // behind (waiting to be tried again, or for the seek back) or ahead of this batch

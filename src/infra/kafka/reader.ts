@@ -37,7 +37,10 @@ export async function readLog(
     });
     await consumer.connect();
     await consumer.subscribe({ topic, fromBeginning: true });
-    const timer = setTimeout(() => fail(new Error(`reading ${topic} took longer than ${opts.timeoutMs ?? 600_000} ms`)), opts.timeoutMs ?? 600_000);
+    const timer = setTimeout(
+      () => fail(new Error(`reading ${topic} took longer than ${opts.timeoutMs ?? 600_000} ms`)),
+      opts.timeoutMs ?? 600_000,
+    );
     await consumer.run({
       autoCommit: false,
       eachBatch: async ({ batch }) => {

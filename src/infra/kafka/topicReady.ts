@@ -16,7 +16,10 @@ export async function settling<T>(step: () => Promise<T>, timeoutMs = 30_000): P
     } catch (err) {
       // a broker briefly fenced while the cluster starts makes a replication factor look too high for a moment
       const e = err as { retriable?: boolean; type?: string; message?: string };
-      const retriable = e.retriable === true || e.type === 'INVALID_REPLICATION_FACTOR' || /does not host this topic-partition|leader/i.test(String(e.message));
+      const retriable =
+        e.retriable === true ||
+        e.type === 'INVALID_REPLICATION_FACTOR' ||
+        /does not host this topic-partition|leader/i.test(String(e.message));
       if (!retriable || Date.now() > deadline) throw err;
       await new Promise((r) => setTimeout(r, 250));
     }

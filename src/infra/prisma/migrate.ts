@@ -223,8 +223,15 @@ export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): P
     const tables = tablesOf(done.map((m) => m.sql));
     const missing = await missingTables(client, tables);
     if (missing.length > 0) {
-      log(`missing tables ${missing.join(', ')} although their migrations are recorded as applied: creating the read side anew (the projector refills it from the log)`);
-      await recreate(client, tables, done.map((m) => m.name), missing);
+      log(
+        `missing tables ${missing.join(', ')} although their migrations are recorded as applied: creating the read side anew (the projector refills it from the log)`,
+      );
+      await recreate(
+        client,
+        tables,
+        done.map((m) => m.name),
+        missing,
+      );
       for (const m of done) applied.delete(m.name);
       result.recreated = missing;
     }
@@ -281,17 +288,12 @@ async function applyOne(client: pg.Client, m: LocalMigration): Promise<void> {
   try {
     await client.query('BEGIN');
     await client.query(m.sql); // simple query protocol: runs the whole multi-statement script
-    await client.query(
-      `UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1`,
-      [id],
-    );
+    await client.query(`UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1`, [id]);
     await client.query('COMMIT');
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});
     const message = err instanceof Error ? err.message : String(err);
-    await client
-      .query(`UPDATE "_prisma_migrations" SET logs = $2, rolled_back_at = now() WHERE id = $1`, [id, message])
-      .catch(() => {});
+    await client.query(`UPDATE "_prisma_migrations" SET logs = $2, rolled_back_at = now() WHERE id = $1`, [id, message]).catch(() => {});
     throw new MigrationError(`migration ${m.name} failed and was rolled back: ${message}`, { cause: err });
   }
 }

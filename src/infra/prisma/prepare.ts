@@ -26,7 +26,11 @@ export function behindMessage(database: string, s: SchemaStatus): string | null 
  * While Postgres cannot be reached this waits, with a backoff, reporting the error to `health`
  * (/readyz names it). A migration that fails, or a database behind, is not waited out: it throws.
  */
-export async function prepareDatabase(config: Pick<Config, 'DATABASE_URL' | 'DB_MIGRATE'>, health: HealthReporter, log: Logger): Promise<void> {
+export async function prepareDatabase(
+  config: Pick<Config, 'DATABASE_URL' | 'DB_MIGRATE'>,
+  health: HealthReporter,
+  log: Logger,
+): Promise<void> {
   const repeats = new RepeatedErrors(log, 'warn');
   for (let failures = 1; ; failures++) {
     try {
