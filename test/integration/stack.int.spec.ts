@@ -66,8 +66,10 @@ describe('docker-compose.yml', () => {
     'redis-cluster-init',
   ];
 
-  it('names the services kafka, redis, postgres and eventstore, and the cluster profile’s nodes', () => {
-    expect(services.sort()).toEqual(['eventstore', 'kafka', 'postgres', 'redis', ...clusterNodes].sort());
+  const deployProcesses = ['api-1', 'api-2', 'api-3', 'writer-1', 'writer-2', 'projector-1', 'projector-2', 'worker', 'balancer'];
+
+  it('names the services kafka, redis, postgres and eventstore, the cluster profile’s nodes and the deploy profile’s processes', () => {
+    expect(services.sort()).toEqual(['eventstore', 'kafka', 'postgres', 'redis', ...clusterNodes, ...deployProcesses].sort());
     expect(text).not.toMatch(/\t/); // YAML forbids tabs for indentation
   });
 
@@ -75,6 +77,8 @@ describe('docker-compose.yml', () => {
     for (const s of ['eventstore', 'kafka', 'postgres', 'redis']) expect(serviceText(s), s).not.toContain('profiles');
     // a node says its profile, or takes it from the first node of its kind (a YAML merge)
     for (const s of clusterNodes) expect(serviceText(s), s).toMatch(/profiles: \["cluster"\]|<<: \*(kafka|redis)-node/);
+    // docs/deploy.md's layout: every process behind the profile "deploy", the same one only by its roles
+    for (const s of deployProcesses) expect(serviceText(s), s).toMatch(/profiles: \["deploy"\]|<<: \*app/);
     for (const port of [19092, 19093, 19094]) expect(text).toContain(`PLAINTEXT://127.0.0.1:${port}`);
     expect(text).toContain('KAFKA_CONTROLLER_QUORUM_VOTERS: 1@127.0.0.1:19192,2@127.0.0.1:19193,3@127.0.0.1:19194');
     expect(text).toMatch(/KAFKA_MIN_INSYNC_REPLICAS:\s*2/);
