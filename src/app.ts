@@ -122,9 +122,9 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   await new Promise<void>((resolve) => server.listen(config.PORT, '0.0.0.0', resolve));
   const port = (server.address() as AddressInfo).port;
 
-  // Kafka away at start: the process stays up, not ready, and tries again with a backoff, saying
-  // on /readyz what it waits for (as it does for Postgres)
-  const logIdentity = await untilKafka(
+  // Kafka or Postgres away at start: the process stays up, not ready, and tries each again with a
+  // backoff, saying on /readyz what it waits for; both are waited on at once
+  const kafkaReached = untilKafka(
     config,
     log,
     (why) => (kafkaDown = why),
@@ -134,6 +134,17 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
       return readLogIdentity(kafka, admin, config.topics.events);
     },
   );
+  try {
+    await prepareDatabase(config, health.reporter('postgres'), log);
+  } catch (err) {
+    await readSideThread?.terminate();
+    server.close();
+    await admin.disconnect().catch(() => undefined);
+    await prisma.$disconnect().catch(() => undefined);
+    redis.disconnect();
+    throw err;
+  }
+  const logIdentity = await kafkaReached;
   kafkaDown = null;
   const kafkaProbe = setInterval(() => {
     admin.describeCluster().then(
@@ -169,18 +180,6 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
       return counts;
     },
   );
-
-  try {
-    await prepareDatabase(config, health.reporter('postgres'), log);
-  } catch (err) {
-    await readSideThread?.terminate();
-    clearInterval(kafkaProbe);
-    server.close();
-    await admin.disconnect().catch(() => undefined);
-    await prisma.$disconnect().catch(() => undefined);
-    redis.disconnect();
-    throw err;
-  }
 
   // No role reads or writes a store built from another log. The process stays up and waits,
   // /readyz says why and names the command; once `npm run adopt-log` has run, the roles start.
