@@ -6,7 +6,7 @@ import { liveSocket } from '../support/live.js';
  * Three API processes behind one address give a user one budget, not three: `enter`'s per-user limit
  * and the cost budget live in Redis. (Kept in each process's memory, a user got three times the limit.)
  */
-const RATE = 10;
+const RATE = 3;
 const ENTER = `mutation($c: ID!) { enter(campaignId: $c) { rejection entry { ticket } } }`;
 let iso: Isolated;
 let apis: AppProcess[] = [];
@@ -15,7 +15,7 @@ let writer: AppProcess;
 beforeAll(async () => {
   iso = await isolated('shared-limits', {
     ENTER_RATE_PER_SEC: String(RATE),
-    RATE_LIMIT_USER_COST_PER_SEC: String(4 * RATE),
+    RATE_LIMIT_USER_COST_PER_SEC: '100',
     WS_MAX_SOCKETS_PER_USER: '2',
   });
   writer = await spawnApp(iso, 'writer');
@@ -35,23 +35,30 @@ afterAll(async () => {
 
 describe('limits across API processes', () => {
   it("gives one user's enter calls, spread over three processes, the configured budget once", async () => {
-    const alice = await token('alice');
-    // warm each process's connections, so that the burst fits in less than one window
+    // warm each process's connections, so that a burst fits in less than one window
     await Promise.all(apis.map(async (a) => gql(a.port, await token('warm'), '{ __typename }')));
-    const calls = 3 * RATE;
-    const started = performance.now();
-    const rs = await Promise.all(Array.from({ length: calls }, (_, i) => gql(apis[i % 3]!.port, alice, ENTER, { c: 'shared' })));
-    const seconds = (performance.now() - started) / 1000;
-    const allowed = rs.filter((r) => r.data?.enter?.entry).length;
-    const limited = rs.filter((r) => r.errors?.[0]?.extensions?.code === 'RATE_LIMITED').length;
-    console.log(`${calls} enter calls over 3 processes in ${seconds.toFixed(2)} s: ${allowed} allowed, ${limited} RATE_LIMITED`);
-    expect(allowed + limited).toBe(calls);
-    // the calls touched at most ceil(seconds) + 1 one-second windows of RATE each (per process, each
-    // process's first window let RATE through: 3 x RATE for a burst under a second)
-    expect(allowed).toBeGreaterThanOrEqual(RATE);
-    expect(allowed).toBeLessThanOrEqual(RATE * (Math.ceil(seconds) + 1));
-    expect(seconds, 'the burst must fit in less than a second to tell one budget from three').toBeLessThan(1);
-    expect(allowed).toBeLessThan(3 * RATE);
+    // a burst of RATE + 1 calls on each process, from a new user each try: one under a second tells one
+    // budget (RATE a window, 2 x RATE if it straddles two) from three (RATE on each process: 3 x RATE)
+    for (let attempt = 1; ; attempt++) {
+      const user = await token(`alice-${attempt}`);
+      const calls = 3 * (RATE + 1);
+      const started = performance.now();
+      const rs = await Promise.all(Array.from({ length: calls }, (_, i) => gql(apis[i % 3]!.port, user, ENTER, { c: 'shared' })));
+      const seconds = (performance.now() - started) / 1000;
+      const allowed = rs.filter((r) => r.data?.enter?.entry).length;
+      const limited = rs.filter((r) => r.errors?.[0]?.extensions?.code === 'RATE_LIMITED').length;
+      console.log(
+        `try ${attempt}: ${calls} enter calls over 3 processes in ${seconds.toFixed(2)} s: ${allowed} allowed, ${limited} RATE_LIMITED`,
+      );
+      expect(allowed + limited).toBe(calls);
+      expect(allowed).toBeGreaterThanOrEqual(RATE);
+      expect(allowed).toBeLessThanOrEqual(RATE * (Math.ceil(seconds) + 1));
+      if (seconds < 1) {
+        expect(allowed).toBeLessThanOrEqual(2 * RATE);
+        return;
+      }
+      expect(attempt, 'no burst fit in a second').toBeLessThan(5);
+    }
   });
 
   it("counts a user's sockets across processes: two on one, and a third on another is refused until one closes", async () => {
