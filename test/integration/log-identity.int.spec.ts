@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import { readLogIdentity } from '../../src/infra/kafka/genesis.js';
+import { readLogIdentity, writeGenesis } from '../../src/infra/kafka/genesis.js';
 import { readLog } from '../../src/infra/kafka/reader.js';
 import { ensureTopics } from '../../src/infra/kafka/topics.js';
 import { waitUntil } from '../support/wait.js';
@@ -50,11 +50,10 @@ describe('a topic firstcome creates carries the id of its log', () => {
     expect(second.logId).not.toBe(first.logId);
   });
 
-  it('is null for a topic created without one (before genesis records), so it is adopted as it is', async () => {
+  it('is null for a topic whose first record is not a genesis (created before them), so it is adopted as it is', async () => {
     const bare = `${topic}-bare`;
     await admin.createTopics({ topics: [{ topic: bare, numPartitions: 1 }], waitForLeaders: true });
     try {
-      expect((await readLogIdentity(kafka, admin, bare)).logId).toBeNull();
       const producer = kafka.producer();
       await producer.connect();
       await producer.send({ topic: bare, messages: [{ value: '{"type":"NotGenesis"}' }] });
@@ -62,6 +61,25 @@ describe('a topic firstcome creates carries the id of its log', () => {
       expect((await readLogIdentity(kafka, admin, bare)).logId).toBeNull();
     } finally {
       await admin.deleteTopics({ topics: [bare] }).catch(() => undefined);
+    }
+  });
+
+  it("waits for an empty topic's genesis, and writes it where its creator never did", async () => {
+    const empty = `${topic}-empty`;
+    await admin.createTopics({ topics: [{ topic: empty, numPartitions: 2 }], waitForLeaders: true });
+    try {
+      // a process that starts beside the creator finds the topic before its genesis: it waits for it
+      const [found, written] = await Promise.all([readLogIdentity(kafka, admin, empty, 30_000, 10_000), writeGenesis(kafka, empty, 2)]);
+      expect(found.logId).toBe(written);
+      // nobody writes one: after the wait, the reader does, and every later reader finds the same
+      const lone = `${topic}-lone`;
+      await admin.createTopics({ topics: [{ topic: lone, numPartitions: 2 }], waitForLeaders: true });
+      const first = await readLogIdentity(kafka, admin, lone, 30_000, 500);
+      expect(first.logId).toMatch(/^[0-9a-f-]{36}$/);
+      expect((await readLogIdentity(kafka, admin, lone, 30_000, 500)).logId).toBe(first.logId);
+      await admin.deleteTopics({ topics: [lone] }).catch(() => undefined);
+    } finally {
+      await admin.deleteTopics({ topics: [empty] }).catch(() => undefined);
     }
   });
 });

@@ -29,14 +29,40 @@ export async function writeGenesis(kafka: Kafka, topic: string, partitions: numb
  * the log id of the genesis record at offset 0 of partition 0 (null when the record there is not
  * one, or the partition is empty). Read with a throwaway group, deleted afterwards.
  */
-export async function readLogIdentity(kafka: Kafka, admin: Admin, topic: string, timeoutMs = 30_000): Promise<LogIdentity> {
+export async function readLogIdentity(
+  kafka: Kafka,
+  admin: Admin,
+  topic: string,
+  timeoutMs = 30_000,
+  /** how long an empty partition 0 is waited on for its creator's genesis */
+  emptyWaitMs = 15_000,
+): Promise<LogIdentity> {
   const { clusterId } = await settling(() => admin.describeCluster());
   const meta = await settling(() => admin.fetchTopicMetadata({ topics: [topic] }));
   const partitions = meta.topics[0]?.partitions.length ?? 0;
-  const ends = await settling(() => admin.fetchTopicOffsets(topic));
-  const zero = ends.find((o) => o.partition === 0);
+  const zero = await firstPartitionWritten(kafka, admin, topic, partitions, emptyWaitMs);
   const logId = zero && BigInt(zero.high) > 0n && BigInt(zero.low) === 0n ? await firstRecordGenesis(kafka, admin, topic, timeoutMs) : null;
   return { clusterId, topic, partitions, logId };
+}
+
+/**
+ * Partition 0's offsets once it holds a record. A process that starts beside the one that created
+ * the topic can find it still empty, before its creator wrote the genesis: it waits for it (up to
+ * `waitMs`), and where nothing came, the creator died in between, so it writes the genesis itself
+ * (any process may: offset 0 of partition 0 is the one that counts).
+ */
+async function firstPartitionWritten(kafka: Kafka, admin: Admin, topic: string, partitions: number, waitMs: number) {
+  const zero = async () => (await settling(() => admin.fetchTopicOffsets(topic))).find((o) => o.partition === 0);
+  const end = Date.now() + waitMs;
+  for (;;) {
+    const z = await zero();
+    if (!z || BigInt(z.high) > 0n) return z;
+    if (Date.now() > end) {
+      await writeGenesis(kafka, topic, partitions);
+      return zero();
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 async function firstRecordGenesis(kafka: Kafka, admin: Admin, topic: string, timeoutMs: number): Promise<string | null> {
