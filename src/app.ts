@@ -78,6 +78,14 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   const prisma = createPrisma(config.DATABASE_URL, { poolSize: 8 });
   const metrics = createMetrics();
   const health = new Health();
+  /** resolves at the database's first answer at start, whatever it was */
+  let dbAnswer!: () => void;
+  const dbAnswered = new Promise<void>((r) => (dbAnswer = r));
+  const postgres = health.reporter('postgres');
+  const dbReporter: HealthReporter = {
+    ok: (part) => (postgres.ok(part), dbAnswer()),
+    failing: (err, part) => (postgres.failing(err, part), dbAnswer()),
+  };
   /** what the read side's thread showed of itself at this scrape */
   let readSideMetrics: ThreadMetrics | null = null;
   // the consumer host and its processors: in this thread, or in their own once they have started
@@ -91,6 +99,8 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   let kafkaDown: string | null = `connecting to ${config.KAFKA_BROKERS.join(',')}`;
   const server = createHttpServer(() => endpoint ?? (roles.includes('api') ? 'starting' : null), {
     ready: async () => {
+      // the database's first answer to the migration runner says why it fails better than a probe's
+      await Promise.race([dbAnswered, new Promise((r) => setTimeout(r, 2000).unref())]);
       const failing: Record<string, string> = {};
       // a server that never answers (a dropped packet, not a refused connection) must not hang the probe
       const probe = (name: string, p: Promise<unknown>) =>
@@ -131,11 +141,13 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
     async () => {
       await admin.connect();
       await ensureTopics(admin, config, kafka);
-      return readLogIdentity(kafka, admin, config.topics.events);
+      const identity = await readLogIdentity(kafka, admin, config.topics.events);
+      kafkaDown = null;
+      return identity;
     },
   );
   try {
-    await prepareDatabase(config, health.reporter('postgres'), log);
+    await prepareDatabase(config, dbReporter, log);
   } catch (err) {
     await readSideThread?.terminate();
     server.close();
