@@ -12,7 +12,6 @@ import { migrate } from '../src/infra/prisma/migrate.js';
 import { CLOCK_SLACK_MS } from '../src/writer/rebuildBound.js';
 import { PRISMA_PROJECTION } from '../projections/prisma-tables/projector.js';
 import { createRedis, RedisOrdering } from '../projections/redis-ordering/index.js';
-import '../src/roles.js';
 import { benchRun } from './run.js';
 
 /**

@@ -17,7 +17,6 @@ import { cpuLine, withCpu } from './cpu.js';
 import { dropDatabase } from '../src/infra/prisma/database.js';
 import { migrate } from '../src/infra/prisma/migrate.js';
 import { createRedis, lineSize, RedisOrdering } from '../projections/redis-ordering/index.js';
-import '../src/roles.js';
 import { benchBoundedRebuild, printBoundedRebuild } from './boundedRebuild.js';
 import { benchRun } from './run.js';
 

@@ -1,8 +1,9 @@
 import type { Admin } from 'kafkajs';
-import type { Health } from './health.js';
+import { describeError, type Health } from './health.js';
 import { ADOPT_COMMAND, describeIdentity, type IdentityVerdict, type LogIdentity } from './infra/kafka/logIdentity.js';
 import type { PrismaClient } from './infra/prisma/client.js';
 import { checkpointsBeyondEnd, databaseVerdict, recordedIdentities } from './infra/prisma/logIdentities.js';
+import type { Logger } from './logger.js';
 import { adoptSentinels, redisVerdict, sentinels, type RedisOrdering } from '../projections/redis-ordering/index.js';
 
 /**
@@ -95,4 +96,28 @@ export function reportLogFault(health: Pick<Health, 'reporter'>, fault: LogFault
     if (text) health.reporter(name).failing(text);
     else health.reporter(name).ok();
   }
+}
+
+/**
+ * Resolves once every store follows `current`. Until then the process stays up and waits, /readyz
+ * says why and names the command: once `npm run adopt-log` has run, the roles start.
+ */
+export async function untilOwnLog(stores: LogStores, current: LogIdentity, health: Pick<Health, 'reporter'>, log: Logger): Promise<void> {
+  for (let refused = false; ; refused = true) {
+    const fault = await checkLog(stores, current).catch((err: unknown) => ({
+      reason: `the stores' log could not be checked yet: ${describeError(err)}`,
+      recorded: null,
+      found: current,
+    }));
+    reportLogFault(health, fault);
+    if (!fault) break;
+    if (!refused)
+      log.error({ found: describeIdentity(current), recorded: fault.recorded && describeIdentity(fault.recorded) }, fault.reason);
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  if (!current.logId)
+    log.warn(
+      { topic: stores.topic },
+      'the topic has no genesis record (created before them): a topic created again under its name is told apart by its end offsets only',
+    );
 }

@@ -1,30 +1,18 @@
 import { Command, Option } from 'commander';
 import { loadConfigOrExit } from './config.js';
-import { ROLE_ALIASES, ROLES, startApp, type Role } from './app.js';
+import { startApp } from './app.js';
 import { DatabaseBehindError } from './infra/prisma/prepare.js';
 import { MigrationError } from './infra/prisma/migrate.js';
 import { logger } from './logger.js';
-import './roles.js';
+import { parseRoles, ROLES, type Role } from './roles.js';
 
 const program = new Command()
   .name('firstcome')
   .description('first-come-first-served gift drops: API, single writer, projectors and batch worker')
   .addOption(
-    new Option('--roles <roles>', `comma-separated roles (${ROLES.join(', ')})`).default(ROLES.join(',')).argParser((v) => {
-      const roles = v
-        .split(',')
-        .map((r) => r.trim())
-        .filter(Boolean);
-      return roles.map((r) => {
-        const alias = ROLE_ALIASES[r];
-        if (alias) {
-          logger.warn(`the role "${r}" is now called "${alias}"; the old name will be refused in a later release`);
-          return alias;
-        }
-        if (!ROLES.includes(r as Role)) throw new Error(`unknown role "${r}" (roles: ${ROLES.join(', ')})`);
-        return r;
-      });
-    }),
+    new Option('--roles <roles>', `comma-separated roles (${ROLES.join(', ')})`)
+      .default(ROLES.join(','))
+      .argParser((v) => parseRoles(v, (message) => logger.warn(message))),
   );
 
 async function main() {

@@ -1,3 +1,4 @@
+import type { Server } from 'node:http';
 import type { Kafka } from 'kafkajs';
 import type { Config } from './config.js';
 import type { Health } from './health.js';
@@ -17,6 +18,8 @@ export interface RoleHandle {
   /** true once the role's consumers are assigned (or it needs none), and none of them is stopped */
   ready(): boolean;
   stop(): Promise<void>;
+  /** records parked by a producer of its own (a role on its own thread), per consumer, for `firstcome_parked_total` */
+  parked?(): Iterable<[string, number]>;
 }
 
 /** What every role may use: one Kafka client, one Redis, one Prisma, one metrics registry, one health registry. */
@@ -41,6 +44,16 @@ export interface Shared {
 /** Roles that live outside src/ plug in here (projections/, batch/). */
 export type RoleFactory = (shared: Shared) => Promise<RoleHandle>;
 
+/** What the composition root hands the roles of src/ (api, writer) beyond `Shared`. */
+export interface RoleContext extends Shared {
+  /** the roles this process runs: where it serves the API, the writer gets a thread of its own */
+  roles: readonly string[];
+  /** the process's HTTP server, listening from the start (probes, metrics); GraphQL subscriptions attach to it */
+  server: Server;
+  /** the GraphQL fields over the roles' stores (the registry's `apiFields`, src/roles.ts), served by the api role */
+  apiFields: readonly (() => Promise<ApiPluginFactory>)[];
+}
+
 export interface ReadSideStatus {
   /** the consumer host has joined its group and no partition of it is stopped */
   ready(): boolean;
@@ -48,7 +61,7 @@ export interface ReadSideStatus {
 
 /**
  * What a role's read-side part is built from: the clients of the thread its consumer host runs in
- * (the process's main thread, or the read side's own thread where the API runs too, src/readSide).
+ * (the process's main thread, or the read side's own thread where the API runs too, src/read-side).
  */
 export interface ReadSideShared {
   config: Config;

@@ -1,24 +1,14 @@
 import { ConsumerHost } from '../infra/kafka/consumerHost.js';
 import type { ReadSideFactory, ReadSidePart, ReadSideShared, ReadSideStatus } from '../plugin.js';
+import { readSideRoles, roleEntry } from '../roles.js';
 
 /**
- * The roles with a part in the read side, and where their processors come from (projections/,
- * batch/). Loaded wherever the consumer host runs: the process's main thread, or the read side's
- * own thread (./thread.ts), which loads no more than this.
+ * The read-side parts of `roles` (their registry entries' `readSide`, src/roles.ts), loaded (not
+ * built). Loaded wherever the consumer host runs: the process's main thread, or the read side's own
+ * thread (./thread.ts).
  */
-const parts: Record<string, () => Promise<ReadSideFactory>> = {
-  projector: async () => (await import('../../projections/index.js')).projectorProcessors,
-  worker: async () => (await import('../../batch/triggers.js')).triggerProcessors,
-};
-
-/** Of a process's roles, those whose processors the consumer host runs. */
-export function readSideRoles(roles: readonly string[]): string[] {
-  return roles.filter((r) => r in parts);
-}
-
-/** The read-side parts of `roles`, loaded (not built). */
 export function loadReadSide(roles: readonly string[]): Promise<ReadSideFactory[]> {
-  return Promise.all(readSideRoles(roles).map((r) => parts[r]!()));
+  return Promise.all(readSideRoles(roles).map((r) => roleEntry(r).readSide!()));
 }
 
 export interface ReadSide extends ReadSideStatus {

@@ -4,9 +4,9 @@ import { forwardingReporter } from '../health.js';
 import { createKafka } from '../infra/kafka/client.js';
 import { Parking } from '../infra/kafka/parking.js';
 import { createPrisma } from '../infra/prisma/client.js';
-import { createRedis, RedisOrdering, writerPorts } from '../../projections/redis-ordering/index.js';
-import { ReadModelRebuildBound } from './rebuildBound.js';
-import { SingleWriter, WRITER } from './singleWriter.js';
+import { createRedis, RedisOrdering } from '../../projections/redis-ordering/index.js';
+import { assembleWriter } from './assemble.js';
+import { WRITER, type SingleWriter } from './singleWriter.js';
 
 /**
  * The single writer on an event loop of its own, for a process that also serves the API. Under load the
@@ -37,15 +37,8 @@ const kafka = createKafka(config, `firstcome-${instance}-decider`);
 const parking = await Parking.connect(kafka, config);
 // the rebuild bound reads two rows' worth of the read model, rarely: one connection is enough
 const prisma = createPrisma(config.DATABASE_URL, { poolSize: 1 });
-const bound = new ReadModelRebuildBound(prisma, kafka, config);
-const writer = new SingleWriter(
-  kafka,
-  writerPorts(new RedisOrdering(redis, config.REDIS_PREFIX, logTag), config.topics.events),
-  config,
-  parking,
-  undefined,
-  bound,
-);
+const assembled = assembleWriter({ kafka, ordering: new RedisOrdering(redis, config.REDIS_PREFIX, logTag), prisma, config, parking });
+const { writer } = assembled;
 const timings: [Parameters<SingleWriter['timing']>[0], number, number | undefined][] = [];
 writer.timing = (stage, seconds, size) => void timings.push([stage, seconds, size]);
 writer.health = forwardingReporter((part, error) => send({ type: 'health', part, error }));
@@ -57,9 +50,8 @@ const report = setInterval(
 port.on('message', (m: unknown) => {
   if (m !== 'stop') return;
   clearInterval(report);
-  void writer.stop().finally(async () => {
+  void assembled.stop().finally(async () => {
     await parking.close().catch(() => undefined);
-    await bound.close();
     await prisma.$disconnect().catch(() => undefined);
     redis.disconnect();
     send({ type: 'stopped' });
