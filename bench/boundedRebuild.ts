@@ -18,7 +18,7 @@ import { benchRun } from './run.js';
  * bench:replay's bounded-rebuild section: the time a partition's projection takes to come back after
  * a flush, for one open campaign with 0, 10 and 100 closed campaigns behind it in the same
  * partition (one partition per case, REDIS_RETENTION_HOURS=0: closed is past retention). The log is
- * appended through EventAppender in big batches and decided live by the decider; then, partition
+ * appended through EventAppender in big batches and decided live by the single writer; then, partition
  * by partition, every key of its campaigns and its rebuild keys are deleted (what a FLUSHALL is to
  * that partition; the shared Redis is never flushed) and the time until the partition is built and
  * its open campaign readable is measured. Everything it creates is removed at the end.
@@ -85,7 +85,7 @@ export async function benchBoundedRebuild(opts: BoundedRebuildOptions): Promise<
       const now = Date.now();
       const base = { version: EVENT_VERSION, campaignId: id } as const;
       // the campaign alone, before its entries: concurrent appends may land in any order, and an
-      // entry the log holds before its campaign is skipped (as the decider skips it)
+      // entry the log holds before its campaign is skipped (as the writer skips it)
       await Promise.all(pending.splice(0));
       await appender.append({
         ...base,
@@ -107,7 +107,7 @@ export async function benchBoundedRebuild(opts: BoundedRebuildOptions): Promise<
           userId: `u${i}`,
         });
     };
-    /** the decider has committed the log's end (its own decisions included), and, with `projector`, the read model has applied it */
+    /** the writer has committed the log's end (its own decisions included), and, with `projector`, the read model has applied it */
     const settled = async (what: string, projector: boolean) => {
       const t = performance.now();
       let projectorWaitedSince: number | null = null;

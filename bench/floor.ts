@@ -139,7 +139,7 @@ async function main() {
     ]);
     const footer =
       `ratios: to the floor server's own ceiling (the mean of its two ceiling phases), and to the real server's in each deployment (the mean of its phase before the rungs and after them); ` +
-      `CPU is per request, from /proc; KAFKA_COMPRESSION=${config.KAFKA_COMPRESSION}, APPEND_LINGER_MS=${config.APPEND_LINGER_MS}, DECIDER_COMMIT_MS=${config.DECIDER_COMMIT_MS}; ${opts.connections} connections, ${opts.duration} s per phase; ${load.describe}; ${new Date().toISOString()}`;
+      `CPU is per request, from /proc; KAFKA_COMPRESSION=${config.KAFKA_COMPRESSION}, APPEND_LINGER_MS=${config.APPEND_LINGER_MS}, WRITER_COMMIT_MS=${config.WRITER_COMMIT_MS}; ${opts.connections} connections, ${opts.duration} s per phase; ${load.describe}; ${new Date().toISOString()}`;
     process.stdout.write(`\n${out}\n\n${footer}\n`);
     mkdirSync(`${ROOT}/bench/results`, { recursive: true });
     writeFileSync(`${ROOT}/bench/results/floor-latest.txt`, `${out}\n\n${footer}\n`);

@@ -22,7 +22,7 @@ import { benchRun } from './run.js';
 
 /**
  * `npx tsx bench/projector.ts`: Prisma projector throughput and lag. A burst of N entrants of one
- * campaign (its CampaignCreated, N EntrantRegistered and, as the decider would append them, a
+ * campaign (its CampaignCreated, N EntrantRegistered and, as the single writer would append them, a
  * WinnerSelected + GifticonIssued for each of the first `stock`) goes straight to an isolated topic
  * through EventAppender, as fast as the broker takes it, while the projector role runs in this
  * process. Lag = high watermark − checkpoint (the projector's own truth), sampled every 250 ms.
@@ -177,7 +177,7 @@ async function main() {
   const burstStart = since();
   // as fast as the broker takes it: the appender group-commits up to 1,000 messages per request
   // CampaignCreated first, alone: the appender's concurrent requests may land in any order, and an
-  // entry the log holds before its campaign is skipped (as the decider skips it)
+  // entry the log holds before its campaign is skipped (as the writer skips it)
   await appender.append(events[0]!);
   appended = 1;
   const CHUNK = 5000;

@@ -22,9 +22,9 @@ import { benchRun } from './run.js';
 
 /**
  * `npx tsx bench/replay.ts`: replay throughput and report time. One campaign of N distinct
- * entrants goes straight to an isolated topic through EventAppender; the decider, the projector
+ * entrants goes straight to an isolated topic through EventAppender; the single writer, the projector
  * and the batch worker run in this process (the real roles) and decide it live. Then, as jobs
- * through Agenda: replay(REDIS) (the decider rebuilds the partition from offset 0), replay(DATABASE)
+ * through Agenda: replay(REDIS) (the writer rebuilds the partition from offset 0), replay(DATABASE)
  * (the projector re-applies it) and a report over the N entries. Everything it creates (topic,
  * Redis keys, database) is removed at the end.
  */
@@ -118,7 +118,7 @@ async function main() {
     const appendS = (performance.now() - t0) / 1000;
     say(`appended ${fmt(opts.entrants + 1)} events in ${fmt(appendS, 1)} s (${fmt((opts.entrants + 1) / appendS)} events/s)`);
 
-    // 2. decided live and projected: the decider's winners, the projector's entries
+    // 2. decided live and projected: the writer's winners, the projector's entries
     const t1 = performance.now();
     for (;;) {
       const [entries, gifts] = await Promise.all([
@@ -143,7 +143,7 @@ async function main() {
       }
     };
 
-    // 3. replay(REDIS): keys and sentinel deleted, the decider replays the partition from offset 0
+    // 3. replay(REDIS): keys and sentinel deleted, the writer replays the partition from offset 0
     // 4. replay(DATABASE): checkpoint rewound, the projector re-applies the partition
     const runs: {
       redis: NonNullable<ReplayResult['redis']>;
@@ -192,7 +192,7 @@ async function main() {
     );
     say('|---|---|---|');
     say(
-      `| replay(REDIS): decider rebuild from offset 0 | ${fmt(r.seconds, 2)} s (job ${fmt(redisJob.wallS, 2)} s) | ${fmt(r.events / r.seconds)} events/s |`,
+      `| replay(REDIS): writer rebuild from offset 0 | ${fmt(r.seconds, 2)} s (job ${fmt(redisJob.wallS, 2)} s) | ${fmt(r.events / r.seconds)} events/s |`,
     );
     say(
       `| replay(DATABASE): projector re-apply from offset 0 | ${fmt(d.seconds, 2)} s (job ${fmt(dbJob.wallS, 2)} s) | ${fmt(d.events / d.seconds)} events/s |`,

@@ -123,6 +123,7 @@ function warnOfDefaults(config: Config, roles: readonly Role[], log: Logger) {
   if (config.jwtSecretIsDefault) log.warn('JWT_SECRET is not set: using the development default (never in production)');
   if (config.challengeSecretIsDefault && roles.includes('api'))
     log.warn('CHALLENGE_SECRET is not set: proof-of-work challenges are signed with the development default (never in production)');
+  for (const warning of config.renamed) log.warn(warning);
 }
 
 /** Each of the process's roles started in the registry's order, its handle pushed to `handles`; the api role's is returned. */

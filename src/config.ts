@@ -99,15 +99,19 @@ const schema = z.object({
     }),
   /** Group-commit window of the API's appends. */
   APPEND_LINGER_MS: z.coerce.number().int().min(0).max(100).default(3),
-  /** How long the decider's fetch waits on a quiet partition. */
-  DECIDER_MAX_WAIT_MS: z.coerce.number().int().min(1).max(5000).default(20),
+  /** How long the single writer's fetch waits on a quiet partition. Formerly `DECIDER_MAX_WAIT_MS`, still read (with a warning) for a release. */
+  WRITER_MAX_WAIT_MS: z.coerce.number().int().min(1).max(5000).default(20),
   /**
    * Least time between two commits of a partition's decisions: batches between them are told at
-   * once and commit together. 0 commits every batch at once.
+   * once and commit together. 0 commits every batch at once. Formerly `DECIDER_COMMIT_MS`, still
+   * read (with a warning) for a release.
    */
-  DECIDER_COMMIT_MS: z.coerce.number().int().min(0).max(1000).default(100),
-  /** Where the API runs too, the decider runs in a worker thread of its own (0 turns that off). */
-  DECIDER_THREAD: z
+  WRITER_COMMIT_MS: z.coerce.number().int().min(0).max(1000).default(100),
+  /**
+   * Where the API runs too, the single writer runs in a worker thread of its own (0 turns that off).
+   * Formerly `DECIDER_THREAD`, still read (with a warning) for a release.
+   */
+  WRITER_THREAD: z
     .enum(['0', '1', 'true', 'false'])
     .default('1')
     .transform((v) => v === '1' || v === 'true'),
@@ -253,6 +257,8 @@ export type Config = Omit<z.infer<typeof schema>, 'JWT_SECRET' | 'CHALLENGE_SECR
   jwtSecretIsDefault: boolean;
   /** HS256 tokens are accepted: always, except in production with a JWKS and no JWT_SECRET */
   jwtHs256: boolean;
+  /** a warning per setting given under its old name (`RENAMED_SETTINGS`) */
+  renamed: string[];
   /** events: the store of record; parked: records a consumer could not use (the dead-letter topic) */
   topics: { events: string; parked: string };
   /**
@@ -264,10 +270,35 @@ export type Config = Omit<z.infer<typeof schema>, 'JWT_SECRET' | 'CHALLENGE_SECR
 
 export class ConfigError extends Error {}
 
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+/** Settings renamed, old name → new: the old name is still read, with a warning (`renamed`), for a release. */
+export const RENAMED_SETTINGS: Readonly<Record<string, string>> = {
+  DECIDER_MAX_WAIT_MS: 'WRITER_MAX_WAIT_MS',
+  DECIDER_COMMIT_MS: 'WRITER_COMMIT_MS',
+  DECIDER_THREAD: 'WRITER_THREAD',
+};
+
+/** `env` with each old name's value under its new name, where the new one is not set; and a warning per old name met. */
+function takeRenamed(env: NodeJS.ProcessEnv): { env: NodeJS.ProcessEnv; renamed: string[]; givenAs: Record<string, string> } {
+  const out = { ...env };
+  const renamed: string[] = [];
+  const givenAs: Record<string, string> = {};
+  for (const [old, now] of Object.entries(RENAMED_SETTINGS)) {
+    if (env[old] === undefined) continue;
+    if (env[now] === undefined) {
+      out[now] = env[old];
+      givenAs[now] = old;
+      renamed.push(`${old} is now called ${now}; the old name will be refused in a later release`);
+    } else renamed.push(`${old} is ignored: ${now} is set too (${old} is its old name, refused in a later release)`);
+  }
+  return { env: out, renamed, givenAs };
+}
+
+export function loadConfig(given: NodeJS.ProcessEnv = process.env): Config {
+  const { env, renamed, givenAs } = takeRenamed(given);
   const parsed = schema.safeParse(env);
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    const named = (key: string) => (givenAs[key] ? `${key} (given as ${givenAs[key]})` : key);
+    const lines = parsed.error.issues.map((i) => `  ${named(i.path.join('.'))}: ${i.message}`);
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   const c = parsed.data;
@@ -285,6 +316,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     CHALLENGE_SECRET: c.CHALLENGE_SECRET ?? DEV_CHALLENGE_SECRET,
     challengeSecretIsDefault: !c.CHALLENGE_SECRET,
     jwtHs256,
+    renamed,
     topics: { events: `${p}.campaign-events`, parked: `${p}.parked` },
     groups: { writer: `${p}.decider`, readSide: `${p}.read-side` },
   };

@@ -14,7 +14,7 @@ import { FLOOR_CAMPAIGNS, type FloorReply } from './steps.js';
  * consumer of committed records with the writer's settings, which reads every entry back and tells
  * the API thread its place (`read`); for `decide`, each place also becomes a winner's two events,
  * committed with the partition's input offset in one Kafka transaction through the writer's own
- * sink, at most every DECIDER_COMMIT_MS per partition. No Redis, no domain state beyond a counter:
+ * sink, at most every WRITER_COMMIT_MS per partition. No Redis, no domain state beyond a counter:
  * what is left is the cost the log itself asks of any design that decides from it.
  */
 const { config } = workerData as { config: Config };
@@ -22,7 +22,7 @@ const port = parentPort!;
 const log = logger.child({ component: 'floor-reader' });
 const kafka = createKafka(config, 'floor-reader');
 const sink = new KafkaDecisionSink(kafka, config, log);
-const consumer = roleConsumer(kafka, config.groups.writer, config.DECIDER_MAX_WAIT_MS);
+const consumer = roleConsumer(kafka, config.groups.writer, config.WRITER_MAX_WAIT_MS);
 
 const placed = new Map<string, number>();
 /** per partition: decisions not committed yet, and the input offset they commit */
@@ -67,7 +67,7 @@ await consumer.run({
     if (!o) open.set(p, (o = { outputs: [], next: 0n, lastCommit: 0, timer: null }));
     o.outputs.push(...outputs);
     o.next = BigInt(batch.lastOffset()) + 1n;
-    const wait = o.lastCommit + config.DECIDER_COMMIT_MS - Date.now();
+    const wait = o.lastCommit + config.WRITER_COMMIT_MS - Date.now();
     if (wait <= 0) commitNow(p);
     else o.timer ??= setTimeout(() => commitNow(p), wait);
   },

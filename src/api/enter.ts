@@ -15,7 +15,7 @@ const log = logger.child({ component: 'enter' });
 
 export type EnterResult = { entry: EntryView } | { rejection: Rejection | ChallengeRejection };
 
-/** Waiting `enter` calls of this process, answered by the decider on this process's own channel. */
+/** Waiting `enter` calls of this process, answered by the single writer on this process's own channel. */
 export class ReplyWaiter {
   private readonly waiting = new Map<string, (r: Reply) => void>();
   private constructor(private readonly sub: ChannelSubscriber) {}

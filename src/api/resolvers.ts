@@ -126,7 +126,7 @@ async function fromArchive<T>(read: () => Promise<T> | undefined): Promise<T | n
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Waits until the decider has projected what was just appended, so the next call finds it. */
+/** Waits until the single writer has projected what was just appended, so the next call finds it. */
 async function until<T>(probe: () => Promise<T | null | undefined | false>, timeoutMs = 15_000): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {

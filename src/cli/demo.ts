@@ -289,7 +289,7 @@ async function watch(
 }
 
 /**
- * Reads the campaign's partition until the decider has decided every entry in it (winners ==
+ * Reads the campaign's partition until the single writer has decided every entry in it (winners ==
  * min(stock, entrants), a gifticon for each). Ends early when the server exits, and at --timeout.
  */
 async function waitQuiet(config: Config, campaign: string, serverExit: () => number | null) {
@@ -312,7 +312,7 @@ async function waitQuiet(config: Config, campaign: string, serverExit: () => num
       }
       line.update(
         due > 0 ? audit.winners / due : 0,
-        `waiting for the decider of partition ${partition} to decide every entry: ${audit.winners} of ${due} winners, ${audit.gifticons} gifticons in the log`,
+        `waiting for the writer of partition ${partition} to decide every entry: ${audit.winners} of ${due} winners, ${audit.gifticons} gifticons in the log`,
       );
       const exit = serverExit();
       if (exit !== null) throw new Error(`the server exited (${exit}) while ${line.text}`);

@@ -17,7 +17,7 @@ const program = new Command()
   .option('--campaign <id>', 'only this campaign (default: every campaign)')
   .option(
     '--writer-wait <seconds>',
-    'fail when no writer (decider for redis, projector for database) owns the partitions within this time',
+    'fail when no writer (the single writer for redis, the projector for database) owns the partitions within this time',
     '10',
   )
   .option('--worker-wait <seconds>', 'run the job in this process when no worker picks it up within this time', '10')

@@ -111,7 +111,7 @@ export class KafkaDecisionSink implements DecisionSink {
     let p = this.producers.get(partition);
     if (!p) {
       const producer = this.kafka.producer({
-        // the name on the broker stays the decider's: a running log keeps its fencing across versions
+        // the name on the broker keeps its first stem (`.decider`): a running log keeps its fencing across versions
         transactionalId: `${this.config.groups.writer}.${this.topic}.p${partition}`,
         idempotent: true,
         maxInFlightRequests: 1,

@@ -78,7 +78,7 @@ export class SingleWriter {
       stats: { batches: 0, entries: 0, winners: 0, rebuilds: 0 },
       terms: new Map<string, CampaignTerms>(),
       applied: new Set<string>(),
-      commitEveryMs: config.DECIDER_COMMIT_MS,
+      commitEveryMs: config.WRITER_COMMIT_MS,
     };
   }
 
@@ -128,7 +128,7 @@ export class SingleWriter {
       WRITER,
       async (guard) => {
         // a writer must answer within milliseconds; KafkaJS's default waits 5 s on a quiet partition
-        const consumer = roleConsumer(this.kafka, this.config.groups.writer, this.config.DECIDER_MAX_WAIT_MS, WRITER_FETCH);
+        const consumer = roleConsumer(this.kafka, this.config.groups.writer, this.config.WRITER_MAX_WAIT_MS, WRITER_FETCH);
         this.consumer = consumer;
         consumer.on(consumer.events.GROUP_JOIN, (e) => {
           const assigned = (e.payload.memberAssignment[this.topic] ?? []).slice().sort((a, b) => a - b);

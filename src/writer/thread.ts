@@ -33,7 +33,7 @@ const { config, instance, logTag } = workerData as { config: Config; instance: s
 const send = (m: FromWriter) => port.postMessage(m);
 
 const redis = createRedis(config);
-const kafka = createKafka(config, `firstcome-${instance}-decider`);
+const kafka = createKafka(config, `firstcome-${instance}-writer`);
 const parking = await Parking.connect(kafka, config);
 // the rebuild bound reads two rows' worth of the read model, rarely: one connection is enough
 const prisma = createPrisma(config.DATABASE_URL, { poolSize: 1 });

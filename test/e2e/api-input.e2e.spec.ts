@@ -17,7 +17,7 @@ const later = (ms: number) => new Date(Date.now() + ms).toISOString();
 
 beforeAll(async () => {
   iso = await isolated('input');
-  app = await spawnApp(iso, 'api,decider');
+  app = await spawnApp(iso, 'api,writer');
   admin = await token('boss', 'admin');
   alice = await token('alice');
 });
@@ -155,7 +155,7 @@ describe('the lifecycle', () => {
     const RATE = 3;
     const CALLS = 30;
     const limited = await isolated('ratelimit', { ENTER_RATE_PER_SEC: String(RATE) });
-    const p = await spawnApp(limited, 'api,decider');
+    const p = await spawnApp(limited, 'api,writer');
     try {
       await gql(p.port, admin, CREATE, { i: { id: 'rl', title: 'RL', reward: 'Cake', stock: 5, closesAt: later(3_600_000) } });
       const started = performance.now();

@@ -10,7 +10,7 @@ import { logEnds, waitUntil } from '../support/wait.js';
 
 /**
  * Batch and recovery over HTTP: a burst of a crowd with duplicate clicks through the real API,
- * decider and projector; a worker in a process of its own (so it can be killed alone). Then the
+ * writer and projector; a worker in a process of its own (so it can be killed alone). Then the
  * projections are thrown away and replayed from the log, and must read exactly as before.
  */
 const USERS = 2000;
@@ -95,7 +95,7 @@ const PARTITION = () => partitionFor(CAMPAIGN, iso.config.EVENT_PARTITIONS);
 
 /**
  * Redis made wrong in a way no writer notices (the partition's sentinel stays): the first winner's
- * place is gone from the line, and another winner's gifticon. A flush would not do: the decider
+ * place is gone from the line, and another winner's gifticon. A flush would not do: the writer
  * rebuilds a partition whose sentinel is gone by itself, so a replay that did nothing would pass.
  */
 async function tamperRedis(): Promise<void> {
@@ -176,7 +176,7 @@ async function partitionsWithData(): Promise<number> {
 
 beforeAll(async () => {
   iso = await isolated('batch_e2e');
-  [app, worker] = await Promise.all([spawnApp(iso, 'api,decider,projector'), spawnApp(iso, 'worker')]);
+  [app, worker] = await Promise.all([spawnApp(iso, 'api,writer,projector'), spawnApp(iso, 'worker')]);
   prisma = createPrisma(iso.env.DATABASE_URL!);
   admin = await token('bt-admin', 'admin');
   const created = await gql(app.port, admin, CREATE, {
@@ -298,13 +298,13 @@ describe('batch: replays rebuild the projections from the log', () => {
     const id = await replay('REDIS');
     await finished(id);
     expect(await myEntries()).toEqual(before);
-    // the decider heals a flush by itself: only the job's own record tells that it replayed
+    // the writer heals a flush by itself: only the job's own record tells that it replayed
     expect((await replayResult(id)).redis).toMatchObject({ partitions: [...ends.keys()].sort(), events: eventsIn(ends, [...ends.keys()]) });
   });
 
   it('Redis wrong without anyone noticing, then replay(REDIS, campaign): restored from the log, and the job replayed the partition', async () => {
     await tamperRedis();
-    const rebuildsBefore = await metric(app.port, 'firstcome_decider_rebuilds_total');
+    const rebuildsBefore = await metric(app.port, 'firstcome_writer_rebuilds_total');
     const ends = await logEnds(iso.config);
     const id = await replay('REDIS', CAMPAIGN);
     await finished(id);
@@ -312,7 +312,7 @@ describe('batch: replays rebuild the projections from the log', () => {
     const result = await replayResult(id);
     expect(result.database).toBeUndefined();
     expect(result.redis).toMatchObject({ partitions: [PARTITION()], campaigns: 1, events: eventsIn(ends, [PARTITION()]) });
-    expect((await metric(app.port, 'firstcome_decider_rebuilds_total')) - rebuildsBefore).toBe(1);
+    expect((await metric(app.port, 'firstcome_writer_rebuilds_total')) - rebuildsBefore).toBe(1);
   });
 
   it('Prisma tables emptied, then replay(DATABASE): the same winners and gifticons, codes included', async () => {
@@ -346,7 +346,7 @@ describe('batch: replays rebuild the projections from the log', () => {
   it('the worker SIGKILLed mid-replay and restarted: the replay finishes with the same result, each partition rebuilt once', async () => {
     await tamperRedis();
     await tamperTables();
-    const rebuildsBefore = await metric(app.port, 'firstcome_decider_rebuilds_total');
+    const rebuildsBefore = await metric(app.port, 'firstcome_writer_rebuilds_total');
     const id = await replay('ALL');
     const running = await eventually(
       () => job(id),
@@ -362,7 +362,7 @@ describe('batch: replays rebuild the projections from the log', () => {
     await finished(id, 90_000);
     expect(await myEntries()).toEqual(before);
     expect(await tables()).toEqual(tablesBefore);
-    expect((await metric(app.port, 'firstcome_decider_rebuilds_total')) - rebuildsBefore).toBe(await partitionsWithData());
+    expect((await metric(app.port, 'firstcome_writer_rebuilds_total')) - rebuildsBefore).toBe(await partitionsWithData());
   });
 });
 

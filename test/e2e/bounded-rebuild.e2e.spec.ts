@@ -56,7 +56,7 @@ async function answers(c: string): Promise<Map<string, unknown>> {
 
 beforeAll(async () => {
   iso = await isolated('bounded_rebuild', { EVENT_PARTITIONS: '1', REDIS_RETENTION_HOURS: '0' });
-  app = await spawnApp(iso, 'api,decider,projector');
+  app = await spawnApp(iso, 'api,writer,projector');
   prisma = createPrisma(iso.config.DATABASE_URL, { poolSize: 2 });
   admin = await token('boss', 'admin');
 }, 120_000);

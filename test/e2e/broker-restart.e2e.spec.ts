@@ -7,15 +7,15 @@ import { waitUntil } from '../support/wait.js';
 /** I4: every entry that `enter` returned survives a SIGKILLed broker and a SIGKILLed API process. */
 let broker: Awaited<ReturnType<typeof privateBroker>>;
 let iso: Isolated;
-let decider: AppProcess;
+let writer: AppProcess;
 
 beforeAll(async () => {
   broker = await privateBroker();
   iso = await isolated('broker', { KAFKA_BROKERS: broker.brokers, ENTER_WAIT_MS: '1000' });
-  decider = await spawnApp(iso, 'decider');
+  writer = await spawnApp(iso, 'writer');
 });
 afterAll(async () => {
-  await decider?.kill();
+  await writer?.kill();
   await iso?.cleanup().catch(() => undefined);
   await broker?.destroy();
 });
@@ -68,7 +68,7 @@ describe('I4: what enter returned survives', () => {
     ).catch(() => auditFromLog(iso.config, 'survive'));
     const missing = [...accepted].filter(([user, ticket]) => audit.state.places.get(`s${user}`)?.ticket !== ticket);
     if (audit.winners < 250 || missing.length > 0) {
-      // what a failure needs to be understood: the log as read, and the decider's own account
+      // what a failure needs to be understood: the log as read, and the writer's own account
       const counts: Record<string, number> = {};
       for (const l of audit.log) counts[l.event.type] = (counts[l.event.type] ?? 0) + 1;
       console.log('broker SIGKILL failure', {
@@ -84,7 +84,7 @@ describe('I4: what enter returned survives', () => {
           log: audit.log.filter((l) => 'userId' in l.event && l.event.userId === `s${u}`).map((l) => `${l.event.type}@${l.offset}`),
         })),
       });
-      console.log('--- decider ---\n' + decider.output().slice(-8000));
+      console.log('--- writer ---\n' + writer.output().slice(-8000));
       console.log('--- api ---\n' + api.output().slice(-8000));
     }
     expect(audit.problems).toEqual([]);

@@ -84,7 +84,7 @@ describe('firstcome on three brokers and a Redis Cluster, through failovers mid-
   beforeAll(async () => {
     iso = await isolated('cluster', { ...cluster.env, ENTER_WAIT_MS: '1000' });
     // the single writer, the read side and the batch jobs in one process, the crowd over two API processes
-    writer = await spawnApp(iso, 'decider,projector,worker');
+    writer = await spawnApp(iso, 'writer,projector,worker');
     apis = await Promise.all([spawnApp(iso, 'api'), spawnApp(iso, 'api')]);
     admin = await token('boss', 'admin');
   }, 180_000);

@@ -29,7 +29,7 @@ afterAll(async () => {
 
 describe('compression across processes', () => {
   it('a read side set to none builds the tables from the lz4 batches the API and the writer appended', async () => {
-    writer = await spawnApp(iso, 'api,decider', { KAFKA_COMPRESSION: 'lz4' });
+    writer = await spawnApp(iso, 'api,writer', { KAFKA_COMPRESSION: 'lz4' });
     const admin = await token('compress-admin', 'admin');
     const closesAt = new Date(Date.now() + 3_600_000).toISOString();
     expect(

@@ -28,7 +28,7 @@ describe.skipIf(!CHROMIUM)('the drop console', () => {
   let page: Page;
   beforeAll(async () => {
     iso = await isolated('console');
-    app = await spawnApp(iso, 'api,decider,projector,worker');
+    app = await spawnApp(iso, 'api,writer,projector,worker');
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
     page = await browser.newPage({ viewport: { width: 1280, height: 1400 } });
   });

@@ -4,7 +4,7 @@ import { auditFromLog } from '../support/audit.js';
 import { eventually, gql, isolated, pool, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
 
 /**
- * The drop end to end: a crowd with duplicate clicks over TWO API processes, a separate decider,
+ * The drop end to end: a crowd with duplicate clicks over TWO API processes, a separate writer,
  * the real broker and Redis. Checks CONTRACT.md's promises and invariants I1–I3 against the log.
  */
 const ENTER = `mutation($c: ID!) { enter(campaignId: $c) { rejection entry { ticket position status gifticon { code } } } }`;
@@ -18,7 +18,7 @@ type EnterAnswer = {
 };
 
 let iso: Isolated;
-let decider: AppProcess;
+let writer: AppProcess;
 let apis: AppProcess[];
 let admin: string;
 
@@ -53,13 +53,13 @@ async function crowd(campaign: string, n: number, onProgress?: (done: number) =>
 
 beforeAll(async () => {
   iso = await isolated('drop');
-  decider = await spawnApp(iso, 'decider');
+  writer = await spawnApp(iso, 'writer');
   apis = await Promise.all([spawnApp(iso, 'api'), spawnApp(iso, 'api')]);
   admin = await token('boss', 'admin');
 });
 
 afterAll(async () => {
-  await Promise.all([decider, ...(apis ?? [])].filter(Boolean).map((p) => p.kill('SIGTERM')));
+  await Promise.all([writer, ...(apis ?? [])].filter(Boolean).map((p) => p.kill('SIGTERM')));
   await iso?.cleanup();
 });
 
@@ -167,7 +167,7 @@ describe('the drop over two API processes', () => {
   });
 });
 
-describe('the decider killed mid-burst', () => {
+describe('the writer killed mid-burst', () => {
   it('restarts, decides the rest, and issues no second gifticon', async () => {
     const C = 'killed';
     const STOCK = 100;
@@ -176,12 +176,12 @@ describe('the decider killed mid-burst', () => {
     const restart = (async () => {
       while (!killed) await new Promise((r) => setTimeout(r, 20));
       await new Promise((r) => setTimeout(r, 300));
-      decider = await spawnApp(iso, 'decider');
+      writer = await spawnApp(iso, 'writer');
     })();
     const { answers, tokens } = await crowd(C, 600, async (done) => {
       if (!killed && done >= 50) {
         killed = true;
-        await decider.kill('SIGKILL');
+        await writer.kill('SIGKILL');
       }
     });
     await restart;

@@ -94,7 +94,7 @@ beforeAll(async () => {
     ENTER_RATE_PER_SEC: String(ENTER_PER_SEC),
     TRUST_PROXY: 'loopback',
   });
-  app = await spawnApp(iso, 'api,decider');
+  app = await spawnApp(iso, 'api,writer');
   admin = await idp.sign('k1', claims('boss', ['offline_access', 'admin']));
   alice = await idp.sign('k1', claims('alice', ['offline_access']));
   const created = await query(CREATE, admin, {
@@ -153,7 +153,7 @@ describe('query limits in production', () => {
     const before = serverCpuMs();
     for (let i = 0; i < rounds; i++) for (const q of refused) expect((await query(q, alice)).status).toBe(400);
     const perRequest = (serverCpuMs() - before) / (rounds * refused.length);
-    console.log(`server CPU per refused request: ${perRequest.toFixed(2)} ms (decider thread and consumers included)`);
+    console.log(`server CPU per refused request: ${perRequest.toFixed(2)} ms (writer thread and consumers included)`);
     expect(perRequest).toBeLessThan(15);
   });
 

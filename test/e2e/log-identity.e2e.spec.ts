@@ -359,7 +359,7 @@ describe('a deployment from before log identities', () => {
         marks.map((m) => m.value.slice(m.value.lastIndexOf(' ') + 1)).sort(),
       );
       const metrics = await (await fetch(`http://127.0.0.1:${again.port}/metrics`)).text();
-      expect(metrics).toMatch(/^firstcome_decider_rebuilds_total 0$/m);
+      expect(metrics).toMatch(/^firstcome_writer_rebuilds_total 0$/m);
       await inFull(iso, again.port, prisma, 'older', 3, tokens);
     } finally {
       await Promise.all(apps.map((a) => a.kill('SIGTERM')));

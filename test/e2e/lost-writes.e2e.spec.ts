@@ -65,7 +65,7 @@ async function read(user: number): Promise<void> {
 
 beforeAll(async () => {
   iso = await isolated('lost_writes', { ENTER_WAIT_MS: '1000', EVENT_PARTITIONS: '1' });
-  app = await spawnApp(iso, 'api,decider,projector');
+  app = await spawnApp(iso, 'api,writer,projector');
   const admin = await token('boss', 'admin');
   const created = await gql(app.port, admin, `mutation($i: CreateCampaignInput!) { createCampaign(input: $i) { id } }`, {
     i: { id: C, title: 'Lost', reward: 'Cake', stock: STOCK, closesAt: new Date(Date.now() + 3_600_000).toISOString() },

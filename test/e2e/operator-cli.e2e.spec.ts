@@ -64,7 +64,7 @@ function cli(script: 'replay' | 'report', args: string[], limitMs = 120_000) {
 
 const lastLine = (s: string) => s.trim().split('\n').at(-1) ?? '';
 
-async function deciderGroup() {
+async function writerGroup() {
   const a = kafka.admin();
   await a.connect();
   try {
@@ -80,7 +80,7 @@ async function replayJobs(): Promise<number> {
   return r.rows[0].n;
 }
 
-/** A member of the decider group that owns the partitions and never rebuilds: a writer that stalled. */
+/** A member of the writer group that owns the partitions and never rebuilds: a writer that stalled. */
 async function stalledWriter(): Promise<Consumer> {
   const stalled = kafka.consumer({ groupId: iso.config.groups.writer, sessionTimeout: 10_000, heartbeatInterval: 1000 });
   let assigned!: () => void;
@@ -111,7 +111,7 @@ beforeAll(async () => {
   admin = await token('op-admin', 'admin');
   partition = partitionFor(CAMPAIGN, iso.config.EVENT_PARTITIONS);
 
-  const app = await spawnApp(iso, 'api,decider,projector');
+  const app = await spawnApp(iso, 'api,writer,projector');
   const created = await gql(app.port, admin, CREATE, {
     i: { id: CAMPAIGN, title: 'Op', reward: 'Gift', stock: STOCK, closesAt: new Date(Date.now() + 3_600_000).toISOString() },
   });
@@ -125,7 +125,7 @@ beforeAll(async () => {
   expect(before).toEqual({ entrants: STOCK, winners: STOCK, remaining: 0, status: 'SOLD_OUT' });
   // the state of an operator's recovery: the stack up, no firstcome server
   await app.kill('SIGTERM');
-  const group = await eventually(deciderGroup, (g) => g.members === 0);
+  const group = await eventually(writerGroup, (g) => g.members === 0);
   expect(group.members).toBe(0);
 }, 240_000);
 
@@ -178,7 +178,7 @@ describe('operator commands with no writer running', () => {
   });
 
   it('the GraphQL replay job fails within seconds, and its error says the same line', async () => {
-    const server = await spawnApp(iso, 'api,worker'); // no decider
+    const server = await spawnApp(iso, 'api,worker'); // no writer
     apps.push(server);
     try {
       const queued = await gql<{ replay: { id: string } }>(server.port, admin, REPLAY, { t: 'REDIS', c: CAMPAIGN });
@@ -227,7 +227,7 @@ describe('operator commands with a writer that dies, then one coming up', () => 
   it('started again with a writer coming up during the wait, it completes, and the campaign reads as before', async () => {
     const run = cli('replay', ['--target', 'redis', '--campaign', CAMPAIGN, '--writer-wait', '90']);
     await untilOutput(run, `waiting for a writer to own partition ${partition}`);
-    const server = await spawnApp(iso, 'api,decider'); // the server comes up while the replay waits
+    const server = await spawnApp(iso, 'api,writer'); // the server comes up while the replay waits
     apps.push(server);
     const r = await run.done;
     console.log(`replay with a writer coming up (${r.ms} ms, exit ${r.code}):\n${r.out}${r.err}`);
@@ -244,7 +244,7 @@ describe('operator commands with a writer that dies, then one coming up', () => 
 
   it('--timeout ends a wait of the job it runs: exit 124 with what it waited on, and the job FAILED with that reason, not retried', async () => {
     for (const a of apps.splice(0)) await a.kill('SIGTERM');
-    expect((await eventually(deciderGroup, (g) => g.members === 0)).members).toBe(0);
+    expect((await eventually(writerGroup, (g) => g.members === 0)).members).toBe(0);
     const stalled = await stalledWriter();
     try {
       // without --timeout this waits for the stalled writer until the 5 min stall check

@@ -7,7 +7,7 @@ import { waitUntil } from '../support/wait.js';
 
 /**
  * The read side over HTTP: one burst of a crowd with duplicate clicks through the real API,
- * decider and projector (one process), then the Postgres tables, the admin connections and their
+ * writer and projector (one process), then the Postgres tables, the admin connections and their
  * guards are checked against what each user sees in `myEntry`.
  */
 const USERS = 2000;
@@ -76,7 +76,7 @@ async function walk<N>(
 
 beforeAll(async () => {
   iso = await isolated('read_side_e2e');
-  app = await spawnApp(iso, 'api,decider,projector');
+  app = await spawnApp(iso, 'api,writer,projector');
   prisma = createPrisma(iso.env.DATABASE_URL!);
   admin = await token('rs-admin', 'admin');
   const created = await gql(app.port, admin, CREATE, {
@@ -250,7 +250,7 @@ describe('read side: Postgres tables after a burst through the API', () => {
     expect(new Set(gifticons.totals)).toEqual(new Set([STOCK]));
     expect(new Set(gifticons.nodes.map((n) => n.id)).size).toBe(STOCK);
     expect(new Set(gifticons.nodes.map((n) => n.id))).toEqual(new Set([...gifts.values()].map((g) => g.id)));
-    // issue order: the decider issues in position order
+    // issue order: the writer issues in position order
     expect(gifticons.nodes.map((n) => n.userId)).toEqual(winners.nodes.map((n) => n.userId));
 
     const campaigns = await walk<{ id: string }>(CAMPAIGNS, {}, 7);
@@ -340,7 +340,7 @@ describe('read side: Postgres tables after a burst through the API', () => {
     const lags = await eventually(lagOf, (l) => l.length === 2 && l.every(([, v]) => v === 0), 10_000);
     expect(lags.map(([p]) => p).sort()).toEqual(['0', '1']);
     expect(lags.every(([, v]) => v === 0)).toBe(true);
-    // and the checkpoints reach the end of the log (past the decider's last transaction marker)
+    // and the checkpoints reach the end of the log (past the writer's last transaction marker)
     const kafka = createKafka(iso.config, 'read-side-test');
     const kafkaAdmin = kafka.admin();
     await kafkaAdmin.connect();

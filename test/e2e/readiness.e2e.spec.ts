@@ -16,6 +16,7 @@ import { emptyDatabase, type FreshDatabase } from '../support/db.js';
  */
 type Ready = { ok: boolean; checks: Record<string, boolean>; failing: Record<string, string> };
 
+// `decider` is the old name of `writer`: a process started with it runs the writer all the same
 const ALL_ROLES = 'api,decider,projector,worker';
 /** every migration of this build, by name */
 const MIGRATIONS = readdirSync(new URL('../../prisma/migrations', import.meta.url), { withFileTypes: true })

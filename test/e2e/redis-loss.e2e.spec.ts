@@ -46,7 +46,7 @@ async function enter(user: number): Promise<void> {
 
 beforeAll(async () => {
   iso = await isolated('redis_loss', { ENTER_WAIT_MS: '1000' });
-  [app, worker] = await Promise.all([spawnApp(iso, 'api,decider,projector'), spawnApp(iso, 'worker')]);
+  [app, worker] = await Promise.all([spawnApp(iso, 'api,writer,projector'), spawnApp(iso, 'worker')]);
   admin = await token('boss', 'admin');
   const created = await gql(app.port, admin, `mutation($i: CreateCampaignInput!) { createCampaign(input: $i) { id } }`, {
     i: { id: C, title: 'Loss', reward: 'Cake', stock: STOCK, closesAt: new Date(Date.now() + 3_600_000).toISOString() },

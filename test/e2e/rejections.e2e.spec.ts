@@ -34,7 +34,7 @@ const statusOf = async (id: string) => (await gql<{ campaign: { status: string }
 
 beforeAll(async () => {
   iso = await isolated('rejections');
-  app = await spawnApp(iso, 'api,decider');
+  app = await spawnApp(iso, 'api,writer');
   admin = await token('boss', 'admin');
 });
 afterAll(async () => {
@@ -127,7 +127,7 @@ describe('a rejected enter adds nothing to the log', () => {
       (s) => s === 'SOLD_OUT',
       { what: 'one SOLD_OUT' },
     );
-    // the decider has read everything, its sold-out transaction included (one short: its commit marker)
+    // the writer has read everything, its sold-out transaction included (one short: its commit marker)
     await whenCaughtUp(iso.config, iso.config.groups.writer, { oneShort: true });
     await rejectedAddingNothing('one', 'second', 'SOLD_OUT');
     await rejectedAddingNothing('one', 'third', 'SOLD_OUT');

@@ -25,13 +25,13 @@ function failureOf(err: unknown): Answer {
   return code === 'ECONNREFUSED' ? 'refused' : 'dropped';
 }
 
-// more stock than callers: the gate can never answer SOLD_OUT, so every entry needs a decider
+// more stock than callers: the gate can never answer SOLD_OUT, so every entry needs a writer
 const STOCK = 1_000;
 const USERS = 300;
 
 describe('SIGTERM', () => {
   it('answers the requests in flight, loses no accepted entry and leaves the group empty', async () => {
-    const app = await spawnApp(iso, 'api,decider');
+    const app = await spawnApp(iso, 'api,writer');
     const admin = await token('boss', 'admin');
     await gql(app.port, admin, `mutation($i: CreateCampaignInput!) { createCampaign(input: $i) { id } }`, {
       i: { id: 'drain', title: 'Drain', reward: 'Cake', stock: STOCK, closesAt: new Date(Date.now() + 3_600_000).toISOString() },
@@ -72,8 +72,8 @@ describe('SIGTERM', () => {
     await admin2.disconnect();
     expect(groups[0]!.members).toEqual([]);
 
-    // the next decider decides what the first one left undecided; then the log is whole
-    const again = await spawnApp(iso, 'api,decider');
+    // the next writer decides what the first one left undecided; then the log is whole
+    const again = await spawnApp(iso, 'api,writer');
     try {
       const audit = await waitUntil(
         () => auditFromLog(iso.config, 'drain'),
@@ -88,7 +88,7 @@ describe('SIGTERM', () => {
       const unanswered = [...audit.state.places.keys()].filter((u) => !accepted.has(u));
       expect(unanswered.map((u) => `${u}: ${JSON.stringify(answers.get(u))}`)).toEqual([]);
 
-      // the next decider decides a new entry (the gate cannot answer without it: stock is left)
+      // the next writer decides a new entry (the gate cannot answer without it: stock is left)
       const late = await token('after-restart');
       const r = await gql(again.port, late, `mutation { enter(campaignId: "drain") { entry { status } rejection } }`);
       expect(r.data!.enter.rejection).toBeNull();

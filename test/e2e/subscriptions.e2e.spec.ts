@@ -47,7 +47,7 @@ async function metric(name: string, port = app.port): Promise<number> {
 
 beforeAll(async () => {
   iso = await isolated('live', { WS_MAX_SOCKETS_PER_USER: '2', WS_MAX_SUBSCRIPTIONS_PER_SOCKET: '3', WS_IDLE_TIMEOUT_MS: '3000' });
-  app = await spawnApp(iso, 'api,decider');
+  app = await spawnApp(iso, 'api,writer');
   admin = await token('boss', 'admin');
 });
 afterAll(async () => {
@@ -308,7 +308,7 @@ describe('a QUEUED caller', () => {
     // topics of its own: the suite's server runs a writer of the suite's topics
     const own = await isolated('live-queued');
     const api = await spawnApp(own, 'api', { ENTER_WAIT_MS: '200' });
-    const writer = await spawnApp(own, 'decider');
+    const writer = await spawnApp(own, 'writer');
     try {
       await createCampaign('queued', 3, api.port);
       // the writer stops deciding (SIGSTOP): enter answers QUEUED at ENTER_WAIT_MS

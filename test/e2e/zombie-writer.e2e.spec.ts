@@ -6,7 +6,7 @@ import { gql, isolated, pool, spawnApp, token, type AppProcess, type Isolated } 
 import { waitUntil, whenCaughtUp } from '../support/wait.js';
 
 /**
- * The zombie writer: two decider processes; the one that owns the campaign's partition is frozen
+ * The zombie writer: two writer processes; the one that owns the campaign's partition is frozen
  * (SIGSTOP) in the middle of a burst, the other takes the partition over once the frozen one's
  * session has expired, and then the frozen one wakes up (SIGCONT) believing it still owns it. Its
  * transactions must be fenced: no second winner, no second gifticon, nothing acknowledged lost.
@@ -18,10 +18,10 @@ const USERS = 600;
 
 let iso: Isolated;
 let api: AppProcess;
-let deciders: AppProcess[] = [];
+let writers: AppProcess[] = [];
 const frozen = new Set<number>();
 
-/** partition → pid of the decider process that holds it, from the group's own assignment */
+/** partition → pid of the writer process that holds it, from the group's own assignment */
 async function owners(): Promise<Map<number, number>> {
   const admin = new Kafka({ brokers: iso.config.KAFKA_BROKERS, logLevel: logLevel.NOTHING }).admin();
   await admin.connect();
@@ -42,20 +42,20 @@ async function owners(): Promise<Map<number, number>> {
 beforeAll(async () => {
   iso = await isolated('zombie', { EVENT_PARTITIONS: String(PARTITIONS), ENTER_WAIT_MS: '1000' });
   api = await spawnApp(iso, 'api');
-  deciders = [await spawnApp(iso, 'decider'), await spawnApp(iso, 'decider')];
-  const pids = new Set(deciders.map((d) => d.child.pid!));
+  writers = [await spawnApp(iso, 'writer'), await spawnApp(iso, 'writer')];
+  const pids = new Set(writers.map((d) => d.child.pid!));
   await waitUntil(owners, (o) => o.size === PARTITIONS && new Set(o.values()).size === 2 && [...o.values()].every((p) => pids.has(p)), {
-    what: 'one partition for each decider',
+    what: 'one partition for each writer',
     timeoutMs: 60_000,
   });
 });
 afterAll(async () => {
   for (const pid of frozen) process.kill(pid, 'SIGCONT');
-  await Promise.all([api, ...deciders].filter(Boolean).map((p) => p.kill('SIGTERM')));
+  await Promise.all([api, ...writers].filter(Boolean).map((p) => p.kill('SIGTERM')));
   await iso?.cleanup();
 });
 
-describe('a frozen decider that wakes up after its partition was taken over', () => {
+describe('a frozen writer that wakes up after its partition was taken over', () => {
   it('is fenced: the audit holds, one gifticon per unit of stock, every acknowledged ticket in the log', async () => {
     const admin = await token('boss', 'admin');
     const created = await gql(api.port, admin, `mutation($i: CreateCampaignInput!) { createCampaign(input: $i) { id } }`, {
@@ -64,7 +64,7 @@ describe('a frozen decider that wakes up after its partition was taken over', ()
     expect(created.errors).toBeUndefined();
     const partition = partitionFor(C, PARTITIONS);
     const zombie = (await owners()).get(partition)!;
-    const heir = deciders.map((d) => d.child.pid!).find((p) => p !== zombie)!;
+    const heir = writers.map((d) => d.child.pid!).find((p) => p !== zombie)!;
     expect(zombie).toBeDefined();
 
     const tokens = await Promise.all(Array.from({ length: USERS }, (_, i) => token(`z${i}`)));
@@ -82,7 +82,7 @@ describe('a frozen decider that wakes up after its partition was taken over', ()
         frozenAt = done;
         process.kill(zombie, 'SIGSTOP');
         frozen.add(zombie);
-        // past the frozen member's session: the group gives its partition to the other decider; then it wakes
+        // past the frozen member's session: the group gives its partition to the other writer; then it wakes
         takeover = waitUntil(owners, (o) => o.get(partition) === heir, {
           what: `partition ${partition} taken over by ${heir}`,
           timeoutMs: 90_000,
@@ -112,7 +112,7 @@ describe('a frozen decider that wakes up after its partition was taken over', ()
     expect(missing).toEqual([]);
     expect(accepted.size).toBeGreaterThanOrEqual(STOCK);
     // whether the woken zombie tried to commit and was refused (it depends on what it held when frozen)
-    const fenced = /old epoch/.test(deciders.find((d) => d.child.pid === zombie)!.output());
+    const fenced = /old epoch/.test(writers.find((d) => d.child.pid === zombie)!.output());
     console.log(
       `zombie writer: ${accepted.size} entries acknowledged, ${settled.entrants} entrants; the woken zombie was ${fenced ? '' : 'not '}seen fenced`,
     );

@@ -266,7 +266,7 @@ describe('batch: Redis steps of replay and cleanup', () => {
     expect(await redis.hget(k.pending('c1'), 'u9')).toBe('0-99'); // the API's, kept
     expect(await redis.get(k.carry('c1'))).toBe('41');
 
-    // the decider rebuilt it and new requests came in: the same job deletes nothing again
+    // the writer rebuilt it and new requests came in: the same job deletes nothing again
     await redis.set(k.built(topic, 0), '1');
     await redis.hset(k.meta('c1'), { id: 'c1', stock: '3', building: '1', requests: '2' });
     expect(await run('job-a', ['c1'])).toBe('DONE');
@@ -369,7 +369,7 @@ describe('batch: reconcile against the real log, Redis and Postgres', () => {
   beforeAll(async () => {
     iso = await isolated('batch_reconcile');
     // a worker of its own runs the replays the reconciler queues (its scheduled reconcile is 5 min away)
-    app = await spawnApp(iso, 'decider,projector,worker');
+    app = await spawnApp(iso, 'writer,projector,worker');
     jobs = await openAgenda(iso.config.DATABASE_URL, { name: 'reconcile-test', notify: true });
     const kafka = createKafka(iso.config, 'reconcile-test');
     const appender = await EventAppender.connect(kafka, iso.config);

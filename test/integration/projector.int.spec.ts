@@ -57,8 +57,8 @@ async function expectedFromLog(): Promise<Expected> {
     await readLog(kafka, iso.config.topics.events, (batch) => void log.push(...batch));
     return log;
   };
-  // the decider may still be deciding: wait until every entrant of the log is decided (I1 holds in
-  // every campaign) and the decider's group has read the log to its end, so nothing more is coming
+  // the writer may still be deciding: wait until every entrant of the log is decided (I1 holds in
+  // every campaign) and the writer's group has read the log to its end, so nothing more is coming
   await waitUntil(
     async () =>
       [...auditLog(await readAll()).campaigns.values()].map((a) => ({
@@ -119,7 +119,7 @@ let expected: Expected;
 
 beforeAll(async () => {
   iso = await isolated('projector_int', { EVENT_PARTITIONS: String(PARTITIONS) });
-  [writer, projector] = await Promise.all([spawnApp(iso, 'api,decider'), spawnApp(iso, 'projector')]);
+  [writer, projector] = await Promise.all([spawnApp(iso, 'api,writer'), spawnApp(iso, 'projector')]);
   prisma = createPrisma(iso.env.DATABASE_URL!);
   const admin = await token('pj-admin', 'admin');
   const closesAt = new Date(Date.now() + 3_600_000).toISOString();
@@ -200,7 +200,7 @@ describe('Prisma projector against the real log', () => {
     expect(killedAt.entries).toBeLessThan(s.entries.length); // it really was killed with work to do
     expect(PLAN[A]!.users).toBeGreaterThanOrEqual(2000);
     expectTablesAsTheLogSays(s);
-    // the checkpoints reach the end of the log, past the decider's last transaction marker
+    // the checkpoints reach the end of the log, past the writer's last transaction marker
     const cps = await eventually(checkpoints, (m) => [...expected.ends].every(([p, end]) => m.get(p) === end), 10_000);
     expect(Object.fromEntries(cps)).toEqual(Object.fromEntries(expected.ends));
   });

@@ -12,8 +12,8 @@ import { isolated, type Isolated } from '../support/app.js';
 import { logEnds, waitUntil, whenCaughtUp } from '../support/wait.js';
 
 /**
- * The decider against the real broker and Redis, with one fault injected into its transactions:
- * the broker's answer to a commit is lost. The commit itself is real; only the outcome the decider
+ * The writer against the real broker and Redis, with one fault injected into its transactions:
+ * the broker's answer to a commit is lost. The commit itself is real; only the outcome the writer
  * hears is not.
  */
 type Fault = 'commit-landed-then-error' | 'error-before-commit';
@@ -66,20 +66,20 @@ function faultyKafka(kafka: Kafka, fault: Fault, at: number) {
 
 let iso: Isolated | null = null;
 let redis: Redis | null = null;
-let decider: SingleWriter | null = null;
+let writer: SingleWriter | null = null;
 afterEach(async () => {
-  await decider?.stop();
+  await writer?.stop();
   redis?.disconnect();
   await iso?.cleanup();
-  decider = redis = iso = null;
+  writer = redis = iso = null;
 });
 
-describe('the decider when the outcome of a commit is unknown', () => {
+describe('the writer when the outcome of a commit is unknown', () => {
   for (const fault of ['commit-landed-then-error', 'error-before-commit'] as const) {
     it(`${fault}: settles the transaction first, so every winner gets exactly one gifticon`, async () => {
-      iso = await isolated(`decider-${fault === 'commit-landed-then-error' ? 'landed' : 'open'}`, { EVENT_PARTITIONS: '1' });
+      iso = await isolated(`writer-${fault === 'commit-landed-then-error' ? 'landed' : 'open'}`, { EVENT_PARTITIONS: '1' });
       const { config } = iso;
-      const kafka = new Kafka({ clientId: 'decider-int', brokers: config.KAFKA_BROKERS, logLevel: logLevel.NOTHING });
+      const kafka = new Kafka({ clientId: 'writer-int', brokers: config.KAFKA_BROKERS, logLevel: logLevel.NOTHING });
       const admin = kafka.admin();
       await admin.connect();
       await ensureTopics(admin, config);
@@ -118,13 +118,13 @@ describe('the decider when the outcome of a commit is unknown', () => {
       redis = createRedis(config.REDIS_URL);
       // the first commit carries winners: the one whose outcome is lost
       const faulty = faultyKafka(kafka, fault, 1);
-      decider = new SingleWriter(
+      writer = new SingleWriter(
         faulty.kafka,
         writerPorts(new RedisOrdering(redis, config.REDIS_PREFIX), config.topics.events),
         config,
         await Parking.connect(kafka, config),
       );
-      await decider.start();
+      await writer.start();
 
       const audit = await waitUntil(
         () => auditFromLog(config, 'doubt'),
@@ -135,7 +135,7 @@ describe('the decider when the outcome of a commit is unknown', () => {
       // the commit whose outcome was lost carried winners and their gifticons
       expect(faulty.injected.carried).toContain('WinnerSelected');
       expect(faulty.injected.carried).toContain('GifticonIssued');
-      // a decider that decided the batch again appends its second gifticons before its offsets pass
+      // a writer that decided the batch again appends its second gifticons before its offsets pass
       // them (same transaction): once its group has read the whole log and the end stands, it is done
       const ends = await logEnds(config);
       await whenCaughtUp(config, config.groups.writer, { oneShort: true });

@@ -71,7 +71,7 @@ export async function groupOffsets(config: Config, groupId: string): Promise<Map
 
 /**
  * Resolves once the group has committed every partition up to the end the log has now, like
- * Emmett's `whenCaughtUp`. `oneShort` is for the decider's group: its last read is often its own
+ * Emmett's `whenCaughtUp`. `oneShort` is for the writer's group: its last read is often its own
  * transaction, whose commit marker (the partition's last offset) no consumer is handed, so it rests
  * one short of the end.
  */
@@ -92,7 +92,7 @@ export interface DecidedEntry {
   gifticon: { code: string } | null;
 }
 
-/** Reads `myEntry` until the decider has decided it (`enter` may have answered `QUEUED`). */
+/** Reads `myEntry` until the writer has decided it (`enter` may have answered `QUEUED`). */
 export async function decidedEntry(port: number, auth: string, campaignId: string, timeoutMs = 30_000): Promise<DecidedEntry> {
   const r = await waitUntil(
     () => gql(port, auth, `query($c: ID!) { myEntry(campaignId: $c) { status position ticket gifticon { code } } }`, { c: campaignId }),

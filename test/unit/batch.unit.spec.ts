@@ -48,7 +48,7 @@ describe('jobView: Agenda timestamps → the contract Job', () => {
   });
 });
 
-/** A log made the way the decider makes it: entries, duplicates, late entries, then decisions. */
+/** A log made the way the writer makes it: entries, duplicates, late entries, then decisions. */
 function makeLog(opts: { stock: number; users: number; closeAfter?: number; id?: string; offset0?: bigint }) {
   const id = opts.id ?? 'c1';
   let offset = opts.offset0 ?? 0n;

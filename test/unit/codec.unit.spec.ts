@@ -104,7 +104,7 @@ describe('the codec classifies every record read from the log', () => {
 
 describe('a fetched batch, sorted', () => {
   it('keeps events, parks foreign records, and stops at the first newer event', () => {
-    const sorted = sortBatch('decider', 'events', 1, [
+    const sorted = sortBatch('writer', 'events', 1, [
       message(10, entrant('a')),
       message(11, '{"trunc'),
       message(12, entrant('b')),
@@ -115,7 +115,7 @@ describe('a fetched batch, sorted', () => {
     expect(sorted.parked).toHaveLength(1);
     expect(sorted.parked[0]).toMatchObject({
       id: '1-11',
-      consumer: 'decider',
+      consumer: 'writer',
       reason: 'foreign',
       partition: 1,
       offset: '11',
@@ -123,19 +123,19 @@ describe('a fetched batch, sorted', () => {
       raw: Buffer.from('{"trunc').toString('base64'),
     });
     expect(sorted.stop?.message).toMatch(
-      /decider stopped at partition 1 offset 13: EntrantRegistered of version 2, this build knows version 1/,
+      /writer stopped at partition 1 offset 13: EntrantRegistered of version 2, this build knows version 1/,
     );
     expect(sorted.last).toBe(12n);
   });
 
   it('moves past nothing when the first record is newer', () => {
-    const sorted = sortBatch('decider', 'events', 0, [message(5, { ...entrant(), version: EVENT_VERSION + 1 }), message(6, entrant())]);
+    const sorted = sortBatch('writer', 'events', 0, [message(5, { ...entrant(), version: EVENT_VERSION + 1 }), message(6, entrant())]);
     expect(sorted.last).toBeNull();
     expect(sorted.logged).toEqual([]);
   });
 
   it('moves past skipped records without decoding them', () => {
-    const sorted = sortBatch('decider', 'events', 0, [message(5, '{bad'), message(6, entrant())], { skip: (m) => m.offset === '5' });
+    const sorted = sortBatch('writer', 'events', 0, [message(5, '{bad'), message(6, entrant())], { skip: (m) => m.offset === '5' });
     expect(sorted.parked).toEqual([]);
     expect(sorted.last).toBe(6n);
   });

@@ -15,12 +15,12 @@ describe('health registry: what /readyz says is failing', () => {
 
   it('a component with parts stays failing while any part fails', () => {
     const health = new Health();
-    const decider = health.reporter('decider');
-    decider.failing(new Error('p0 down'), 0);
-    decider.failing(new Error('p1 down'), 1);
-    decider.ok(0);
-    expect(health.failing()).toEqual({ decider: 'p1 down' });
-    decider.ok(1);
+    const writer = health.reporter('writer');
+    writer.failing(new Error('p0 down'), 0);
+    writer.failing(new Error('p1 down'), 1);
+    writer.ok(0);
+    expect(health.failing()).toEqual({ writer: 'p1 down' });
+    writer.ok(1);
     expect(health.failing()).toEqual({});
   });
 

@@ -21,7 +21,7 @@ const STARTUP_STATES = [
 ];
 
 // every transaction's first send meets CONCURRENT_TRANSACTIONS while the previous commit's
-// markers are written, and is retried (see the decider): under load that was two error
+// markers are written, and is retried (see the single writer's sink): under load that was two error
 // lines per transaction, all noise
 const CONCURRENT_TRANSACTIONS = /another concurrent operation on the same transaction/;
 
