@@ -37,8 +37,8 @@ export async function prismaCheckpoints(prisma: PrismaClient, topic: string): Pr
 
 /**
  * Whether a reader has read a partition up to `end` (a high watermark), for a reader that may stop
- * one short: the last record of a partition is often the commit marker of the decider's
- * transaction, which no reader is handed (KafkaJS filters control records). The decider stays one
+ * one short: the last record of a partition is often the commit marker of the single
+ * writer's transaction, which no reader is handed (KafkaJS filters control records). The writer stays one
  * short; the Prisma projector moves its checkpoint past such a marker once idle (within a second),
  * so waits on it use `next >= end`.
  */

@@ -168,10 +168,10 @@ export async function runReconcile(ctx: JobContext<Record<string, never>>, deps:
   await readLog(kafka, topic, (batch) => foldLog(folded, batch, live), { partitions });
   ctx.check();
 
-  // quiet partitions only: the end did not move, the decider and the Prisma projection are there
+  // quiet partitions only: the end did not move, the single writer and the Prisma projection are there
   const quiet = new Set<number>();
   await withAdmin(kafka, async (admin) => {
-    const [endsAfter, decider, prisma] = await Promise.all([
+    const [endsAfter, writer, prisma] = await Promise.all([
       highWatermarks(admin, topic),
       committedOffsets(admin, config.groups.writer, topic),
       prismaCheckpoints(deps.prisma, topic),
@@ -180,7 +180,7 @@ export async function runReconcile(ctx: JobContext<Record<string, never>>, deps:
       const end = endsAfter.get(p) ?? 0n;
       const ok =
         end === (endsBefore.get(p) ?? 0n) &&
-        nearlyReached(decider.get(p) ?? 0n, end) &&
+        nearlyReached(writer.get(p) ?? 0n, end) &&
         nearlyReached(prisma.get(p) ?? 0n, end) &&
         (await deps.ordering.isBuilt({ topic, partition: p }));
       if (ok) quiet.add(p);

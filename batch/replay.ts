@@ -36,9 +36,9 @@ export interface ReplayData extends LogStamped {
  *
  * REDIS: the `built` sentinel of the affected partitions goes and the campaign's keys (or every
  * campaign's) are wiped to a `building` mark (projections/redis-ordering: deletePartition); the
- * decider notices within ~50 ms, replays the partition from offset 0 (places are a pure function
+ * single writer notices within ~50 ms, replays the partition from offset 0 (places are a pure function
  * of offsets, codes come from GifticonIssued events) and sets the sentinel back when done.
- * Progress is the decider's own {next, until}.
+ * Progress is the writer's own {next, until}.
  *
  * DATABASE: the Prisma projector treats its checkpoint row as the truth; `rewind` sets it back
  * (and clears the campaign's rows), the projector follows. Progress is its checkpoint against the
@@ -302,7 +302,7 @@ async function replayRedis({ ctx, deps, data, progress, note, watch, admin }: Ta
           if (r === 'DELETED') {
             ctx.log.info(
               { partition: p, campaigns: ids.length },
-              'Redis campaigns wiped and built sentinel deleted: the decider rebuilds the partition',
+              'Redis campaigns wiped and built sentinel deleted: the writer rebuilds the partition',
             );
             continue; // counted from the marker
           }
@@ -310,7 +310,7 @@ async function replayRedis({ ctx, deps, data, progress, note, watch, admin }: Ta
         }
         // BUSY: a rebuild of this partition is under way (a flush, another replay): let it finish first
         if (Date.now() - waitingSince > STALL_MS) {
-          throw new Error(`partition ${p} has been rebuilding for ${STALL_MS / 60_000} min: is a decider running?`);
+          throw new Error(`partition ${p} has been rebuilding for ${STALL_MS / 60_000} min: is a writer running?`);
         }
         const { waiting } = await watch.check([p], {
           doing: `a rebuild of partition ${p} is under way (a flush, or another replay)`,
@@ -359,7 +359,7 @@ async function replayRedis({ ctx, deps, data, progress, note, watch, admin }: Ta
         movedAt = Date.now();
       } else if (Date.now() - movedAt > STALL_MS) {
         throw new Error(
-          `the Redis rebuild of partitions ${state.partitions.join(',')} made no progress for ${STALL_MS / 60_000} min: is a decider running?`,
+          `the Redis rebuild of partitions ${state.partitions.join(',')} made no progress for ${STALL_MS / 60_000} min: is a writer running?`,
         );
       }
       // between the rounds above, only the sentinels: the end is seen within BUILT_POLL_MS
@@ -387,9 +387,9 @@ async function replayRedis({ ctx, deps, data, progress, note, watch, admin }: Ta
 }
 
 /**
- * Best effort: lets a batch the decider is deciding right now finish before the keys go (its
+ * Best effort: lets a batch the single writer is deciding right now finish before the keys go (its
  * committed offset reaches the end of the log), so no decision is under way while the partition is
- * cut. Gives up quietly after a few seconds on a busy partition: the decider still rebuilds.
+ * cut. Gives up quietly after a few seconds on a busy partition: the writer still rebuilds.
  */
 async function waitQuiet(
   ctx: JobContext<ReplayData>,
@@ -406,11 +406,11 @@ async function waitQuiet(
     const next = committed.get(partition) ?? 0n;
     if (nearlyReached(next, end)) return;
     note(
-      `deleting: waiting up to 5 s for the decider of partition ${partition} to commit what it is deciding (${reachLine(writerOf(deps.config, 'redis'), [{ partition, at: next, until: end - 1n }])})`,
+      `deleting: waiting up to 5 s for the writer of partition ${partition} to commit what it is deciding (${reachLine(writerOf(deps.config, 'redis'), [{ partition, at: next, until: end - 1n }])})`,
     );
     await ctx.sleep(100);
   }
-  ctx.log.warn({ partition }, 'partition still busy: deleting anyway, the decider rebuilds it');
+  ctx.log.warn({ partition }, 'partition still busy: deleting anyway, the writer rebuilds it');
 }
 
 async function foldCarries(ctx: JobContext<ReplayData>, deps: ReplayDeps, data: ReplayData): Promise<void> {

@@ -35,7 +35,7 @@ export interface JobContext<D> {
   /** throws Interrupted when the worker stops */
   check(): void;
   /**
-   * What the job does now and what it waits on, in words ("rebuilding: waiting for the decider of
+   * What the job does now and what it waits on, in words ("rebuilding: waiting for the writer of
    * partition 3 to reach offset 41,200"): kept in `data.note` (written at most twice a second),
    * shown by the operator CLIs on their progress line.
    */

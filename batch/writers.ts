@@ -183,7 +183,7 @@ export interface Reach {
 }
 
 /**
- * "waiting for the decider of partition 3 to reach offset 41,200 (at 12,000)": the partitions not
+ * "waiting for the writer of partition 3 to reach offset 41,200 (at 12,000)": the partitions not
  * there yet, furthest behind first, three at most.
  */
 export function reachLine(w: WriterRole, parts: readonly Reach[]): string {

@@ -403,7 +403,7 @@ async function writePlan(tx: Tx, plan: Plan, writing?: () => void): Promise<void
       );
     }
   }
-  // winners and gifticons come from the decider's events: a re-applied one is skipped, and the
+  // winners and gifticons come from the single writer's events: a re-applied one is skipped, and the
   // counter grows only by what was inserted
   const winnersAdded = new Map<string, number>();
   const w = plan.winners;
