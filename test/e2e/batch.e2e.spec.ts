@@ -56,7 +56,6 @@ const entered = new Set<number>();
 
 const userId = (i: number) => `bt-u${i}`;
 const inAnHour = () => new Date(Date.now() + 3_600_000).toISOString();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** the read model, rows in a stable order, every column a replay must reproduce */
 async function tables() {
@@ -71,15 +70,13 @@ async function tables() {
 /** every user's myEntry; UNAVAILABLE (a rebuild under way) is retried */
 async function myEntries(): Promise<MyEntry[]> {
   return pool(tokens, 50, async (t) => {
-    for (let attempt = 0; ; attempt++) {
-      const r = await gql<{ myEntry: MyEntry }>(app.port, t, MY, { c: CAMPAIGN });
-      if (r.errors?.[0]?.extensions?.code === 'UNAVAILABLE' && attempt < 100) {
-        await sleep(100);
-        continue;
-      }
-      expect(r.errors).toBeUndefined();
-      return r.data!.myEntry;
-    }
+    const r = await waitUntil(
+      () => gql<{ myEntry: MyEntry }>(app.port, t, MY, { c: CAMPAIGN }),
+      (r) => r.errors?.[0]?.extensions?.code !== 'UNAVAILABLE',
+      { what: 'myEntry answered, not UNAVAILABLE', timeoutMs: 10_000 },
+    );
+    expect(r.errors).toBeUndefined();
+    return r.data!.myEntry;
   });
 }
 

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { auditFromLog } from '../support/audit.js';
 import { eventually, gql, isolated, pool, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
+import { elapse, waitUntil } from '../support/wait.js';
 
 /**
  * The drop end to end: a crowd with duplicate clicks over TWO API processes, a separate writer,
@@ -174,8 +175,12 @@ describe('the writer killed mid-burst', () => {
     await createCampaign(C, STOCK);
     let killed = false;
     const restart = (async () => {
-      while (!killed) await new Promise((r) => setTimeout(r, 20));
-      await new Promise((r) => setTimeout(r, 300));
+      await waitUntil(
+        async () => killed,
+        (k) => k,
+        { what: 'the writer killed', timeoutMs: 120_000, everyMs: 20 },
+      );
+      await elapse(300, 'the partition stays without a writer for a moment of the burst');
       writer = await spawnApp(iso, 'writer');
     })();
     const { answers, tokens } = await crowd(C, 600, async (done) => {

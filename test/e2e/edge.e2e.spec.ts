@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signToken, tokenShape } from '../../src/api/auth.js';
 import { eventually, isolated, pool, spawnApp, TEST_JWT_SECRET, type AppProcess, type Isolated } from '../support/app.js';
 import { startIdp, type Idp } from '../support/idp.js';
+import { elapse } from '../support/wait.js';
 
 /**
  * The GraphQL edge of a production server, as an attacker and as a browser meet it: query limits,
@@ -329,7 +330,7 @@ describe('floods', () => {
     const [flood, entered, neighbour] = await Promise.all([
       pool(Array.from({ length: 200 }), 20, () => query('{ __typename }', null, undefined, flooder)),
       (async () => {
-        await new Promise((r) => setTimeout(r, 50));
+        await elapse(50, 'bob enters once the flood from his address has begun');
         return query(ENTER, bob, { c: 'drop' }, flooder);
       })(),
       query('{ __typename }', null, undefined, '203.0.113.10'),

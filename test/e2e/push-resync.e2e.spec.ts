@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, gql, isolated, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
 import { collect, liveSocket, type LiveSocket, type Stream } from '../support/live.js';
-import { waitUntil } from '../support/wait.js';
+import { elapse, waitUntil } from '../support/wait.js';
 
 /**
  * Pushes across a Redis outage, on a Redis of the test's own (the shared one serves other suites):
@@ -83,7 +83,7 @@ describe('pushes across a Redis outage', () => {
     const end = Date.now() + 3_000;
     while (Date.now() < end) {
       cuts += Number(await cutter.client('KILL', 'TYPE', 'pubsub'));
-      await new Promise((r) => setTimeout(r, 20));
+      await elapse(20, 'between two cuts of the subscriber: notices are published into the gaps');
     }
     cutter.disconnect();
     console.log(`subscriber connections cut ${cuts} times while the writer decided`);

@@ -6,6 +6,7 @@ import { pgConfig } from '../../src/infra/prisma/database.js';
 import { schemaStatus } from '../../src/infra/prisma/migrate.js';
 import { eventually, freePort, gql, isolated, pool, runToEnd, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
 import { emptyDatabase, type FreshDatabase } from '../support/db.js';
+import { elapse } from '../support/wait.js';
 
 /**
  * Ready means ready (#16), with real processes: a server started on a database nobody migrated
@@ -228,7 +229,7 @@ describe('readiness reflects every role', () => {
       const end = Date.now() + 15_000;
       while (Date.now() < end) {
         seen.push(await readyz(down.port));
-        await new Promise((r) => setTimeout(r, 500));
+        await elapse(500, '/readyz sampled twice a second: never ready, all along');
       }
       console.log(`Postgres unreachable: /readyz ${seen.at(-1)!.status} ${JSON.stringify(seen.at(-1)!.body)}`);
       expect(down.child.exitCode).toBeNull();

@@ -14,9 +14,11 @@ import { createPrisma, type PrismaClient } from '../../src/infra/prisma/client.j
 import { createRedis, deletePartition, foldCarry, RedisOrdering } from '../../projections/redis-ordering/index.js';
 import { logger } from '../../src/logger.js';
 import { eventually, isolated, spawnApp, type AppProcess, type Isolated } from '../support/app.js';
+import { elapse } from '../support/wait.js';
 
 const log = logger.child({ test: 'batch.int' });
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** A job body's own wait, longer than any test: only a cancel or a stop ends it. */
+const UNTIL_INTERRUPTED_MS = 60_000;
 
 async function waitFor<T>(probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
   const v = await eventually(probe, ok, timeoutMs);
@@ -106,7 +108,7 @@ describe('batch: Agenda runtime on Postgres', () => {
       expect(view.error).toBe(
         'no writer owns partition 1 of t.campaign-events (consumer group t.decider has no member): start one with `npm start -- --roles writer`, then run the replay again',
       );
-      await sleep(1000); // a retry would have run by now (100 ms backoff)
+      await elapse(1000, 'a retry would have run by now (100 ms backoff)');
       expect(attempts).toBe(1);
       expect(jobView((await handle.getJob(id))!).status).toBe('FAILED');
     } finally {
@@ -160,7 +162,7 @@ describe('batch: Agenda runtime on Postgres', () => {
       async (ctx) => {
         attempts++;
         ctx.note('rebuilding: waiting for the writer of partition 1 to reach offset 41,200 (at 12,000)');
-        await ctx.sleep(60_000);
+        await ctx.sleep(UNTIL_INTERRUPTED_MS);
       },
       { lockLifetime: 60_000, concurrency: 1, retries: 3, retryDelayMs: 100 },
     );
@@ -178,7 +180,7 @@ describe('batch: Agenda runtime on Postgres', () => {
         10_000,
       );
       expect(view.error).toBe('timed out after 3 s (--timeout)');
-      await sleep(1000);
+      await elapse(1000, 'a retry of the cancelled job would have run by now (100 ms backoff)');
       expect(attempts).toBe(1);
       expect(await runtime.cancel(id, 'again')).toBe(false); // not running here any more
     } finally {
@@ -193,7 +195,7 @@ describe('batch: Agenda runtime on Postgres', () => {
     const body = (who: string) => async (ctx: JobContext<{ phase?: string }>) => {
       phases.push(`${who}:${ctx.data.phase ?? 'start'}`);
       if (!ctx.data.phase) await ctx.save({ phase: 'half' });
-      if (who === 'first') await ctx.sleep(60_000); // interrupted by stop()
+      if (who === 'first') await ctx.sleep(UNTIL_INTERRUPTED_MS); // interrupted by stop()
       await ctx.save({ phase: 'done' });
     };
     const r1 = new JobRuntime(first, log);
@@ -360,7 +362,7 @@ describe('batch: reconcile against the real log, Redis and Postgres', () => {
       log,
       save: async () => undefined,
       progress: async () => undefined,
-      sleep,
+      sleep: (ms: number) => elapse(ms, 'the job body asked to wait'),
       check: () => undefined,
       note: () => undefined,
     };

@@ -3,13 +3,13 @@ import { pino } from 'pino';
 import { afterAll, expect, it } from 'vitest';
 import { EVENT_VERSION } from '../../src/domain/events.js';
 import { createRedis, EnterGate, RedisCampaignLines, RedisOrdering } from '../../projections/redis-ordering/index.js';
+import { elapse, waitUntil } from '../support/wait.js';
 
 /** The user's append claim against the real Redis: held while an append outlasts its TTL, and only by its holder. */
 const redis = createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
 const ordering = new RedisOrdering(redis, `t:claim-${randomBytes(4).toString('hex')}`);
 const gate = new EnterGate(ordering);
 const P0 = { topic: 'topic', partition: 0 };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 afterAll(async () => {
   const keys = await redis.keys(`${ordering.keys.prefix}:*`);
@@ -36,10 +36,14 @@ it('keeps a held claim past its TTL, so a second click of the user does not appe
   const first = await gate.check('c', 'u', 'first', 300, P0, true);
   expect(first).toMatchObject({ kind: 'new', claimed: true });
   const letGo = gate.holdClaim('c', 'u', 'first', 300);
-  await sleep(900);
+  await elapse(900, 'three of the claim TTLs: a claim not held would have expired');
   expect(await gate.check('c', 'u', 'second', 300, P0, false)).toMatchObject({ kind: 'new', claimed: false });
   letGo();
-  await sleep(400);
+  await waitUntil(
+    () => redis.exists(ordering.keys.claim('c', 'u')),
+    (n) => n === 0,
+    { what: 'the claim let go expired', timeoutMs: 5_000, everyMs: 25 },
+  );
   expect(await gate.check('c', 'u', 'second', 300, P0, false)).toMatchObject({ kind: 'new', claimed: true });
 });
 

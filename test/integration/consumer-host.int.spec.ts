@@ -10,7 +10,7 @@ import type { Handled, Processor, ProcessorBatch } from '../../src/infra/kafka/p
 import { readLog } from '../../src/infra/kafka/reader.js';
 import { ensureTopics } from '../../src/infra/kafka/topics.js';
 import { isolated, type Isolated } from '../support/app.js';
-import { waitUntil } from '../support/wait.js';
+import { elapse, waitUntil } from '../support/wait.js';
 
 /**
  * The consumer host against the real broker: one fetch feeds every processor, a failing processor
@@ -289,7 +289,7 @@ describe('the consumer host', () => {
           if (batch.events.length > 0 && times.opened === 0) {
             times.opened = Date.now();
             // opening and reading: the host waits (its fetches come every ~100 ms when it does not)
-            await new Promise((r) => setTimeout(r, 500));
+            await elapse(500, 'a processor slow to open its transaction');
             times.writing = Date.now();
             batch.writing?.();
             await released;
@@ -335,7 +335,7 @@ describe('the consumer host', () => {
     // slow to answer at the join (a busy Postgres): the first fetch comes back before the lane opens
     const slow = new (class extends Recorder {
       override async checkpoints(partitions: readonly number[]): Promise<Map<number, bigint>> {
-        await new Promise((r) => setTimeout(r, 1500));
+        await elapse(1500, 'a Postgres slow to answer at the join');
         return super.checkpoints(partitions);
       }
     })('slow');
@@ -376,7 +376,7 @@ describe('the consumer host', () => {
         mostInFlight = Math.max(mostInFlight, inFlight);
         try {
           calls.push({ from: batch.from, stored: this.stored.get(batch.partition) ?? 0n, kafka: await committedOffset(batch.partition) });
-          await new Promise((r) => setTimeout(r, 300));
+          await elapse(300, 'a store whose commit takes a while');
           if (batch.events.length > 0 && ++commits === 2) throw new Error('commit failed');
           return await super.handle(batch);
         } finally {
@@ -394,7 +394,7 @@ describe('the consumer host', () => {
         .map((e) => ({ ...e, eventId: `${e.eventId}:${w}` }));
     for (const events of [[...campaign('five', 0), ...wave('a')], wave('b'), wave('c')]) {
       await append(events);
-      await new Promise((r) => setTimeout(r, 150));
+      await elapse(150, 'waves apart, so that each arrives while the one before is in flight');
     }
     const fresh = (await theLog()).filter((l) => l.event.campaignId === 'five');
     const p = fresh[0]!.partition;

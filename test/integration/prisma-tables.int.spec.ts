@@ -6,6 +6,7 @@ import { listenForRewinds } from '../../projections/prisma-tables/rewinds.js';
 import { dropDatabase, ensureDatabase } from '../../src/infra/prisma/database.js';
 import { migrate } from '../../src/infra/prisma/migrate.js';
 import { freshDatabase, type FreshDatabase } from '../support/db.js';
+import { elapse, waitUntil } from '../support/wait.js';
 
 /**
  * The Prisma tables' batch writer against a real Postgres, without Kafka: what one transaction of
@@ -137,10 +138,12 @@ describe('rewinds, heard as they commit', () => {
     const stops = await Promise.all(['events-a', 'events-b'].map((topic) => listenForRewinds(db.url, topic, () => heard.push(topic))));
     try {
       await rewindPrismaProjection(prisma, 'events-a', null);
-      const deadline = Date.now() + 5_000;
-      while (heard.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      // a notice for b would have come in the same delivery as a's
-      await new Promise((r) => setTimeout(r, 200));
+      await waitUntil(
+        async () => heard.length,
+        (n) => n > 0,
+        { what: 'the rewind of events-a heard', timeoutMs: 5_000, everyMs: 20 },
+      );
+      await elapse(200, "a notice for b would have come in the same delivery as a's");
       expect(heard).toEqual(['events-a']);
       // rolled back: nothing is heard
       await prisma
@@ -149,7 +152,7 @@ describe('rewinds, heard as they commit', () => {
           throw new Error('rolled back');
         })
         .catch(() => undefined);
-      await new Promise((r) => setTimeout(r, 300));
+      await elapse(300, 'a notice of the rolled-back transaction would have come by now');
       expect(heard).toEqual(['events-a']);
     } finally {
       for (const stop of stops) await stop();
@@ -161,10 +164,12 @@ describe('rewinds, heard as they commit', () => {
     later.pathname = `${later.pathname}_later`;
     const url = later.toString();
     let heard = 0;
-    const until = async (n: number) => {
-      const deadline = Date.now() + 10_000;
-      while (heard < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    };
+    const until = (n: number) =>
+      waitUntil(
+        async () => heard,
+        (h) => h >= n,
+        { what: `${n} rewinds heard`, timeoutMs: 10_000, everyMs: 20 },
+      );
     // the database does not exist yet: the first attempt fails, and the listener does not give up
     const stop = await listenForRewinds(url, 'events-later', () => heard++);
     try {

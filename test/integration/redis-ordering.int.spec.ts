@@ -12,6 +12,7 @@ import {
   RedisOrdering,
   RedisWipeSignal,
 } from '../../projections/redis-ordering/index.js';
+import { elapse } from '../support/wait.js';
 
 /** The ordering's Lua scripts (ioredis defineCommand) against the real Redis, through the folder's adapters. */
 const redis = createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
@@ -258,7 +259,7 @@ describe('the rebuild protocol', () => {
       await expect.poll(() => heard, { timeout: 2000 }).toEqual([2]);
       // the same job's step again deletes nothing, and says nothing
       expect(await deletePartition(ordering, { topic: 'topic', partition: 2 }, 'job-3', ['w3'], 60)).toBe('DONE');
-      await new Promise((r) => setTimeout(r, 100));
+      await elapse(100, 'a wipe signal for the second step would have come by now');
       expect(heard).toEqual([2]);
     } finally {
       await stop();

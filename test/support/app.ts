@@ -8,6 +8,7 @@ import { loadConfig, type Config } from '../../src/config.js';
 import { createRedis, scanKeys } from '../../projections/redis-ordering/index.js';
 import { freePort } from '../../src/net.js';
 import { freshDatabase } from './db.js';
+import { eventually, pollUntil } from './wait.js';
 
 /**
  * Test isolation: each suite gets its own topics (TOPIC_PREFIX), Redis keys (REDIS_PREFIX) and
@@ -62,7 +63,7 @@ export async function isolated(name: string, extra: Record<string, string> = {})
   };
 }
 
-export { freePort };
+export { eventually, freePort };
 
 export interface AppProcess {
   port: number;
@@ -91,20 +92,23 @@ export async function spawnApp(
   let out = '';
   child.stdout!.on('data', (d) => (out = (out + d).slice(-20_000)));
   child.stderr!.on('data', (d) => (out = (out + d).slice(-20_000)));
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`app exited with ${child.exitCode}:\n${out}`);
-    try {
-      const r = await fetch(`http://127.0.0.1:${port}/${opts.until === 'listening' ? 'healthz' : 'readyz'}`);
-      if (r.status === 200) break;
-    } catch {
-      /* not listening yet */
-    }
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`app not ready in 60 s:\n${out}`);
-    }
-    await new Promise((r) => setTimeout(r, 200));
+  const answer = await pollUntil(
+    async () => {
+      if (child.exitCode !== null) return 'exited';
+      try {
+        return (await fetch(`http://127.0.0.1:${port}/${opts.until === 'listening' ? 'healthz' : 'readyz'}`)).status;
+      } catch {
+        return 'not listening yet';
+      }
+    },
+    (a) => a === 200 || a === 'exited',
+    60_000,
+    200,
+  );
+  if (answer.value === 'exited') throw new Error(`app exited with ${child.exitCode}:\n${out}`);
+  if (!answer.ok) {
+    child.kill('SIGKILL');
+    throw new Error(`app not ready in 60 s:\n${out}`);
   }
   return {
     port,
@@ -153,17 +157,6 @@ export async function pool<T, R>(items: T[], limit: number, fn: (item: T, i: num
     }),
   );
   return out;
-}
-
-export async function eventually<T>(probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: T = await probe();
-  while (!ok(last)) {
-    if (Date.now() > end) return last;
-    await new Promise((r) => setTimeout(r, 100));
-    last = await probe();
-  }
-  return last;
 }
 
 /** Runs a command of the repository (`npm run db:migrate`, `npm start`, …) to its end; its output, both streams. */

@@ -1,5 +1,6 @@
 import type { Audit } from '../../src/domain/audit.js';
 import { gql, pool, token } from './app.js';
+import { elapse } from './wait.js';
 
 /**
  * A crowd over several API processes, as a failover test needs it: every answer kept with when it
@@ -50,7 +51,7 @@ export async function runCrowd(o: CrowdOptions): Promise<Call[]> {
           : { kind: 'error', code: r?.errors?.[0]?.extensions?.code ?? 'no answer' };
       calls.push({ user: `${o.userPrefix}${user}`, api, startedAt, endedAt: Date.now(), outcome });
       if (outcome.kind !== 'error' || !['UNAVAILABLE', 'no answer'].includes(outcome.code)) return;
-      await new Promise((res) => setTimeout(res, 250));
+      await elapse(250, 'a client backing off before it tries again');
     }
   };
   let done = 0;

@@ -13,13 +13,44 @@ export async function waitUntil<T>(
   opts: { what: string; timeoutMs?: number; everyMs?: number },
 ): Promise<T> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
+  const r = await pollUntil(probe, ok, timeoutMs, opts.everyMs);
+  if (!r.ok) throw new Error(`${opts.what}: not within ${timeoutMs} ms (last seen: ${show(r.value)})`);
+  return r.value;
+}
+
+/**
+ * Probes every `everyMs` until `ok` holds or `timeoutMs` has passed: the last value seen, and
+ * whether it held. `waitUntil` throws when it did not; `eventually` hands it to the test to assert.
+ */
+export async function pollUntil<T>(
+  probe: () => Promise<T>,
+  ok: (v: T) => boolean,
+  timeoutMs: number,
+  everyMs = 100,
+): Promise<{ value: T; ok: boolean }> {
   const end = Date.now() + timeoutMs;
   for (;;) {
-    const v = await probe();
-    if (ok(v)) return v;
-    if (Date.now() > end) throw new Error(`${opts.what}: not within ${timeoutMs} ms (last seen: ${show(v)})`);
-    await new Promise((r) => setTimeout(r, opts.everyMs ?? 100));
+    const value = await probe();
+    if (ok(value)) return { value, ok: true };
+    if (Date.now() > end) return { value, ok: false };
+    await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/** The last value `probe` gave, once `ok` holds or after `timeoutMs`: the test asserts on it. */
+export async function eventually<T>(probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
+  return (await pollUntil(probe, ok, timeoutMs)).value;
+}
+
+/**
+ * Lets `ms` of wall time pass, for what only time passing can show: that something did not
+ * happen (a notice not heard, a retry not run), or that a window, a lease or a slow dependency
+ * took its time. `why` names which, in the test's own words. Whatever a test waits *for* is
+ * `waitUntil`'s.
+ */
+export async function elapse(ms: number, why: string): Promise<void> {
+  if (!why) throw new Error('elapse: say why time must pass');
+  await new Promise((r) => setTimeout(r, ms));
 }
 
 function show(v: unknown): string {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { auditCampaign } from '../../src/domain/audit.js';
 import { closed, created, entrant, rig, type Rig } from '../support/writerPorts.js';
 
@@ -335,7 +335,9 @@ describe('a partition writer', () => {
 });
 
 describe('a partition writer with a commit interval', () => {
-  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  // the interval's clock is faked: a gathered commit runs when the test moves time past it
+  beforeEach(() => void vi.useFakeTimers());
+  afterEach(() => void vi.useRealTimers());
   const placed = (r: Rig) => r.replies.told.map((t) => `${t.userId}:${t.kind === 'placed' ? t.position : t.rejection}`);
 
   it('tells the batches between two commits at once, and commits their decisions together with the offsets', async () => {
@@ -352,7 +354,7 @@ describe('a partition writer with a commit interval', () => {
     expect(placed(r)).toEqual(['u0:1', 'u1:2', 'u2:3', 'u3:4', 'u4:5']);
     expect(r.sink.calls.commit).toBe(1);
     expect(gifticons(r)).toEqual(['u0']);
-    await sleep(100);
+    await vi.advanceTimersByTimeAsync(100);
     expect(await w.whenCommitted()).toBe(true);
     expect(r.sink.calls.commit).toBe(2);
     expect(r.log.committed.get(0)).toBe(end);
@@ -369,12 +371,12 @@ describe('a partition writer with a commit interval', () => {
     await w.whenCommitted();
     await w.onBatch(r.log.batch(0, 2n), r.control()); // u1, u2 gathered
     r.sink.fault = 'throw-open';
-    await sleep(100);
+    await vi.advanceTimersByTimeAsync(100);
     expect(r.sink.calls.commit).toBe(2);
     expect(r.seeks).toEqual([{ partition: 0, offset: 2n }]);
     expect(gifticons(r)).toEqual(['u0']);
     await w.onBatch(r.log.batch(0, 2n), r.control());
-    await sleep(100);
+    await vi.advanceTimersByTimeAsync(100);
     expect(await w.whenCommitted()).toBe(true);
     expect(placed(r)).toEqual(['u0:1', 'u1:2', 'u2:3', 'u1:2', 'u2:3']);
     expect(gifticons(r)).toEqual(['u0', 'u1', 'u2']);
