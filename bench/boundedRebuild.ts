@@ -188,14 +188,12 @@ export async function benchBoundedRebuild(opts: BoundedRebuildOptions): Promise<
       for (const p of opts.cases.keys()) {
         const where = { topic, partition: p };
         const keys: string[] = [];
-        const stream = redis.scanStream({ match: `${config.REDIS_PREFIX}:*`, count: 1000 });
+        const stream = redis.scanStream({ match: ordering.keys.all(), count: 1000 });
         for await (const batch of stream as AsyncIterable<string[]>) {
           for (const k of batch) {
             const id = ordering.keys.campaignOf(k);
-            if (
-              (id !== null && partitionFor(id, config.EVENT_PARTITIONS) === p) ||
-              k.startsWith(`${config.REDIS_PREFIX}:{p:${topic}:${p}}`)
-            )
+            const part = ordering.keys.partitionOf(k);
+            if ((id !== null && partitionFor(id, config.EVENT_PARTITIONS) === p) || (part?.topic === topic && part.partition === p))
               keys.push(k);
           }
         }
@@ -215,7 +213,7 @@ export async function benchBoundedRebuild(opts: BoundedRebuildOptions): Promise<
   } finally {
     await app.stop();
     await prisma.$disconnect();
-    const keys = await redis.keys(`${config.REDIS_PREFIX}:*`);
+    const keys = await redis.keys(ordering.keys.all());
     for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
     redis.disconnect();
     await admin.deleteTopics({ topics: [topic, config.topics.parked] }).catch(() => undefined);

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { signToken, tokenShape } from '../src/api/auth.js';
 import { createClient, percentile, runPool, table } from '../src/cli/crowd.js';
 import { loadConfig } from '../src/config.js';
-import { changesChannelOf, RedisOrdering } from '../projections/redis-ordering/index.js';
+import { changesChannelOf, Keys, RedisOrdering } from '../projections/redis-ordering/index.js';
 import { migrate } from '../src/infra/prisma/migrate.js';
 import type { ChangeNotice } from '../src/writer/changeFeed.js';
 import { stackUp } from '../scripts/stack.js';
@@ -200,7 +200,7 @@ async function main() {
     server.kill('SIGTERM');
     await once(server, 'exit');
     // its own keys and topics go with it
-    const keys = await redis.keys(`${config.REDIS_PREFIX}:*`);
+    const keys = await redis.keys(new Keys(config.REDIS_PREFIX).all());
     for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
     redis.disconnect();
     const kafkaAdmin = new Kafka({ brokers: config.KAFKA_BROKERS, logLevel: logLevel.NOTHING }).admin();

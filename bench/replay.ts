@@ -207,7 +207,7 @@ async function main() {
     await app.stop();
     await handle.close();
     await prisma.$disconnect();
-    const keys = await redis.keys(`${config.REDIS_PREFIX}:*`);
+    const keys = await redis.keys(ordering.keys.all());
     for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
     redis.disconnect();
     await admin.deleteTopics({ topics: [topic, config.topics.parked] }).catch(() => undefined);

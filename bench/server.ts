@@ -6,6 +6,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import type { Config } from '../src/config.js';
 import { dropDatabase } from '../src/infra/prisma/database.js';
 import { freePort } from '../src/net.js';
+import { Keys } from '../projections/redis-ordering/index.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -62,7 +63,7 @@ export async function cleanUpRun(
 ): Promise<void> {
   const redis = new Redis(config.REDIS_URL);
   try {
-    const stream = redis.scanStream({ match: `${config.REDIS_PREFIX}:*`, count: 1000 });
+    const stream = redis.scanStream({ match: new Keys(config.REDIS_PREFIX).all(), count: 1000 });
     for await (const keys of stream as AsyncIterable<string[]>) if (keys.length > 0) await redis.unlink(...keys);
   } finally {
     redis.disconnect();

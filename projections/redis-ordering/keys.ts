@@ -53,6 +53,10 @@ export class Keys {
   budget = (name: string) => `${this.prefix}:budget:${name}`;
   /** every campaign key of the prefix, for SCAN */
   anyCampaign = () => `${this.prefix}:{c:*`;
+  /** every partition key of the prefix (sentinels, rebuilds, markers), for SCAN */
+  anyPartition = () => `${this.prefix}:{p:*`;
+  /** every key of the prefix, for SCAN (a test's or a bench's own keys, never a FLUSHALL) */
+  all = () => `${this.prefix}:*`;
   /** the campaign a key of this layout belongs to, or null */
   campaignOf(key: string): string | null {
     const head = `${this.prefix}:{c:`;
@@ -68,6 +72,11 @@ export class Keys {
   built = (topic: string, partition: number) => `${this.p(topic, partition)}:built`;
   /** every partition sentinel of the prefix, whatever its topic, for SCAN */
   anyBuilt = () => `${this.prefix}:{p:*}:built`;
+  /** the partition a partition key (any of `p`'s) belongs to, or null */
+  partitionOf(key: string): PartitionRef | null {
+    const m = /^\{p:(.+):(\d+)\}:/.exec(key.slice(this.prefix.length + 1));
+    return key.startsWith(`${this.prefix}:`) && m ? { topic: m[1]!, partition: Number(m[2]) } : null;
+  }
   /** the partition a sentinel key names, or null */
   builtOf(key: string): PartitionRef | null {
     const m = /^\{p:(.+):(\d+)\}:built$/.exec(key.slice(this.prefix.length + 1));

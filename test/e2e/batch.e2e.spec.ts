@@ -145,7 +145,7 @@ async function flushPrefix(): Promise<number> {
   const redis = new Redis(iso.config.REDIS_URL);
   let n = 0;
   try {
-    for await (const keys of redis.scanStream({ match: `${iso.config.REDIS_PREFIX}:*`, count: 1000 }) as AsyncIterable<string[]>) {
+    for await (const keys of redis.scanStream({ match: new Keys(iso.config.REDIS_PREFIX).all(), count: 1000 }) as AsyncIterable<string[]>) {
       if (keys.length) n += await redis.del(...keys);
     }
   } finally {

@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { Keys } from '../../projections/redis-ordering/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPrisma, type PrismaClient } from '../../src/infra/prisma/client.js';
 import { PRISMA_PROJECTION } from '../../projections/prisma-tables/projector.js';
@@ -38,7 +39,7 @@ const users = (c: string) => Array.from({ length: c === OPEN ? OPEN_USERS : OLD_
 async function campaignKeys(c: string): Promise<number> {
   const redis = new Redis(iso.config.REDIS_URL);
   try {
-    return (await redis.keys(`${iso.config.REDIS_PREFIX}:{c:${c}}:*`)).length;
+    return (await redis.keys(new Keys(iso.config.REDIS_PREFIX).pattern(c))).length;
   } finally {
     redis.disconnect();
   }

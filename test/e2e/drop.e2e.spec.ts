@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
+import { Keys } from '../../projections/redis-ordering/index.js';
 import { auditFromLog } from '../support/audit.js';
 import { eventually, gql, isolated, pool, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
 import { elapse, waitUntil } from '../support/wait.js';
@@ -132,7 +133,7 @@ describe('the drop over two API processes', () => {
   it('rebuilds the ordering from the log after Redis loses it, never answering wrong meanwhile', async () => {
     const audit = await auditFromLog(iso.config, C);
     const redis = new Redis(iso.config.REDIS_URL);
-    const keys = await redis.keys(`${iso.config.REDIS_PREFIX}:*`);
+    const keys = await redis.keys(new Keys(iso.config.REDIS_PREFIX).all());
     await redis.del(...keys); // one command: as sudden as a flush
     redis.disconnect();
     const sample = [...answers.keys()].filter((u) => u % 7 === 0);

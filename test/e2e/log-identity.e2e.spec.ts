@@ -1,7 +1,7 @@
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterStackDown, clusterStackUp } from '../../scripts/stack.js';
-import { createRedis, RedisOrdering, scanKeys, sentinels } from '../../projections/redis-ordering/index.js';
+import { createRedis, Keys, RedisOrdering, scanKeys, sentinels } from '../../projections/redis-ordering/index.js';
 import { loadConfig } from '../../src/config.js';
 import { createPrisma, type PrismaClient } from '../../src/infra/prisma/client.js';
 import { auditFromLog } from '../support/audit.js';
@@ -81,7 +81,7 @@ async function footprint(prisma: PrismaClient, iso: Isolated) {
   const redis = createRedis(iso.config);
   let keys = 0;
   // the projection's keys (campaigns, partitions), not the edge's request budgets, which any request spends
-  for (const pattern of [`${iso.config.REDIS_PREFIX}:{c:*`, `${iso.config.REDIS_PREFIX}:{p:*`]) {
+  for (const pattern of [new Keys(iso.config.REDIS_PREFIX).anyCampaign(), new Keys(iso.config.REDIS_PREFIX).anyPartition()]) {
     for await (const batch of scanKeys(redis, pattern)) keys += batch.length;
   }
   redis.disconnect();

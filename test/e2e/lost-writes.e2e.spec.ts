@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { Keys } from '../../projections/redis-ordering/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditFromLog } from '../support/audit.js';
 import { gql, isolated, pool, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
@@ -93,7 +94,9 @@ describe('Redis losing its last writes to a campaign (a failover)', () => {
         (n) => n === FIRST,
         { what: 'the first wave decided' },
       );
-      const keys = (await redis.keys(`${iso.config.REDIS_PREFIX}:{c:${C}}:*`)).filter((k) => /:(meta|line|won|gifts)$/.test(k));
+      const layout = new Keys(iso.config.REDIS_PREFIX);
+      const all = await redis.keys(layout.pattern(C));
+      const keys = [layout.meta(C), layout.line(C), layout.won(C), layout.gifts(C)].filter((k) => all.includes(k));
       const old = await Promise.all(keys.map(async (k) => [k, await redis.dumpBuffer(k)] as const));
       expect(old.length).toBe(4);
 
@@ -118,7 +121,7 @@ describe('Redis losing its last writes to a campaign (a failover)', () => {
       const restore = redis.multi();
       for (const [k, v] of old) restore.restore(k, 0, v, 'REPLACE');
       await restore.exec();
-      expect(await redis.zcard(`${iso.config.REDIS_PREFIX}:{c:${C}}:line`)).toBe(FIRST);
+      expect(await redis.zcard(new Keys(iso.config.REDIS_PREFIX).line(C))).toBe(FIRST);
 
       // readers of everyone, second clicks of the second wave and a third wave, all at once
       await Promise.all([
@@ -145,7 +148,7 @@ describe('Redis losing its last writes to a campaign (a failover)', () => {
       );
       // repaired: the line holds every entrant of the log again (newcomers are turned away once it holds the stock)
       await waitUntil(
-        async () => [await redis.zcard(`${iso.config.REDIS_PREFIX}:{c:${C}}:line`), (await auditFromLog(iso.config, C)).entrants] as const,
+        async () => [await redis.zcard(new Keys(iso.config.REDIS_PREFIX).line(C)), (await auditFromLog(iso.config, C)).entrants] as const,
         ([line, entrants]) => line === entrants && entrants >= STOCK,
         { what: 'the line rebuilt' },
       );

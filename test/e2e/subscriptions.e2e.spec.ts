@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import { Redis } from 'ioredis';
+import { Keys } from '../../projections/redis-ordering/index.js';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GIFTICON_CODE_PATTERN } from '../../src/domain/codes.js';
@@ -210,7 +211,7 @@ describe('limits', () => {
   it('holds 1,000 idle subscribed sockets on one Redis subscription, under 80 KB each, and frees them all on close', async () => {
     await createCampaign('idle', 10);
     const redis = new Redis(iso.config.REDIS_URL);
-    const channel = `${iso.config.REDIS_PREFIX}:{c:idle}:changes`;
+    const channel = new Keys(iso.config.REDIS_PREFIX).changes('idle');
     try {
       // the sockets of the tests before go first: the server's gauges then count only these
       await Promise.all(sockets.splice(0).map((s) => s.dispose()));
@@ -271,7 +272,7 @@ describe('a dropped socket', () => {
   it('frees its subscription and its channel when the peer vanishes without a close frame', async () => {
     await createCampaign('dropped', 5);
     const redis = new Redis(iso.config.REDIS_URL);
-    const channel = `${iso.config.REDIS_PREFIX}:{c:dropped}:changes`;
+    const channel = new Keys(iso.config.REDIS_PREFIX).changes('dropped');
     try {
       const raw = new WebSocket(`ws://127.0.0.1:${app.port}/graphql`, 'graphql-transport-ws');
       const messages: { type: string }[] = [];

@@ -244,7 +244,7 @@ describe('batch: Redis steps of replay and cleanup', () => {
   const run = (jobId: string, ids: string[]) => deletePartition(ordering, { topic, partition: 0 }, jobId, ids, 60);
 
   afterAll(async () => {
-    const keys = await redis.keys(`${prefix}:*`);
+    const keys = await redis.keys(k.all());
     if (keys.length) await redis.del(...keys);
     redis.disconnect();
   });

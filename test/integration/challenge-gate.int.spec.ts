@@ -12,7 +12,7 @@ const gate = new EnterGate(ordering);
 const P0 = { topic: 'topic', partition: 0 };
 
 afterAll(async () => {
-  const keys = await redis.keys(`${ordering.keys.prefix}:*`);
+  const keys = await redis.keys(ordering.keys.all());
   if (keys.length) await redis.del(...keys);
   redis.disconnect();
 });

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { evolve, initialState, judge, type CampaignState, type CampaignTerms } from '../../src/domain/campaign.js';
 import { EVENT_VERSION, ticketOf, type CampaignEvent, type EntrantRegistered, type Logged } from '../../src/domain/events.js';
 import { lineWorkOf } from '../../src/writer/lineWork.js';
-import { createRedis, RedisCampaignLines, RedisOrdering } from '../../projections/redis-ordering/index.js';
+import { createRedis, Keys, RedisCampaignLines, RedisOrdering } from '../../projections/redis-ordering/index.js';
 
 /**
  * place.lua held to the domain: random logs of two campaigns (repeated users, entries before the
@@ -21,7 +21,7 @@ const ordering = new RedisOrdering(redis, `t:prop-${randomBytes(4).toString('hex
 const lines = new RedisCampaignLines(ordering, 'prop', pino({ level: 'silent' }));
 
 afterAll(async () => {
-  const keys = [...(await redis.keys(`${ordering.keys.prefix}:*`)), ...(await redis.keys(`${ordering.keys.prefix}-replay:*`))];
+  const keys = [...(await redis.keys(ordering.keys.all())), ...(await redis.keys(new Keys(`${ordering.keys.prefix}-replay`).all()))];
   if (keys.length) await redis.del(...keys);
   redis.disconnect();
 });

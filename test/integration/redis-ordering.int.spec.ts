@@ -23,7 +23,7 @@ const k: Keys = ordering.keys;
 const P0 = { topic: 'topic', partition: 0 };
 
 afterAll(async () => {
-  const keys = await redis.keys(`${k.prefix}:*`);
+  const keys = await redis.keys(k.all());
   if (keys.length) await redis.del(...keys);
   redis.disconnect();
 });

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
 import { signToken } from '../../src/api/auth.js';
 import { loadConfig, type Config } from '../../src/config.js';
-import { createRedis, scanKeys } from '../../projections/redis-ordering/index.js';
+import { createRedis, Keys, scanKeys } from '../../projections/redis-ordering/index.js';
 import { freePort } from '../../src/net.js';
 import { freshDatabase } from './db.js';
 import { eventually, pollUntil } from './wait.js';
@@ -51,7 +51,7 @@ export async function isolated(name: string, extra: Record<string, string> = {})
     async cleanup() {
       // the suite's own keys only (its prefix), on one Redis or on every primary of a cluster
       const redis = createRedis(config);
-      for await (const keys of scanKeys(redis, `${config.REDIS_PREFIX}:*`)) await Promise.all(keys.map((k) => redis.unlink(k)));
+      for await (const keys of scanKeys(redis, new Keys(config.REDIS_PREFIX).all())) await Promise.all(keys.map((k) => redis.unlink(k)));
       redis.disconnect();
       const kafka = new Kafka({ brokers: config.KAFKA_BROKERS, logLevel: logLevel.NOTHING });
       const admin = kafka.admin();

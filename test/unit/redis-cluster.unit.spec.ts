@@ -29,7 +29,7 @@ describe('REDIS_CLUSTER_NODES', () => {
 
 describe('the hash slot of a key', () => {
   it('is picked by its first non-empty {tag}, else by the whole key, as Redis Cluster does', () => {
-    expect(hashTagOf('fc:{c:drop-1}:meta')).toBe('c:drop-1');
+    expect(hashTagOf(new Keys('fc').meta('drop-1'))).toBe('c:drop-1');
     expect(hashTagOf('fc:{}:x{y}')).toBe('fc:{}:x{y}');
     expect(hashTagOf('fc:campaigns')).toBe('fc:campaigns');
     expect(hashTagOf('a{b}{c}')).toBe('b');
