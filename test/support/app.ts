@@ -35,7 +35,7 @@ export async function isolated(name: string, extra: Record<string, string> = {})
     EVENT_PARTITIONS: '2',
     ENTER_WAIT_MS: '3000',
     ENTER_RATE_PER_SEC: '1000',
-    // tests send requests in bursts from one address on purpose; edge.e2e and flood.e2e set their own budgets
+    // tests send requests in bursts from one address on purpose; edge-defences.e2e and hostile-clients.e2e set their own budgets
     RATE_LIMIT_IP_PER_SEC: '1000',
     RATE_LIMIT_IP_CEILING_PER_SEC: '100000',
     RATE_LIMIT_USER_COST_PER_SEC: '100000',

@@ -2,7 +2,7 @@ import pg from 'pg';
 import type { Datamodel, DmmfField, DmmfModel } from './prismaSchema.js';
 
 /**
- * The schema inspector of the drift test (test/integration/prisma.int.spec.ts): what PostgreSQL
+ * The schema inspector of the drift test (test/integration/prisma-migrations.int.spec.ts): what PostgreSQL
  * should hold for each field, index and relation of the Prisma schema (prismaSchema.ts reads it
  * with Prisma's own parser), held against what the migrated database does hold.
  */
