@@ -1,11 +1,11 @@
-import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import type { Config } from '../../config.js';
-import type { Logged } from '../../domain/events.js';
 import type { HealthReporter } from '../../health.js';
 import { logger } from '../../logger.js';
-import { backoffMs, RepeatedErrors } from '../../retrying.js';
+import { RepeatedErrors } from '../../retrying.js';
 import { keepConsuming, roleConsumer } from './consumer.js';
 import { sortBatch, Stops, type Parking } from './parking.js';
+import { IN_FLIGHT, inTurn, LaneOffers, Slots, type Lane } from './hostLanes.js';
 import type { Processor } from './processor.js';
 
 const log = logger.child({ component: 'consumer-host' });
@@ -45,50 +45,6 @@ const FETCH_MIN_BYTES = 64 * 1024;
 const READ_SIDE_FETCH = { maxBytesPerPartition: 1024 * 1024, maxBytes: 32 * 1024 * 1024, minBytes: FETCH_MIN_BYTES };
 
 /**
- * Batches being handled at once, every partition together: each may hold a pooled connection for
- * its transaction (in the main thread the API shares the pool of 8; the read side's thread has 6).
- * Batches are handed over before they are handled in full (onBatch), so KafkaJS's own limit
- * (partitionsConsumedConcurrently) no longer bounds them.
- */
-const IN_FLIGHT = 4;
-
-/** A counting semaphore: `take` waits for a free slot. */
-class Slots {
-  private readonly waiting: (() => void)[] = [];
-  constructor(private free: number) {}
-  async take(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return;
-    }
-    await new Promise<void>((r) => this.waiting.push(r));
-  }
-  give(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.free++;
-  }
-}
-
-/** One partition as this member holds it. */
-interface Lane {
-  /** where the fetched stream goes on: a batch that does not start here was fetched before a seek */
-  cursor: bigint;
-  /** the end of the last batch handled: [delivered, cursor) held only transaction markers or aborted records */
-  delivered: bigint;
-  /** processor → the next offset it needs */
-  pos: Map<string, bigint>;
-  /** processor → failed batches in a row, and when it may be tried again */
-  failures: Map<string, { count: number; retryAt: number }>;
-  /** batches and checks of one partition take turns */
-  queue: Promise<void>;
-  /** batches handled, so a check never acts on a checkpoint it read before one of them */
-  version: number;
-  /** the offset last committed to Kafka for this partition by this lane */
-  committed?: bigint;
-}
-
-/**
  * One consumer per process for the read side: every processor (Prisma tables, archive, triggers)
  * is fed from one fetch and one decode of the events topic. Records that are not events are parked
  * here once, and a newer event version stops the partition here once, for every processor.
@@ -107,6 +63,11 @@ export class ConsumerHost {
   private lanes = new Map<number, Lane>();
   private readonly opening = new Map<number, Promise<Lane | null>>();
   private readonly slots = new Slots(IN_FLIGHT);
+  private readonly offers = new LaneOffers(
+    this.processors,
+    (partition, offset) => this.consumer?.seek({ topic: this.topic, partition, offset: offset.toString() }),
+    log,
+  );
   /** the batches of the previous assignment still in flight: a new lane waits for them before reading its checkpoints */
   private settled: Promise<unknown> = Promise.resolve();
   private runner: ReturnType<typeof keepConsuming> | null = null;
@@ -120,7 +81,6 @@ export class ConsumerHost {
   private endsReadAt = 0;
   /** partitions paused because a checkpoint lies beyond their end (`withinLog`) */
   private readonly beyond = new Set<number>();
-  private readonly repeats = new Map<string, RepeatedErrors>();
   /** every processor's reporter: what stops or fails the whole host fails each of them */
   private readonly everyone: HealthReporter = {
     failing: (err, part) => this.processors.forEach((p) => p.health.failing(err, part)),
@@ -254,7 +214,7 @@ export class ConsumerHost {
     // a partition now another member's is that member's to find beyond its end
     for (const p of [...this.beyond]) if (!partitions.includes(p) && this.beyond.delete(p)) this.everyone.ok(`log:${p}`);
     // every (re)join starts each assigned partition from the checkpoints again: they are the truth
-    for (const [partition, lane] of this.lanes) this.forgetFailures(lane, partition);
+    for (const [partition, lane] of this.lanes) this.offers.forgetFailures(lane, partition);
     this.settled = Promise.all([this.settled, ...[...this.lanes.values()].map((l) => l.queue)]);
     this.lanes = new Map();
     this.opening.clear();
@@ -329,15 +289,6 @@ export class ConsumerHost {
     return false;
   }
 
-  private exclusive<T>(lane: Lane, work: () => Promise<T>): Promise<T> {
-    const run = lane.queue.then(work);
-    lane.queue = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    return run;
-  }
-
   /**
    * One fetched batch. Pipelined: the batch is decoded at once, waits for the partition's previous
    * batch to be handled, and is then handed to the processors; eachBatch returns as soon as it is
@@ -364,7 +315,7 @@ export class ConsumerHost {
     const next = sorted.last === null ? first : sorted.last + 1n;
     let handedOver!: () => void;
     const handed = new Promise<void>((r) => (handedOver = r));
-    const handled = this.exclusive(lane, async () => {
+    const handled = inTurn(lane, async () => {
       if (first !== lane.cursor) {
         // fetched from elsewhere: before a seek of ours (which comes next), or by a seek that a
         // lane opened at the group's join issued while a batch from the same place was being
@@ -378,7 +329,7 @@ export class ConsumerHost {
       await this.slots.take();
       try {
         if (sorted.stop) {
-          await this.deliver(lane, partition, first, next, sorted.logged, batch.messages);
+          await this.offers.deliver(lane, partition, first, next, sorted.logged, batch.messages);
           if (sorted.last !== null) resolveOffset(String(sorted.last));
           this.stops.stop(this.consumer, this.topic, sorted.stop);
         } else {
@@ -389,12 +340,12 @@ export class ConsumerHost {
           // Handed over once a processor waits on its store for the batch's main write (`writing`),
           // else at once: the next fetch's decoding (a block of the main thread, ~100 ms for 16k
           // entries) then runs while Postgres inserts, not while the transaction opens and locks.
-          const work = this.deliver(lane, partition, first, next, sorted.logged, batch.messages, handedOver);
+          const work = this.offers.deliver(lane, partition, first, next, sorted.logged, batch.messages, handedOver);
           if (!this.processors.some((p) => p.signalsWriting)) handedOver();
           await work;
           handedOver();
           // a rejoin while the batch was in flight gave the partition a new lane: this one is done
-          if (this.lanes.get(partition) === lane) this.catchUp(lane, partition);
+          if (this.lanes.get(partition) === lane) this.offers.catchUp(lane, partition);
         }
       } finally {
         this.slots.give();
@@ -404,28 +355,6 @@ export class ConsumerHost {
     });
     // eachBatch returns when the batch is handed over (or dropped, or stopped)
     await Promise.race([handled, handed]);
-  }
-
-  /** Offers one batch to each processor whose checkpoint it holds, then moves the lane past it. */
-  private async deliver(
-    lane: Lane,
-    partition: number,
-    first: bigint,
-    next: bigint,
-    logged: readonly Logged[],
-    messages: readonly KafkaMessage[],
-    writing?: () => void,
-  ): Promise<void> {
-    for (const p of this.processors) {
-      const from = lane.pos.get(p.name)!;
-      // behind (waiting to be tried again, or for the seek back) or ahead of this batch
-      if (from < first || from >= next) continue;
-      const events = logged.filter((l) => l.offset >= from && p.canHandle(l.event));
-      await this.offer(lane, p, partition, { partition, from, next, events, messages, ...(writing && { writing }) });
-    }
-    lane.cursor = next;
-    lane.delivered = next;
-    lane.version++;
   }
 
   /** Kafka's committed offset: where a new member's first fetch begins, never past a processor's checkpoint. */
@@ -441,56 +370,6 @@ export class ConsumerHost {
     }
   }
 
-  /** Hands one processor its part; its failure is its own (reported, backed off), never the others'. */
-  private async offer(lane: Lane, p: Processor, partition: number, batch: Parameters<Processor['handle']>[0]): Promise<void> {
-    try {
-      const r = await p.handle(batch);
-      if (r.kind === 'moved') this.moved(lane, p, partition, r.to);
-      else lane.pos.set(p.name, batch.next);
-      const failed = lane.failures.get(p.name);
-      if (failed) {
-        lane.failures.delete(p.name);
-        p.health.ok(partition);
-        this.repeatsOf(p).recovered('batches succeed again', { partition });
-      }
-    } catch (err) {
-      const count = (lane.failures.get(p.name)?.count ?? 0) + 1;
-      const wait = backoffMs(count);
-      lane.failures.set(p.name, { count, retryAt: Date.now() + wait });
-      p.health.failing(err, partition);
-      this.repeatsOf(p).error(err, 'batch failed: retrying', { partition, attempt: count, retryInMs: wait });
-    }
-    p.observe?.(partition, { next: lane.pos.get(p.name)! });
-  }
-
-  private moved(lane: Lane, p: Processor, partition: number, to: bigint): void {
-    const from = lane.pos.get(p.name)!;
-    if (from === to) return;
-    log.info({ processor: p.name, partition, from: from.toString(), to: to.toString() }, 'checkpoint moved (replay): seeking to it');
-    lane.pos.set(p.name, to);
-    p.moved?.(partition, from, to);
-  }
-
-  /** Seeks back to the lowest processor that is behind the stream and may be offered it again. */
-  private catchUp(lane: Lane, partition: number): void {
-    const now = Date.now();
-    let low: bigint | null = null;
-    for (const [name, pos] of lane.pos) {
-      const failed = lane.failures.get(name);
-      if (pos >= lane.cursor || (failed && failed.retryAt > now)) continue;
-      if (low === null || pos < low) low = pos;
-    }
-    if (low === null) return;
-    lane.cursor = low;
-    lane.delivered = low;
-    this.consumer?.seek({ topic: this.topic, partition, offset: low.toString() });
-  }
-
-  private forgetFailures(lane: Lane, partition: number): void {
-    for (const name of lane.failures.keys()) this.processors.find((x) => x.name === name)?.health.ok(partition);
-    lane.failures.clear();
-  }
-
   /**
    * Every check (4 a second), per idle partition: a checkpoint moved under it (a replay rewound it); a tail of
    * transaction markers the processors' checkpoints should move past (so they reach the high
@@ -503,21 +382,11 @@ export class ConsumerHost {
       const lane = await this.lane(partition);
       if (lane) lanes.set(partition, { lane, version: lane.version });
     }
-    // one read per processor for every partition; a partition that handled a batch since is left to the next check
+    // one read per processor for every partition
     const rows = new Map<Processor, Map<number, bigint>>();
     if (lanes.size > 0) for (const p of this.processors) if (p.rewindable) rows.set(p, await p.checkpoints([...lanes.keys()]));
     for (const [partition, { lane, version }] of lanes) {
-      await this.exclusive(lane, async () => {
-        if (lane.version === version) for (const [p, row] of rows) this.moved(lane, p, partition, row.get(partition) ?? 0n);
-        for (const p of this.processors) {
-          const from = lane.pos.get(p.name)!;
-          if (from !== lane.delivered || lane.cursor <= from || lane.failures.has(p.name)) continue;
-          await this.offer(lane, p, partition, { partition, from, next: lane.cursor, events: [], messages: [] });
-        }
-        if (lane.delivered < lane.cursor && [...lane.pos.values()].every((o) => o >= lane.cursor)) lane.delivered = lane.cursor;
-        // a stopped partition stays paused at its record until a build that knows it runs
-        if (!this.stops.has(partition)) this.catchUp(lane, partition);
-      });
+      await inTurn(lane, () => this.offers.recheck(lane, partition, { rows, version }, () => this.stops.has(partition)));
     }
     // the log's end for lag, once a second whatever the checks' pace
     if (this.admin && partitions.length > 0 && Date.now() - this.endsReadAt >= 1000) {
@@ -526,11 +395,5 @@ export class ConsumerHost {
         if (partitions.includes(o.partition)) for (const p of this.processors) p.observe?.(o.partition, { high: o.high });
       }
     }
-  }
-
-  private repeatsOf(p: Processor): RepeatedErrors {
-    let r = this.repeats.get(p.name);
-    if (!r) this.repeats.set(p.name, (r = new RepeatedErrors(log.child({ processor: p.name }))));
-    return r;
   }
 }
