@@ -37,6 +37,11 @@ export async function pollUntil<T>(
   }
 }
 
+/** `waitUntil` for a probe whose last value, shown when the deadline passes, says what was awaited. */
+export function waitFor<T>(probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
+  return waitUntil(probe, ok, { what: 'condition not met', timeoutMs });
+}
+
 /** The last value `probe` gave, once `ok` holds or after `timeoutMs`: the test asserts on it. */
 export async function eventually<T>(probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
   return (await pollUntil(probe, ok, timeoutMs)).value;
