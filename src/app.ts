@@ -11,6 +11,7 @@ import { loadReadSide, readSideRoles, startReadSide } from './read-side/index.js
 import { ReadSideThread, type ReadSideHandle, type ThreadMetrics } from './read-side/threaded.js';
 import { PowChallenges } from './api/challenge.js';
 import { EnterService, ReplyWaiter } from './api/enter.js';
+import { SoldOutCrowd } from './api/soldOut.js';
 import type { ApiServices } from './api/resolvers.js';
 import { createApollo, createHttpServer, type ApiEndpoint } from './api/server.js';
 import { startLive } from './api/live/index.js';
@@ -248,15 +249,18 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   let services: ApiServices | null = null;
   let appender: EventAppender | null = null;
   let waiter: ReplyWaiter | null = null;
+  let crowd: SoldOutCrowd | null = null;
   if (roles.includes('api')) {
     appender = await EventAppender.connect(kafka, config);
     waiter = await ReplyWaiter.listen(ChannelSubscriber.of(redis), replyChannelOf(ordering, instance));
     const challenges = new PowChallenges(config.CHALLENGE_SECRET);
+    crowd = SoldOutCrowd.start(ordering, metrics);
     const enter = new EnterService(ordering, new EnterGate(ordering), appender, waiter, challenges, {
       instance,
       topic: config.topics.events,
       partitions: config.EVENT_PARTITIONS,
       waitMs: config.ENTER_WAIT_MS,
+      crowd,
     });
     appender.timing = metrics.timing;
     enter.timing = metrics.timing;
@@ -314,6 +318,7 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
       await readSide?.stop().catch((err) => log.warn({ err }, 'consumer host stop failed'));
       for (const h of handles.reverse()) await h.stop().catch((err) => log.warn({ err }, 'role stop failed'));
       await waiter?.close();
+      await crowd?.close();
       await admin.disconnect();
       await parking.close().catch(() => undefined);
       await prisma.$disconnect();
