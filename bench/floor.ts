@@ -6,7 +6,7 @@ import { table } from '../src/cli/crowd.js';
 import { loadConfig } from '../src/config.js';
 import { migrate } from '../src/infra/prisma/migrate.js';
 import { stackUp } from '../scripts/stack.js';
-import { FLOOR_CAMPAIGNS, FLOOR_STEPS, type FloorStep } from './floor/steps.js';
+import { FLOOR_CAMPAIGNS, FLOOR_CLIENTS, FLOOR_STEPS, floorClientOf, type FloorClient, type FloorStep } from './floor/steps.js';
 import { wrkGenerator, wrkOnPath } from './load/wrk.js';
 import { cpuMsOf, listenerPid } from './procCpu.js';
 import { benchRun } from './run.js';
@@ -27,8 +27,14 @@ const opts = new Command()
   .option('--duration <s>', 'seconds per phase', (v) => Number(v), 10)
   .option('--connections <n>', 'concurrent connections', (v) => Number(v), 100)
   .option('--wrk-threads <n>', 'wrk threads', (v) => Number(v), 2)
+  .option(
+    '--client <names>',
+    `Kafka clients of the log path, comma-separated, each measured in turn (${FLOOR_CLIENTS.join(', ')})`,
+    'kafkajs',
+  )
   .parse()
-  .opts<{ duration: number; connections: number; wrkThreads: number }>();
+  .opts<{ duration: number; connections: number; wrkThreads: number; client: string }>();
+const clients = [...new Set(opts.client.split(',').map((c) => floorClientOf(c.trim())))];
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -47,9 +53,19 @@ async function main() {
     RATE_LIMIT_IP_CEILING_PER_SEC: '10000000',
     ...own,
   };
-  const floorEnv = { ...realEnv, TOPIC_PREFIX: `${own.TOPIC_PREFIX}.floor` };
+  // each client's floor server has topics of its own too
+  const floorEnv = (client: FloorClient) => ({
+    ...realEnv,
+    TOPIC_PREFIX: `${own.TOPIC_PREFIX}.floor-${client}`,
+    FLOOR_CLIENT: client,
+    // the edge's budgets off but `enter`'s own (it cannot be): the floor's one Redis call
+    RATE_LIMIT_IP_CEILING_PER_SEC: '0',
+    RATE_LIMIT_IP_PER_SEC: '0',
+    RATE_LIMIT_USER_COST_PER_SEC: '0',
+    RATE_LIMIT_ADMIN_COST_PER_SEC: '0',
+  });
   const real = loadConfig(realEnv);
-  const config = loadConfig(floorEnv);
+  const config = loadConfig(floorEnv(clients[0]!));
   await migrate(real.DATABASE_URL);
   const load = wrkGenerator(await tokens(config, opts.duration * 8000), opts.wrkThreads);
   const brokerPid = listenerPid(Number(config.KAFKA_BROKERS[0]!.split(':').at(-1)));
@@ -83,32 +99,33 @@ async function main() {
   try {
     // the real ceilings before and after the rungs: a slow moment of the shared machine weighs on both sides
     const realBefore = { all: await realCeiling('all'), 'api,writer': await realCeiling('api,writer') };
-    const server = await startServer('bench/floor/server.ts', [], floorEnv);
-    let before: Measured, after: Measured;
-    const rungs: Measured[] = [];
-    try {
-      await phase(server, 'warm-up', '{ __typename }', 5);
-      await phase(server, 'warm-up', enterQuery('decide'), 5);
-      before = await phase(server, 'ceiling { __typename }', '{ __typename }');
-      for (const step of FLOOR_STEPS) rungs.push(await phase(server, `enter: ${step}`, enterQuery(step)));
-      after = await phase(server, 'ceiling again', '{ __typename }');
-    } finally {
-      await server.stop();
+    const floors: { client: FloorClient; before: Measured; rungs: Measured[]; after: Measured }[] = [];
+    for (const client of clients) {
+      const server = await startServer('bench/floor/server.ts', [], floorEnv(client));
+      try {
+        await phase(server, `${client}: warm-up`, '{ __typename }', 5);
+        await phase(server, `${client}: warm-up`, enterQuery('decide'), 5);
+        const before = await phase(server, `${client}: ceiling { __typename }`, '{ __typename }');
+        const rungs: Measured[] = [];
+        for (const step of FLOOR_STEPS) rungs.push(await phase(server, `${client}: enter: ${step}`, enterQuery(step)));
+        floors.push({ client, before, rungs, after: await phase(server, `${client}: ceiling again`, '{ __typename }') });
+      } finally {
+        await server.stop();
+      }
     }
     const realAfter = { 'api,writer': await realCeiling('api,writer'), all: await realCeiling('all') };
-    const own = (before.rps + after.rps) / 2;
     const ceilingOf = (d: Deployment) => (realBefore[d].rps + realAfter[d].rps) / 2;
 
     const f = (v: number) => (Number.isFinite(v) ? v.toFixed(0) : '-');
-    const row = (p: Measured, ratios: boolean) => {
+    const row = (p: Measured, own: number | null) => {
       const total = p.cpu.server + p.cpu.broker + p.cpu.load;
-      const x = (c: number) => (ratios ? (p.rps / c).toFixed(2) : '');
+      const x = (c: number) => (own !== null ? (p.rps / c).toFixed(2) : '');
       return [
         p.name,
         Math.round(p.rps),
         p.p50,
         p.p99,
-        x(own),
+        own !== null ? x(own) : '',
         x(ceilingOf('all')),
         x(ceilingOf('api,writer')),
         p.errors,
@@ -133,19 +150,27 @@ async function main() {
         'load gen µs',
         'total µs',
       ],
-      ...[realBefore.all, realBefore['api,writer']].map((p) => row(p, false)),
-      ...[before, ...rungs, after].map((p) => row(p, true)),
-      ...[realAfter['api,writer'], realAfter.all].map((p) => row(p, false)),
+      ...[realBefore.all, realBefore['api,writer']].map((p) => row(p, null)),
+      ...floors.flatMap((f) => [f.before, ...f.rungs, f.after].map((p) => row(p, (f.before.rps + f.after.rps) / 2))),
+      ...[realAfter['api,writer'], realAfter.all].map((p) => row(p, null)),
     ]);
+    // each client's rungs against the first client's, and against their own server's ceiling
+    const lift = floors.slice(1).map((f) =>
+      FLOOR_STEPS.slice(1)
+        .map((step, i) => `${step} ${(f.rungs[i + 1]!.rps / floors[0]!.rungs[i + 1]!.rps).toFixed(2)}x`)
+        .join(', '),
+    );
+    const lifts = floors.slice(1).map((f, i) => `${f.client} against ${floors[0]!.client}: ${lift[i]}`);
     const footer =
-      `ratios: to the floor server's own ceiling (the mean of its two ceiling phases), and to the real server's in each deployment (the mean of its phase before the rungs and after them); ` +
+      `clients: ${clients.join(', ')}; ratios: to the floor server's own ceiling (the mean of its two ceiling phases), and to the real server's in each deployment (the mean of its phase before the rungs and after them); ` +
       `CPU is per request, from /proc; KAFKA_COMPRESSION=${config.KAFKA_COMPRESSION}, APPEND_LINGER_MS=${config.APPEND_LINGER_MS}, WRITER_COMMIT_MS=${config.WRITER_COMMIT_MS}; ${opts.connections} connections, ${opts.duration} s per phase; ${load.describe}; ${new Date().toISOString()}`;
-    process.stdout.write(`\n${out}\n\n${footer}\n`);
+    const text = `${out}\n\n${lifts.map((l) => `${l}\n`).join('')}${footer}\n`;
+    process.stdout.write(`\n${text}`);
     mkdirSync(`${ROOT}/bench/results`, { recursive: true });
-    writeFileSync(`${ROOT}/bench/results/floor-latest.txt`, `${out}\n\n${footer}\n`);
+    writeFileSync(`${ROOT}/bench/results/floor-latest.txt`, text);
   } finally {
     load.close();
-    await cleanUpRun(config, null);
+    for (const client of clients) await cleanUpRun(loadConfig(floorEnv(client)), null);
     await cleanUpRun(real, database);
   }
 }

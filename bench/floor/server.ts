@@ -9,22 +9,27 @@ import { entrantRegistered, ticketOf } from '../../src/domain/events.js';
 import { EventAppender } from '../../src/infra/kafka/appender.js';
 import { createKafka } from '../../src/infra/kafka/client.js';
 import { ensureTopics } from '../../src/infra/kafka/topics.js';
-import type { RedisOrdering } from '../../projections/redis-ordering/index.js';
-import { stepOf, type FloorReply } from './steps.js';
+import { createRedis, RedisOrdering } from '../../projections/redis-ordering/index.js';
+import { PlatformaticAppender } from './platformatic.js';
+import { floorClientOf, stepOf, type FloorReply } from './steps.js';
 
 /**
  * The server of bench/floor.ts: the API's real HTTP edge, Apollo server and resolvers, with the write
  * path of `enter` replaced by the rungs of steps.ts. Nothing else runs: no Redis, no read side.
+ * `FLOOR_CLIENT` picks the Kafka client of the log path: `kafkajs` (src/infra/kafka, the product's)
+ * or `platformatic` (platformatic.ts); topics are made by KafkaJS's admin either way.
  */
 const config = loadConfig(process.env);
+const client = floorClientOf(process.env.FLOOR_CLIENT);
 const kafka = createKafka(config, 'floor');
 const admin = kafka.admin();
 await admin.connect();
 await ensureTopics(admin, config);
 await admin.disconnect();
-const appender = await EventAppender.connect(kafka, config);
+const appender: Pick<EventAppender, 'append' | 'close'> =
+  client === 'platformatic' ? new PlatformaticAppender(config) : await EventAppender.connect(kafka, config);
 
-const reader = new Worker(new URL('./reader-entry.mjs', import.meta.url), { workerData: { config } });
+const reader = new Worker(new URL('./reader-entry.mjs', import.meta.url), { workerData: { config, client } });
 const waiting = new Map<string, (r: FloorReply | null) => void>();
 const readerReady = new Promise<void>((resolve, reject) => {
   reader.on('message', (m: 'ready' | FloorReply[]) => {
@@ -66,11 +71,14 @@ async function enter(campaignId: string, userId: string): Promise<EnterResult> {
   return entry(campaignId, userId, ticket, r?.position ?? null);
 }
 
-// `enter` is the only field the rungs resolve, and it never reads the ordering projection
+// `enter` is the only field the rungs resolve, and it never reads the ordering projection; the
+// edge keeps `enter`'s per-user budget in Redis (the one Redis call of a rung, ENTER_RATE_PER_SEC
+// cannot be 0), the floor's env turns the other budgets off
+const redis = createRedis(config);
 const services: ApiServices = {
   config,
-  ordering: null as unknown as RedisOrdering,
-  appender,
+  ordering: new RedisOrdering(redis, config.REDIS_PREFIX),
+  appender: appender as EventAppender,
   enter: { enter },
   challenges: { issue: () => Promise.resolve(null) },
 };
@@ -87,6 +95,7 @@ process.once('SIGTERM', () => {
     await server.drain(2_000);
     await reader.terminate();
     await appender.close();
+    redis.disconnect();
     process.exit(0);
   })();
 });

@@ -27,3 +27,13 @@ export interface FloorReply {
   ticket: string;
   position: number;
 }
+
+/** The Kafka clients the floor's log path can run on. */
+export const FLOOR_CLIENTS = ['kafkajs', 'platformatic'] as const;
+export type FloorClient = (typeof FLOOR_CLIENTS)[number];
+
+export function floorClientOf(v: string | undefined): FloorClient {
+  const c = v ?? 'kafkajs';
+  if (!(FLOOR_CLIENTS as readonly string[]).includes(c)) throw new Error(`unknown floor client ${c}: one of ${FLOOR_CLIENTS.join(', ')}`);
+  return c as FloorClient;
+}

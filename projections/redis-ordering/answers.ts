@@ -52,6 +52,22 @@ export function parseGate(r: Raw): Exclude<GateAnswer, { kind: 'unknown' }> | { 
   }
 }
 
+/** crowdTurn.lua's answer: whether a sold-out crowd's turn was counted, and the campaign's close as it stands. */
+export type CrowdTurn = { kind: 'gone' } | { kind: 'building' } | { kind: 'counted'; closedAt: number | null };
+
+export function parseCrowdTurn(r: Raw): CrowdTurn {
+  switch (r[0]) {
+    case 'GONE':
+      return { kind: 'gone' };
+    case 'BUILDING':
+      return { kind: 'building' };
+    case 'COUNTED':
+      return { kind: 'counted', closedAt: r[1] === '' || r[1] === undefined ? null : num(r[1]) };
+    default:
+      throw new Error(`unexpected crowd turn answer ${JSON.stringify(r)}`);
+  }
+}
+
 /**
  * place.lua's answer for one campaign: the campaign's step count (`seq`) and an answer per entry;
  * REBUILD when the campaign's projection is gone, BEHIND when it lost writes.

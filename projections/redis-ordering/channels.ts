@@ -31,6 +31,12 @@ export class ChannelSubscriber {
     });
   }
 
+  /** One Redis only (a cluster's subscriber is many connections): answered after every message delivered before it. */
+  async ping(): Promise<void> {
+    if (this.sharded) throw new Error('a PING orders nothing across the sharded subscribers of a cluster');
+    await this.sub.ping();
+  }
+
   subscribe(channel: string): Promise<unknown> {
     return this.sharded ? this.sub.ssubscribe(channel) : this.sub.subscribe(channel);
   }

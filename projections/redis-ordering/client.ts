@@ -57,6 +57,7 @@ declare module 'ioredis' {
     ): Result<string, Context>;
     fcWipe(meta: string, line: string, won: string, gifts: string, carry: string): Result<number, Context>;
     fcUnmark(meta: string): Result<number, Context>;
+    fcCrowdTurn(meta: string, seqs: string, calls: number, campaignId: string): Result<Reply, Context>;
     fcSocketAcquire(sockets: string, socketId: string, nowMs: number, leaseMs: number, most: number): Result<number, Context>;
   }
   interface ChainableCommander {
@@ -70,8 +71,8 @@ declare module 'ioredis' {
     /** `entries`: n, then n pairs offset, user (admitted), then the users turned away, one array */
     fcReplayLine(meta: string, line: string, pending: string, expectedSeq: string, entries: string[]): ChainableCommander;
     fcFinish(meta: string): ChainableCommander;
-    /** `keys`: the pending hash, then each user's claim; `usersAndTickets`: user, ticket of each */
-    fcMark(numberOfKeys: number, keys: string[], usersAndTickets: string[]): ChainableCommander;
+    /** `keys`: the pending hash, the meta, the line, then each user's claim; `args`: the change channel, '1' when sharded, the campaign's id, then user, ticket of each */
+    fcMark(numberOfKeys: number, keys: string[], args: string[]): ChainableCommander;
   }
 }
 
@@ -136,6 +137,7 @@ export function createRedis(target: RedisTarget | string, opts: { lazy?: boolean
   redis.defineCommand('fcUnmark', { numberOfKeys: 1, lua: lua('unmark') });
   redis.defineCommand('fcBump', { numberOfKeys: 1, lua: lua('bump') });
   redis.defineCommand('fcRepair', { numberOfKeys: 1, lua: lua('repair') });
+  redis.defineCommand('fcCrowdTurn', { numberOfKeys: 2, lua: lua('crowdTurn') });
   redis.defineCommand('fcSocketAcquire', { numberOfKeys: 1, lua: lua('socketAcquire') });
   return redis;
 }

@@ -1,4 +1,5 @@
 import { parseGate, type GateAnswer } from './answers.js';
+import { changesChannelOf } from './changes.js';
 import { isCluster } from './client.js';
 import type { PartitionRef, RedisOrdering } from './reads.js';
 import { confirmAbsent } from './rebuild.js';
@@ -80,6 +81,8 @@ export class EnterGate {
    * After the append: the user's ticket is known, the claim is no longer needed. The appender
    * acknowledges a whole group commit at once, so the marks of one turn of the event loop go out
    * together: one call of lua/mark.lua per campaign, in one pipeline (one per slot on a cluster).
+   * Once a campaign's line is full, the same call announces the marked users on its change channel
+   * (what src/api/soldOut.ts needs to answer a sold-out crowd from memory).
    * Two commands per entry (HSETNX, DEL) cost the API thread about twice as much CPU per entry
    * (20,000 entries in batches of 20 against the local Redis, on the loaded 2-core machine: 27–48
    * µs an entry as two commands, 15–31 µs as one call per batch).
@@ -104,14 +107,17 @@ export class EnterGate {
     // marks may span campaigns, so on a cluster they go as one pipeline per slot (slots.ts)
     const pipes = new SlotPipelines(this.o.redis);
     const groups = [...byCampaign.values()];
+    const sharded = isCluster(this.o.redis) ? '1' : '0';
     for (const marks of groups) {
       const c = marks[0]!.campaignId;
       const claims = marks.map((m) => k.claim(c, m.userId));
-      pipes.on(k.pending(c)).fcMark(
-        1 + marks.length,
-        [k.pending(c), ...claims],
-        marks.flatMap((m) => [m.userId, m.ticket]),
-      );
+      pipes
+        .on(k.pending(c))
+        .fcMark(
+          3 + marks.length,
+          [k.pending(c), k.meta(c), k.line(c), ...claims],
+          [changesChannelOf(this.o, c), sharded, c, ...marks.flatMap((m) => [m.userId, m.ticket])],
+        );
     }
     pipes.exec().then(
       (results) => groups.forEach((marks, i) => marks.forEach((m) => m.done(results[i]?.[0] ?? null))),

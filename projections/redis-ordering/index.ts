@@ -6,6 +6,8 @@ export { Keys } from './keys.js';
 export type { GateAnswer } from './answers.js';
 export { RedisOrdering, type CampaignMeta, type CampaignView, type EntryView, type GiftView, type PartitionRef } from './reads.js';
 export { EnterGate } from './gate.js';
+export { CrowdReads } from './crowd.js';
+export type { CrowdTurn } from './answers.js';
 export { SocketLeases } from './sockets.js';
 export { RedisCampaignLines, writerPorts } from './lines.js';
 export { RedisReplyChannel, replyChannelOf } from './replies.js';

@@ -10,6 +10,7 @@ import { logger } from '../logger.js';
 import type { Timing } from '../metrics.js';
 import type { PowChallenges } from './challenge.js';
 import { notFound, unavailable } from './errors.js';
+import type { SoldOutCrowd } from './soldOut.js';
 
 const log = logger.child({ component: 'enter' });
 
@@ -76,7 +77,15 @@ export class EnterService {
     private readonly appender: EventAppender,
     private readonly waiter: ReplyWaiter,
     private readonly challenges: PowChallenges,
-    private readonly opts: { instance: string; topic: string; partitions: number; waitMs: number; claimTtlMs?: number },
+    private readonly opts: {
+      instance: string;
+      topic: string;
+      partitions: number;
+      waitMs: number;
+      claimTtlMs?: number;
+      /** answers the fresh users of a campaign known sold out in this process (soldOut.ts) */
+      crowd?: SoldOutCrowd | null;
+    },
   ) {}
 
   /**
@@ -88,11 +97,18 @@ export class EnterService {
    */
   async enter(campaignId: string, userId: string, solution: string | null = null): Promise<EnterResult> {
     const deadline = Date.now() + this.opts.waitMs;
+    // a sold-out crowd answered in this process: no round trip of its own
+    const known = await this.opts.crowd?.answer(campaignId, userId, Date.now());
+    if (known === 'SOLD_OUT') {
+      this.stats.rejected++;
+      return { rejection: 'SOLD_OUT' };
+    }
     for (let attempt = 0; ; attempt++) {
       const now = Date.now();
       const request = randomUUID();
       const where = this.partitionOf(campaignId);
-      const g = await this.gate.check(campaignId, userId, request, this.opts.claimTtlMs ?? 10_000, where, attempt === 0, solution !== null);
+      const count = attempt === 0 && known !== 'counted';
+      const g = await this.gate.check(campaignId, userId, request, this.opts.claimTtlMs ?? 10_000, where, count, solution !== null);
       switch (g.kind) {
         case 'unknown':
           throw notFound('campaign');
@@ -105,6 +121,7 @@ export class EnterService {
         case 'new': {
           const rejection = admit(g.terms, now, g.taken);
           if (rejection) {
+            if (rejection === 'SOLD_OUT') this.opts.crowd?.learn(campaignId, g.terms, where);
             if (g.claimed) await this.gate.releaseClaim(campaignId, userId);
             this.stats.rejected++;
             return { rejection };

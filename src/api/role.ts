@@ -6,6 +6,7 @@ import type { Metrics } from '../metrics.js';
 import type { RoleContext, RoleHandle } from '../plugin.js';
 import { PowChallenges } from './challenge.js';
 import { EnterService, ReplyWaiter } from './enter.js';
+import { SoldOutCrowd } from './soldOut.js';
 import { startLive } from './live/index.js';
 import type { ApiServices } from './resolvers.js';
 import { createApollo, type ApiEndpoint } from './server.js';
@@ -29,11 +30,13 @@ export async function startApi(ctx: RoleContext): Promise<ApiRole> {
   const appender = await EventAppender.connect(kafka, config);
   const waiter = await ReplyWaiter.listen(ChannelSubscriber.of(redis), replyChannelOf(ordering, instance));
   const challenges = new PowChallenges(config.CHALLENGE_SECRET);
+  const crowd = SoldOutCrowd.start(ordering, metrics);
   const enter = new EnterService(ordering, new EnterGate(ordering), appender, waiter, challenges, {
     instance,
     topic: config.topics.events,
     partitions: config.EVENT_PARTITIONS,
     waitMs: config.ENTER_WAIT_MS,
+    crowd,
   });
   appender.timing = metrics.timing;
   enter.timing = metrics.timing;
@@ -66,6 +69,7 @@ export async function startApi(ctx: RoleContext): Promise<ApiRole> {
       await appender.close();
       for (const stop of fieldStops.reverse()) await stop().catch((err) => log.warn({ err }, 'GraphQL fields stop failed'));
       await waiter.close();
+      await crowd?.close();
     },
   };
 }
