@@ -62,6 +62,8 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   const instance = `${process.pid}-${randomUUID().slice(0, 8)}`;
   const log = logger.child({ instance, roles });
   if (config.jwtSecretIsDefault) log.warn('JWT_SECRET is not set: using the development default (never in production)');
+  if (config.fairnessKeyIsDefault && (roles.includes('api') || roles.includes('writer')))
+    log.warn('FAIRNESS_KEY is not set: line heads are signed with the published development key and prove nothing (never in production)');
   if (config.challengeSecretIsDefault && roles.includes('api'))
     log.warn('CHALLENGE_SECRET is not set: proof-of-work challenges are signed with the development default (never in production)');
 
