@@ -1,7 +1,16 @@
 import fc from 'fast-check';
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { MerkleTree, leafHash, nodeHash, toHex, verifyConsistency, verifyInclusion, type Hash } from '../../src/domain/fairness/merkle.js';
+import {
+  MerkleFrontier,
+  MerkleTree,
+  leafHash,
+  nodeHash,
+  toHex,
+  verifyConsistency,
+  verifyInclusion,
+  type Hash,
+} from '../../src/domain/fairness/merkle.js';
 
 /** RFC 9162 §2.1.1 written the slow, obvious way: the oracle the tree is held to. */
 function mth(leaves: readonly Hash[]): Hash {
@@ -24,6 +33,12 @@ const CT_ROOTS = [
   'ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c',
   '5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328',
 ];
+
+const frontier = (leaves: readonly Hash[]) => {
+  const f = new MerkleFrontier();
+  for (const h of leaves) f.append(h);
+  return f;
+};
 
 const treeOf = (n: number, seed = 0) => {
   const t = new MerkleTree();
@@ -63,6 +78,7 @@ describe('the line Merkle tree (RFC 9162)', () => {
       leaves.push(h);
       t.append(h);
       expect(toHex(t.root())).toBe(toHex(mth(leaves)));
+      expect(toHex(frontier(leaves).root())).toBe(toHex(t.root()));
       for (let m = 0; m <= n; m++) expect(toHex(t.rootOf(0, m))).toBe(toHex(mth(leaves.slice(0, m))));
     }
   });

@@ -26,14 +26,44 @@ function split(n: number): number {
 }
 
 /**
+ * The compact range of a growing tree, as the writer needs it: the roots of its perfect subtrees,
+ * largest first, and nothing else. O(log n) memory; appending a leaf costs on average one node
+ * hash, the root at most log2(n).
+ */
+export class MerkleFrontier {
+  private count = 0;
+  private readonly range: { height: number; hash: Hash }[] = [];
+
+  get size(): number {
+    return this.count;
+  }
+
+  append(hash: Hash): void {
+    this.count++;
+    let node = { height: 0, hash };
+    while (this.range.length > 0 && this.range[this.range.length - 1]!.height === node.height) {
+      const left = this.range.pop()!;
+      node = { height: node.height + 1, hash: nodeHash(left.hash, node.hash) };
+    }
+    this.range.push(node);
+  }
+
+  root(): Hash {
+    if (this.range.length === 0) return EMPTY_ROOT;
+    let acc = this.range[this.range.length - 1]!.hash;
+    for (let i = this.range.length - 2; i >= 0; i--) acc = nodeHash(this.range[i]!.hash, acc);
+    return acc;
+  }
+}
+
+/**
  * A growing tree of leaf hashes. It keeps every leaf hash (32 bytes each) and, alongside, the
  * roots of its full power-of-two subtrees (the compact range), so appending a leaf costs one leaf
  * hash plus on average one node hash, and the root of the whole tree costs at most log2(n) more.
  */
 export class MerkleTree {
   private readonly leaves: Hash[] = [];
-  /** roots of the perfect subtrees that make up the tree, largest first, with their heights */
-  private readonly range: { height: number; hash: Hash }[] = [];
+  private readonly frontier = new MerkleFrontier();
   /** memo of perfect subtrees' roots by `start:height` (filled by proofs, never invalidated: perfect subtrees never change) */
   private readonly memo = new Map<string, Hash>();
 
@@ -43,12 +73,12 @@ export class MerkleTree {
 
   append(hash: Hash): void {
     this.leaves.push(hash);
-    let node = { height: 0, hash };
-    while (this.range.length > 0 && this.range[this.range.length - 1]!.height === node.height) {
-      const left = this.range.pop()!;
-      node = { height: node.height + 1, hash: nodeHash(left.hash, node.hash) };
-    }
-    this.range.push(node);
+    this.frontier.append(hash);
+  }
+
+  /** The root of the tree's whole current size. */
+  root(): Hash {
+    return this.frontier.root();
   }
 
   appendLeaf(leaf: string): void {
@@ -59,14 +89,6 @@ export class MerkleTree {
     const h = this.leaves[index];
     if (!h) throw new RangeError(`no leaf ${index} in a tree of ${this.size}`);
     return h;
-  }
-
-  /** The root of the tree's whole current size, from the compact range (right to left). */
-  root(): Hash {
-    if (this.range.length === 0) return EMPTY_ROOT;
-    let acc = this.range[this.range.length - 1]!.hash;
-    for (let i = this.range.length - 2; i >= 0; i--) acc = nodeHash(this.range[i]!.hash, acc);
-    return acc;
   }
 
   /** MTH(D[start:start+n]) per RFC 9162 §2.1.1. */
