@@ -5,6 +5,9 @@ import { Worker } from 'node:worker_threads';
 import type { ApiPluginFactory, ReadSideShared, RoleFactory, RoleHandle, Shared } from './plugin.js';
 import { SingleWriter, WRITER } from './writer/singleWriter.js';
 import { ReadModelRebuildBound } from './writer/rebuildBound.js';
+import { FairnessKey } from './domain/fairness/line.js';
+import { FairnessReader } from './api/fairness/reader.js';
+import { fairnessResolvers } from './api/fairness/resolvers.js';
 import { readModelArchive } from '../projections/prisma-tables/archive.js';
 import type { FromWriter } from './writer/thread.js';
 import { loadReadSide, readSideRoles, startReadSide } from './read-side/index.js';
@@ -262,7 +265,8 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
     });
     appender.timing = metrics.timing;
     enter.timing = metrics.timing;
-    const extraResolvers: Record<string, Record<string, unknown>> = {};
+    const fairness = new FairnessReader(prisma, FairnessKey.parse(config.FAIRNESS_KEY));
+    const extraResolvers: Record<string, Record<string, unknown>> = fairnessResolvers(fairness);
     for (const load of apiPlugins) {
       const plugin = await (await load())(shared);
       handles.push({ ready: () => true, stop: plugin.stop });
@@ -276,6 +280,7 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
       challenges,
       extraResolvers,
       archive: readModelArchive(prisma, config.EVENT_PARTITIONS),
+      fairness,
     };
     metrics.counterFrom('firstcome_challenges_issued_total', 'proof-of-work challenges issued', () => challenges.stats.issued);
     metrics.counterFrom('firstcome_challenges_solved_total', 'proof-of-work solutions accepted', () => challenges.stats.solved);

@@ -85,7 +85,8 @@ export class LineHeads {
 
   private sign(campaignId: string, t: CampaignTree, at: string, final: boolean, now: number): LineHeadSigned {
     const size = t.frontier.size;
-    const head = this.key.sign({ campaignId, size, root: toHex(t.frontier.root()), at });
+    // the form GraphQL's DateTime gives back, so the string a verifier rebuilds is the one signed
+    const head = this.key.sign({ campaignId, size, root: toHex(t.frontier.root()), at: new Date(at).toISOString() });
     t.signedSize = size;
     t.signedAtMs = now;
     return {
