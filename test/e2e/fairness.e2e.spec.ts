@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPrisma, type PrismaClient } from '../../src/infra/prisma/client.js';
 import { auditFromLog } from '../support/audit.js';
+import { collect, liveSocket, type LiveSocket, type Stream } from '../support/live.js';
 import { eventually, gql, isolated, pool, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
 
 /**
@@ -32,6 +33,8 @@ let worker: AppProcess;
 let admin: string;
 let dir: string;
 let prisma: PrismaClient;
+let socket: LiveSocket;
+let pushed: Stream<{ position: number; receipt: { head: { size: number } } | null } | null>;
 const tokens: string[] = [];
 
 type Head = { size: number; root: string; at: string; signature: string };
@@ -84,11 +87,16 @@ beforeAll(async () => {
       expect(r.errors, JSON.stringify(r.errors)).toBeUndefined();
     },
   );
+  // a user watching their entry while the line is open and then closed
+  socket = liveSocket(app.port, tokens[1]!);
+  pushed = collect(socket, `subscription($c: ID!) { myEntry(campaignId: $c) { position receipt { head { size } } } }`, { c: C });
+  await pushed.until((v) => v !== null && v.position !== null);
   const closed = await gql(app.port, admin, `mutation($c: ID!) { closeCampaign(id: $c) { status } }`, { c: C });
   expect(closed.errors).toBeUndefined();
 });
 
 afterAll(async () => {
+  await socket?.dispose();
   await prisma?.$disconnect();
   await Promise.all([app, worker].filter(Boolean).map((p) => p.kill('SIGTERM')));
   await iso?.cleanup();
@@ -127,6 +135,12 @@ describe('receipts anyone can check', () => {
       },
     );
     expect(stdout).toContain(`${entrants} of ${entrants} receipts hold`);
+  });
+
+  it('pushes the receipt to a subscribed entrant once the final head covers them', async () => {
+    const f = await eventually(fairness, (x) => x.finalHead !== null);
+    const got = await pushed.until((v) => v?.receipt?.head.size === f.finalHead!.size, 20_000);
+    expect(got.at(-1)!.position).toBeLessThanOrEqual(f.finalHead!.size);
   });
 
   it('the CLI names what fails for a receipt that was tampered with, and exits 1', async () => {

@@ -106,6 +106,17 @@ export class FairnessReader {
     l.readAt = Date.now();
   }
 
+  /** Resolves once the read model holds a head of at least `size` and its leaves (or after `timeoutMs`, whatever it holds). */
+  async awaitHead(campaignId: string, size: number, timeoutMs = 10_000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const l = await this.line(campaignId);
+      const newest = l && Math.max(l.heads.finalHead?.size ?? 0, l.heads.heads.at(-1)?.size ?? 0);
+      if (!l || (newest! >= size && l.tree.size >= size) || Date.now() > end) return;
+      await new Promise((r) => setTimeout(r, REFRESH_MS));
+    }
+  }
+
   /** The newest head that covers `position` and whose leaves the read model holds. */
   private headFor(l: Line, position: number): SignedHead | null {
     const { finalHead, heads } = l.heads;

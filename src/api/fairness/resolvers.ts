@@ -32,9 +32,15 @@ export function fairnessResolvers(reader: FairnessReader) {
         f.leavesPage(int(args.first ?? 1000, 'first', 1, 10_000), int(args.after ?? -1, 'after', -1, 2 ** 31 - 1)),
     },
     Entry: {
-      receipt: async (e: { campaignId: string; userId: string; ticket: string; position: number | null }, _: unknown, ctx: Ctx) => {
+      receipt: async (
+        e: { campaignId: string; userId: string; ticket: string; position: number | null; receipt?: unknown },
+        _: unknown,
+        ctx: Ctx,
+      ) => {
         // the nonce ties the user to their leaf: their own eyes only
         if (ctx.caller?.userId !== e.userId) return null;
+        // read already by the subscription that pushes it
+        if (e.receipt !== undefined) return e.receipt;
         const r = await reader.receipt(e.campaignId, e.userId, e.position, e.ticket);
         return r;
       },
