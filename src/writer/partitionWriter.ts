@@ -59,7 +59,7 @@ export interface WriterShared {
   /** least time between the starts of two commits of a partition; 0: each batch commits at once (see `gather`) */
   commitEveryMs?: number;
   /** signed line heads (issue 31): off when left out */
-  fairness?: { key: FairnessKey; readLine: LineReader };
+  fairness?: { key: FairnessKey; readLine: LineReader; everyMs?: number };
 }
 
 export class PartitionWriter {
@@ -86,7 +86,7 @@ export class PartitionWriter {
     readonly partition: number,
     private readonly s: WriterShared,
   ) {
-    this.heads = s.fairness ? new LineHeads(s.fairness.key, partition, s.fairness.readLine) : null;
+    this.heads = s.fairness ? new LineHeads(s.fairness.key, partition, s.fairness.readLine, s.fairness.everyMs) : null;
   }
 
   // ── transitions ────────────────────────────────────────────────────────────

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPrisma, type PrismaClient } from '../../src/infra/prisma/client.js';
+import { fromHex, verifyConsistency } from '../../src/domain/fairness/merkle.js';
 import { auditFromLog } from '../support/audit.js';
 import { collect, liveSocket, type LiveSocket, type Stream } from '../support/live.js';
 import { eventually, gql, isolated, pool, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
@@ -160,6 +161,24 @@ describe('receipts anyone can check', () => {
     );
     expect(failed?.code).toBe(1);
     expect(failed?.stdout).toMatch(/✗ leaf/);
+  });
+
+  it('proves every published head a prefix of the final one over GraphQL, with no token, and names a bad argument', async () => {
+    const f = await fairness();
+    const last = f.finalHead!;
+    const PROOF = `query($c: ID!, $f: Int!, $t: Int!) { consistencyProof(campaignId: $c, from: $f, to: $t) }`;
+    for (const h of f.heads) {
+      const r = await gql<{ consistencyProof: string[] }>(app.port, null, PROOF, { c: C, f: h.size, t: last.size });
+      expect(r.errors).toBeUndefined();
+      const proof = r.data!.consistencyProof.map((x) => fromHex(x)!);
+      expect(verifyConsistency(h.size, last.size, proof, fromHex(h.root)!, fromHex(last.root)!), `head of size ${h.size}`).toBe(true);
+    }
+    const backwards = await gql(app.port, null, PROOF, { c: C, f: 3, t: 2 });
+    expect(backwards.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'from' });
+    const beyond = await gql(app.port, null, PROOF, { c: C, f: 1, t: last.size + 1 });
+    expect(beyond.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'to' });
+    const none = await gql(app.port, null, PROOF, { c: 'no-such-drop', f: 0, t: 0 });
+    expect(none.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
   });
 
   it('serves the proofs as cacheable JSON with no token, and the keys at the well-known address', async () => {

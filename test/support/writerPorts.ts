@@ -208,7 +208,7 @@ export interface Rig {
   control(opts?: { stale?: () => boolean }): BatchControl & { resolved: bigint[] };
 }
 
-export function rig(opts: { fairness?: FairnessKey } = {}): Rig {
+export function rig(opts: { fairness?: FairnessKey; headEveryMs?: number } = {}): Rig {
   const log = new MemoryLog();
   const sink = new MemorySink(log);
   const lines = new MemoryLines();
@@ -228,7 +228,7 @@ export function rig(opts: { fairness?: FairnessKey } = {}): Rig {
     stats: { batches: 0, entries: 0, winners: 0, rebuilds: 0 },
     terms: new Map(),
     applied: new Set(),
-    fairness: opts.fairness && { key: opts.fairness, readLine: async (c) => lines.readLine(c) },
+    fairness: opts.fairness && { key: opts.fairness, readLine: async (c) => lines.readLine(c), everyMs: opts.headEveryMs },
   };
   return {
     log,

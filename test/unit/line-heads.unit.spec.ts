@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { waitUntil } from '../support/wait.js';
 import { type CampaignEvent, type LineHeadSigned } from '../../src/domain/events.js';
 import { FairnessKey, leafOf, verifyHead } from '../../src/domain/fairness/line.js';
 import { MerkleTree, toHex } from '../../src/domain/fairness/merkle.js';
@@ -74,6 +75,34 @@ describe('the single writer’s signed line heads', () => {
     const last = headsOf(r).at(-1)!;
     expect(last.size).toBe(8);
     expect(last.root).toBe(expectedRoot(r, 'c', 8));
+  });
+
+  it('a head held back by the pace commits on its own once the partition is idle and the pace allows', async () => {
+    const r = rig({ fairness: KEY, headEveryMs: 200 });
+    r.log.append(0, created('c', 10));
+    r.log.append(0, entrant('c', 'u0'));
+    const w = await r.writer();
+    await w.onBatch(r.log.batch(0, 0n), r.control());
+    await w.whenCommitted();
+    r.log.append(0, entrant('c', 'u1'));
+    await w.onBatch(r.log.batch(0, w.committed), r.control());
+    await w.whenCommitted();
+    // within the pace: the second entrant is placed, no head covers it yet
+    expect(headsOf(r).map((h) => h.size)).toEqual([1]);
+    await waitUntil(
+      async () => {
+        w.commitIdleTail();
+        await w.whenCommitted();
+        return headsOf(r).length;
+      },
+      (n) => n === 2,
+      { what: 'a head of the idle partition', timeoutMs: 5000, everyMs: 50 },
+    );
+    expect(headsOf(r).map((h) => [h.size, h.root])).toEqual([
+      [1, expectedRoot(r, 'c', 1)],
+      [2, expectedRoot(r, 'c', 2)],
+    ]);
+    expect(r.log.committed.get(0)).toBe(w.committed);
   });
 
   it('makes at most one head a second per campaign, sell-out aside, and a due head once the second has passed', async () => {
