@@ -136,10 +136,23 @@ export function pushTo<T>(m: Map<string, T[]>, key: string, value: T): void {
 export const soldOutIn = (outputs: readonly CampaignEvent[]) =>
   new Set(outputs.filter((e) => e.type === 'CampaignSoldOut').map((e) => e.campaignId));
 
-/** campaign → the log time of its close, for closes decided anew in this batch (the final head) */
-export function closedIn(facts: readonly { event: CampaignEvent; replaying: boolean }[]): Map<string, string> {
+/**
+ * campaign → the log time of its close, for closes decided anew in this batch (the final head).
+ * Only the campaign's first close counts (`terms`, evolved through the batch, holds its time): a
+ * second one (an admin's and the schedule's racing) signs nothing more.
+ */
+export function closedIn(
+  facts: readonly { event: CampaignEvent; replaying: boolean }[],
+  terms: ReadonlyMap<string, { closedAt: number | null }>,
+): Map<string, string> {
   const out = new Map<string, string>();
-  for (const f of facts)
-    if (!f.replaying && f.event.type === 'CampaignClosed' && !out.has(f.event.campaignId)) out.set(f.event.campaignId, f.event.occurredAt);
+  for (const { event: e, replaying } of facts)
+    if (
+      !replaying &&
+      e.type === 'CampaignClosed' &&
+      !out.has(e.campaignId) &&
+      terms.get(e.campaignId)?.closedAt === Date.parse(e.occurredAt)
+    )
+      out.set(e.campaignId, e.occurredAt);
   return out;
 }

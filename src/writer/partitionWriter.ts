@@ -390,7 +390,7 @@ export class PartitionWriter {
     // give the same places. (Telling after the commit cost each call one transaction, ~10-100 ms.)
     if (replies.length > 0) await this.s.replies.tell(replies);
     // 4. the heads due go into the same commit as the decisions they cover
-    if (this.heads) outputs.push(...(await this.heads.heads(leaves, soldOutIn(outputs), closedIn(work.facts))));
+    if (this.heads) outputs.push(...(await this.heads.heads(leaves, soldOutIn(outputs), closedIn(work.facts, terms))));
 
     // replayed entries were decided before: only a batch that reaches past `until` commits
     return { outputs: last >= until ? outputs : null };

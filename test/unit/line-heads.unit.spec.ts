@@ -59,6 +59,26 @@ describe('the single writer’s signed line heads', () => {
     expect(verifyHead(final[0]!, KEYS)).toBe(true);
   });
 
+  it('signs one final head: a second close (the schedule racing an admin) signs nothing more, even in a writer started again', async () => {
+    const r = rig({ fairness: KEY });
+    r.log.append(0, created('c', 3));
+    r.log.append(0, entrant('c', 'u0'));
+    r.log.append(0, { ...closed('c'), occurredAt: '2026-11-29T12:30:00.000Z' });
+    const first = await r.writer();
+    await first.onBatch(r.log.batch(0, 0n), r.control());
+    await first.whenCommitted();
+    await first.retire();
+    r.log.append(0, { ...closed('c'), occurredAt: '2026-11-29T13:00:00.000Z' });
+    const second = await r.writer();
+    await second.onBatch(r.log.batch(0, second.committed), r.control());
+    await second.whenCommitted();
+    expect(
+      headsOf(r)
+        .filter((h) => h.final)
+        .map((h) => [h.size, h.at]),
+    ).toEqual([[1, '2026-11-29T12:30:00.000Z']]);
+  });
+
   it('a writer started again reads the tree back from the line, and its next head covers the whole line', async () => {
     const r = rig({ fairness: KEY });
     r.log.append(0, created('c', 10));
