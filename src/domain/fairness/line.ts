@@ -1,4 +1,4 @@
-import { createHash, createHmac, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { createHmac, createPrivateKey, createPublicKey, hash, sign, verify, type KeyObject } from 'node:crypto';
 
 /**
  * The strings of the contract's fairness proofs: a line's leaf, a user's nonce, a signed head.
@@ -17,7 +17,7 @@ export interface SignedHead {
 
 /** `<campaignId>\n<position>\n<ticket>\n<hex SHA-256 of "<userId>\n<nonce>">`: the line's leaf at index position − 1. */
 export function leafOf(campaignId: string, position: number, ticket: string, userId: string, nonce: string): string {
-  const who = createHash('sha256').update(`${userId}\n${nonce}`).digest('hex');
+  const who = hash('sha256', `${userId}\n${nonce}`, 'hex');
   return `${campaignId}\n${position}\n${ticket}\n${who}`;
 }
 
