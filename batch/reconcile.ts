@@ -63,6 +63,7 @@ export function foldLog(states: Map<string, Folded>, batch: readonly Logged[], o
       case 'CampaignSoldOut':
       case 'CampaignClosed':
       case 'CampaignChallengeSet':
+      case 'LineHeadSigned':
         f.state = evolve(f.state, l); // shallow: keeps the places Map
         break;
       default: {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import proxyaddr from 'proxy-addr';
 import { z } from 'zod';
+import { FairnessKey } from './domain/fairness/line.js';
 import { COMPRESSIONS, unavailable, type Compression } from './infra/kafka/compression.js';
 
 /**
@@ -9,6 +10,8 @@ import { COMPRESSIONS, unavailable, type Compression } from './infra/kafka/compr
  */
 const DEV_JWT_SECRET = 'firstcome-development-secret-do-not-use-in-production';
 const DEV_CHALLENGE_SECRET = 'firstcome-development-challenge-secret-do-not-use-in-production';
+/** A published development key: heads signed with it prove nothing (its private half is in this file). */
+const DEV_FAIRNESS_KEY = 'dev-1:MC4CAQAwBQYDK2VwBCIEIHMUBnGS0Qyt/4z2pQSZPjcEpQ1/mcCfBYmj0G/P87Q9';
 
 /** An optional variable: left out or empty means unset. */
 const unsetIfEmpty = <T extends z.ZodType>(t: T) => z.preprocess((v) => (v === '' ? undefined : v), t.optional());
@@ -70,6 +73,22 @@ const schema = z.object({
    * deployment needs the same one. A development default prints a warning.
    */
   CHALLENGE_SECRET: unsetIfEmpty(z.string().min(16, 'must be at least 16 characters')),
+  /**
+   * The key the single writer signs line heads with (Ed25519, issue 31): `kid:base64(PKCS#8 DER)`.
+   * Each user's nonce in a campaign is an HMAC under a secret derived from it, so keep it for as
+   * long as receipts must verify, and give every writer and API process the same one. Its public
+   * half is served at `/.well-known/firstcome-fairness.json`. A development default prints a warning.
+   */
+  FAIRNESS_KEY: unsetIfEmpty(
+    z.string().refine((s) => {
+      try {
+        FairnessKey.parse(s);
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'expected kid:base64(PKCS#8 DER of an Ed25519 private key)'),
+  ),
   /** Prefix of every Kafka topic and group id, so test suites and tenants never collide. */
   TOPIC_PREFIX: z
     .string()
@@ -248,9 +267,12 @@ const schema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
-export type Config = Omit<z.infer<typeof schema>, 'JWT_SECRET' | 'CHALLENGE_SECRET'> & {
+export type Config = Omit<z.infer<typeof schema>, 'JWT_SECRET' | 'CHALLENGE_SECRET' | 'FAIRNESS_KEY'> & {
   JWT_SECRET: string;
   CHALLENGE_SECRET: string;
+  FAIRNESS_KEY: string;
+  /** true when FAIRNESS_KEY was left out and the published development key signs heads */
+  fairnessKeyIsDefault: boolean;
   /** true when CHALLENGE_SECRET was left out and the development default is in use */
   challengeSecretIsDefault: boolean;
   /** true when JWT_SECRET was left out and the development default is in use */
@@ -315,6 +337,8 @@ export function loadConfig(given: NodeJS.ProcessEnv = process.env): Config {
     jwtSecretIsDefault: !c.JWT_SECRET && jwtHs256,
     CHALLENGE_SECRET: c.CHALLENGE_SECRET ?? DEV_CHALLENGE_SECRET,
     challengeSecretIsDefault: !c.CHALLENGE_SECRET,
+    FAIRNESS_KEY: c.FAIRNESS_KEY ?? DEV_FAIRNESS_KEY,
+    fairnessKeyIsDefault: !c.FAIRNESS_KEY,
     jwtHs256,
     renamed,
     topics: { events: `${p}.campaign-events`, parked: `${p}.parked` },

@@ -16,6 +16,7 @@ export const READ_MODEL_TABLES = [
   'entries',
   'winners',
   'gifticons',
+  'line_heads',
   'campaign_reports',
   'parked_records',
   'projection_checkpoints',

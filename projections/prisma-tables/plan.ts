@@ -81,7 +81,20 @@ export interface CampaignChange {
   challenge: ChallengeSetting | null;
 }
 
+/** A signed head of a campaign's line, as its LineHeadSigned event gives it. */
+export interface HeadRow {
+  campaignId: string;
+  size: number;
+  final: boolean;
+  root: string;
+  at: string;
+  keyId: string;
+  signature: string;
+  logOffset: bigint;
+}
+
 export interface Plan {
+  heads: HeadRow[];
   campaigns: CampaignRow[];
   entries: EntryRow[];
   winners: WinnerRow[];
@@ -144,7 +157,7 @@ class CampaignState {
 }
 
 export function planBatch(batch: readonly Logged[], known: Known): Plan {
-  const plan: Plan = { campaigns: [], entries: [], winners: [], gifticons: [], changes: new Map() };
+  const plan: Plan = { heads: [], campaigns: [], entries: [], winners: [], gifticons: [], changes: new Map() };
   const state = new Map<string, CampaignState>();
   const stateOf = (id: string) => {
     let s = state.get(id);
@@ -238,6 +251,18 @@ export function planBatch(batch: readonly Logged[], known: Known): Plan {
         c.challenge = evolveChallenge(c.challenge ?? CHALLENGE_OFF, e);
         break;
       }
+      case 'LineHeadSigned':
+        plan.heads.push({
+          campaignId: e.campaignId,
+          size: e.size,
+          final: e.final,
+          root: e.root,
+          at: e.at,
+          keyId: e.keyId,
+          signature: e.signature,
+          logOffset: offset,
+        });
+        break;
       default: {
         const _exhaustive: never = e;
         return _exhaustive;

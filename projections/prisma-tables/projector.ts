@@ -9,6 +9,7 @@ import { logger } from '../../src/logger.js';
 import type { Lag } from '../lag.js';
 import { listenForRewinds, REWIND_CHANNEL } from './rewinds.js';
 import { needsOf, planBatch, usersOf, type BatchNeeds, type EntryRow, type KnownCampaign, type Plan } from './plan.js';
+import { writeHeads } from './heads.js';
 
 /** The projection's name in `projection_checkpoints`. */
 export const PRISMA_PROJECTION = 'prisma-tables';
@@ -427,6 +428,7 @@ async function writePlan(tx: Tx, plan: Plan, writing?: () => void): Promise<void
                  AS r(id text, campaign_id text, user_id text, code text, issued_at timestamptz, log_offset bigint)
       ON CONFLICT DO NOTHING`;
   }
+  if (plan.heads.length > 0) await writeHeads(tx, plan.heads);
 
   for (const id of new Set([...plan.changes.keys(), ...winnersAdded.keys()])) {
     const c = plan.changes.get(id);
@@ -476,6 +478,7 @@ export async function rewindPrismaProjection(
               SELECT partition FROM projection_checkpoints WHERE projection = ${PRISMA_PROJECTION} AND topic = ${topic} AND partition = ${only}
                  FOR UPDATE`;
       const where = campaignId === null ? {} : { campaignId };
+      await tx.lineHead.deleteMany({ where });
       await tx.gifticon.deleteMany({ where });
       await tx.winner.deleteMany({ where });
       await tx.entry.deleteMany({ where });

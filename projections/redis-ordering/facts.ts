@@ -76,6 +76,9 @@ export function queueFact(
     case 'CampaignChallengeSet':
       on(k.meta(id)).fcMetaSet(k.meta(id), expectedSeq, ...challengeFields(event));
       return true;
+    case 'LineHeadSigned':
+      // heads are served from the Postgres read model
+      return false;
     default: {
       const _exhaustive: never = event;
       return _exhaustive;

@@ -1,3 +1,4 @@
+import { readLine } from './lineRead.js';
 import type { CampaignTerms } from '../../src/domain/campaign.js';
 import type { CampaignEvent } from '../../src/domain/events.js';
 import { logger, type Logger } from '../../src/logger.js';
@@ -247,4 +248,5 @@ export const writerPorts = (o: RedisOrdering, topic: string) => ({
   replies: new RedisReplyChannel(o),
   changes: new RedisChangeFeed(o, logger.child({ role: 'writer', component: 'change-feed' })),
   wipes: new RedisWipeSignal(o, topic),
+  readLine: (campaignId: string) => readLine(o, campaignId),
 });

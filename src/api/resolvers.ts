@@ -15,6 +15,7 @@ import type { EnterService } from './enter.js';
 import { badInput, notFound, rateLimited, unavailable } from './errors.js';
 import { CAMPAIGN_ID, campaignId, requireAdmin, requireUser, userId } from './guards.js';
 import { DateTime } from './scalars.js';
+import type { FairnessReader } from './fairness/reader.js';
 
 export interface ApiServices {
   config: Config;
@@ -32,6 +33,8 @@ export interface ApiServices {
     campaign(id: string): Promise<CampaignView | null>;
     entry(campaignId: string, userId: string): Promise<EntryView | 'unknown-campaign' | null>;
   };
+  /** the public proofs of signed line heads (issue 31): `/fairness/…` and the well-known keys */
+  fairness?: FairnessReader;
   /** read side in Postgres and batch jobs plug in here (see projections/ and batch/) */
   extraResolvers?: Record<string, Record<string, unknown>>;
 }

@@ -6,6 +6,9 @@ import type { Metrics } from '../metrics.js';
 import type { RoleContext, RoleHandle } from '../plugin.js';
 import { PowChallenges } from './challenge.js';
 import { EnterService, ReplyWaiter } from './enter.js';
+import { FairnessKey } from '../domain/fairness/line.js';
+import { FairnessReader } from './fairness/reader.js';
+import { fairnessResolvers } from './fairness/resolvers.js';
 import { SoldOutCrowd } from './soldOut.js';
 import { startLive } from './live/index.js';
 import type { ApiServices } from './resolvers.js';
@@ -41,7 +44,8 @@ export async function startApi(ctx: RoleContext): Promise<ApiRole> {
   appender.timing = metrics.timing;
   enter.timing = metrics.timing;
   const fieldStops: (() => Promise<void>)[] = [];
-  const extraResolvers: Record<string, Record<string, unknown>> = {};
+  const fairness = new FairnessReader(prisma, FairnessKey.parse(config.FAIRNESS_KEY));
+  const extraResolvers: Record<string, Record<string, unknown>> = fairnessResolvers(fairness);
   for (const load of ctx.apiFields) {
     const fields = await (await load())(ctx);
     fieldStops.push(fields.stop);
@@ -55,6 +59,7 @@ export async function startApi(ctx: RoleContext): Promise<ApiRole> {
     challenges,
     extraResolvers,
     archive: readModelArchive(prisma, config.EVENT_PARTITIONS),
+    fairness,
   };
   countCalls(metrics, challenges, enter, waiter);
   const apollo = await createApollo(services);

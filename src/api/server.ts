@@ -16,6 +16,7 @@ import { maskedError } from './masking.js';
 import { queryLimits } from './queryLimits.js';
 import { buildResolvers, type ApiServices, type Ctx } from './resolvers.js';
 import { serveConsole } from './console/serve.js';
+import { isFairnessPath, serveFairness } from './fairness/http.js';
 import { isRedisUnavailable } from '../../projections/redis-ordering/index.js';
 import { unavailable } from './errors.js';
 import { noSubscriptionOverHttp } from './live/overHttp.js';
@@ -212,6 +213,12 @@ export function createHttpServer(api: () => ApiEndpoint | 'starting' | null, hoo
       return send(res, 200, m.contentType, m.body);
     }
     if (pathname.startsWith('/console') && endpoint !== null && serveConsole(pathname, res)) return;
+    if (isFairnessPath(pathname) && endpoint && endpoint !== 'starting' && endpoint.services.fairness) {
+      // public and tokenless: each request spends its address's budget, as anonymous GraphQL does
+      const waitMs = (await budgets!.anonymous?.take(address)) ?? 0;
+      if (waitMs > 0) return refuse(res, 'ip', waitMs);
+      return serveFairness(pathname, req, res, endpoint.services.fairness);
+    }
     if (pathname !== '/graphql' || !endpoint) return send(res, 404, 'application/json', '{"error":"not found"}');
     if (endpoint === 'starting') {
       res.setHeader('retry-after', '1');

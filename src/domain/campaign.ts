@@ -253,6 +253,9 @@ export function evolve(state: CampaignState, logged: Logged): CampaignState {
     }
     case 'CampaignChallengeSet':
       return state.terms ? { ...state, challenge: evolveChallenge(state.challenge, e)! } : state;
+    case 'LineHeadSigned':
+      // a proof about the line, not a fact that changes it
+      return state;
     default: {
       const _exhaustive: never = e;
       return _exhaustive;

@@ -61,8 +61,28 @@ export interface CampaignClosed extends Envelope<'CampaignClosed'> {
   reason: 'admin' | 'schedule';
 }
 
+/**
+ * The single writer signed a head of the campaign's line (issue 31): the RFC 9162 root of its first
+ * `size` leaves, at `at` (a time taken from the log). `final`: the head signed at close.
+ */
+export interface LineHeadSigned extends Envelope<'LineHeadSigned'> {
+  size: number;
+  root: string;
+  at: string;
+  keyId: string;
+  signature: string;
+  final: boolean;
+}
+
 export type CampaignEvent =
-  CampaignCreated | EntrantRegistered | WinnerSelected | GifticonIssued | CampaignSoldOut | CampaignClosed | CampaignChallengeSet;
+  | CampaignCreated
+  | EntrantRegistered
+  | WinnerSelected
+  | GifticonIssued
+  | CampaignSoldOut
+  | CampaignClosed
+  | CampaignChallengeSet
+  | LineHeadSigned;
 
 export type CampaignEventType = CampaignEvent['type'];
 
@@ -89,6 +109,8 @@ export const eventIds = {
   gifticon: (campaignId: string, userId: string) => `gifticon:${campaignId}:${userId}`,
   soldOut: (campaignId: string) => `soldout:${campaignId}`,
   closed: (campaignId: string) => `closed:${campaignId}`,
+  /** one head per size, and one final head */
+  head: (campaignId: string, size: number, final: boolean) => (final ? `head:${campaignId}:final` : `head:${campaignId}:${size}`),
 };
 
 const TYPES: ReadonlySet<string> = new Set<CampaignEventType>([
@@ -99,6 +121,7 @@ const TYPES: ReadonlySet<string> = new Set<CampaignEventType>([
   'CampaignSoldOut',
   'CampaignClosed',
   'CampaignChallengeSet',
+  'LineHeadSigned',
 ]);
 
 export function isCampaignEvent(value: unknown): value is CampaignEvent {

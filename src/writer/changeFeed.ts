@@ -12,6 +12,8 @@ export interface ChangeNotice {
   campaignId: string;
   users: string[];
   at: number;
+  /** the size of a head the writer signed (issue 31): every entry it covers has a receipt once the read model holds it */
+  head?: number;
 }
 
 /** Where the writer's notices go: API processes push from them to their sockets. */
@@ -31,11 +33,17 @@ function byCampaign(pairs: Iterable<[string, string | null]>): Omit<ChangeNotice
 
 /** The users whose entries a batch of committed decisions changed, and the campaigns they touch. */
 export function noticesOfCommitted(events: readonly CampaignEvent[]): Omit<ChangeNotice, 'at'>[] {
-  return byCampaign(
+  const notices: Omit<ChangeNotice, 'at'>[] = byCampaign(
     events.map((e): [string, string | null] =>
       e.type === 'WinnerSelected' || e.type === 'GifticonIssued' ? [e.campaignId, e.userId] : [e.campaignId, null],
     ),
   );
+  for (const e of events) {
+    if (e.type !== 'LineHeadSigned') continue;
+    const n = notices.find((x) => x.campaignId === e.campaignId)!;
+    n.head = Math.max(n.head ?? 0, e.size);
+  }
+  return notices;
 }
 
 /** The reply channel, announcing every decision it tells (the places reach subscribers as they reach callers). */

@@ -1,6 +1,8 @@
 import { eventsForPlace, type CampaignTerms, type Minter } from '../domain/campaign.js';
 import { ticketOf, type CampaignEvent, type Logged } from '../domain/events.js';
 import { lineWorkOf } from './lineWork.js';
+import { closedIn, LineHeads, pushTo, soldOutIn, type LineReader, type NewLeaf } from './lineHeads.js';
+import type { FairnessKey } from '../domain/fairness/line.js';
 import type { Logger } from '../logger.js';
 import type { Timing } from '../metrics.js';
 import type { BatchControl, CampaignLines, DecisionSink, FetchedBatch, LogCursor, Parker, RebuildBound, ReplyChannel } from './ports.js';
@@ -56,6 +58,8 @@ export interface WriterShared {
   applied: Set<string>;
   /** least time between the starts of two commits of a partition; 0: each batch commits at once (see `gather`) */
   commitEveryMs?: number;
+  /** signed line heads (issue 31): off when left out */
+  fairness?: { key: FairnessKey; readLine: LineReader; everyMs?: number };
 }
 
 export class PartitionWriter {
@@ -75,11 +79,15 @@ export class PartitionWriter {
   private starting: Promise<void> | null = null;
   private settled!: () => void;
   private readonly whenSettled = new Promise<void>((r) => (this.settled = r));
+  /** the partition's campaign lines as Merkle trees, and the heads due (lineHeads.ts) */
+  private readonly heads: LineHeads | null;
 
   constructor(
     readonly partition: number,
     private readonly s: WriterShared,
-  ) {}
+  ) {
+    this.heads = s.fairness ? new LineHeads(s.fairness.key, partition, s.fairness.readLine, s.fairness.everyMs) : null;
+  }
 
   // ── transitions ────────────────────────────────────────────────────────────
 
@@ -126,6 +134,7 @@ export class PartitionWriter {
     );
     this.s.terms.clear();
     this.s.applied.clear();
+    this.heads?.clear();
     this.epoch++;
     this.mode = { kind: 'rebuilding', from, until, seeking: true, seekAt: Date.now(), created };
     this.s.cursor.seek(this.partition, from);
@@ -200,11 +209,26 @@ export class PartitionWriter {
    */
   commitIdleTail(): void {
     const m = this.mode;
+    if (m.kind === 'deciding' && !this.busy && !this.retired && !this.gathered && this.commitDueHeads(m)) return;
     if (m.kind !== 'deciding' || m.idleTail === null || this.busy || this.retired || m.idleTail <= this.committed) return;
     const next = m.idleTail;
     m.idleTail = null;
     const previous = this.inFlight ?? Promise.resolve(true);
     this.inFlight = previous.then((ok) => ok && this.commitAndApply([], next));
+  }
+
+  /**
+   * A campaign's newest entrants that no head covers yet, a second after its last head, and no
+   * batch coming to carry one: the heads commit on their own (with the idle tail's offsets, if any).
+   */
+  private commitDueHeads(m: Extract<Mode, { kind: 'deciding' }>): boolean {
+    const due = this.heads?.due() ?? [];
+    if (due.length === 0) return false;
+    const tail = m.idleTail ?? 0n;
+    m.idleTail = null;
+    const previous = this.inFlight ?? Promise.resolve(true);
+    this.inFlight = previous.then((ok) => ok && this.commitAndApply(due, max(this.committed, tail)));
+    return true;
   }
 
   // ── a batch ────────────────────────────────────────────────────────────────
@@ -330,6 +354,7 @@ export class PartitionWriter {
     const outputs: CampaignEvent[] = [];
     const replies: { instance: string; reply: Reply }[] = [];
     const now = new Date();
+    const leaves = new Map<string, NewLeaf[]>();
     work.lines.forEach(({ campaignId }, ci) => {
       const stock = terms.get(campaignId)!.stock;
       entries[ci]!.forEach((l, i) => {
@@ -347,7 +372,10 @@ export class PartitionWriter {
         }
         this.s.stats.entries++;
         const place = { position: a.rank + 1, ticket: ticketOf(p, a.firstOffset) };
-        if (a.firstOffset === l.offset) outputs.push(...eventsForPlace(campaignId, stock, l.event.userId, place, now, this.s.mint));
+        if (a.firstOffset === l.offset) {
+          outputs.push(...eventsForPlace(campaignId, stock, l.event.userId, place, now, this.s.mint));
+          if (this.heads) pushTo(leaves, campaignId, { ...place, userId: l.event.userId, at: l.event.occurredAt });
+        }
         if (to)
           replies.push({
             instance: to.instance,
@@ -361,6 +389,8 @@ export class PartitionWriter {
     // before the commit does not change when a crash makes the batch run again: the same offsets
     // give the same places. (Telling after the commit cost each call one transaction, ~10-100 ms.)
     if (replies.length > 0) await this.s.replies.tell(replies);
+    // 4. the heads due go into the same commit as the decisions they cover
+    if (this.heads) outputs.push(...(await this.heads.heads(leaves, soldOutIn(outputs), closedIn(work.facts, terms))));
 
     // replayed entries were decided before: only a batch that reaches past `until` commits
     return { outputs: last >= until ? outputs : null };

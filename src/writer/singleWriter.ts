@@ -9,6 +9,8 @@ import { logger } from '../logger.js';
 import type { Timing } from '../metrics.js';
 import { KafkaDecisionSink } from './kafkaSink.js';
 import { PartitionWriter, type WriterShared } from './partitionWriter.js';
+import { FairnessKey } from '../domain/fairness/line.js';
+import type { LineReader } from './lineHeads.js';
 import { AnnouncingLines, AnnouncingReplies, type ChangeFeed } from './changeFeed.js';
 import type { CampaignLines, RebuildBound, ReplyChannel, WipeSignal } from './ports.js';
 import { fromOffsetZero } from './rebuildBound.js';
@@ -55,7 +57,8 @@ export class SingleWriter {
     private readonly kafka: Kafka,
     /** the Redis ordering projection's adapters (projections/redis-ordering); `changes` announces what the writer tells and applies */
     /** `wipes`, when given, wakes a partition's writer as a replay job wipes it */
-    redis: { lines: CampaignLines; replies: ReplyChannel; changes: ChangeFeed; wipes?: WipeSignal },
+    /** `readLine`, when given, lets the writer keep each campaign's Merkle line and sign heads (issue 31) */
+    redis: { lines: CampaignLines; replies: ReplyChannel; changes: ChangeFeed; wipes?: WipeSignal; readLine?: LineReader },
     private readonly config: Config,
     parking: Parking,
     mint: Minter = cryptoMinter,
@@ -79,6 +82,7 @@ export class SingleWriter {
       terms: new Map<string, CampaignTerms>(),
       applied: new Set<string>(),
       commitEveryMs: config.WRITER_COMMIT_MS,
+      fairness: redis.readLine && { key: FairnessKey.parse(config.FAIRNESS_KEY), readLine: redis.readLine },
     };
   }
 

@@ -1,3 +1,4 @@
+import type { FairnessKey } from '../../src/domain/fairness/line.js';
 import { pino } from 'pino';
 import { cryptoMinter, placeInLine, type CampaignTerms } from '../../src/domain/campaign.js';
 import { EVENT_VERSION, type CampaignEvent, type Logged } from '../../src/domain/events.js';
@@ -132,6 +133,12 @@ export class MemoryLines implements CampaignLines {
     this.progress = null;
     return true;
   }
+  /** the line by rank, as projections/redis-ordering/lineRead.ts reads it */
+  readLine(campaignId: string): { userId: string; offset: bigint }[] {
+    return [...(this.lines.get(campaignId) ?? new Map<string, bigint>())]
+      .map(([userId, offset]) => ({ userId, offset }))
+      .sort((a, b) => (a.offset < b.offset ? -1 : 1));
+  }
   async terms(ids: readonly string[]) {
     return new Map(ids.flatMap((id) => (this.metas.has(id) ? [[id, this.metas.get(id)!.terms] as const] : [])));
   }
@@ -201,7 +208,7 @@ export interface Rig {
   control(opts?: { stale?: () => boolean }): BatchControl & { resolved: bigint[] };
 }
 
-export function rig(): Rig {
+export function rig(opts: { fairness?: FairnessKey; headEveryMs?: number } = {}): Rig {
   const log = new MemoryLog();
   const sink = new MemorySink(log);
   const lines = new MemoryLines();
@@ -221,6 +228,7 @@ export function rig(): Rig {
     stats: { batches: 0, entries: 0, winners: 0, rebuilds: 0 },
     terms: new Map(),
     applied: new Set(),
+    fairness: opts.fairness && { key: opts.fairness, readLine: async (c) => lines.readLine(c), everyMs: opts.headEveryMs },
   };
   return {
     log,

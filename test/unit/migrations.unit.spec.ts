@@ -16,6 +16,7 @@ describe('the tables the migrations leave behind', () => {
       'campaigns',
       'entries',
       'gifticons',
+      'line_heads',
       'log_identities',
       'parked_records',
       'projection_checkpoints',

@@ -44,7 +44,9 @@ export class ChangeHub {
       } catch (err) {
         return log.warn({ err, channel }, 'a notice that is not JSON');
       }
-      for (const u of notice.users ?? []) for (const fn of w.byUser.get(u) ?? []) fn(notice);
+      // a signed head concerns every entrant it covers: each watcher reads its entry (and receipt) again
+      if (notice.head) for (const set of w.byUser.values()) for (const fn of set) fn(notice);
+      else for (const u of notice.users ?? []) for (const fn of w.byUser.get(u) ?? []) fn(notice);
       if (w.counters.size > 0) this.countersChanged(w, notice);
     });
     sub.onResubscribed(() => this.resync());

@@ -84,9 +84,16 @@ export function liveResolvers() {
             async () => {
               const e = await s.ordering.entry(id, caller.userId, partitionOf(s, id));
               if (e === 'building') return 'building';
-              return e && e !== 'unknown-campaign' ? entryOut(e, caller) : null;
+              if (!e || e === 'unknown-campaign') return null;
+              // the receipt is part of what is compared and pushed: it changes when a head covers the entry
+              const receipt = (await s.fairness?.receipt(id, caller.userId, e.position, e.ticket).catch(() => null)) ?? null;
+              return { ...entryOut(e, caller), receipt };
             },
-            (changed) => ctx.hub.watchEntry(id, caller.userId, changed),
+            (changed) =>
+              ctx.hub.watchEntry(id, caller.userId, (notice) =>
+                // a head reaches the read model a moment after the writer signs it: read once it is there
+                notice.head && s.fairness ? void s.fairness.awaitHead(id, notice.head).then(changed) : changed(),
+              ),
           );
         },
         resolve: (entry: unknown) => entry,

@@ -79,6 +79,16 @@ export const eventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('CampaignSoldOut'), ...envelope, winners: z.number().int().min(0) }),
   z.object({ type: z.literal('CampaignClosed'), ...envelope, reason: z.enum(['admin', 'schedule']) }),
   z.object({ type: z.literal('CampaignChallengeSet'), ...envelope, ...challenge }),
+  z.object({
+    type: z.literal('LineHeadSigned'),
+    ...envelope,
+    size: z.number().int().min(0),
+    root: z.string().regex(/^[0-9a-f]{64}$/),
+    at: iso,
+    keyId: z.string().min(1),
+    signature: z.string().min(1),
+    final: z.boolean(),
+  }),
 ]);
 
 /**
