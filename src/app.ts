@@ -10,6 +10,7 @@ import type { FromWriter } from './writer/thread.js';
 import { loadReadSide, readSideRoles, startReadSide } from './read-side/index.js';
 import { ReadSideThread, type ReadSideHandle, type ThreadMetrics } from './read-side/threaded.js';
 import { PowChallenges } from './api/challenge.js';
+import { codeAccess } from './api/fields/codeReads.js';
 import { EnterService, ReplyWaiter } from './api/enter.js';
 import type { ApiServices } from './api/resolvers.js';
 import { createApollo, createHttpServer, type ApiEndpoint } from './api/server.js';
@@ -62,6 +63,8 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
   const instance = `${process.pid}-${randomUUID().slice(0, 8)}`;
   const log = logger.child({ instance, roles });
   if (config.jwtSecretIsDefault) log.warn('JWT_SECRET is not set: using the development default (never in production)');
+  if (config.codeKeysAreDefault)
+    log.warn('CODE_KEYS is not set: gifticon codes are sealed under the development key ring (never in production)');
   if (config.challengeSecretIsDefault && roles.includes('api'))
     log.warn('CHALLENGE_SECRET is not set: proof-of-work challenges are signed with the development default (never in production)');
 
@@ -274,6 +277,7 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
       challenges,
       extraResolvers,
       archive: readModelArchive(prisma, config.EVENT_PARTITIONS),
+      codes: codeAccess(prisma, config),
     };
     metrics.counterFrom('firstcome_challenges_issued_total', 'proof-of-work challenges issued', () => challenges.stats.issued);
     metrics.counterFrom('firstcome_challenges_solved_total', 'proof-of-work solutions accepted', () => challenges.stats.solved);
