@@ -243,6 +243,9 @@ export function buildResolvers() {
         if (input.closesAt.getTime() <= now) throw badInput('input.closesAt', 'must be in the future');
         const challenge = input.challenge == null ? null : parseChallenge(input.challenge, 'input.challenge');
         const issuance = input.issuance ?? 'MINTED';
+        // its winners would wait for codes no call can load yet: refused rather than taken and never served
+        if (issuance === 'INVENTORY')
+          throw badInput('input.issuance', 'INVENTORY campaigns need loadCodes, which this build does not have yet');
         if (issuance === 'PROVIDER' && !input.product) throw badInput('input.product', 'a PROVIDER campaign names the provider’s product');
         if (issuance !== 'PROVIDER' && input.product) throw badInput('input.product', 'only a PROVIDER campaign has a product');
         const id = input.id ?? `c-${randomBytes(6).toString('hex')}`;

@@ -1,6 +1,6 @@
-import { eventsForPlace, issuesAtDecision, type CampaignTerms, type Minter } from '../domain/campaign.js';
+import { eventsForPlace, type CampaignTerms, type Minter } from '../domain/campaign.js';
 import { ticketOf, type CampaignEvent, type Logged } from '../domain/events.js';
-import { lineWorkOf } from './lineWork.js';
+import { lineWorkOf, mintingCampaigns } from './lineWork.js';
 import type { Logger } from '../logger.js';
 import type { Timing } from '../metrics.js';
 import type {
@@ -9,7 +9,6 @@ import type {
   CodeSealing,
   DecisionSink,
   FetchedBatch,
-  LineAnswer,
   LogCursor,
   Parker,
   RebuildBound,
@@ -343,12 +342,7 @@ export class PartitionWriter {
     // codes are sealed: the data keys of the campaigns that mint now are loaded first. A key that
     // cannot be had (CODE_KEYS lacks it, or it was shredded) fails the batch with why, retried
     // with a backoff: nothing is told or issued, and never in plaintext.
-    const minting = work.lines
-      .filter(({ campaignId }, ci) => {
-        const t = terms.get(campaignId)!;
-        return issuesAtDecision(t) && entries[ci]!.some((l, i) => !replaying(l) && isNewWinner(answers[ci]![i]!, l.offset, t.stock));
-      })
-      .map((w) => w.campaignId);
+    const minting = mintingCampaigns({ work, entries }, answers, terms, replaying);
     if (minting.length > 0) await this.s.codes.prepare(minting);
     const outputs: CampaignEvent[] = [];
     const replies: { instance: string; reply: Reply }[] = [];
@@ -479,10 +473,6 @@ export class PartitionWriter {
 type Outcome = 'REBUILD' | { outputs: CampaignEvent[] | null };
 
 const max = (a: bigint, b: bigint) => (a > b ? a : b);
-
-/** An answer that places an entry for the first time within the stock. */
-const isNewWinner = (a: LineAnswer, offset: bigint, stock: number) =>
-  a.kind !== 'rejected' && a.firstOffset === offset && a.rank + 1 <= stock;
 
 /**
  * Records of a rebuild's slice (readAndDecide). Reading one takes about as long as Redis takes to

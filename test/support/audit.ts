@@ -3,7 +3,7 @@ import type { Logged } from '../../src/domain/events.js';
 import { createKafka } from '../../src/infra/kafka/client.js';
 import { readLog } from '../../src/infra/kafka/reader.js';
 import { createPrisma } from '../../src/infra/prisma/client.js';
-import { CodeVault } from '../../src/infra/codeKeys/vault.js';
+import { CodeVault, openerFor } from '../../src/infra/codeKeys/vault.js';
 import type { Config } from '../../src/config.js';
 
 /**
@@ -30,15 +30,14 @@ export async function auditFromLog(config: Config, campaignId: string): Promise<
   return { ...own, ok: problems.length === 0, problems, log, codes };
 }
 
-/** Every gifticon's code in plaintext, by event id; one whose key cannot be had is left out. */
+/** Every gifticon's code in plaintext, by event id (src/infra/codeKeys/vault.ts's openerFor); one whose key cannot be had is left out. */
 export async function openCodes(config: Config, log: readonly Logged[]): Promise<Map<string, string>> {
   const prisma = createPrisma(config.DATABASE_URL, { poolSize: 2 });
   try {
-    const vault = new CodeVault(prisma, config.CODE_KEYS);
+    const open = await openerFor(new CodeVault(prisma, config.CODE_KEYS), log);
     const out = new Map<string, string>();
     for (const { event: e } of log) {
-      if (e.type !== 'GifticonIssued') continue;
-      const code = 'code' in e ? e.code : await vault.openOrNull(e.campaignId, e.sealedCode);
+      const code = e.type === 'GifticonIssued' ? open(e) : null;
       if (code !== null) out.set(e.eventId, code);
     }
     return out;

@@ -1,4 +1,6 @@
+import type { CodeOpener } from '../../domain/audit.js';
 import type { Sealer } from '../../domain/campaign.js';
+import type { Logged } from '../../domain/events.js';
 import {
   isSealed,
   newDataKey,
@@ -147,4 +149,17 @@ export class CodeVault {
     if (campaignId === undefined) this.held.clear();
     else this.held.delete(campaignId);
   }
+}
+
+/**
+ * The audit's opener for a log (src/domain/audit.ts is pure: it is handed the plaintexts): every
+ * gifticon's code opened beforehand; one whose key cannot be had reads null (left unchecked).
+ */
+export async function openerFor(vault: CodeVault, log: readonly Logged[]): Promise<CodeOpener> {
+  const opened = new Map<string, string | null>();
+  for (const { event: e } of log) {
+    if (e.type !== 'GifticonIssued') continue;
+    opened.set(e.eventId, 'code' in e ? e.code : await vault.openOrNull(e.campaignId, e.sealedCode));
+  }
+  return (e) => opened.get(e.eventId) ?? null;
 }
