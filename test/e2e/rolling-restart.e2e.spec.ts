@@ -47,7 +47,7 @@ afterAll(async () => {
 
 describe('a rolling restart mid-drop', () => {
   it(`keeps every acknowledged entry and gives no wrong answer to ${USERS} users, each role restarted in turn (I1–I5)`, async () => {
-    const admin = await token('boss', 'admin');
+    const admin = await token('boss', ['admin', 'codes:read']);
     const created = await gql(
       proxy.port,
       admin,
