@@ -3,6 +3,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../../src/config.js';
 import { cryptoMinter, eventsForPlace } from '../../src/domain/campaign.js';
 import { ticketOf, type CampaignEvent } from '../../src/domain/events.js';
+import { newDataKey, sealCode } from '../../src/domain/sealing.js';
 import { decodeRecord, toPackedMessages } from '../../src/infra/kafka/codec.js';
 import { logger } from '../../src/logger.js';
 import { brokersOf, toRecord } from './platformatic.js';
@@ -15,6 +16,9 @@ import { FLOOR_CAMPAIGNS, type FloorReply } from './steps.js';
  * TxnOffsetCommit, as KafkaJS's sendOffsets), at most every WRITER_COMMIT_MS per partition.
  */
 const { config } = workerData as { config: Config };
+/** the writer seals every code it mints: so does the floor's decide rung, under a key of its own */
+const benchKey = newDataKey('floor');
+const benchSealer = { seal: (_campaignId: string, code: string) => sealCode(benchKey, code) };
 const port = parentPort!;
 const log = logger.child({ component: 'floor-reader' });
 type Msg = Message<Buffer, Buffer, Buffer, Buffer>;
@@ -91,7 +95,17 @@ function handle(): void {
       const ticket = ticketOf(partition, offset);
       replies.push({ request: e.replyTo.request, ticket, position });
       if (e.campaignId === FLOOR_CAMPAIGNS.decide)
-        mine.outputs.push(...eventsForPlace(e.campaignId, Number.MAX_SAFE_INTEGER, e.userId, { position, ticket }, now, cryptoMinter));
+        mine.outputs.push(
+          ...eventsForPlace(
+            e.campaignId,
+            { stock: Number.MAX_SAFE_INTEGER },
+            e.userId,
+            { position, ticket },
+            now,
+            cryptoMinter,
+            benchSealer,
+          ),
+        );
     }
   }
   if (replies.length > 0) port.postMessage(replies);

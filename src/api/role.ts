@@ -6,6 +6,7 @@ import type { Metrics } from '../metrics.js';
 import type { RoleContext, RoleHandle } from '../plugin.js';
 import { PowChallenges } from './challenge.js';
 import { EnterService, ReplyWaiter } from './enter.js';
+import { codeAccess } from './fields/codeReads.js';
 import { FairnessKey } from '../domain/fairness/line.js';
 import { FairnessReader } from './fairness/reader.js';
 import { fairnessResolvers } from './fairness/resolvers.js';
@@ -60,6 +61,7 @@ export async function startApi(ctx: RoleContext): Promise<ApiRole> {
     extraResolvers,
     archive: readModelArchive(prisma, config.EVENT_PARTITIONS),
     fairness,
+    codes: codeAccess(prisma, config),
   };
   countCalls(metrics, challenges, enter, waiter);
   const apollo = await createApollo(services);

@@ -4,6 +4,16 @@ import { createPrisma, type PrismaClient } from '../../src/infra/prisma/client.j
 import { auditFromLog } from '../support/audit.js';
 import { eventually, gql, isolated, pool, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
 import { waitUntil } from '../support/wait.js';
+import { CodeVault } from '../../src/infra/codeKeys/vault.js';
+import { isSealed } from '../../src/domain/sealing.js';
+
+/** The gifticons table, its codes opened: the table holds each one sealed, as the log does (I6). */
+async function openedGifts(prisma: PrismaClient, config: Isolated['config'], campaignId: string) {
+  const vault = new CodeVault(prisma, config.CODE_KEYS);
+  const rows = await prisma.gifticon.findMany({ where: { campaignId } });
+  for (const g of rows) expect(isSealed(g.code), `${g.userId}'s code rests in plaintext`).toBe(true);
+  return new Map(await Promise.all(rows.map(async (g) => [g.userId, { ...g, code: await vault.open(campaignId, g.code) }] as const)));
+}
 
 /**
  * The read side over HTTP: one burst of a crowd with duplicate clicks through the real API,
@@ -78,7 +88,7 @@ beforeAll(async () => {
   iso = await isolated('read_side_e2e');
   app = await spawnApp(iso, 'api,writer,projector');
   prisma = createPrisma(iso.env.DATABASE_URL!);
-  admin = await token('rs-admin', 'admin');
+  admin = await token('rs-admin', ['admin', 'codes:read']);
   const created = await gql(app.port, admin, CREATE, {
     i: { id: CAMPAIGN, title: 'Burst', reward: 'Chicken gifticon', stock: STOCK, closesAt: inAnHour() },
   });
@@ -145,7 +155,7 @@ afterAll(async () => {
 describe('read side: Postgres tables after a burst through the API', () => {
   it('the tables say for every user what myEntry says (I5)', async () => {
     const entries = new Map((await prisma.entry.findMany({ where: { campaignId: CAMPAIGN } })).map((e) => [e.userId, e]));
-    const gifts = new Map((await prisma.gifticon.findMany({ where: { campaignId: CAMPAIGN } })).map((g) => [g.userId, g]));
+    const gifts = await openedGifts(prisma, iso.config, CAMPAIGN);
     const mine = await pool(tokens, 50, async (t) => {
       const r = await gql<{ myEntry: MyEntry }>(app.port, t, MY, { c: CAMPAIGN });
       expect(r.errors).toBeUndefined();
@@ -178,7 +188,8 @@ describe('read side: Postgres tables after a burst through the API', () => {
     expect(winners.map((w) => w.position)).toEqual(Array.from({ length: STOCK }, (_, i) => i + 1));
     expect(winners.map((w) => w.userId)).toEqual(entries.slice(0, STOCK).map((e) => e.userId));
 
-    const gifts = await prisma.gifticon.findMany({ where: { campaignId: CAMPAIGN } });
+    // unique as codes, not only as ciphertexts (each sealing draws its own IV)
+    const gifts = [...(await openedGifts(prisma, iso.config, CAMPAIGN)).values()];
     expect(new Set(gifts.map((g) => g.userId))).toEqual(new Set(winners.map((w) => w.userId)));
     expect(new Set(gifts.map((g) => g.code)).size).toBe(gifts.length);
 
@@ -204,7 +215,7 @@ describe('read side: Postgres tables after a burst through the API', () => {
     // the oracle over the whole log: every campaign's own invariants, and no code issued twice anywhere
     const audit = await auditFromLog(iso.config, CAMPAIGN);
     expect(audit.problems).toEqual([]);
-    const logged = new Map(audit.log.flatMap((l) => (l.event.type === 'GifticonIssued' ? [[l.event.userId, l.event.code]] : [])));
+    const logged = audit.codes;
     expect(new Set(listed.filter((g) => g.campaignId === CAMPAIGN).map((g) => g.code))).toEqual(new Set(logged.values()));
   });
 
@@ -242,7 +253,7 @@ describe('read side: Postgres tables after a burst through the API', () => {
     expect(winners.pages).toBe(Math.ceil(STOCK / 37));
     expect(new Set(winners.totals)).toEqual(new Set([STOCK]));
     expect(winners.nodes.map((n) => n.position)).toEqual(Array.from({ length: STOCK }, (_, i) => i + 1));
-    const gifts = new Map((await prisma.gifticon.findMany({ where: { campaignId: CAMPAIGN } })).map((g) => [g.userId, g]));
+    const gifts = await openedGifts(prisma, iso.config, CAMPAIGN);
     for (const n of winners.nodes)
       expect(n.gifticon).toEqual({ id: gifts.get(n.userId)!.id, userId: n.userId, code: gifts.get(n.userId)!.code });
 
