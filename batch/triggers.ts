@@ -1,6 +1,6 @@
 import type { Agenda } from 'agenda';
 import type { CampaignEvent } from '../src/domain/events.js';
-import type { Handled, Processor, ProcessorBatch } from '../src/infra/kafka/processor.js';
+import type { Handled, Processor, ProcessorBatch } from '../src/read-side/processor.js';
 import { identityKey, type LogIdentity } from '../src/infra/kafka/logIdentity.js';
 import type { ReadSideFactory } from '../src/plugin.js';
 import { Checkpoints } from '../src/infra/prisma/checkpoints.js';

@@ -1,6 +1,6 @@
 import { AssignerProtocol, type Admin } from 'kafkajs';
 import type { Config } from '../src/config.js';
-import { readSideGroup, readSideGroupsWith } from '../src/infra/kafka/consumerHost.js';
+import { readSideGroup, readSideGroupsWith } from '../src/read-side/consumerHost.js';
 import { PRISMA_PROJECTION } from '../projections/prisma-tables/projector.js';
 import { Permanent } from './runtime.js';
 

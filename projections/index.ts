@@ -1,5 +1,5 @@
 import type { ReadSideFactory, RoleFactory } from '../src/plugin.js';
-import type { Processor } from '../src/infra/kafka/processor.js';
+import type { Processor } from '../src/read-side/processor.js';
 import { logger } from '../src/logger.js';
 import type { EventStoreArchive } from './eventstore-archive/archive.js';
 import { Lag, registerLagGauge } from './lag.js';

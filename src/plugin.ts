@@ -4,7 +4,7 @@ import type { Config } from './config.js';
 import type { Health } from './health.js';
 import type { LogIdentity } from './infra/kafka/logIdentity.js';
 import type { Parking } from './infra/kafka/parking.js';
-import type { Processor } from './infra/kafka/processor.js';
+import type { Processor } from './read-side/processor.js';
 import type { PrismaClient } from './infra/prisma/client.js';
 import type { RedisClient, RedisOrdering } from '../projections/redis-ordering/index.js';
 import type { Metrics, ReadSideMetrics } from './metrics.js';

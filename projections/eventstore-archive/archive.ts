@@ -8,7 +8,7 @@ import {
   type ArchiveLog,
   type StreamTail,
 } from '../../src/infra/eventstore/eventStore.js';
-import type { Handled, Processor, ProcessorBatch } from '../../src/infra/kafka/processor.js';
+import type { Handled, Processor, ProcessorBatch } from '../../src/read-side/processor.js';
 import { compareIdentity, identityKey, mismatchOf, parseIdentityKey, type LogIdentity } from '../../src/infra/kafka/logIdentity.js';
 import { Checkpoints } from '../../src/infra/prisma/checkpoints.js';
 import type { PrismaClient } from '../../src/infra/prisma/client.js';

@@ -1,7 +1,7 @@
 import type { Logged } from '../../src/domain/events.js';
 import { partitionFor } from '../../src/infra/kafka/partitioning.js';
 import { parkedRecord, type Parking, type ParkedRecord } from '../../src/infra/kafka/parking.js';
-import type { Handled, Processor, ProcessorBatch } from '../../src/infra/kafka/processor.js';
+import type { Handled, Processor, ProcessorBatch } from '../../src/read-side/processor.js';
 import type { Prisma, PrismaClient } from '../../src/infra/prisma/client.js';
 import { unwatched, type HealthReporter } from '../../src/health.js';
 import { compareIdentity, mismatchOf, type LogIdentity } from '../../src/infra/kafka/logIdentity.js';

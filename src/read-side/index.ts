@@ -1,4 +1,4 @@
-import { ConsumerHost } from '../infra/kafka/consumerHost.js';
+import { ConsumerHost } from './consumerHost.js';
 import type { ReadSideFactory, ReadSidePart, ReadSideShared, ReadSideStatus } from '../plugin.js';
 import { readSideRoles, roleEntry } from '../roles.js';
 
@@ -17,7 +17,7 @@ export interface ReadSide extends ReadSideStatus {
 
 /**
  * One consumer host fed by the processors of the parts (`loadReadSide`), started: one fetch and one
- * decode of the log for every processor of the process (src/infra/kafka/consumerHost.ts).
+ * decode of the log for every processor of the process (consumerHost.ts beside this file).
  */
 export async function startReadSide(
   shared: ReadSideShared,

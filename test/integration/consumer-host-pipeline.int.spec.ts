@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Consumer } from 'kafkajs';
-import type { Handled, ProcessorBatch } from '../../src/infra/kafka/processor.js';
+import type { Handled, ProcessorBatch } from '../../src/read-side/processor.js';
 import { campaign, consumerHostRig, Recorder, sorted } from '../support/consumerHostRig.js';
 import { elapse, waitUntil } from '../support/wait.js';
 

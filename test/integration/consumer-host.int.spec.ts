@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConsumerHost } from '../../src/infra/kafka/consumerHost.js';
+import { ConsumerHost } from '../../src/read-side/consumerHost.js';
 import { campaign, consumerHostRig, key, Recorder, sorted } from '../support/consumerHostRig.js';
 import { waitUntil } from '../support/wait.js';
 

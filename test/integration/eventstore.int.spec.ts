@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConsumerHost } from '../../src/infra/kafka/consumerHost.js';
+import { ConsumerHost } from '../../src/read-side/consumerHost.js';
 import { Parking } from '../../src/infra/kafka/parking.js';
 import { createPrisma, type PrismaClient } from '../../src/infra/prisma/client.js';
 import { randomBytes } from 'node:crypto';

@@ -4,9 +4,9 @@ import { EVENT_VERSION, type CampaignEvent, type Logged } from '../../src/domain
 import type { HealthReporter } from '../../src/health.js';
 import { EventAppender } from '../../src/infra/kafka/appender.js';
 import { createKafka } from '../../src/infra/kafka/client.js';
-import { ConsumerHost } from '../../src/infra/kafka/consumerHost.js';
+import { ConsumerHost } from '../../src/read-side/consumerHost.js';
 import { Parking } from '../../src/infra/kafka/parking.js';
-import type { Handled, Processor, ProcessorBatch } from '../../src/infra/kafka/processor.js';
+import type { Handled, Processor, ProcessorBatch } from '../../src/read-side/processor.js';
 import { readLog } from '../../src/infra/kafka/reader.js';
 import { ensureTopics } from '../../src/infra/kafka/topics.js';
 import { isolated, type Isolated } from './app.js';

@@ -1,6 +1,6 @@
 import type { KafkaMessage } from 'kafkajs';
-import type { CampaignEvent, Logged } from '../../domain/events.js';
-import type { HealthReporter } from '../../health.js';
+import type { CampaignEvent, Logged } from '../domain/events.js';
+import type { HealthReporter } from '../health.js';
 
 /** What a processor is given: the events of one partition from its checkpoint `from` up to `next`. */
 export interface ProcessorBatch {

@@ -1,7 +1,7 @@
 import type { KafkaMessage } from 'kafkajs';
-import type { Logged } from '../../domain/events.js';
-import type { Logger } from '../../logger.js';
-import { backoffMs, RepeatedErrors } from '../../retrying.js';
+import type { Logged } from '../domain/events.js';
+import type { Logger } from '../logger.js';
+import { backoffMs, RepeatedErrors } from '../retrying.js';
 import type { Processor } from './processor.js';
 
 /**

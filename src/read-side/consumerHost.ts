@@ -1,10 +1,10 @@
 import type { Admin, Consumer, EachBatchPayload, Kafka } from 'kafkajs';
-import type { Config } from '../../config.js';
-import type { HealthReporter } from '../../health.js';
-import { logger } from '../../logger.js';
-import { RepeatedErrors } from '../../retrying.js';
-import { keepConsuming, roleConsumer } from './consumer.js';
-import { sortBatch, Stops, type Parking } from './parking.js';
+import type { Config } from '../config.js';
+import type { HealthReporter } from '../health.js';
+import { logger } from '../logger.js';
+import { RepeatedErrors } from '../retrying.js';
+import { keepConsuming, roleConsumer } from '../infra/kafka/consumer.js';
+import { sortBatch, Stops, type Parking } from '../infra/kafka/parking.js';
 import { IN_FLIGHT, inTurn, LaneOffers, Slots, type Lane } from './hostLanes.js';
 import type { Processor } from './processor.js';
 
