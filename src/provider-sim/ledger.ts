@@ -53,6 +53,9 @@ export class Ledger {
   private readonly byRecipient = new Map<string, Set<string>>();
   private readonly seen = new Map<string, Seen[]>();
   private requests = 0;
+  private issued = 0;
+  private doubles = 0;
+  private recipientDoubles = 0;
   private inFlight = 0;
   private maxInFlight = 0;
 
@@ -97,11 +100,16 @@ export class Ledger {
     const have = this.voucherOf(key);
     if (have) return { voucher: have, created: false };
     const voucher = newVoucher(this.now());
-    this.vouchers.set(key, [voucher]);
+    const list = this.vouchers.get(key) ?? [];
+    list.push(voucher);
+    this.vouchers.set(key, list);
+    this.issued++;
+    if (list.length === 2) this.doubles++;
     const who = `${order.campaignId}\n${order.recipient}`;
     const keys = this.byRecipient.get(who) ?? new Set<string>();
     keys.add(key);
     this.byRecipient.set(who, keys);
+    if (keys.size === 2) this.recipientDoubles++;
     return { voucher, created: true };
   }
 
@@ -111,14 +119,13 @@ export class Ledger {
   }
 
   stats(): LedgerStats {
-    let issued = 0;
-    let doubles = 0;
-    for (const list of this.vouchers.values()) {
-      issued += list.length;
-      if (list.length > 1) doubles++;
-    }
-    let recipientDoubles = 0;
-    for (const keys of this.byRecipient.values()) if (keys.size > 1) recipientDoubles++;
-    return { issued, keys: this.vouchers.size, doubles, recipientDoubles, requests: this.requests, maxInFlight: this.maxInFlight };
+    return {
+      issued: this.issued,
+      keys: this.vouchers.size,
+      doubles: this.doubles,
+      recipientDoubles: this.recipientDoubles,
+      requests: this.requests,
+      maxInFlight: this.maxInFlight,
+    };
   }
 }
