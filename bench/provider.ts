@@ -95,6 +95,9 @@ async function main() {
 
   const metric = async (name: string) => (await registry.getSingleMetric(name)!.get()).values.reduce((s, v) => s + v.value, 0);
   const calls = await metric('firstcome_provider_calls_total');
+  const byOutcome = (await registry.getSingleMetric('firstcome_provider_calls_total')!.get()).values
+    .map((v) => `${v.labels.outcome} ${fmt(v.value)}`)
+    .join(', ');
   const by = (k: IssueOutcome['kind']) => outcomes.filter((o) => o.kind === k).length;
   console.log(
     `\n${fmt(opts.vouchers)} vouchers; simulator ${opts.latencyMs} ms median, ${opts.rate}/s, 5xx ${opts.errorRate}, ` +
@@ -107,6 +110,7 @@ async function main() {
       ['ideal at the limit', `${fmt(opts.vouchers / Math.min(opts.rate, opts.clientRate), 1)} s`],
       ['calls', fmt(calls)],
       ['calls a second', fmt(calls / seconds)],
+      ['calls by answer', byOutcome],
       ['retries', fmt(await metric('firstcome_provider_retries_total'))],
       ['issued', fmt(by('issued'))],
       ['permanent (parked)', fmt(by('permanent'))],
