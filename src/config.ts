@@ -260,8 +260,9 @@ const schema = z.object({
   /** Calls for one voucher before its issuance is given up and parked. */
   PROVIDER_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(8),
   /**
-   * Time one voucher's calls and waits between them may take before its issuance is given up and
-   * parked; time paused behind an open circuit breaker is not counted.
+   * Time one voucher's calls and the waits between them may take before its issuance is given up
+   * and parked. Time queued behind other winners for a slot or a token, or paused behind an open
+   * circuit breaker, is not counted.
    */
   PROVIDER_BUDGET_MS: z.coerce.number().int().min(1000).default(60_000),
   /** How long the circuit breaker keeps calls away from a failing provider before a probe call. */

@@ -115,6 +115,26 @@ describe('the provider client against the simulator', () => {
     expect(Date.now() - t).toBeLessThan(1500);
   });
 
+  it("time waiting behind other winners for a slot is not spent from a voucher's budget", async () => {
+    const { client } = await setup(
+      { latencyMs: 50, errorRate: 0.5 },
+      {
+        concurrency: 1,
+        budgetMs: 1500,
+        maxAttempts: 50,
+        breaker: { threshold: 0.99, windowMs: 1000, minCallsPerSec: 1000, openMs: 1000 },
+      },
+    );
+    const t = Date.now();
+    const outcomes = await issueAll(
+      client,
+      range(30).map((n) => winner('queued', n)),
+    );
+    // one call at a time, half of them failing: the last winners waited far longer than the budget
+    expect(Date.now() - t).toBeGreaterThan(2500);
+    expect(outcomes.filter((o) => o.kind !== 'issued')).toEqual([]);
+  });
+
   it('the breaker opens when most calls fail, holds calls back while open, probes, and closes once the provider answers', async () => {
     const { sim, client, registry } = await setup(
       { down: true },
