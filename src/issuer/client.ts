@@ -129,8 +129,8 @@ export class ProviderClient {
       this.events.breaker(state);
       for (const l of this.listeners) l(state);
     });
-    // a token bucket holding a tenth of a second's calls, refilled as a whole each tenth: over any
-    // second at most rate + rate/10 calls leave, and none wait while the provider is below its rate
+    // a token bucket holding a tenth of a second's calls, refilled as a whole each tenth (fractional
+    // windows of rate-limiter-flexible's memory limiter): over any second at most rate + rate/10 leave
     const burst = Math.max(1, Math.ceil(opts.ratePerSec / 10));
     this.tokens = new RateLimiterQueue(new RateLimiterMemory({ points: burst, duration: burst / opts.ratePerSec }));
     const { firstMs, capMs } = opts.backoff ?? BACKOFF_DEFAULTS;
