@@ -121,6 +121,8 @@ export async function startApp(config: Config, roles: readonly Role[]): Promise<
 
 function warnOfDefaults(config: Config, roles: readonly Role[], log: Logger) {
   if (config.jwtSecretIsDefault) log.warn('JWT_SECRET is not set: using the development default (never in production)');
+  if (config.codeKeysAreDefault)
+    log.warn('CODE_KEYS is not set: gifticon codes are sealed under the development key ring (never in production)');
   if (config.challengeSecretIsDefault && roles.includes('api'))
     log.warn('CHALLENGE_SECRET is not set: proof-of-work challenges are signed with the development default (never in production)');
   for (const warning of config.renamed) log.warn(warning);

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import proxyaddr from 'proxy-addr';
 import { z } from 'zod';
 import { COMPRESSIONS, unavailable, type Compression } from './infra/kafka/compression.js';
+import { DEV_CODE_KEYS, parseKeyRing, type KeyRing } from './infra/codeKeys/keyRing.js';
 
 /**
  * The one config loader. Every variable has a local default; a bad value stops the process at
@@ -146,6 +147,23 @@ const schema = z.object({
   JWT_MAX_AGE_S: z.coerce.number().int().min(60).default(86_400),
   /** Where the admin role is: a claim name or a dotted path (`realm_access.roles`), a string or an array. */
   JWT_ROLE_CLAIM: z.string().min(1).default('role'),
+  /**
+   * The key ring that wraps each campaign's data key for gifticon codes at rest: `kid:base64(32
+   * bytes)`, comma-separated; the first wraps, every one unwraps. Every process needs the same
+   * ring. Unset: a development key everyone knows, with a warning (never in production).
+   */
+  CODE_KEYS: unsetIfEmpty(
+    z.string().transform((s, ctx) => {
+      try {
+        return parseKeyRing(s);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    }),
+  ),
+  /** The role (in JWT_ROLE_CLAIM) an admin needs, besides `admin`, to see other users' gifticon codes. */
+  CODES_READ_ROLE: z.string().min(1).default('codes:read'),
   /** Browser origins allowed to call the API (scheme://host[:port], comma-separated); unset: none. */
   CORS_ORIGINS: unsetIfEmpty(
     z
@@ -280,8 +298,11 @@ const schema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
-export type Config = Omit<z.infer<typeof schema>, 'JWT_SECRET' | 'CHALLENGE_SECRET' | 'PROVIDER_TOKEN'> & {
+export type Config = Omit<z.infer<typeof schema>, 'JWT_SECRET' | 'CHALLENGE_SECRET' | 'PROVIDER_TOKEN' | 'CODE_KEYS'> & {
   JWT_SECRET: string;
+  CODE_KEYS: KeyRing;
+  /** true when CODE_KEYS was left out and the development key ring is in use */
+  codeKeysAreDefault: boolean;
   CHALLENGE_SECRET: string;
   PROVIDER_TOKEN: string;
   /** true when PROVIDER_TOKEN was left out and the simulator's development token is in use */
@@ -352,6 +373,8 @@ export function loadConfig(given: NodeJS.ProcessEnv = process.env): Config {
     challengeSecretIsDefault: !c.CHALLENGE_SECRET,
     PROVIDER_TOKEN: c.PROVIDER_TOKEN ?? DEV_PROVIDER_TOKEN,
     providerTokenIsDefault: !c.PROVIDER_TOKEN,
+    CODE_KEYS: c.CODE_KEYS ?? parseKeyRing(DEV_CODE_KEYS),
+    codeKeysAreDefault: !c.CODE_KEYS,
     jwtHs256,
     renamed,
     topics: { events: `${p}.campaign-events`, parked: `${p}.parked` },

@@ -2,6 +2,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../../src/config.js';
 import { cryptoMinter, eventsForPlace } from '../../src/domain/campaign.js';
 import { ticketOf, type CampaignEvent } from '../../src/domain/events.js';
+import { newDataKey, sealCode } from '../../src/domain/sealing.js';
 import { createKafka } from '../../src/infra/kafka/client.js';
 import { decodeMessage } from '../../src/infra/kafka/codec.js';
 import { roleConsumer } from '../../src/infra/kafka/consumer.js';
@@ -18,6 +19,9 @@ import { FLOOR_CAMPAIGNS, type FloorReply } from './steps.js';
  * what is left is the cost the log itself asks of any design that decides from it.
  */
 const { config } = workerData as { config: Config };
+/** the writer seals every code it mints: so does the floor's decide rung, under a key of its own */
+const benchKey = newDataKey('floor');
+const benchSealer = { seal: (_campaignId: string, code: string) => sealCode(benchKey, code) };
 const port = parentPort!;
 const log = logger.child({ component: 'floor-reader' });
 const kafka = createKafka(config, 'floor-reader');
@@ -57,7 +61,17 @@ await consumer.run({
         const ticket = ticketOf(partition, offset);
         replies.push({ request: e.replyTo.request, ticket, position });
         if (e.campaignId === FLOOR_CAMPAIGNS.decide)
-          outputs.push(...eventsForPlace(e.campaignId, Number.MAX_SAFE_INTEGER, e.userId, { position, ticket }, now, cryptoMinter));
+          outputs.push(
+            ...eventsForPlace(
+              e.campaignId,
+              { stock: Number.MAX_SAFE_INTEGER },
+              e.userId,
+              { position, ticket },
+              now,
+              cryptoMinter,
+              benchSealer,
+            ),
+          );
       }
     }
     if (replies.length > 0) port.postMessage(replies);

@@ -1,6 +1,6 @@
 import { decideEntry, evolveTerms, outcomeOf, type CampaignTerms } from '../../src/domain/campaign.js';
 import { CHALLENGE_OFF, evolveChallenge, type ChallengeSetting } from '../../src/domain/challenge.js';
-import { ticketOf, type Logged } from '../../src/domain/events.js';
+import { storedCodeOf, ticketOf, type Logged } from '../../src/domain/events.js';
 
 /**
  * What one fetched batch of the log changes in the tables, as a pure function of the batch and of
@@ -212,7 +212,8 @@ export function planBatch(batch: readonly Logged[], known: Known): Plan {
           id: e.gifticonId,
           campaignId: e.campaignId,
           userId: e.userId,
-          code: e.code,
+          // sealed from issue 29 on (a version 1 event's plaintext as it was)
+          code: storedCodeOf(e),
           issuedAt: new Date(e.occurredAt),
           logOffset: offset,
         });

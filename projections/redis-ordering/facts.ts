@@ -1,5 +1,5 @@
 import type { ChainableCommander } from 'ioredis';
-import type { CampaignEvent, ChallengeSetting } from '../../src/domain/events.js';
+import { storedCodeOf, type CampaignEvent, type ChallengeSetting } from '../../src/domain/events.js';
 import type { Keys } from './keys.js';
 import type { GiftView } from './reads.js';
 
@@ -14,9 +14,9 @@ export const challengeFields = (c: ChallengeSetting): string[] => [
   c.difficulty === null ? '' : String(c.difficulty),
 ];
 
-/** A winner's field in the campaign's `gifts` hash. */
+/** A winner's field in the campaign's `gifts` hash: its code as the event holds it (sealed from issue 29 on). */
 export const giftValue = (e: Extract<CampaignEvent, { type: 'GifticonIssued' }>): string =>
-  JSON.stringify({ id: e.gifticonId, code: e.code, issuedAt: e.occurredAt } satisfies GiftView);
+  JSON.stringify({ id: e.gifticonId, code: storedCodeOf(e), issuedAt: e.occurredAt } satisfies GiftView);
 
 /**
  * Queues the facts of a committed event onto the projection (idempotent: each write sets the same
@@ -49,6 +49,9 @@ export function queueFact(
         partition: String(partition),
       };
       if (building) fields.building = '1';
+      // left out for MINTED, as for every campaign before issue 29
+      if (event.issuance && event.issuance !== 'MINTED') fields.issuance = event.issuance;
+      if (event.product) fields.product = event.product;
       // left out while OFF: the meta of a campaign without a challenge stays as it was before issue 34
       if (event.challenge && event.challenge.mode !== 'OFF') {
         fields.challengeMode = event.challenge.mode;

@@ -60,6 +60,7 @@ function parseMeta(h: Record<string, string>): CampaignMeta | null {
       opensAt: Number(h.opensAt),
       closesAt: Number(h.closesAt),
       closedAt: h.closedAt ? Number(h.closedAt) : null,
+      ...(h.issuance === 'INVENTORY' || h.issuance === 'PROVIDER' ? { issuance: h.issuance } : {}),
     },
     createdAt: h.createdAt ?? new Date(0).toISOString(),
     soldOutAt: h.soldOutAt || null,

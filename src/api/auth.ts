@@ -6,6 +6,8 @@ import { createJwksVerifier, type JwksVerifier } from './jwks.js';
 export interface Caller {
   userId: string;
   admin: boolean;
+  /** every role the token's role claim holds (`admin` among them for an admin); CODES_READ_ROLE is one */
+  roles?: readonly string[];
 }
 
 export const USER_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
@@ -49,7 +51,8 @@ function callerOf(shape: TokenShape) {
     if (typeof payload.sub !== 'string' || !USER_ID.test(payload.sub)) return null;
     if (!lifeWithin(payload, shape.maxAgeS)) return null;
     const role = claimAt(payload, shape.roleClaim, segments);
-    return { userId: payload.sub, admin: role === 'admin' || (Array.isArray(role) && role.includes('admin')) };
+    const roles = typeof role === 'string' ? [role] : Array.isArray(role) ? role.filter((r): r is string => typeof r === 'string') : [];
+    return { userId: payload.sub, admin: roles.includes('admin'), roles };
   };
 }
 
@@ -141,7 +144,7 @@ function withRole(roleClaim: string, value: unknown): Record<string, unknown> {
  */
 export async function signToken(
   secret: string,
-  claims: { sub: string; role?: 'admin'; expiresIn?: string | number },
+  claims: { sub: string; role?: string | readonly string[]; expiresIn?: string | number },
   shape: TokenShape = DEFAULT_SHAPE,
 ): Promise<string> {
   // expiresIn: a duration such as '1h' or '7d', or milliseconds
@@ -152,6 +155,8 @@ export async function signToken(
     ...(shape.issuer ? { iss: shape.issuer } : {}),
     ...(shape.audience ? { aud: shape.audience } : {}),
   });
-  const role = claims.role ? withRole(shape.roleClaim, shape.roleClaim.includes('.') ? [claims.role] : claims.role) : {};
+  // one role: a string (an array under a dotted claim); more than one: an array
+  const given = claims.role === undefined ? [] : typeof claims.role === 'string' ? [claims.role] : [...claims.role];
+  const role = given.length === 0 ? {} : withRole(shape.roleClaim, given.length === 1 && !shape.roleClaim.includes('.') ? given[0] : given);
   return sign({ sub: claims.sub, ...role });
 }

@@ -4,7 +4,15 @@ import type { Config } from '../config.js';
 import type { RateLimitEvents } from '../metrics.js';
 import { outcomeOf, pastRetention, statusOf } from '../domain/campaign.js';
 import { challengeSetting, type ChallengeSetting } from '../domain/challenge.js';
-import { campaignChallengeSet, campaignClosed, EVENT_VERSION, eventIds, type CampaignCreated } from '../domain/events.js';
+import {
+  campaignChallengeSet,
+  campaignClosed,
+  EVENT_VERSION,
+  eventIds,
+  ISSUANCES,
+  type CampaignCreated,
+  type Issuance,
+} from '../domain/events.js';
 import type { EventAppender } from '../infra/kafka/appender.js';
 import { partitionFor } from '../infra/kafka/partitioning.js';
 import type { CampaignView, EntryView, PartitionRef, RedisOrdering } from '../../projections/redis-ordering/index.js';
@@ -15,6 +23,7 @@ import type { EnterService } from './enter.js';
 import { badInput, notFound, rateLimited, unavailable } from './errors.js';
 import { CAMPAIGN_ID, campaignId, requireAdmin, requireUser, userId } from './guards.js';
 import { DateTime } from './scalars.js';
+import { gifticonResolvers, issuedGifticon, pendingGifticon, type CodeAccess } from './codes.js';
 
 export interface ApiServices {
   config: Config;
@@ -32,6 +41,8 @@ export interface ApiServices {
     campaign(id: string): Promise<CampaignView | null>;
     entry(campaignId: string, userId: string): Promise<EntryView | 'unknown-campaign' | null>;
   };
+  /** opens codes for those who may see them, records admins' reads (src/api/codes.ts); absent: every code reads null */
+  codes?: CodeAccess;
   /** read side in Postgres and batch jobs plug in here (see projections/ and batch/) */
   extraResolvers?: Record<string, Record<string, unknown>>;
 }
@@ -47,6 +58,8 @@ export interface Ctx {
    * first. An object of its own, since Apollo runs each request on a shallow copy of the context.
    */
   seen?: { parsedBytes: number; operation?: string };
+  /** this request's records of admin reads of codes, by campaign (src/api/codes.ts) */
+  codeReads?: Map<string, { codes: number; recorded: Promise<void> }>;
 }
 
 export function campaignOut(v: CampaignView, now = Date.now()) {
@@ -65,7 +78,10 @@ export function campaignOut(v: CampaignView, now = Date.now()) {
   };
 }
 
-/** The gifticon is shown to its owner and to admins only. */
+/**
+ * The gifticon is shown to its owner and to admins only (its code to fewer: src/api/codes.ts). A
+ * winner whose decision is committed but whose gifticon is not issued yet holds a PENDING one.
+ */
 export function entryOut(e: EntryView, viewer: Caller) {
   const status = e.position === null ? 'QUEUED' : outcomeOf(e.stock, e.position);
   const visible = viewer.admin || viewer.userId === e.userId;
@@ -76,11 +92,12 @@ export function entryOut(e: EntryView, viewer: Caller) {
     position: e.position,
     status,
     gifticon:
-      visible && status === 'WON' && e.gifticon
-        ? { id: e.gifticon.id, campaignId: e.campaignId, userId: e.userId, code: e.gifticon.code, issuedAt: new Date(e.gifticon.issuedAt) }
-        : null,
+      !visible || status !== 'WON' ? null : e.gifticon ? gifticonOf(e, e.gifticon) : e.won ? pendingGifticon(e.campaignId, e.userId) : null,
   };
 }
+
+const gifticonOf = (e: EntryView, g: NonNullable<EntryView['gifticon']>) =>
+  issuedGifticon({ id: g.id, campaignId: e.campaignId, userId: e.userId, code: g.code, issuedAt: new Date(g.issuedAt) });
 
 /** The campaign's partition: while it is rebuilt, a campaign not found may be one not rebuilt yet. */
 const partitionOf = (s: ApiServices, id: string): PartitionRef => ({
@@ -144,6 +161,8 @@ const createInput = z.object({
   stock: z.number().int().min(1, 'must be 1 .. 10,000,000').max(10_000_000, 'must be 1 .. 10,000,000'),
   opensAt: z.date().nullish(),
   closesAt: z.date(),
+  issuance: z.enum(ISSUANCES as [Issuance, ...Issuance[]]).nullish(),
+  product: z.string().trim().min(1, 'must not be empty').max(200, 'at most 200 characters').nullish(),
   challenge: z.unknown().nullish(),
 });
 
@@ -173,6 +192,7 @@ function parseInput<T>(schema: z.ZodType<T>, value: unknown, prefix: string): T 
 export function buildResolvers() {
   return {
     DateTime,
+    ...gifticonResolvers(),
     Query: {
       campaign: async (_: unknown, args: { id: unknown }, ctx: Ctx) => {
         requireUser(ctx);
@@ -222,6 +242,12 @@ export function buildResolvers() {
         if (input.closesAt.getTime() <= opensAt.getTime()) throw badInput('input.closesAt', 'must be after opensAt');
         if (input.closesAt.getTime() <= now) throw badInput('input.closesAt', 'must be in the future');
         const challenge = input.challenge == null ? null : parseChallenge(input.challenge, 'input.challenge');
+        const issuance = input.issuance ?? 'MINTED';
+        // its winners would wait for codes no call can load yet: refused rather than taken and never served
+        if (issuance === 'INVENTORY')
+          throw badInput('input.issuance', 'INVENTORY campaigns need loadCodes, which this build does not have yet');
+        if (issuance === 'PROVIDER' && !input.product) throw badInput('input.product', 'a PROVIDER campaign names the provider’s product');
+        if (issuance !== 'PROVIDER' && input.product) throw badInput('input.product', 'only a PROVIDER campaign has a product');
         const id = input.id ?? `c-${randomBytes(6).toString('hex')}`;
         if (await s.ordering.meta(id)) throw badInput('input.id', `campaign ${id} already exists`);
         const event: CampaignCreated = {
@@ -236,6 +262,9 @@ export function buildResolvers() {
           opensAt: opensAt.toISOString(),
           closesAt: input.closesAt.toISOString(),
           ...(challenge ? { challenge } : {}),
+          // left out for MINTED: the event reads as every campaign's before issue 29
+          ...(issuance !== 'MINTED' ? { issuance } : {}),
+          ...(input.product ? { product: input.product } : {}),
         };
         await s.appender.append(event);
         const v = await until(async () => {

@@ -6,6 +6,7 @@ import type { Metrics } from '../metrics.js';
 import type { RoleContext, RoleHandle } from '../plugin.js';
 import { PowChallenges } from './challenge.js';
 import { EnterService, ReplyWaiter } from './enter.js';
+import { codeAccess } from './fields/codeReads.js';
 import { startLive } from './live/index.js';
 import type { ApiServices } from './resolvers.js';
 import { createApollo, type ApiEndpoint } from './server.js';
@@ -52,6 +53,7 @@ export async function startApi(ctx: RoleContext): Promise<ApiRole> {
     challenges,
     extraResolvers,
     archive: readModelArchive(prisma, config.EVENT_PARTITIONS),
+    codes: codeAccess(prisma, config),
   };
   countCalls(metrics, challenges, enter, waiter);
   const apollo = await createApollo(services);

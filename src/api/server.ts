@@ -256,7 +256,7 @@ export function createHttpServer(api: () => ApiEndpoint | 'starting' | null, hoo
     }
     const started = performance.now();
     const seen: NonNullable<Ctx['seen']> = { parsedBytes: 0 };
-    const context: Ctx = { caller, services, limits: hooks.limits, enterBudget: budgets!.enter, seen };
+    const context: Ctx = { caller, services, limits: hooks.limits, enterBudget: budgets!.enter, seen, codeReads: new Map() };
     const result = await apollo.executeHTTPGraphQLRequest({
       httpGraphQLRequest: { method: req.method ?? 'GET', headers, search, body },
       context: async () => context,

@@ -13,6 +13,8 @@ import { createKafka } from '../infra/kafka/client.js';
 import { readLog } from '../infra/kafka/reader.js';
 import { partitionFor } from '../infra/kafka/partitioning.js';
 import { migrate } from '../infra/prisma/migrate.js';
+import { createPrisma } from '../infra/prisma/client.js';
+import { CodeVault, openerFor } from '../infra/codeKeys/vault.js';
 import { freePort } from '../net.js';
 import { solvePowFast, type ChallengeShape } from './pow.js';
 import { createClient, percentile, runPool, table } from './crowd.js';
@@ -234,11 +236,12 @@ async function main() {
       ['I1 winners == min(stock, entrants)', !audit.problems.some((p) => p.startsWith('I1'))],
       ['I2 one entry per user, one gifticon per winner, unique codes', !audit.problems.some((p) => p.startsWith('I2'))],
       ['I3 winners are the first `stock` distinct users in log order', !audit.problems.some((p) => p.startsWith('I3'))],
+      ['I6 every code sealed in the log, and each one opens', !audit.problems.some((p) => p.startsWith('I6')) && audit.unopened === 0],
     ];
     for (const [name, ok] of checks) say(`   ${ok ? 'PASS' : 'FAIL'}  ${name}`);
     for (const p of audit.problems) say(`         ${p}`);
     if (count.errors > 0) say(`   FAIL  ${count.errors} calls answered with an error`);
-    const ok = audit.ok && count.errors === 0 && audit.winners === Math.min(opts.stock, audit.entrants);
+    const ok = audit.ok && audit.unopened === 0 && count.errors === 0 && audit.winners === Math.min(opts.stock, audit.entrants);
     say(ok ? '\nall invariants hold' : '\nan invariant FAILED');
     if (opts.watch) await watch(config, base, campaign, stopServer, () => server.exitCode, ok);
     await stopServer();
@@ -308,7 +311,13 @@ async function waitQuiet(config: Config, campaign: string, serverExit: () => num
       const due = Math.min(audit.stock, audit.entrants);
       if (audit.winners >= due && audit.gifticons === audit.winners) {
         line.update(1, `quiet: ${audit.winners} of ${due} winners, ${audit.gifticons} gifticons in the log`);
-        return audit;
+        // I2's unique codes and I6 are checked on the codes opened with the campaign's data key
+        const prisma = createPrisma(config.DATABASE_URL, { poolSize: 2 });
+        try {
+          return auditCampaign(log, await openerFor(new CodeVault(prisma, config.CODE_KEYS), log));
+        } finally {
+          await prisma.$disconnect();
+        }
       }
       line.update(
         due > 0 ? audit.winners / due : 0,

@@ -1,9 +1,17 @@
 import { GIFTICON_CODE_PATTERN } from './codes.js';
 import { evolveOwned, initialState, type CampaignState } from './campaign.js';
-import type { Logged } from './events.js';
+import type { GifticonIssued, Logged } from './events.js';
 
 /**
- * Checks the invariants of CONTRACT.md (I1–I3) against one campaign's log, by deciding it again
+ * A gifticon's code in plaintext, as the audit checks it: a version 1 event's own, a sealed one's
+ * opened by the caller (who holds the keys); null when it cannot be opened (its key shredded).
+ */
+export type CodeOpener = (e: GifticonIssued) => string | null;
+/** The opener without keys: version 1 codes only, sealed ones unread. */
+export const plainCodes: CodeOpener = (e) => ('code' in e ? e.code : null);
+
+/**
+ * Checks the invariants of CONTRACT.md (I1–I3, I6's sealing) against one campaign's log, by deciding it again
  * with the pure decider and comparing with the decisions the log holds. Pure: the demo, the tests
  * and the reconcile job feed it what they read.
  */
@@ -14,15 +22,18 @@ export interface Audit {
   entrants: number;
   winners: number;
   gifticons: number;
+  /** sealed codes the opener could not open (their key shredded, or no keys given): their I2 checks are skipped */
+  unopened: number;
   state: CampaignState;
 }
 
-export function auditCampaign(log: Logged[]): Audit {
+export function auditCampaign(log: Logged[], open: CodeOpener = plainCodes): Audit {
   const problems: string[] = [];
   let state = initialState();
   const winnerPositions = new Map<string, number>();
   const codes = new Map<string, string>();
   const seenCodes = new Set<string>();
+  let unopened = 0;
   for (const l of log) {
     // the fold owns its state (linear in the log); a WinnerSelected changes no place
     state = evolveOwned(state, l);
@@ -37,11 +48,18 @@ export function auditCampaign(log: Logged[]): Audit {
     }
     if (e.type === 'GifticonIssued') {
       if (codes.has(e.userId)) problems.push(`I2: ${e.userId} got a second gifticon`);
-      if (seenCodes.has(e.code)) problems.push(`I2: a gifticon code was issued twice`);
-      if (!GIFTICON_CODE_PATTERN.test(e.code)) problems.push(`I2: a gifticon code has the wrong shape`);
       if (!winnerPositions.has(e.userId)) problems.push(`I2: ${e.userId} got a gifticon before being selected`);
-      codes.set(e.userId, e.code);
-      seenCodes.add(e.code);
+      if (e.version >= 2 && (!('sealedCode' in e) || 'code' in e)) problems.push(`I6: ${e.userId}'s gifticon is written in plaintext`);
+      const code = open(e);
+      if (code === null) unopened++;
+      else {
+        if (seenCodes.has(code)) problems.push(`I2: a gifticon code was issued twice`);
+        // the 128-bit rule is the minted codes'; a brand's codes have the brand's shape
+        if ((state.terms?.issuance ?? 'MINTED') === 'MINTED' && !GIFTICON_CODE_PATTERN.test(code))
+          problems.push(`I2: a gifticon code has the wrong shape`);
+        seenCodes.add(code);
+      }
+      codes.set(e.userId, code ?? '');
     }
   }
   const stock = state.terms?.stock ?? 0;
@@ -57,8 +75,10 @@ export function auditCampaign(log: Logged[]): Audit {
     if (place.position <= stock && !won) problems.push(`I3: ${user} is at ${place.position} <= ${stock} but did not win`);
     if (place.position > stock && won) problems.push(`I3: ${user} is at ${place.position} > ${stock} but won`);
   }
-  if (codes.size !== winners) problems.push(`I2: ${codes.size} gifticons for ${winners} winners`);
-  return { ok: problems.length === 0, problems: problems.slice(0, 20), stock, entrants, winners, gifticons: codes.size, state };
+  // a MINTED campaign issues at the decision; the others' winners may wait PENDING, never hold two
+  const minted = (state.terms?.issuance ?? 'MINTED') === 'MINTED';
+  if (minted ? codes.size !== winners : codes.size > winners) problems.push(`I2: ${codes.size} gifticons for ${winners} winners`);
+  return { ok: problems.length === 0, problems: problems.slice(0, 20), stock, entrants, winners, gifticons: codes.size, unopened, state };
 }
 
 export interface LogAudit {
@@ -74,21 +94,26 @@ export interface LogAudit {
  * Audits every campaign of a log, and I2's "codes unique across all campaigns", which no single
  * campaign's audit can see.
  */
-export function auditLog(log: Logged[]): LogAudit {
+export function auditLog(log: Logged[], open: CodeOpener = plainCodes): LogAudit {
   const byCampaign = new Map<string, Logged[]>();
   const codeOwner = new Map<string, string>();
   const across: string[] = [];
+  /** campaigns whose codes are the brand's or the provider's: unique within their campaign only (I2) */
+  const notMinted = new Set<string>();
   for (const l of log) {
     const id = l.event.campaignId;
     let list = byCampaign.get(id);
     if (!list) byCampaign.set(id, (list = []));
     list.push(l);
-    if (l.event.type !== 'GifticonIssued') continue;
-    const owner = codeOwner.get(l.event.code);
+    if (l.event.type === 'CampaignCreated' && (l.event.issuance ?? 'MINTED') !== 'MINTED') notMinted.add(id);
+    if (l.event.type !== 'GifticonIssued' || notMinted.has(id)) continue;
+    const code = open(l.event);
+    if (code === null) continue;
+    const owner = codeOwner.get(code);
     if (owner !== undefined && owner !== id) across.push(`I2: a gifticon code of ${owner} was issued again in ${id}`);
-    else codeOwner.set(l.event.code, id);
+    else codeOwner.set(code, id);
   }
-  const campaigns = new Map([...byCampaign].map(([id, events]) => [id, auditCampaign(events)] as const));
+  const campaigns = new Map([...byCampaign].map(([id, events]) => [id, auditCampaign(events, open)] as const));
   const problems = [...across, ...[...campaigns].flatMap(([id, a]) => a.problems.map((p) => `${id}: ${p}`))];
   return { ok: problems.length === 0, problems: problems.slice(0, 20), acrossCampaigns: across.slice(0, 20), campaigns };
 }

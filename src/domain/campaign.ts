@@ -2,14 +2,16 @@ import { mintGifticonCode, mintGifticonId } from './codes.js';
 import { CHALLENGE_OFF, evolveChallenge } from './challenge.js';
 import {
   EVENT_VERSION,
+  SEALED_GIFTICON_VERSION,
   eventIds,
   ticketOf,
   type CampaignEvent,
   type CampaignSoldOut,
   type ChallengeSetting,
   type EntrantRegistered,
-  type GifticonIssued,
+  type Issuance,
   type Logged,
+  type SealedGifticonIssued,
   type WinnerSelected,
 } from './events.js';
 
@@ -27,6 +29,8 @@ export interface CampaignTerms {
   closesAt: number; // epoch ms
   /** epoch ms of a CampaignClosed seen earlier in the log, if any */
   closedAt: number | null;
+  /** how winners get their codes; absent: MINTED */
+  issuance?: Issuance;
 }
 
 export interface Place {
@@ -74,7 +78,15 @@ export function judgeEntry(terms: CampaignTerms, at: number): Rejection | null {
 export function evolveTerms(terms: CampaignTerms | null, event: CampaignEvent): CampaignTerms | null {
   switch (event.type) {
     case 'CampaignCreated':
-      return terms ?? { stock: event.stock, opensAt: Date.parse(event.opensAt), closesAt: Date.parse(event.closesAt), closedAt: null };
+      return (
+        terms ?? {
+          stock: event.stock,
+          opensAt: Date.parse(event.opensAt),
+          closesAt: Date.parse(event.closesAt),
+          closedAt: null,
+          ...(event.issuance && event.issuance !== 'MINTED' ? { issuance: event.issuance } : {}),
+        }
+      );
     case 'CampaignClosed':
       return terms && terms.closedAt === null ? { ...terms, closedAt: Date.parse(event.occurredAt) } : terms;
     default:
@@ -148,12 +160,29 @@ export interface Minter {
 }
 export const cryptoMinter: Minter = { code: mintGifticonCode, id: mintGifticonId };
 
+/** Seals a code under its campaign's data key (src/domain/sealing.ts); what the writer is given holds the keys. */
+export interface Sealer {
+  seal(campaignId: string, code: string): string;
+}
+
+/** Whether a winner's gifticon is issued at the decision: only a MINTED campaign's; the others' wait PENDING. */
+export const issuesAtDecision = (terms: { issuance?: Issuance }): boolean => (terms.issuance ?? 'MINTED') === 'MINTED';
+
 /**
- * The events a newly placed entrant causes: nothing for a loser; WinnerSelected + GifticonIssued
- * for a winner, and CampaignSoldOut with the last unit. Shared by the pure decider and the Redis
- * backed one, so both follow one rule.
+ * The events a newly placed entrant causes: nothing for a loser; WinnerSelected, and for a MINTED
+ * campaign GifticonIssued with a new code sealed, for a winner; CampaignSoldOut with the last unit.
+ * Shared by the pure decider and the Redis backed one, so both follow one rule.
  */
-export function eventsForPlace(campaignId: string, stock: number, userId: string, place: Place, now: Date, mint: Minter): CampaignEvent[] {
+export function eventsForPlace(
+  campaignId: string,
+  terms: { stock: number; issuance?: Issuance },
+  userId: string,
+  place: Place,
+  now: Date,
+  mint: Minter,
+  sealer: Sealer,
+): CampaignEvent[] {
+  const { stock } = terms;
   if (place.position > stock) return [];
   const occurredAt = now.toISOString();
   const base = { version: EVENT_VERSION, campaignId, occurredAt } as const;
@@ -165,16 +194,20 @@ export function eventsForPlace(campaignId: string, stock: number, userId: string
     position: place.position,
     ticket: place.ticket,
   };
-  const gifticon: GifticonIssued = {
-    ...base,
-    type: 'GifticonIssued',
-    eventId: eventIds.gifticon(campaignId, userId),
-    userId,
-    gifticonId: mint.id(),
-    code: mint.code(),
-    position: place.position,
-  };
-  const out: CampaignEvent[] = [winner, gifticon];
+  const out: CampaignEvent[] = [winner];
+  if (issuesAtDecision(terms)) {
+    const gifticon: SealedGifticonIssued = {
+      ...base,
+      version: SEALED_GIFTICON_VERSION,
+      type: 'GifticonIssued',
+      eventId: eventIds.gifticon(campaignId, userId),
+      userId,
+      gifticonId: mint.id(),
+      sealedCode: sealer.seal(campaignId, mint.code()),
+      position: place.position,
+    };
+    out.push(gifticon);
+  }
   if (place.position === stock) {
     const soldOut: CampaignSoldOut = {
       ...base,
@@ -217,11 +250,11 @@ export function judge(state: CampaignState, logged: Logged<EntrantRegistered>): 
 }
 
 /** decide: an entrant's registration → the events it causes. */
-export function decide(state: CampaignState, logged: Logged, now: Date, mint: Minter = cryptoMinter): CampaignEvent[] {
+export function decide(state: CampaignState, logged: Logged, now: Date, mint: Minter, sealer: Sealer): CampaignEvent[] {
   if (logged.event.type !== 'EntrantRegistered' || !state.terms || !state.id) return [];
   const d = judge(state, logged as Logged<EntrantRegistered>);
   if (d.kind !== 'placed' || !d.firstTime) return [];
-  return eventsForPlace(state.id, state.terms.stock, d.userId, d.place, now, mint);
+  return eventsForPlace(state.id, state.terms, d.userId, d.place, now, mint, sealer);
 }
 
 /** evolve: the state after one more event of the log. */

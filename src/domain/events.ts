@@ -3,10 +3,15 @@
  * ids are deterministic where a replay or a retry must not double a fact.
  */
 export const EVENT_VERSION = 1 as const;
+/**
+ * GifticonIssued's version from issue 29 on: the code sealed (`sealedCode`), never in plaintext.
+ * Version 1 events (a plaintext `code`) written before stay readable; nothing writes them again.
+ */
+export const SEALED_GIFTICON_VERSION = 2 as const;
 
-interface Envelope<T extends string> {
+interface Envelope<T extends string, V extends number = typeof EVENT_VERSION> {
   type: T;
-  version: typeof EVENT_VERSION;
+  version: V;
   eventId: string;
   campaignId: string;
   /** ISO-8601, the server clock of the process that appended it */
@@ -29,7 +34,19 @@ export interface CampaignCreated extends Envelope<'CampaignCreated'> {
   closesAt: string;
   /** the proof-of-work setting it opens with; left out: OFF (every campaign created before issue 34) */
   challenge?: ChallengeSetting;
+  /** how its winners get their codes; left out: MINTED (every campaign created before issue 29) */
+  issuance?: Issuance;
+  /** the provider's product reference (PROVIDER) */
+  product?: string;
 }
+
+/**
+ * How a campaign's winners get their codes: MINTED, firstcome mints one at the decision;
+ * INVENTORY, the k-th winner takes the k-th code the brand loaded; PROVIDER, the `issuer` role asks
+ * the provider's API for one. Only MINTED issues at the decision: the others' winners wait PENDING.
+ */
+export type Issuance = 'MINTED' | 'INVENTORY' | 'PROVIDER';
+export const ISSUANCES: readonly Issuance[] = ['MINTED', 'INVENTORY', 'PROVIDER'];
 
 /** An admin switched the campaign's proof-of-work on or off, or changed its difficulty. */
 export interface CampaignChallengeSet extends Envelope<'CampaignChallengeSet'>, ChallengeSetting {}
@@ -46,12 +63,29 @@ export interface WinnerSelected extends Envelope<'WinnerSelected'> {
   ticket: string;
 }
 
-export interface GifticonIssued extends Envelope<'GifticonIssued'> {
+interface GifticonFacts {
   userId: string;
   gifticonId: string;
-  code: string;
   position: number;
 }
+
+/** A gifticon as written before issue 29: its code in plaintext. Read, never written. */
+export interface PlainGifticonIssued extends Envelope<'GifticonIssued'>, GifticonFacts {
+  code: string;
+}
+
+/**
+ * A gifticon from issue 29 on: its code sealed under the campaign's data key (`SealedCode`:
+ * the key's id and the AES-256-GCM ciphertext, see src/domain/sealing.ts).
+ */
+export interface SealedGifticonIssued extends Envelope<'GifticonIssued', typeof SEALED_GIFTICON_VERSION>, GifticonFacts {
+  sealedCode: string;
+}
+
+export type GifticonIssued = PlainGifticonIssued | SealedGifticonIssued;
+
+/** What the stores keep of a gifticon's code: the sealed string, or a version 1 event's plaintext (see `isSealed`). */
+export const storedCodeOf = (e: GifticonIssued): string => ('sealedCode' in e ? e.sealedCode : e.code);
 
 export interface CampaignSoldOut extends Envelope<'CampaignSoldOut'> {
   winners: number;

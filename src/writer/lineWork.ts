@@ -1,6 +1,6 @@
-import { evolveTerms, judgeEntry, type CampaignTerms } from '../domain/campaign.js';
+import { evolveTerms, issuesAtDecision, judgeEntry, type CampaignTerms } from '../domain/campaign.js';
 import type { EntrantRegistered, Logged } from '../domain/events.js';
-import type { LineWork } from './ports.js';
+import type { LineAnswer, LineWork } from './ports.js';
 
 /** One batch sorted for the Redis ordering projection; pure, so the Lua-vs-domain property test runs it too. */
 export interface BatchWork {
@@ -62,4 +62,24 @@ export function lineWorkOf(logged: readonly Logged[], terms: Map<string, Campaig
     entries.push(list);
   }
   return { work, entries, unknown };
+}
+
+/**
+ * The campaigns of a batch that mint codes now: a MINTED campaign with an entry placed for the
+ * first time within its stock, outside a replay. Their data keys are loaded before any is sealed.
+ */
+export function mintingCampaigns(
+  { work, entries }: Pick<BatchWork, 'work' | 'entries'>,
+  answers: readonly (readonly LineAnswer[])[],
+  terms: ReadonlyMap<string, CampaignTerms>,
+  replaying: (l: Logged) => boolean,
+): string[] {
+  const newWinner = (a: LineAnswer, offset: bigint, stock: number) =>
+    a.kind !== 'rejected' && a.firstOffset === offset && a.rank + 1 <= stock;
+  return work.lines
+    .filter(({ campaignId }, ci) => {
+      const t = terms.get(campaignId)!;
+      return issuesAtDecision(t) && entries[ci]!.some((l, i) => !replaying(l) && newWinner(answers[ci]![i]!, l.offset, t.stock));
+    })
+    .map((w) => w.campaignId);
 }

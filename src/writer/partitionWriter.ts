@@ -1,9 +1,19 @@
 import { eventsForPlace, type CampaignTerms, type Minter } from '../domain/campaign.js';
 import { ticketOf, type CampaignEvent, type Logged } from '../domain/events.js';
-import { lineWorkOf } from './lineWork.js';
+import { lineWorkOf, mintingCampaigns } from './lineWork.js';
 import type { Logger } from '../logger.js';
 import type { Timing } from '../metrics.js';
-import type { BatchControl, CampaignLines, DecisionSink, FetchedBatch, LogCursor, Parker, RebuildBound, ReplyChannel } from './ports.js';
+import type {
+  BatchControl,
+  CampaignLines,
+  CodeSealing,
+  DecisionSink,
+  FetchedBatch,
+  LogCursor,
+  Parker,
+  RebuildBound,
+  ReplyChannel,
+} from './ports.js';
 import type { Reply } from './replies.js';
 
 /**
@@ -43,6 +53,8 @@ export interface WriterShared {
   cursor: LogCursor;
   parker: Parker;
   mint: Minter;
+  /** seals the codes it mints under each campaign's data key (src/infra/codeKeys/vault.ts) */
+  codes: CodeSealing;
   log: Logger;
   timing: Timing;
   stats: { batches: number; entries: number; winners: number; rebuilds: number };
@@ -326,12 +338,18 @@ export class PartitionWriter {
     const answers = await lines.place(p, work);
     if (answers === 'REBUILD') return 'REBUILD';
 
-    // 3. new winners, outside a replay, get their events; the waiting callers their answer
+    // 3. new winners, outside a replay, get their events; the waiting callers their answer. Their
+    // codes are sealed: the data keys of the campaigns that mint now are loaded first. A key that
+    // cannot be had (CODE_KEYS lacks it, or it was shredded) fails the batch with why, retried
+    // with a backoff: nothing is told or issued, and never in plaintext.
+    const minting = mintingCampaigns({ work, entries }, answers, terms, replaying);
+    if (minting.length > 0) await this.s.codes.prepare(minting);
     const outputs: CampaignEvent[] = [];
     const replies: { instance: string; reply: Reply }[] = [];
     const now = new Date();
     work.lines.forEach(({ campaignId }, ci) => {
-      const stock = terms.get(campaignId)!.stock;
+      const t = terms.get(campaignId)!;
+      const stock = t.stock;
       entries[ci]!.forEach((l, i) => {
         if (replaying(l)) return;
         const a = answers[ci]![i]!;
@@ -347,7 +365,8 @@ export class PartitionWriter {
         }
         this.s.stats.entries++;
         const place = { position: a.rank + 1, ticket: ticketOf(p, a.firstOffset) };
-        if (a.firstOffset === l.offset) outputs.push(...eventsForPlace(campaignId, stock, l.event.userId, place, now, this.s.mint));
+        if (a.firstOffset === l.offset)
+          outputs.push(...eventsForPlace(campaignId, t, l.event.userId, place, now, this.s.mint, this.s.codes.sealer));
         if (to)
           replies.push({
             instance: to.instance,

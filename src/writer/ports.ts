@@ -1,4 +1,4 @@
-import type { CampaignTerms, Rejection } from '../domain/campaign.js';
+import type { CampaignTerms, Rejection, Sealer } from '../domain/campaign.js';
 import type { CampaignEvent, Logged } from '../domain/events.js';
 import type { NewerEventError } from '../infra/kafka/codec.js';
 import type { ParkedRecord } from '../infra/kafka/parking.js';
@@ -22,6 +22,14 @@ export interface DecisionSink {
   settle(partitions: readonly number[]): Promise<Map<number, bigint>>;
   /** Forgets the partitions' producers: the next commit or settle starts a new one (and fences the old). */
   reset(partitions?: readonly number[]): Promise<void>;
+}
+
+/** The campaigns' data keys, as the writer seals minted codes with them (src/infra/codeKeys/vault.ts's CodeVault). */
+export interface CodeSealing {
+  /** Loads the keys of these campaigns (made where none is yet); throws when one cannot be had. */
+  prepare(campaignIds: Iterable<string>): Promise<void>;
+  /** seals for the campaigns prepared */
+  sealer: Sealer;
 }
 
 /** The consumer's position on the log. */

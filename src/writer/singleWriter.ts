@@ -10,7 +10,9 @@ import type { Timing } from '../metrics.js';
 import { KafkaDecisionSink } from './kafkaSink.js';
 import { PartitionWriter, type WriterShared } from './partitionWriter.js';
 import { AnnouncingLines, AnnouncingReplies, type ChangeFeed } from './changeFeed.js';
-import type { CampaignLines, RebuildBound, ReplyChannel, WipeSignal } from './ports.js';
+import type { CampaignLines, CodeSealing, RebuildBound, ReplyChannel, WipeSignal } from './ports.js';
+import { CodeVault } from '../infra/codeKeys/vault.js';
+import { createPrisma } from '../infra/prisma/client.js';
 import { fromOffsetZero } from './rebuildBound.js';
 
 /** The consumer's name where it parks records and stops at newer events. */
@@ -46,6 +48,8 @@ export class SingleWriter {
   private readonly wipes: WipeSignal | undefined;
   private stopWipes: (() => Promise<void>) | null = null;
   private assignedOnce!: Promise<void>;
+  /** closes the database client made for its own CodeVault */
+  private ownPrisma: (() => Promise<void>) | null = null;
   /** told when batches or settling fail and when they work again (/readyz) */
   health: HealthReporter = unwatched;
   /** partitions stopped at an event of a newer version */
@@ -61,7 +65,14 @@ export class SingleWriter {
     mint: Minter = cryptoMinter,
     /** where a rebuild may start (rebuildBound.ts); without one, at offset 0 */
     bound: RebuildBound = fromOffsetZero,
+    /** the campaigns' data keys; without them, a CodeVault of its own on DATABASE_URL with CODE_KEYS */
+    codes?: CodeSealing,
   ) {
+    if (!codes) {
+      const prisma = createPrisma(config.DATABASE_URL, { poolSize: 2 });
+      this.ownPrisma = () => prisma.$disconnect();
+      codes = new CodeVault(prisma, config.CODE_KEYS);
+    }
     this.sink = new KafkaDecisionSink(kafka, config, log, () => this.health);
     this.wipes = redis.wipes;
     this.shared = {
@@ -73,6 +84,7 @@ export class SingleWriter {
       cursor: { seek: (partition, offset) => this.seek(partition, offset) },
       parker: parking,
       mint,
+      codes,
       log,
       timing: (...a) => this.timing(...a),
       stats: { batches: 0, entries: 0, winners: 0, rebuilds: 0 },
@@ -238,5 +250,6 @@ export class SingleWriter {
     await this.runner?.stop();
     await Promise.all([...this.writers.values()].map((w) => w.retire()));
     await this.sink.reset();
+    await this.ownPrisma?.().catch(() => undefined);
   }
 }

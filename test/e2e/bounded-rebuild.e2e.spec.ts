@@ -119,7 +119,7 @@ describe('a flush with closed campaigns behind an open one', () => {
     const campaignsBefore = await Promise.all([...OLD, OPEN].map((c) => gql(app.port, admin, CAMPAIGN, { c })));
     // from Redis, as the log decided: the winners hold their codes
     for (const c of OLD) {
-      const codes = new Map(audits.get(c)!.log.flatMap((l) => (l.event.type === 'GifticonIssued' ? [[l.event.userId, l.event.code]] : [])));
+      const codes = audits.get(c)!.codes;
       expect(codes.size).toBe(OLD_STOCK);
       for (const [u, code] of codes) expect(before.get(c)!.get(u)).toMatchObject({ mine: { status: 'WON', gifticon: { code } } });
     }

@@ -1,3 +1,4 @@
+import { storedCodeOf } from '../../src/domain/events.js';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterStackDown, clusterStackUp } from '../../scripts/stack.js';
@@ -99,7 +100,10 @@ async function inFull(iso: Isolated, port: number, prisma: PrismaClient, campaig
   const logWinners = audit.log.flatMap((l) =>
     l.event.type === 'WinnerSelected' ? [{ userId: l.event.userId, position: l.event.position }] : [],
   );
-  const logCodes = audit.log.flatMap((l) => (l.event.type === 'GifticonIssued' ? [{ userId: l.event.userId, code: l.event.code }] : []));
+  // the tables hold each code as the log does: sealed
+  const logCodes = audit.log.flatMap((l) =>
+    l.event.type === 'GifticonIssued' ? [{ userId: l.event.userId, code: storedCodeOf(l.event) }] : [],
+  );
   const tables = await waitUntil(
     () => tablesOf(prisma, campaign),
     (t) => t.winners.length === audit.winners && t.gifticons.length === audit.gifticons && t.entries === audit.entrants,

@@ -90,7 +90,7 @@ async function decided(campaignId: string, t: string): Promise<string> {
 beforeAll(async () => {
   iso = await isolated('poison', { EVENT_PARTITIONS: String(PARTITIONS) });
   app = await spawnApp(iso, 'api,writer,projector,worker');
-  admin = await token('boss', 'admin');
+  admin = await token('boss', ['admin', 'codes:read']);
   kafka = new Kafka({ brokers: iso.config.KAFKA_BROKERS, logLevel: logLevel.NOTHING });
   producer = kafka.producer();
   await producer.connect();

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditLog } from '../../src/domain/audit.js';
 import { replay } from '../../src/domain/campaign.js';
-import type { Logged } from '../../src/domain/events.js';
+import { storedCodeOf, type Logged } from '../../src/domain/events.js';
 import { createKafka } from '../../src/infra/kafka/client.js';
 import { readLog } from '../../src/infra/kafka/reader.js';
 import { partitionFor } from '../../src/infra/kafka/partitioning.js';
@@ -88,7 +88,15 @@ async function expectedFromLog(): Promise<Expected> {
   );
   const gifticons = log.flatMap((l) =>
     l.event.type === 'GifticonIssued'
-      ? [{ id: l.event.gifticonId, campaignId: l.event.campaignId, userId: l.event.userId, code: l.event.code, logOffset: l.offset }]
+      ? [
+          {
+            id: l.event.gifticonId,
+            campaignId: l.event.campaignId,
+            userId: l.event.userId,
+            code: storedCodeOf(l.event),
+            logOffset: l.offset,
+          },
+        ]
       : [],
   );
   return { entries, winners, gifticons, ends };

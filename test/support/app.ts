@@ -123,7 +123,7 @@ export async function spawnApp(
   };
 }
 
-export const token = (sub: string, role?: 'admin') => signToken(TEST_JWT_SECRET, { sub, role, expiresIn: '1h' });
+export const token = (sub: string, role?: string | readonly string[]) => signToken(TEST_JWT_SECRET, { sub, role, expiresIn: '1h' });
 
 export interface GqlResult<T = Record<string, unknown>> {
   data?: T;

@@ -1,6 +1,7 @@
 import { pino } from 'pino';
 import { cryptoMinter, placeInLine, type CampaignTerms } from '../../src/domain/campaign.js';
-import { EVENT_VERSION, type CampaignEvent, type Logged } from '../../src/domain/events.js';
+import { EVENT_VERSION, storedCodeOf, type CampaignEvent, type Logged } from '../../src/domain/events.js';
+import { memoryCodes } from './codes.js';
 import type { ParkedRecord } from '../../src/infra/kafka/parking.js';
 import { PartitionWriter, type WriterShared } from '../../src/writer/partitionWriter.js';
 import type {
@@ -161,12 +162,19 @@ export class MemoryLines implements CampaignLines {
   private apply(e: CampaignEvent, building: boolean) {
     if (e.type === 'CampaignCreated' && !this.metas.has(e.campaignId)) {
       this.metas.set(e.campaignId, {
-        terms: { stock: e.stock, opensAt: Date.parse(e.opensAt), closesAt: Date.parse(e.closesAt), closedAt: null },
+        terms: {
+          stock: e.stock,
+          opensAt: Date.parse(e.opensAt),
+          closesAt: Date.parse(e.closesAt),
+          closedAt: null,
+          ...(e.issuance && e.issuance !== 'MINTED' ? { issuance: e.issuance } : {}),
+        },
         building,
       });
     }
     if (e.type === 'WinnerSelected') this.won.set(e.campaignId, (this.won.get(e.campaignId) ?? new Set()).add(e.userId));
-    if (e.type === 'GifticonIssued') this.gifts.set(e.campaignId, (this.gifts.get(e.campaignId) ?? new Map()).set(e.userId, e.code));
+    if (e.type === 'GifticonIssued')
+      this.gifts.set(e.campaignId, (this.gifts.get(e.campaignId) ?? new Map()).set(e.userId, storedCodeOf(e)));
   }
 }
 
@@ -216,6 +224,7 @@ export function rig(): Rig {
     cursor: { seek: (partition, offset) => seeks.push({ partition, offset }) },
     parker: { park: async () => undefined },
     mint: cryptoMinter,
+    codes: memoryCodes(),
     log: pino({ level: 'silent' }),
     timing: () => undefined,
     stats: { batches: 0, entries: 0, winners: 0, rebuilds: 0 },

@@ -1,9 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { auditCampaign, auditLog } from '../../src/domain/audit.js';
+import { auditCampaign as auditWith, auditLog as auditLogWith } from '../../src/domain/audit.js';
 import { decide, evolve, initialState, type Minter } from '../../src/domain/campaign.js';
 import { EVENT_VERSION, type CampaignEvent, type Logged } from '../../src/domain/events.js';
 
+import { memoryCodes } from '../support/codes.js';
+
 const T0 = Date.parse('2026-11-25T09:00:00Z');
+/** the decider seals its codes; the audit opens them with the same keys */
+const codes = memoryCodes();
+const auditCampaign = (log: Logged[]) => auditWith(log, codes.open);
+const auditLog = (log: Logged[]) => auditLogWith(log, codes.open);
 
 /** Full-shape codes (26 symbols) that differ in the last group: n-th code of a minter. */
 const nthCode = (n: number) =>
@@ -20,7 +26,7 @@ function decidedLog(stock: number, users: string[], campaignId = 'c', firstCode 
   const push = (event: CampaignEvent) => {
     const l = { event, partition: 0, offset: offset++ };
     log.push(l);
-    const out = decide(state, l, new Date(T0), mint);
+    const out = decide(state, l, new Date(T0), mint, codes.sealer);
     state = evolve(state, l);
     for (const e of out) push(e);
   };
@@ -83,7 +89,7 @@ describe('the audit holds codes to I2', () => {
   const withCode = (log: Logged[], code: string) =>
     log.map((l, i) =>
       l.event.type === 'GifticonIssued' && i === log.findIndex((x) => x.event.type === 'GifticonIssued')
-        ? { ...l, event: { ...l.event, code } }
+        ? { ...l, event: { ...l.event, sealedCode: codes.sealer.seal(l.event.campaignId, code) } }
         : l,
     );
 

@@ -1,6 +1,6 @@
 import type { KafkaMessage } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { entrantRegistered, EVENT_VERSION } from '../../src/domain/events.js';
+import { entrantRegistered, EVENT_VERSION, SEALED_GIFTICON_VERSION } from '../../src/domain/events.js';
 import {
   decodeRecord,
   decodeValue,
@@ -224,7 +224,7 @@ describe("the single writer's decisions travel packed: one record per decision",
     expect(bad).toEqual([
       expect.objectContaining({ kind: 'foreign', offset: 9n, error: expect.stringMatching(/packed record, event 2: .*code/) }),
     ]);
-    const newer = decodeRecord(value([winner('a', 'u', 1), { ...gifticon('a', 'u', 1), version: EVENT_VERSION + 1 }]), 2, 9n);
+    const newer = decodeRecord(value([winner('a', 'u', 1), { ...gifticon('a', 'u', 1), version: SEALED_GIFTICON_VERSION + 1 }]), 2, 9n);
     expect(newer).toEqual([expect.objectContaining({ kind: 'newer', type: 'GifticonIssued' })]);
     expect(decodeRecord(value([]), 2, 9n)).toEqual([expect.objectContaining({ kind: 'foreign' })]);
   });

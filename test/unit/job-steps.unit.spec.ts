@@ -8,6 +8,7 @@ import { affectedPartitions, weightedProgress } from '../../batch/replay.js';
 import { addChunk } from '../../batch/report.js';
 import { cryptoMinter, decide, evolve, initialState, replay, type CampaignState } from '../../src/domain/campaign.js';
 import { EVENT_VERSION, type CampaignEvent, type Logged } from '../../src/domain/events.js';
+import { memoryCodes } from '../support/codes.js';
 import { partitionFor } from '../../src/infra/kafka/partitioning.js';
 
 const T0 = Date.parse('2026-11-25T09:00:00.000Z');
@@ -57,7 +58,7 @@ function makeLog(opts: { stock: number; users: number; closeAfter?: number; id?:
   const push = (event: CampaignEvent) => {
     const l: Logged = { event, partition: 0, offset: offset++ };
     log.push(l);
-    const out = decide(state, l, new Date(T0), cryptoMinter);
+    const out = decide(state, l, new Date(T0), cryptoMinter, memoryCodes().sealer);
     state = evolve(state, l);
     for (const e of out) {
       const ol: Logged = { event: e, partition: 0, offset: offset++ };

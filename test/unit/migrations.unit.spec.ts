@@ -14,6 +14,8 @@ describe('the tables the migrations leave behind', () => {
     expect(tablesOf(migrations).sort()).toEqual([
       'campaign_reports',
       'campaigns',
+      'code_data_keys',
+      'code_reads',
       'entries',
       'gifticons',
       'log_identities',

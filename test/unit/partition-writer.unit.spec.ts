@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { auditCampaign } from '../../src/domain/audit.js';
 import { closed, created, entrant, rig, type Rig } from '../support/writerPorts.js';
+import type { memoryCodes } from '../support/codes.js';
 
 /**
  * The single writer's crash logic, given / when / then, over in-memory ports: no broker, no Redis.
@@ -395,5 +396,26 @@ describe('a partition writer with a commit interval', () => {
     await w.retire();
     expect(r.log.committed.get(0)).toBe(end);
     expect(gifticons(r)).toEqual(['u0', 'u1']);
+  });
+
+  it('a campaign whose data key cannot be had: the batch fails with why, nothing is told or issued; once it can, the same winners get sealed codes', async () => {
+    const r = rig();
+    given(r);
+    const codes = r.shared.codes as ReturnType<typeof memoryCodes>;
+    codes.fail.add('c');
+    const w = await r.writer();
+    const ctl = r.control();
+    await expect(w.onBatch(r.log.batch(0, 0n), ctl)).rejects.toThrow(/data key of campaign c cannot be had/);
+    expect(kinds(r).filter((k) => k === 'GifticonIssued' || k === 'WinnerSelected')).toEqual([]);
+    expect(r.replies.told).toEqual([]);
+    expect(ctl.resolved).toEqual([]);
+    // the consumer retries the batch: with the key back, it decides as it would have
+    codes.fail.delete('c');
+    await w.onBatch(r.log.batch(0, 0n), r.control());
+    expect(await w.whenCommitted()).toBe(true);
+    expect(gifticons(r)).toEqual(['u0', 'u1', 'u2']);
+    const issued = r.log.events(0).filter((e) => e.type === 'GifticonIssued');
+    for (const e of issued) expect(e).toMatchObject({ version: 2, sealedCode: expect.stringMatching(/^fcs1\./) });
+    expect(auditCampaign(r.log.records.get(0)!, codes.open).problems).toEqual([]);
   });
 });

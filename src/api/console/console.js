@@ -233,7 +233,7 @@ async function page(kind, first = false) {
     $(`#${kind}`).dataset.total = String(conn.totalCount);
     $(`#${kind} tbody`).replaceChildren(
       ...conn.edges.map(({ node: n }) =>
-        row(kind === 'winners' ? [n.position, n.userId, time(n.wonAt)] : [n.userId, n.code, time(n.issuedAt)]),
+        row(kind === 'winners' ? [n.position, n.userId, time(n.wonAt)] : [n.userId, n.code ?? '(needs codes:read)', time(n.issuedAt)]),
       ),
     );
   } catch (err) {

@@ -21,7 +21,8 @@ export type CursorKey =
   | { list: 'campaigns'; createdAt: number; id: string }
   | { list: 'winners'; campaignId: string; position: number }
   | { list: 'gifticons'; campaignId: string; logOffset: bigint }
-  | { list: 'parked'; parkedAt: number; id: string };
+  | { list: 'parked'; parkedAt: number; id: string }
+  | { list: 'codeReads'; id: bigint };
 
 export function encodeCursor(key: CursorKey): string {
   const parts =
@@ -29,9 +30,11 @@ export function encodeCursor(key: CursorKey): string {
       ? ['c', key.createdAt, key.id]
       : key.list === 'parked'
         ? ['p', key.parkedAt, key.id]
-        : key.list === 'winners'
-          ? ['w', key.campaignId, key.position]
-          : ['g', key.campaignId, key.logOffset.toString()];
+        : key.list === 'codeReads'
+          ? ['r', 0, key.id.toString()]
+          : key.list === 'winners'
+            ? ['w', key.campaignId, key.position]
+            : ['g', key.campaignId, key.logOffset.toString()];
   return Buffer.from(JSON.stringify(parts), 'utf8').toString('base64url');
 }
 
@@ -66,6 +69,8 @@ export function decodeCursor<L extends CursorKey['list']>(
     key = { list, campaignId: a as string, position: b as number };
   } else if (list === 'gifticons' && tag === 'g' && a === campaignId && typeof b === 'string' && /^\d{1,19}$/.test(b)) {
     key = { list, campaignId: a as string, logOffset: BigInt(b) };
+  } else if (list === 'codeReads' && tag === 'r' && a === 0 && typeof b === 'string' && /^\d{1,19}$/.test(b)) {
+    key = { list, id: BigInt(b) };
   }
   if (!key) throw badInput('after', INVALID);
   return key as Extract<CursorKey, { list: L }>;

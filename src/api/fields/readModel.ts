@@ -4,6 +4,8 @@ import { statusOf } from '../../domain/campaign.js';
 import { challengeOfRow } from '../../../projections/prisma-tables/archive.js';
 import type { Campaign, PrismaClient } from '../../infra/prisma/client.js';
 import { connectionOf, decodeCursor, pageSize } from './connections.js';
+import { codeReadResolvers } from './codeReads.js';
+import { issuedGifticon, pendingGifticon } from '../codes.js';
 
 /**
  * The admin lists of the read model (Postgres): `campaigns`, `winners` by position and
@@ -96,7 +98,10 @@ export function readModelResolvers(prisma: PrismaClient) {
               userId: r.userId,
               position: r.position,
               wonAt: r.wonAt,
-              gifticon: g ? { id: g.id, campaignId: g.campaignId, userId: g.userId, code: g.code, issuedAt: g.issuedAt } : null,
+              // a winner without one waits for it (INVENTORY short of codes, PROVIDER)
+              gifticon: g
+                ? issuedGifticon({ id: g.id, campaignId: g.campaignId, userId: g.userId, code: g.code, issuedAt: g.issuedAt })
+                : pendingGifticon(r.campaignId, r.userId),
             };
           },
         );
@@ -119,7 +124,7 @@ export function readModelResolvers(prisma: PrismaClient) {
           first,
           totalCount,
           (r) => ({ list: 'gifticons', campaignId: id, logOffset: r.logOffset }),
-          (r) => ({ id: r.id, campaignId: r.campaignId, userId: r.userId, code: r.code, issuedAt: r.issuedAt }),
+          (r) => issuedGifticon({ id: r.id, campaignId: r.campaignId, userId: r.userId, code: r.code, issuedAt: r.issuedAt }),
         );
       },
     },
@@ -128,6 +133,6 @@ export function readModelResolvers(prisma: PrismaClient) {
 
 /** Served by every API process, whether or not it runs the projector. */
 export const readModelPlugin: ApiPluginFactory = async (shared) => ({
-  resolvers: readModelResolvers(shared.prisma),
+  resolvers: { Query: { ...readModelResolvers(shared.prisma).Query, ...codeReadResolvers(shared.prisma).Query } },
   stop: async () => undefined,
 });

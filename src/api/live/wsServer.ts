@@ -19,6 +19,7 @@ import { SocketLeases } from '../../../projections/redis-ordering/index.js';
 import { typeDefs } from '../server.js';
 import type { ChangeHub } from './changeHub.js';
 import { liveResolvers, type LiveCtx } from './subscriptions.js';
+import { gifticonResolvers } from '../codes.js';
 
 const log = logger.child({ component: 'ws' });
 
@@ -83,7 +84,7 @@ export function attachSubscriptions(
   const fault = edgeFaults(deps.edge);
   const budgets = edgeBudgets(config, services.ordering);
   const perAddress = new Map<string, number>();
-  const schema = makeExecutableSchema({ typeDefs, resolvers: { DateTime, ...liveResolvers() } as never });
+  const schema = makeExecutableSchema({ typeDefs, resolvers: { DateTime, ...gifticonResolvers(), ...liveResolvers() } as never });
   const limits = queryLimits(config);
   const rules = [...specifiedRules, ...limits.validationRules!];
   // sockets per user are counted in Redis, across every API process

@@ -1,6 +1,7 @@
 import type { IHeaders, KafkaMessage, Message } from 'kafkajs';
 import { z } from 'zod';
-import { EVENT_VERSION, type CampaignEvent, type Logged } from '../../domain/events.js';
+import { EVENT_VERSION, ISSUANCES, SEALED_GIFTICON_VERSION, type CampaignEvent, type Logged } from '../../domain/events.js';
+import { isSealed } from '../../domain/sealing.js';
 import { partitionFor } from './partitioning.js';
 
 /**
@@ -60,6 +61,8 @@ export const eventSchema = z.discriminatedUnion('type', [
     opensAt: iso,
     closesAt: iso,
     challenge: z.object(challenge).optional(),
+    issuance: z.enum(ISSUANCES as [string, ...string[]]).optional(),
+    product: z.string().min(1).max(200).optional(),
   }),
   z.object({
     type: z.literal('EntrantRegistered'),
@@ -68,14 +71,27 @@ export const eventSchema = z.discriminatedUnion('type', [
     replyTo: z.object({ instance: z.string(), request: z.string() }).optional(),
   }),
   z.object({ type: z.literal('WinnerSelected'), ...envelope, userId, position, ticket: z.string().regex(TICKET) }),
-  z.object({
-    type: z.literal('GifticonIssued'),
-    ...envelope,
-    userId,
-    gifticonId: z.string().min(1),
-    code: z.string().min(1),
-    position,
-  }),
+  z
+    .object({
+      type: z.literal('GifticonIssued'),
+      ...envelope,
+      // version 1: the code in plaintext (before issue 29); version 2: sealed, and no plaintext beside it
+      version: z.union([z.literal(EVENT_VERSION), z.literal(SEALED_GIFTICON_VERSION)]),
+      userId,
+      gifticonId: z.string().min(1),
+      code: z.string().min(1).optional(),
+      sealedCode: z.string().refine(isSealed, 'not a sealed code').optional(),
+      position,
+    })
+    .refine(
+      (e) =>
+        e.version === EVENT_VERSION
+          ? e.code !== undefined && e.sealedCode === undefined
+          : e.sealedCode !== undefined && e.code === undefined,
+      {
+        message: 'version 1 carries `code`, version 2 `sealedCode` and nothing in plaintext',
+      },
+    ),
   z.object({ type: z.literal('CampaignSoldOut'), ...envelope, winners: z.number().int().min(0) }),
   z.object({ type: z.literal('CampaignClosed'), ...envelope, reason: z.enum(['admin', 'schedule']) }),
   z.object({ type: z.literal('CampaignChallengeSet'), ...envelope, ...challenge }),
@@ -109,18 +125,20 @@ export function isWinnerSelected(j: Record<string, unknown>): boolean {
   );
 }
 
-/** A winner's GifticonIssued, checked by hand as `isEntrantRegistered` is. */
+/** A winner's GifticonIssued, checked by hand as `isEntrantRegistered` is: version 2 sealed, version 1 in plaintext. */
 export function isGifticonIssued(j: Record<string, unknown>): boolean {
-  const { gifticonId, code } = j;
+  const { gifticonId, code, sealedCode } = j;
+  const sealed = j.version === SEALED_GIFTICON_VERSION;
   return (
     j.type === 'GifticonIssued' &&
-    hasEnvelope(j) &&
+    hasEnvelope(j, sealed ? SEALED_GIFTICON_VERSION : EVENT_VERSION) &&
     isUserId(j.userId) &&
     isPosition(j.position) &&
     typeof gifticonId === 'string' &&
     gifticonId.length >= 1 &&
-    typeof code === 'string' &&
-    code.length >= 1
+    (sealed
+      ? code === undefined && typeof sealedCode === 'string' && isSealed(sealedCode)
+      : typeof code === 'string' && code.length >= 1 && sealedCode === undefined)
   );
 }
 
@@ -128,9 +146,9 @@ const isUserId = (v: unknown) => typeof v === 'string' && USER_ID.test(v);
 // zod 4's int() takes safe integers only
 const isPosition = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 1;
 
-function hasEnvelope(j: Record<string, unknown>): boolean {
+function hasEnvelope(j: Record<string, unknown>, version: number = EVENT_VERSION): boolean {
   const { eventId, campaignId, occurredAt } = j;
-  if (j.version !== EVENT_VERSION) return false;
+  if (j.version !== version) return false;
   if (typeof eventId !== 'string' || eventId.length < 1 || eventId.length > EVENT_ID_MAX) return false;
   return typeof campaignId === 'string' && CAMPAIGN_ID.test(campaignId) && typeof occurredAt === 'string' && isIso(occurredAt);
 }
@@ -249,6 +267,9 @@ export function decodeRecord(value: Buffer | null, partition: number, offset: bi
   return newer ? [newer] : each;
 }
 
+/** Events whose latest version is past EVENT_VERSION: GifticonIssued is sealed from version 2 on. */
+const LATEST_VERSION = new Map<string, number>([['GifticonIssued', SEALED_GIFTICON_VERSION]]);
+
 // module functions, not closures made per record: tsx names every closure as it is made, a call each time
 const foreign = (error: string, partition: number, offset: bigint): Decoded => ({ kind: 'foreign', error, partition, offset });
 
@@ -270,18 +291,14 @@ function classify(parsed: unknown, partition: number, offset: bigint): Decoded {
   }
   if (handChecked.get(type)?.(parsed as Record<string, unknown>))
     return { kind: 'event', logged: { event: parsed as CampaignEvent, partition, offset } };
-  if (typeof version === 'number' && version > EVENT_VERSION) {
+  const known = LATEST_VERSION.get(type) ?? EVENT_VERSION;
+  if (typeof version === 'number' && version > known) {
     // An upgrade goes one event version at a time (readers first), so the only later version a
     // running build can meet from another firstcome is the next one, in this log's envelope: that
     // is never guessed at. Anything claiming to be further ahead is not from an upgrade; stopping
     // for it would let any writer halt every drop, so it is parked like other foreign records.
-    if (version === EVENT_VERSION + 1 && envelopeSchema.safeParse(parsed).success)
-      return { kind: 'newer', version, type, partition, offset };
-    return foreign(
-      `version ${version} is not one this build or the next one writes (this build knows ${EVENT_VERSION})`,
-      partition,
-      offset,
-    );
+    if (version === known + 1 && envelopeSchema.safeParse(parsed).success) return { kind: 'newer', version, type, partition, offset };
+    return foreign(`version ${version} is not one this build or the next one writes (this build knows ${known})`, partition, offset);
   }
   const checked = eventSchema.safeParse(parsed);
   if (!checked.success) {
@@ -314,7 +331,7 @@ export class NewerEventError extends Error {
   ) {
     super(
       `${consumer} stopped at partition ${record.partition} offset ${record.offset}: ` +
-        `${record.type} of version ${record.version}, this build knows version ${EVENT_VERSION}; ` +
+        `${record.type} of version ${record.version}, this build knows version ${LATEST_VERSION.get(record.type) ?? EVENT_VERSION}; ` +
         'run a firstcome build that knows it',
     );
     this.name = 'NewerEventError';
