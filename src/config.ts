@@ -320,8 +320,9 @@ export type Config = Omit<z.infer<typeof schema>, 'JWT_SECRET' | 'CHALLENGE_SECR
   /**
    * consumer groups; the single writer's keeps its first name (`.decider`) so a running log keeps its
    * offsets. `readSide` is the stem of the consumer hosts' groups (`<stem>.<processors>`, see `readSideGroup`).
+   * `issuer`: the issuer role's group, and the stem of its transactional ids.
    */
-  groups: { writer: string; readSide: string };
+  groups: { writer: string; readSide: string; issuer: string };
 };
 
 export class ConfigError extends Error {}
@@ -378,7 +379,7 @@ export function loadConfig(given: NodeJS.ProcessEnv = process.env): Config {
     jwtHs256,
     renamed,
     topics: { events: `${p}.campaign-events`, parked: `${p}.parked` },
-    groups: { writer: `${p}.decider`, readSide: `${p}.read-side` },
+    groups: { writer: `${p}.decider`, readSide: `${p}.read-side`, issuer: `${p}.issuer` },
   };
 }
 

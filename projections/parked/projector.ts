@@ -91,7 +91,7 @@ function parse(value: Buffer | null): ParkedRecord | null {
     const ok =
       typeof r.id === 'string' &&
       typeof r.consumer === 'string' &&
-      (r.reason === 'foreign' || r.reason === 'unapplied') &&
+      (r.reason === 'foreign' || r.reason === 'unapplied' || r.reason === 'provider') &&
       typeof r.partition === 'number' &&
       /^\d+$/.test(String(r.offset)) &&
       !Number.isNaN(Date.parse(r.parkedAt));

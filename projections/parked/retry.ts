@@ -51,6 +51,10 @@ export async function retryParked(deps: RetryDeps, id: string): Promise<RetryOut
     } as const;
   };
 
+  // a provider issuance is called again by the issuer with the same key, never by appending its
+  // WinnerSelected again (every consumer would read a second one)
+  if (row.reason === 'provider')
+    return keep('a provider issuance is retried by the issuer, which does not take re-drive requests yet (issue 30)');
   // one event, or the events of a packed record (one campaign's), which are one unit
   const ds = decodeRecord(row.raw === null ? null : Buffer.from(row.raw, 'base64'), row.partition, row.logOffset);
   const d = ds[0]!;

@@ -80,6 +80,10 @@ export interface PlainGifticonIssued extends Envelope<'GifticonIssued'>, Giftico
  */
 export interface SealedGifticonIssued extends Envelope<'GifticonIssued', typeof SEALED_GIFTICON_VERSION>, GifticonFacts {
   sealedCode: string;
+  /** a PROVIDER campaign's: the provider's own id of the voucher */
+  voucherId?: string;
+  /** a PROVIDER campaign's: when the provider's voucher expires (ISO-8601) */
+  expiresAt?: string;
 }
 
 export type GifticonIssued = PlainGifticonIssued | SealedGifticonIssued;

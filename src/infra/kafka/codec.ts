@@ -81,6 +81,8 @@ export const eventSchema = z.discriminatedUnion('type', [
       gifticonId: z.string().min(1),
       code: z.string().min(1).optional(),
       sealedCode: z.string().refine(isSealed, 'not a sealed code').optional(),
+      voucherId: z.string().min(1).max(200).optional(),
+      expiresAt: iso.optional(),
       position,
     })
     .refine(
@@ -136,6 +138,8 @@ export function isGifticonIssued(j: Record<string, unknown>): boolean {
     isPosition(j.position) &&
     typeof gifticonId === 'string' &&
     gifticonId.length >= 1 &&
+    (j.voucherId === undefined || (typeof j.voucherId === 'string' && j.voucherId.length >= 1 && j.voucherId.length <= 200)) &&
+    (j.expiresAt === undefined || (typeof j.expiresAt === 'string' && isIso(j.expiresAt))) &&
     (sealed
       ? code === undefined && typeof sealedCode === 'string' && isSealed(sealedCode)
       : typeof code === 'string' && code.length >= 1 && sealedCode === undefined)
