@@ -14,9 +14,9 @@ import { idempotencyKey } from '../../src/issuer/keys.js';
 import { SingleWriter } from '../../src/writer/singleWriter.js';
 import { createRedis, RedisOrdering, writerPorts } from '../../projections/redis-ordering/index.js';
 import { isolated, type Isolated } from '../support/app.js';
+import { auditProvider, parkedIssuances } from '../support/audit.js';
 import { simAndClient } from '../support/provider.js';
 import { waitUntil, whenCaughtUp } from '../support/wait.js';
-import type { ParkedRecord } from '../../src/infra/kafka/parking.js';
 
 /**
  * The issuer role's consumer against the real broker, Postgres and the provider simulator over
@@ -111,29 +111,6 @@ async function campaignLog(config: Isolated['config'], kafka: Kafka) {
   return out;
 }
 
-async function parkedRecords(config: Isolated['config'], kafka: Kafka): Promise<ParkedRecord[]> {
-  const out: ParkedRecord[] = [];
-  const consumer = kafka.consumer({ groupId: `${config.topics.parked}.check.${Date.now()}`, maxWaitTimeInMs: 100 });
-  const admin = kafka.admin();
-  await admin.connect();
-  const [end] = await admin.fetchTopicOffsets(config.topics.parked);
-  await admin.disconnect();
-  if (!end || end.high === '0') return out;
-  await consumer.connect();
-  await consumer.subscribe({ topic: config.topics.parked, fromBeginning: true });
-  let done!: () => void;
-  const finished = new Promise<void>((r) => (done = r));
-  await consumer.run({
-    eachMessage: async ({ message }) => {
-      out.push(JSON.parse(String(message.value)) as ParkedRecord);
-      if (BigInt(message.offset) + 1n >= BigInt(end.high)) done();
-    },
-  });
-  await finished;
-  await consumer.disconnect();
-  return out;
-}
-
 const gifticons = (log: CampaignEvent[]) => log.filter((e) => e.type === 'GifticonIssued');
 
 describe('the issuer against the provider simulator', () => {
@@ -172,6 +149,7 @@ describe('the issuer against the provider simulator', () => {
       expect(JSON.stringify(g)).not.toContain(await d.vault.open(CAMPAIGN, g.sealedCode));
     }
     expect(log.length).toBeGreaterThan(0);
+    expect((await auditProvider(d.config, CAMPAIGN, d.sim)).problems).toEqual([]);
   });
 
   it('an issuer started again after its commits reads the log and calls for no winner twice', async () => {
@@ -197,15 +175,16 @@ describe('the issuer against the provider simulator', () => {
     await whenCaughtUp(d.config, d.config.groups.issuer, { oneShort: true });
     expect(d.sim.stats()).toEqual(calls);
     expect(gifticons(await campaignLog(d.config, d.kafka))).toHaveLength(stock);
+    expect((await auditProvider(d.config, CAMPAIGN, d.sim)).problems).toEqual([]);
   });
 
   it("a permanent refusal parks the winner's issuance with the provider's answer and moves on", async () => {
     const stock = 10;
     const d = await drop('issuer-permanent', stock, 10, { latencyMs: 2, permanentRate: 1 });
     await d.startIssuer();
-    const parked = await waitUntil(
-      () => parkedRecords(d.config, d.kafka),
-      (r) => new Set(r.map((x) => x.id)).size >= stock,
+    const { records: parked } = await waitUntil(
+      () => parkedIssuances(d.config),
+      (r) => new Set(r.records.map((x) => x.id)).size >= stock,
       { what: 'every issuance parked', timeoutMs: 60_000 },
     );
     await whenCaughtUp(d.config, d.config.groups.issuer, { oneShort: true });
@@ -214,5 +193,6 @@ describe('the issuer against the provider simulator', () => {
     expect(parked[0]!.error).toContain('recipient_not_eligible');
     expect(gifticons(await campaignLog(d.config, d.kafka))).toHaveLength(0);
     expect(d.sim.stats()).toMatchObject({ issued: 0, doubles: 0 });
+    expect((await auditProvider(d.config, CAMPAIGN, d.sim)).problems).toEqual([]);
   });
 });
