@@ -1,0 +1,111 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { startProviderSim, type ProviderSim } from '../../src/provider-sim/server.js';
+import { gql, isolated, pool, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
+import { auditProvider } from '../support/audit.js';
+import { waitUntil } from '../support/wait.js';
+
+/**
+ * PROVIDER drops end to end: real processes (`npm start -- --roles …`), the provider simulator over
+ * HTTP with its faults, GraphQL to create, enter and read, and I6 audited on the log, the parked
+ * issuances and the simulator's own count of vouchers per key.
+ */
+const CREATE = `mutation($i: CreateCampaignInput!) { createCampaign(input: $i) { id } }`;
+const ENTER = `mutation($c: ID!) { enter(campaignId: $c) { entry { status } } }`;
+const MY = `query($c: ID!) { myEntry(campaignId: $c) { status gifticon { code status issuedAt } } }`;
+
+let iso: Isolated | null = null;
+let sim: ProviderSim | null = null;
+const apps: AppProcess[] = [];
+afterEach(async () => {
+  for (const a of apps.splice(0)) await a.kill('SIGKILL').catch(() => undefined);
+  await sim?.close();
+  await iso?.cleanup();
+  iso = sim = null;
+});
+
+async function drop(campaignId: string, stock: number, entrants: number, port: number) {
+  const admin = await token('prov-admin', 'admin');
+  const closesAt = new Date(Date.now() + 3_600_000).toISOString();
+  const r = await gql(port, admin, CREATE, {
+    i: { id: campaignId, title: 'Provider', reward: 'Chicken', stock, closesAt, issuance: 'PROVIDER', product: 'chicken-10000' },
+  });
+  expect(r.errors).toBeUndefined();
+  await pool(
+    Array.from({ length: entrants }, (_, i) => i),
+    16,
+    async (i) => {
+      const e = await gql(port, await token(`${campaignId}-u${i}`), ENTER, { c: campaignId });
+      expect(e.errors).toBeUndefined();
+    },
+  );
+}
+
+const providerEnv = (s: ProviderSim, extra: Record<string, string> = {}) => ({
+  PROVIDER_URL: s.url,
+  PROVIDER_TIMEOUT_MS: '300',
+  PROVIDER_RATE_PER_SEC: '1000',
+  ...extra,
+});
+
+/** Waits until every winner holds a voucher or a parked issuance, then audits I6 in full. */
+async function settled(campaignId: string, stock: number, s: ProviderSim) {
+  return waitUntil(
+    () => auditProvider(iso!.config, campaignId, s),
+    (a) => a.winners === stock && a.ok,
+    { what: 'every winner issued or parked, I6 holding', timeoutMs: 90_000 },
+  );
+}
+
+describe('a PROVIDER drop against the provider simulator', () => {
+  it('transient errors and timeouts after issuing: every winner gets one voucher, the provider issues no key twice', async () => {
+    iso = await isolated('provider-drop');
+    sim = await startProviderSim({ port: 0, latencyMs: 5, rate: 0, errorRate: 0.2, timeoutRate: 0.1, permanentRate: 0 });
+    const app = await spawnApp(iso, 'api,writer,projector,issuer', providerEnv(sim));
+    apps.push(app);
+    const C = 'prov-faults';
+    await drop(C, 30, 40, app.port);
+
+    const audit = await settled(C, 30, sim);
+    expect(audit.gifticons).toBe(30);
+    expect(audit.parked).toEqual([]);
+    expect(sim.stats()).toMatchObject({ issued: 30, keys: 30, doubles: 0, recipientDoubles: 0 });
+    // the faults did happen: at 30% of calls failing, 30 vouchers take more than 36 calls
+    expect(sim.stats().requests).toBeGreaterThan(36);
+    // a winner reads the provider's code as ISSUED, once the read model has it
+    const winner = await waitUntil(
+      async () => (await gql(app.port, await token(`${C}-u0`), MY, { c: C })).data!.myEntry,
+      (e) => e?.gifticon?.status === 'ISSUED',
+      { what: "the first winner's gifticon ISSUED" },
+    );
+    expect(winner.gifticon.code).toBe(audit.codes.get(`${C}-u0`));
+    expect(winner.gifticon.issuedAt).not.toBeNull();
+  });
+
+  it('the issuer SIGKILLed mid-run: another one finishes, no winner is lost and no voucher doubled', async () => {
+    iso = await isolated('provider-kill');
+    // 80 ms a call and 40 calls a second: 60 winners take about 1.5 s, long enough to die in the middle
+    sim = await startProviderSim({ port: 0, latencyMs: 80, rate: 0, errorRate: 0, timeoutRate: 0, permanentRate: 0 });
+    const app = await spawnApp(iso, 'api,writer,projector', providerEnv(sim));
+    apps.push(app);
+    const env = providerEnv(sim, { PROVIDER_RATE_PER_SEC: '40' });
+    const first = await spawnApp(iso, 'issuer', env);
+    apps.push(first);
+    const C = 'prov-kill';
+    await drop(C, 60, 70, app.port);
+
+    await waitUntil(
+      async () => sim!.stats().issued,
+      (n) => n >= 15,
+      { what: 'the first issuer in the middle of the drop' },
+    );
+    await first.kill('SIGKILL');
+    const calledBeforeKill = sim.stats().issued;
+    expect(calledBeforeKill).toBeLessThan(60);
+    apps.push(await spawnApp(iso, 'issuer', env));
+
+    const audit = await settled(C, 60, sim);
+    expect(audit.gifticons).toBe(60);
+    expect(audit.log.filter((l) => l.event.type === 'GifticonIssued')).toHaveLength(60);
+    expect(sim.stats()).toMatchObject({ issued: 60, keys: 60, doubles: 0, recipientDoubles: 0 });
+  });
+});
