@@ -65,6 +65,8 @@ export function foldLog(states: Map<string, Folded>, batch: readonly Logged[], o
       case 'CampaignChallengeSet':
         f.state = evolve(f.state, l); // shallow: keeps the places Map
         break;
+      case 'IssuanceRequested':
+        break;
       default: {
         const _exhaustive: never = e;
         return _exhaustive;

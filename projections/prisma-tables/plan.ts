@@ -239,6 +239,9 @@ export function planBatch(batch: readonly Logged[], known: Known): Plan {
         c.challenge = evolveChallenge(c.challenge ?? CHALLENGE_OFF, e);
         break;
       }
+      case 'IssuanceRequested':
+        // the issuer's to act on: the gifticon it leads to is a GifticonIssued of its own
+        break;
       default: {
         const _exhaustive: never = e;
         return _exhaustive;

@@ -79,6 +79,9 @@ export function queueFact(
     case 'CampaignChallengeSet':
       on(k.meta(id)).fcMetaSet(k.meta(id), expectedSeq, ...challengeFields(event));
       return true;
+    case 'IssuanceRequested':
+      // the issuer's to act on; nothing of the ordering changes
+      return false;
     default: {
       const _exhaustive: never = event;
       return _exhaustive;

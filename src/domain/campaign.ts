@@ -286,6 +286,8 @@ export function evolve(state: CampaignState, logged: Logged): CampaignState {
     }
     case 'CampaignChallengeSet':
       return state.terms ? { ...state, challenge: evolveChallenge(state.challenge, e)! } : state;
+    case 'IssuanceRequested':
+      return state;
     default: {
       const _exhaustive: never = e;
       return _exhaustive;

@@ -91,6 +91,20 @@ export type GifticonIssued = PlainGifticonIssued | SealedGifticonIssued;
 /** What the stores keep of a gifticon's code: the sealed string, or a version 1 event's plaintext (see `isSealed`). */
 export const storedCodeOf = (e: GifticonIssued): string => ('sealedCode' in e ? e.sealedCode : e.code);
 
+/**
+ * A request to drive a PROVIDER winner's issuance again (`retryParked` of a parked issuance, the
+ * `issue` job): the issuer calls the provider for the winner with the same idempotency key, unless
+ * the winner already holds a gifticon. It never carries a gifticon itself.
+ */
+export interface IssuanceRequested extends Envelope<'IssuanceRequested'> {
+  userId: string;
+  position: number;
+  /** the winner's WinnerSelected, whose id the idempotency key is made from */
+  winnerEventId: string;
+  /** who asked: `retry:<parked id>` or `job:<job id>` */
+  by: string;
+}
+
 export interface CampaignSoldOut extends Envelope<'CampaignSoldOut'> {
   winners: number;
 }
@@ -100,7 +114,14 @@ export interface CampaignClosed extends Envelope<'CampaignClosed'> {
 }
 
 export type CampaignEvent =
-  CampaignCreated | EntrantRegistered | WinnerSelected | GifticonIssued | CampaignSoldOut | CampaignClosed | CampaignChallengeSet;
+  | CampaignCreated
+  | EntrantRegistered
+  | WinnerSelected
+  | GifticonIssued
+  | CampaignSoldOut
+  | CampaignClosed
+  | CampaignChallengeSet
+  | IssuanceRequested;
 
 export type CampaignEventType = CampaignEvent['type'];
 
@@ -137,6 +158,7 @@ const TYPES: ReadonlySet<string> = new Set<CampaignEventType>([
   'CampaignSoldOut',
   'CampaignClosed',
   'CampaignChallengeSet',
+  'IssuanceRequested',
 ]);
 
 export function isCampaignEvent(value: unknown): value is CampaignEvent {
@@ -149,6 +171,25 @@ export function isCampaignEvent(value: unknown): value is CampaignEvent {
     typeof v.campaignId === 'string' &&
     typeof v.occurredAt === 'string'
   );
+}
+
+/** A re-drive of a winner's issuance; its id names the request, so asking twice for the same reason appends one. */
+export function issuanceRequested(
+  winner: { campaignId: string; userId: string; position: number },
+  by: string,
+  at: Date = new Date(),
+): IssuanceRequested {
+  return {
+    type: 'IssuanceRequested',
+    version: EVENT_VERSION,
+    eventId: `issue:${winner.campaignId}:${winner.userId}:${by}`,
+    campaignId: winner.campaignId,
+    occurredAt: at.toISOString(),
+    userId: winner.userId,
+    position: winner.position,
+    winnerEventId: eventIds.winner(winner.campaignId, winner.userId),
+    by,
+  };
 }
 
 /** A user's entry as the API appends it: its id names the request, which `replyTo` waits on. */

@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events';
 import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import type { Config } from '../config.js';
 import { cryptoMinter, type Minter } from '../domain/campaign.js';
-import { eventIds, parseTicket, SEALED_GIFTICON_VERSION, type SealedGifticonIssued, type WinnerSelected } from '../domain/events.js';
+import { eventIds, SEALED_GIFTICON_VERSION, type SealedGifticonIssued } from '../domain/events.js';
 import { unwatched, type HealthReporter } from '../health.js';
 import type { CodeVault } from '../infra/codeKeys/vault.js';
 import { keepConsuming, roleConsumer } from '../infra/kafka/consumer.js';
@@ -13,7 +13,7 @@ import { logger } from '../logger.js';
 import { KafkaDecisionSink } from '../writer/kafkaSink.js';
 import type { IssueOutcome, ProviderClient } from './client.js';
 import { idempotencyKey } from './keys.js';
-import { IssuerLedger } from './ledger.js';
+import { IssuerLedger, type Want } from './ledger.js';
 
 /** The consumer's name where it parks records and stops at newer events. */
 export const ISSUER = 'issuer';
@@ -30,7 +30,8 @@ export interface IssuerStats {
 }
 
 /**
- * The `issuer` role's consumer: for every WinnerSelected of a PROVIDER campaign, one voucher from
+ * The `issuer` role's consumer: for every WinnerSelected of a PROVIDER campaign (and every
+ * IssuanceRequested of such a winner still without a gifticon: `retryParked`, the `issue` job), one voucher from
  * the provider, appended as a GifticonIssued (its code sealed under the campaign's data key) in the
  * same Kafka transaction as the input offsets past it. One transactional producer per input
  * partition (`<prefix>.issuer.<topic>.p<n>`) fences an issuer that lost its partition.
@@ -163,11 +164,11 @@ export class Issuer {
   }
 
   /** The chunk's vouchers from the provider, then their events and the offset `next` in one transaction. */
-  private async issueChunk(p: number, winners: readonly WinnerSelected[], next: bigint, ledger: IssuerLedger): Promise<void> {
+  private async issueChunk(p: number, winners: readonly Want[], next: bigint, ledger: IssuerLedger): Promise<void> {
     const outcomes = await Promise.all(winners.map((w) => this.issueOne(w, ledger)));
     const events: SealedGifticonIssued[] = [];
     const parked: ParkedRecord[] = [];
-    const failed: WinnerSelected[] = [];
+    const failed: Want[] = [];
     for (const [i, o] of outcomes.entries()) {
       const w = winners[i]!;
       if (o.kind === 'issued') events.push(await this.gifticonOf(w, o.voucher));
@@ -185,15 +186,15 @@ export class Issuer {
     this.stats.parked += parked.length;
   }
 
-  private issueOne(w: WinnerSelected, ledger: IssuerLedger): Promise<IssueOutcome> {
+  private issueOne(w: Want, ledger: IssuerLedger): Promise<IssueOutcome> {
     const product = ledger.termsOf(w.campaignId)?.product ?? '';
     return this.deps.client.issue(
-      { idempotencyKey: idempotencyKey(this.deps.logIdentity, w.eventId), product, recipient: w.userId, campaignId: w.campaignId },
+      { idempotencyKey: idempotencyKey(this.deps.logIdentity, w.winnerEventId), product, recipient: w.userId, campaignId: w.campaignId },
       this.abort.signal,
     );
   }
 
-  private async gifticonOf(w: WinnerSelected, v: { voucherId: string; code: string; expiresAt: string }): Promise<SealedGifticonIssued> {
+  private async gifticonOf(w: Want, v: { voucherId: string; code: string; expiresAt: string }): Promise<SealedGifticonIssued> {
     return {
       type: 'GifticonIssued',
       version: SEALED_GIFTICON_VERSION,
@@ -209,13 +210,12 @@ export class Issuer {
     };
   }
 
-  /** The winner's issuance as a parked record: the WinnerSelected alone, and the provider's answer (never a code). */
-  private parkedOf(p: number, w: WinnerSelected, o: Exclude<IssueOutcome, { kind: 'issued' }>): ParkedRecord {
+  /** The winner's issuance as a parked record: the winner (`Want`) as its raw value, and the provider's answer (never a code). */
+  private parkedOf(p: number, w: Want, o: Exclude<IssueOutcome, { kind: 'issued' }>): ParkedRecord {
     const error =
       o.kind === 'permanent'
         ? `the provider refused: HTTP ${o.status} ${o.answer}`
         : `the provider did not issue within its ${o.why === 'attempts' ? 'attempts' : 'time budget'} (${o.attempts} calls, last: ${o.last})`;
-    const offset = String(parseTicket(w.ticket)?.offset ?? 0n);
     return {
       id: `${ISSUER}:${w.campaignId}:${w.position}`,
       consumer: ISSUER,
@@ -223,7 +223,7 @@ export class Issuer {
       error: error.replace(/\s+/g, ' ').slice(0, 500),
       topic: this.topic,
       partition: p,
-      offset,
+      offset: w.offset ?? '0',
       key: w.campaignId,
       raw: Buffer.from(JSON.stringify(w)).toString('base64'),
       parkedAt: new Date().toISOString(),

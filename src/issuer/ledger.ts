@@ -1,4 +1,15 @@
-import type { CampaignEvent, Issuance, Logged, WinnerSelected } from '../domain/events.js';
+import type { CampaignEvent, Issuance, Logged } from '../domain/events.js';
+
+/** A winner whose voucher the issuer is to call for: from its WinnerSelected, or a request to drive it again. */
+export interface Want {
+  campaignId: string;
+  userId: string;
+  position: number;
+  /** the WinnerSelected's id: the idempotency key is made from it, the same for every request about the winner */
+  winnerEventId: string;
+  /** the offset of the record that asked for it (set by `chunks`) */
+  offset?: string;
+}
 
 /** What the issuer needs of a campaign: how its winners get codes, and the provider's product. */
 export interface IssuerTerms {
@@ -31,12 +42,18 @@ export class IssuerLedger {
     }
   }
 
-  /** A WinnerSelected this issuer must call the provider for: of a PROVIDER campaign, not issued, not parked. */
-  wants(e: CampaignEvent): e is WinnerSelected {
-    if (e.type !== 'WinnerSelected') return false;
-    if (this.terms.get(e.campaignId)?.issuance !== 'PROVIDER') return false;
+  /**
+   * The winner this event asks the issuer to call the provider for, if any: a WinnerSelected of a
+   * PROVIDER campaign not issued nor parked; an IssuanceRequested of a winner not issued (parked or not).
+   */
+  wants(e: CampaignEvent): Want | null {
+    if (e.type !== 'WinnerSelected' && e.type !== 'IssuanceRequested') return null;
+    if (this.terms.get(e.campaignId)?.issuance !== 'PROVIDER') return null;
     const k = winnerKey(e.campaignId, e.userId);
-    return !this.issued.has(k) && !this.parked.has(k);
+    if (this.issued.has(k)) return null;
+    if (e.type === 'WinnerSelected')
+      return this.parked.has(k) ? null : { campaignId: e.campaignId, userId: e.userId, position: e.position, winnerEventId: e.eventId };
+    return { campaignId: e.campaignId, userId: e.userId, position: e.position, winnerEventId: e.winnerEventId };
   }
 
   termsOf(campaignId: string): IssuerTerms | undefined {
@@ -56,15 +73,16 @@ export class IssuerLedger {
    * packed record's events share its offset): a chunk's GifticonIssued events and the offset after its
    * last record are committed together. The ledger is folded as it goes.
    */
-  chunks(logged: readonly Logged[], max: number): { winners: WinnerSelected[]; lastOffset: bigint }[] {
-    const out: { winners: WinnerSelected[]; lastOffset: bigint }[] = [];
-    let winners: WinnerSelected[] = [];
+  chunks(logged: readonly Logged[], max: number): { winners: Want[]; lastOffset: bigint }[] {
+    const out: { winners: Want[]; lastOffset: bigint }[] = [];
+    let winners: Want[] = [];
     const seen = new Set<string>();
     for (let i = 0; i < logged.length; i++) {
       const { event: e, offset } = logged[i]!;
-      if (this.wants(e) && !seen.has(winnerKey(e.campaignId, e.userId))) {
-        seen.add(winnerKey(e.campaignId, e.userId));
-        winners.push(e);
+      const want = this.wants(e);
+      if (want && !seen.has(winnerKey(want.campaignId, want.userId))) {
+        seen.add(winnerKey(want.campaignId, want.userId));
+        winners.push({ ...want, offset: String(offset) });
       }
       this.apply(e);
       const boundary = i + 1 === logged.length || logged[i + 1]!.offset !== offset;

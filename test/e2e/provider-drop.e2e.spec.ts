@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startProviderSim, type ProviderSim } from '../../src/provider-sim/server.js';
 import { gql, isolated, pool, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
-import { auditProvider } from '../support/audit.js';
+import { auditFromLog, auditProvider, parkedView } from '../support/audit.js';
 import { waitUntil } from '../support/wait.js';
 
 /**
@@ -107,5 +107,53 @@ describe('a PROVIDER drop against the provider simulator', () => {
     expect(audit.gifticons).toBe(60);
     expect(audit.log.filter((l) => l.event.type === 'GifticonIssued')).toHaveLength(60);
     expect(sim.stats()).toMatchObject({ issued: 60, keys: 60, doubles: 0, recipientDoubles: 0 });
+  });
+
+  it('permanent refusals are parked, then retryParked calls again with the same key and the winners get their vouchers', async () => {
+    iso = await isolated('provider-parked');
+    sim = await startProviderSim({ port: 0, latencyMs: 2, rate: 0, errorRate: 0, timeoutRate: 0, permanentRate: 1 });
+    const app = await spawnApp(iso, 'api,writer,projector,issuer', providerEnv(sim));
+    apps.push(app);
+    const C = 'prov-parked';
+    const STOCK = 5;
+    await drop(C, STOCK, STOCK, app.port);
+    const admin = await token('prov-admin', 'admin');
+    const PARKED = `query { parked(first: 50, status: PARKED) { edges { node { id reason consumer error status } } } }`;
+    const parked = await waitUntil(
+      async () => ((await gql(app.port, admin, PARKED)).data?.parked?.edges ?? []) as { node: Record<string, string> }[],
+      (edges) => edges.length >= STOCK,
+      { what: 'every issuance in the parked view' },
+    );
+    for (const { node } of parked) {
+      expect(node).toMatchObject({ reason: 'PROVIDER', consumer: 'issuer', status: 'PARKED' });
+      expect(node.error).toContain('HTTP 422');
+    }
+    const before = await auditFromLog(iso.config, C, await parkedView(iso.config));
+    expect(before.problems).toEqual([]);
+    expect(before.gifticons).toBe(0);
+    expect(sim.stats().issued).toBe(0);
+
+    // the provider's cause is gone: each parked issuance is retried by hand
+    sim.setFaults({ permanentRate: 0 });
+    const RETRY = `mutation($id: ID!) { retryParked(id: $id) { id status } }`;
+    for (const { node } of parked) {
+      const r = await gql(app.port, admin, RETRY, { id: node.id });
+      expect(r.errors).toBeUndefined();
+      expect(r.data!.retryParked.status).toBe('RETRIED');
+    }
+    const after = await waitUntil(
+      async () => auditFromLog(iso!.config, C, await parkedView(iso!.config)),
+      (a) => a.gifticons === STOCK,
+      { what: 'every retried winner issued', timeoutMs: 60_000 },
+    );
+    expect(after.problems).toEqual([]);
+    // the retries called with the keys the refused calls had: one key per winner, one voucher each
+    expect(sim.stats()).toMatchObject({ issued: STOCK, keys: STOCK, doubles: 0, recipientDoubles: 0 });
+    const winner = await waitUntil(
+      async () => (await gql(app.port, await token(`${C}-u0`), MY, { c: C })).data!.myEntry,
+      (e) => e?.gifticon?.status === 'ISSUED',
+      { what: "the first winner's gifticon ISSUED" },
+    );
+    expect(winner.gifticon.code).toBe(after.codes.get(`${C}-u0`));
   });
 });

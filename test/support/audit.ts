@@ -98,3 +98,20 @@ export async function auditProvider(config: Config, campaignId: string, sim: { s
   const problems = [...audit.problems, ...(doubles > 0 ? [`I6: the provider issued ${doubles} keys twice`] : [])];
   return { ...audit, ok: problems.length === 0, problems, parked: parked.records };
 }
+
+/** The open parked issuances as the `parked` view (Postgres) lists them: PARKED, not RETRIED. */
+export async function parkedView(config: Config): Promise<IssuanceFacts> {
+  const prisma = createPrisma(config.DATABASE_URL, { poolSize: 1 });
+  try {
+    const rows = await prisma.parkedRecord.findMany({ where: { reason: 'provider', status: 'PARKED' } });
+    const open = new Set(
+      rows.map((r) => {
+        const w = JSON.parse(Buffer.from(r.raw ?? '', 'base64').toString('utf8')) as { campaignId: string; userId: string };
+        return `${w.campaignId}\n${w.userId}`;
+      }),
+    );
+    return { openParked: (campaignId, userId) => open.has(`${campaignId}\n${userId}`) };
+  } finally {
+    await prisma.$disconnect();
+  }
+}

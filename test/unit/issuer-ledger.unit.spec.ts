@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EVENT_VERSION, SEALED_GIFTICON_VERSION, type CampaignEvent, type Logged } from '../../src/domain/events.js';
+import { EVENT_VERSION, issuanceRequested, SEALED_GIFTICON_VERSION, type CampaignEvent, type Logged } from '../../src/domain/events.js';
 import { IssuerLedger } from '../../src/issuer/ledger.js';
 import { idempotencyKey } from '../../src/issuer/keys.js';
 
@@ -45,13 +45,23 @@ describe("the issuer's ledger", () => {
   it('wants the winners of PROVIDER campaigns only, and none that already holds a gifticon', () => {
     const l = new IssuerLedger();
     for (const e of [created('p', 'PROVIDER'), created('m'), created('old'), issued('p', 2)]) l.apply(e);
-    expect(l.wants(winner('p', 1))).toBe(true);
-    expect(l.wants(winner('p', 2))).toBe(false);
-    expect(l.wants(winner('m', 1))).toBe(false);
-    expect(l.wants(winner('unknown', 1))).toBe(false);
+    expect(l.wants(winner('p', 1))).toEqual({ campaignId: 'p', userId: 'u1', position: 1, winnerEventId: 'winner:p:u1' });
+    expect(l.wants(winner('p', 2))).toBeNull();
+    expect(l.wants(winner('m', 1))).toBeNull();
+    expect(l.wants(winner('unknown', 1))).toBeNull();
     l.markParked('p', 'u1');
-    expect(l.wants(winner('p', 1))).toBe(false);
+    expect(l.wants(winner('p', 1))).toBeNull();
     expect(l.termsOf('p')).toEqual({ issuance: 'PROVIDER', product: 'p-1' });
+  });
+
+  it('wants a winner again on a request to drive its issuance, parked or not, but never one already issued', () => {
+    const l = new IssuerLedger();
+    for (const e of [created('p', 'PROVIDER'), issued('p', 2)]) l.apply(e);
+    l.markParked('p', 'u1');
+    const again = (n: number) => issuanceRequested({ campaignId: 'p', userId: `u${n}`, position: n }, 'retry:x:1', new Date(at));
+    expect(l.wants(again(1))).toEqual({ campaignId: 'p', userId: 'u1', position: 1, winnerEventId: 'winner:p:u1' });
+    expect(l.wants(again(3))).toMatchObject({ userId: 'u3', winnerEventId: 'winner:p:u3' });
+    expect(l.wants(again(2))).toBeNull();
   });
 
   it('cuts a batch into chunks of winners that end at a record boundary, the last one at the batch end', () => {

@@ -97,6 +97,14 @@ export const eventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('CampaignSoldOut'), ...envelope, winners: z.number().int().min(0) }),
   z.object({ type: z.literal('CampaignClosed'), ...envelope, reason: z.enum(['admin', 'schedule']) }),
   z.object({ type: z.literal('CampaignChallengeSet'), ...envelope, ...challenge }),
+  z.object({
+    type: z.literal('IssuanceRequested'),
+    ...envelope,
+    userId,
+    position,
+    winnerEventId: z.string().min(1).max(300),
+    by: z.string().min(1).max(300),
+  }),
 ]);
 
 /**
