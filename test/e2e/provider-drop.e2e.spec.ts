@@ -156,4 +156,48 @@ describe('a PROVIDER drop against the provider simulator', () => {
     );
     expect(winner.gifticon.code).toBe(after.codes.get(`${C}-u0`));
   });
+
+  it('the provider down through the whole drop, then back: the issue job catches up, and no winner gets two', async () => {
+    iso = await isolated('provider-down');
+    sim = await startProviderSim({ port: 0, latencyMs: 2, rate: 0, errorRate: 0, timeoutRate: 0, permanentRate: 0, down: true });
+    const app = await spawnApp(iso, 'api,writer,projector,worker,issuer', providerEnv(sim, { PROVIDER_BREAKER_OPEN_MS: '500' }));
+    apps.push(app);
+    const C = 'prov-down';
+    const STOCK = 20;
+    await drop(C, STOCK, 25, app.port);
+    const admin = await token('prov-admin', 'admin');
+    // the drop is decided while the provider answers nothing but 503
+    await waitUntil(
+      async () => (await gql(app.port, admin, `query($c: ID!) { campaign(id: $c) { winners } }`, { c: C })).data?.campaign?.winners,
+      (n) => n === STOCK,
+      { what: 'the drop decided' },
+    );
+    expect(sim.stats().issued).toBe(0);
+    expect(sim.stats().requests).toBeGreaterThan(0);
+
+    sim.setFaults({ down: false });
+    const queued = await gql(app.port, admin, `mutation($c: ID!) { issue(campaignId: $c) { id status } }`, { c: C });
+    expect(queued.errors).toBeUndefined();
+    const job = await waitUntil(
+      async () =>
+        (await gql(app.port, admin, `query($id: ID!) { job(id: $id) { status progress error } }`, { id: queued.data!.issue.id })).data!.job,
+      (j) => j?.status === 'SUCCEEDED' || j?.status === 'FAILED',
+      { what: 'the issue job done', timeoutMs: 60_000 },
+    );
+    expect(job).toMatchObject({ status: 'SUCCEEDED', progress: 1, error: null });
+    const audit = await settled(C, STOCK, sim);
+    expect(audit.gifticons).toBe(STOCK);
+    // the job's requests and the issuer's own catching up met: still one GifticonIssued each
+    expect(audit.log.filter((l) => l.event.type === 'GifticonIssued')).toHaveLength(STOCK);
+    expect(audit.log.filter((l) => l.event.type === 'IssuanceRequested').length).toBeGreaterThan(0);
+    expect(sim.stats()).toMatchObject({ issued: STOCK, keys: STOCK, doubles: 0, recipientDoubles: 0 });
+
+    // a MINTED campaign has nothing to drive
+    const minted = await gql(app.port, admin, CREATE, {
+      i: { id: 'prov-minted', title: 'M', reward: 'R', stock: 1, closesAt: new Date(Date.now() + 3_600_000).toISOString() },
+    });
+    expect(minted.errors).toBeUndefined();
+    const refused = await gql(app.port, admin, `mutation { issue(campaignId: "prov-minted") { id } }`);
+    expect(refused.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'campaignId' });
+  });
 });
