@@ -86,7 +86,10 @@ export class Issuer {
     this.runner = keepConsuming(
       ISSUER,
       async (guard) => {
-        const consumer = roleConsumer(this.kafka, this.config.groups.issuer, 500);
+        // a batch's winners are called for together: a fetch waits up to half a second for 64 kB, so
+        // winners decided one by one still come in batches (issuance is not latency-bound; the
+        // partition's next batch waits for this one, so one winner a batch would be one call at a time)
+        const consumer = roleConsumer(this.kafka, this.config.groups.issuer, 500, { minBytes: 64 * 1024 });
         this.consumer = consumer;
         consumer.on(consumer.events.GROUP_JOIN, (e) => {
           const assigned = (e.payload.memberAssignment[this.topic] ?? []).slice().sort((a, b) => a - b);

@@ -23,6 +23,11 @@ export async function startIssuerRole(ctx: RoleContext): Promise<RoleHandle> {
   void issuer.ready().then(() => (assigned = true));
   return {
     ready: () => assigned && issuer.stops.size === 0,
+    // the provider failing pauses only the issuer's calls: the drop and the API go on, so the process stays ready
+    degraded: (): Record<string, string> =>
+      client.breakerState === 'closed'
+        ? {}
+        : { issuer: `the provider is failing: its circuit breaker is ${client.breakerState}, calls paused but for a probe now and then` },
     stop: () => issuer.stop(),
   };
 }

@@ -160,7 +160,16 @@ describe('a PROVIDER drop against the provider simulator', () => {
   it('the provider down through the whole drop, then back: the issue job catches up, and no winner gets two', async () => {
     iso = await isolated('provider-down');
     sim = await startProviderSim({ port: 0, latencyMs: 2, rate: 0, errorRate: 0, timeoutRate: 0, permanentRate: 0, down: true });
-    const app = await spawnApp(iso, 'api,writer,projector,worker,issuer', providerEnv(sim, { PROVIDER_BREAKER_OPEN_MS: '500' }));
+    const app = await spawnApp(
+      iso,
+      'api,writer,projector,worker,issuer',
+      providerEnv(sim, {
+        PROVIDER_BREAKER_OPEN_MS: '500',
+        // each probe of the open breaker spends one winner's attempt: enough of them that an outage of
+        // this test's length parks nobody (parking on spent attempts is the permanent-refusal test's)
+        PROVIDER_MAX_ATTEMPTS: '100',
+      }),
+    );
     apps.push(app);
     const C = 'prov-down';
     const STOCK = 20;
@@ -173,6 +182,19 @@ describe('a PROVIDER drop against the provider simulator', () => {
       { what: 'the drop decided' },
     );
     expect(sim.stats().issued).toBe(0);
+    // /readyz names the issuer as degraded while the breaker is open, and the process stays ready
+    const degraded = await waitUntil(
+      async () => {
+        const r = await fetch(`http://127.0.0.1:${app.port}/readyz`);
+        return { status: r.status, body: (await r.json()) as { ok: boolean; degraded?: Record<string, string> } };
+      },
+      (r) => r.body.degraded?.issuer !== undefined,
+      { what: 'the issuer degraded on /readyz' },
+    );
+    expect(degraded.status).toBe(200);
+    expect(degraded.body.ok).toBe(true);
+    expect(degraded.body.degraded!.issuer).toContain('circuit breaker');
+    expect(sim.stats()).toMatchObject({ issued: 0 });
     expect(sim.stats().requests).toBeGreaterThan(0);
 
     sim.setFaults({ down: false });
@@ -191,6 +213,12 @@ describe('a PROVIDER drop against the provider simulator', () => {
     expect(audit.log.filter((l) => l.event.type === 'GifticonIssued')).toHaveLength(STOCK);
     expect(audit.log.filter((l) => l.event.type === 'IssuanceRequested').length).toBeGreaterThan(0);
     expect(sim.stats()).toMatchObject({ issued: STOCK, keys: STOCK, doubles: 0, recipientDoubles: 0 });
+    // the breaker closed again: /readyz says nothing more
+    await waitUntil(
+      async () => (await (await fetch(`http://127.0.0.1:${app.port}/readyz`)).json()) as { degraded?: unknown },
+      (b) => b.degraded === undefined,
+      { what: 'the issuer no longer degraded' },
+    );
 
     // a MINTED campaign has nothing to drive
     const minted = await gql(app.port, admin, CREATE, {
