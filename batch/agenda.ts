@@ -24,7 +24,7 @@ export const WORKER_GONE_MS = 10_000;
 /** the advisory lock that serialises the creation of the jobs table across processes */
 const SCHEMA_LOCK_KEY = 0x6a6f6273; // 'jobs'
 
-export const JOB_NAMES = ['report', 'replay', 'reconcile', 'cleanup', 'close'] as const;
+export const JOB_NAMES = ['report', 'replay', 'reconcile', 'cleanup', 'close', 'issue'] as const;
 export type JobName = (typeof JOB_NAMES)[number];
 
 export function createJobsPool(databaseUrl: string, max = 4): pg.Pool {

@@ -11,6 +11,7 @@ import type { ReplayData } from './replay.js';
 import type { ReportData } from './report.js';
 import { runCleanup } from './cleanup.js';
 import { runClose } from './close.js';
+import { runIssue, type IssueData } from './issue.js';
 import { queueReplay, unfinishedReplay } from './queue.js';
 import { runReconcile, type ReconcileResult } from './reconcile.js';
 import { runReplay, type RewindPrisma } from './replay.js';
@@ -25,12 +26,13 @@ export const SCHEDULE = { reconcile: '5 minutes', cleanup: '1 hour' } as const;
  * Lock lifetimes are short on purpose: a job of a worker that was killed is resumed by another
  * worker once its lock expires, and running jobs touch their lock every quarter of it.
  */
-export const JOB_OPTIONS: Record<'replay' | 'report' | 'reconcile' | 'cleanup' | 'close', JobOptions> = {
+export const JOB_OPTIONS: Record<'replay' | 'report' | 'reconcile' | 'cleanup' | 'close' | 'issue', JobOptions> = {
   replay: { lockLifetime: 20_000, concurrency: 2, retries: 3, retryDelayMs: 5_000 },
   report: { lockLifetime: 20_000, concurrency: 2, retries: 5, retryDelayMs: 2_000 },
   reconcile: { lockLifetime: 60_000, concurrency: 1, retries: 0, retryDelayMs: 0 },
   cleanup: { lockLifetime: 60_000, concurrency: 1, retries: 0, retryDelayMs: 0 },
   close: { lockLifetime: 20_000, concurrency: 4, retries: 10, retryDelayMs: 1_000 },
+  issue: { lockLifetime: 20_000, concurrency: 2, retries: 5, retryDelayMs: 2_000 },
 };
 
 /** The Prisma projection's rewind, limited to the campaign's own partition. */
@@ -44,7 +46,7 @@ export interface Worker {
   lastReconcile: ReconcileResult | null;
 }
 
-/** The worker role: Agenda 6 on Postgres running report, replay, reconcile, cleanup and close. */
+/** The worker role: Agenda 6 on Postgres running report, replay, reconcile, cleanup, close and issue. */
 export const startWorker: RoleFactory = async (shared: Shared) => {
   const { config, kafka, ordering, prisma, metrics, health, instance } = shared;
   const name = `worker-${instance}`;
@@ -68,6 +70,7 @@ export const startWorker: RoleFactory = async (shared: Shared) => {
   );
   runtime.define<ReportData>('report', (ctx) => runReport(ctx, { config, kafka, ordering, prisma }), JOB_OPTIONS.report);
   runtime.define<CloseData>('close', async (ctx) => void (await runClose(ctx, { config, ordering, prisma, appender })), JOB_OPTIONS.close);
+  runtime.define<IssueData>('issue', (ctx) => runIssue(ctx, { prisma, appender }), JOB_OPTIONS.issue);
   runtime.define<Record<string, never>>('cleanup', async (ctx) => void (await runCleanup(ctx, { config, ordering })), JOB_OPTIONS.cleanup);
   runtime.define<Record<string, never>>(
     'reconcile',

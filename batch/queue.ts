@@ -2,6 +2,7 @@ import type { Job } from 'agenda';
 import { JOBS_TABLE, type AgendaHandle } from './agenda.js';
 import type { ReplayData, ReplayTarget } from './replay.js';
 import type { ReportData } from './report.js';
+import type { IssueData } from './issue.js';
 
 /** Creating jobs: the one way the API, the CLI and the reconciler queue work. */
 
@@ -11,6 +12,10 @@ export async function queueReplay(handle: AgendaHandle, target: ReplayTarget, ca
 
 export async function queueReport(handle: AgendaHandle, campaignId: string): Promise<Job<ReportData>> {
   return handle.agenda.now<ReportData>('report', { campaignId, trigger: 'demand', ...stamp(handle) });
+}
+
+export async function queueIssue(handle: AgendaHandle, campaignId: string): Promise<Job<IssueData>> {
+  return handle.agenda.now<IssueData>('issue', { campaignId, ...stamp(handle) });
 }
 
 /** The log a job is queued for (`LogStamped`). */

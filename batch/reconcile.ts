@@ -66,6 +66,8 @@ export function foldLog(states: Map<string, Folded>, batch: readonly Logged[], o
       case 'LineHeadSigned':
         f.state = evolve(f.state, l); // shallow: keeps the places Map
         break;
+      case 'IssuanceRequested':
+        break;
       default: {
         const _exhaustive: never = e;
         return _exhaustive;

@@ -13,6 +13,8 @@ const DEV_JWT_SECRET = 'firstcome-development-secret-do-not-use-in-production';
 const DEV_CHALLENGE_SECRET = 'firstcome-development-challenge-secret-do-not-use-in-production';
 /** A published development key: heads signed with it prove nothing (its private half is in this file). */
 const DEV_FAIRNESS_KEY = 'dev-1:MC4CAQAwBQYDK2VwBCIEIHMUBnGS0Qyt/4z2pQSZPjcEpQ1/mcCfBYmj0G/P87Q9';
+/** What `npm run provider:sim` accepts unless told otherwise. */
+export const DEV_PROVIDER_TOKEN = 'firstcome-provider-simulator-token';
 
 /** An optional variable: left out or empty means unset. */
 const unsetIfEmpty = <T extends z.ZodType>(t: T) => z.preprocess((v) => (v === '' ? undefined : v), t.optional());
@@ -277,6 +279,36 @@ const schema = z.object({
   /** Ping interval; a socket that does not answer a ping within it is dropped (0: off). */
   WS_KEEPALIVE_MS: z.coerce.number().int().min(0).default(12_000),
   /**
+   * The gifticon provider's API for `PROVIDER` campaigns: `POST {PROVIDER_URL}/vouchers`. The
+   * default is where `npm run provider:sim` listens.
+   */
+  PROVIDER_URL: z
+    .string()
+    .url()
+    .refine((u) => /^https?:\/\//.test(u), 'expected an http(s) URL')
+    .default('http://127.0.0.1:4390'),
+  /** The bearer token sent to the provider. Unset: the development token `npm run provider:sim` accepts, never for a real provider. */
+  PROVIDER_TOKEN: unsetIfEmpty(z.string().min(8, 'must be at least 8 characters')),
+  /** Provider calls a second at most, retries included (a token bucket in each issuer process). */
+  PROVIDER_RATE_PER_SEC: z.coerce.number().int().min(1).max(100_000).default(100),
+  /**
+   * Provider calls in flight at once per issuer process. To reach the rate it must be at least the
+   * rate times the provider's latency in seconds (500/s at 200 ms: 100).
+   */
+  PROVIDER_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(64),
+  /** How long one provider call may take; then it counts as a timeout and is tried again with the same key. */
+  PROVIDER_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(5000),
+  /** Calls for one voucher before its issuance is given up and parked. */
+  PROVIDER_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(8),
+  /**
+   * Time one voucher's calls and the waits between them may take before its issuance is given up
+   * and parked. Time queued behind other winners for a slot or a token, or paused behind an open
+   * circuit breaker, is not counted.
+   */
+  PROVIDER_BUDGET_MS: z.coerce.number().int().min(1000).default(60_000),
+  /** How long the circuit breaker keeps calls away from a failing provider before a probe call. */
+  PROVIDER_BREAKER_OPEN_MS: z.coerce.number().int().min(100).max(600_000).default(5000),
+  /**
    * `on`: every process applies pending migrations at start (under an advisory lock). `off`: a
    * release step migrates, and a server whose database is behind refuses to start.
    */
@@ -285,7 +317,7 @@ const schema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
-export type Config = Omit<z.infer<typeof schema>, 'JWT_SECRET' | 'CHALLENGE_SECRET' | 'FAIRNESS_KEY' | 'CODE_KEYS'> & {
+export type Config = Omit<z.infer<typeof schema>, 'JWT_SECRET' | 'CHALLENGE_SECRET' | 'FAIRNESS_KEY' | 'PROVIDER_TOKEN' | 'CODE_KEYS'> & {
   JWT_SECRET: string;
   CODE_KEYS: KeyRing;
   /** true when CODE_KEYS was left out and the development key ring is in use */
@@ -294,6 +326,9 @@ export type Config = Omit<z.infer<typeof schema>, 'JWT_SECRET' | 'CHALLENGE_SECR
   FAIRNESS_KEY: string;
   /** true when FAIRNESS_KEY was left out and the published development key signs heads */
   fairnessKeyIsDefault: boolean;
+  PROVIDER_TOKEN: string;
+  /** true when PROVIDER_TOKEN was left out and the simulator's development token is in use */
+  providerTokenIsDefault: boolean;
   /** true when CHALLENGE_SECRET was left out and the development default is in use */
   challengeSecretIsDefault: boolean;
   /** true when JWT_SECRET was left out and the development default is in use */
@@ -307,8 +342,9 @@ export type Config = Omit<z.infer<typeof schema>, 'JWT_SECRET' | 'CHALLENGE_SECR
   /**
    * consumer groups; the single writer's keeps its first name (`.decider`) so a running log keeps its
    * offsets. `readSide` is the stem of the consumer hosts' groups (`<stem>.<processors>`, see `readSideGroup`).
+   * `issuer`: the issuer role's group, and the stem of its transactional ids.
    */
-  groups: { writer: string; readSide: string };
+  groups: { writer: string; readSide: string; issuer: string };
 };
 
 export class ConfigError extends Error {}
@@ -360,12 +396,14 @@ export function loadConfig(given: NodeJS.ProcessEnv = process.env): Config {
     challengeSecretIsDefault: !c.CHALLENGE_SECRET,
     FAIRNESS_KEY: c.FAIRNESS_KEY ?? DEV_FAIRNESS_KEY,
     fairnessKeyIsDefault: !c.FAIRNESS_KEY,
+    PROVIDER_TOKEN: c.PROVIDER_TOKEN ?? DEV_PROVIDER_TOKEN,
+    providerTokenIsDefault: !c.PROVIDER_TOKEN,
     CODE_KEYS: c.CODE_KEYS ?? parseKeyRing(DEV_CODE_KEYS),
     codeKeysAreDefault: !c.CODE_KEYS,
     jwtHs256,
     renamed,
     topics: { events: `${p}.campaign-events`, parked: `${p}.parked` },
-    groups: { writer: `${p}.decider`, readSide: `${p}.read-side` },
+    groups: { writer: `${p}.decider`, readSide: `${p}.read-side`, issuer: `${p}.issuer` },
   };
 }
 

@@ -95,6 +95,10 @@ export class Front {
       postgres: pgOk,
       consumers: this.started && this.handles.every((h) => h.ready()),
     };
-    return { ok: Object.values(checks).every(Boolean) && Object.keys(failing).length === 0, checks, failing };
+    // degraded: slower or paused work that leaves the process serving (the status code ignores it)
+    const degraded = Object.assign({}, ...this.handles.map((h) => h.degraded?.() ?? {})) as Record<string, string>;
+    const ok = Object.values(checks).every(Boolean) && Object.keys(failing).length === 0;
+    // said only while something is: a body that held nothing more before holds nothing more now
+    return { ok, checks, failing, ...(Object.keys(degraded).length > 0 && { degraded }) };
   }
 }

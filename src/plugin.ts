@@ -18,6 +18,11 @@ export interface RoleHandle {
   /** true once the role's consumers are assigned (or it needs none), and none of them is stopped */
   ready(): boolean;
   stop(): Promise<void>;
+  /**
+   * what works at a reduced pace without making the process unready (the issuer behind an open
+   * breaker): part → why, shown by /readyz under `degraded`
+   */
+  degraded?(): Record<string, string>;
   /** records parked by a producer of its own (a role on its own thread), per consumer, for `firstcome_parked_total` */
   parked?(): Iterable<[string, number]>;
 }

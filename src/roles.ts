@@ -34,6 +34,9 @@ const REGISTRY = {
     readSide: async () => (await import('../batch/triggers.js')).triggerProcessors,
     apiFields: [async () => (await import('./api/fields/jobs.js')).jobsPlugin],
   },
+  issuer: {
+    start: async () => (await import('./issuer/role.js')).startIssuerRole,
+  },
   api: {
     start: async () => (await import('./api/role.js')).startApi,
   },

@@ -65,7 +65,7 @@ export class ParkedProjector {
           });
           // an event parked again by its processor after a retry (a rebuild met it and it still
           // fails) is back in the list; a foreign record met again (a replay) is the same record
-          for (const r of rows.filter((x) => x.reason === 'unapplied')) {
+          for (const r of rows.filter((x) => x.reason === 'unapplied' || x.reason === 'provider')) {
             await this.prisma.parkedRecord.updateMany({
               where: { id: r.id, status: 'RETRIED', retriedAt: { lt: new Date(r.parkedAt) } },
               data: { status: 'PARKED', error: r.error, parkedAt: new Date(r.parkedAt) },
@@ -91,7 +91,7 @@ function parse(value: Buffer | null): ParkedRecord | null {
     const ok =
       typeof r.id === 'string' &&
       typeof r.consumer === 'string' &&
-      (r.reason === 'foreign' || r.reason === 'unapplied') &&
+      (r.reason === 'foreign' || r.reason === 'unapplied' || r.reason === 'provider') &&
       typeof r.partition === 'number' &&
       /^\d+$/.test(String(r.offset)) &&
       !Number.isNaN(Date.parse(r.parkedAt));

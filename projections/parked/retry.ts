@@ -1,5 +1,5 @@
 import type { CampaignEvent } from '../../src/domain/events.js';
-import { ticketOf } from '../../src/domain/events.js';
+import { issuanceRequested, ticketOf } from '../../src/domain/events.js';
 import { decodeRecord, NewerEventError } from '../../src/infra/kafka/codec.js';
 import type { ParkedRecord as Row, PrismaClient } from '../../src/infra/prisma/client.js';
 import { logger } from '../../src/logger.js';
@@ -51,6 +51,9 @@ export async function retryParked(deps: RetryDeps, id: string): Promise<RetryOut
     } as const;
   };
 
+  // a provider issuance is called again by the issuer with the same key, never by appending its
+  // WinnerSelected again (every consumer would read a second one)
+  if (row.reason === 'provider') return redrive(deps, row, keep, done);
   // one event, or the events of a packed record (one campaign's), which are one unit
   const ds = decodeRecord(row.raw === null ? null : Buffer.from(row.raw, 'base64'), row.partition, row.logOffset);
   const d = ds[0]!;
@@ -81,3 +84,31 @@ export async function retryParked(deps: RetryDeps, id: string): Promise<RetryOut
 }
 
 const outcome = (row: Row): RetryOutcome => (row.status === 'RETRIED' ? { kind: 'retried', row } : { kind: 'still-parked', row });
+
+/**
+ * A parked provider issuance: an IssuanceRequested for the winner, which the issuer calls the
+ * provider for with the winner's same idempotency key (a voucher issued meanwhile comes back, never a
+ * second one). The record reads RETRIED; the issuer parks it again (PARKED) if the provider refuses again.
+ */
+async function redrive(
+  deps: RetryDeps,
+  row: Row,
+  keep: (error: string) => Promise<RetryOutcome>,
+  done: (retriedAs: string) => Promise<RetryOutcome>,
+): Promise<RetryOutcome> {
+  let winner: { campaignId?: unknown; userId?: unknown; position?: unknown };
+  try {
+    winner = JSON.parse(Buffer.from(row.raw ?? '', 'base64').toString('utf8')) as typeof winner;
+  } catch {
+    return keep('a parked provider issuance that does not name its winner');
+  }
+  const { campaignId, userId, position } = winner;
+  if (typeof campaignId !== 'string' || typeof userId !== 'string' || typeof position !== 'number')
+    return keep('a parked provider issuance that does not name its winner');
+  try {
+    const at = await deps.append(issuanceRequested({ campaignId, userId, position }, `retry:${row.id}:${row.attempts + 1}`));
+    return await done(ticketOf(at.partition, at.offset));
+  } catch (err) {
+    return keep(errorLine(err));
+  }
+}

@@ -264,6 +264,9 @@ export function planBatch(batch: readonly Logged[], known: Known): Plan {
           logOffset: offset,
         });
         break;
+      case 'IssuanceRequested':
+        // the issuer's to act on: the gifticon it leads to is a GifticonIssued of its own
+        break;
       default: {
         const _exhaustive: never = e;
         return _exhaustive;

@@ -79,8 +79,8 @@ export function queueFact(
     case 'CampaignChallengeSet':
       on(k.meta(id)).fcMetaSet(k.meta(id), expectedSeq, ...challengeFields(event));
       return true;
-    case 'LineHeadSigned':
-      // heads are served from the Postgres read model
+    case 'LineHeadSigned': // heads are served from the Postgres read model
+    case 'IssuanceRequested': // the issuer's to act on; nothing of the ordering changes
       return false;
     default: {
       const _exhaustive: never = event;

@@ -27,7 +27,12 @@ export const typeDefs = readFileSync(new URL('./schema.graphql', import.meta.url
 
 export interface HttpHooks {
   /** 200 only when every dependency answers, the role's consumers are assigned and nothing is failing */
-  ready: () => Promise<{ ok: boolean; checks: Record<string, boolean>; failing: Record<string, string> }>;
+  ready: () => Promise<{
+    ok: boolean;
+    checks: Record<string, boolean>;
+    failing: Record<string, string>;
+    degraded?: Record<string, string>;
+  }>;
   metrics: () => Promise<{ contentType: string; body: string }>;
   /** `operation`: a root field of the schema, or `invalid` (see the edge plugin): never a name a client made up */
   observe?: (operation: string, seconds: number, ok: boolean) => void;

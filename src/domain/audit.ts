@@ -27,12 +27,22 @@ export interface Audit {
   state: CampaignState;
 }
 
-export function auditCampaign(log: Logged[], open: CodeOpener = plainCodes): Audit {
+/**
+ * What the audit is told beyond the log, for I6 of a PROVIDER campaign once its issuance is quiet:
+ * whether a winner's issuance is parked and not retried yet (the dead-letter topic or the `parked`
+ * view holds that, not the log). Left out, a PROVIDER winner without a voucher reads as pending.
+ */
+export interface IssuanceFacts {
+  openParked(campaignId: string, userId: string): boolean;
+}
+
+export function auditCampaign(log: Logged[], open: CodeOpener = plainCodes, issuance?: IssuanceFacts): Audit {
   const problems: string[] = [];
   let state = initialState();
   const winnerPositions = new Map<string, number>();
   const codes = new Map<string, string>();
   const seenCodes = new Set<string>();
+  const vouchers = new Set<string>();
   let unopened = 0;
   for (const l of log) {
     // the fold owns its state (linear in the log); a WinnerSelected changes no place
@@ -50,6 +60,12 @@ export function auditCampaign(log: Logged[], open: CodeOpener = plainCodes): Aud
       if (codes.has(e.userId)) problems.push(`I2: ${e.userId} got a second gifticon`);
       if (!winnerPositions.has(e.userId)) problems.push(`I2: ${e.userId} got a gifticon before being selected`);
       if (e.version >= 2 && (!('sealedCode' in e) || 'code' in e)) problems.push(`I6: ${e.userId}'s gifticon is written in plaintext`);
+      if (state.terms?.issuance === 'PROVIDER') {
+        const voucher = 'voucherId' in e ? e.voucherId : undefined;
+        if (!voucher) problems.push(`I6: ${e.userId}'s gifticon names no provider voucher`);
+        else if (vouchers.has(voucher)) problems.push(`I6: the provider's voucher ${voucher} was given to two winners`);
+        else vouchers.add(voucher);
+      }
       const code = open(e);
       if (code === null) unopened++;
       else {
@@ -78,6 +94,14 @@ export function auditCampaign(log: Logged[], open: CodeOpener = plainCodes): Aud
   // a MINTED campaign issues at the decision; the others' winners may wait PENDING, never hold two
   const minted = (state.terms?.issuance ?? 'MINTED') === 'MINTED';
   if (minted ? codes.size !== winners : codes.size > winners) problems.push(`I2: ${codes.size} gifticons for ${winners} winners`);
+  if (issuance && state.terms?.issuance === 'PROVIDER' && state.id) {
+    // I6: exactly one voucher, or one open parked issuance
+    for (const user of winnerPositions.keys()) {
+      const parked = issuance.openParked(state.id, user);
+      if (codes.has(user) && parked) problems.push(`I6: ${user} holds a voucher and an open parked issuance`);
+      if (!codes.has(user) && !parked) problems.push(`I6: ${user} has neither a voucher nor a parked issuance`);
+    }
+  }
   return { ok: problems.length === 0, problems: problems.slice(0, 20), stock, entrants, winners, gifticons: codes.size, unopened, state };
 }
 
@@ -94,7 +118,7 @@ export interface LogAudit {
  * Audits every campaign of a log, and I2's "codes unique across all campaigns", which no single
  * campaign's audit can see.
  */
-export function auditLog(log: Logged[], open: CodeOpener = plainCodes): LogAudit {
+export function auditLog(log: Logged[], open: CodeOpener = plainCodes, issuance?: IssuanceFacts): LogAudit {
   const byCampaign = new Map<string, Logged[]>();
   const codeOwner = new Map<string, string>();
   const across: string[] = [];
@@ -113,7 +137,7 @@ export function auditLog(log: Logged[], open: CodeOpener = plainCodes): LogAudit
     if (owner !== undefined && owner !== id) across.push(`I2: a gifticon code of ${owner} was issued again in ${id}`);
     else codeOwner.set(code, id);
   }
-  const campaigns = new Map([...byCampaign].map(([id, events]) => [id, auditCampaign(events, open)] as const));
+  const campaigns = new Map([...byCampaign].map(([id, events]) => [id, auditCampaign(events, open, issuance)] as const));
   const problems = [...across, ...[...campaigns].flatMap(([id, a]) => a.problems.map((p) => `${id}: ${p}`))];
   return { ok: problems.length === 0, problems: problems.slice(0, 20), acrossCampaigns: across.slice(0, 20), campaigns };
 }

@@ -286,8 +286,8 @@ export function evolve(state: CampaignState, logged: Logged): CampaignState {
     }
     case 'CampaignChallengeSet':
       return state.terms ? { ...state, challenge: evolveChallenge(state.challenge, e)! } : state;
-    case 'LineHeadSigned':
-      // a proof about the line, not a fact that changes it
+    case 'LineHeadSigned': // a proof about the line, not a fact that changes it
+    case 'IssuanceRequested': // the issuer's to act on
       return state;
     default: {
       const _exhaustive: never = e;

@@ -80,12 +80,30 @@ export interface PlainGifticonIssued extends Envelope<'GifticonIssued'>, Giftico
  */
 export interface SealedGifticonIssued extends Envelope<'GifticonIssued', typeof SEALED_GIFTICON_VERSION>, GifticonFacts {
   sealedCode: string;
+  /** a PROVIDER campaign's: the provider's own id of the voucher */
+  voucherId?: string;
+  /** a PROVIDER campaign's: when the provider's voucher expires (ISO-8601) */
+  expiresAt?: string;
 }
 
 export type GifticonIssued = PlainGifticonIssued | SealedGifticonIssued;
 
 /** What the stores keep of a gifticon's code: the sealed string, or a version 1 event's plaintext (see `isSealed`). */
 export const storedCodeOf = (e: GifticonIssued): string => ('sealedCode' in e ? e.sealedCode : e.code);
+
+/**
+ * A request to drive a PROVIDER winner's issuance again (`retryParked` of a parked issuance, the
+ * `issue` job): the issuer calls the provider for the winner with the same idempotency key, unless
+ * the winner already holds a gifticon. It never carries a gifticon itself.
+ */
+export interface IssuanceRequested extends Envelope<'IssuanceRequested'> {
+  userId: string;
+  position: number;
+  /** the winner's WinnerSelected, whose id the idempotency key is made from */
+  winnerEventId: string;
+  /** who asked: `retry:<parked id>` or `job:<job id>` */
+  by: string;
+}
 
 export interface CampaignSoldOut extends Envelope<'CampaignSoldOut'> {
   winners: number;
@@ -116,7 +134,8 @@ export type CampaignEvent =
   | CampaignSoldOut
   | CampaignClosed
   | CampaignChallengeSet
-  | LineHeadSigned;
+  | LineHeadSigned
+  | IssuanceRequested;
 
 export type CampaignEventType = CampaignEvent['type'];
 
@@ -156,6 +175,7 @@ const TYPES: ReadonlySet<string> = new Set<CampaignEventType>([
   'CampaignClosed',
   'CampaignChallengeSet',
   'LineHeadSigned',
+  'IssuanceRequested',
 ]);
 
 export function isCampaignEvent(value: unknown): value is CampaignEvent {
@@ -168,6 +188,25 @@ export function isCampaignEvent(value: unknown): value is CampaignEvent {
     typeof v.campaignId === 'string' &&
     typeof v.occurredAt === 'string'
   );
+}
+
+/** A re-drive of a winner's issuance; its id names the request, so asking twice for the same reason appends one. */
+export function issuanceRequested(
+  winner: { campaignId: string; userId: string; position: number },
+  by: string,
+  at: Date = new Date(),
+): IssuanceRequested {
+  return {
+    type: 'IssuanceRequested',
+    version: EVENT_VERSION,
+    eventId: `issue:${winner.campaignId}:${winner.userId}:${by}`,
+    campaignId: winner.campaignId,
+    occurredAt: at.toISOString(),
+    userId: winner.userId,
+    position: winner.position,
+    winnerEventId: eventIds.winner(winner.campaignId, winner.userId),
+    by,
+  };
 }
 
 /** A user's entry as the API appends it: its id names the request, which `replyTo` waits on. */

@@ -21,6 +21,8 @@ export class KafkaDecisionSink implements DecisionSink {
     private readonly config: Pick<Config, 'topics' | 'groups' | 'EVENT_PARTITIONS' | 'KAFKA_COMPRESSION'>,
     private readonly log: Logger,
     private readonly health: () => HealthReporter = () => unwatched,
+    /** the consumer group whose offsets its transactions commit, and the stem of its transactional ids */
+    private readonly group: string = config.groups.writer,
   ) {}
 
   private get topic() {
@@ -38,7 +40,7 @@ export class KafkaDecisionSink implements DecisionSink {
         // this writer included, sees no entry appended after it. Sent last, only the produce and
         // the commit hold the line up, not the two round trips of the offsets too.
         await tx.sendOffsets({
-          consumerGroupId: this.config.groups.writer,
+          consumerGroupId: this.group,
           topics: [{ topic: this.topic, partitions: [{ partition: p, offset: nextOffset.toString() }] }],
         });
         if (outputs.length > 0) {
@@ -79,7 +81,7 @@ export class KafkaDecisionSink implements DecisionSink {
         const admin = this.kafka.admin();
         await admin.connect();
         try {
-          const [group] = await admin.fetchOffsets({ groupId: this.config.groups.writer, topics: [this.topic] });
+          const [group] = await admin.fetchOffsets({ groupId: this.group, topics: [this.topic] });
           const offsets = new Map<number, bigint>();
           for (const c of group?.partitions ?? []) if (Number(c.offset) >= 0) offsets.set(c.partition, BigInt(c.offset));
           this.health().ok('settle');
@@ -112,7 +114,7 @@ export class KafkaDecisionSink implements DecisionSink {
     if (!p) {
       const producer = this.kafka.producer({
         // the name on the broker keeps its first stem (`.decider`): a running log keeps its fencing across versions
-        transactionalId: `${this.config.groups.writer}.${this.topic}.p${partition}`,
+        transactionalId: `${this.group}.${this.topic}.p${partition}`,
         idempotent: true,
         maxInFlightRequests: 1,
         allowAutoTopicCreation: false,

@@ -139,3 +139,60 @@ describe('the audit holds codes to I2', () => {
     expect(a.campaigns.get('c1')!.ok).toBe(true);
   });
 });
+
+describe('I6 for a PROVIDER campaign', () => {
+  /** a PROVIDER drop decided by the decider (no gifticon at the decision), then `vouchers` given by the issuer */
+  function providerLog(users: string[], vouchers: Record<string, string>): Logged[] {
+    const log = decidedLog(users.length, users, 'p').map((l) =>
+      l.event.type === 'CampaignCreated' ? { ...l, event: { ...l.event, issuance: 'PROVIDER' as const, product: 'x' } } : l,
+    );
+    // decided as MINTED above: the minted gifticons are not this campaign's
+    const out = log.filter((l) => l.event.type !== 'GifticonIssued');
+    let offset = 1000n;
+    for (const [user, voucherId] of Object.entries(vouchers)) {
+      const w = out.find((l) => l.event.type === 'WinnerSelected' && l.event.userId === user)!.event as { position: number };
+      out.push({
+        event: {
+          type: 'GifticonIssued',
+          version: 2,
+          eventId: `gifticon:p:${user}`,
+          campaignId: 'p',
+          occurredAt: new Date(T0).toISOString(),
+          userId: user,
+          gifticonId: `g-${user}`,
+          sealedCode: codes.sealer.seal('p', `CODE-${user}`),
+          position: w.position,
+          voucherId,
+          expiresAt: new Date(T0 + 86_400_000).toISOString(),
+        },
+        partition: 0,
+        offset: offset++,
+      });
+    }
+    return out;
+  }
+  const parked = (...users: string[]) => ({ openParked: (_: string, u: string) => users.includes(u) });
+
+  it('holds when each winner has exactly one voucher or one open parked issuance', () => {
+    const a = auditWith(providerLog(['a', 'b', 'c'], { a: 'v1', b: 'v2' }), codes.open, parked('c'));
+    expect(a.problems).toEqual([]);
+    expect(a.gifticons).toBe(2);
+  });
+
+  it('finds a winner left with neither, and one with both', () => {
+    const a = auditWith(providerLog(['a', 'b', 'c'], { a: 'v1', b: 'v2' }), codes.open, parked('a'));
+    expect(a.problems).toEqual(['I6: a holds a voucher and an open parked issuance', 'I6: c has neither a voucher nor a parked issuance']);
+  });
+
+  it('finds one provider voucher given to two winners, and a gifticon naming none', () => {
+    const twice = auditWith(providerLog(['a', 'b'], { a: 'v1', b: 'v1' }), codes.open);
+    expect(twice.problems).toEqual(["I6: the provider's voucher v1 was given to two winners"]);
+    const log = providerLog(['a'], { a: 'v1' });
+    delete (log.at(-1)!.event as { voucherId?: string }).voucherId;
+    expect(auditWith(log, codes.open).problems).toEqual(["I6: a's gifticon names no provider voucher"]);
+  });
+
+  it('reads a winner without a voucher as pending when it is not told about parked issuances', () => {
+    expect(auditWith(providerLog(['a', 'b'], { a: 'v1' }), codes.open).problems).toEqual([]);
+  });
+});

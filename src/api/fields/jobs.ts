@@ -6,7 +6,7 @@ import { logger } from '../../logger.js';
 import { openAgenda, watchOrphans } from '../../../batch/agenda.js';
 import type { ReplayTarget } from '../../../batch/replay.js';
 import { jobView } from '../../../batch/jobView.js';
-import { queueReplay, queueReport } from '../../../batch/queue.js';
+import { queueIssue, queueReplay, queueReport } from '../../../batch/queue.js';
 
 const TARGETS: ReadonlySet<string> = new Set<ReplayTarget>(['REDIS', 'DATABASE', 'ALL']);
 
@@ -61,6 +61,19 @@ export const jobsPlugin: ApiPluginFactory = async (shared) => {
           const known = (await ordering.meta(id)) ?? (await prisma.campaign.findUnique({ where: { id }, select: { id: true } }));
           if (!known) throw notFound('campaign');
           return jobView((await queueReport(handle, id)).attrs);
+        },
+        issue: async (_: unknown, args: { campaignId: unknown }, ctx: Signed) => {
+          requireAdmin(ctx);
+          const id = campaignId(args.campaignId);
+          const meta = await ordering.meta(id);
+          if (!meta && !(await prisma.campaign.findUnique({ where: { id }, select: { id: true } }))) throw notFound('campaign');
+          // the read model does not keep the issuance: without Redis's meta the job walks, and the issuer passes other campaigns by
+          if (meta && (meta.terms.issuance ?? 'MINTED') !== 'PROVIDER')
+            throw badInput(
+              'campaignId',
+              'is not a PROVIDER campaign: its winners get their codes at the decision or from its loaded codes',
+            );
+          return jobView((await queueIssue(handle, id)).attrs);
         },
         replay: async (_: unknown, args: { target: unknown; campaignId?: unknown }, ctx: Signed) => {
           requireAdmin(ctx);

@@ -81,6 +81,8 @@ export const eventSchema = z.discriminatedUnion('type', [
       gifticonId: z.string().min(1),
       code: z.string().min(1).optional(),
       sealedCode: z.string().refine(isSealed, 'not a sealed code').optional(),
+      voucherId: z.string().min(1).max(200).optional(),
+      expiresAt: iso.optional(),
       position,
     })
     .refine(
@@ -104,6 +106,14 @@ export const eventSchema = z.discriminatedUnion('type', [
     keyId: z.string().min(1),
     signature: z.string().min(1),
     final: z.boolean(),
+  }),
+  z.object({
+    type: z.literal('IssuanceRequested'),
+    ...envelope,
+    userId,
+    position,
+    winnerEventId: z.string().min(1).max(300),
+    by: z.string().min(1).max(300),
   }),
 ]);
 
@@ -146,6 +156,8 @@ export function isGifticonIssued(j: Record<string, unknown>): boolean {
     isPosition(j.position) &&
     typeof gifticonId === 'string' &&
     gifticonId.length >= 1 &&
+    (j.voucherId === undefined || (typeof j.voucherId === 'string' && j.voucherId.length >= 1 && j.voucherId.length <= 200)) &&
+    (j.expiresAt === undefined || (typeof j.expiresAt === 'string' && isIso(j.expiresAt))) &&
     (sealed
       ? code === undefined && typeof sealedCode === 'string' && isSealed(sealedCode)
       : typeof code === 'string' && code.length >= 1 && sealedCode === undefined)

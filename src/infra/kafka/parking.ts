@@ -20,7 +20,8 @@ const log = logger.child({ component: 'parking' });
 export interface ParkedRecord {
   id: string;
   consumer: string;
-  reason: 'foreign' | 'unapplied';
+  /** provider: a PROVIDER winner's issuance the provider refused or did not answer in time (src/issuer) */
+  reason: 'foreign' | 'unapplied' | 'provider';
   error: string;
   topic: string;
   partition: number;
@@ -31,12 +32,12 @@ export interface ParkedRecord {
   parkedAt: string;
 }
 
-const parkedIdOf = (reason: ParkedRecord['reason'], consumer: string, partition: number, offset: bigint | string) =>
+const parkedIdOf = (reason: Exclude<ParkedRecord['reason'], 'provider'>, consumer: string, partition: number, offset: bigint | string) =>
   reason === 'foreign' ? `${partition}-${offset}` : `${consumer}:${partition}-${offset}`;
 
 export function parkedRecord(
   consumer: string,
-  reason: ParkedRecord['reason'],
+  reason: Exclude<ParkedRecord['reason'], 'provider'>,
   error: string,
   topic: string,
   partition: number,
