@@ -1,5 +1,5 @@
 /**
- * `npm run docs:config`: writes docs/configuration.md from src/config.ts, so the page cannot drift
+ * `npm run docs:config`: writes docs/configuration.md from src/configSchema.ts, so the page cannot drift
  * from the loader. `npm run docs:config -- --check` only compares, and exits 1 when they differ.
  *
  * It reads the source, not the running schema: each variable is an entry of `const schema =
@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-export const CONFIG_SOURCE = path.join(root, 'src/config.ts');
+export const CONFIG_SOURCE = path.join(root, 'src/configSchema.ts');
 export const CONFIG_DOC = path.join(root, 'docs/configuration.md');
 
 export interface ConfigVariable {
@@ -27,12 +27,12 @@ export interface ConfigVariable {
 
 const ENTRY = /^ {2}([A-Z][A-Z0-9_]*): (.*)$/;
 
-/** The variables of src/config.ts's schema, in source order. */
+/** The variables of src/configSchema.ts's schema, in source order. */
 export function parseConfigSource(source: string): ConfigVariable[] {
   const lines = source.split('\n');
-  const start = lines.findIndex((l) => l.startsWith('const schema = z.object({'));
+  const start = lines.findIndex((l) => l.startsWith('export const schema = z.object({'));
   const end = lines.findIndex((l, i) => i > start && l.startsWith('});'));
-  if (start < 0 || end < 0) throw new Error('src/config.ts: `const schema = z.object({ … });` not found');
+  if (start < 0 || end < 0) throw new Error('src/configSchema.ts: `export const schema = z.object({ … });` not found');
 
   const vars: ConfigVariable[] = [];
   for (let i = start + 1; i < end; i++) {
@@ -44,7 +44,7 @@ export function parseConfigSource(source: string): ConfigVariable[] {
     while (j < end && !/^ {2}\S/.test(lines[j]!)) j++;
     const body = [m[2]!, ...lines.slice(i + 1, j)].join('\n');
     const description = commentAbove(lines, i);
-    if (!description) throw new Error(`src/config.ts: ${name} has no JSDoc comment; say what it does`);
+    if (!description) throw new Error(`src/configSchema.ts: ${name} has no JSDoc comment; say what it does`);
     vars.push({ name, description, defaultValue: defaultOf(body), values: enumValues(body) });
   }
   return vars;
@@ -85,7 +85,7 @@ function defaultOf(body: string): string {
         .reduce((a, b) => a * b, 1),
     );
   }
-  throw new Error(`src/config.ts: a default this script cannot read: ${arg}`);
+  throw new Error(`src/configSchema.ts: a default this script cannot read: ${arg}`);
 }
 
 /** The text between `open`'s parenthesis and the one that closes it, or undefined. */
@@ -130,7 +130,7 @@ function table(head: string[], rows: string[][]): string {
 
 const HEADER = `# Configuration
 
-<!-- Generated from src/config.ts by \`npm run docs:config\`; edit the comments there, not this page. -->
+<!-- Generated from src/configSchema.ts by \`npm run docs:config\`; edit the comments there, not this page. -->
 
 firstcome is configured by environment variables only. Every one has a local default, so
 \`npm start\` runs with none set. \`src/config.ts\` checks them all when a process starts: a bad
@@ -143,10 +143,10 @@ query limits in [api.md](api.md#the-edge-tokens-browsers-floods-query-limits) an
 [operations.md](operations.md#running-on-a-cluster); \`KAFKA_COMPRESSION\` in
 [design.md](design.md#compression-of-the-log).
 
-Each entry below is the variable's comment in \`src/config.ts\`, with its default.
+Each entry below is the variable's comment in \`src/configSchema.ts\`, with its default.
 `;
 
-/** docs/configuration.md's text for this source of src/config.ts. */
+/** docs/configuration.md's text for this source of src/configSchema.ts. */
 export function renderConfigDoc(source: string): string {
   const vars = parseConfigSource(source);
   const sections = vars.map((v) => {

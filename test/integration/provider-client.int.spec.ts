@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BreakerState } from '../../src/issuer/client.js';
 import { issueAll, range, simAndClient, winner, type ProviderSim } from '../support/provider.js';
-import { waitUntil } from '../support/wait.js';
+import { elapse, waitUntil } from '../support/wait.js';
 
 /**
  * The provider client against the real simulator over HTTP: no mock anywhere. Each test starts its
@@ -156,7 +156,7 @@ describe('the provider client against the simulator', () => {
       { what: 'the breaker open', timeoutMs: 10_000, everyMs: 20 },
     );
     const before = sim.stats().requests;
-    await new Promise((r) => setTimeout(r, 2000));
+    await elapse(2000, 'a window while the breaker is open, to count the calls that still reach the provider');
     const whileOpen = sim.stats().requests - before;
     // without the breaker, 20 callers retrying every ~100 ms make ~400 calls in 2 s; open, only the
     // calls already past it (at most the 10 slots) and a probe every 400 ms or so reach the provider

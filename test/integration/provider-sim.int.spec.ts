@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SIM_TOKEN } from '../../src/provider-sim/server.js';
-import { waitUntil } from '../support/wait.js';
+import { elapse, waitUntil } from '../support/wait.js';
 
 /**
  * `npm run provider:sim` as a user runs it: a child process on a port it picks, driven over HTTP
@@ -107,7 +107,9 @@ describe('npm run provider:sim', () => {
     await faults({ latencyMs: 300 });
     const [a, b] = await Promise.all([
       post('/vouchers', order, { 'idempotency-key': 'racing' }),
-      new Promise((r) => setTimeout(r, 50)).then(() => post('/vouchers', order, { 'idempotency-key': 'racing' })),
+      elapse(50, 'the second request arrives while the first is being worked on').then(() =>
+        post('/vouchers', order, { 'idempotency-key': 'racing' }),
+      ),
     ]);
     expect([a.status, b.status]).toEqual([201, 409]);
     await faults({ latencyMs: 0 });

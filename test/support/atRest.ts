@@ -1,3 +1,4 @@
+import { waitUntil } from './wait.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { logLevel, Kafka } from 'kafkajs';
@@ -65,10 +66,8 @@ async function rawTopics(config: Config): Promise<string> {
         readUncommitted: true,
         maxWaitTimeInMs: 100,
       });
-      let done!: () => void;
-      const finished = new Promise<void>((r) => (done = r));
       const reached = (p: number, last: string) => {
-        if (BigInt(last) + 1n >= ends.get(p)! && pending.delete(p) && pending.size === 0) done();
+        if (BigInt(last) + 1n >= ends.get(p)!) pending.delete(p);
       };
       consumer.on(consumer.events.END_BATCH_PROCESS, (e) => reached(e.payload.partition, e.payload.lastOffset));
       await consumer.connect();
@@ -82,10 +81,11 @@ async function rawTopics(config: Config): Promise<string> {
           }
         },
       });
-      await Promise.race([
-        finished,
-        new Promise((_, reject) => setTimeout(() => reject(new Error(`reading ${topic} took over 60 s`)), 60_000)),
-      ]);
+      await waitUntil(
+        async () => pending.size,
+        (n) => n === 0,
+        { what: `reading ${topic} to its end`, timeoutMs: 60_000, everyMs: 50 },
+      );
       await consumer.disconnect();
     }
   } finally {
