@@ -264,6 +264,9 @@ export function planBatch(batch: readonly Logged[], known: Known): Plan {
           logOffset: offset,
         });
         break;
+      case 'CodesLoaded':
+        // the loaded codes stay in the log (sealed) and the Redis projection; a winner's code reaches the tables with its GifticonIssued
+        break;
       default: {
         const _exhaustive: never = e;
         return _exhaustive;
