@@ -1,5 +1,6 @@
 import { eventsForPlace } from '../domain/campaign.js';
 import { ticketOf, type CampaignEvent, type Logged } from '../domain/events.js';
+import { issueLoadedCodes, stockingCampaigns } from './inventory.js';
 import { lineWorkOf, mintingCampaigns } from './lineWork.js';
 import { closedIn, pushTo, soldOutIn, type LineHeads, type NewLeaf } from './lineHeads.js';
 import type { Reply } from './replies.js';
@@ -31,9 +32,9 @@ export async function decideBatch(
 
   // below the bound of a rebuild, campaigns it did not re-create are not in Redis: their facts are skipped
   const logged = rebuild ? fetched.filter((l) => !replaying(l) || rebuild.created.has(l.event.campaignId)) : fetched;
-  const unknown = [...new Set(logged.filter((l) => l.event.type === 'EntrantRegistered').map((l) => l.event.campaignId))].filter(
-    (id) => !terms.has(id),
-  );
+  const unknown = [
+    ...new Set(logged.filter((l) => l.event.type === 'EntrantRegistered' || l.event.type === 'CodesLoaded').map((l) => l.event.campaignId)),
+  ].filter((id) => !terms.has(id));
   if (unknown.length > 0) for (const [id, t] of await lines.terms(unknown)) terms.set(id, t);
 
   // 1. facts first, then every entry with its verdict under the terms (lineWork.ts)
@@ -82,6 +83,10 @@ export async function decideBatch(
         });
     });
   });
+
+  // INVENTORY: winners whose loaded code is there, placed now or waiting for a chunk just loaded
+  const stocking = stockingCampaigns({ work, entries }, answers, terms, replaying);
+  if (stocking.length > 0) outputs.push(...(await issueLoadedCodes(stocking, lines, terms, w.s.issuing, w.s.mint, now)));
 
   // The places are a pure function of the committed entries' offsets, so the waiting callers may
   // hear them now; gifticon codes are random and reach them only after the commit. A place told

@@ -78,6 +78,7 @@ export class PartitionWriter {
     );
     this.s.terms.clear();
     this.s.applied.clear();
+    this.s.issuing.clear();
     this.heads?.clear();
     this.epoch++;
     this.mode = { kind: 'rebuilding', from, until, seeking: true, seekAt: Date.now(), created };
@@ -335,6 +336,7 @@ export class PartitionWriter {
             () => before,
           );
       this.committed = max(this.committed, from);
+      this.s.issuing.clear();
       this.epoch++;
       if (this.mode.kind === 'deciding') this.mode.idleTail = null;
       if (!this.retired) this.s.cursor.seek(p, this.committed);
