@@ -56,6 +56,7 @@ export function loadCodesResolver() {
     const answer = (inv: typeof before) => ({
       loaded: inv.chunk!.loaded,
       duplicates: inv.chunk!.duplicates.length,
+      duplicateIndexes: inv.chunk!.duplicates,
       total: inv.total,
     });
     if (before.chunk) return answer(before);

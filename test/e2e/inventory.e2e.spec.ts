@@ -1,7 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditFromLog } from '../support/audit.js';
 import { storesAtRest } from '../support/atRest.js';
-import { eventually, gql, isolated, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { eventually, gql, isolated, runToEnd, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
 
 /**
  * INVENTORY campaigns (issue 29): a brand's codes loaded in chunks (`loadCodes`), the k-th winner by
@@ -152,10 +155,36 @@ describe('assignment', () => {
     expect((await load([brand(6), brand(7)])).data!.loadCodes).toEqual({ loaded: 1, duplicates: 1, total: 7 });
   });
 
+  it("npm run codes:load: chunks, a summary naming the duplicates' lines, and a resumed load that loads nothing twice", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'fc-codes-'));
+    const cli = (file: string) =>
+      runToEnd(
+        'npx',
+        ['tsx', 'src/cli/loadCodes.ts', '--campaign', C, '--file', file, '--chunk-size', '2', '--url', `http://127.0.0.1:${app.port}`],
+        iso.env,
+      );
+    // a load interrupted after its first chunk (lines 2-3 of the full file)
+    const part = path.join(dir, 'part.csv');
+    await writeFile(part, `code\n${brand(8)},x\n${brand(9)}\n`);
+    const first = await cli(part);
+    expect(first.code, first.output).toBe(0);
+    expect(first.output).toContain('2 loaded, 0 duplicates, 9 codes held now');
+    const full = path.join(dir, 'codes.csv');
+    await writeFile(full, `code\n${brand(8)},x\n${brand(9)}\n${brand(10)}\n${brand(8)}\n\n${brand(11)}\n`);
+    const resumed = await cli(full);
+    expect(resumed.code, resumed.output).toBe(0);
+    // the first chunk answers as it did (2 loaded before), then 10 and 11 are new; line 5 repeats line 2
+    expect(resumed.output).toContain('4 loaded, 1 duplicates, 11 codes held now');
+    expect(resumed.output).toMatch(/duplicates .* on lines: 5\n/);
+    for (let i = 8; i <= 11; i++) expect(resumed.output).not.toContain(brand(i));
+    const again = await cli(full);
+    expect(again.output).toContain('11 codes held now');
+  }, 120_000);
+
   it('no loaded code is in plaintext in the raw log, any Postgres table or Redis', async () => {
     const stores = await storesAtRest(iso.config);
     for (const text of Object.values(stores)) expect(text).toContain(user(0));
     for (const [where, text] of Object.entries(stores))
-      for (let i = 1; i <= 7; i++) expect(text.includes(brand(i)), `${where} holds ${i}-th code in plaintext`).toBe(false);
+      for (let i = 1; i <= 11; i++) expect(text.includes(brand(i)), `${where} holds ${i}-th code in plaintext`).toBe(false);
   });
 });
