@@ -82,3 +82,14 @@ export function loadCodesResolver() {
     }
   };
 }
+
+/** `Campaign.codes`: an INVENTORY campaign's codes loaded, issued and short, for admins; null otherwise. */
+export function campaignCodesResolver() {
+  return async (c: { id: string; stock: number; winners: number }, _: unknown, ctx: LoadCtx) => {
+    if (!ctx.caller?.admin) return null;
+    const meta = await ctx.services.ordering.meta(c.id);
+    if (meta?.terms.issuance !== 'INVENTORY') return null;
+    const inv = await ctx.services.ordering.inventory(c.id);
+    return { loaded: inv.total, issued: inv.issued, short: Math.max(0, Math.min(c.winners, c.stock) - inv.total) };
+  };
+}

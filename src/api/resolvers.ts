@@ -24,7 +24,7 @@ import { badInput, notFound, rateLimited, unavailable } from './errors.js';
 import { CAMPAIGN_ID, campaignId, requireAdmin, requireUser, userId } from './guards.js';
 import { DateTime } from './scalars.js';
 import type { FairnessReader } from './fairness/reader.js';
-import { loadCodesResolver, type CodeKeys } from './loadCodes.js';
+import { campaignCodesResolver, loadCodesResolver, type CodeKeys } from './loadCodes.js';
 import { gifticonResolvers, issuedGifticon, pendingGifticon, type CodeAccess } from './codes.js';
 
 export interface ApiServices {
@@ -199,6 +199,7 @@ export function buildResolvers() {
   return {
     DateTime,
     ...gifticonResolvers(),
+    Campaign: { codes: campaignCodesResolver() },
     Query: {
       campaign: async (_: unknown, args: { id: unknown }, ctx: Ctx) => {
         requireUser(ctx);

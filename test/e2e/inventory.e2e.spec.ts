@@ -131,6 +131,15 @@ describe('assignment', () => {
       30_000,
     );
     expect(fifth).toMatchObject({ status: 'WON', gifticon: { code: null, status: 'PENDING' } });
+    // the admin sees the shortage; a user does not
+    const COUNTS = `query($c: ID!) { campaign(id: $c) { winners codes { loaded issued short } } }`;
+    const counts = await eventually(
+      async () => (await gql(app.port, admin, COUNTS, { c: C })).data!.campaign,
+      (c) => c.codes?.issued === 4,
+      30_000,
+    );
+    expect(counts).toEqual({ winners: STOCK, codes: { loaded: 4, issued: 4, short: 1 } });
+    expect((await gql(app.port, await token(user(0)), COUNTS, { c: C })).data!.campaign.codes).toBeNull();
     // brand(1) again is a duplicate, brand(5) the 5th code: position 5's
     expect((await load([brand(1), brand(5), brand(6)])).data!.loadCodes).toEqual({ loaded: 2, duplicates: 1, total: 6 });
     const all = await codesByPosition(5);
