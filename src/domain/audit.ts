@@ -26,6 +26,8 @@ export interface Audit {
   gifticons: number;
   /** sealed codes the opener could not open (their key shredded, or no keys given): their I2 checks are skipped */
   unopened: number;
+  /** each gifticon's code in plaintext, by user ('' where it could not be opened) */
+  codes: Map<string, string>;
   state: CampaignState;
 }
 
@@ -94,7 +96,17 @@ export function auditCampaign(log: Logged[], open: CodeOpener = plainCodes): Aud
   // a MINTED campaign issues at the decision; the others' winners may wait PENDING, never hold two
   const minted = (state.terms?.issuance ?? 'MINTED') === 'MINTED';
   if (minted ? codes.size !== winners : codes.size > winners) problems.push(`I2: ${codes.size} gifticons for ${winners} winners`);
-  return { ok: problems.length === 0, problems: problems.slice(0, 20), stock, entrants, winners, gifticons: codes.size, unopened, state };
+  return {
+    ok: problems.length === 0,
+    problems: problems.slice(0, 20),
+    stock,
+    entrants,
+    winners,
+    gifticons: codes.size,
+    unopened,
+    codes,
+    state,
+  };
 }
 
 export interface LogAudit {
