@@ -64,6 +64,7 @@ export function foldLog(states: Map<string, Folded>, batch: readonly Logged[], o
       case 'CampaignClosed':
       case 'CampaignChallengeSet':
       case 'LineHeadSigned':
+      case 'CodesLoaded':
         f.state = evolve(f.state, l); // shallow: keeps the places Map
         break;
       case 'IssuanceRequested':

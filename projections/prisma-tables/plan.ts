@@ -264,8 +264,8 @@ export function planBatch(batch: readonly Logged[], known: Known): Plan {
           logOffset: offset,
         });
         break;
-      case 'IssuanceRequested':
-        // the issuer's to act on: the gifticon it leads to is a GifticonIssued of its own
+      case 'IssuanceRequested': // the issuer's to act on: the gifticon it leads to is a GifticonIssued of its own
+      case 'CodesLoaded': // the loaded codes stay in the log (sealed) and in Redis; a winner's code reaches the tables with its GifticonIssued
         break;
       default: {
         const _exhaustive: never = e;

@@ -55,7 +55,7 @@ declare module 'ioredis' {
       ttlS: string,
       wipingTtlMs: string,
     ): Result<string, Context>;
-    fcWipe(meta: string, line: string, won: string, gifts: string, carry: string): Result<number, Context>;
+    fcWipe(meta: string, line: string, won: string, gifts: string, carry: string, ...inventory: string[]): Result<number, Context>;
     fcUnmark(meta: string): Result<number, Context>;
     fcCrowdTurn(meta: string, seqs: string, calls: number, campaignId: string): Result<Reply, Context>;
     fcSocketAcquire(sockets: string, socketId: string, nowMs: number, leaseMs: number, most: number): Result<number, Context>;
@@ -65,6 +65,16 @@ declare module 'ioredis' {
     fcMetaSet(meta: string, expectedSeq: string, ...fieldsAndValues: string[]): ChainableCommander;
     fcCreate(meta: string, expectedSeq: string, ...fieldsAndValues: string[]): ChainableCommander;
     fcBump(meta: string, expectedSeq: string): ChainableCommander;
+    /** `pairs`: hash, sealed code of each code of the chunk, one array */
+    fcLoadCodes(
+      meta: string,
+      codes: string,
+      hashes: string,
+      chunks: string,
+      expectedSeq: string,
+      chunkId: string,
+      pairs: string[],
+    ): ChainableCommander;
     fcRepair(meta: string): ChainableCommander;
     /** `entries`: offset, user, verdict of each entry, one array (ioredis flattens it) */
     fcPlace(meta: string, line: string, pending: string, expectedSeq: string, entries: string[]): ChainableCommander;
@@ -133,9 +143,10 @@ export function createRedis(target: RedisTarget | string, opts: { lazy?: boolean
   redis.defineCommand('fcFoldCarry', { numberOfKeys: 2, lua: lua('foldCarry') });
   redis.defineCommand('fcFinish', { numberOfKeys: 1, lua: lua('finish') });
   redis.defineCommand('fcReplayStart', { numberOfKeys: 4, lua: lua('replayStart') });
-  redis.defineCommand('fcWipe', { numberOfKeys: 5, lua: lua('wipe') });
+  redis.defineCommand('fcWipe', { numberOfKeys: 8, lua: lua('wipe') });
   redis.defineCommand('fcUnmark', { numberOfKeys: 1, lua: lua('unmark') });
   redis.defineCommand('fcBump', { numberOfKeys: 1, lua: lua('bump') });
+  redis.defineCommand('fcLoadCodes', { numberOfKeys: 4, lua: lua('loadCodes') });
   redis.defineCommand('fcRepair', { numberOfKeys: 1, lua: lua('repair') });
   redis.defineCommand('fcCrowdTurn', { numberOfKeys: 2, lua: lua('crowdTurn') });
   redis.defineCommand('fcSocketAcquire', { numberOfKeys: 1, lua: lua('socketAcquire') });

@@ -79,6 +79,12 @@ export function queueFact(
     case 'CampaignChallengeSet':
       on(k.meta(id)).fcMetaSet(k.meta(id), expectedSeq, ...challengeFields(event));
       return true;
+    case 'CodesLoaded': {
+      const pairs: string[] = [];
+      for (const c of event.codes) pairs.push(c.hash, c.sealed);
+      on(k.meta(id)).fcLoadCodes(k.meta(id), k.codes(id), k.codeHashes(id), k.chunks(id), expectedSeq, event.chunkId, pairs);
+      return true;
+    }
     case 'LineHeadSigned': // heads are served from the Postgres read model
     case 'IssuanceRequested': // the issuer's to act on; nothing of the ordering changes
       return false;

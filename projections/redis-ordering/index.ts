@@ -4,7 +4,15 @@ export { ChannelSubscriber } from './channels.js';
 export { scanKeys } from './slots.js';
 export { Keys } from './keys.js';
 export type { GateAnswer } from './answers.js';
-export { RedisOrdering, type CampaignMeta, type CampaignView, type EntryView, type GiftView, type PartitionRef } from './reads.js';
+export {
+  RedisOrdering,
+  type InventoryView,
+  type CampaignMeta,
+  type CampaignView,
+  type EntryView,
+  type GiftView,
+  type PartitionRef,
+} from './reads.js';
 export { EnterGate } from './gate.js';
 export { CrowdReads } from './crowd.js';
 export type { CrowdTurn } from './answers.js';

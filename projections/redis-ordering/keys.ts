@@ -37,6 +37,12 @@ export class Keys {
   won = (id: string) => `${this.c(id)}:won`;
   /** gifticons (hash user → JSON) */
   gifts = (id: string) => `${this.c(id)}:gifts`;
+  /** an INVENTORY campaign's codes kept, sealed, in load order (list: the k-th goes to the k-th winner) */
+  codes = (id: string) => `${this.c(id)}:codes`;
+  /** the keyed hashes of the codes kept (set), to find duplicates without opening a code */
+  codeHashes = (id: string) => `${this.c(id)}:code-hashes`;
+  /** the chunks loaded (hash chunk id → "loaded|duplicate indices"): a chunk applied twice counts once */
+  chunks = (id: string) => `${this.c(id)}:chunks`;
   /** one user's append claim: one request of a user appends at a time */
   claim = (id: string, userId: string) => `${this.c(id)}:claim:${userId}`;
   /** a spent proof-of-work solution, named by its challenge (SET NX with a TTL past the challenge's expiry) */

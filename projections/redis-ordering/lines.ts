@@ -2,7 +2,7 @@ import { readLine } from './lineRead.js';
 import type { CampaignTerms } from '../../src/domain/campaign.js';
 import type { CampaignEvent } from '../../src/domain/events.js';
 import { logger, type Logger } from '../../src/logger.js';
-import type { CampaignLines, LineAnswer, LineWork } from '../../src/writer/ports.js';
+import type { CampaignLines, DueCode, LineAnswer, LineWork } from '../../src/writer/ports.js';
 import { parsePlaces } from './answers.js';
 import { giftValue, queueFact, wonValue } from './facts.js';
 import type { RedisOrdering } from './reads.js';
@@ -29,6 +29,22 @@ export class RedisCampaignLines implements CampaignLines {
     private readonly topic: string,
     private readonly log: Logger,
   ) {}
+
+  async dueCodes(campaignId: string, stock: number): Promise<DueCode[]> {
+    const k = this.o.keys;
+    const [issued, loaded, placed] = await Promise.all([
+      this.o.redis.hlen(k.gifts(campaignId)),
+      this.o.redis.llen(k.codes(campaignId)),
+      this.o.redis.zcard(k.line(campaignId)),
+    ]);
+    const end = Math.min(stock, loaded, placed);
+    if (issued >= end) return [];
+    const [users, codes] = await Promise.all([
+      this.o.redis.zrange(k.line(campaignId), issued, end - 1),
+      this.o.redis.lrange(k.codes(campaignId), issued, end - 1),
+    ]);
+    return users.flatMap((userId, i) => (codes[i] === undefined ? [] : [{ position: issued + i + 1, userId, sealed: codes[i]! }]));
+  }
 
   /** Built, and (checked every 250 ms by the writer; `steps: false` skips it) no campaign it wrote lost writes. */
   async isBuilt(partition: number, steps = true): Promise<boolean> {

@@ -165,6 +165,21 @@ export class RedisOrdering {
     return read;
   }
 
+  /**
+   * An INVENTORY campaign's codes as the writer projected them (loadCodes.lua): how many it holds,
+   * how many of its winners hold a gifticon, and, given a chunk id, what that chunk came to (null
+   * until it is applied). Never a code.
+   */
+  async inventory(campaignId: string, chunkId?: string): Promise<InventoryView> {
+    const k = this.keys;
+    const [total, issued, chunk] = await Promise.all([
+      this.redis.llen(k.codes(campaignId)),
+      this.redis.hlen(k.gifts(campaignId)),
+      chunkId === undefined ? Promise.resolve(null) : this.redis.hget(k.chunks(campaignId), chunkId),
+    ]);
+    return { total, issued, chunk: chunk === null ? null : parseChunk(chunk) };
+  }
+
   /** The API's request counter of a campaign: what the meta holds plus what a replay carries; null when neither is there. */
   async requests(campaignId: string): Promise<number | null> {
     const k = this.keys;
@@ -176,6 +191,19 @@ export class RedisOrdering {
     return Number(requests ?? 0) + Number(carry ?? 0);
   }
 }
+
+export interface InventoryView {
+  /** codes kept, in load order */
+  total: number;
+  /** gifticons issued */
+  issued: number;
+  chunk: { loaded: number; duplicates: number[] } | null;
+}
+
+const parseChunk = (v: string) => {
+  const [loaded, dups] = v.split('|');
+  return { loaded: Number(loaded), duplicates: dups ? dups.split(',').map(Number) : [] };
+};
 
 type EntryFields = [score: string | null, rank: number | null, pending: string | null, won: string | null, gift: string | null];
 

@@ -24,6 +24,7 @@ import { badInput, notFound, rateLimited, unavailable } from './errors.js';
 import { CAMPAIGN_ID, campaignId, requireAdmin, requireUser, userId } from './guards.js';
 import { DateTime } from './scalars.js';
 import type { FairnessReader } from './fairness/reader.js';
+import { campaignCodesResolver, loadCodesResolver, type CodeKeys } from './loadCodes.js';
 import { gifticonResolvers, issuedGifticon, pendingGifticon, type CodeAccess } from './codes.js';
 
 export interface ApiServices {
@@ -44,6 +45,8 @@ export interface ApiServices {
   };
   /** the public proofs of signed line heads (issue 31): `/fairness/…` and the well-known keys */
   fairness?: FairnessReader;
+  /** the campaigns' data keys, for `loadCodes` (src/api/loadCodes.ts); absent: no code can be loaded */
+  codeKeys?: CodeKeys;
   /** opens codes for those who may see them, records admins' reads (src/api/codes.ts); absent: every code reads null */
   codes?: CodeAccess;
   /** read side in Postgres and batch jobs plug in here (see projections/ and batch/) */
@@ -196,6 +199,7 @@ export function buildResolvers() {
   return {
     DateTime,
     ...gifticonResolvers(),
+    Campaign: { codes: campaignCodesResolver() },
     Query: {
       campaign: async (_: unknown, args: { id: unknown }, ctx: Ctx) => {
         requireUser(ctx);
@@ -247,8 +251,6 @@ export function buildResolvers() {
         const challenge = input.challenge == null ? null : parseChallenge(input.challenge, 'input.challenge');
         const issuance = input.issuance ?? 'MINTED';
         // its winners would wait for codes no call can load yet: refused rather than taken and never served
-        if (issuance === 'INVENTORY')
-          throw badInput('input.issuance', 'INVENTORY campaigns need loadCodes, which this build does not have yet');
         if (issuance === 'PROVIDER' && !input.product) throw badInput('input.product', 'a PROVIDER campaign names the provider’s product');
         if (issuance !== 'PROVIDER' && input.product) throw badInput('input.product', 'only a PROVIDER campaign has a product');
         const id = input.id ?? `c-${randomBytes(6).toString('hex')}`;
@@ -276,6 +278,7 @@ export function buildResolvers() {
         });
         return campaignOut(v);
       },
+      loadCodes: loadCodesResolver(),
       closeCampaign: async (_: unknown, args: { id: unknown }, ctx: Ctx) => {
         requireAdmin(ctx);
         const s = ctx.services;

@@ -1,6 +1,7 @@
 import { readModelArchive } from '../../projections/prisma-tables/archive.js';
 import { ChannelSubscriber, EnterGate, replyChannelOf } from '../../projections/redis-ordering/index.js';
 import { EventAppender } from '../infra/kafka/appender.js';
+import { CodeVault } from '../infra/codeKeys/vault.js';
 import { logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { RoleContext, RoleHandle } from '../plugin.js';
@@ -52,6 +53,7 @@ export async function startApi(ctx: RoleContext): Promise<ApiRole> {
     fieldStops.push(fields.stop);
     for (const [t, f] of Object.entries(fields.resolvers)) extraResolvers[t] = { ...(extraResolvers[t] ?? {}), ...f };
   }
+  const vault = new CodeVault(prisma, config.CODE_KEYS);
   const services: ApiServices = {
     config,
     ordering,
@@ -61,7 +63,8 @@ export async function startApi(ctx: RoleContext): Promise<ApiRole> {
     extraResolvers,
     archive: readModelArchive(prisma, config.EVENT_PARTITIONS),
     fairness,
-    codes: codeAccess(prisma, config),
+    codes: codeAccess(prisma, config, vault),
+    codeKeys: vault,
   };
   countCalls(metrics, challenges, enter, waiter);
   const apollo = await createApollo(services);

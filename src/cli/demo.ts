@@ -18,6 +18,7 @@ import { CodeVault, openerFor } from '../infra/codeKeys/vault.js';
 import { freePort } from '../net.js';
 import { solvePowFast, type ChallengeShape } from './pow.js';
 import { createClient, percentile, runPool, table } from './crowd.js';
+import { checkInventory, loadDemoCodes } from './demoInventory.js';
 import { Deadline, EXIT, ProgressLine, seconds, TimedOut } from './progress.js';
 
 /**
@@ -43,6 +44,7 @@ const program = new Command()
     "'pow': the campaign asks for proof of work, and the crowd solves a challenge when enter asks for one",
     'off',
   )
+  .option('--issuance <mode>', "'inventory': a generated list of codes is loaded first, and each winner must hold one of it", 'minted')
   .option('--difficulty <n>', 'maxnumber of the challenge with --challenge pow', (v) => Number(v), 1000)
   .parse();
 const opts = program.opts<{
@@ -54,7 +56,12 @@ const opts = program.opts<{
   watch?: boolean;
   challenge: string;
   difficulty: number;
+  issuance: string;
 }>();
+if (opts.issuance !== 'minted' && opts.issuance !== 'inventory') {
+  console.error(`demo --issuance: minted or inventory, not ${opts.issuance}`);
+  process.exit(2);
+}
 if (opts.challenge !== 'off' && opts.challenge !== 'pow') {
   console.error(`demo --challenge: off or pow, not ${opts.challenge}`);
   process.exit(2);
@@ -124,10 +131,13 @@ async function main() {
           stock: opts.stock,
           closesAt: new Date(Date.now() + 3_600_000).toISOString(),
           ...(opts.challenge === 'pow' ? { challenge: { mode: 'POW', difficulty: opts.difficulty } } : {}),
+          ...(opts.issuance === 'inventory' ? { issuance: 'INVENTORY' } : {}),
         },
       },
     );
     if (created.body.errors) throw new Error(`createCampaign failed: ${JSON.stringify(created.body.errors)}`);
+    const list = opts.issuance === 'inventory' ? await loadDemoCodes(client, admin, campaign, opts.stock) : null;
+    if (list) say(`   ${list.size} brand codes generated and loaded (loadCodes)`);
     say(
       `\n3. campaign ${campaign}: ${opts.stock} gifticons, open now${opts.challenge === 'pow' ? `, proof of work at difficulty ${opts.difficulty}` : ''}`,
     );
@@ -238,10 +248,21 @@ async function main() {
       ['I3 winners are the first `stock` distinct users in log order', !audit.problems.some((p) => p.startsWith('I3'))],
       ['I6 every code sealed in the log, and each one opens', !audit.problems.some((p) => p.startsWith('I6')) && audit.unopened === 0],
     ];
+    const inventory = list && checkInventory(audit, list);
+    if (inventory)
+      checks.push([
+        `I6 each winner holds exactly one code of the loaded list, none twice (${inventory.outside} outside it, ${inventory.twice} twice)`,
+        inventory.ok,
+      ]);
     for (const [name, ok] of checks) say(`   ${ok ? 'PASS' : 'FAIL'}  ${name}`);
     for (const p of audit.problems) say(`         ${p}`);
     if (count.errors > 0) say(`   FAIL  ${count.errors} calls answered with an error`);
-    const ok = audit.ok && audit.unopened === 0 && count.errors === 0 && audit.winners === Math.min(opts.stock, audit.entrants);
+    const ok =
+      (inventory?.ok ?? true) &&
+      audit.ok &&
+      audit.unopened === 0 &&
+      count.errors === 0 &&
+      audit.winners === Math.min(opts.stock, audit.entrants);
     say(ok ? '\nall invariants hold' : '\nan invariant FAILED');
     if (opts.watch) await watch(config, base, campaign, stopServer, () => server.exitCode, ok);
     await stopServer();

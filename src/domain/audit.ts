@@ -1,6 +1,8 @@
 import { GIFTICON_CODE_PATTERN } from './codes.js';
 import { evolveOwned, initialState, type CampaignState } from './campaign.js';
 import type { GifticonIssued, Logged } from './events.js';
+import { keepCodes } from './inventory.js';
+import { isSealed } from './sealing.js';
 
 /**
  * A gifticon's code in plaintext, as the audit checks it: a version 1 event's own, a sealed one's
@@ -24,6 +26,8 @@ export interface Audit {
   gifticons: number;
   /** sealed codes the opener could not open (their key shredded, or no keys given): their I2 checks are skipped */
   unopened: number;
+  /** each gifticon's code in plaintext, by user ('' where it could not be opened) */
+  codes: Map<string, string>;
   state: CampaignState;
 }
 
@@ -44,6 +48,8 @@ export function auditCampaign(log: Logged[], open: CodeOpener = plainCodes, issu
   const seenCodes = new Set<string>();
   const vouchers = new Set<string>();
   let unopened = 0;
+  // INVENTORY (I6): the codes kept in load order, as the writer keeps them (keepCodes)
+  const loaded = { kept: [] as string[], seen: new Set<string>(), chunks: new Set<string>() };
   for (const l of log) {
     // the fold owns its state (linear in the log); a WinnerSelected changes no place
     state = evolveOwned(state, l);
@@ -55,6 +61,18 @@ export function auditCampaign(log: Logged[], open: CodeOpener = plainCodes, issu
       if (!place) problems.push(`I3: ${e.userId} selected without a place in the line`);
       else if (place.position !== e.position)
         problems.push(`I3: ${e.userId} selected at ${e.position}, the log places them at ${place.position}`);
+    }
+    if (e.type === 'CodesLoaded' && !loaded.chunks.has(e.chunkId)) {
+      loaded.chunks.add(e.chunkId);
+      loaded.kept.push(...keepCodes(loaded.seen, e.codes).kept);
+      if (e.codes.some((c) => !isSealed(c.sealed))) problems.push(`I6: a chunk of codes is written in plaintext`);
+    }
+    if (e.type === 'GifticonIssued' && state.terms?.issuance === 'INVENTORY') {
+      const k = winnerPositions.get(e.userId);
+      const want = k === undefined ? undefined : loaded.kept[k - 1];
+      if (want === undefined) problems.push(`I6: ${e.userId} got a code before the ${k ?? '?'}-th was loaded`);
+      else if (!('sealedCode' in e) || e.sealedCode !== want)
+        problems.push(`I6: ${e.userId} at ${k} does not hold the ${k}-th loaded code`);
     }
     if (e.type === 'GifticonIssued') {
       if (codes.has(e.userId)) problems.push(`I2: ${e.userId} got a second gifticon`);
@@ -102,7 +120,17 @@ export function auditCampaign(log: Logged[], open: CodeOpener = plainCodes, issu
       if (!codes.has(user) && !parked) problems.push(`I6: ${user} has neither a voucher nor a parked issuance`);
     }
   }
-  return { ok: problems.length === 0, problems: problems.slice(0, 20), stock, entrants, winners, gifticons: codes.size, unopened, state };
+  return {
+    ok: problems.length === 0,
+    problems: problems.slice(0, 20),
+    stock,
+    entrants,
+    winners,
+    gifticons: codes.size,
+    unopened,
+    codes,
+    state,
+  };
 }
 
 export interface LogAudit {

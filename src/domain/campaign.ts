@@ -289,6 +289,9 @@ export function evolve(state: CampaignState, logged: Logged): CampaignState {
     case 'LineHeadSigned': // a proof about the line, not a fact that changes it
     case 'IssuanceRequested': // the issuer's to act on
       return state;
+    case 'CodesLoaded':
+      // codes for the winners: the single writer assigns them (src/writer/inventory.ts)
+      return state;
     default: {
       const _exhaustive: never = e;
       return _exhaustive;

@@ -126,8 +126,22 @@ export interface LineHeadSigned extends Envelope<'LineHeadSigned'> {
   final: boolean;
 }
 
+/**
+ * An admin loaded a chunk of an INVENTORY campaign's codes (`loadCodes`): each code sealed under
+ * the campaign's data key, in the order given, with its keyed hash (hex HMAC-SHA256 under the data
+ * key, src/domain/inventory.ts) so duplicates are found without opening a code. Never a plaintext
+ * code. The event id names the chunk: a chunk loaded twice counts once. Which codes are new is a
+ * pure function of the log (the first load of a hash in log order keeps it), and the k-th code kept
+ * goes to the k-th winner by position.
+ */
+export interface CodesLoaded extends Envelope<'CodesLoaded'> {
+  chunkId: string;
+  codes: { sealed: string; hash: string }[];
+}
+
 export type CampaignEvent =
   | CampaignCreated
+  | CodesLoaded
   | EntrantRegistered
   | WinnerSelected
   | GifticonIssued
@@ -162,6 +176,8 @@ export const eventIds = {
   gifticon: (campaignId: string, userId: string) => `gifticon:${campaignId}:${userId}`,
   soldOut: (campaignId: string) => `soldout:${campaignId}`,
   closed: (campaignId: string) => `closed:${campaignId}`,
+  /** one event per chunk of codes loaded: a chunk loaded twice counts once */
+  codes: (campaignId: string, chunkId: string) => `codes:${campaignId}:${chunkId}`,
   /** one head per size, and one final head */
   head: (campaignId: string, size: number, final: boolean) => (final ? `head:${campaignId}:final` : `head:${campaignId}:${size}`),
 };
@@ -176,6 +192,7 @@ const TYPES: ReadonlySet<string> = new Set<CampaignEventType>([
   'CampaignChallengeSet',
   'LineHeadSigned',
   'IssuanceRequested',
+  'CodesLoaded',
 ]);
 
 export function isCampaignEvent(value: unknown): value is CampaignEvent {

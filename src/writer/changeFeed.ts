@@ -90,6 +90,9 @@ export class AnnouncingLines implements CampaignLines {
   terms(campaignIds: readonly string[]): Promise<Map<string, CampaignTerms>> {
     return this.inner.terms(campaignIds);
   }
+  dueCodes(campaignId: string, stock: number) {
+    return this.inner.dueCodes(campaignId, stock);
+  }
 
   async place(partition: number, work: LineWork): Promise<LineAnswer[][] | 'REBUILD'> {
     const placed = await this.inner.place(partition, work);

@@ -1,78 +1,10 @@
-import { eventsForPlace, type CampaignTerms, type Minter } from '../domain/campaign.js';
-import { ticketOf, type CampaignEvent, type Logged } from '../domain/events.js';
-import { lineWorkOf, mintingCampaigns } from './lineWork.js';
-import { closedIn, LineHeads, pushTo, soldOutIn, type LineReader, type NewLeaf } from './lineHeads.js';
-import type { FairnessKey } from '../domain/fairness/line.js';
-import type { Logger } from '../logger.js';
-import type { Timing } from '../metrics.js';
-import type {
-  BatchControl,
-  CampaignLines,
-  CodeSealing,
-  DecisionSink,
-  FetchedBatch,
-  LogCursor,
-  Parker,
-  RebuildBound,
-  ReplyChannel,
-} from './ports.js';
-import type { Reply } from './replies.js';
+import type { CampaignEvent } from '../domain/events.js';
+import { decideBatch, type Outcome } from './decide.js';
+import { LineHeads } from './lineHeads.js';
+import type { BatchControl, FetchedBatch } from './ports.js';
+import type { Mode, WriterShared } from './writerState.js';
 
-/**
- * Where a partition's writer is. Each transition is one method below.
- *
- *   Settling ──settled──▶ Deciding ◀──────────────── finish ───┐
- *      │                    │  ▲                               │
- *      └─ not built ─▶ RebuildDue ──begin──▶ Rebuilding{until, seeking}
- *                           ▲  Deciding ──Redis lost──┘
- *
- * - Settling: the assignment's transactions in doubt are being fenced; batches wait.
- * - Deciding: entries past `committed` are decided; below it they were decided before (by a
- *   committed transaction, whatever position the consumer was handed) and are only re-applied.
- * - RebuildDue: Redis lost the partition's projection; the next batch or check starts a rebuild.
- * - Rebuilding: the partition is replayed from `from` up to `until` (where committed decisions
- *   end); nothing is decided anew below it. `from` is where the oldest campaign Redis must hold
- *   again begins (RebuildBound): campaigns created below it are closed past retention, and their
- *   facts are skipped (their entries are answered from Postgres). `seeking` until the first batch
- *   of the replay arrives: a batch fetched before the seek neither decides nor finishes the rebuild.
- *   A replay whose first batch does not come (the offsets from `from` to `until` held only
- *   transaction markers or aborted records, which no batch is handed) starts over from offset 0.
- */
-export type Mode =
-  | { kind: 'settling' }
-  | { kind: 'deciding'; idleTail: bigint | null }
-  /** `created`: the campaigns a rebuild re-created before it was put off (a wipe under way), to clear at its end */
-  | { kind: 'rebuild-due'; created?: Set<string> }
-  | { kind: 'rebuilding'; from: bigint; until: bigint; seeking: boolean; seekAt: number; created: Set<string> };
-
-/** What every partition writer of a process shares. */
-export interface WriterShared {
-  sink: DecisionSink;
-  lines: CampaignLines;
-  /** where a rebuild may start instead of offset 0 */
-  bound: RebuildBound;
-  replies: ReplyChannel;
-  cursor: LogCursor;
-  parker: Parker;
-  mint: Minter;
-  /** seals the codes it mints under each campaign's data key (src/infra/codeKeys/vault.ts) */
-  codes: CodeSealing;
-  log: Logger;
-  timing: Timing;
-  stats: { batches: number; entries: number; winners: number; rebuilds: number };
-  /** campaign terms met so far; cleared by every rebuild */
-  terms: Map<string, CampaignTerms>;
-  /**
-   * Event ids of decisions this process committed and applied to Redis: read back, they change
-   * nothing and are skipped before parsing (a winner is two events: they were a third of the
-   * writer's parses and Redis writes). Bounded; cleared by every rebuild.
-   */
-  applied: Set<string>;
-  /** least time between the starts of two commits of a partition; 0: each batch commits at once (see `gather`) */
-  commitEveryMs?: number;
-  /** signed line heads (issue 31): off when left out */
-  fairness?: { key: FairnessKey; readLine: LineReader; everyMs?: number };
-}
+export type { Mode, WriterShared } from './writerState.js';
 
 export class PartitionWriter {
   mode: Mode = { kind: 'settling' };
@@ -92,11 +24,11 @@ export class PartitionWriter {
   private settled!: () => void;
   private readonly whenSettled = new Promise<void>((r) => (this.settled = r));
   /** the partition's campaign lines as Merkle trees, and the heads due (lineHeads.ts) */
-  private readonly heads: LineHeads | null;
+  readonly heads: LineHeads | null;
 
   constructor(
     readonly partition: number,
-    private readonly s: WriterShared,
+    readonly s: WriterShared,
   ) {
     this.heads = s.fairness ? new LineHeads(s.fairness.key, partition, s.fairness.readLine, s.fairness.everyMs) : null;
   }
@@ -146,6 +78,7 @@ export class PartitionWriter {
     );
     this.s.terms.clear();
     this.s.applied.clear();
+    this.s.issuing.clear();
     this.heads?.clear();
     this.epoch++;
     this.mode = { kind: 'rebuilding', from, until, seeking: true, seekAt: Date.now(), created };
@@ -330,88 +263,13 @@ export class PartitionWriter {
       await this.s.parker.park(sorted.parked);
       last = sorted.last;
       events += sorted.logged.length;
-      deciding = this.decide(sorted.logged, last, rebuild);
+      deciding = decideBatch(this, sorted.logged, last, rebuild);
       // a failure is met by `decided`; meanwhile the next slice is read
       deciding.catch(() => undefined);
       if (sorted.stop) break;
     }
     if (!(await decided())) return { last: last!, outcome: 'REBUILD', events };
     return last === null ? null : { last, outcome: { outputs }, events };
-  }
-
-  /** Places a batch's entries and makes the decisions of those decided anew. */
-  private async decide(fetched: readonly Logged[], last: bigint, rebuild: Extract<Mode, { kind: 'rebuilding' }> | null): Promise<Outcome> {
-    const p = this.partition;
-    const { lines, terms } = this.s;
-    // below `until` entries were decided before: they are only re-applied
-    const until = max(rebuild?.until ?? 0n, this.committed);
-    const replaying = (l: Logged) => l.offset < until;
-    for (const l of fetched) if (l.event.type === 'CampaignCreated') rebuild?.created.add(l.event.campaignId);
-
-    // below the bound of a rebuild, campaigns it did not re-create are not in Redis: their facts are skipped
-    const logged = rebuild ? fetched.filter((l) => !replaying(l) || rebuild.created.has(l.event.campaignId)) : fetched;
-    const unknown = [...new Set(logged.filter((l) => l.event.type === 'EntrantRegistered').map((l) => l.event.campaignId))].filter(
-      (id) => !terms.has(id),
-    );
-    if (unknown.length > 0) for (const [id, t] of await lines.terms(unknown)) terms.set(id, t);
-
-    // 1. facts first, then every entry with its verdict under the terms (lineWork.ts)
-    const { work, entries, unknown: strays } = lineWorkOf(logged, terms, replaying);
-    if (strays.some((l) => !replaying(l)) && !(await lines.isBuilt(p))) return 'REBUILD';
-    // 2. places: one Lua call per campaign, in the same round trip as the facts
-    const answers = await lines.place(p, work);
-    if (answers === 'REBUILD') return 'REBUILD';
-
-    // 3. new winners, outside a replay, get their events; the waiting callers their answer. Their
-    // codes are sealed: the data keys of the campaigns that mint now are loaded first. A key that
-    // cannot be had (CODE_KEYS lacks it, or it was shredded) fails the batch with why, retried
-    // with a backoff: nothing is told or issued, and never in plaintext.
-    const minting = mintingCampaigns({ work, entries }, answers, terms, replaying);
-    if (minting.length > 0) await this.s.codes.prepare(minting);
-    const outputs: CampaignEvent[] = [];
-    const replies: { instance: string; reply: Reply }[] = [];
-    const now = new Date();
-    const leaves = new Map<string, NewLeaf[]>();
-    work.lines.forEach(({ campaignId }, ci) => {
-      const t = terms.get(campaignId)!;
-      const stock = t.stock;
-      entries[ci]!.forEach((l, i) => {
-        if (replaying(l)) return;
-        const a = answers[ci]![i]!;
-        const r = l.event.replyTo;
-        const to = r && { instance: r.instance, request: r.request, campaignId, userId: l.event.userId };
-        if (a.kind === 'rejected') {
-          if (to)
-            replies.push({
-              instance: to.instance,
-              reply: { request: to.request, campaignId, userId: to.userId, kind: 'rejected', rejection: a.rejection },
-            });
-          return;
-        }
-        this.s.stats.entries++;
-        const place = { position: a.rank + 1, ticket: ticketOf(p, a.firstOffset) };
-        if (a.firstOffset === l.offset) {
-          outputs.push(...eventsForPlace(campaignId, t, l.event.userId, place, now, this.s.mint, this.s.codes.sealer));
-          if (this.heads) pushTo(leaves, campaignId, { ...place, userId: l.event.userId, at: l.event.occurredAt });
-        }
-        if (to)
-          replies.push({
-            instance: to.instance,
-            reply: { request: to.request, campaignId, userId: to.userId, kind: 'placed', ...place, stock },
-          });
-      });
-    });
-
-    // The places are a pure function of the committed entries' offsets, so the waiting callers may
-    // hear them now; gifticon codes are random and reach them only after the commit. A place told
-    // before the commit does not change when a crash makes the batch run again: the same offsets
-    // give the same places. (Telling after the commit cost each call one transaction, ~10-100 ms.)
-    if (replies.length > 0) await this.s.replies.tell(replies);
-    // 4. the heads due go into the same commit as the decisions they cover
-    if (this.heads) outputs.push(...(await this.heads.heads(leaves, soldOutIn(outputs), closedIn(work.facts, terms))));
-
-    // replayed entries were decided before: only a batch that reaches past `until` commits
-    return { outputs: last >= until ? outputs : null };
   }
 
   /**
@@ -478,6 +336,7 @@ export class PartitionWriter {
             () => before,
           );
       this.committed = max(this.committed, from);
+      this.s.issuing.clear();
       this.epoch++;
       if (this.mode.kind === 'deciding') this.mode.idleTail = null;
       if (!this.retired) this.s.cursor.seek(p, this.committed);
@@ -497,9 +356,6 @@ export class PartitionWriter {
     return true;
   }
 }
-
-/** What deciding a batch came to: the projection gone, or its decisions (null: all of it was decided before, below `until`). */
-type Outcome = 'REBUILD' | { outputs: CampaignEvent[] | null };
 
 const max = (a: bigint, b: bigint) => (a > b ? a : b);
 

@@ -97,6 +97,13 @@ export type LineAnswer =
   /** not in line, and turned away by the terms */
   | { kind: 'rejected'; rejection: Rejection };
 
+/** A winner of an INVENTORY campaign and the code its position takes (the k-th loaded for position k). */
+export interface DueCode {
+  position: number;
+  userId: string;
+  sealed: string;
+}
+
 /** The Redis ordering projection, as the writer uses it. */
 export interface CampaignLines {
   /**
@@ -117,6 +124,12 @@ export interface CampaignLines {
   /** One round trip: the facts, then an answer for every entry, per line in `work.lines` order (none for a `replayed` line);
    * 'REBUILD' when a campaign's projection was gone (Redis flushed). */
   place(partition: number, work: LineWork): Promise<LineAnswer[][] | 'REBUILD'>;
+  /**
+   * An INVENTORY campaign's winners due a loaded code: from the first position without a gifticon
+   * in Redis (issued codes are a prefix of the positions) up to the last position that both a winner
+   * (within `stock`) and a loaded code hold; each with its user and the sealed code at that position.
+   */
+  dueCodes(campaignId: string, stock: number): Promise<DueCode[]>;
   /** Committed decisions onto the projection; false when Redis failed (they are applied when read back). */
   applyCommitted(partition: number, events: readonly CampaignEvent[]): Promise<boolean>;
 }

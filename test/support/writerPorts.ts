@@ -3,11 +3,13 @@ import { pino } from 'pino';
 import { cryptoMinter, placeInLine, type CampaignTerms } from '../../src/domain/campaign.js';
 import { EVENT_VERSION, storedCodeOf, type CampaignEvent, type Logged } from '../../src/domain/events.js';
 import { memoryCodes } from './codes.js';
+import { keepCodes } from '../../src/domain/inventory.js';
 import type { ParkedRecord } from '../../src/infra/kafka/parking.js';
 import { PartitionWriter, type WriterShared } from '../../src/writer/partitionWriter.js';
 import type {
   BatchControl,
   CampaignLines,
+  DueCode,
   DecisionSink,
   FetchedBatch,
   LineAnswer,
@@ -101,6 +103,8 @@ export class MemoryLines implements CampaignLines {
   readonly lines = new Map<string, Map<string, bigint>>();
   readonly won = new Map<string, Set<string>>();
   readonly gifts = new Map<string, Map<string, string>>();
+  /** INVENTORY: codes kept in load order, their hashes, and the chunks applied (loadCodes.lua) */
+  readonly codes = new Map<string, { kept: string[]; seen: Set<string>; chunks: Set<string> }>();
   progress: { next: bigint; until: bigint } | null = null;
 
   /** FLUSHALL */
@@ -110,6 +114,7 @@ export class MemoryLines implements CampaignLines {
     this.lines.clear();
     this.won.clear();
     this.gifts.clear();
+    this.codes.clear();
   }
 
   async isBuilt(p: number) {
@@ -166,7 +171,24 @@ export class MemoryLines implements CampaignLines {
     for (const e of events) this.apply(e, false);
     return true;
   }
+  async dueCodes(campaignId: string, stock: number) {
+    const issued = this.gifts.get(campaignId)?.size ?? 0;
+    const kept = this.codes.get(campaignId)?.kept ?? [];
+    const line = this.readLine(campaignId);
+    const end = Math.min(stock, kept.length, line.length);
+    const out: DueCode[] = [];
+    for (let i = issued; i < end; i++) out.push({ position: i + 1, userId: line[i]!.userId, sealed: kept[i]! });
+    return out;
+  }
   private apply(e: CampaignEvent, building: boolean) {
+    if (e.type === 'CodesLoaded' && this.metas.has(e.campaignId)) {
+      let c = this.codes.get(e.campaignId);
+      if (!c) this.codes.set(e.campaignId, (c = { kept: [], seen: new Set(), chunks: new Set() }));
+      if (!c.chunks.has(e.chunkId)) {
+        c.chunks.add(e.chunkId);
+        c.kept.push(...keepCodes(c.seen, e.codes).kept);
+      }
+    }
     if (e.type === 'CampaignCreated' && !this.metas.has(e.campaignId)) {
       this.metas.set(e.campaignId, {
         terms: {
@@ -237,6 +259,7 @@ export function rig(opts: { fairness?: FairnessKey; headEveryMs?: number } = {})
     stats: { batches: 0, entries: 0, winners: 0, rebuilds: 0 },
     terms: new Map(),
     applied: new Set(),
+    issuing: new Map(),
     fairness: opts.fairness && { key: opts.fairness, readLine: async (c) => lines.readLine(c), everyMs: opts.headEveryMs },
   };
   return {

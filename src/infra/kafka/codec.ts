@@ -1,6 +1,7 @@
 import type { IHeaders, KafkaMessage, Message } from 'kafkajs';
 import { z } from 'zod';
 import { EVENT_VERSION, ISSUANCES, SEALED_GIFTICON_VERSION, type CampaignEvent, type Logged } from '../../domain/events.js';
+import { CHUNK_ID, MAX_CODES_PER_CHUNK } from '../../domain/inventory.js';
 import { isSealed } from '../../domain/sealing.js';
 import { partitionFor } from './partitioning.js';
 
@@ -114,6 +115,16 @@ export const eventSchema = z.discriminatedUnion('type', [
     position,
     winnerEventId: z.string().min(1).max(300),
     by: z.string().min(1).max(300),
+  }),
+  z.object({
+    type: z.literal('CodesLoaded'),
+    ...envelope,
+    chunkId: z.string().regex(CHUNK_ID),
+    // sealed, never in plaintext: a record with a plaintext code is refused (parked)
+    codes: z
+      .array(z.object({ sealed: z.string().refine(isSealed, 'not a sealed code'), hash: z.string().regex(/^[0-9a-f]{64}$/) }).strict())
+      .min(1)
+      .max(MAX_CODES_PER_CHUNK),
   }),
 ]);
 

@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { auditCampaign } from '../../src/domain/audit.js';
+import type { CampaignEvent, Logged } from '../../src/domain/events.js';
+import { chunkIdOf, codesLoaded } from '../../src/domain/inventory.js';
+import { newDataKey, openCode } from '../../src/domain/sealing.js';
+import { created, entrant, rig, type Rig } from '../support/writerPorts.js';
+
+/** The single writer issuing an INVENTORY campaign's loaded codes, over in-memory ports. */
+const dk = newDataKey('c');
+const chunk = (codes: string[]) => codesLoaded(dk, chunkIdOf(codes), codes, new Date());
+const open = (e: Extract<CampaignEvent, { type: 'GifticonIssued' }>) => ('sealedCode' in e ? openCode(dk, e.sealedCode) : e.code);
+
+const issued = (r: Rig) => r.log.events(0).flatMap((e) => (e.type === 'GifticonIssued' ? [[e.position, e.userId, open(e)] as const] : []));
+
+async function run(r: Rig, w: Awaited<ReturnType<Rig['writer']>>) {
+  await w.onBatch(r.log.batch(0, w.committed), r.control());
+  expect(await w.whenCommitted()).toBe(true);
+}
+
+describe('a partition writer, INVENTORY', () => {
+  it('the k-th winner gets the k-th code kept; winners short wait, and a later chunk issues them in position order', async () => {
+    const r = rig();
+    r.log.append(0, { ...created('c', 3), issuance: 'INVENTORY' } as CampaignEvent);
+    r.log.append(0, chunk(['A']));
+    for (let i = 0; i < 4; i++) r.log.append(0, entrant('c', `u${i}`));
+    const w = await r.writer();
+    await run(r, w);
+    expect(issued(r)).toEqual([[1, 'u0', 'A']]);
+    // A again is a duplicate: B and C go to positions 2 and 3, D is kept for no one
+    r.log.append(0, chunk(['A', 'B', 'C', 'D']));
+    await run(r, w);
+    expect(issued(r)).toEqual([
+      [1, 'u0', 'A'],
+      [2, 'u1', 'B'],
+      [3, 'u2', 'C'],
+    ]);
+    // the same chunk again changes nothing, and no winner gets a second code
+    r.log.append(0, chunk(['A', 'B', 'C', 'D']));
+    await run(r, w);
+    expect(issued(r)).toHaveLength(3);
+    const audit = auditCampaign(r.log.records.get(0)!, open);
+    expect(audit.problems).toEqual([]);
+    expect(audit).toMatchObject({ winners: 3, gifticons: 3 });
+  });
+
+  it('the audit finds a winner holding another position’s code (I6)', async () => {
+    const r = rig();
+    r.log.append(0, { ...created('c', 2), issuance: 'INVENTORY' } as CampaignEvent);
+    r.log.append(0, chunk(['A', 'B']));
+    r.log.append(0, entrant('c', 'u0'));
+    r.log.append(0, entrant('c', 'u1'));
+    await run(r, await r.writer());
+    const log = r.log.records.get(0)!;
+    expect(auditCampaign(log, open).problems).toEqual([]);
+    // the two gifticons' codes swapped
+    const gifts = log.filter((l) => l.event.type === 'GifticonIssued') as Logged<Extract<CampaignEvent, { sealedCode: string }>>[];
+    const [a, b] = gifts.map((l) => l.event.sealedCode);
+    const swapped = log.map((l) =>
+      l === gifts[0]
+        ? { ...l, event: { ...gifts[0]!.event, sealedCode: b! } }
+        : l === gifts[1]
+          ? { ...l, event: { ...gifts[1]!.event, sealedCode: a! } }
+          : l,
+    );
+    expect(auditCampaign(swapped, open).problems).toEqual([
+      'I6: u0 at 1 does not hold the 1-th loaded code',
+      'I6: u1 at 2 does not hold the 2-th loaded code',
+    ]);
+  });
+});
