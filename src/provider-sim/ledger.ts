@@ -113,6 +113,12 @@ export class Ledger {
     return { voucher, created: true };
   }
 
+  /** Every voucher issued to a campaign's recipient, under any key: one, for a client that never doubled. */
+  vouchersOf(campaignId: string, recipient: string): Voucher[] {
+    const keys = this.byRecipient.get(`${campaignId}\n${recipient}`) ?? new Set<string>();
+    return [...keys].flatMap((k) => this.vouchers.get(k) ?? []);
+  }
+
   /** The requests one key made, in arrival order. */
   history(key: string): Seen[] {
     return [...(this.seen.get(key) ?? [])];

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { z } from 'zod';
 import { DEV_PROVIDER_TOKEN } from '../config.js';
-import { Ledger, type LedgerStats, type Seen } from './ledger.js';
+import { Ledger, type LedgerStats, type Seen, type Voucher } from './ledger.js';
 
 /**
  * A gifticon provider on node:http, for the demo, the tests and the bench (`npm run provider:sim`).
@@ -48,6 +48,8 @@ export interface ProviderSim {
   stats(): LedgerStats;
   /** every request one key made, in arrival order, with the status it was answered */
   history(key: string): Seen[];
+  /** every voucher issued to a campaign's recipient, under any key (the demo compares each winner's code with it) */
+  vouchersOf(campaignId: string, recipient: string): Voucher[];
   faults(): Faults;
   setFaults(change: Partial<Faults>): Faults;
   close(): Promise<void>;
@@ -182,6 +184,7 @@ export async function startProviderSim(opts: SimOptions = {}): Promise<ProviderS
     port,
     stats: () => ledger.stats(),
     history: (key) => ledger.history(key),
+    vouchersOf: (campaignId, recipient) => ledger.vouchersOf(campaignId, recipient),
     faults: () => ({ ...faults }),
     setFaults,
     close: async () => {
