@@ -7,7 +7,7 @@ import { Command } from 'commander';
 import { stackUp, formatResult } from '../../scripts/stack.js';
 import { signToken, tokenShape } from '../api/auth.js';
 import { loadConfig, type Config } from '../config.js';
-import { auditCampaign } from '../domain/audit.js';
+import { auditCampaign, type Audit } from '../domain/audit.js';
 import type { Logged } from '../domain/events.js';
 import { createKafka } from '../infra/kafka/client.js';
 import { readLog } from '../infra/kafka/reader.js';
@@ -19,6 +19,16 @@ import { freePort } from '../net.js';
 import { solvePowFast, type ChallengeShape } from './pow.js';
 import { createClient, percentile, runPool, table } from './crowd.js';
 import { checkInventory, loadDemoCodes } from './demoInventory.js';
+import {
+  DEMO_PRODUCT,
+  providerOptions,
+  providerReport,
+  providerSettle,
+  startDemoProvider,
+  type ProviderFlags,
+  type Settle,
+} from './demoProvider.js';
+import { watch } from './demoWatch.js';
 import { Deadline, EXIT, ProgressLine, seconds, TimedOut } from './progress.js';
 
 /**
@@ -27,7 +37,7 @@ import { Deadline, EXIT, ProgressLine, seconds, TimedOut } from './progress.js';
  * checks I1–I3 against the log. Exits non-zero when an invariant fails, 124 when a wait outlives
  * `--timeout` (the server becoming ready; the log becoming quiet).
  */
-const program = new Command()
+const program = providerOptions(new Command())
   .name('demo')
   .option('--stock <n>', 'gifticons in the drop', (v) => Number(v), 1000)
   .option('--users <n>', 'distinct users in the crowd', (v) => Number(v), 20_000)
@@ -44,22 +54,28 @@ const program = new Command()
     "'pow': the campaign asks for proof of work, and the crowd solves a challenge when enter asks for one",
     'off',
   )
-  .option('--issuance <mode>', "'inventory': a generated list of codes is loaded first, and each winner must hold one of it", 'minted')
+  .option(
+    '--issuance <mode>',
+    "'inventory': a generated list of codes is loaded first, and each winner must hold one of it; 'provider': a provider simulator issues each winner's voucher",
+    'minted',
+  )
   .option('--difficulty <n>', 'maxnumber of the challenge with --challenge pow', (v) => Number(v), 1000)
   .parse();
-const opts = program.opts<{
-  stock: number;
-  users: number;
-  double: number;
-  connections: number;
-  timeout: string;
-  watch?: boolean;
-  challenge: string;
-  difficulty: number;
-  issuance: string;
-}>();
-if (opts.issuance !== 'minted' && opts.issuance !== 'inventory') {
-  console.error(`demo --issuance: minted or inventory, not ${opts.issuance}`);
+const opts = program.opts<
+  ProviderFlags & {
+    stock: number;
+    users: number;
+    double: number;
+    connections: number;
+    timeout: string;
+    watch?: boolean;
+    challenge: string;
+    difficulty: number;
+    issuance: string;
+  }
+>();
+if (!['minted', 'inventory', 'provider'].includes(opts.issuance)) {
+  console.error(`demo --issuance: minted, inventory or provider, not ${opts.issuance}`);
   process.exit(2);
 }
 if (opts.challenge !== 'off' && opts.challenge !== 'pow') {
@@ -84,12 +100,21 @@ async function main() {
   const migrated = await migrate(config.DATABASE_URL);
   say(`   database  ${migrated.applied.length ? `migrated (${migrated.applied.join(', ')})` : 'up to date'}`);
 
+  const provider = opts.issuance === 'provider' ? await startDemoProvider(opts) : null;
+  if (provider) say(`   ${provider.describe}`);
+
   say('\n2. firstcome (every role in one process)');
   const port = await freePort();
   const server = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
     // the demo's whole crowd comes from this machine's one address, far past a real address's ceiling
-    env: { RATE_LIMIT_IP_CEILING_PER_SEC: '0', ...process.env, PORT: String(port), LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' },
+    env: {
+      RATE_LIMIT_IP_CEILING_PER_SEC: '0',
+      ...process.env,
+      ...provider?.env,
+      PORT: String(port),
+      LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const stopServer = async () => {
@@ -97,6 +122,7 @@ async function main() {
       server.kill('SIGTERM');
       await once(server, 'exit');
     }
+    await provider?.sim.close();
   };
   process.on('SIGINT', () => void stopServer().then(() => process.exit(130)));
   const base = `http://127.0.0.1:${port}`;
@@ -132,6 +158,7 @@ async function main() {
           closesAt: new Date(Date.now() + 3_600_000).toISOString(),
           ...(opts.challenge === 'pow' ? { challenge: { mode: 'POW', difficulty: opts.difficulty } } : {}),
           ...(opts.issuance === 'inventory' ? { issuance: 'INVENTORY' } : {}),
+          ...(provider ? { issuance: 'PROVIDER', product: DEMO_PRODUCT } : {}),
         },
       },
     );
@@ -208,9 +235,25 @@ async function main() {
     bar.stop();
     const seconds = (performance.now() - started) / 1000;
     client.close();
+    const crowdEnded = performance.now();
 
-    say('\n5. waiting until the log is quiet, then auditing it');
-    const audit = await waitQuiet(config, campaign, () => server.exitCode);
+    say(`\n5. waiting until the log is quiet${provider ? ' and every winner is issued or parked' : ''}, then auditing it`);
+    const issuing = provider && providerSettle(base, admin, campaign);
+    const { audit, log } = await waitQuiet(config, campaign, () => server.exitCode, issuing ? issuing.settle : undefined);
+    const report =
+      provider && issuing
+        ? await providerReport({
+            base,
+            config,
+            campaign,
+            audit,
+            log,
+            settled: issuing.state,
+            sim: provider.sim,
+            deadline: new Deadline(timeoutS),
+            crowdEnded,
+          })
+        : null;
 
     latencies.sort((a, b) => a - b);
     say('');
@@ -235,6 +278,7 @@ async function main() {
         ['distinct entrants (log)', audit.entrants],
         ['winners (log)', audit.winners],
         ['gifticons issued (log)', audit.gifticons],
+        ...(report?.rows ?? []),
         ['throughput', `${Math.round(calls.length / seconds)} req/s`],
         ['latency p50', `${percentile(latencies, 50).toFixed(1)} ms`],
         ['latency p99', `${percentile(latencies, 99).toFixed(1)} ms`],
@@ -254,11 +298,13 @@ async function main() {
         `I6 each winner holds exactly one code of the loaded list, none twice (${inventory.outside} outside it, ${inventory.twice} twice)`,
         inventory.ok,
       ]);
+    checks.push(...(report?.checks ?? []));
     for (const [name, ok] of checks) say(`   ${ok ? 'PASS' : 'FAIL'}  ${name}`);
-    for (const p of audit.problems) say(`         ${p}`);
+    for (const p of [...audit.problems, ...(report?.notes ?? [])]) say(`         ${p}`);
     if (count.errors > 0) say(`   FAIL  ${count.errors} calls answered with an error`);
     const ok =
       (inventory?.ok ?? true) &&
+      (report?.checks.every((c) => c[1]) ?? true) &&
       audit.ok &&
       audit.unopened === 0 &&
       count.errors === 0 &&
@@ -285,38 +331,17 @@ async function challengeCounters(base: string): Promise<[string, string][]> {
 }
 
 /**
- * `--watch`: the server stays up for a person to look at the drop in the console. The admin token
- * rides in the URL's fragment, which the browser never sends to a server (nor to its logs).
- */
-async function watch(
-  config: Config,
-  base: string,
-  campaign: string,
-  stop: () => Promise<void>,
-  serverExit: () => number | null,
-  ok: boolean,
-): Promise<never> {
-  const token = await signToken(config.JWT_SECRET, { sub: 'demo-admin', role: 'admin', expiresIn: '12h' }, tokenShape(config));
-  say(`\n6. the drop console (the server stays up; Ctrl-C stops it)`);
-  say(`   ${base}/console#token=${token}`);
-  say(`   campaign ${campaign} is in its list; the admin token is valid for 12 hours`);
-  process.removeAllListeners('SIGINT');
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void stop().then(() => process.exit(ok ? 0 : 1)));
-  for (;;) {
-    const exit = serverExit();
-    if (exit !== null) {
-      say(`the server exited (${exit})`);
-      process.exit(EXIT.failed);
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
-
-/**
  * Reads the campaign's partition until the single writer has decided every entry in it (winners ==
- * min(stock, entrants), a gifticon for each). Ends early when the server exits, and at --timeout.
+ * min(stock, entrants)) and `settle` finds their issuance done (by default: a gifticon for each; a
+ * PROVIDER drop's: a voucher or an open parked issuance each). Ends early when the server exits,
+ * and at --timeout.
  */
-async function waitQuiet(config: Config, campaign: string, serverExit: () => number | null) {
+async function waitQuiet(
+  config: Config,
+  campaign: string,
+  serverExit: () => number | null,
+  settle: Settle = async (_, a) => (a.gifticons === a.winners ? {} : null),
+): Promise<{ audit: Audit; log: Logged[] }> {
   const kafka = createKafka(config, 'demo-audit');
   const partition = partitionFor(campaign, config.EVENT_PARTITIONS);
   const deadline = new Deadline(timeoutS);
@@ -330,19 +355,20 @@ async function waitQuiet(config: Config, campaign: string, serverExit: () => num
       });
       const audit = auditCampaign(log);
       const due = Math.min(audit.stock, audit.entrants);
-      if (audit.winners >= due && audit.gifticons === audit.winners) {
+      const settled = audit.winners >= due ? await settle(log, audit) : null;
+      if (settled) {
         line.update(1, `quiet: ${audit.winners} of ${due} winners, ${audit.gifticons} gifticons in the log`);
         // I2's unique codes and I6 are checked on the codes opened with the campaign's data key
         const prisma = createPrisma(config.DATABASE_URL, { poolSize: 2 });
         try {
-          return auditCampaign(log, await openerFor(new CodeVault(prisma, config.CODE_KEYS), log));
+          return { audit: auditCampaign(log, await openerFor(new CodeVault(prisma, config.CODE_KEYS), log), settled.facts), log };
         } finally {
           await prisma.$disconnect();
         }
       }
       line.update(
         due > 0 ? audit.winners / due : 0,
-        `waiting for the writer of partition ${partition} to decide every entry: ${audit.winners} of ${due} winners, ${audit.gifticons} gifticons in the log`,
+        `waiting for the writer of partition ${partition} to decide every entry, and issue each: ${audit.winners} of ${due} winners, ${audit.gifticons} gifticons in the log`,
       );
       const exit = serverExit();
       if (exit !== null) throw new Error(`the server exited (${exit}) while ${line.text}`);
