@@ -178,6 +178,30 @@ describe('the issuer against the provider simulator', () => {
     expect((await auditProvider(d.config, CAMPAIGN, d.sim)).problems).toEqual([]);
   });
 
+  it("a batch's chunks are called for together, and committed in order: one chunk's slowest call holds no other's", async () => {
+    const stock = 100;
+    // 50 ms a call, 80 at once: chunk by chunk (25 each, startIssuer's) the provider would never see more than 25
+    const d = await drop('issuer-pipelined', stock, stock, { latencyMs: 50 }, { concurrency: 80 });
+    // every winner decided before the issuer starts: its first batch holds them all
+    await waitUntil(
+      () => campaignLog(d.config, d.kafka),
+      (l) => l.filter((e) => e.type === 'WinnerSelected').length >= stock,
+      { what: 'every winner selected' },
+    );
+    await d.startIssuer();
+    await waitUntil(
+      () => campaignLog(d.config, d.kafka),
+      (l) => gifticons(l).length >= stock,
+      { what: 'every winner issued', timeoutMs: 60_000 },
+    );
+    expect(d.sim.stats().maxInFlight).toBeGreaterThan(25);
+    expect(d.sim.stats()).toMatchObject({ issued: stock, keys: stock, doubles: 0 });
+    // the chunks' transactions in offset order: the gifticons follow the winners' positions
+    const positions = gifticons(await campaignLog(d.config, d.kafka)).map((g) => g.position);
+    expect(positions).toEqual([...positions].sort((x, y) => x - y));
+    expect((await auditProvider(d.config, CAMPAIGN, d.sim)).problems).toEqual([]);
+  });
+
   it("a permanent refusal parks the winner's issuance with the provider's answer and moves on", async () => {
     const stock = 10;
     const d = await drop('issuer-permanent', stock, 10, { latencyMs: 2, permanentRate: 1 });
