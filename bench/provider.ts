@@ -1,5 +1,3 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { Command } from 'commander';
 import { Registry } from 'prom-client';
 import { table } from '../src/cli/crowd.js';
@@ -7,6 +5,7 @@ import { ProviderClient, type IssueOutcome } from '../src/issuer/client.js';
 import { providerMetrics } from '../src/issuer/metrics.js';
 import { httpProvider } from '../src/issuer/provider.js';
 import { SIM_TOKEN } from '../src/provider-sim/server.js';
+import { startSimProcess } from './providerSim.js';
 
 /**
  * `npm run bench:provider`: the provider client alone against `npm run provider:sim` in a process of
@@ -39,34 +38,11 @@ const opts = new Command()
     timeoutMs: number;
   }>();
 
-async function startSim(): Promise<{ url: string; stop: () => Promise<void> }> {
-  const args = ['--port', '0', '--latency-ms', opts.latencyMs, '--rate', opts.rate, '--error-rate', opts.errorRate];
-  args.push('--timeout-rate', opts.timeoutRate, '--permanent-rate', opts.permanentRate);
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/providerSim.ts', ...args.map(String)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  const end = Date.now() + 30_000;
-  let m: RegExpExecArray | null;
-  while (!(m = /provider simulator on (\S+):/.exec(out))) {
-    if (Date.now() > end || child.exitCode !== null) throw new Error(`the simulator did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return {
-    url: m[1]!,
-    stop: async () => {
-      child.kill('SIGTERM');
-      await once(child, 'exit');
-    },
-  };
-}
-
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))] ?? 0;
 
 async function main() {
-  const sim = await startSim();
+  const sim = await startSimProcess(opts);
   const registry = new Registry();
   const client = new ProviderClient(httpProvider({ url: sim.url, token: SIM_TOKEN }), {
     ratePerSec: opts.clientRate,
