@@ -14,7 +14,7 @@ import { SIM_TOKEN } from '../src/provider-sim/server.js';
 import { autocannonGenerator } from './load/autocannon.js';
 import type { LoadGenerator } from './load/generator.js';
 import { wrkGenerator, wrkOnPath } from './load/wrk.js';
-import { cpuMsOf } from './procCpu.js';
+import { cpuMsOf, listenerPid } from './procCpu.js';
 import { startSimProcess } from './providerSim.js';
 import { verdict, type IssueRun } from './issueSummary.js';
 import { benchRun } from './run.js';
@@ -124,9 +124,18 @@ async function main() {
     const fresh = await Promise.all(Array.from({ length: opts.duration * 8000 }, (_, i) => sign(`f${run}-${i}`)));
     say('done');
     load = wrkOnPath() ? wrkGenerator(fresh, 2) : autocannonGenerator(fresh, 'wrk is not on PATH');
+    // each process's CPU over a phase, in cores: where the machine's time went while enter was measured
+    const broker = listenerPid(Number(config.KAFKA_BROKERS[0]!.split(':').at(-1)));
+    const pids = { api: api.child.pid, issuer: issuer.child.pid, simulator: sim.pid, broker };
+    const cores: (string | number)[][] = [['CPU (cores) over the phase', ...Object.keys(pids), 'wrk']];
     const enterPhase = async (name: string, campaign: string, duration = opts.duration) => {
       const query = `mutation { enter(campaignId: "${campaign}") { rejection entry { ticket status position } } }`;
+      const cpu0 = Object.values(pids).map(cpuMsOf);
+      const t0 = performance.now();
       const r = await load!.run({ url: api.base, connections: opts.connections, duration, body: JSON.stringify({ query }) });
+      const ms = performance.now() - t0;
+      const used = Object.values(pids).map((pid, i) => cpuMsOf(pid) - cpu0[i]!);
+      cores.push([name, ...[...used, r.cpuMs].map((c) => (c / ms).toFixed(2))]);
       if (r.reused > 0) throw new Error(`${name}: ${r.reused} requests reused a fresh user's token; lower --duration`);
       say(`enter, fresh users, ${name}: ${fmt(r.rps)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, errors ${r.errors}`);
       return r;
@@ -218,6 +227,7 @@ async function main() {
         ],
       ]),
     );
+    say(`\n${table(cores)}`);
     say(
       `\n${new Date().toISOString()}; load average ${loadavg()
         .map((x) => x.toFixed(1))
