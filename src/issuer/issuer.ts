@@ -155,7 +155,7 @@ export class Issuer {
       // stay in order. Chunk by chunk, each chunk waited for its slowest call (a retry's backoff, a
       // Retry-After) while the provider's pace went unused: a drop issued at a third of its rate
       const calls = chunks.map((c) => Promise.all(c.winners.map((w) => this.issueOne(w, ledger))));
-      // those a stale batch leaves behind end with the issuer's abort, unawaited
+      // a stale batch's calls run out unawaited: the next owner calls with the same keys, gets the same vouchers
       for (const c of calls) c.catch(() => undefined);
       for (const [i, chunk] of chunks.entries()) {
         if (!isRunning() || isStale()) return;
