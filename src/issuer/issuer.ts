@@ -21,8 +21,8 @@ export const ISSUER = 'issuer';
 const log = logger.child({ role: 'issuer', component: ISSUER });
 
 /**
- * Winners committed in one transaction. A batch's chunks are called for together, so a crash re-calls
- * a batch's uncommitted winners (same keys, same vouchers).
+ * Winners committed in one transaction. The next chunks are called for meanwhile, so a crash re-calls
+ * the uncommitted ones (same keys, same vouchers).
  */
 export const ISSUER_CHUNK = 200;
 
@@ -150,17 +150,29 @@ export class Issuer {
     // heartbeats while the provider is called: a chunk at the provider's pace may take longer than the session
     const beat = setInterval(() => void heartbeat().catch(() => undefined), 1000);
     try {
-      const chunks = ledger.chunks(sorted.logged, this.deps.chunk ?? ISSUER_CHUNK);
-      // every chunk's calls start at once and the client paces them (rate, concurrency); the commits
-      // stay in order. Chunk by chunk, each chunk waited for its slowest call (a retry's backoff, a
-      // Retry-After) while the provider's pace went unused: a drop issued at a third of its rate
-      const calls = chunks.map((c) => Promise.all(c.winners.map((w) => this.issueOne(w, ledger))));
-      // a stale batch's calls run out unawaited: the next owner calls with the same keys, gets the same vouchers
-      for (const c of calls) c.catch(() => undefined);
+      const size = this.deps.chunk ?? ISSUER_CHUNK;
+      const chunks = ledger.chunks(sorted.logged, size);
+      // Chunk by chunk, each chunk waited for its slowest call (a retry's backoff, a Retry-After)
+      // while the provider's pace went unused: a drop was issued at a third of its rate. The calls of
+      // the next chunks run meanwhile, as many as keep the client's slots full twice over; not the
+      // whole batch, or a retry would queue behind thousands of first calls and hold every commit.
+      const ahead = Math.ceil((2 * this.config.PROVIDER_CONCURRENCY) / size) + 1;
+      const calls: Promise<IssueOutcome[]>[] = [];
+      const call = (i: number) => {
+        const c = chunks[i];
+        if (!c || calls[i]) return;
+        calls[i] = Promise.all(c.winners.map((w) => this.issueOne(w, ledger)));
+        // a stale batch's calls run out unawaited: the next owner calls with the same keys, gets the same vouchers
+        calls[i]!.catch(() => undefined);
+      };
+      for (let i = 0; i < ahead; i++) call(i);
       for (const [i, chunk] of chunks.entries()) {
         if (!isRunning() || isStale()) return;
         const last = i + 1 === chunks.length && sorted.last !== null ? sorted.last : chunk.lastOffset;
-        await this.commitChunk(p, chunk.winners, await calls[i]!, last + 1n, ledger);
+        const outcomes = await calls[i]!;
+        call(i + ahead);
+        // commits stay in offset order, one transaction a chunk
+        await this.commitChunk(p, chunk.winners, outcomes, last + 1n, ledger);
         resolveOffset(String(last));
       }
       if (chunks.length === 0 && sorted.last !== null) {

@@ -202,6 +202,31 @@ describe('the issuer against the provider simulator', () => {
     expect((await auditProvider(d.config, CAMPAIGN, d.sim)).problems).toEqual([]);
   });
 
+  it('a retry waits behind the next few chunks, not behind the whole batch: the first chunk is committed early', async () => {
+    const stock = 400;
+    // 100 ms a call, 20 at once: 200 calls a second. A fifth of the calls fail, so nearly every chunk
+    // of 25 holds a retry; queued behind all 400 first calls, no chunk could commit before they were made
+    const d = await drop('issuer-window', stock, stock, { latencyMs: 100, errorRate: 0.2 }, { concurrency: 20 });
+    await waitUntil(
+      () => campaignLog(d.config, d.kafka),
+      (l) => l.filter((e) => e.type === 'WinnerSelected').length >= stock,
+      { what: 'every winner selected' },
+    );
+    await d.startIssuer();
+    await waitUntil(
+      () => campaignLog(d.config, d.kafka),
+      (l) => gifticons(l).length > 0,
+      { what: 'the first chunk committed', timeoutMs: 60_000, everyMs: 50 },
+    );
+    expect(d.sim.stats().requests).toBeLessThan(stock);
+    await waitUntil(
+      () => campaignLog(d.config, d.kafka),
+      (l) => gifticons(l).length >= stock,
+      { what: 'every winner issued', timeoutMs: 60_000 },
+    );
+    expect(d.sim.stats()).toMatchObject({ issued: stock, keys: stock, doubles: 0 });
+  });
+
   it("a permanent refusal parks the winner's issuance with the provider's answer and moves on", async () => {
     const stock = 10;
     const d = await drop('issuer-permanent', stock, 10, { latencyMs: 2, permanentRate: 1 });
