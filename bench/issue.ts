@@ -44,6 +44,8 @@ const opts = new Command()
   .option('--duration <s>', 'seconds of each fresh-enter phase', int, 10)
   .option('--connections <n>', "the enter phases' connections (wrk)", int, 64)
   .option('--crowd <n>', "the drop's crowd: concurrent connections", int, 64)
+  // every winner already in the log when the issuer starts: a drop sold out at once, or an issuer back after an outage
+  .option('--issuer-late', 'start the issuer process only once the crowd is answered')
   .parse()
   .opts<{
     winners: number;
@@ -59,6 +61,7 @@ const opts = new Command()
     duration: number;
     connections: number;
     crowd: number;
+    issuerLate?: boolean;
   }>();
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -94,9 +97,22 @@ async function main() {
       PROVIDER_CONCURRENCY: String(opts.concurrency),
       PROVIDER_TIMEOUT_MS: String(opts.timeoutMs),
     };
-    const issuer = await startServer('src/main.ts', ['--roles', 'issuer'], issuerEnv);
-    stops.push(() => issuer.stop());
-    say(`simulator ${sim.url}; api,writer ${api.base}; issuer ${issuer.base}`);
+    let issuerCpu0 = 0;
+    let issuerReadyAt = 0;
+    const startIssuer = async () => {
+      const s = await startServer('src/main.ts', ['--roles', 'issuer'], issuerEnv);
+      stops.push(() => s.stop());
+      issuerCpu0 = cpuMsOf(s.child.pid);
+      issuerReadyAt = Date.now();
+      pids.issuer = s.child.pid;
+      say(`issuer ready on ${s.base}`);
+      return s;
+    };
+    // each process's CPU over a phase, in cores: where the machine's time went while enter was measured
+    const broker = listenerPid(Number(config.KAFKA_BROKERS[0]!.split(':').at(-1)));
+    const pids: Record<string, number | undefined> = { api: api.child.pid, issuer: undefined, simulator: sim.pid, broker };
+    let issuer = opts.issuerLate ? null : await startIssuer();
+    say(`simulator ${sim.url}; api,writer ${api.base}`);
 
     const admin = await signToken(config.JWT_SECRET, { sub: 'bench-admin', role: 'admin', expiresIn: '1h' }, tokenShape(config));
     const client = createClient(api.base, opts.crowd);
@@ -124,9 +140,6 @@ async function main() {
     const fresh = await Promise.all(Array.from({ length: opts.duration * 8000 }, (_, i) => sign(`f${run}-${i}`)));
     say('done');
     load = wrkOnPath() ? wrkGenerator(fresh, 2) : autocannonGenerator(fresh, 'wrk is not on PATH');
-    // each process's CPU over a phase, in cores: where the machine's time went while enter was measured
-    const broker = listenerPid(Number(config.KAFKA_BROKERS[0]!.split(':').at(-1)));
-    const pids = { api: api.child.pid, issuer: issuer.child.pid, simulator: sim.pid, broker };
     const cores: (string | number)[][] = [['CPU (cores) over the phase', ...Object.keys(pids), 'wrk']];
     const enterPhase = async (name: string, campaign: string, duration = opts.duration) => {
       const query = `mutation { enter(campaignId: "${campaign}") { rejection entry { ticket status position } } }`;
@@ -135,12 +148,11 @@ async function main() {
       const r = await load!.run({ url: api.base, connections: opts.connections, duration, body: JSON.stringify({ query }) });
       const ms = performance.now() - t0;
       const used = Object.values(pids).map((pid, i) => cpuMsOf(pid) - cpu0[i]!);
-      cores.push([name, ...[...used, r.cpuMs].map((c) => (c / ms).toFixed(2))]);
+      cores.push([name, ...[...used, r.cpuMs].map((c) => (Number.isFinite(c) ? (c / ms).toFixed(2) : '-'))]);
       if (r.reused > 0) throw new Error(`${name}: ${r.reused} requests reused a fresh user's token; lower --duration`);
       say(`enter, fresh users, ${name}: ${fmt(r.rps)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, errors ${r.errors}`);
       return r;
     };
-    const issuerCpu0 = cpuMsOf(issuer.child.pid);
 
     await enterPhase('warm-up', open[0]!, 5);
     const before = await enterPhase('before the drop', open[1]!);
@@ -157,6 +169,7 @@ async function main() {
     client.close();
     say(`crowd answered in ${fmt((Date.now() - crowdT0) / 1000, 1)} s (${errors} errors or rejections)`);
 
+    issuer ??= await startIssuer();
     const progress = () => progressOf(issuer);
     const p0 = await progress();
     const during = await enterPhase('while the issuer works', open[2]!);
@@ -211,6 +224,14 @@ async function main() {
         ['first winner → all issued or parked', s(v.spanS)],
         ['ideal at the pace (winners / client rate)', `${fmt(opts.winners / opts.clientRate, 1)} s`],
         ['the crowd (first winner → sell-out)', `${fmt((r.soldOutAt - r.firstWinnerAt) / 1000, 1)} s`],
+        ...(opts.issuerLate
+          ? [
+              [
+                'issuer started late: ready → all issued or parked',
+                doneAt === null ? 'not done' : `${fmt((doneAt - issuerReadyAt) / 1000, 1)} s`,
+              ],
+            ]
+          : []),
         ['provider calls', fmt(r.calls)],
         ['calls a second (first winner → done)', v.callsPerSec === null ? '-' : fmt(v.callsPerSec)],
         ['calls by answer', end.byOutcome],

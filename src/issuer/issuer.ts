@@ -150,29 +150,33 @@ export class Issuer {
     // heartbeats while the provider is called: a chunk at the provider's pace may take longer than the session
     const beat = setInterval(() => void heartbeat().catch(() => undefined), 1000);
     try {
-      const size = this.deps.chunk ?? ISSUER_CHUNK;
-      const chunks = ledger.chunks(sorted.logged, size);
+      const chunks = ledger.chunks(sorted.logged, this.deps.chunk ?? ISSUER_CHUNK);
       // Chunk by chunk, each chunk waited for its slowest call (a retry's backoff, a Retry-After)
-      // while the provider's pace went unused: a drop was issued at a third of its rate. The calls of
-      // the next chunks run meanwhile, as many as keep the client's slots full twice over; not the
-      // whole batch, or a retry would queue behind thousands of first calls and hold every commit.
-      const ahead = Math.ceil((2 * this.config.PROVIDER_CONCURRENCY) / size) + 1;
+      // while the provider's pace went unused: a drop was issued at a third of its rate. Now the next
+      // chunks' calls start whenever fewer than `window` calls are unfinished, whatever the commits
+      // wait on: two seconds of calls at the provider's rate, at least twice the client's slots. Not
+      // the whole batch at once: a retry joins the client's queue at its end, and behind thousands of
+      // first calls it would hold every commit until nearly all of them were made.
+      const window = 2 * Math.max(this.config.PROVIDER_RATE_PER_SEC, this.config.PROVIDER_CONCURRENCY);
       const calls: Promise<IssueOutcome[]>[] = [];
-      const call = (i: number) => {
-        const c = chunks[i];
-        if (!c || calls[i]) return;
-        calls[i] = Promise.all(c.winners.map((w) => this.issueOne(w, ledger)));
-        // a stale batch's calls run out unawaited: the next owner calls with the same keys, gets the same vouchers
-        calls[i]!.catch(() => undefined);
+      let unfinished = 0;
+      const fill = () => {
+        while (calls.length < chunks.length && unfinished < window && isRunning() && !isStale()) {
+          const c = chunks[calls.length]!;
+          unfinished += c.winners.length;
+          const all = Promise.all(c.winners.map((w) => this.issueOne(w, ledger).finally(() => (unfinished--, fill()))));
+          // a stale batch's calls run out unawaited: the next owner calls with the same keys, gets the same vouchers
+          all.catch(() => undefined);
+          calls.push(all);
+        }
       };
-      for (let i = 0; i < ahead; i++) call(i);
+      fill();
       for (const [i, chunk] of chunks.entries()) {
-        if (!isRunning() || isStale()) return;
+        // a chunk not called for: the batch went stale meanwhile
+        if (!isRunning() || isStale() || !calls[i]) return;
         const last = i + 1 === chunks.length && sorted.last !== null ? sorted.last : chunk.lastOffset;
-        const outcomes = await calls[i]!;
-        call(i + ahead);
         // commits stay in offset order, one transaction a chunk
-        await this.commitChunk(p, chunk.winners, outcomes, last + 1n, ledger);
+        await this.commitChunk(p, chunk.winners, await calls[i], last + 1n, ledger);
         resolveOffset(String(last));
       }
       if (chunks.length === 0 && sorted.last !== null) {
