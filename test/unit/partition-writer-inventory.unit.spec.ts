@@ -67,6 +67,10 @@ describe('a partition writer, INVENTORY', () => {
       'I6: u0 at 1 does not hold the 1-th loaded code',
       'I6: u1 at 2 does not hold the 2-th loaded code',
     ]);
+    // each holding its own code, but the winner at 2 issued while the one at 1 waited
+    const [first, second] = [log.indexOf(gifts[0]!), log.indexOf(gifts[1]!)];
+    const reordered = log.map((l, i) => (i === first ? gifts[1]! : i === second ? gifts[0]! : l));
+    expect(auditCampaign(reordered, open).problems).toEqual(['I6: u1 at 2 was issued while the winner at 1 waited']);
   });
 });
 
