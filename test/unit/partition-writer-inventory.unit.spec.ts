@@ -44,6 +44,29 @@ describe('a partition writer, INVENTORY', () => {
     expect(audit).toMatchObject({ winners: 3, gifticons: 3 });
   });
 
+  it('a writer killed after a chunk reached Redis, before the issuance it brought committed: the next writer issues it, once', async () => {
+    const r = rig();
+    r.log.append(0, { ...created('c', 2), issuance: 'INVENTORY' } as CampaignEvent);
+    r.log.append(0, entrant('c', 'u0'));
+    r.log.append(0, entrant('c', 'u1'));
+    const killed = await r.writer();
+    await run(r, killed);
+    expect(issued(r)).toEqual([]);
+    r.log.append(0, chunk(['A', 'B']));
+    // its commit never lands: the process dies with it open
+    r.sink.gate = new Promise<void>(() => undefined);
+    await killed.onBatch(r.log.batch(0, killed.committed), r.control());
+    expect(r.lines.codes.get('c')?.kept).toHaveLength(2);
+    r.sink.gate = null;
+    const next = await r.writer();
+    await run(r, next);
+    expect(issued(r)).toEqual([
+      [1, 'u0', 'A'],
+      [2, 'u1', 'B'],
+    ]);
+    expect(auditCampaign(r.log.records.get(0)!, open).problems).toEqual([]);
+  });
+
   it('the audit finds a winner holding another position’s code (I6)', async () => {
     const r = rig();
     r.log.append(0, { ...created('c', 2), issuance: 'INVENTORY' } as CampaignEvent);
