@@ -98,10 +98,8 @@ export function readModelResolvers(prisma: PrismaClient) {
               userId: r.userId,
               position: r.position,
               wonAt: r.wonAt,
-              // a winner without one waits for it (INVENTORY short of codes, PROVIDER)
-              gifticon: g
-                ? issuedGifticon({ id: g.id, campaignId: g.campaignId, userId: g.userId, code: g.code, issuedAt: g.issuedAt })
-                : pendingGifticon(r.campaignId, r.userId),
+              // a winner without one waits for it (INVENTORY short of codes, PROVIDER), or its PROVIDER issuance is parked
+              gifticon: g ? issuedGifticon(g) : pendingGifticon(r.campaignId, r.userId, r.issuanceParkedAt !== null),
             };
           },
         );
@@ -124,7 +122,7 @@ export function readModelResolvers(prisma: PrismaClient) {
           first,
           totalCount,
           (r) => ({ list: 'gifticons', campaignId: id, logOffset: r.logOffset }),
-          (r) => issuedGifticon({ id: r.id, campaignId: r.campaignId, userId: r.userId, code: r.code, issuedAt: r.issuedAt }),
+          (r) => issuedGifticon(r),
         );
       },
     },
