@@ -62,6 +62,21 @@ export class AnnouncingReplies implements ReplyChannel {
 }
 
 /**
+ * Facts another process appended that change an answer: a campaign's own (created, closed, its
+ * challenge), and a winner's gifticon the issuer issued or parked (a PROVIDER winner's ISSUED or
+ * FAILED, pushed to the winner's subscription like the writer's own decisions).
+ */
+const ANNOUNCED_FACTS: ReadonlySet<CampaignEvent['type']> = new Set([
+  'CampaignCreated',
+  'CampaignClosed',
+  'CampaignChallengeSet',
+  'GifticonIssued',
+  'IssuanceParked',
+]);
+
+const userOf = (e: CampaignEvent): string | null => (e.type === 'GifticonIssued' || e.type === 'IssuanceParked' ? e.userId : null);
+
+/**
  * The campaign lines, announcing what reaches Redis: committed decisions (winners, gifticons, sold
  * out) once applied, and a campaign's own facts (created, closed) once placed. Nothing is announced
  * while a rebuild re-applies the past: it changes no answer.
@@ -96,12 +111,9 @@ export class AnnouncingLines implements CampaignLines {
 
   async place(partition: number, work: LineWork): Promise<LineAnswer[][] | 'REBUILD'> {
     const placed = await this.inner.place(partition, work);
-    const facts = work.facts.filter(
-      (f) =>
-        !f.replaying &&
-        (f.event.type === 'CampaignCreated' || f.event.type === 'CampaignClosed' || f.event.type === 'CampaignChallengeSet'),
-    );
-    if (placed !== 'REBUILD' && facts.length > 0) await this.feed.announce(byCampaign(facts.map((f) => [f.event.campaignId, null])));
+    const facts = work.facts.filter((f) => !f.replaying && ANNOUNCED_FACTS.has(f.event.type));
+    if (placed !== 'REBUILD' && facts.length > 0)
+      await this.feed.announce(byCampaign(facts.map((f) => [f.event.campaignId, userOf(f.event)])));
     return placed;
   }
 
