@@ -111,9 +111,16 @@ export class AnnouncingLines implements CampaignLines {
 
   async place(partition: number, work: LineWork): Promise<LineAnswer[][] | 'REBUILD'> {
     const placed = await this.inner.place(partition, work);
+    if (placed === 'REBUILD') return placed;
     const facts = work.facts.filter((f) => !f.replaying && ANNOUNCED_FACTS.has(f.event.type));
-    if (placed !== 'REBUILD' && facts.length > 0)
-      await this.feed.announce(byCampaign(facts.map((f) => [f.event.campaignId, userOf(f.event)])));
+    const own = facts.filter((f) => userOf(f.event) === null);
+    const winners = facts.filter((f) => userOf(f.event) !== null);
+    if (own.length > 0) await this.feed.announce(byCampaign(own.map((f) => [f.event.campaignId, null])));
+    // not awaited, as applyCommitted's: in a PROVIDER drop the issuer's gifticons come in with the
+    // entries, and the line's next batch need not wait for a notice (its PUBLISH still follows the
+    // writes on the same connection)
+    if (winners.length > 0)
+      void this.feed.announce(byCampaign(winners.map((f) => [f.event.campaignId, userOf(f.event)]))).catch(() => undefined);
     return placed;
   }
 
