@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { GifticonIssued } from '../../src/domain/events.js';
 import { startProviderSim, type ProviderSim } from '../../src/provider-sim/server.js';
-import { gql, isolated, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
+import { gql, isolated, pool, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
 import { auditFromLog, auditProvider, parkedView } from '../support/audit.js';
 import { collect, liveSocket, type LiveSocket } from '../support/live.js';
 import { eventually, waitUntil } from '../support/wait.js';
@@ -47,15 +47,17 @@ const providerEnv = (s: ProviderSim, extra: Record<string, string> = {}) => ({
   ...extra,
 });
 
-/** A PROVIDER campaign, entered by `users` one after another (the n-th of them at position n). */
-async function drop(port: number, campaignId: string, stock: number, users: string[]) {
+/** A PROVIDER campaign, entered by `users` one after another (the n-th of them at position n), or all at once. */
+async function drop(port: number, campaignId: string, stock: number, users: string[], atOnce = false) {
   const admin = await token('view-admin', 'admin');
   const closesAt = new Date(Date.now() + 3_600_000).toISOString();
   const r = await gql(port, admin, CREATE, {
     i: { id: campaignId, title: 'Provider', reward: 'Chicken', stock, closesAt, issuance: 'PROVIDER', product: 'chicken-10000' },
   });
   expect(r.errors).toBeUndefined();
-  for (const u of users) expect((await gql(port, await token(u), ENTER, { c: campaignId })).errors).toBeUndefined();
+  const enter = async (u: string) => expect((await gql(port, await token(u), ENTER, { c: campaignId })).errors).toBeUndefined();
+  if (atOnce) await pool(users, users.length, enter);
+  else for (const u of users) await enter(u);
 }
 
 const myGift = async (port: number, campaignId: string, user: string): Promise<Gift | null> =>
@@ -174,17 +176,28 @@ describe("a PROVIDER winner's gifticon as the winner reads it", () => {
 
   it("honours the provider's 429 and Retry-After: no key calls again before it, and none is issued twice", async () => {
     iso = await isolated('provider-429');
-    // 4 calls a second at the provider against a client paced at 1,000: most first calls are answered 429
-    sim = await startProviderSim({ port: 0, latencyMs: 2, rate: 4, errorRate: 0, timeoutRate: 0, permanentRate: 0 });
-    const app = await spawnApp(iso, 'api,writer,projector,issuer', providerEnv(sim, { PROVIDER_MAX_ATTEMPTS: '40' }));
+    // 2 calls a second at the provider against a client paced at 1,000: most first calls are answered 429
+    sim = await startProviderSim({ port: 0, latencyMs: 2, rate: 2, errorRate: 0, timeoutRate: 0, permanentRate: 0 });
+    const app = await spawnApp(
+      iso,
+      'api,writer,projector,issuer',
+      providerEnv(sim, {
+        PROVIDER_MAX_ATTEMPTS: '40',
+        // a 429 is honoured once the client reads it: on a loaded machine one answered late would
+        // reach a client that gave up after 300 ms, and be a timeout to it (backed off, no Retry-After)
+        PROVIDER_TIMEOUT_MS: '5000',
+      }),
+    );
     apps.push(app);
     const C = 'prov-429';
     const STOCK = 12;
+    // all at once: the winners reach the issuer together, as a crowd's do
     await drop(
       app.port,
       C,
       STOCK,
       Array.from({ length: STOCK }, (_, i) => `${C}-u${i}`),
+      true,
     );
     const audit = await waitUntil(
       () => auditProvider(iso!.config, C, sim!),
@@ -204,10 +217,12 @@ describe("a PROVIDER winner's gifticon as the winner reads it", () => {
         if (calls[i]!.status !== 429) continue;
         refused++;
         expect(calls[i]!.retryAfterMs).toBeGreaterThanOrEqual(1000);
-        expect(calls[i + 1]!.at - calls[i]!.at, `${key}: call ${i + 2} after a 429`).toBeGreaterThanOrEqual(calls[i]!.retryAfterMs!);
+        expect(calls[i + 1]!.at - calls[i]!.at, `${key}: call ${i + 2} after a 429 in ${JSON.stringify(calls)}`).toBeGreaterThanOrEqual(
+          calls[i]!.retryAfterMs!,
+        );
       }
     }
-    // the limit did bite: 12 winners at 4 a second cannot all pass on their first call
-    expect(refused).toBeGreaterThanOrEqual(STOCK - 4);
+    // the limit did bite: of 12 first calls that come within a second or three, at most 2 a second pass
+    expect(refused).toBeGreaterThanOrEqual(STOCK / 2);
   });
 });
