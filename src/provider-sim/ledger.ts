@@ -23,6 +23,8 @@ export interface Voucher {
 export interface Seen {
   at: number;
   status: number | null;
+  /** a 429's `Retry-After`, in ms */
+  retryAfterMs?: number;
 }
 
 export interface LedgerStats {
@@ -111,6 +113,11 @@ export class Ledger {
     this.byRecipient.set(who, keys);
     if (keys.size === 2) this.recipientDoubles++;
     return { voucher, created: true };
+  }
+
+  /** Every key that reached the voucher endpoint, in the order each first came. */
+  keys(): string[] {
+    return [...this.seen.keys()];
   }
 
   /** The requests one key made, in arrival order. */

@@ -48,6 +48,8 @@ export interface ProviderSim {
   stats(): LedgerStats;
   /** every request one key made, in arrival order, with the status it was answered */
   history(key: string): Seen[];
+  /** every key that reached the voucher endpoint, in the order each first came */
+  keys(): string[];
   faults(): Faults;
   setFaults(change: Partial<Faults>): Faults;
   close(): Promise<void>;
@@ -118,7 +120,11 @@ export async function startProviderSim(opts: SimOptions = {}): Promise<ProviderS
         () => null,
         (r: unknown) => (r instanceof RateLimiterRes ? r : null),
       );
-      if (over) return answer(429, { error: 'rate_limited' }, { 'Retry-After': String(Math.max(1, Math.ceil(over.msBeforeNext / 1000))) });
+      if (over) {
+        const seconds = Math.max(1, Math.ceil(over.msBeforeNext / 1000));
+        seen.retryAfterMs = seconds * 1000;
+        return answer(429, { error: 'rate_limited' }, { 'Retry-After': String(seconds) });
+      }
     }
     if (!ledger.claim(key)) return answer(409, { error: 'request_in_progress' });
     try {
@@ -182,6 +188,7 @@ export async function startProviderSim(opts: SimOptions = {}): Promise<ProviderS
     port,
     stats: () => ledger.stats(),
     history: (key) => ledger.history(key),
+    keys: () => ledger.keys(),
     faults: () => ({ ...faults }),
     setFaults,
     close: async () => {

@@ -191,7 +191,12 @@ describe('the issuer against the provider simulator', () => {
     expect(parked.every((r) => r.reason === 'provider' && r.consumer === 'issuer')).toBe(true);
     expect(parked[0]!.error).toContain('HTTP 422');
     expect(parked[0]!.error).toContain('recipient_not_eligible');
-    expect(gifticons(await campaignLog(d.config, d.kafka))).toHaveLength(0);
+    const log = await campaignLog(d.config, d.kafka);
+    expect(gifticons(log)).toHaveLength(0);
+    // each parking is a fact of the log too, naming its record: the winner's FAILED in every projection and replay
+    const parkings = log.flatMap((e) => (e.type === 'IssuanceParked' ? [e] : []));
+    expect(new Set(parkings.map((e) => e.parkedId))).toEqual(new Set(parked.map((r) => r.id)));
+    expect(new Set(parkings.map((e) => e.userId)).size).toBe(stock);
     expect(d.sim.stats()).toMatchObject({ issued: 0, doubles: 0 });
     expect((await auditProvider(d.config, CAMPAIGN, d.sim)).problems).toEqual([]);
   });
