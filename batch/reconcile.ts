@@ -68,6 +68,7 @@ export function foldLog(states: Map<string, Folded>, batch: readonly Logged[], o
         f.state = evolve(f.state, l); // shallow: keeps the places Map
         break;
       case 'IssuanceRequested':
+      case 'IssuanceParked':
         break;
       default: {
         const _exhaustive: never = e;

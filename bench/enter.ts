@@ -6,6 +6,7 @@ import { createClient, runPool, table } from '../src/cli/crowd.js';
 import { solvePowFast, type ChallengeShape } from '../src/cli/pow.js';
 import { loadConfig } from '../src/config.js';
 import { migrate } from '../src/infra/prisma/migrate.js';
+import { createPrisma } from '../src/infra/prisma/client.js';
 import { stackUp } from '../scripts/stack.js';
 import { settledTopicBytes, topicBytes } from './logSize.js';
 import { autocannonGenerator } from './load/autocannon.js';
@@ -61,6 +62,8 @@ if (opts.generator !== undefined && opts.generator !== 'wrk' && opts.generator !
 if (opts.generator === 'wrk' && !wrkOnPath()) throw new Error('--generator wrk: wrk is not on PATH (Debian: apt-get install -y wrk)');
 /** `src/main.ts` runs every role when it is given none */
 const rolesArgs = opts.roles === 'all' ? [] : ['--roles', opts.roles];
+/** the server projects into Postgres: the fresh phase's settle time is measured */
+const readSide = opts.roles === 'all' || opts.roles.split(',').some((r) => r.trim() === 'projector');
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -259,6 +262,7 @@ async function main() {
       `mutation { enter(campaignId: "${open}") { rejection entry { ticket status position } } }`,
       true,
     );
+    const settling = readSide ? settleTime(config.DATABASE_URL, open, enter.total - enter.errors) : null;
     const m1 = await scrape();
     // every fresh entry wins (the stock is 10,000,000): EntrantRegistered, WinnerSelected, GifticonIssued each
     const entries = Math.max(1, enter.total - enter.errors);
@@ -288,6 +292,14 @@ async function main() {
       ];
     });
     const where = table([['stage (fresh users)', 'count', 'mean ms', 'mean batch'], ...stages]);
+    // the read side during the burst: how much each of its transactions carried, and how long after
+    // the last answer Postgres held every gifticon (with every role, the settle budget is 1 s)
+    const settled = await settling;
+    const projected = d('firstcome_projector_events_total');
+    const transactions = d('firstcome_projector_batches_total');
+    const readSideLine = settled
+      ? `read side: ${projected} events in ${transactions} transactions during the fresh phase (${transactions ? (projected / transactions).toFixed(0) : '-'} per transaction); settle ${settled.toFixed(2)} s (the phase's end until Postgres held every accepted entry's gifticon)`
+      : '';
     // with every role in one process, the server's CPU includes the read side's work for the phase
     const f = (v: number) => (Number.isFinite(v) ? v.toFixed(0) : '-');
     const cpuRows = [before, enter, ...(pow ? [pow] : []), sold].map((p) => {
@@ -307,13 +319,33 @@ async function main() {
       ? `\nPOW phase: difficulty (maxnumber) ${opts.powDifficulty}; its crowd fetched a challenge each over GraphQL and solved it (node:crypto) before the phase, so the solver's CPU did not compete with the server's; the server's CPU per request includes checking and spending each solution`
       : '';
     const footer = `server roles: ${opts.roles}; KAFKA_COMPRESSION=${config.KAFKA_COMPRESSION}; ${opts.connections} connections, ${opts.duration} s per phase; load generator: ${load.describe}; ${new Date().toISOString()}${powNote}`;
-    process.stdout.write(`\n${out}\n\n${where}\n\n${cpuTable}\n\n${logBytes}\n\n${footer}\n`);
+    const report = [out, where, cpuTable, logBytes, readSideLine, footer].filter(Boolean).join('\n\n');
+    process.stdout.write(`\n${report}\n`);
     mkdirSync(`${ROOT}/bench/results`, { recursive: true });
-    writeFileSync(`${ROOT}/bench/results/enter-latest.txt`, `${out}\n\n${where}\n\n${cpuTable}\n\n${logBytes}\n\n${footer}\n`);
+    writeFileSync(`${ROOT}/bench/results/enter-latest.txt`, `${report}\n`);
   } finally {
     generator?.close();
     await stop?.();
     await cleanUpRun(config, database);
+  }
+}
+
+/**
+ * Seconds from now until Postgres holds at least `want` gifticons of the campaign (every fresh entry
+ * of the bench wins, and its GifticonIssued is the last event the read side applies for it). Polled
+ * every 25 ms with one count query.
+ */
+async function settleTime(databaseUrl: string, campaignId: string, want: number): Promise<number> {
+  const t0 = performance.now();
+  const prisma = createPrisma(databaseUrl, { poolSize: 1 });
+  try {
+    while ((await prisma.gifticon.count({ where: { campaignId } })) < want) {
+      if (performance.now() - t0 > 300_000) throw new Error(`the read side did not hold ${want} gifticons of ${campaignId} within 300 s`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    return (performance.now() - t0) / 1000;
+  } finally {
+    await prisma.$disconnect();
   }
 }
 

@@ -137,7 +137,7 @@ export const schema = z.object({
     .transform((v) => v === '1' || v === 'true'),
   /** Requests per second one user may send to `enter` before RATE_LIMITED. */
   ENTER_RATE_PER_SEC: z.coerce.number().int().min(1).default(20),
-  /** Redis keys of campaigns closed longer than this are removed by the cleanup job. */
+  /** Redis keys of campaigns closed longer than this are removed by the cleanup job (an INVENTORY campaign's once every winner holds a code). */
   REDIS_RETENTION_HOURS: z.coerce
     .number()
     .min(0)

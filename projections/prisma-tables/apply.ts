@@ -1,6 +1,15 @@
 import type { Logged } from '../../src/domain/events.js';
 import type { Prisma } from '../../src/infra/prisma/client.js';
-import { needsOf, planBatch, usersOf, type BatchNeeds, type EntryRow, type KnownCampaign, type Plan } from './plan.js';
+import {
+  needsOf,
+  planBatch,
+  usersOf,
+  type BatchNeeds,
+  type EntryRow,
+  type KnownCampaign,
+  type ParkedIssuanceRow,
+  type Plan,
+} from './plan.js';
 import { writeHeads } from './heads.js';
 import { errorLine, isUniqueViolation, sqlStateOf, UNIQUE_VIOLATION } from './sqlErrors.js';
 
@@ -127,7 +136,7 @@ async function placedUsers(tx: Tx, users: ReadonlyMap<string, string[]>): Promis
  * raw query's array parameters, pg escapes each into an array literal, and each is garbage a
  * moment later. One JSON.stringify is native.
  */
-function rowsJson<R>(rows: readonly R[], columns: (r: R) => Record<string, string | number>): string {
+function rowsJson<R>(rows: readonly R[], columns: (r: R) => Record<string, string | number | null>): string {
   return JSON.stringify(rows.map(columns));
 }
 
@@ -190,10 +199,27 @@ async function writePlan(tx: Tx, plan: Plan, writing?: () => void): Promise<void
   const g = plan.gifticons;
   if (g.length > 0) {
     await tx.$executeRaw`
-      INSERT INTO gifticons (id, campaign_id, user_id, code, issued_at, log_offset)
-      SELECT * FROM json_to_recordset(${rowsJson(g, (r) => ({ id: r.id, campaign_id: r.campaignId, user_id: r.userId, code: r.code, issued_at: r.issuedAt.toISOString(), log_offset: r.logOffset.toString() }))}::json)
-                 AS r(id text, campaign_id text, user_id text, code text, issued_at timestamptz, log_offset bigint)
+      INSERT INTO gifticons (id, campaign_id, user_id, code, issued_at, expires_at, log_offset)
+      SELECT * FROM json_to_recordset(${rowsJson(g, (r) => ({ id: r.id, campaign_id: r.campaignId, user_id: r.userId, code: r.code, issued_at: r.issuedAt.toISOString(), expires_at: r.expiresAt?.toISOString() ?? null, log_offset: r.logOffset.toString() }))}::json)
+                 AS r(id text, campaign_id text, user_id text, code text, issued_at timestamptz, expires_at timestamptz, log_offset bigint)
       ON CONFLICT DO NOTHING`;
+  }
+  // after the winners: a winner's WinnerSelected comes before its IssuanceParked in the log, maybe in
+  // this very batch. The latest parking holds (GREATEST skips the null of a winner never parked);
+  // applied again, it sets the same value
+  // one row per winner (an UPDATE … FROM takes any one of several): its latest parking
+  const latest = new Map<string, ParkedIssuanceRow>();
+  for (const r of plan.parkedIssuances) {
+    const k = `${r.campaignId}\n${r.userId}`;
+    if ((latest.get(k)?.at.getTime() ?? -Infinity) < r.at.getTime()) latest.set(k, r);
+  }
+  const pk = [...latest.values()];
+  if (pk.length > 0) {
+    await tx.$executeRaw`
+      UPDATE winners w SET issuance_parked_at = GREATEST(w.issuance_parked_at, r.at)
+        FROM json_to_recordset(${rowsJson(pk, (r) => ({ campaign_id: r.campaignId, user_id: r.userId, at: r.at.toISOString() }))}::json)
+             AS r(campaign_id text, user_id text, at timestamptz)
+       WHERE w.campaign_id = r.campaign_id AND w.user_id = r.user_id`;
   }
   if (plan.heads.length > 0) await writeHeads(tx, plan.heads);
 

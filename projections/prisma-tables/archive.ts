@@ -50,7 +50,10 @@ export function readModelArchive(prisma: PrismaClient, partitions: number) {
         position: e.position,
         stock: c.stock,
         won: w ? { position: w.position, wonAt: w.wonAt.toISOString() } : null,
-        gifticon: g ? { id: g.id, code: g.code, issuedAt: g.issuedAt.toISOString() } : null,
+        gifticon: g
+          ? { id: g.id, code: g.code, issuedAt: g.issuedAt.toISOString(), ...(g.expiresAt ? { expiresAt: g.expiresAt.toISOString() } : {}) }
+          : null,
+        issuanceParkedAt: g ? null : (w?.issuanceParkedAt?.toISOString() ?? null),
       };
     },
   };

@@ -68,7 +68,16 @@ export interface GifticonRow {
   userId: string;
   code: string;
   issuedAt: Date;
+  /** a PROVIDER voucher's expiry */
+  expiresAt: Date | null;
   logOffset: bigint;
+}
+
+/** A PROVIDER winner's issuance parked (IssuanceParked): its gifticon reads FAILED until one is issued. */
+export interface ParkedIssuanceRow {
+  campaignId: string;
+  userId: string;
+  at: Date;
 }
 
 /** Counter increments and first-time facts of one campaign; timestamps apply only where still null. */
@@ -99,6 +108,7 @@ export interface Plan {
   entries: EntryRow[];
   winners: WinnerRow[];
   gifticons: GifticonRow[];
+  parkedIssuances: ParkedIssuanceRow[];
   changes: Map<string, CampaignChange>;
 }
 
@@ -157,7 +167,7 @@ class CampaignState {
 }
 
 export function planBatch(batch: readonly Logged[], known: Known): Plan {
-  const plan: Plan = { heads: [], campaigns: [], entries: [], winners: [], gifticons: [], changes: new Map() };
+  const plan: Plan = { heads: [], campaigns: [], entries: [], winners: [], gifticons: [], parkedIssuances: [], changes: new Map() };
   const state = new Map<string, CampaignState>();
   const stateOf = (id: string) => {
     let s = state.get(id);
@@ -228,8 +238,12 @@ export function planBatch(batch: readonly Logged[], known: Known): Plan {
           // sealed from issue 29 on (a version 1 event's plaintext as it was)
           code: storedCodeOf(e),
           issuedAt: new Date(e.occurredAt),
+          expiresAt: 'expiresAt' in e && e.expiresAt ? new Date(e.expiresAt) : null,
           logOffset: offset,
         });
+        break;
+      case 'IssuanceParked':
+        plan.parkedIssuances.push({ campaignId: e.campaignId, userId: e.userId, at: new Date(e.occurredAt) });
         break;
       case 'CampaignSoldOut': {
         if (!stateOf(e.campaignId)) break;

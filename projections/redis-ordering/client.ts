@@ -143,7 +143,7 @@ export function createRedis(target: RedisTarget | string, opts: { lazy?: boolean
   redis.defineCommand('fcFoldCarry', { numberOfKeys: 2, lua: lua('foldCarry') });
   redis.defineCommand('fcFinish', { numberOfKeys: 1, lua: lua('finish') });
   redis.defineCommand('fcReplayStart', { numberOfKeys: 4, lua: lua('replayStart') });
-  redis.defineCommand('fcWipe', { numberOfKeys: 8, lua: lua('wipe') });
+  redis.defineCommand('fcWipe', { numberOfKeys: 9, lua: lua('wipe') });
   redis.defineCommand('fcUnmark', { numberOfKeys: 1, lua: lua('unmark') });
   redis.defineCommand('fcBump', { numberOfKeys: 1, lua: lua('bump') });
   redis.defineCommand('fcLoadCodes', { numberOfKeys: 4, lua: lua('loadCodes') });

@@ -16,7 +16,13 @@ export const challengeFields = (c: ChallengeSetting): string[] => [
 
 /** A winner's field in the campaign's `gifts` hash: its code as the event holds it (sealed from issue 29 on). */
 export const giftValue = (e: Extract<CampaignEvent, { type: 'GifticonIssued' }>): string =>
-  JSON.stringify({ id: e.gifticonId, code: storedCodeOf(e), issuedAt: e.occurredAt } satisfies GiftView);
+  JSON.stringify({
+    id: e.gifticonId,
+    code: storedCodeOf(e),
+    issuedAt: e.occurredAt,
+    // a PROVIDER voucher's; left out otherwise, as in every value before issue 30
+    ...('expiresAt' in e && e.expiresAt ? { expiresAt: e.expiresAt } : {}),
+  } satisfies GiftView);
 
 /**
  * Queues the facts of a committed event onto the projection (idempotent: each write sets the same
@@ -85,6 +91,10 @@ export function queueFact(
       on(k.meta(id)).fcLoadCodes(k.meta(id), k.codes(id), k.codeHashes(id), k.chunks(id), expectedSeq, event.chunkId, pairs);
       return true;
     }
+    case 'IssuanceParked':
+      // the last parking's time; a GifticonIssued of the winner outranks it when read (reads.ts), in whatever order they came
+      on(k.parkedIssuances(id)).hset(k.parkedIssuances(id), event.userId, event.occurredAt);
+      return false;
     case 'LineHeadSigned': // heads are served from the Postgres read model
     case 'IssuanceRequested': // the issuer's to act on; nothing of the ordering changes
       return false;

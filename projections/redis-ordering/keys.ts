@@ -37,6 +37,8 @@ export class Keys {
   won = (id: string) => `${this.c(id)}:won`;
   /** gifticons (hash user → JSON) */
   gifts = (id: string) => `${this.c(id)}:gifts`;
+  /** PROVIDER winners whose issuance was parked (hash user → when, the last IssuanceParked): FAILED until a gifticon */
+  parkedIssuances = (id: string) => `${this.c(id)}:parked-issuances`;
   /** an INVENTORY campaign's codes kept, sealed, in load order (list: the k-th goes to the k-th winner) */
   codes = (id: string) => `${this.c(id)}:codes`;
   /** the keyed hashes of the codes kept (set), to find duplicates without opening a code */

@@ -37,6 +37,8 @@ export interface GiftView {
   id: string;
   code: string;
   issuedAt: string;
+  /** a PROVIDER voucher's expiry (ISO-8601) */
+  expiresAt?: string;
 }
 
 export interface EntryView {
@@ -47,6 +49,8 @@ export interface EntryView {
   stock: number;
   won: { position: number; wonAt: string } | null;
   gifticon: GiftView | null;
+  /** a winner without a gifticon whose issuance was parked: when it was last (IssuanceParked) */
+  issuanceParkedAt?: string | null;
 }
 
 function parseMeta(h: Record<string, string>): CampaignMeta | null {
@@ -132,6 +136,7 @@ export class RedisOrdering {
         .hget(k.pending(campaignId), userId)
         .hget(k.won(campaignId), userId)
         .hget(k.gifts(campaignId), userId)
+        .hget(k.parkedIssuances(campaignId), userId)
         .exec()) as [null, unknown][];
       const [stock, partition, building, seq] = res[0]![1] as (string | null)[];
       if (building || (stock && Number(seq ?? 0) < expected)) return 'building';
@@ -205,14 +210,21 @@ const parseChunk = (v: string) => {
   return { loaded: Number(loaded), duplicates: dups ? dups.split(',').map(Number) : [] };
 };
 
-type EntryFields = [score: string | null, rank: number | null, pending: string | null, won: string | null, gift: string | null];
+type EntryFields = [
+  score: string | null,
+  rank: number | null,
+  pending: string | null,
+  won: string | null,
+  gift: string | null,
+  parkedAt: string | null,
+];
 
 function entryOf(
   campaignId: string,
   userId: string,
   stock: number,
   partition: number,
-  [score, rank, pending, won, gift]: EntryFields,
+  [score, rank, pending, won, gift, parkedAt]: EntryFields,
 ): EntryView | null {
   if (score === null && pending === null) return null;
   const [pos, wonAt] = won ? won.split('|') : [];
@@ -224,5 +236,6 @@ function entryOf(
     stock,
     won: won ? { position: Number(pos), wonAt: wonAt! } : null,
     gifticon: gift ? (JSON.parse(gift) as GiftView) : null,
+    issuanceParkedAt: gift ? null : parkedAt,
   };
 }

@@ -123,7 +123,17 @@ export async function deletePartition(
       await o.redis.pexpire(wiping, WIPING_TTL_MS);
       renewed = Date.now();
     }
-    await o.redis.fcWipe(k.meta(id), k.line(id), k.won(id), k.gifts(id), k.carry(id), k.codes(id), k.codeHashes(id), k.chunks(id));
+    await o.redis.fcWipe(
+      k.meta(id),
+      k.line(id),
+      k.won(id),
+      k.gifts(id),
+      k.carry(id),
+      k.codes(id),
+      k.codeHashes(id),
+      k.chunks(id),
+      k.parkedIssuances(id),
+    );
   }
   await o.redis.multi().del(built).del(wiping).exec();
   await o.redis.set(marker, `done:${campaignIds.length}`, 'EX', markerTtlS);

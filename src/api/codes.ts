@@ -27,20 +27,32 @@ export interface GifticonOut {
   expiresAt?: Date | null;
 }
 
-/** An issued gifticon's node. */
-export const issuedGifticon = (g: { id: string; campaignId: string; userId: string; code: string; issuedAt: Date }): GifticonOut => ({
+/** An issued gifticon's node; `expiresAt`: a PROVIDER voucher's expiry (null for a code firstcome minted or a brand loaded). */
+export const issuedGifticon = (g: {
+  id: string;
+  campaignId: string;
+  userId: string;
+  code: string;
+  issuedAt: Date;
+  expiresAt?: Date | null;
+}): GifticonOut => ({
   ...g,
   status: 'ISSUED',
-  expiresAt: null,
+  expiresAt: g.expiresAt ?? null,
 });
 
-/** A winner's gifticon not issued yet (an INVENTORY campaign short of codes, a PROVIDER's call under way). */
-export const pendingGifticon = (campaignId: string, userId: string): GifticonOut => ({
+/**
+ * A winner's gifticon not issued yet: PENDING (an INVENTORY campaign short of codes, a PROVIDER's
+ * call under way), or FAILED when the winner's PROVIDER issuance is parked (`parked`: the log holds
+ * an IssuanceParked of the winner and no GifticonIssued). FAILED holds through a retry under way
+ * and ends only with the GifticonIssued a successful one appends.
+ */
+export const pendingGifticon = (campaignId: string, userId: string, parked = false): GifticonOut => ({
   id: `gifticon:${campaignId}:${userId}`,
   campaignId,
   userId,
   code: null,
-  status: 'PENDING',
+  status: parked ? 'FAILED' : 'PENDING',
   issuedAt: null,
   expiresAt: null,
 });

@@ -83,13 +83,19 @@ export function loadCodesResolver() {
   };
 }
 
-/** `Campaign.codes`: an INVENTORY campaign's codes loaded, issued and short, for admins; null otherwise. */
+/**
+ * `Campaign.codes`: an INVENTORY campaign's codes loaded, issued and short, for admins; null
+ * otherwise. Counted from Redis alone, winners included: a campaign listed from the read model
+ * may hold fewer winners there yet. While Redis rebuilds the campaign its counts are partial, so
+ * the answer is UNAVAILABLE, never a shortage that is not there.
+ */
 export function campaignCodesResolver() {
-  return async (c: { id: string; stock: number; winners: number }, _: unknown, ctx: LoadCtx) => {
+  return async (c: { id: string }, _: unknown, ctx: LoadCtx) => {
     if (!ctx.caller?.admin) return null;
-    const meta = await ctx.services.ordering.meta(c.id);
-    if (meta?.terms.issuance !== 'INVENTORY') return null;
+    const v = await ctx.services.ordering.campaign(c.id);
+    if (v === 'building') throw unavailable();
+    if (v?.terms.issuance !== 'INVENTORY') return null;
     const inv = await ctx.services.ordering.inventory(c.id);
-    return { loaded: inv.total, issued: inv.issued, short: Math.max(0, Math.min(c.winners, c.stock) - inv.total) };
+    return { loaded: inv.total, issued: inv.issued, short: Math.max(0, Math.min(v.winners, v.terms.stock) - inv.total) };
   };
 }

@@ -98,12 +98,25 @@ export function entryOut(e: EntryView, viewer: Caller) {
     position: e.position,
     status,
     gifticon:
-      !visible || status !== 'WON' ? null : e.gifticon ? gifticonOf(e, e.gifticon) : e.won ? pendingGifticon(e.campaignId, e.userId) : null,
+      !visible || status !== 'WON'
+        ? null
+        : e.gifticon
+          ? gifticonOf(e, e.gifticon)
+          : e.won
+            ? pendingGifticon(e.campaignId, e.userId, Boolean(e.issuanceParkedAt))
+            : null,
   };
 }
 
 const gifticonOf = (e: EntryView, g: NonNullable<EntryView['gifticon']>) =>
-  issuedGifticon({ id: g.id, campaignId: e.campaignId, userId: e.userId, code: g.code, issuedAt: new Date(g.issuedAt) });
+  issuedGifticon({
+    id: g.id,
+    campaignId: e.campaignId,
+    userId: e.userId,
+    code: g.code,
+    issuedAt: new Date(g.issuedAt),
+    expiresAt: g.expiresAt ? new Date(g.expiresAt) : null,
+  });
 
 /** The campaign's partition: while it is rebuilt, a campaign not found may be one not rebuilt yet. */
 const partitionOf = (s: ApiServices, id: string): PartitionRef => ({

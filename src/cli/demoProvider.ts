@@ -146,15 +146,15 @@ export interface ProviderCheck {
   neitherOrBoth: number;
   /** issued winners whose myEntry code is the simulator's one voucher for them */
   matched: number;
-  /** parked winners whose myEntry reads no code, by the status it reads (FAILED; PENDING before the read model knows FAILED) */
-  parkedRead: { FAILED: number; PENDING: number };
+  /** parked winners whose myEntry reads FAILED, with no code */
+  failedRead: number;
   /** winners whose myEntry did not show what the log and the simulator hold before the deadline */
   mismatched: string[];
 }
 
 /**
  * Each winner's own view against the simulator's books: an issued winner reads ISSUED with the
- * code of the one voucher the simulator issued to them, a parked winner reads no code. myEntry is
+ * code of the one voucher the simulator issued to them, a parked winner reads FAILED. myEntry is
  * the read model, which follows the log: each winner is asked again until it shows the final
  * state or the deadline passes.
  */
@@ -175,7 +175,7 @@ export async function checkWinners(
     parked: 0,
     neitherOrBoth: 0,
     matched: 0,
-    parkedRead: { FAILED: 0, PENDING: 0 },
+    failedRead: 0,
     mismatched: [],
   };
   try {
@@ -190,9 +190,8 @@ export async function checkWinners(
       const token = await signToken(config.JWT_SECRET, { sub: user, expiresIn: '1h' }, tokenShape(config));
       for (;;) {
         const g = (await client.post<My>(token, MY, { c: campaign })).body.data?.myEntry?.gifticon;
-        // a parked winner holds no voucher: no code, never ISSUED (an open parked issuance is FAILED in
-        // the contract; a read model from before that reads PENDING)
-        if (isParked && g && g.status !== 'ISSUED' && g.code === null) return void out.parkedRead[g.status as 'FAILED' | 'PENDING']++;
+        // a parked winner holds no voucher: FAILED and no code, once the read model has the parking
+        if (isParked && g?.status === 'FAILED' && g.code === null) return void out.failedRead++;
         if (isParked && g?.status === 'ISSUED') return void out.mismatched.push(user);
         // the code the winner reads is the one voucher the simulator issued them, and the code the log sealed
         if (!isParked && g?.status === 'ISSUED') {
@@ -261,8 +260,8 @@ export async function providerReport(a: {
     ],
     [
       `each winner's myEntry code is the simulator's voucher for them (${c.matched} of ${c.issued}; ` +
-        `parked with no code: ${c.parkedRead.FAILED} FAILED, ${c.parkedRead.PENDING} PENDING, of ${c.parked})`,
-      c.mismatched.length === 0 && c.matched === c.issued && c.parkedRead.FAILED + c.parkedRead.PENDING === c.parked,
+        `parked read FAILED: ${c.failedRead} of ${c.parked})`,
+      c.mismatched.length === 0 && c.matched === c.issued && c.failedRead === c.parked,
     ],
   ];
   const notes = c.mismatched.length ? [`winners whose myEntry disagrees: ${c.mismatched.slice(0, 10).join(', ')}`] : [];

@@ -50,6 +50,8 @@ export function auditCampaign(log: Logged[], open: CodeOpener = plainCodes, issu
   let unopened = 0;
   // INVENTORY (I6): the codes kept in load order, as the writer keeps them (keepCodes)
   const loaded = { kept: [] as string[], seen: new Set<string>(), chunks: new Set<string>() };
+  // and the positions issued so far, with the first one still waiting
+  const issuedAt = { positions: new Set<number>(), waiting: 1 };
   for (const l of log) {
     // the fold owns its state (linear in the log); a WinnerSelected changes no place
     state = evolveOwned(state, l);
@@ -73,6 +75,12 @@ export function auditCampaign(log: Logged[], open: CodeOpener = plainCodes, issu
       if (want === undefined) problems.push(`I6: ${e.userId} got a code before the ${k ?? '?'}-th was loaded`);
       else if (!('sealedCode' in e) || e.sealedCode !== want)
         problems.push(`I6: ${e.userId} at ${k} does not hold the ${k}-th loaded code`);
+      // winners waiting for codes are issued in position order: those issued are always positions 1..n
+      if (k !== undefined && !codes.has(e.userId)) {
+        if (k !== issuedAt.waiting) problems.push(`I6: ${e.userId} at ${k} was issued while the winner at ${issuedAt.waiting} waited`);
+        issuedAt.positions.add(k);
+        while (issuedAt.positions.has(issuedAt.waiting)) issuedAt.waiting++;
+      }
     }
     if (e.type === 'GifticonIssued') {
       if (codes.has(e.userId)) problems.push(`I2: ${e.userId} got a second gifticon`);

@@ -288,6 +288,7 @@ export function evolve(state: CampaignState, logged: Logged): CampaignState {
       return state.terms ? { ...state, challenge: evolveChallenge(state.challenge, e)! } : state;
     case 'LineHeadSigned': // a proof about the line, not a fact that changes it
     case 'IssuanceRequested': // the issuer's to act on
+    case 'IssuanceParked': // the winner's gifticon reads FAILED; the line is as it was
       return state;
     case 'CodesLoaded':
       // codes for the winners: the single writer assigns them (src/writer/inventory.ts)

@@ -105,6 +105,20 @@ export interface IssuanceRequested extends Envelope<'IssuanceRequested'> {
   by: string;
 }
 
+/**
+ * A PROVIDER winner's issuance parked by the issuer (the provider refused it for good, or its
+ * attempts or time ran out), appended in the transaction that moves the issuer past the request,
+ * beside the parked record of the dead-letter topic (`parkedId`). It makes the winner's `FAILED` a
+ * fact of the log, so every projection and every replay gives it back; a GifticonIssued of the
+ * winner (a retry that succeeded) supersedes it whatever their order. No code, no provider answer.
+ */
+export interface IssuanceParked extends Envelope<'IssuanceParked'> {
+  userId: string;
+  position: number;
+  /** the record's id in the dead-letter topic and the `parked` view */
+  parkedId: string;
+}
+
 export interface CampaignSoldOut extends Envelope<'CampaignSoldOut'> {
   winners: number;
 }
@@ -149,7 +163,8 @@ export type CampaignEvent =
   | CampaignClosed
   | CampaignChallengeSet
   | LineHeadSigned
-  | IssuanceRequested;
+  | IssuanceRequested
+  | IssuanceParked;
 
 export type CampaignEventType = CampaignEvent['type'];
 
@@ -192,6 +207,7 @@ const TYPES: ReadonlySet<string> = new Set<CampaignEventType>([
   'CampaignChallengeSet',
   'LineHeadSigned',
   'IssuanceRequested',
+  'IssuanceParked',
   'CodesLoaded',
 ]);
 
@@ -223,6 +239,28 @@ export function issuanceRequested(
     position: winner.position,
     winnerEventId: eventIds.winner(winner.campaignId, winner.userId),
     by,
+  };
+}
+
+/**
+ * A winner's issuance parked; its id names the record that asked for the call (the WinnerSelected
+ * or IssuanceRequested at `requestOffset`), so a chunk the issuer runs again after a crash appends the same one.
+ */
+export function issuanceParked(
+  winner: { campaignId: string; userId: string; position: number },
+  parkedId: string,
+  requestOffset: string,
+  at: Date = new Date(),
+): IssuanceParked {
+  return {
+    type: 'IssuanceParked',
+    version: EVENT_VERSION,
+    eventId: `parked:${winner.campaignId}:${winner.userId}:${requestOffset}`,
+    campaignId: winner.campaignId,
+    occurredAt: at.toISOString(),
+    userId: winner.userId,
+    position: winner.position,
+    parkedId,
   };
 }
 

@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events';
 import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import type { Config } from '../config.js';
 import { cryptoMinter, type Minter } from '../domain/campaign.js';
-import { eventIds, SEALED_GIFTICON_VERSION, type SealedGifticonIssued } from '../domain/events.js';
+import { eventIds, issuanceParked, SEALED_GIFTICON_VERSION, type IssuanceParked, type SealedGifticonIssued } from '../domain/events.js';
 import { unwatched, type HealthReporter } from '../health.js';
 import type { CodeVault } from '../infra/codeKeys/vault.js';
 import { keepConsuming, roleConsumer } from '../infra/kafka/consumer.js';
@@ -47,7 +47,9 @@ export interface IssuerStats {
  * for is never called for again.
  *
  * A permanent answer, or attempts or time run out, parks the winner's issuance in the dead-letter
- * topic with reason `provider` and the provider's answer; the offsets move past it.
+ * topic with reason `provider` and the provider's answer, and appends an IssuanceParked in the same
+ * transaction as the chunk's gifticons and offsets: the winner's FAILED is then a fact of the log,
+ * which the projections fold like any other (the dead-letter topic is no part of their replay).
  */
 export class Issuer {
   private runner: ReturnType<typeof keepConsuming> | null = null;
@@ -199,23 +201,25 @@ export class Issuer {
     next: bigint,
     ledger: IssuerLedger,
   ): Promise<void> {
-    const events: SealedGifticonIssued[] = [];
+    const issued: SealedGifticonIssued[] = [];
     const parked: ParkedRecord[] = [];
-    const failed: Want[] = [];
+    const failed: IssuanceParked[] = [];
     for (const [i, o] of outcomes.entries()) {
       const w = winners[i]!;
-      if (o.kind === 'issued') events.push(await this.gifticonOf(w, o.voucher));
+      if (o.kind === 'issued') issued.push(await this.gifticonOf(w, o.voucher));
       else {
-        parked.push(this.parkedOf(p, w, o));
-        failed.push(w);
+        const record = this.parkedOf(p, w, o);
+        parked.push(record);
+        failed.push(issuanceParked(w, record.id, w.offset ?? '0'));
       }
     }
-    // parked first: a crash between the two parks again (the same id), never loses one
+    // parked first: a crash between the two parks again (the same id), never loses one; the
+    // IssuanceParked events go with the gifticons, so a crash before the commit appends neither
     await this.deps.parking.park(parked);
-    await this.sink.commit(p, events, next);
-    for (const e of events) ledger.markIssued(e.campaignId, e.userId);
-    for (const w of failed) ledger.markParked(w.campaignId, w.userId);
-    this.stats.issued += events.length;
+    await this.sink.commit(p, [...issued, ...failed], next);
+    for (const e of issued) ledger.markIssued(e.campaignId, e.userId);
+    for (const e of failed) ledger.markParked(e.campaignId, e.userId);
+    this.stats.issued += issued.length;
     this.stats.parked += parked.length;
   }
 

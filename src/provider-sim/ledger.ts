@@ -23,6 +23,8 @@ export interface Voucher {
 export interface Seen {
   at: number;
   status: number | null;
+  /** a 429's `Retry-After`, in ms */
+  retryAfterMs?: number;
 }
 
 export interface LedgerStats {
@@ -117,6 +119,11 @@ export class Ledger {
   vouchersOf(campaignId: string, recipient: string): Voucher[] {
     const keys = this.byRecipient.get(`${campaignId}\n${recipient}`) ?? new Set<string>();
     return [...keys].flatMap((k) => this.vouchers.get(k) ?? []);
+  }
+
+  /** Every key that reached the voucher endpoint, in the order each first came. */
+  keys(): string[] {
+    return [...this.seen.keys()];
   }
 
   /** The requests one key made, in arrival order. */

@@ -50,6 +50,8 @@ export interface ProviderSim {
   history(key: string): Seen[];
   /** every voucher issued to a campaign's recipient, under any key (the demo compares each winner's code with it) */
   vouchersOf(campaignId: string, recipient: string): Voucher[];
+  /** every key that reached the voucher endpoint, in the order each first came */
+  keys(): string[];
   faults(): Faults;
   setFaults(change: Partial<Faults>): Faults;
   close(): Promise<void>;
@@ -120,7 +122,11 @@ export async function startProviderSim(opts: SimOptions = {}): Promise<ProviderS
         () => null,
         (r: unknown) => (r instanceof RateLimiterRes ? r : null),
       );
-      if (over) return answer(429, { error: 'rate_limited' }, { 'Retry-After': String(Math.max(1, Math.ceil(over.msBeforeNext / 1000))) });
+      if (over) {
+        const seconds = Math.max(1, Math.ceil(over.msBeforeNext / 1000));
+        seen.retryAfterMs = seconds * 1000;
+        return answer(429, { error: 'rate_limited' }, { 'Retry-After': String(seconds) });
+      }
     }
     if (!ledger.claim(key)) return answer(409, { error: 'request_in_progress' });
     try {
@@ -185,6 +191,7 @@ export async function startProviderSim(opts: SimOptions = {}): Promise<ProviderS
     stats: () => ledger.stats(),
     history: (key) => ledger.history(key),
     vouchersOf: (campaignId, recipient) => ledger.vouchersOf(campaignId, recipient),
+    keys: () => ledger.keys(),
     faults: () => ({ ...faults }),
     setFaults,
     close: async () => {

@@ -62,6 +62,21 @@ export class AnnouncingReplies implements ReplyChannel {
 }
 
 /**
+ * Facts another process appended that change an answer: a campaign's own (created, closed, its
+ * challenge), and a winner's gifticon the issuer issued or parked (a PROVIDER winner's ISSUED or
+ * FAILED, pushed to the winner's subscription like the writer's own decisions).
+ */
+const ANNOUNCED_FACTS: ReadonlySet<CampaignEvent['type']> = new Set([
+  'CampaignCreated',
+  'CampaignClosed',
+  'CampaignChallengeSet',
+  'GifticonIssued',
+  'IssuanceParked',
+]);
+
+const userOf = (e: CampaignEvent): string | null => (e.type === 'GifticonIssued' || e.type === 'IssuanceParked' ? e.userId : null);
+
+/**
  * The campaign lines, announcing what reaches Redis: committed decisions (winners, gifticons, sold
  * out) once applied, and a campaign's own facts (created, closed) once placed. Nothing is announced
  * while a rebuild re-applies the past: it changes no answer.
@@ -96,12 +111,16 @@ export class AnnouncingLines implements CampaignLines {
 
   async place(partition: number, work: LineWork): Promise<LineAnswer[][] | 'REBUILD'> {
     const placed = await this.inner.place(partition, work);
-    const facts = work.facts.filter(
-      (f) =>
-        !f.replaying &&
-        (f.event.type === 'CampaignCreated' || f.event.type === 'CampaignClosed' || f.event.type === 'CampaignChallengeSet'),
-    );
-    if (placed !== 'REBUILD' && facts.length > 0) await this.feed.announce(byCampaign(facts.map((f) => [f.event.campaignId, null])));
+    if (placed === 'REBUILD') return placed;
+    const facts = work.facts.filter((f) => !f.replaying && ANNOUNCED_FACTS.has(f.event.type));
+    const own = facts.filter((f) => userOf(f.event) === null);
+    const winners = facts.filter((f) => userOf(f.event) !== null);
+    if (own.length > 0) await this.feed.announce(byCampaign(own.map((f) => [f.event.campaignId, null])));
+    // not awaited, as applyCommitted's: in a PROVIDER drop the issuer's gifticons come in with the
+    // entries, and the line's next batch need not wait for a notice (its PUBLISH still follows the
+    // writes on the same connection)
+    if (winners.length > 0)
+      void this.feed.announce(byCampaign(winners.map((f) => [f.event.campaignId, userOf(f.event)]))).catch(() => undefined);
     return placed;
   }
 

@@ -14,6 +14,8 @@ export interface DecideContext {
   heads: LineHeads | null;
   /** the offset after the last batch whose decisions are committed */
   committed: bigint;
+  /** INVENTORY winners this partition issued a code to, not shown by Redis yet (partitionWriter.ts) */
+  issuing: Map<string, Set<string>>;
 }
 
 /** Places a batch's entries and makes the decisions of those decided anew. */
@@ -86,7 +88,7 @@ export async function decideBatch(
 
   // INVENTORY: winners whose loaded code is there, placed now or waiting for a chunk just loaded
   const stocking = stockingCampaigns({ work, entries }, answers, terms, replaying);
-  if (stocking.length > 0) outputs.push(...(await issueLoadedCodes(stocking, lines, terms, w.s.issuing, w.s.mint, now)));
+  if (stocking.length > 0) outputs.push(...(await issueLoadedCodes(stocking, lines, terms, w.issuing, w.s.mint, now)));
 
   // The places are a pure function of the committed entries' offsets, so the waiting callers may
   // hear them now; gifticon codes are random and reach them only after the commit. A place told

@@ -39,7 +39,7 @@ export function stockingCampaigns(
   return [...ids];
 }
 
-/** The GifticonIssued events due in these campaigns; `issuing` (WriterShared's) keeps each winner to one. */
+/** The GifticonIssued events due in these campaigns; `issuing` (the partition writer's) keeps each winner to one. */
 export async function issueLoadedCodes(
   campaignIds: readonly string[],
   lines: CampaignLines,

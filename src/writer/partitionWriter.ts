@@ -25,6 +25,13 @@ export class PartitionWriter {
   private readonly whenSettled = new Promise<void>((r) => (this.settled = r));
   /** the partition's campaign lines as Merkle trees, and the heads due (lineHeads.ts) */
   readonly heads: LineHeads | null;
+  /**
+   * INVENTORY campaigns of this partition: the winners issued a loaded code, by campaign, whose
+   * GifticonIssued Redis may not show yet (a commit in flight). Cleared by this partition's rebuilds
+   * and failed commits (what the aborted transaction issued never was), and by nothing else: one
+   * partition's failure does not abort another's commit in flight (src/writer/inventory.ts).
+   */
+  readonly issuing = new Map<string, Set<string>>();
 
   constructor(
     readonly partition: number,
@@ -78,7 +85,7 @@ export class PartitionWriter {
     );
     this.s.terms.clear();
     this.s.applied.clear();
-    this.s.issuing.clear();
+    this.issuing.clear();
     this.heads?.clear();
     this.epoch++;
     this.mode = { kind: 'rebuilding', from, until, seeking: true, seekAt: Date.now(), created };
@@ -336,7 +343,7 @@ export class PartitionWriter {
             () => before,
           );
       this.committed = max(this.committed, from);
-      this.s.issuing.clear();
+      this.issuing.clear();
       this.epoch++;
       if (this.mode.kind === 'deciding') this.mode.idleTail = null;
       if (!this.retired) this.s.cursor.seek(p, this.committed);

@@ -93,7 +93,6 @@ export class SingleWriter {
       stats: { batches: 0, entries: 0, winners: 0, rebuilds: 0 },
       terms: new Map<string, CampaignTerms>(),
       applied: new Set<string>(),
-      issuing: new Map(),
       commitEveryMs: config.WRITER_COMMIT_MS,
       fairness: redis.readLine && { key: FairnessKey.parse(config.FAIRNESS_KEY), readLine: redis.readLine },
     };

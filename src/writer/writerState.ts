@@ -55,12 +55,6 @@ export interface WriterShared {
    * writer's parses and Redis writes). Bounded; cleared by every rebuild.
    */
   applied: Set<string>;
-  /**
-   * INVENTORY campaigns: the winners this process issued a loaded code to, by campaign, whose
-   * GifticonIssued Redis may not show yet (a commit in flight). Cleared by every rebuild and every
-   * failed commit (what the aborted transaction issued never was): src/writer/inventory.ts.
-   */
-  issuing: Map<string, Set<string>>;
   /** least time between the starts of two commits of a partition; 0: each batch commits at once (see `gather`) */
   commitEveryMs?: number;
   /** signed line heads (issue 31): off when left out */

@@ -67,6 +67,6 @@ describe('demo --issuance provider', () => {
     expect(doubles).toBe(0);
     expect(vouchers).toBe(keys);
     expect(vouchers).toBeGreaterThanOrEqual(issued);
-    expect(new RegExp(`\\(${issued} of ${issued}; parked with no code: \\d+ FAILED, \\d+ PENDING, of ${parked}\\)`).test(out)).toBe(true);
+    expect(out).toContain(`(${issued} of ${issued}; parked read FAILED: ${parked} of ${parked})`);
   });
 });

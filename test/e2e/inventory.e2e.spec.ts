@@ -17,6 +17,8 @@ const ENTER = `mutation($c: ID!) { enter(campaignId: $c) { entry { status positi
 const MY = `query($c: ID!) { myEntry(campaignId: $c) { status position gifticon { code status } } }`;
 const REPLAY = `mutation($t: ReplayTarget!, $c: ID) { replay(target: $t, campaignId: $c) { id } }`;
 const JOB = `query($id: ID!) { job(id: $id) { status error } }`;
+/** the admin's counts, from the campaign and from the read model's list of campaigns */
+const COUNTS = `query($c: ID!) { campaign(id: $c) { codes { loaded issued short } } campaigns { edges { node { id codes { loaded issued short } } } } }`;
 
 const C = 'brand-drop';
 const STOCK = 5;
@@ -132,14 +134,14 @@ describe('assignment', () => {
     );
     expect(fifth).toMatchObject({ status: 'WON', gifticon: { code: null, status: 'PENDING' } });
     // the admin sees the shortage; a user does not
-    const COUNTS = `query($c: ID!) { campaign(id: $c) { winners codes { loaded issued short } } }`;
+    const SHORT = `query($c: ID!) { campaign(id: $c) { winners codes { loaded issued short } } }`;
     const counts = await eventually(
-      async () => (await gql(app.port, admin, COUNTS, { c: C })).data!.campaign,
+      async () => (await gql(app.port, admin, SHORT, { c: C })).data!.campaign,
       (c) => c.codes?.issued === 4,
       30_000,
     );
     expect(counts).toEqual({ winners: STOCK, codes: { loaded: 4, issued: 4, short: 1 } });
-    expect((await gql(app.port, await token(user(0)), COUNTS, { c: C })).data!.campaign.codes).toBeNull();
+    expect((await gql(app.port, await token(user(0)), SHORT, { c: C })).data!.campaign.codes).toBeNull();
     // brand(1) again is a duplicate, brand(5) the 5th code: position 5's
     expect((await load([brand(1), brand(5), brand(6)])).data!.loadCodes).toEqual({ loaded: 2, duplicates: 1, total: 6 });
     const all = await codesByPosition(5);
@@ -149,8 +151,15 @@ describe('assignment', () => {
     expect(audit).toMatchObject({ winners: STOCK, gifticons: STOCK });
   });
 
-  it('a replay (ALL) reproduces the assignment', async () => {
+  it('a replay (ALL) reproduces the assignment, and the codes loaded, issued and short', async () => {
     const before = await codesByPosition(STOCK);
+    const counts = async () => {
+      const d = (await gql(app.port, admin, COUNTS, { c: C })).data!;
+      const listed = d.campaigns.edges.find((e: { node: { id: string } }) => e.node.id === C)?.node.codes;
+      return { campaign: d.campaign?.codes, listed };
+    };
+    const whole = { loaded: 6, issued: STOCK, short: 0 };
+    expect(await counts()).toEqual({ campaign: whole, listed: whole });
     const r = await gql(app.port, admin, REPLAY, { t: 'ALL', c: C });
     expect(r.errors).toBeUndefined();
     const job = await eventually(
@@ -160,6 +169,7 @@ describe('assignment', () => {
     );
     expect(job).toEqual({ status: 'SUCCEEDED', error: null });
     expect(await codesByPosition(STOCK)).toEqual(before);
+    expect(await counts()).toEqual({ campaign: whole, listed: whole });
     // the codes the replay rebuilt are still there for the next chunk: a known code stays a duplicate
     expect((await load([brand(6), brand(7)])).data!.loadCodes).toEqual({ loaded: 1, duplicates: 1, total: 7 });
   });

@@ -159,7 +159,8 @@ describe('a PROVIDER drop against the provider simulator', () => {
 
   it('the provider down through the whole drop, then back: the issue job catches up, and no winner gets two', async () => {
     iso = await isolated('provider-down');
-    sim = await startProviderSim({ port: 0, latencyMs: 2, rate: 0, errorRate: 0, timeoutRate: 0, permanentRate: 0, down: true });
+    const down = await startProviderSim({ port: 0, latencyMs: 2, rate: 0, errorRate: 0, timeoutRate: 0, permanentRate: 0, down: true });
+    sim = down;
     const app = await spawnApp(
       iso,
       'api,writer,projector,worker,issuer',
@@ -182,11 +183,20 @@ describe('a PROVIDER drop against the provider simulator', () => {
       { what: 'the drop decided' },
     );
     expect(sim.stats().issued).toBe(0);
+    // the issuer is calling (and failing): a wait of its own, so that a slow start on a loaded machine
+    // is told apart from a breaker that does not open
+    await waitUntil(
+      async () => down.stats().requests,
+      (n) => n >= STOCK,
+      { what: 'the issuer calling the provider', timeoutMs: 60_000 },
+    );
     // /readyz names the issuer as degraded while the breaker is open, and the process stays ready
     const degraded = await waitUntil(
       async () => {
         const r = await fetch(`http://127.0.0.1:${app.port}/readyz`);
-        return { status: r.status, body: (await r.json()) as { ok: boolean; degraded?: Record<string, string> } };
+        // the simulator's count rides along, for the message should this wait run out
+        const body = (await r.json()) as { ok: boolean; degraded?: Record<string, string> };
+        return { status: r.status, body, providerRequests: down.stats().requests };
       },
       (r) => r.body.degraded?.issuer !== undefined,
       { what: 'the issuer degraded on /readyz' },

@@ -1,4 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Logged } from '../../src/domain/events.js';
+import { createKafka } from '../../src/infra/kafka/client.js';
+import { readLog } from '../../src/infra/kafka/reader.js';
 import { gql, isolated, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
 import { decidedEntry, logEnds, waitUntil, whenCaughtUp } from '../support/wait.js';
 
@@ -10,6 +13,7 @@ import { decidedEntry, logEnds, waitUntil, whenCaughtUp } from '../support/wait.
 let iso: Isolated;
 let app: AppProcess;
 let admin: string;
+let kafka: ReturnType<typeof createKafka>;
 
 const ENTER = `mutation($c: ID!) { enter(campaignId: $c) { rejection entry { status position } } }`;
 const CREATE = `mutation($i: CreateCampaignInput!) { createCampaign(input: $i) { id status opensAt closesAt } }`;
@@ -36,6 +40,7 @@ beforeAll(async () => {
   iso = await isolated('rejections');
   app = await spawnApp(iso, 'api,writer');
   admin = await token('boss', 'admin');
+  kafka = createKafka(iso.config, 'rejections-test');
 });
 afterAll(async () => {
   await app?.kill();
@@ -102,6 +107,18 @@ describe('a rejected enter adds nothing to the log', () => {
     expect(await statusOf('shut')).toBe('OPEN');
     const closed = await gql(app.port, admin, `mutation { closeCampaign(id: "shut") { status } }`);
     expect(closed.data).toEqual({ closeCampaign: { status: 'CLOSED' } });
+    // the writer answers the close with the line's final head, in a transaction of its own that may
+    // commit after the mutation was answered: wait for it, so that it is not taken for the rejected
+    // call's doing
+    await waitUntil(
+      async () => {
+        const log: Logged[] = [];
+        await readLog(kafka, iso.config.topics.events, (batch) => void log.push(...batch));
+        return log.some((l) => l.event.type === 'LineHeadSigned' && l.event.campaignId === 'shut' && l.event.final);
+      },
+      (found) => found,
+      { what: "shut's final head on the log" },
+    );
     await rejectedAddingNothing('shut', 'after-close', 'CLOSED');
     // and closing again adds nothing either
     const before = await ends();

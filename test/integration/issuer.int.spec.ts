@@ -203,9 +203,11 @@ describe('the issuer against the provider simulator', () => {
   });
 
   it('a retry waits behind the next few chunks, not behind the whole batch: the first chunk is committed early', async () => {
-    const stock = 400;
-    // 100 ms a call, 20 at once: 200 calls a second. A fifth of the calls fail, so nearly every chunk
-    // of 25 holds a retry; queued behind all 400 first calls, no chunk could commit before they were made
+    const stock = 1200;
+    // 100 ms a call, 20 at once: 200 calls a second. A fifth of the calls fail, so the first chunk of
+    // 25 surely holds a retry: queued behind all 1,200 first calls, it could not commit before they
+    // were made. Behind the window (2 × PROVIDER_RATE_PER_SEC, 200 here) each attempt waits about a
+    // second; the first commit would need a winner failing five times in a row to reach 1,200
     const d = await drop('issuer-window', stock, stock, { latencyMs: 100, errorRate: 0.2 }, { concurrency: 20 });
     await waitUntil(
       () => campaignLog(d.config, d.kafka),
@@ -240,7 +242,12 @@ describe('the issuer against the provider simulator', () => {
     expect(parked.every((r) => r.reason === 'provider' && r.consumer === 'issuer')).toBe(true);
     expect(parked[0]!.error).toContain('HTTP 422');
     expect(parked[0]!.error).toContain('recipient_not_eligible');
-    expect(gifticons(await campaignLog(d.config, d.kafka))).toHaveLength(0);
+    const log = await campaignLog(d.config, d.kafka);
+    expect(gifticons(log)).toHaveLength(0);
+    // each parking is a fact of the log too, naming its record: the winner's FAILED in every projection and replay
+    const parkings = log.flatMap((e) => (e.type === 'IssuanceParked' ? [e] : []));
+    expect(new Set(parkings.map((e) => e.parkedId))).toEqual(new Set(parked.map((r) => r.id)));
+    expect(new Set(parkings.map((e) => e.userId)).size).toBe(stock);
     expect(d.sim.stats()).toMatchObject({ issued: 0, doubles: 0 });
     expect((await auditProvider(d.config, CAMPAIGN, d.sim)).problems).toEqual([]);
   });

@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EVENT_VERSION, type CampaignEvent, type Logged } from '../../src/domain/events.js';
+import { EVENT_VERSION, issuanceParked, SEALED_GIFTICON_VERSION, type CampaignEvent, type Logged } from '../../src/domain/events.js';
 import { createPrisma, type PrismaClient } from '../../src/infra/prisma/client.js';
 import { applyBatch, isDataError, rewindPrismaProjection, type ApplyStats } from '../../projections/prisma-tables/projector.js';
 import { listenForRewinds } from '../../projections/prisma-tables/rewinds.js';
+import { readModelArchive } from '../../projections/prisma-tables/archive.js';
 import { dropDatabase, ensureDatabase } from '../../src/infra/prisma/database.js';
 import { migrate } from '../../src/infra/prisma/migrate.js';
 import { freshDatabase, type FreshDatabase } from '../support/db.js';
@@ -90,6 +91,45 @@ describe('the Prisma tables, one batch at a time', () => {
       ['a', 'code-c1-a'],
       ['b', 'code-c1-b'],
     ]);
+  });
+
+  it("keeps a PROVIDER winner's last parking and its voucher's expiry, as the archive's entry reads them", async () => {
+    const [t1, t2, exp] = ['2026-12-06T10:00:00.000Z', '2026-12-06T10:05:00.000Z', '2027-03-06T10:00:00.000Z'];
+    const w = { campaignId: 'pv', userId: 'a', position: 1 };
+    // the winner and its first parking in one batch (the UPDATE follows the INSERT), the second parking later
+    await apply([
+      created('pv', 2),
+      entrant('pv', 'a'),
+      entrant('pv', 'b'),
+      winner('pv', 'a', 1),
+      winner('pv', 'b', 2),
+      issuanceParked(w, 'issuer:pv:1', '3', new Date(t1)),
+      issuanceParked({ ...w, userId: 'b', position: 2 }, 'issuer:pv:2', '4', new Date(t1)),
+    ]);
+    await apply([issuanceParked(w, 'issuer:pv:1', '9', new Date(t2)), issuanceParked(w, 'issuer:pv:1', '3', new Date(t1))]);
+    await apply([
+      {
+        ...base('pv'),
+        type: 'GifticonIssued',
+        version: SEALED_GIFTICON_VERSION,
+        eventId: 'gifticon:pv:b',
+        userId: 'b',
+        gifticonId: 'g-pv-b',
+        sealedCode: 'k1:sealed-b',
+        position: 2,
+        voucherId: 'v-b',
+        expiresAt: exp,
+      },
+    ]);
+    const parkedAt = async (userId: string) =>
+      (
+        await prisma.winner.findUniqueOrThrow({ where: { campaignId_userId: { campaignId: 'pv', userId } } })
+      ).issuanceParkedAt?.toISOString();
+    expect([await parkedAt('a'), await parkedAt('b')]).toEqual([t2, t1]);
+    const archive = readModelArchive(prisma, 1);
+    expect(await archive.entry('pv', 'a')).toMatchObject({ gifticon: null, issuanceParkedAt: t2 });
+    // issued after its parking: the gifticon, with the provider's expiry, and no parking to read
+    expect(await archive.entry('pv', 'b')).toMatchObject({ gifticon: { id: 'g-pv-b', expiresAt: exp }, issuanceParkedAt: null });
   });
 
   it("writes the log's next entries without looking their users up, and a user's second entry falls back to the lookup", async () => {

@@ -112,5 +112,26 @@ describe('batch: Redis steps of replay and cleanup', () => {
     await redis.del(k.built(topic, 0));
     expect((await runCleanup(ctx as JobContext<Record<string, never>>, { config, ordering })).removed).toEqual([]);
     expect(await redis.exists(k.meta('old'))).toBe(1);
+    await redis.set(k.built(topic, 0), '1');
+
+    // an INVENTORY campaign whose winners still wait for codes stays: loadCodes and the writer need it
+    await redis.hset(k.meta('short'), {
+      id: 'short',
+      stock: '3',
+      opensAt: String(now - 10 * hour),
+      closesAt: String(now - 3 * hour),
+      partition: '0',
+      issuance: 'INVENTORY',
+    });
+    await redis.zadd(k.campaigns(), now, 'short');
+    await redis.zadd(k.line('short'), 1, 'u1', 2, 'u2');
+    await redis.hset(k.won('short'), 'u1', '1|t', 'u2', '2|t');
+    await redis.hset(k.gifts('short'), 'u1', '{}');
+    expect((await runCleanup(ctx as JobContext<Record<string, never>>, { config, ordering })).removed).toEqual(['old']);
+    expect(await redis.exists(k.meta('short'), k.won('short'), k.gifts('short'))).toBe(3);
+    // once every winner holds a code, it goes as any other
+    await redis.hset(k.gifts('short'), 'u2', '{}');
+    expect((await runCleanup(ctx as JobContext<Record<string, never>>, { config, ordering })).removed).toEqual(['short']);
+    expect(await redis.keys(k.pattern('short'))).toEqual([]);
   });
 });

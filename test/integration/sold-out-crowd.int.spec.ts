@@ -19,6 +19,7 @@ import {
   RedisOrdering,
   replyChannelOf,
 } from '../../projections/redis-ordering/index.js';
+import { holdingRelay } from '../support/tcpHold.js';
 import { waitUntil } from '../support/wait.js';
 
 /**
@@ -63,8 +64,7 @@ interface Api {
 }
 const apis: Api[] = [];
 
-async function api(name: string): Promise<Api> {
-  const crowd = new SoldOutCrowd(CrowdReads.of(ordering)!);
+async function api(name: string, crowd = new SoldOutCrowd(CrowdReads.of(ordering)!)): Promise<Api> {
   const waiter = await ReplyWaiter.listen(ChannelSubscriber.of(redis), replyChannelOf(ordering, name));
   // no writer answers: an appended entry is answered QUEUED at once, and stays pending in Redis
   const enter = new EnterService(ordering, gate, heldAppender(), waiter, new PowChallenges('x'.repeat(32)), {
@@ -132,6 +132,9 @@ async function gateSays(campaignId: string, userId: string): Promise<string> {
   throw new Error(`the campaign is not sold out: ${JSON.stringify(g)}`);
 }
 
+/** a connection that subscribed (what it sent: RESP, in ioredis's lower case) */
+const subscribing = (sent: string) => /\r\nsubscribe\r\n/i.test(sent);
+const count = (sent: string[], command: RegExp) => sent.reduce((n, t) => n + (t.match(command)?.length ?? 0), 0);
 const said = (r: EnterResult) => ('rejection' in r ? r.rejection : r.entry.ticket);
 const answering = (a: Api) =>
   waitUntil(
@@ -208,6 +211,54 @@ describe('a sold-out crowd answered in the API process', () => {
     expect(b.crowd.stats.answered).toBe(before + 1);
     // late, y0–y2, late's three clicks, placed-late's two, y3
     expect(await ordering.requests(C)).toBe(1 + 3 + 3 + 2 + 1);
+  });
+
+  it("waits for the announcements Redis made before a user's click: a late subscription never answers SOLD_OUT to one in line", async () => {
+    const C = 'barrier';
+    await create(C, 1);
+    // b's memory reads Redis through a relay that can hold what Redis sends it, its subscription included
+    const relay = await holdingRelay({ host: new URL(config.REDIS_URL).hostname, port: Number(new URL(config.REDIS_URL).port || 6379) });
+    const slow = new RedisOrdering(createRedis(`redis://127.0.0.1:${relay.port}`), config.REDIS_PREFIX);
+    const b = await api('b4', new SoldOutCrowd(CrowdReads.of(slow)!));
+    try {
+      await placeByWriter(C, ['w0']);
+      expect(await b.enter.enter(C, 'v0')).toEqual({ rejection: 'SOLD_OUT' });
+      await answering(b);
+      // the writer places a user and announces it; b's subscription has not delivered it yet
+      relay.hold();
+      const calls = () =>
+        count(
+          relay.sent().filter((t) => !subscribing(t)),
+          /\r\neval(sha)?\r\n/gi,
+        );
+      const barriers = () => count(relay.sent().filter(subscribing), /\r\nping\r\n/gi);
+      const [callsBefore, barriersBefore] = [calls(), barriers()];
+      await placeByWriter(C, ['in-line']);
+      const ticket = await gateSays(C, 'in-line');
+      let settled = false;
+      const answer = b.enter.enter(C, 'in-line').finally(() => (settled = true));
+      // b's turn of answers has called Redis (its counting script); its answer comes back at once,
+      // while the subscription stays late: b must not answer before the subscription catches up
+      await waitUntil(
+        async () => calls(),
+        (n) => n > callsBefore,
+        { what: "b's turn of answers calling Redis" },
+      );
+      relay.release((sent) => !subscribing(sent));
+      await waitUntil(
+        async () => ({ settled, barriers: barriers() }),
+        (v) => v.settled || v.barriers > barriersBefore,
+        { what: 'b answered, or asked its subscription for a barrier' },
+      );
+      relay.release();
+      expect(said(await answer)).toBe(ticket);
+    } finally {
+      relay.release();
+      apis.splice(apis.indexOf(b), 1);
+      await Promise.all([b.crowd.close(), b.waiter.close()]);
+      await relay.close();
+      slow.redis.disconnect();
+    }
   });
 
   it('lets the gate answer once the campaign is closed, not SOLD_OUT from memory', async () => {

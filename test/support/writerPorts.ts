@@ -259,7 +259,6 @@ export function rig(opts: { fairness?: FairnessKey; headEveryMs?: number } = {})
     stats: { batches: 0, entries: 0, winners: 0, rebuilds: 0 },
     terms: new Map(),
     applied: new Set(),
-    issuing: new Map(),
     fairness: opts.fairness && { key: opts.fairness, readLine: async (c) => lines.readLine(c), everyMs: opts.headEveryMs },
   };
   return {

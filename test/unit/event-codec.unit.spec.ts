@@ -1,6 +1,6 @@
 import type { KafkaMessage } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { entrantRegistered, EVENT_VERSION, SEALED_GIFTICON_VERSION } from '../../src/domain/events.js';
+import { entrantRegistered, EVENT_VERSION, issuanceParked, SEALED_GIFTICON_VERSION } from '../../src/domain/events.js';
 import {
   decodeRecord,
   decodeValue,
@@ -355,6 +355,30 @@ describe("the API's entry (entrantRegistered)", () => {
     expect(eventSchema.safeParse(e).success).toBe(true);
     const d = decodeValue(Buffer.from(toMessage(e, 6).value as string), 0, 7n);
     expect(d).toEqual({ kind: 'event', logged: { event: e, partition: 0, offset: 7n } });
+  });
+});
+
+describe("the issuer's parking of a winner's issuance (issuanceParked)", () => {
+  it('is an event of this log, its id naming the record that asked, and one without its parked record is foreign', () => {
+    const e = issuanceParked(
+      { campaignId: 'c1', userId: 'user-1', position: 3 },
+      'issuer:c1:3',
+      '41',
+      new Date('2026-12-06T00:00:00.000Z'),
+    );
+    expect(e).toEqual({
+      type: 'IssuanceParked',
+      version: EVENT_VERSION,
+      eventId: 'parked:c1:user-1:41',
+      campaignId: 'c1',
+      occurredAt: '2026-12-06T00:00:00.000Z',
+      userId: 'user-1',
+      position: 3,
+      parkedId: 'issuer:c1:3',
+    });
+    const d = decodeValue(Buffer.from(toMessage(e, 6).value as string), 0, 7n);
+    expect(d).toEqual({ kind: 'event', logged: { event: e, partition: 0, offset: 7n } });
+    expect(decode({ ...e, parkedId: undefined }).kind).toBe('foreign');
   });
 });
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PushQueue } from '../../src/api/live/pushQueue.js';
-import { AnnouncingReplies, noticesOfCommitted, type ChangeFeed } from '../../src/writer/changeFeed.js';
+import { AnnouncingLines, AnnouncingReplies, noticesOfCommitted, type ChangeFeed } from '../../src/writer/changeFeed.js';
+import type { CampaignLines } from '../../src/writer/ports.js';
 import type { CampaignEvent } from '../../src/domain/events.js';
 
 describe('a subscription source (PushQueue)', () => {
@@ -62,5 +63,26 @@ describe("the writer's change notices", () => {
       { campaignId: 'a', users: ['u1', 'u2'] },
       { campaignId: 'b', users: ['u3'] },
     ]);
+  });
+
+  it("announce a winner's gifticon the issuer issued or parked to that winner, and nothing a rebuild re-applies", async () => {
+    const announced: unknown[] = [];
+    const feed: ChangeFeed = { announce: async (n) => void announced.push(...n) };
+    const inner = { place: async () => [] } as unknown as CampaignLines;
+    const lines = new AnnouncingLines(inner, feed);
+    const fact = (event: Record<string, unknown>, replaying = false) => ({
+      event: { ...base, ...event } as unknown as CampaignEvent,
+      replaying,
+    });
+    await lines.place(0, {
+      lines: [],
+      facts: [
+        fact({ type: 'GifticonIssued', eventId: 'g1', campaignId: 'a', userId: 'u1', gifticonId: 'x', sealedCode: 's', position: 1 }),
+        fact({ type: 'IssuanceParked', eventId: 'p2', campaignId: 'a', userId: 'u2', position: 2, parkedId: 'issuer:a:2' }),
+        fact({ type: 'IssuanceParked', eventId: 'p3', campaignId: 'b', userId: 'u3', position: 1, parkedId: 'issuer:b:1' }, true),
+        fact({ type: 'IssuanceRequested', eventId: 'r', campaignId: 'c', userId: 'u4', position: 1, winnerEventId: 'w', by: 'job:1' }),
+      ],
+    });
+    expect(announced).toEqual([{ campaignId: 'a', users: ['u1', 'u2'] }]);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { replay } from '../../src/domain/campaign.js';
-import { EVENT_VERSION, type CampaignEvent, type Logged } from '../../src/domain/events.js';
+import { EVENT_VERSION, issuanceParked, SEALED_GIFTICON_VERSION, type CampaignEvent, type Logged } from '../../src/domain/events.js';
 import { isoOf, needsOf, planBatch, usersOf, type Known, type KnownCampaign } from '../../projections/prisma-tables/plan.js';
 
 const T0 = Date.parse('2026-11-25T09:00:00.000Z');
@@ -175,7 +175,60 @@ describe('planBatch: positions as the decider gives them', () => {
       empty,
     );
     expect(plan.winners).toEqual([{ campaignId: 'c1', userId: 'a', position: 1, wonAt: new Date(T0 + 5) }]);
-    expect(plan.gifticons).toEqual([{ id: 'g1', campaignId: 'c1', userId: 'a', code: 'X', issuedAt: new Date(T0 + 5), logOffset: 42n }]);
+    expect(plan.gifticons).toEqual([
+      { id: 'g1', campaignId: 'c1', userId: 'a', code: 'X', issuedAt: new Date(T0 + 5), expiresAt: null, logOffset: 42n },
+    ]);
     expect(plan.changes.get('c1')!.soldOutAt).toEqual(new Date(T0 + 5));
+  });
+
+  it("keeps a PROVIDER winner's parkings (FAILED) and its voucher's expiry", () => {
+    const winner = {
+      ...base('c1', T0 + 5),
+      type: 'WinnerSelected',
+      eventId: 'winner:c1:a',
+      userId: 'a',
+      position: 1,
+      ticket: '0-9',
+    } as const;
+    const plan = planBatch(
+      logOf(
+        [
+          created('c1', 1),
+          winner,
+          issuanceParked(winner, 'issuer:c1:1', '1', new Date(T0 + 6)),
+          issuanceParked(winner, 'issuer:c1:1', '7', new Date(T0 + 8)),
+          {
+            ...base('c1', T0 + 9),
+            type: 'GifticonIssued',
+            version: SEALED_GIFTICON_VERSION,
+            eventId: 'gifticon:c1:a',
+            userId: 'a',
+            gifticonId: 'g1',
+            sealedCode: 'k1:sealed',
+            position: 1,
+            voucherId: 'v1',
+            expiresAt: iso(T0 + 90 * 24 * 3600_000),
+          },
+        ],
+        0,
+        40n,
+      ),
+      empty,
+    );
+    expect(plan.parkedIssuances).toEqual([
+      { campaignId: 'c1', userId: 'a', at: new Date(T0 + 6) },
+      { campaignId: 'c1', userId: 'a', at: new Date(T0 + 8) },
+    ]);
+    expect(plan.gifticons).toEqual([
+      {
+        id: 'g1',
+        campaignId: 'c1',
+        userId: 'a',
+        code: 'k1:sealed',
+        issuedAt: new Date(T0 + 9),
+        expiresAt: new Date(T0 + 90 * 24 * 3600_000),
+        logOffset: 44n,
+      },
+    ]);
   });
 });

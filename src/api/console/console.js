@@ -44,6 +44,7 @@ async function signIn(token) {
   $('#sign-in').hidden = true;
   $('#app').hidden = false;
   $('#sign-out').hidden = false;
+  watchHealth();
   state.live = graphqlWs.createClient({
     url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/graphql`,
     connectionParams: { authorization: `Bearer ${state.token}` },
@@ -114,6 +115,57 @@ function select(id) {
   );
   page('winners', true);
   page('gifticons', true);
+  $('#codes').hidden = true;
+  codes();
+}
+
+// An INVENTORY campaign's codes: counts only, never a code (`codes` is null for other campaigns).
+// Polled, not pushed: codes are loaded and issued while the counters stand still.
+async function codes() {
+  const id = state.campaign;
+  try {
+    const d = await gql(`query($id: ID!) { campaign(id: $id) { codes { loaded issued short } } }`, { id });
+    if (id !== state.campaign) return;
+    const c = d.campaign?.codes;
+    $('#codes').hidden = !c;
+    if (c) {
+      text($('#codes-loaded'), c.loaded);
+      text($('#codes-issued'), c.issued);
+      text($('#codes-short'), c.short);
+      $('#codes-short').parentElement.classList.toggle('short', c.short > 0);
+    }
+  } catch {
+    // a missed poll is made good by the next one
+  }
+}
+setInterval(() => state.campaign && codes(), 2000);
+
+// What /readyz says is degraded (the provider's circuit breaker among them): paused work that
+// leaves the server serving. With METRICS_TOKEN set, /readyz keeps that detail to its holders.
+function watchHealth() {
+  const poll = async () => {
+    try {
+      const r = await fetch('/readyz', { cache: 'no-store' });
+      const body = await r.json();
+      const parts = Object.entries(body.degraded ?? {});
+      if (!body.ok) parts.unshift(['server', `not ready: ${Object.keys(body.failing ?? {}).join(', ') || 'starting'}`]);
+      $('#health').hidden = parts.length === 0;
+      $('#degraded').replaceChildren(
+        ...parts.map(([part, why]) => {
+          const li = document.createElement('li');
+          li.dataset.part = part;
+          const b = document.createElement('b');
+          b.textContent = part;
+          li.append(b, `: ${why}`);
+          return li;
+        }),
+      );
+    } catch {
+      // the server is gone for a moment: the next poll tells
+    }
+  };
+  poll();
+  setInterval(poll, 2000);
 }
 
 function show(c) {

@@ -2,7 +2,7 @@ import type { ApiPluginFactory } from '../../plugin.js';
 import { campaignId, requireAdmin, type Signed } from '../guards.js';
 import { statusOf } from '../../domain/campaign.js';
 import { challengeOfRow } from '../../../projections/prisma-tables/archive.js';
-import type { Campaign, PrismaClient } from '../../infra/prisma/client.js';
+import type { Campaign, Gifticon, PrismaClient } from '../../infra/prisma/client.js';
 import { connectionOf, decodeCursor, pageSize } from './connections.js';
 import { codeReadResolvers } from './codeReads.js';
 import { issuedGifticon, pendingGifticon } from '../codes.js';
@@ -98,10 +98,8 @@ export function readModelResolvers(prisma: PrismaClient) {
               userId: r.userId,
               position: r.position,
               wonAt: r.wonAt,
-              // a winner without one waits for it (INVENTORY short of codes, PROVIDER)
-              gifticon: g
-                ? issuedGifticon({ id: g.id, campaignId: g.campaignId, userId: g.userId, code: g.code, issuedAt: g.issuedAt })
-                : pendingGifticon(r.campaignId, r.userId),
+              // a winner without one waits for it (INVENTORY short of codes, PROVIDER), or its PROVIDER issuance is parked
+              gifticon: g ? gifticonOfRow(g) : pendingGifticon(r.campaignId, r.userId, r.issuanceParkedAt !== null),
             };
           },
         );
@@ -119,17 +117,15 @@ export function readModelResolvers(prisma: PrismaClient) {
           }),
           prisma.gifticon.count({ where: { campaignId: id } }),
         ]);
-        return connectionOf(
-          rows,
-          first,
-          totalCount,
-          (r) => ({ list: 'gifticons', campaignId: id, logOffset: r.logOffset }),
-          (r) => issuedGifticon({ id: r.id, campaignId: r.campaignId, userId: r.userId, code: r.code, issuedAt: r.issuedAt }),
-        );
+        return connectionOf(rows, first, totalCount, (r) => ({ list: 'gifticons', campaignId: id, logOffset: r.logOffset }), gifticonOfRow);
       },
     },
   };
 }
+
+/** A `gifticons` row as the API's node (the row's other columns stay out of it). */
+const gifticonOfRow = (g: Gifticon) =>
+  issuedGifticon({ id: g.id, campaignId: g.campaignId, userId: g.userId, code: g.code, issuedAt: g.issuedAt, expiresAt: g.expiresAt });
 
 /** Served by every API process, whether or not it runs the projector. */
 export const readModelPlugin: ApiPluginFactory = async (shared) => ({

@@ -116,6 +116,7 @@ export const eventSchema = z.discriminatedUnion('type', [
     winnerEventId: z.string().min(1).max(300),
     by: z.string().min(1).max(300),
   }),
+  z.object({ type: z.literal('IssuanceParked'), ...envelope, userId, position, parkedId: z.string().min(1).max(300) }),
   z.object({
     type: z.literal('CodesLoaded'),
     ...envelope,
