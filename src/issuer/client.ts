@@ -75,7 +75,12 @@ export interface ProviderClientOptions {
 }
 
 export const BACKOFF_DEFAULTS = { firstMs: 200, capMs: 10_000 };
-export const BREAKER_DEFAULTS = { threshold: 0.5, windowMs: 10_000, minCallsPerSec: 2, openMs: 5000 };
+/**
+ * 0.5 calls a second: 5 in the window, which one winner alone makes within ~3 s of backoff (200,
+ * 400, 800, 1,600 ms at most). A drop's first batch may hold a single winner; at 2 a second (20
+ * calls) the breaker never opened for it, and it spent its budget on a provider that was down.
+ */
+export const BREAKER_DEFAULTS = { threshold: 0.5, windowMs: 10_000, minCallsPerSec: 0.5, openMs: 5000 };
 
 export function clientOptions(config: Config): ProviderClientOptions {
   return {

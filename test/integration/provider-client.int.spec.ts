@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { BreakerState } from '../../src/issuer/client.js';
+import { BACKOFF_DEFAULTS, BREAKER_DEFAULTS, type BreakerState } from '../../src/issuer/client.js';
 import { issueAll, range, simAndClient, winner, type ProviderSim } from '../support/provider.js';
 import { elapse, waitUntil } from '../support/wait.js';
 
@@ -172,6 +172,26 @@ describe('the provider client against the simulator', () => {
     expect(sim.stats()).toMatchObject({ issued: 20, doubles: 0 });
     expect((await counter(registry, 'firstcome_provider_breaker_opened_total'))['']).toBeGreaterThanOrEqual(1);
     expect(await counter(registry, 'firstcome_provider_breaker_state')).toEqual({ closed: 1, open: 0, 'half-open': 0 });
+  });
+
+  it('with the production defaults, one winner alone against a provider that is down opens the breaker', async () => {
+    // a drop's first batch may hold a single winner: its calls, spaced by the default backoff, are
+    // all the breaker sees; a breaker that waits for more calls than one caller makes leaves that
+    // winner spending its whole budget on a provider that is down, and says nothing on /readyz
+    const { sim, client } = await setup({ down: true }, { breaker: { ...BREAKER_DEFAULTS, openMs: 500 }, backoff: BACKOFF_DEFAULTS });
+    const abort = new AbortController();
+    const alone = client.issue(winner('alone', 0), abort.signal).catch(() => 'aborted');
+    try {
+      await waitUntil(
+        async () => client.breakerState,
+        (s) => s !== 'closed',
+        { what: 'the breaker open for one failing caller', timeoutMs: 15_000, everyMs: 20 },
+      );
+      expect(sim.stats().requests).toBeLessThan(20);
+    } finally {
+      abort.abort();
+      await alone;
+    }
   });
 
   it('pacing holds the rate: no second carries more calls than the token bucket lets through', async () => {
