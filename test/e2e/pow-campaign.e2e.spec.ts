@@ -26,20 +26,24 @@ const ends = async () => Object.fromEntries([...(await logEnds(iso.config))].map
 
 /**
  * The log's ends once nothing more is on its way: the writer has caught up (its decisions on the
- * entries so far are in the log, committed after `enter` answered) and two reads in a row agree.
+ * entries so far are in the log, committed after `enter` answered), and the ends have not moved
+ * for longer than a line head's second. A campaign's newest entrants that no head covers get one a
+ * second after its last head, in a transaction of their own when no batch comes to carry it
+ * (src/writer/lineHeads.ts): an end read sooner may still grow by that head and its marker.
  */
 async function quietEnds() {
+  const QUIET_MS = 1_500;
   let last = '';
+  let since = 0;
   const quiet = await waitUntil(
     async () => {
       await whenCaughtUp(iso.config, iso.config.groups.writer, { oneShort: true });
       const now = JSON.stringify(await ends());
-      const same = now === last;
-      last = now;
-      return same ? now : null;
+      if (now !== last) [last, since] = [now, Date.now()];
+      return Date.now() - since > QUIET_MS ? now : null;
     },
     (v) => v !== null,
-    { what: 'the log quiet', everyMs: 200 },
+    { what: `the log quiet for ${QUIET_MS} ms`, everyMs: 100 },
   );
   return JSON.parse(quiet!) as Record<string, string>;
 }
