@@ -1,8 +1,7 @@
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isolated, type Isolated } from '../support/app.js';
+import { spawnDemo } from '../support/demo.js';
 
 /**
  * `npm run demo -- --issuance provider`, as a person runs it: the demo starts its own provider
@@ -10,7 +9,6 @@ import { isolated, type Isolated } from '../support/app.js';
  * exits 0 only when I1–I3, I6 (one voucher or one open parked issuance per winner, no key issued
  * twice) and each winner's myEntry against the simulator's books all hold.
  */
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 let iso: Isolated;
 beforeAll(async () => {
   iso = await isolated('demo-provider');
@@ -29,20 +27,14 @@ describe('demo --issuance provider', () => {
     const args = ['--users', '60', '--stock', '20', '--connections', '8', '--timeout', '90'];
     args.push('--issuance', 'provider', '--provider-latency-ms', '20', '--provider-errors', '0.2');
     args.push('--provider-timeouts', '0.05', '--provider-permanent', '0.25');
-    const demo = spawn(process.execPath, ['--import', 'tsx', 'src/cli/demo.ts', ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...iso.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    demo.stdout!.on('data', (d) => (out += d));
-    demo.stderr!.on('data', (d) => (out += d));
+    const { child: demo, output } = spawnDemo(args, iso.env);
     try {
       const [code] = (await once(demo, 'exit')) as [number | null];
-      expect(code, out).toBe(0);
+      expect(code, output()).toBe(0);
     } finally {
       if (demo.exitCode === null) demo.kill('SIGKILL');
     }
+    const out = output();
     expect(out).toContain('all invariants hold');
     expect(out).not.toMatch(/^\s+FAIL\s/m);
     for (const check of [

@@ -1,12 +1,10 @@
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isolated, type Isolated } from '../support/app.js';
+import { spawnDemo } from '../support/demo.js';
 import { waitUntil } from '../support/wait.js';
 
 /** `npm run demo -- --watch`: the summary, then the console's URL with an admin token, and the server kept up. */
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 let iso: Isolated;
 beforeAll(async () => {
   iso = await isolated('demo-watch');
@@ -17,33 +15,22 @@ afterAll(async () => {
 
 describe('demo --watch', () => {
   it('prints the console URL with a working admin token and keeps the server up until Ctrl-C', async () => {
-    const demo = spawn(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/demo.ts', '--watch', '--users', '60', '--stock', '5', '--connections', '8'],
-      {
-        cwd: ROOT,
-        env: { ...process.env, ...iso.env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let out = '';
-    demo.stdout!.on('data', (d) => (out += d));
-    demo.stderr!.on('data', (d) => (out += d));
+    const { child: demo, output } = spawnDemo(['--watch', '--users', '60', '--stock', '5', '--connections', '8'], iso.env);
     try {
       const url = await waitUntil(
-        async () => /(http:\/\/127\.0\.0\.1:\d+)\/console#token=(\S+)/.exec(out),
+        async () => /(http:\/\/127\.0\.0\.1:\d+)\/console#token=(\S+)/.exec(output()),
         (m) => m !== null || demo.exitCode !== null,
         { what: 'the console URL printed', timeoutMs: 120_000, everyMs: 200 },
       );
-      expect(url, out).not.toBeNull();
+      expect(url, output()).not.toBeNull();
       const [, base, adminToken] = url!;
-      expect(out).toContain('all invariants hold');
+      expect(output()).toContain('all invariants hold');
 
       const page = await fetch(`${base}/console`);
       expect(page.status).toBe(200);
       expect(await page.text()).toContain('drop console');
       // the token is an admin's: the campaigns list (Postgres read side) answers it
-      const campaign = /campaign (demo-[0-9a-f]+)/.exec(out)![1];
+      const campaign = /campaign (demo-[0-9a-f]+)/.exec(output())![1];
       const listed = await waitUntil(
         async () =>
           (await fetch(`${base}/graphql`, {
