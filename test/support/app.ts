@@ -92,6 +92,11 @@ export async function spawnApp(
   let out = '';
   child.stdout!.on('data', (d) => (out = (out + d).slice(-20_000)));
   child.stderr!.on('data', (d) => (out = (out + d).slice(-20_000)));
+  if (process.env.DEBUG_APP_LOGS) {
+    const f = (await import('node:fs')).createWriteStream(`${process.env.DEBUG_APP_LOGS}/${roles}-${port}.log`);
+    child.stdout!.pipe(f);
+    child.stderr!.on('data', (d) => f.write(d));
+  }
   const answer = await pollUntil(
     async () => {
       if (child.exitCode !== null) return 'exited';
