@@ -1,4 +1,4 @@
-import { eventsForPlace } from '../domain/campaign.js';
+import { eventsForPlace, type CampaignTerms } from '../domain/campaign.js';
 import { ticketOf, type CampaignEvent, type Logged } from '../domain/events.js';
 import { issueLoadedCodes, stockingCampaigns } from './inventory.js';
 import { lineWorkOf, mintingCampaigns } from './lineWork.js';
@@ -16,6 +16,8 @@ export interface DecideContext {
   committed: bigint;
   /** INVENTORY winners this partition issued a code to, not shown by Redis yet (partitionWriter.ts) */
   issuing: Map<string, Set<string>>;
+  /** the terms of the partition's campaigns met so far (partitionWriter.ts) */
+  terms: Map<string, CampaignTerms>;
 }
 
 /** Places a batch's entries and makes the decisions of those decided anew. */
@@ -26,7 +28,8 @@ export async function decideBatch(
   rebuild: Extract<Mode, { kind: 'rebuilding' }> | null,
 ): Promise<Outcome> {
   const p = w.partition;
-  const { lines, terms } = w.s;
+  const { lines } = w.s;
+  const { terms } = w;
   // below `until` entries were decided before: they are only re-applied
   const until = max(rebuild?.until ?? 0n, w.committed);
   const replaying = (l: Logged) => l.offset < until;

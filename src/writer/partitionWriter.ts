@@ -1,3 +1,4 @@
+import type { CampaignTerms } from '../domain/campaign.js';
 import type { CampaignEvent } from '../domain/events.js';
 import { decideBatch, type Outcome } from './decide.js';
 import { LineHeads } from './lineHeads.js';
@@ -32,6 +33,17 @@ export class PartitionWriter {
    * partition's failure does not abort another's commit in flight (src/writer/inventory.ts).
    */
   readonly issuing = new Map<string, Set<string>>();
+  /**
+   * The terms of this partition's campaigns met so far. Cleared by this partition's rebuilds only:
+   * cleared by another's, a batch deciding here found its campaign unknown between two steps.
+   */
+  readonly terms = new Map<string, CampaignTerms>();
+  /**
+   * Event ids of decisions this partition committed and applied to Redis: read back, they change
+   * nothing and are skipped before parsing (a winner is two events: they were a third of the
+   * writer's parses and Redis writes). Bounded; cleared by every rebuild of the partition.
+   */
+  private readonly applied = new Set<string>();
 
   constructor(
     readonly partition: number,
@@ -65,6 +77,11 @@ export class PartitionWriter {
     // a rebuild that starts over keeps the campaigns it re-created so far, to clear their `building` at the end
     const created = ('created' in previous && previous.created) || new Set<string>();
     this.mode = { kind: 'rebuild-due', created };
+    // Decisions told but not committed are dropped, and batches under way go stale: the replay
+    // decides them again, in the same places. Committed while the rebuild starts, they would be
+    // decided a second time past an `until` read before their commit ended.
+    const dropped = this.dropGathered();
+    this.epoch++;
     await this.inFlight;
     // A replay job wiping the partition's campaigns: a rebuild now would run again once the wipe
     // ends. It stays due; the 50 ms check (or the wipe's announcement) starts it once the wipe ends.
@@ -73,6 +90,7 @@ export class PartitionWriter {
     if (until === 0n) {
       this.mode = { kind: 'deciding', idleTail: null };
       await this.s.lines.markBuilt(this.partition);
+      if (dropped) this.s.cursor.seek(this.partition, 0n);
       return;
     }
     this.s.stats.rebuilds++;
@@ -83,11 +101,10 @@ export class PartitionWriter {
       { partition: this.partition, from: from.toString(), until: until.toString(), boundMs },
       'Redis projection missing: replaying the partition',
     );
-    this.s.terms.clear();
-    this.s.applied.clear();
+    this.terms.clear();
+    this.applied.clear();
     this.issuing.clear();
     this.heads?.clear();
-    this.epoch++;
     this.mode = { kind: 'rebuilding', from, until, seeking: true, seekAt: Date.now(), created };
     this.s.cursor.seek(this.partition, from);
   }
@@ -245,7 +262,7 @@ export class PartitionWriter {
     rebuild: Extract<Mode, { kind: 'rebuilding' }> | null,
   ): Promise<{ last: bigint; outcome: Outcome; events: number } | null> {
     // nothing applied (a rebuild clears the set): no record's ids need reading
-    const skip = this.s.applied.size > 0 ? (id: string | undefined) => this.s.applied.size > 0 && this.s.applied.delete(id ?? '') : null;
+    const skip = this.applied.size > 0 ? (id: string | undefined) => this.applied.size > 0 && this.applied.delete(id ?? '') : null;
     const step = rebuild ? REBUILD_SLICE : batch.size;
     let last: bigint | null = null;
     let events = 0;
@@ -304,13 +321,19 @@ export class PartitionWriter {
     this.gathered = { outputs: [...outputs], next, epoch: this.epoch, timer: setTimeout(() => this.commitGathered(), wait) };
   }
 
+  /** Forgets the gathered decisions, whose commit has not started: true if there were any. */
+  private dropGathered(): boolean {
+    const g = this.gathered;
+    if (!g) return false;
+    clearTimeout(g.timer);
+    this.gathered = null;
+    return true;
+  }
+
   /** Starts the commit of the gathered decisions behind the one in flight, unless the consumer was sent back meanwhile. */
   private commitGathered(): void {
     const g = this.gathered;
-    if (!g) return;
-    clearTimeout(g.timer);
-    this.gathered = null;
-    if (g.epoch !== this.epoch) return;
+    if (!g || !this.dropGathered() || g.epoch !== this.epoch) return;
     const previous = this.inFlight ?? Promise.resolve(true);
     this.inFlight = previous.then((ok) => {
       if (!ok || g.epoch !== this.epoch) return false;
@@ -355,8 +378,8 @@ export class PartitionWriter {
     if (outputs.length > 0) {
       // if Redis fails here the events are committed all the same, and applied when read back
       if (await this.s.lines.applyCommitted(p, outputs)) {
-        if (this.s.applied.size > 100_000) this.s.applied.clear();
-        for (const e of outputs) this.s.applied.add(e.eventId);
+        if (this.applied.size > 100_000) this.applied.clear();
+        for (const e of outputs) this.applied.add(e.eventId);
       }
       this.s.stats.winners += outputs.filter((e) => e.type === 'WinnerSelected').length;
     }

@@ -1,6 +1,6 @@
 import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import type { Config } from '../config.js';
-import { cryptoMinter, type CampaignTerms, type Minter } from '../domain/campaign.js';
+import { cryptoMinter, type Minter } from '../domain/campaign.js';
 import { eventIdsOf } from '../infra/kafka/codec.js';
 import { keepConsuming, roleConsumer } from '../infra/kafka/consumer.js';
 import { sortBatch, Stops, type Parking } from '../infra/kafka/parking.js';
@@ -91,8 +91,6 @@ export class SingleWriter {
       log,
       timing: (...a) => this.timing(...a),
       stats: { batches: 0, entries: 0, winners: 0, rebuilds: 0 },
-      terms: new Map<string, CampaignTerms>(),
-      applied: new Set<string>(),
       commitEveryMs: config.WRITER_COMMIT_MS,
       fairness: redis.readLine && { key: FairnessKey.parse(config.FAIRNESS_KEY), readLine: redis.readLine },
     };

@@ -1,4 +1,4 @@
-import type { CampaignTerms, Minter } from '../domain/campaign.js';
+import type { Minter } from '../domain/campaign.js';
 import type { FairnessKey } from '../domain/fairness/line.js';
 import type { Logger } from '../logger.js';
 import type { Timing } from '../metrics.js';
@@ -47,14 +47,6 @@ export interface WriterShared {
   log: Logger;
   timing: Timing;
   stats: { batches: number; entries: number; winners: number; rebuilds: number };
-  /** campaign terms met so far; cleared by every rebuild */
-  terms: Map<string, CampaignTerms>;
-  /**
-   * Event ids of decisions this process committed and applied to Redis: read back, they change
-   * nothing and are skipped before parsing (a winner is two events: they were a third of the
-   * writer's parses and Redis writes). Bounded; cleared by every rebuild.
-   */
-  applied: Set<string>;
   /** least time between the starts of two commits of a partition; 0: each batch commits at once (see `gather`) */
   commitEveryMs?: number;
   /** signed line heads (issue 31): off when left out */

@@ -257,8 +257,6 @@ export function rig(opts: { fairness?: FairnessKey; headEveryMs?: number } = {})
     log: pino({ level: 'silent' }),
     timing: () => undefined,
     stats: { batches: 0, entries: 0, winners: 0, rebuilds: 0 },
-    terms: new Map(),
-    applied: new Set(),
     fairness: opts.fairness && { key: opts.fairness, readLine: async (c) => lines.readLine(c), everyMs: opts.headEveryMs },
   };
   return {
