@@ -246,7 +246,7 @@ export function createHttpServer(api: () => ApiEndpoint | 'starting' | null, hoo
         : [budgets!.user, caller.userId, 'user']
       : [budgets!.anonymous, address, 'ip'];
     // a long body is paid for before it is parsed: of a burst of costly queries, one goes ahead
-    const prepaid = budgets!.parseCost(Number(req.headers['content-length']) || search.length);
+    const prepaid = budgets!.payAhead(Number(req.headers['content-length']) || search.length);
     if (budget) {
       const waitMs = (await budget.take(identity)) || (await budget.prepay(identity, prepaid));
       if (waitMs > 0) {

@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { Keys } from '../../projections/redis-ordering/index.js';
 import { gql, isolated, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
 import { liveSocket } from '../support/live.js';
+import { waitUntil } from '../support/wait.js';
 
 /**
  * Three API processes behind one address give a user one budget, not three: `enter`'s per-user limit
@@ -58,6 +61,39 @@ describe('limits across API processes', () => {
         return;
       }
       expect(attempt, 'no burst fit in a second').toBeLessThan(5);
+    }
+  });
+
+  it('spends one Redis call of the user budget on a short request: nothing is paid ahead and given back', async () => {
+    const api = apis[0]!.port;
+    // both documents cached by this process: neither request is charged for a parse
+    const warm = await token('warm-short');
+    await gql(api, warm, ENTER, { c: 'shared' });
+    await gql(api, warm, '{ __typename }');
+    const watcher = new Redis(iso.config.REDIS_URL);
+    const marker = new Redis(iso.config.REDIS_URL);
+    const seen: string[][] = [];
+    const monitor = await watcher.monitor();
+    try {
+      // what clients sent, not what the scripts ran (MONITOR shows those too, from "lua")
+      monitor.on('monitor', (_time: string, args: string[], source: string) => void (source !== 'lua' && seen.push(args)));
+      const user = await token('short-1');
+      expect((await gql(api, user, ENTER, { c: 'shared' })).data?.enter).toBeTruthy();
+      // the first request's budget calls go out before its answer: all of them reach Redis before
+      // the second request's, and the marker, sent after the second answer, comes after them all
+      await gql(api, user, '{ __typename }');
+      await marker.echo('short-1 done');
+      await waitUntil(async () => seen.some((a) => a[0]?.toLowerCase() === 'echo' && a[1] === 'short-1 done'), Boolean, {
+        what: 'the marker in MONITOR',
+      });
+      const key = `${new Keys(iso.config.REDIS_PREFIX).budget('user')}:short-1`;
+      const calls = seen.filter((a) => a.includes(key));
+      // one take per request; before, the ~120-byte enter paid a point ahead and got it back: 4 calls
+      expect(calls.map((a) => a[0]?.toLowerCase())).toEqual(['evalsha', 'evalsha']);
+    } finally {
+      monitor.disconnect();
+      marker.disconnect();
+      watcher.disconnect();
     }
   });
 
