@@ -135,7 +135,10 @@ export const schema = z.object({
     .enum(['0', '1', 'true', 'false'])
     .default('1')
     .transform((v) => v === '1' || v === 'true'),
-  /** Requests per second one user may send to `enter` before RATE_LIMITED. */
+  /**
+   * Requests per second one user may send to `enter` before RATE_LIMITED. A call an API process
+   * answers SOLD_OUT from its memory of a sold-out campaign spends none of it.
+   */
   ENTER_RATE_PER_SEC: z.coerce.number().int().min(1).default(20),
   /** Redis keys of campaigns closed longer than this are removed by the cleanup job (an INVENTORY campaign's once every winner holds a code). */
   REDIS_RETENTION_HOURS: z.coerce

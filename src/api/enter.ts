@@ -95,7 +95,7 @@ export class EnterService {
    * so a second click waits for the first instead of spending a solution). Nothing is appended
    * for a refused one.
    */
-  async enter(campaignId: string, userId: string, solution: string | null = null): Promise<EnterResult> {
+  async enter(campaignId: string, userId: string, solution: string | null = null, slow?: () => Promise<void>): Promise<EnterResult> {
     const deadline = Date.now() + this.opts.waitMs;
     // a sold-out crowd answered in this process: no round trip of its own
     const known = await this.opts.crowd?.answer(campaignId, userId, Date.now());
@@ -103,6 +103,10 @@ export class EnterService {
       this.stats.rejected++;
       return { rejection: 'SOLD_OUT' };
     }
+    // the caller's `enter` budget (it throws RATE_LIMITED), spent by every call that goes on to the
+    // gate. A SOLD_OUT from memory spends none: it costs no more than the request's own edge budget
+    // pays for, and never reaches the gate or the log.
+    await slow?.();
     for (let attempt = 0; ; attempt++) {
       const now = Date.now();
       const request = randomUUID();

@@ -245,12 +245,17 @@ export function buildResolvers() {
         if (solution !== null && (typeof solution !== 'string' || solution.length > SOLUTION_MAX_CHARS))
           throw badInput('solution', `must be ALTCHA's base64 payload, at most ${SOLUTION_MAX_CHARS} characters`);
         // a user hammering `enter` is slowed before the gate's Lua or an append; without Redis, `enter` is unavailable anyway
-        const waitMs = ctx.enterBudget ? await ctx.enterBudget.take(caller.userId).catch(() => Promise.reject(unavailable(1000))) : 0;
-        if (waitMs > 0) {
-          ctx.limits?.refused('enter');
-          throw rateLimited(waitMs);
-        }
-        const r = await ctx.services.enter.enter(id, caller.userId, solution);
+        const budget = ctx.enterBudget;
+        const slow = budget
+          ? async () => {
+              const waitMs = await budget.take(caller.userId).catch(() => Promise.reject(unavailable(1000)));
+              if (waitMs > 0) {
+                ctx.limits?.refused('enter');
+                throw rateLimited(waitMs);
+              }
+            }
+          : undefined;
+        const r = await ctx.services.enter.enter(id, caller.userId, solution, slow);
         return 'rejection' in r ? { entry: null, rejection: r.rejection } : { entry: entryOut(r.entry, caller), rejection: null };
       },
       createCampaign: async (_: unknown, args: { input: Record<string, unknown> }, ctx: Ctx) => {

@@ -179,4 +179,37 @@ describe('the lifecycle', () => {
       await limited.cleanup();
     }
   });
+
+  it("answers a sold-out campaign's crowd from memory without spending its enter budget; one in line is still slowed", async () => {
+    const RATE = 2;
+    const CALLS = 12;
+    const limited = await isolated('soldout-budget', { ENTER_RATE_PER_SEC: String(RATE) });
+    const p = await spawnApp(limited, 'api,writer');
+    try {
+      await gql(p.port, admin, CREATE, { i: { id: 'gone', title: 'Gone', reward: 'Cake', stock: 1, closesAt: later(3_600_000) } });
+      const winner = await token('winner');
+      expect((await gql(p.port, winner, ENTER, { c: 'gone' })).errors).toBeUndefined();
+      await decidedEntry(p.port, winner, 'gone');
+      // the gate says SOLD_OUT, and the process learns it: fresh users are then answered from memory
+      const inProcess = async () =>
+        Number(
+          /^firstcome_enter_sold_out_in_process_total (\d+)/m.exec(await (await fetch(`http://127.0.0.1:${p.port}/metrics`)).text())?.[1] ??
+            0,
+        );
+      for (let i = 0; (await inProcess()) === 0; i++) {
+        expect(i, 'the process never answered from memory').toBeLessThan(200);
+        expect((await gql(p.port, await token(`learn-${i}`), ENTER, { c: 'gone' })).data?.enter.rejection).toBe('SOLD_OUT');
+      }
+      const fresh = await token('hammer-fresh');
+      const rs = await Promise.all(Array.from({ length: CALLS }, () => gql(p.port, fresh, ENTER, { c: 'gone' })));
+      expect(rs.map((r) => code(r) ?? r.data?.enter.rejection)).toEqual(Array(CALLS).fill('SOLD_OUT'));
+      // the winner may be in line: each call goes to the gate, and the budget slows them
+      const again = await Promise.all(Array.from({ length: CALLS }, () => gql(p.port, winner, ENTER, { c: 'gone' })));
+      expect(again.filter((r) => code(r) === 'RATE_LIMITED').length).toBeGreaterThan(0);
+      expect(again.every((r) => code(r) === 'RATE_LIMITED' || r.data?.enter.entry?.status === 'WON')).toBe(true);
+    } finally {
+      await p.kill();
+      await limited.cleanup();
+    }
+  });
 });
