@@ -5,6 +5,7 @@ import { cryptoMinter, type Minter } from '../domain/campaign.js';
 import { eventIds, issuanceParked, SEALED_GIFTICON_VERSION, type IssuanceParked, type SealedGifticonIssued } from '../domain/events.js';
 import { unwatched, type HealthReporter } from '../health.js';
 import type { CodeVault } from '../infra/codeKeys/vault.js';
+import { namesNoEvent } from '../infra/kafka/codec.js';
 import { keepConsuming, roleConsumer } from '../infra/kafka/consumer.js';
 import type { LogIdentity } from '../infra/kafka/logIdentity.js';
 import { sortBatch, Stops, type ParkedRecord, type Parking } from '../infra/kafka/parking.js';
@@ -147,7 +148,8 @@ export class Issuer {
     const p = batch.partition;
     const ledger = this.ledgers.get(p);
     if (!ledger || !isRunning() || isStale() || batch.messages.length === 0) return;
-    const sorted = sortBatch(ISSUER, this.topic, p, batch.messages, { lastOffset: batch.lastOffset() });
+    // the issuer needs no entries, most of a drop's records: they are skipped unread (codec.ts)
+    const sorted = sortBatch(ISSUER, this.topic, p, batch.messages, { lastOffset: batch.lastOffset(), skip: namesNoEvent });
     await this.deps.parking.park(sorted.parked);
     // heartbeats while the provider is called: a chunk at the provider's pace may take longer than the session
     const beat = setInterval(() => void heartbeat().catch(() => undefined), 1000);

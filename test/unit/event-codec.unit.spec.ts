@@ -9,6 +9,7 @@ import {
   isEntrantRegistered,
   isGifticonIssued,
   isWinnerSelected,
+  namesNoEvent,
   toMessage,
   toPackedMessages,
 } from '../../src/infra/kafka/codec.js';
@@ -53,6 +54,26 @@ describe('the codec classifies every record read from the log', () => {
     expect(m.headers).toEqual({ eventId: 'closed:d' });
     expect(eventIdsOf(m.headers)).toEqual(['closed:d']);
     expect(decodeValue(Buffer.from(m.value as string), m.partition, 0n).kind).toBe('event');
+  });
+
+  it('lets a reader that needs no entries skip them unread: the issuer gets the decisions and moves past every record', () => {
+    const closed = {
+      type: 'CampaignClosed',
+      version: EVENT_VERSION,
+      eventId: 'closed:drop',
+      campaignId: 'drop',
+      occurredAt: entrant().occurredAt,
+      reason: 'admin',
+    };
+    const records = [toMessage(entrant('a') as never, 1), toMessage(closed as never, 1), toMessage(entrant('b') as never, 1)];
+    const messages = records.map((r, i) => ({ ...message(i, r.value), headers: r.headers ?? {} }) as KafkaMessage);
+    expect(messages.map(namesNoEvent)).toEqual([true, false, true]);
+    // a record of another log names no event either: the roles that read entries park it
+    expect(namesNoEvent(message(3, { hello: 'world' }))).toBe(true);
+    const sorted = sortBatch('issuer', 't', 1, [...messages, message(3, { hello: 'world' })], { skip: namesNoEvent });
+    expect(sorted.logged.map((l) => l.event.type)).toEqual(['CampaignClosed']);
+    expect(sorted.parked).toEqual([]);
+    expect(sorted.last).toBe(3n);
   });
 
   it.each([

@@ -265,6 +265,15 @@ export function headerString(headers: IHeaders | undefined, name: string): strin
   return Array.isArray(v) ? String(v[0]) : String(v);
 }
 
+/**
+ * A record that names no event id: this build's entrant (`toMessage` gives an entry no headers), a
+ * log's genesis, or a record of another log. A reader that needs no entries skips these unread; the
+ * roles that read entries park what is not an event.
+ */
+export function namesNoEvent(m: { headers?: IHeaders }): boolean {
+  return headerString(m.headers, 'eventId') === undefined;
+}
+
 /** The ids of the events a record carries, from its `eventId` header (one, or a packed record's list). */
 export function eventIdsOf(headers: IHeaders | undefined): string[] {
   const v = headerString(headers, 'eventId');
