@@ -3,9 +3,9 @@ import net from 'node:net';
 import { Kafka, logLevel, type Admin, type ISocketFactory } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import { EVENT_VERSION, type CampaignEvent } from '../../src/domain/events.js';
+import { entrantRegistered, EVENT_VERSION, type CampaignEvent } from '../../src/domain/events.js';
 import { ensureTopics } from '../../src/infra/kafka/topics.js';
-import { decode, toMessage } from '../../src/infra/kafka/codec.js';
+import { decode, namesNoEvent, toMessage } from '../../src/infra/kafka/codec.js';
 import { EventAppender } from '../../src/infra/kafka/appender.js';
 import { readLog } from '../../src/infra/kafka/reader.js';
 import { partitionFor } from '../../src/infra/kafka/partitioning.js';
@@ -91,6 +91,29 @@ describe('the event log on the real broker', () => {
     for (const [i, a] of appended.entries()) {
       expect(seen.find((s) => s.partition === a.partition && s.offset === a.offset)?.id).toBe(ids[i]);
     }
+  });
+
+  it('passes over the records a reader skips unread, and still reads to the end', async () => {
+    const appender = await EventAppender.connect(kafka, config);
+    const replyTo = { instance: 'i', request: 'r' };
+    await Promise.all([
+      appender.append(created('skip-a')),
+      ...Array.from({ length: 20 }, (_, i) => appender.append(entrantRegistered('skip-a', `u${i}`, new Date(), replyTo))),
+      appender.append(created('skip-b')),
+    ]);
+    await appender.close();
+    const all: CampaignEvent[] = [];
+    await readLog(kafka, config.topics.events, (batch) => void all.push(...batch.map((l) => l.event)));
+    const kept: CampaignEvent[] = [];
+    await readLog(kafka, config.topics.events, (batch) => void kept.push(...batch.map((l) => l.event)), { skip: namesNoEvent });
+    expect(all.filter((e) => e.type === 'EntrantRegistered')).toHaveLength(20);
+    expect(kept.map((e) => e.type)).not.toContain('EntrantRegistered');
+    expect(kept.map((e) => e.eventId).sort()).toEqual(
+      all
+        .filter((e) => e.type !== 'EntrantRegistered')
+        .map((e) => e.eventId)
+        .sort(),
+    );
   });
 
   it('shows a consume-transform-produce transaction to a read_committed reader only after commit', async () => {

@@ -1,4 +1,4 @@
-import type { Kafka } from 'kafkajs';
+import type { Kafka, KafkaMessage } from 'kafkajs';
 import type { Logged } from '../../domain/events.js';
 import { decodeMessage, NewerEventError } from './codec.js';
 
@@ -12,7 +12,8 @@ export async function readLog(
   kafka: Kafka,
   topic: string,
   onBatch: (batch: Logged[], progress: { partition: number; next: bigint; end: bigint }) => Promise<void> | void,
-  opts: { partitions?: number[]; timeoutMs?: number } = {},
+  /** `skip`: records passed over unread (a reader that needs no entries: `namesNoEvent`) */
+  opts: { partitions?: number[]; timeoutMs?: number; skip?: (m: KafkaMessage) => boolean } = {},
 ): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
@@ -50,6 +51,7 @@ export async function readLog(
         try {
           for (const m of batch.messages) {
             if (BigInt(m.offset) >= end) break;
+            if (opts.skip?.(m)) continue;
             // records that are not events were parked by the consumers that met them: a reader skips them
             for (const d of decodeMessage(m, batch.partition)) {
               if (d.kind === 'event') logged.push(d.logged);
