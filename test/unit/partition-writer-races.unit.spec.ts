@@ -13,6 +13,17 @@ const gifticons = (r: Rig, p = 0) =>
     .filter((e) => e.type === 'GifticonIssued')
     .map((e) => (e as { userId: string }).userId);
 
+/** Campaign `c` (3 units) with u0 decided and committed, then u1 appended: partition 0's writer. */
+async function u0DecidedThenU1(r: Rig): Promise<PartitionWriter> {
+  r.log.append(0, created('c', 3));
+  r.log.append(0, entrant('c', 'u0'));
+  const w = await r.writer();
+  await w.onBatch(r.log.batch(0, 0n), r.control());
+  await w.whenCommitted();
+  r.log.append(0, entrant('c', 'u1'));
+  return w;
+}
+
 /** A promise the test lets go of, and one that says the code reached it. */
 function hold() {
   let reached!: () => void;
@@ -32,12 +43,7 @@ describe('a rebuild that begins while decisions wait for their commit', () => {
   it('drops them: the commit interval passing meanwhile commits nothing, and the replay decides them once', async () => {
     const r = rig();
     r.shared.commitEveryMs = 100;
-    r.log.append(0, created('c', 3));
-    r.log.append(0, entrant('c', 'u0'));
-    const w = await r.writer();
-    await w.onBatch(r.log.batch(0, 0n), r.control());
-    await w.whenCommitted();
-    r.log.append(0, entrant('c', 'u1'));
+    const w = await u0DecidedThenU1(r);
     // u1 is placed and told; its decisions wait for the interval
     await w.onBatch(r.log.batch(0, w.committed), r.control());
     expect(r.sink.calls.commit).toBe(1);
@@ -79,12 +85,7 @@ describe('a rebuild that begins while decisions wait for their commit', () => {
 describe('a rebuild of one partition', () => {
   it('leaves what another partition of the process knows alone: a batch deciding meanwhile keeps its campaign’s terms', async () => {
     const r = rig();
-    r.log.append(0, created('c', 3));
-    r.log.append(0, entrant('c', 'u0'));
-    const w0 = await r.writer();
-    await w0.onBatch(r.log.batch(0, 0n), r.control());
-    await w0.whenCommitted();
-    r.log.append(0, entrant('c', 'u1'));
+    const w0 = await u0DecidedThenU1(r);
 
     // partition 1 has decisions that Redis no longer holds: it is due for a rebuild
     const w1 = new PartitionWriter(1, r.shared);
