@@ -73,6 +73,8 @@ export function pathOf(target: string | undefined): { pathname: string; search: 
 export function edgeBudgets(config: Config, ordering: RedisOrdering) {
   const make = (name: string, perSec: number, onLoss: 'local' | 'refuse', lease = 1) =>
     perSec > 0 ? new Budget(ordering.redis, ordering.keys.budget(name), perSec, onLoss, lease) : null;
+  /** what parsing and validating `bytes` of a new document cost, in budget points */
+  const parseCost = (bytes: number) => Math.floor(bytes / config.GRAPHQL_COST_BYTES);
   return {
     // one address behind a proxy sends many requests: the ceiling is leased from Redis in 2% shares
     ceiling: make(
@@ -86,17 +88,13 @@ export function edgeBudgets(config: Config, ordering: RedisOrdering) {
     admin: make('admin', config.RATE_LIMIT_ADMIN_COST_PER_SEC, 'local'),
     enter: make('enter', config.ENTER_RATE_PER_SEC, 'refuse'),
     addressOf: clientAddress(config.TRUST_PROXY),
-    /** what parsing and validating `bytes` of a new document cost, in budget points */
-    parseCost: (bytes: number) => Math.floor(bytes / config.GRAPHQL_COST_BYTES),
+    parseCost,
     /**
      * What a body of `bytes` pays ahead of its parse. Nothing below 2 × GRAPHQL_COST_BYTES: such a
      * parse costs less than the two Redis round trips of paying ahead and refunding (a fresh
      * `enter` made four budget calls instead of two), and a new document is charged afterwards.
      */
-    payAhead: (bytes: number) => {
-      const points = Math.floor(bytes / config.GRAPHQL_COST_BYTES);
-      return points >= 2 ? points : 0;
-    },
+    payAhead: (bytes: number) => (parseCost(bytes) >= 2 ? parseCost(bytes) : 0),
   };
 }
 export type EdgeBudgets = ReturnType<typeof edgeBudgets>;

@@ -80,7 +80,7 @@ export class PartitionWriter {
     // Decisions told but not committed are dropped, and batches under way go stale: the replay
     // decides them again, in the same places. Committed while the rebuild starts, they would be
     // decided a second time past an `until` read before their commit ended.
-    const dropped = this.dropGathered();
+    const dropped = this.dropGathered() !== null;
     this.epoch++;
     await this.inFlight;
     // A replay job wiping the partition's campaigns: a rebuild now would run again once the wipe
@@ -321,19 +321,18 @@ export class PartitionWriter {
     this.gathered = { outputs: [...outputs], next, epoch: this.epoch, timer: setTimeout(() => this.commitGathered(), wait) };
   }
 
-  /** Forgets the gathered decisions, whose commit has not started: true if there were any. */
-  private dropGathered(): boolean {
+  /** Forgets the gathered decisions, whose commit has not started: them, if there were any. */
+  private dropGathered(): PartitionWriter['gathered'] {
     const g = this.gathered;
-    if (!g) return false;
-    clearTimeout(g.timer);
+    if (g) clearTimeout(g.timer);
     this.gathered = null;
-    return true;
+    return g;
   }
 
   /** Starts the commit of the gathered decisions behind the one in flight, unless the consumer was sent back meanwhile. */
   private commitGathered(): void {
-    const g = this.gathered;
-    if (!g || !this.dropGathered() || g.epoch !== this.epoch) return;
+    const g = this.dropGathered();
+    if (!g || g.epoch !== this.epoch) return;
     const previous = this.inFlight ?? Promise.resolve(true);
     this.inFlight = previous.then((ok) => {
       if (!ok || g.epoch !== this.epoch) return false;
