@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import { Keys } from '../../projections/redis-ordering/index.js';
 import { gql, isolated, spawnApp, token, type AppProcess, type Isolated } from '../support/app.js';
 import { liveSocket } from '../support/live.js';
+import { monitorRedis } from '../support/redis.js';
 import { waitUntil } from '../support/wait.js';
 
 /**
@@ -70,13 +71,11 @@ describe('limits across API processes', () => {
     const warm = await token('warm-short');
     await gql(api, warm, ENTER, { c: 'shared' });
     await gql(api, warm, '{ __typename }');
-    const watcher = new Redis(iso.config.REDIS_URL);
     const marker = new Redis(iso.config.REDIS_URL);
     const seen: string[][] = [];
-    const monitor = await watcher.monitor();
+    // what clients sent, not what the scripts ran (MONITOR shows those too, from "lua")
+    const stop = await monitorRedis(iso.config.REDIS_URL, (args, source) => void (source !== 'lua' && seen.push(args)));
     try {
-      // what clients sent, not what the scripts ran (MONITOR shows those too, from "lua")
-      monitor.on('monitor', (_time: string, args: string[], source: string) => void (source !== 'lua' && seen.push(args)));
       const user = await token('short-1');
       expect((await gql(api, user, ENTER, { c: 'shared' })).data?.enter).toBeTruthy();
       // the first request's budget calls go out before its answer: all of them reach Redis before
@@ -91,9 +90,8 @@ describe('limits across API processes', () => {
       // one take per request; before, the ~120-byte enter paid a point ahead and got it back: 4 calls
       expect(calls.map((a) => a[0]?.toLowerCase())).toEqual(['evalsha', 'evalsha']);
     } finally {
-      monitor.disconnect();
+      stop();
       marker.disconnect();
-      watcher.disconnect();
     }
   });
 
