@@ -13,6 +13,8 @@ export type RateLimitName = 'ceiling' | 'ip' | 'user' | 'admin' | 'enter';
 /** What the edge turned away, by cause (a fixed set: see EdgeCause in src/api/edge.ts). */
 export interface EdgeEvents {
   refused(cause: string): void;
+  /** a sold-out `enter` answered with GraphQL's remembered reply (src/api/soldOutReplies.ts) */
+  replayed?(): void;
 }
 export interface RateLimitEvents {
   /** the configured requests per second (0: off) */
@@ -116,7 +118,12 @@ export function createMetrics() {
     labelNames: ['cause'] as const,
     registers: [registry],
   });
-  const edge: EdgeEvents = { refused: (cause) => edgeRefused.inc({ cause }) };
+  const edgeReplayed = new Counter({
+    name: 'firstcome_edge_sold_out_replayed_total',
+    help: "sold-out enter calls the edge answered with GraphQL's remembered reply to the same request, without GraphQL",
+    registers: [registry],
+  });
+  const edge: EdgeEvents = { refused: (cause) => edgeRefused.inc({ cause }), replayed: () => edgeReplayed.inc() };
   return { registry, requests, gauge, counterFrom, labeledCounterFrom, timing, limits, edge };
 }
 

@@ -10,7 +10,7 @@ import { logger } from '../logger.js';
 import type { Timing } from '../metrics.js';
 import type { PowChallenges } from './challenge.js';
 import { notFound, unavailable } from './errors.js';
-import type { SoldOutCrowd } from './soldOut.js';
+import type { CrowdAnswer, SoldOutCrowd } from './soldOut.js';
 
 const log = logger.child({ component: 'enter' });
 
@@ -88,6 +88,13 @@ export class EnterService {
     },
   ) {}
 
+  /** The crowd memory's answer alone (soldOut.ts), counted when SOLD_OUT; `enter` takes it as `asked`. */
+  async fromMemory(campaignId: string, userId: string): Promise<CrowdAnswer> {
+    const known = (await this.opts.crowd?.answer(campaignId, userId, Date.now())) ?? null;
+    if (known === 'SOLD_OUT') this.stats.rejected++;
+    return known;
+  }
+
   /**
    * CONTRACT.md's order: the campaign's own rejections first; a user already in line gets their
    * entry back, solution or not; anyone else, where the campaign asks for proof of work, needs a
@@ -95,14 +102,18 @@ export class EnterService {
    * so a second click waits for the first instead of spending a solution). Nothing is appended
    * for a refused one.
    */
-  async enter(campaignId: string, userId: string, solution: string | null = null, slow?: () => Promise<void>): Promise<EnterResult> {
+  async enter(
+    campaignId: string,
+    userId: string,
+    solution: string | null = null,
+    slow?: () => Promise<void>,
+    asked?: CrowdAnswer,
+  ): Promise<EnterResult> {
     const deadline = Date.now() + this.opts.waitMs;
-    // a sold-out crowd answered in this process: no round trip of its own
-    const known = await this.opts.crowd?.answer(campaignId, userId, Date.now());
-    if (known === 'SOLD_OUT') {
-      this.stats.rejected++;
-      return { rejection: 'SOLD_OUT' };
-    }
+    // a sold-out crowd answered in this process: no round trip of its own. `asked`: the memory's
+    // answer, when the caller asked it already ('counted': the gate must not count the call again)
+    const known = asked !== undefined ? asked : await this.fromMemory(campaignId, userId);
+    if (known === 'SOLD_OUT') return { rejection: 'SOLD_OUT' };
     // the caller's `enter` budget (it throws RATE_LIMITED), spent by every call that goes on to the
     // gate. A SOLD_OUT from memory spends none: it costs no more than the request's own edge budget
     // pays for, and never reaches the gate or the log.

@@ -32,7 +32,7 @@ export interface ApiServices {
   ordering: RedisOrdering;
   appender: EventAppender;
   /** the write path of `enter` (src/api/enter.ts); bench/floor.ts puts stand-ins here */
-  enter: Pick<EnterService, 'enter'>;
+  enter: Pick<EnterService, 'enter'> & Partial<Pick<EnterService, 'fromMemory'>>;
   /** proof-of-work challenges (issue 34): issued by `challenge`, checked by `enter` */
   challenges: Pick<PowChallenges, 'issue'>;
   /**
@@ -63,7 +63,16 @@ export interface Ctx {
    * Filled in by the edge plugin: bytes of a document parsed anew, and the root field asked for
    * first. An object of its own, since Apollo runs each request on a shallow copy of the context.
    */
-  seen?: { parsedBytes: number; operation?: string };
+  seen?: {
+    parsedBytes: number;
+    operation?: string;
+    /** the operation is a mutation whose only root field is `enter`, with no directive */
+    loneEnter?: boolean;
+    /** the campaign `enter` was answered SOLD_OUT for from the crowd memory (soldOut.ts) */
+    soldOutFrom?: string;
+  };
+  /** the edge asked the crowd memory already: the user may be in line (soldOutReplies.ts) */
+  crowdAsked?: { campaignId: string; answer: 'counted' };
   /** this request's records of admin reads of codes, by campaign (src/api/codes.ts) */
   codeReads?: Map<string, { codes: number; recorded: Promise<void> }>;
 }
@@ -255,7 +264,11 @@ export function buildResolvers() {
               }
             }
           : undefined;
-        const r = await ctx.services.enter.enter(id, caller.userId, solution, slow);
+        // the crowd memory first (src/api/soldOut.ts), unless the edge asked it for this request
+        const enter = ctx.services.enter;
+        const asked = ctx.crowdAsked?.campaignId === id ? ctx.crowdAsked.answer : await enter.fromMemory?.(id, caller.userId);
+        if (asked === 'SOLD_OUT' && ctx.seen) ctx.seen.soldOutFrom = id;
+        const r = await enter.enter(id, caller.userId, solution, slow, asked);
         return 'rejection' in r ? { entry: null, rejection: r.rejection } : { entry: entryOut(r.entry, caller), rejection: null };
       },
       createCampaign: async (_: unknown, args: { input: Record<string, unknown> }, ctx: Ctx) => {

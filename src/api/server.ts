@@ -20,6 +20,7 @@ import { isFairnessPath, serveFairness } from './fairness/http.js';
 import { isRedisUnavailable } from '../../projections/redis-ordering/index.js';
 import { unavailable } from './errors.js';
 import { noSubscriptionOverHttp } from './live/overHttp.js';
+import { SoldOutReplies } from './soldOutReplies.js';
 
 const log = logger.child({ component: 'http' });
 
@@ -59,9 +60,13 @@ const edgeListener: GraphQLRequestListener<Ctx> = {
     if (rc.contextValue.seen) rc.contextValue.seen.parsedBytes = rc.source?.length ?? 0;
   },
   async didResolveOperation(rc) {
-    const first = rc.operation?.selectionSet.selections[0];
-    if (rc.contextValue.seen)
-      rc.contextValue.seen.operation = first?.kind === 'Field' && ROOT_FIELDS.has(first.name.value) ? first.name.value : 'other';
+    const seen = rc.contextValue.seen;
+    if (!seen) return;
+    const root = rc.operation?.selectionSet.selections ?? [];
+    const first = root[0];
+    seen.operation = first?.kind === 'Field' && ROOT_FIELDS.has(first.name.value) ? first.name.value : 'other';
+    seen.loneEnter =
+      rc.operation?.operation === 'mutation' && root.length === 1 && seen.operation === 'enter' && !first!.directives?.length;
   },
 };
 const edgePlugin: ApolloServerPlugin<Ctx> = { requestDidStart: async () => edgeListener };
@@ -149,6 +154,7 @@ function edgeOf(services: ApiServices, hooks: HttpHooks) {
     badTokens: badTokenBlocks(),
     tarpit: tarpit(),
     maxBody: config.GRAPHQL_MAX_BODY_BYTES,
+    replies: new SoldOutReplies(),
   };
 }
 
@@ -254,11 +260,27 @@ export function createHttpServer(api: () => ApiEndpoint | 'starting' | null, hoo
         return refuse(res, limit, waitMs);
       }
     }
-    const headers = new HeaderMap();
-    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
     let body: unknown = undefined;
+    let replyKey: string | null = null;
+    let crowdAsked: Ctx['crowdAsked'];
     if (req.method === 'POST') {
       const text = await readBody(req, maxBody);
+      // a repeat of a request the crowd memory answered SOLD_OUT: the same answer, without GraphQL
+      replyKey = caller && !caller.admin && services.enter.fromMemory ? edge!.replies.keyOf(req, text) : null;
+      const known = replyKey === null ? undefined : edge!.replies.get(replyKey);
+      if (known) {
+        const started = performance.now();
+        const answer = await services.enter.fromMemory!(known.campaignId, caller!.userId);
+        if (answer === 'SOLD_OUT') {
+          for (const [k, v] of known.headers) res.setHeader(k, v);
+          res.statusCode = known.status;
+          res.end(known.body);
+          if (budget) void budget.refund(identity, prepaid);
+          hooks.edge?.replayed?.();
+          return hooks.observe?.('enter', (performance.now() - started) / 1000, true);
+        }
+        if (answer === 'counted') crowdAsked = { campaignId: known.campaignId, answer };
+      }
       try {
         body = text ? JSON.parse(text) : {};
       } catch {
@@ -266,9 +288,11 @@ export function createHttpServer(api: () => ApiEndpoint | 'starting' | null, hoo
         return send(res, 400, 'application/json', errorBody('body is not JSON', 'BAD_REQUEST'));
       }
     }
+    const headers = new HeaderMap();
+    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
     const started = performance.now();
     const seen: NonNullable<Ctx['seen']> = { parsedBytes: 0 };
-    const context: Ctx = { caller, services, limits: hooks.limits, enterBudget: budgets!.enter, seen, codeReads: new Map() };
+    const context: Ctx = { caller, services, limits: hooks.limits, enterBudget: budgets!.enter, seen, codeReads: new Map(), crowdAsked };
     const result = await apollo.executeHTTPGraphQLRequest({
       httpGraphQLRequest: { method: req.method ?? 'GET', headers, search, body },
       context: async () => context,
@@ -279,6 +303,8 @@ export function createHttpServer(api: () => ApiEndpoint | 'starting' | null, hoo
     if (result.body.kind === 'complete') out = result.body.string;
     else for await (const chunk of result.body.asyncIterator) out += chunk;
     res.end(out);
+    if (replyKey !== null && seen.soldOutFrom !== undefined && seen.loneEnter && result.body.kind === 'complete')
+      edge!.replies.learn(replyKey, body, seen.soldOutFrom, { status: res.statusCode, headers: [...result.headers], body: out });
     if (budget) {
       // what parsing cost, against what was paid ahead: a cached document gives its prepayment
       // back; a parsed one pays what the body's estimate missed (the estimate counts the JSON around

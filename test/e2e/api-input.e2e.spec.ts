@@ -212,4 +212,50 @@ describe('the lifecycle', () => {
       await limited.cleanup();
     }
   });
+
+  it("answers a repeat of a sold-out request at the edge with GraphQL's very reply; one in line still gets their entry", async () => {
+    await gql(app.port, admin, CREATE, { i: { id: 'echo', title: 'Echo', reward: 'Cake', stock: 1, closesAt: later(3_600_000) } });
+    const winner = await token('echo-winner');
+    expect((await gql(app.port, winner, ENTER, { c: 'echo' })).errors).toBeUndefined();
+    await decidedEntry(app.port, winner, 'echo');
+    const metric = async (name: string) => {
+      const value = new RegExp(`^${name} (\\d+)`, 'm').exec(await (await fetch(`http://127.0.0.1:${app.port}/metrics`)).text())?.[1];
+      expect(value, `${name} in /metrics`).toBeDefined();
+      return Number(value);
+    };
+    const inProcess = () => metric('firstcome_enter_sold_out_in_process_total');
+    const replayed = () => metric('firstcome_edge_sold_out_replayed_total');
+    const from = await inProcess();
+    for (let i = 0; (await inProcess()) === from; i++) {
+      expect(i, 'the process never answered from memory').toBeLessThan(200);
+      expect((await gql(app.port, await token(`echo-learn-${i}`), ENTER, { c: 'echo' })).data?.enter.rejection).toBe('SOLD_OUT');
+    }
+    // aliases, __typename and a literal argument: the remembered reply keeps the document's shape
+    const body = JSON.stringify({
+      query: `mutation { e: enter(campaignId: "echo") { __typename why: rejection entry { ticket position } } }`,
+    });
+    const post = async (auth: string) => {
+      const r = await fetch(`http://127.0.0.1:${app.port}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${auth}` },
+        body,
+      });
+      return { status: r.status, type: r.headers.get('content-type'), text: await r.text() };
+    };
+    const before = await replayed();
+    const first = await post(await token('echo-fresh-0'));
+    expect(first).toEqual({
+      status: 200,
+      type: 'application/json; charset=utf-8',
+      text: JSON.stringify({ data: { e: { __typename: 'EnterPayload', why: 'SOLD_OUT', entry: null } } }) + '\n',
+    });
+    expect(await replayed()).toBe(before);
+    // the same request of other fresh users, and the same user again: the same bytes, without GraphQL
+    for (const user of ['echo-fresh-1', 'echo-fresh-2', 'echo-fresh-0']) expect(await post(await token(user))).toEqual(first);
+    expect(await replayed()).toBe(before + 3);
+    // the winner's same request is never SOLD_OUT: the crowd memory sends it on to the gate
+    const won = JSON.parse((await post(winner)).text) as { data: { e: { why: string | null; entry: { position: number } } } };
+    expect(won.data.e).toMatchObject({ why: null, entry: { position: 1 } });
+    expect(await replayed()).toBe(before + 3);
+  });
 });
