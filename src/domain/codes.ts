@@ -1,4 +1,4 @@
-import { randomFillSync } from 'node:crypto';
+import { pooledRandom } from './pooledRandom.js';
 
 /** Crockford base32: no I, L, O or U, so a code read out over the phone survives. */
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
@@ -6,23 +6,6 @@ const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 /** 130 bits: 26 symbols of 5 bits, from the CSPRNG. */
 export const CODE_BITS = 130;
 const SYMBOLS = CODE_BITS / 5;
-
-/**
- * Bytes from the CSPRNG, drawn 4 KB at a time. A winner takes 29 (a code and an id): one
- * `randomBytes` call each cost ~10 µs on these machines, a pooled draw a tenth of a µs (Node pools
- * the same way for `randomUUID`). Each byte is handed out once. The view is read at once by the caller.
- */
-const pool = Buffer.alloc(4096);
-let drawn = pool.length;
-function pooledRandom(n: number): Buffer {
-  if (drawn + n > pool.length) {
-    randomFillSync(pool);
-    drawn = 0;
-  }
-  const bytes = pool.subarray(drawn, drawn + n);
-  drawn += n;
-  return bytes;
-}
 
 /**
  * A gifticon code such as `7K2Q-M9XD-4TRB-…`. Minted once, by the decider, and carried in the

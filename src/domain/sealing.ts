@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { pooledRandom } from './pooledRandom.js';
 
 /**
  * Gifticon codes at rest: AES-256-GCM under the campaign's data key. A sealed code is one string,
@@ -34,7 +35,8 @@ export class SealError extends Error {
 const aadOf = (campaignId: string) => Buffer.from(`firstcome-code\n${campaignId}`, 'utf8');
 
 function encrypt(key: Buffer, plaintext: Buffer, aad: Buffer): string {
-  const iv = randomBytes(IV_BYTES);
+  // a fresh IV for every seal, from the pooled CSPRNG: a randomBytes call was ~12 µs of each winner
+  const iv = pooledRandom(IV_BYTES);
   const cipher = createCipheriv('aes-256-gcm', key, iv);
   cipher.setAAD(aad);
   const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);

@@ -24,6 +24,16 @@ describe('a code sealed under its campaign’s data key', () => {
     expect(sealCode(dk, 'BRAND-PIN-0001')).not.toBe(sealed);
   });
 
+  it('never repeats an IV, across the random pool refilled many times over', () => {
+    const ivs = new Set<string>();
+    for (let i = 0; i < 2_000; i++) {
+      const sealed = sealCode(dk, `CODE-${i}`);
+      ivs.add(Buffer.from(sealed.split('.')[2]!, 'base64url').subarray(0, 12).toString('hex'));
+      expect(openCode(dk, sealed)).toBe(`CODE-${i}`);
+    }
+    expect(ivs.size).toBe(2_000);
+  });
+
   it('does not open with another key, as another campaign’s, or altered', () => {
     const sealed = sealCode(dk, 'X');
     expect(() => openCode({ ...newDataKey('drop'), id: dk.id }, sealed)).toThrow(SealError);
