@@ -1,6 +1,8 @@
+import { Redis } from 'ioredis';
 import { SignJWT, UnsecuredJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gql, isolated, spawnApp, TEST_JWT_SECRET, token, type AppProcess, type Isolated } from '../support/app.js';
+import { Keys } from '../../projections/redis-ordering/index.js';
 import { decidedEntry } from '../support/wait.js';
 
 /** Bad input answers with the right code, the lifecycle rejects as CONTRACT.md says, and the server keeps serving. */
@@ -242,6 +244,10 @@ describe('the lifecycle', () => {
       });
       return { status: r.status, type: r.headers.get('content-type'), text: await r.text() };
     };
+    // `requests` counts each call once, however it is answered
+    const redis = new Redis(iso.config.REDIS_URL);
+    const requests = async () => Number(await redis.hget(new Keys(iso.config.REDIS_PREFIX).meta('echo'), 'requests'));
+    const counted = await requests();
     const before = await replayed();
     const first = await post(await token('echo-fresh-0'));
     expect(first).toEqual({
@@ -257,5 +263,7 @@ describe('the lifecycle', () => {
     const won = JSON.parse((await post(winner)).text) as { data: { e: { why: string | null; entry: { position: number } } } };
     expect(won.data.e).toMatchObject({ why: null, entry: { position: 1 } });
     expect(await replayed()).toBe(before + 3);
+    expect(await requests()).toBe(counted + 5);
+    redis.disconnect();
   });
 });
