@@ -54,8 +54,4 @@ export class SoldOutReplies {
     if (this.replies.size >= MOST_REQUESTS) this.replies.delete(this.replies.keys().next().value!);
     this.replies.set(key, { campaignId: soldOutFrom, ...reply });
   }
-
-  get size(): number {
-    return this.replies.size;
-  }
 }
