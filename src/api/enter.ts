@@ -69,7 +69,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export class EnterService {
   readonly stats = { appended: 0, rejected: 0, duplicates: 0, queued: 0 };
   timing: Timing = () => undefined;
-  private readonly partitions = new Map<string, PartitionRef>();
 
   constructor(
     private readonly ordering: RedisOrdering,
@@ -200,16 +199,9 @@ export class EnterService {
     return { challenge: checked.challenge };
   }
 
-  /** sha1 of the id is ~2 µs of CPU a call: a campaign's partition never changes */
+  /** partitionFor remembers each campaign's hash (src/infra/kafka/partitioning.ts) */
   private partitionOf(campaignId: string): PartitionRef {
-    let where = this.partitions.get(campaignId);
-    if (!where) {
-      // ids of campaigns that do not exist cost a place here too: forget them all now and then
-      if (this.partitions.size >= 10_000) this.partitions.clear();
-      where = { topic: this.opts.topic, partition: partitionFor(campaignId, this.opts.partitions) };
-      this.partitions.set(campaignId, where);
-    }
-    return where;
+    return { topic: this.opts.topic, partition: partitionFor(campaignId, this.opts.partitions) };
   }
 
   private async append(campaignId: string, userId: string, request: string, now: number, deadline: number): Promise<EnterResult> {
